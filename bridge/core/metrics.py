@@ -1,0 +1,82 @@
+"""Prometheus metrics (DESIGN section 8). One ``Metrics`` object per bridge, holding
+its own registry, passed to whoever feeds it (no module-level globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+SESSION_STATUSES = (
+    "OPENING",
+    "QRCODE",
+    "CONNECTED",
+    "DISCONNECTED",
+    "LOGGED_OUT",
+    "BANNED",
+    "OUTDATED",
+    "STOPPED",
+)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_RESPONSE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages = Counter(
+            "zapbridge_messages",
+            "Messages relayed, by direction (inbound from WhatsApp, outbound to it) and kind",
+            ["direction", "kind", "session"],
+            registry=r,
+        )
+        self.session_status = Gauge(
+            "zapbridge_session_status",
+            "1 for the current status of each session, 0 for the others",
+            ["session", "status"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "zapbridge_outbox_pending", "Outbox deliveries not yet done", registry=r
+        )
+        self.outbox_dead = Gauge(
+            "zapbridge_outbox_dead", "Outbox deliveries that exhausted their retries", registry=r
+        )
+        self.first_response = Histogram(
+            "zapbridge_ticket_first_response_seconds",
+            "Time from ticket creation to the first attendant response",
+            ["session"],
+            buckets=_RESPONSE_BUCKETS,
+            registry=r,
+        )
+        self.relay_latency = Histogram(
+            "zapbridge_relay_latency_seconds",
+            "Time from an event's arrival to its delivery at the destination",
+            ["destination"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.delivery_acks = Counter(
+            "zapbridge_delivery_acks",
+            "WhatsApp delivery acknowledgements of messages sent to customers",
+            ["status"],
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "zapbridge_reconnects",
+            "Reconnection attempts after a transient disconnect",
+            ["session"],
+            registry=r,
+        )
+
+    def set_session_status(self, session: str, status: str) -> None:
+        for name in SESSION_STATUSES:
+            self.session_status.labels(session=session, status=name).set(
+                1 if name == status else 0
+            )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,322 @@
+"""Neutral model: what crosses the core, in both directions.
+
+Engines translate WhatsApp protobufs into these types; frontends translate Matrix
+events and Slack payloads into them. Nothing here knows any platform.
+
+Text bodies are kept in WhatsApp markup (``*bold*``, ``_italic_``, ``~strike~``,
+`````code````` …): it is the lingua franca of the bridge, lossless toward the
+customer; the converters in ``bridge.formatting`` turn it into Matrix HTML or Slack
+mrkdwn and back.
+
+Every type here is JSON-serialisable through :func:`content_to_dict` /
+:func:`content_from_dict`, so content can be persisted (messages, outbox rows).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+
+class MediaKind(enum.StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    VOICE = "voice"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+
+
+class AckStatus(enum.StrEnum):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+
+
+# File extensions for media without a name on WhatsApp (DESIGN: `voice-<id>.ogg` …).
+_DEFAULT_EXT = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "video/mp4": "mp4",
+    "video/3gpp": "3gp",
+    "audio/ogg": "ogg",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/aac": "aac",
+    "application/pdf": "pdf",
+    "text/vcard": "vcf",
+}
+
+
+def default_filename(kind: MediaKind, mimetype: str, ident: str) -> str:
+    """The name a nameless WhatsApp file gets: ``voice-<id>.ogg``, ``image-<id>.jpg``…"""
+    base = mimetype.split(";", 1)[0].strip().lower()
+    ext = _DEFAULT_EXT.get(base) or (base.rsplit("/", 1)[-1] if "/" in base else "bin")
+    if kind is MediaKind.VOICE:
+        ext = "ogg"
+    elif kind is MediaKind.STICKER:
+        ext = "webp"
+    return f"{kind.value}-{ident}.{ext}"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text message; ``body`` is WhatsApp markup. ``mentions`` are E.164 phones."""
+
+    kind: ClassVar[str] = "text"
+    body: str
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Media:
+    """A file. ``data`` holds the bytes, or ``ref`` tells the engine how to fetch them.
+
+    ``ref`` is engine-specific and JSON-serialisable (for whatsmeow: the direct
+    path, media key and hashes), so a download can be retried after a restart.
+    """
+
+    kind: ClassVar[str] = "media"
+    media_kind: MediaKind
+    mimetype: str
+    data: bytes | None = None
+    ref: dict[str, Any] | None = None
+    filename: str | None = None
+    caption: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    gif: bool = False
+
+    def __post_init__(self) -> None:
+        if self.data is None and self.ref is None:
+            raise ValueError("Media needs data or a download ref")
+
+    @property
+    def byte_size(self) -> int | None:
+        return len(self.data) if self.data is not None else self.size
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: ClassVar[str] = "location"
+    lat: float
+    lon: float
+    name: str | None = None
+    address: str | None = None
+    live: bool = False
+
+    def __post_init__(self) -> None:
+        if not (-90.0 <= self.lat <= 90.0 and -180.0 <= self.lon <= 180.0):
+            raise ValueError(f"location out of range: {self.lat}, {self.lon}")
+
+
+@dataclass(frozen=True)
+class ContactCard:
+    """A shared contact (vCard)."""
+
+    kind: ClassVar[str] = "contact"
+    display_name: str
+    vcard: str
+
+    @property
+    def phones(self) -> tuple[str, ...]:
+        """Phone numbers found in the vCard's TEL lines, as written."""
+        found = []
+        for line in self.vcard.splitlines():
+            head, _, value = line.partition(":")
+            if head.split(";", 1)[0].upper() == "TEL" and value.strip():
+                found.append(value.strip())
+        return tuple(found)
+
+
+@dataclass(frozen=True)
+class ContactList:
+    """Several contacts shared at once (WhatsApp's contactsArrayMessage)."""
+
+    kind: ClassVar[str] = "contacts"
+    display_name: str
+    cards: tuple[ContactCard, ...]
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A WhatsApp message kind the bridge cannot render; shown as a placeholder."""
+
+    kind: ClassVar[str] = "unsupported"
+    type_name: str
+
+    @property
+    def placeholder(self) -> str:
+        return f"unsupported message: {self.type_name}"
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A reaction to ``target`` (a WhatsApp id); an empty emoji removes it."""
+
+    kind: ClassVar[str] = "reaction"
+    target: str
+    emoji: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """New content for the message ``target``."""
+
+    kind: ClassVar[str] = "edit"
+    target: str
+    new: Text
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """The message ``target`` was revoked (deleted for everyone)."""
+
+    kind: ClassVar[str] = "deletion"
+    target: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    kind: ClassVar[str] = "receipt"
+    targets: tuple[str, ...]
+    status: AckStatus
+
+
+Content = Text | Media | Location | ContactCard | ContactList | Unsupported
+Action = Reaction | Edit | Deletion | Receipt
+AnyContent = Content | Action
+
+_KINDS: dict[str, type] = {
+    cls.kind: cls
+    for cls in (
+        Text,
+        Media,
+        Location,
+        ContactCard,
+        ContactList,
+        Unsupported,
+        Reaction,
+        Edit,
+        Deletion,
+        Receipt,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Party:
+    """A WhatsApp participant: a person (phone and/or LID) or a group.
+
+    ``phone`` is normalised E.164 (``+5511987654321``), ``lid`` the LID user part
+    (digits), ``group`` the group JID (``1203…@g.us``), ``name`` the push name or
+    group subject.
+    """
+
+    phone: str | None = None
+    lid: str | None = None
+    group: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.phone or self.lid or self.group):
+            raise ValueError("Party needs a phone, a LID or a group")
+
+    @property
+    def address(self) -> str:
+        """What an engine sends to: the group JID, else the phone, else ``<lid>@lid``."""
+        if self.group:
+            return self.group
+        if self.phone:
+            return self.phone
+        return f"{self.lid}@lid"
+
+    @property
+    def is_group(self) -> bool:
+        return self.group is not None
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The message a new message replies to."""
+
+    wa_id: str
+    sender: str | None = None  # address of the quoted message's author; None = us
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One WhatsApp message (or action) with its envelope."""
+
+    chat: Party
+    sender: Party
+    content: AnyContent
+    wa_id: str | None = None
+    timestamp: float = 0.0
+    quote: Quote | None = None
+    from_me: bool = False
+    forwarded: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind_label(self) -> str:
+        """The metrics/logging label: ``text``, ``image``, ``voice``, ``reaction``…"""
+        if isinstance(self.content, Media):
+            return self.content.media_kind.value
+        return self.content.kind
+
+
+def content_to_dict(content: AnyContent) -> dict[str, Any]:
+    """A JSON-ready dict of ``content``, with ``"type"`` naming its kind."""
+    out: dict[str, Any] = {"type": content.kind}
+    for f in fields(content):  # type: ignore[arg-type]
+        value = getattr(content, f.name)
+        out[f.name] = _encode(value)
+    return out
+
+
+def content_from_dict(data: dict[str, Any]) -> AnyContent:
+    """The inverse of :func:`content_to_dict`; raises ``ValueError`` on bad input."""
+    try:
+        cls = _KINDS[data["type"]]
+    except KeyError as exc:
+        raise ValueError(f"unknown content type {data.get('type')!r}") from exc
+    kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+    return _decode(cls, kwargs)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if hasattr(value, "kind") and hasattr(value, "__dataclass_fields__"):
+        return content_to_dict(value)
+    return value
+
+
+def _decode(cls: type, kwargs: dict[str, Any]) -> Any:
+    if cls is Media:
+        kwargs["media_kind"] = MediaKind(kwargs["media_kind"])
+        if isinstance(kwargs.get("data"), dict):
+            kwargs["data"] = base64.b64decode(kwargs["data"]["b64"])
+    elif cls is Edit:
+        kwargs["new"] = content_from_dict(kwargs["new"])
+    elif cls is ContactList:
+        kwargs["cards"] = tuple(content_from_dict(c) for c in kwargs["cards"])
+    elif cls is Receipt:
+        kwargs["targets"] = tuple(kwargs["targets"])
+        kwargs["status"] = AckStatus(kwargs["status"])
+    elif cls is Text:
+        kwargs["mentions"] = tuple(kwargs.get("mentions", ()))
+    return cls(**kwargs)

@@ -1,0 +1,79 @@
+"""The bridge's HTTP server: ``/health``, ``/metrics`` and mounted extras
+(``/sim`` with the sim engine, Slack HTTP events)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+
+from bridge.core.metrics import Metrics
+from bridge.errors import BridgeError
+
+log = logging.getLogger("bridge.web")
+
+StatusSource = Callable[[], dict[str, str]]
+DeadLetterCount = Callable[[], Awaitable[int]]
+
+
+class WebServer:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        statuses: StatusSource,
+        dead_letters: DeadLetterCount,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._metrics = metrics
+        self._statuses = statuses
+        self._dead_letters = dead_letters
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/metrics", self._metrics_view)
+        self._runner: web.AppRunner | None = None
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        """Mount more routes; only before :meth:`start`."""
+        self.app.router.add_routes(routes)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise BridgeError(
+                f"cannot listen on http://{self.host}:{self.port}: {exc.strerror or exc}"
+            ) from exc
+        if self.port == 0:  # tests ask for a free port
+            server = site._server
+            if server is not None and server.sockets:  # type: ignore[union-attr]
+                self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("HTTP server listening on http://%s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        sessions = self._statuses()
+        dead = await self._dead_letters()
+        healthy = dead == 0 and all(s == "CONNECTED" for s in sessions.values())
+        body = {"status": "ok" if healthy else "degraded", "sessions": sessions}
+        if dead:
+            body["dead_letters"] = dead
+        return web.json_response(body)
+
+    async def _metrics_view(self, _request: web.Request) -> web.Response:
+        resp = web.Response(body=self._metrics.render())
+        resp.headers["Content-Type"] = self._metrics.content_type
+        return resp
