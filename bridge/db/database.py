@@ -1,0 +1,487 @@
+"""One async database layer over SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+Open with ``await Database.connect(url)``; the URL is ``sqlite:/abs/path.db``,
+``sqlite::memory:`` or ``postgres://user:password@host:port/db`` (``postgresql://``
+too).
+
+SQL is written once, asyncpg style, with ``$1, $2`` placeholders; for SQLite they
+become ``?1, ?2`` (outside string literals, quoted identifiers and comments). Rows
+are plain dicts keyed by column name, so ``row["id"]`` works on both engines.
+
+Transactions: ``async with db.transaction():`` binds one connection to the current
+context (a ``ContextVar``). Every query made inside the block, however deep in the
+call stack, runs on that connection and joins the transaction. A nested
+``transaction()`` is a SAVEPOINT: an exception leaving it undoes its own writes only,
+and the outer block decides the rest. Tasks started inside a block inherit the
+connection: they must finish before the block ends, and must not query concurrently
+(one connection runs one statement at a time).
+
+SQLite has one connection (WAL, foreign keys on, busy timeout) guarded by a lock, so
+concurrent coroutines queue instead of failing with "database is locked"; a
+transaction holds the lock from ``BEGIN IMMEDIATE`` to ``COMMIT``. Inside a SQLite
+transaction, do not await work that needs the database from a task that did not
+inherit the transaction: it waits for the lock the transaction holds.
+
+Errors: a failing statement raises :class:`DatabaseError` (a unique-constraint
+violation the subclass :class:`UniqueViolation`), with the driver error as its
+cause. Connection failures name the URL with its password removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import re
+import socket
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiosqlite
+import asyncpg
+
+from bridge.errors import DatabaseError
+
+log = logging.getLogger("bridge.db")
+
+Row = dict[str, Any]
+T = TypeVar("T")
+_Operation = Callable[[Any, str, tuple[Any, ...]], Awaitable[T]]
+
+SQLITE_MIN_VERSION = (3, 35, 0)  # RETURNING, and upserts on partial indexes
+SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_CONVERTED_CACHE_SIZE = 1000
+PG_CONNECT_TIMEOUT_SECONDS = 10.0
+PG_POOL_MAX_SIZE = 10
+
+__all__ = [
+    "Database",
+    "DatabaseError",
+    "PostgresDatabase",
+    "Row",
+    "SQLiteDatabase",
+    "UniqueViolation",
+    "column_list",
+    "from_json",
+    "redact_url",
+    "to_json",
+]
+
+
+class UniqueViolation(DatabaseError):
+    """A statement violated a unique constraint (a concurrent writer won the race)."""
+
+
+# ---------------------------------------------------------------------------
+# Helpers for repositories: the column list is derived from the row dataclass.
+
+
+def column_list(row_type: type, *, prefix: str = "") -> str:
+    """The SELECT list of a row dataclass: its field names in order (``t.id, t.name``)."""
+    return ", ".join(f"{prefix}{field.name}" for field in fields(row_type))
+
+
+def to_json(value: Mapping[str, Any]) -> str:
+    """Serialise a JSON column value (compact, UTF-8 kept readable)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def from_json(text: str) -> dict[str, Any]:
+    """Parse a JSON column value."""
+    value: dict[str, Any] = json.loads(text)
+    return value
+
+
+# ---------------------------------------------------------------------------
+# URLs
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (userinfo and ``password``-like query parameters)."""
+    parts = urlsplit(url)
+    if not parts.netloc and "password" not in parts.query:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if "password" not in k]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:/abs.db`` → ``/abs.db``; ``sqlite:///abs.db`` → ``/abs.db``; ``sqlite::memory:``."""
+    path = url.split(":", 1)[1]
+    if path.startswith("//"):
+        path = path[2:]
+    if not path:
+        raise DatabaseError(f"database URL {url!r} names no file; use sqlite:/path/to/file.db")
+    return path
+
+
+# ---------------------------------------------------------------------------
+# The engine-neutral layer
+
+
+@dataclass(eq=False)
+class _Transaction:
+    """The connection a transaction runs on, shared through the ContextVar."""
+
+    conn: Any
+    active: bool = True
+    savepoints: int = 0
+
+
+class Database(ABC):
+    """A database connection (SQLite) or pool (PostgreSQL); see the module docstring."""
+
+    dialect: ClassVar[str]
+    _driver_errors: ClassVar[tuple[type[BaseException], ...]]
+
+    def __init__(self, display_url: str) -> None:
+        self.display_url = display_url  # the URL without its password, for messages
+        self._current: ContextVar[_Transaction | None] = ContextVar(
+            f"zapbridge_db_{id(self)}", default=None
+        )
+
+    @staticmethod
+    async def connect(url: str, *, schema: str | None = None) -> Database:
+        """Open ``url``. ``schema`` (PostgreSQL only) is created if missing and used."""
+        scheme = url.partition(":")[0].lower()
+        if scheme == "sqlite":
+            return await SQLiteDatabase.open(sqlite_path(url))
+        if scheme in ("postgres", "postgresql"):
+            return await PostgresDatabase.open(url, schema=schema)
+        raise DatabaseError(
+            f"unsupported database URL {redact_url(url)!r}: use sqlite:PATH or postgres://…"
+        )
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every connection."""
+
+    # -- queries ------------------------------------------------------------
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; return the number of rows it changed."""
+        return await self._run(self._execute, sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """Run a query; return every row."""
+        return await self._run(self._fetch, sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """Run a query; return its first row, or None."""
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchrow_required(self, sql: str, *args: Any) -> Row:
+        """Run a statement that always yields a row (an upsert ``… RETURNING``)."""
+        row = await self.fetchrow(sql, *args)
+        if row is None:
+            raise DatabaseError(f"statement returned no row: {' '.join(sql.split())[:120]}")
+        return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """Run a query; return the first column of its first row, or None."""
+        row = await self.fetchrow(sql, *args)
+        return next(iter(row.values())) if row else None
+
+    # -- transactions -------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """A transaction; nested inside another one it becomes a savepoint."""
+        outer = self._active()
+        if outer is not None:
+            async with self._savepoint(outer):
+                yield
+            return
+        async with self._begin() as conn:
+            tx = _Transaction(conn)
+            token = self._current.set(tx)
+            try:
+                yield
+            finally:
+                tx.active = False
+                self._current.reset(token)
+
+    def in_transaction(self) -> bool:
+        """Whether the current context runs inside ``transaction()``."""
+        return self._active() is not None
+
+    def _active(self) -> _Transaction | None:
+        tx = self._current.get()
+        return tx if tx is not None and tx.active else None
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self, tx: _Transaction) -> AsyncIterator[None]:
+        tx.savepoints += 1
+        name = f"zapbridge_sp{tx.savepoints}"
+        await self._run_on(tx.conn, f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await self._run_on(tx.conn, f"ROLLBACK TO SAVEPOINT {name}")
+            await self._run_on(tx.conn, f"RELEASE SAVEPOINT {name}")
+            raise
+        await self._run_on(tx.conn, f"RELEASE SAVEPOINT {name}")
+
+    async def _run(self, op: _Operation[T], sql: str, args: tuple[Any, ...]) -> T:
+        tx = self._active()
+        with self._translate_errors():
+            if tx is not None:
+                return await op(tx.conn, sql, args)
+            async with self._acquire() as conn:
+                return await op(conn, sql, args)
+
+    async def _run_on(self, conn: Any, sql: str) -> None:
+        with self._translate_errors():
+            await self._execute(conn, sql, ())
+
+    @contextlib.contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._driver_errors as exc:
+            raise self._wrap_error(exc) from exc
+
+    # -- engine specifics ---------------------------------------------------
+
+    @abstractmethod
+    def _acquire(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A connection for one statement outside any transaction."""
+
+    @abstractmethod
+    def _begin(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A connection inside a new transaction, committed or rolled back on exit."""
+
+    @abstractmethod
+    async def _execute(self, conn: Any, sql: str, args: tuple[Any, ...]) -> int: ...
+
+    @abstractmethod
+    async def _fetch(self, conn: Any, sql: str, args: tuple[Any, ...]) -> list[Row]: ...
+
+    @abstractmethod
+    def _wrap_error(self, exc: BaseException) -> DatabaseError: ...
+
+
+# ---------------------------------------------------------------------------
+# SQLite
+
+_SQL_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$(\d+)""", re.S)
+
+
+def to_sqlite_placeholders(sql: str) -> str:
+    """``$1`` → ``?1`` outside string literals, quoted identifiers and comments."""
+    return _SQL_TOKENS.sub(lambda m: f"?{m.group(1)}" if m.group(1) else m.group(0), sql)
+
+
+def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
+    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
+
+
+def _sqlite_open_reason(path: str, exc: BaseException) -> str:
+    if path == ":memory:":
+        return str(exc)
+    parent = Path(path).absolute().parent
+    if not parent.exists():
+        return f"directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    return str(exc)
+
+
+def _probe_writable(path: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+class SQLiteDatabase(Database):
+    """One aiosqlite connection; statements and transactions take turns on a lock."""
+
+    dialect = "sqlite"
+    _driver_errors = (sqlite3.Error,)
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        super().__init__(f"sqlite:{path}")
+        self.path = path
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self._converted: dict[str, str] = {}  # asyncpg-style SQL → SQLite SQL
+
+    @classmethod
+    async def open(cls, path: str) -> SQLiteDatabase:
+        """Open (creating if needed) the database file and check it is writable."""
+        if sqlite3.sqlite_version_info < SQLITE_MIN_VERSION:
+            raise DatabaseError(
+                f"SQLite {sqlite3.sqlite_version} is too old; zapbridge needs 3.35 or newer"
+            )
+        conn: aiosqlite.Connection | None = None
+        try:
+            if path != ":memory:":
+                # Fail here rather than inside aiosqlite, whose failed connect leaves its
+                # worker thread to finish after the caller has moved on.
+                await asyncio.to_thread(_probe_writable, path)
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            await cls._configure(conn)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                await conn.close()
+            reason = _sqlite_open_reason(path, exc)
+            raise DatabaseError(f"cannot open SQLite database {path}: {reason}") from exc
+        return cls(conn, path)
+
+    @staticmethod
+    async def _configure(conn: aiosqlite.Connection) -> None:
+        conn.row_factory = _dict_row  # type: ignore[assignment]
+        await conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            yield self._conn
+
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._run_on(self._conn, "BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                await self._run_on(self._conn, "COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # SQLite may have rolled back already
+                    await self._run_on(self._conn, "ROLLBACK")
+                raise
+
+    def _sql(self, sql: str) -> str:
+        converted = self._converted.get(sql)
+        if converted is None:
+            if len(self._converted) >= SQLITE_CONVERTED_CACHE_SIZE:
+                self._converted.clear()  # only dynamic SQL gets here; constants stay few
+            converted = self._converted[sql] = to_sqlite_placeholders(sql)
+        return converted
+
+    async def _execute(self, conn: aiosqlite.Connection, sql: str, args: tuple[Any, ...]) -> int:
+        cursor = await conn.execute(self._sql(sql), args)
+        try:
+            return max(cursor.rowcount, 0)
+        finally:
+            await cursor.close()
+
+    async def _fetch(
+        self, conn: aiosqlite.Connection, sql: str, args: tuple[Any, ...]
+    ) -> list[Row]:
+        rows: Iterable[Any] = await conn.execute_fetchall(self._sql(sql), args)
+        return list(rows)  # dicts, made by the _dict_row factory
+
+    def _wrap_error(self, exc: BaseException) -> DatabaseError:
+        message = str(exc)
+        if isinstance(exc, sqlite3.IntegrityError) and message.startswith("UNIQUE"):
+            return UniqueViolation(f"SQLite statement failed: {message}")
+        return DatabaseError(f"SQLite statement failed: {message}")
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_PG_STATUS_COUNT = re.compile(r"(\d+)$")
+
+
+def _pg_connect_reason(exc: BaseException, url: str) -> str:
+    text = str(exc)
+    refused = getattr(exc, "errno", None) == errno.ECONNREFUSED
+    if refused or isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text:
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host {urlsplit(url).hostname} ({exc.strerror})"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {PG_CONNECT_TIMEOUT_SECONDS:g} s"
+    password = urlsplit(url).password
+    text = text or type(exc).__name__
+    return text.replace(password, "***") if password else text
+
+
+class PostgresDatabase(Database):
+    """An asyncpg pool."""
+
+    dialect = "postgres"
+    _driver_errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+    def __init__(self, pool: asyncpg.Pool, display_url: str) -> None:
+        super().__init__(display_url)
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, schema: str | None = None) -> PostgresDatabase:
+        """Create the pool (one connection checked at once) and the schema if given."""
+        if schema is not None and not _IDENTIFIER.fullmatch(schema):
+            raise DatabaseError(f"invalid PostgreSQL schema name {schema!r}")
+        settings = {"search_path": f'"{schema}"'} if schema else {}
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=PG_POOL_MAX_SIZE,
+                timeout=PG_CONNECT_TIMEOUT_SECONDS,
+                server_settings=settings,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+            reason = _pg_connect_reason(exc, url)
+            raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from exc
+        db = cls(pool, redact_url(url))
+        if schema:
+            try:
+                await db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            except DatabaseError:
+                await pool.close()
+                raise
+        return db
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[asyncpg.Connection]:
+        with self._translate_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield conn
+
+    async def _execute(self, conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> int:
+        status = await conn.execute(sql, *args)
+        match = _PG_STATUS_COUNT.search(status or "")
+        return int(match.group(1)) if match else 0
+
+    async def _fetch(self, conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        return [dict(record) for record in await conn.fetch(sql, *args)]
+
+    def _wrap_error(self, exc: BaseException) -> DatabaseError:
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            return UniqueViolation(f"PostgreSQL statement failed: {exc}")
+        return DatabaseError(f"PostgreSQL statement failed: {exc}")

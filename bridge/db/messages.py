@@ -1,0 +1,242 @@
+"""Messages of a ticket (both directions) and their ids on each frontend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.db.database import Database, Row, column_list, from_json, to_json
+
+ACKS = ("sent", "delivered", "read", "failed")
+
+
+def _ack_rank(expression: str) -> str:
+    return (
+        f"CASE {expression} WHEN 'sent' THEN 1 WHEN 'failed' THEN 2 "
+        "WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 0 END"
+    )
+
+
+# An ack only moves forward: a late "delivered" never overwrites "read".
+_SET_ACK = f"UPDATE messages SET ack = $2 WHERE id = $1 AND {_ack_rank('ack')} < {_ack_rank('$2')}"
+_SET_ACK_BY_WA_ID = (
+    "UPDATE messages SET ack = $3 WHERE session_id = $1 AND wa_id = $2 "
+    f"AND {_ack_rank('ack')} < {_ack_rank('$3')}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    ticket_id: int
+    session_id: int
+    direction: str  # in | out
+    kind: str  # text, image, …, reaction, edit, revoke, unsupported
+    wa_id: str | None  # WhatsApp id; None for an outbound message not sent yet
+    sender: str
+    content: dict[str, Any]  # the neutral message, as JSON
+    quote_wa_id: str | None
+    timestamp: float
+    ack: str | None  # sent | delivered | read | failed
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRefRow:
+    message_id: int
+    frontend: str
+    part: int  # 0 for the main event; more when one message needs several events
+    room_id: str
+    event_id: str  # Matrix event id or Slack ts
+
+
+COLUMNS = column_list(MessageRow)
+_M_COLUMNS = column_list(MessageRow, prefix="m.")
+REF_COLUMNS = column_list(MessageRefRow)
+
+_INSERT = (
+    "INSERT INTO messages (ticket_id, session_id, direction, kind, wa_id, sender, content, "
+    "quote_wa_id, timestamp, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+)
+
+
+def _message(row: Row) -> MessageRow:
+    return MessageRow(**{**row, "content": from_json(row["content"])})
+
+
+def _message_ref(row: Row) -> MessageRefRow:
+    return MessageRefRow(**row)
+
+
+def _check_ack(ack: str) -> None:
+    if ack not in ACKS:
+        raise ValueError(f"unknown ack {ack!r}; expected one of {ACKS}")
+
+
+class MessageRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert_inbound(
+        self,
+        *,
+        ticket_id: int,
+        session_id: int,
+        kind: str,
+        wa_id: str,
+        sender: str,
+        content: Mapping[str, Any],
+        quote_wa_id: str | None = None,
+        timestamp: float,
+        now: float | None = None,
+    ) -> MessageRow | None:
+        """Store a customer message; None if this WhatsApp id is already stored."""
+        row = await self._db.fetchrow(
+            f"{_INSERT} ON CONFLICT (session_id, wa_id) DO NOTHING RETURNING {COLUMNS}",
+            ticket_id,
+            session_id,
+            "in",
+            kind,
+            wa_id,
+            sender,
+            to_json(content),
+            quote_wa_id,
+            timestamp,
+            time.time() if now is None else now,
+        )
+        return _message(row) if row else None
+
+    async def insert_outbound(
+        self,
+        *,
+        ticket_id: int,
+        session_id: int,
+        kind: str,
+        sender: str,
+        content: Mapping[str, Any],
+        quote_wa_id: str | None = None,
+        timestamp: float,
+        now: float | None = None,
+    ) -> MessageRow:
+        """Store an attendant message before it is sent; ``set_wa_id`` once it is."""
+        row = await self._db.fetchrow_required(
+            f"{_INSERT} RETURNING {COLUMNS}",
+            ticket_id,
+            session_id,
+            "out",
+            kind,
+            None,
+            sender,
+            to_json(content),
+            quote_wa_id,
+            timestamp,
+            time.time() if now is None else now,
+        )
+        return _message(row)
+
+    async def get(self, message_id: int) -> MessageRow | None:
+        row = await self._db.fetchrow(f"SELECT {COLUMNS} FROM messages WHERE id = $1", message_id)
+        return _message(row) if row else None
+
+    async def find_by_wa_id(self, session_id: int, wa_id: str) -> MessageRow | None:
+        row = await self._db.fetchrow(
+            f"SELECT {COLUMNS} FROM messages WHERE session_id = $1 AND wa_id = $2",
+            session_id,
+            wa_id,
+        )
+        return _message(row) if row else None
+
+    async def find_by_ref(self, frontend: str, *, room_id: str, event_id: str) -> MessageRow | None:
+        """The message a frontend event (any of its parts) belongs to."""
+        row = await self._db.fetchrow(
+            f"SELECT {_M_COLUMNS} FROM messages m JOIN message_refs r ON r.message_id = m.id "
+            "WHERE r.frontend = $1 AND r.room_id = $2 AND r.event_id = $3",
+            frontend,
+            room_id,
+            event_id,
+        )
+        return _message(row) if row else None
+
+    async def list_by_ticket(self, ticket_id: int, *, limit: int = 100) -> list[MessageRow]:
+        """The ticket's first ``limit`` messages, oldest first."""
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM messages WHERE ticket_id = $1 ORDER BY id LIMIT $2",
+            ticket_id,
+            limit,
+        )
+        return [_message(row) for row in rows]
+
+    async def set_wa_id(self, message_id: int, wa_id: str) -> bool:
+        """Record the WhatsApp id of a sent message (its ack becomes ``sent``)."""
+        changed = await self._db.execute(
+            "UPDATE messages SET wa_id = $2, ack = COALESCE(ack, 'sent') WHERE id = $1",
+            message_id,
+            wa_id,
+        )
+        return changed > 0
+
+    async def set_ack(self, message_id: int, ack: str) -> bool:
+        """Move the ack forward (sent → failed → delivered → read); False if it did not."""
+        _check_ack(ack)
+        changed = await self._db.execute(
+            _SET_ACK,
+            message_id,
+            ack,
+        )
+        return changed > 0
+
+    async def set_ack_by_wa_id(self, session_id: int, *, wa_id: str, ack: str) -> bool:
+        """``set_ack`` for a receipt naming the WhatsApp id."""
+        _check_ack(ack)
+        changed = await self._db.execute(
+            _SET_ACK_BY_WA_ID,
+            session_id,
+            wa_id,
+            ack,
+        )
+        return changed > 0
+
+
+class MessageRefRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def put(
+        self, message_id: int, *, frontend: str, room_id: str, event_id: str, part: int = 0
+    ) -> MessageRefRow:
+        """Record (or replace) the event id of a message part on a frontend."""
+        row = await self._db.fetchrow_required(
+            "INSERT INTO message_refs (message_id, frontend, part, room_id, event_id) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, frontend, part) DO UPDATE SET "
+            f"room_id = excluded.room_id, event_id = excluded.event_id RETURNING {REF_COLUMNS}",
+            message_id,
+            frontend,
+            part,
+            room_id,
+            event_id,
+        )
+        return _message_ref(row)
+
+    async def get(self, message_id: int, frontend: str) -> MessageRefRow | None:
+        """The main event (part 0) of the message on this frontend."""
+        row = await self._db.fetchrow(
+            f"SELECT {REF_COLUMNS} FROM message_refs "
+            "WHERE message_id = $1 AND frontend = $2 AND part = 0",
+            message_id,
+            frontend,
+        )
+        return _message_ref(row) if row else None
+
+    async def list_for_message(
+        self, message_id: int, *, frontend: str | None = None
+    ) -> list[MessageRefRow]:
+        """Every event of the message, on one frontend or all (e.g. to redact them)."""
+        rows = await self._db.fetch(
+            f"SELECT {REF_COLUMNS} FROM message_refs WHERE message_id = $1 "
+            "AND (frontend = $2 OR $2 IS NULL) ORDER BY frontend, part",
+            message_id,
+            frontend,
+        )
+        return [_message_ref(row) for row in rows]

@@ -1,0 +1,131 @@
+"""The outbox: every delivery to a frontend or an engine, in order per ordering key.
+
+``next_due`` hands out only the oldest pending row of each ordering key, so a row
+waiting for its retry holds back the rows behind it; a dead row no longer does.
+Keeping a row from being handed out twice while it is in flight is the worker's job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.db.database import Database, Row, column_list, from_json, to_json
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    destination: str  # e.g. "matrix", "slack", "whatsapp"
+    ordering_key: str  # e.g. "ticket:42:matrix"; rows of one key go out in id order
+    payload: dict[str, Any]
+    status: str  # pending | done | dead
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+COLUMNS = column_list(OutboxRow)
+_O_COLUMNS = column_list(OutboxRow, prefix="o.")
+
+
+def _outbox(row: Row) -> OutboxRow:
+    return OutboxRow(**{**row, "payload": from_json(row["payload"])})
+
+
+class OutboxRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def enqueue(
+        self,
+        destination: str,
+        *,
+        ordering_key: str,
+        payload: Mapping[str, Any],
+        now: float | None = None,
+    ) -> OutboxRow:
+        """Add a pending delivery, due at once."""
+        row = await self._db.fetchrow_required(
+            "INSERT INTO outbox (destination, ordering_key, payload, next_attempt_at, created_at, "
+            f"updated_at) VALUES ($1, $2, $3, $4, $4, $4) RETURNING {COLUMNS}",
+            destination,
+            ordering_key,
+            to_json(payload),
+            time.time() if now is None else now,
+        )
+        return _outbox(row)
+
+    async def get(self, outbox_id: int) -> OutboxRow | None:
+        row = await self._db.fetchrow(f"SELECT {COLUMNS} FROM outbox WHERE id = $1", outbox_id)
+        return _outbox(row) if row else None
+
+    async def next_due(self, limit: int = 100, *, now: float | None = None) -> list[OutboxRow]:
+        """Due rows, at most one per ordering key (its oldest pending), oldest first."""
+        rows = await self._db.fetch(
+            f"SELECT {_O_COLUMNS} FROM outbox o "
+            "WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND o.id = ("
+            "  SELECT MIN(p.id) FROM outbox p"
+            "  WHERE p.ordering_key = o.ordering_key AND p.status = 'pending'"
+            ") ORDER BY o.id LIMIT $2",
+            time.time() if now is None else now,
+            limit,
+        )
+        return [_outbox(row) for row in rows]
+
+    async def mark_done(self, outbox_id: int, *, now: float | None = None) -> bool:
+        changed = await self._db.execute(
+            "UPDATE outbox SET status = 'done', updated_at = $2 "
+            "WHERE id = $1 AND status = 'pending'",
+            outbox_id,
+            time.time() if now is None else now,
+        )
+        return changed > 0
+
+    async def mark_retry(
+        self, outbox_id: int, *, next_at: float, error: str, now: float | None = None
+    ) -> bool:
+        """Count a failed attempt and schedule the next one."""
+        changed = await self._db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, "
+            "updated_at = $4 WHERE id = $1 AND status = 'pending'",
+            outbox_id,
+            next_at,
+            error,
+            time.time() if now is None else now,
+        )
+        return changed > 0
+
+    async def mark_dead(self, outbox_id: int, *, error: str, now: float | None = None) -> bool:
+        """Count the last failed attempt and give up on the row (a dead letter)."""
+        changed = await self._db.execute(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $2, "
+            "updated_at = $3 WHERE id = $1 AND status = 'pending'",
+            outbox_id,
+            error,
+            time.time() if now is None else now,
+        )
+        return changed > 0
+
+    async def count_pending(self) -> int:
+        return int(await self._db.fetchval("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"))
+
+    async def count_dead(self) -> int:
+        return int(await self._db.fetchval("SELECT COUNT(*) FROM outbox WHERE status = 'dead'"))
+
+    async def list_dead(self, limit: int = 100) -> list[OutboxRow]:
+        """The newest dead letters first."""
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM outbox WHERE status = 'dead' ORDER BY id DESC LIMIT $1", limit
+        )
+        return [_outbox(row) for row in rows]
+
+    async def prune_done(self, *, before: float) -> int:
+        """Delete delivered rows last updated before ``before``; return how many."""
+        return await self._db.execute(
+            "DELETE FROM outbox WHERE status = 'done' AND updated_at < $1", before
+        )

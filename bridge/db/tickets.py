@@ -1,0 +1,205 @@
+"""Tickets: one conversation between a contact and a session.
+
+The database keeps at most one non-closed ticket per (session, contact) (a partial
+unique index), so ``open_or_get`` is safe however many inbound messages race.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bridge.db.database import Database, DatabaseError, Row, column_list
+
+STATUSES = ("pending", "open", "closed")
+RACE_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRow:
+    id: int
+    session_id: int
+    contact_id: int
+    status: str  # pending | open | closed
+    assignee: str | None
+    queue: str | None
+    created_at: float
+    first_response_at: float | None
+    closed_at: float | None
+    updated_at: float
+    greeted_at: float | None
+    out_of_hours_sent_at: float | None
+
+
+COLUMNS = column_list(TicketRow)
+_T_COLUMNS = column_list(TicketRow, prefix="t.")
+
+_INSERT_ACTIVE = (
+    "INSERT INTO tickets (session_id, contact_id, status, created_at, updated_at) "
+    "VALUES ($1, $2, 'pending', $3, $3) "
+    "ON CONFLICT (session_id, contact_id) WHERE status <> 'closed' DO NOTHING "
+    f"RETURNING {COLUMNS}"
+)
+_SELECT_ACTIVE = (
+    f"SELECT {COLUMNS} FROM tickets "
+    "WHERE session_id = $1 AND contact_id = $2 AND status <> 'closed'"
+)
+
+
+_SET_COLUMN = {
+    column: f"UPDATE tickets SET {column} = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
+    for column in ("assignee", "queue")
+}
+_STAMP_ONCE = {
+    column: f"UPDATE tickets SET {column} = $2, updated_at = $2 WHERE id = $1 AND {column} IS NULL"
+    for column in ("first_response_at", "greeted_at", "out_of_hours_sent_at")
+}
+
+
+def _ticket(row: Row) -> TicketRow:
+    return TicketRow(**row)
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown ticket status {status!r}; expected one of {STATUSES}")
+
+
+class TicketRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open_or_get(
+        self, session_id: int, contact_id: int, *, now: float | None = None
+    ) -> tuple[TicketRow, bool]:
+        """The contact's non-closed ticket, or a new pending one; and whether it is new."""
+        now = time.time() if now is None else now
+        for _ in range(RACE_RETRIES):
+            row = await self._db.fetchrow(_INSERT_ACTIVE, session_id, contact_id, now)
+            if row is not None:
+                return _ticket(row), True
+            row = await self._db.fetchrow(_SELECT_ACTIVE, session_id, contact_id)
+            if row is not None:  # None only if it was closed in between: try again
+                return _ticket(row), False
+        raise DatabaseError(
+            f"the ticket of contact {contact_id} kept changing under concurrent writers"
+        )
+
+    async def get(self, ticket_id: int) -> TicketRow | None:
+        row = await self._db.fetchrow(f"SELECT {COLUMNS} FROM tickets WHERE id = $1", ticket_id)
+        return _ticket(row) if row else None
+
+    async def find_active(self, session_id: int, contact_id: int) -> TicketRow | None:
+        """The contact's non-closed ticket, if any."""
+        row = await self._db.fetchrow(_SELECT_ACTIVE, session_id, contact_id)
+        return _ticket(row) if row else None
+
+    async def find_latest(self, session_id: int, contact_id: int) -> TicketRow | None:
+        """The contact's newest ticket whatever its status (for the reopen window)."""
+        row = await self._db.fetchrow(
+            f"SELECT {COLUMNS} FROM tickets WHERE session_id = $1 AND contact_id = $2 "
+            "ORDER BY id DESC LIMIT 1",
+            session_id,
+            contact_id,
+        )
+        return _ticket(row) if row else None
+
+    async def list_by_session(
+        self, session_id: int, *, status: str | None = None, limit: int = 100
+    ) -> list[TicketRow]:
+        """The session's tickets, newest first, optionally of one status."""
+        _check_status(status)
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM tickets WHERE session_id = $1 "
+            "AND (status = $2 OR $2 IS NULL) ORDER BY id DESC LIMIT $3",
+            session_id,
+            status,
+            limit,
+        )
+        return [_ticket(row) for row in rows]
+
+    async def list_by_company(
+        self, company_id: str, *, status: str | None = None, limit: int = 100
+    ) -> list[TicketRow]:
+        """The company's tickets over all its sessions, newest first."""
+        _check_status(status)
+        rows = await self._db.fetch(
+            f"SELECT {_T_COLUMNS} FROM tickets t JOIN sessions s ON s.id = t.session_id "
+            "WHERE s.company_id = $1 AND (t.status = $2 OR $2 IS NULL) "
+            "ORDER BY t.id DESC LIMIT $3",
+            company_id,
+            status,
+            limit,
+        )
+        return [_ticket(row) for row in rows]
+
+    async def count_by_status(self, session_id: int) -> dict[str, int]:
+        """How many tickets of each status the session has (every status present)."""
+        rows = await self._db.fetch(
+            "SELECT status, COUNT(*) AS n FROM tickets WHERE session_id = $1 GROUP BY status",
+            session_id,
+        )
+        return {status: 0 for status in STATUSES} | {row["status"]: row["n"] for row in rows}
+
+    async def set_status(
+        self, ticket_id: int, status: str, *, now: float | None = None
+    ) -> TicketRow | None:
+        """Change the status; closing stamps ``closed_at``, reopening clears it.
+
+        Reopening while the contact has another non-closed ticket raises
+        ``UniqueViolation``.
+        """
+        _check_status(status)
+        now = time.time() if now is None else now
+        row = await self._db.fetchrow(
+            "UPDATE tickets SET status = $2, updated_at = $3, closed_at = $4 "
+            f"WHERE id = $1 RETURNING {COLUMNS}",
+            ticket_id,
+            status,
+            now,
+            now if status == "closed" else None,
+        )
+        return _ticket(row) if row else None
+
+    async def set_assignee(
+        self, ticket_id: int, assignee: str | None, *, now: float | None = None
+    ) -> TicketRow | None:
+        return await self._set_column(ticket_id, "assignee", assignee, now)
+
+    async def set_queue(
+        self, ticket_id: int, queue: str | None, *, now: float | None = None
+    ) -> TicketRow | None:
+        return await self._set_column(ticket_id, "queue", queue, now)
+
+    async def mark_first_response(self, ticket_id: int, *, now: float | None = None) -> bool:
+        """Stamp the first attendant response; False if it was already stamped."""
+        return await self._stamp_once(ticket_id, "first_response_at", now)
+
+    async def mark_greeted(self, ticket_id: int, *, now: float | None = None) -> bool:
+        """Stamp the greeting; False if it was already sent."""
+        return await self._stamp_once(ticket_id, "greeted_at", now)
+
+    async def mark_out_of_hours_sent(self, ticket_id: int, *, now: float | None = None) -> bool:
+        """Stamp the out-of-hours reply; False if it was already sent."""
+        return await self._stamp_once(ticket_id, "out_of_hours_sent_at", now)
+
+    # -- internals ------------------------------------------------------------
+
+    async def _set_column(
+        self, ticket_id: int, column: str, value: str | None, now: float | None
+    ) -> TicketRow | None:
+        row = await self._db.fetchrow(
+            _SET_COLUMN[column],
+            ticket_id,
+            value,
+            time.time() if now is None else now,
+        )
+        return _ticket(row) if row else None
+
+    async def _stamp_once(self, ticket_id: int, column: str, now: float | None) -> bool:
+        changed = await self._db.execute(
+            _STAMP_ONCE[column],
+            ticket_id,
+            time.time() if now is None else now,
+        )
+        return changed > 0

@@ -1,0 +1,128 @@
+"""The migration runner: ordering, idempotence, refusal, rollback of a failed step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.db.database import Database
+from bridge.db.migrate import current_version, load_migrations, migrate, split_statements
+from bridge.errors import MigrationError
+
+
+def _write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+async def _tables(db: Database) -> set[str]:
+    if db.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    else:
+        sql = "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
+    return {row["name"] for row in await db.fetch(sql)}
+
+
+def test_split_statements_on_line_ending_semicolons() -> None:
+    text = (
+        "-- header comment\n"
+        "CREATE TABLE a (x TEXT DEFAULT 'a;b');\n"
+        "\n"
+        "-- only a comment;\n"
+        "INSERT INTO a (x)\n"
+        "    VALUES ('y'); -- trailing comment\n"
+        "SELECT 1"
+    )
+    statements = split_statements(text)
+    assert [(s.line, s.sql) for s in statements] == [
+        (2, "CREATE TABLE a (x TEXT DEFAULT 'a;b')"),
+        (5, "INSERT INTO a (x)\n    VALUES ('y')"),
+        (7, "SELECT 1"),
+    ]
+
+
+def test_packaged_migrations_are_numbered_from_one() -> None:
+    migrations = load_migrations()
+    assert [m.version for m in migrations][:1] == [1]
+    assert migrations[0].file_name == "0001_init.sql"
+    assert migrations[0].description == "init"
+
+
+def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
+    _write(tmp_path, {"0001_a.sql": "SELECT 1;", "0001_b.sql": "SELECT 1;"})
+    with pytest.raises(MigrationError, match="two migrations share version 1"):
+        load_migrations(tmp_path)
+
+
+async def test_migrate_is_idempotent(raw_db: Database) -> None:
+    newest = load_migrations()[-1].version
+    applied = await migrate(raw_db)
+    assert applied == list(range(1, newest + 1))
+    assert await migrate(raw_db) == []
+    assert await current_version(raw_db) == newest
+    rows = await raw_db.fetch("SELECT version, description FROM schema_version ORDER BY version")
+    assert rows[0] == {"version": 1, "description": "init"}
+
+
+async def test_migrate_applies_only_newer_files(raw_db: Database, tmp_path: Path) -> None:
+    directory = _write(tmp_path / "m", {"0001_a.sql": "CREATE TABLE a (x TEXT);"})
+    assert await migrate(raw_db, migrations_dir=directory) == [1]
+    _write(directory, {"0002_b.sql": "CREATE TABLE b (x TEXT);\nINSERT INTO b VALUES ('1');"})
+    assert await migrate(raw_db, migrations_dir=directory) == [2]
+    assert {"a", "b", "schema_version"} <= await _tables(raw_db)
+
+
+async def test_newer_schema_is_refused(raw_db: Database, tmp_path: Path) -> None:
+    await migrate(raw_db)
+    await raw_db.execute(
+        "INSERT INTO schema_version (version, description, applied_at) VALUES (7, 'future', 0)"
+    )
+    directory = _write(tmp_path / "m", {f"000{v}_step.sql": "SELECT 1;" for v in (1, 2, 3)})
+    with pytest.raises(MigrationError) as caught:
+        await migrate(raw_db, migrations_dir=directory)
+    assert caught.value.explanation == (
+        "database schema is at version 7 but this zapbridge knows only up to 3; upgrade zapbridge"
+    )
+
+
+async def test_failed_migration_is_rolled_back_entirely(raw_db: Database, tmp_path: Path) -> None:
+    directory = _write(
+        tmp_path / "m",
+        {
+            "0001_first.sql": "CREATE TABLE first (x TEXT);",
+            "0002_broken.sql": (
+                "CREATE TABLE second (x TEXT);\n"
+                "INSERT INTO second (x) VALUES ('kept?');\n"
+                "INSERT INTO no_such_table (x)\n  VALUES (1);\n"
+                "CREATE TABLE third (x TEXT);\n"
+            ),
+        },
+    )
+    with pytest.raises(MigrationError) as caught:
+        await migrate(raw_db, migrations_dir=directory)
+    message = caught.value.explanation
+    assert "migration 0002_broken.sql failed at statement 3 (line 3)" in message
+    assert "INSERT INTO no_such_table (x) VALUES (1)" in message
+    assert "schema stays at version 1" in message
+    assert await current_version(raw_db) == 1
+    tables = await _tables(raw_db)
+    assert "first" in tables
+    assert not {"second", "third"} & tables
+
+
+async def test_markers_are_substituted(raw_db: Database, tmp_path: Path) -> None:
+    directory = _write(
+        tmp_path / "m", {"0001_ids.sql": "CREATE TABLE t (id {{id}}, data {{blob}});"}
+    )
+    await migrate(raw_db, migrations_dir=directory)
+    await raw_db.execute("INSERT INTO t (data) VALUES ($1)", b"\x00\xff")
+    assert await raw_db.fetch("SELECT id, data FROM t") == [{"id": 1, "data": b"\x00\xff"}]
+
+
+async def test_unknown_marker_is_refused(raw_db: Database, tmp_path: Path) -> None:
+    directory = _write(tmp_path / "m", {"0001_x.sql": "CREATE TABLE t (id {{uuid}});"})
+    with pytest.raises(MigrationError, match=r"0001_x.sql: unknown marker \{\{uuid\}\}"):
+        await migrate(raw_db, migrations_dir=directory)

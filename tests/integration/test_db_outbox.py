@@ -1,0 +1,93 @@
+"""Outbox and processed-events repositories, on both engines."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.db import Repositories
+from bridge.db.outbox import OutboxRow
+
+
+async def test_outbox_roundtrip(repos: Repositories) -> None:
+    row = await repos.outbox.enqueue(
+        "matrix", ordering_key="ticket:1:matrix", payload={"op": "send", "n": [1]}, now=5.0
+    )
+    assert row == OutboxRow(
+        id=row.id,
+        destination="matrix",
+        ordering_key="ticket:1:matrix",
+        payload={"op": "send", "n": [1]},
+        status="pending",
+        attempts=0,
+        next_attempt_at=5.0,
+        last_error=None,
+        created_at=5.0,
+        updated_at=5.0,
+    )
+    assert await repos.outbox.get(row.id) == row
+    assert await repos.outbox.count_pending() == 1
+
+
+async def test_outbox_keeps_order_per_key(repos: Repositories) -> None:
+    async def enqueue(key: str, name: str) -> int:
+        row = await repos.outbox.enqueue("slack", ordering_key=key, payload={"m": name}, now=1.0)
+        return row.id
+
+    a1, a2, a3 = [await enqueue("a", name) for name in ("a1", "a2", "a3")]
+    b1 = await enqueue("b", "b1")
+
+    async def due(now: float) -> list[int]:
+        return [row.id for row in await repos.outbox.next_due(10, now=now)]
+
+    assert await due(0.5) == []  # nothing due yet
+    assert await due(2.0) == [a1, b1]  # one per key: its oldest
+    assert await repos.outbox.mark_retry(a1, next_at=100.0, error="HTTP 500", now=2.0)
+    assert await due(3.0) == [b1]  # a1 waits for its retry and holds a2, a3 back
+    assert await repos.outbox.mark_done(b1, now=3.0)
+    assert not await repos.outbox.mark_done(b1, now=3.0)
+    assert await due(100.0) == [a1]
+    assert await repos.outbox.mark_dead(a1, error="HTTP 500 again", now=100.0)
+    assert await due(100.0) == [a2]  # a dead letter no longer blocks its key
+    dead = await repos.outbox.get(a1)
+    assert dead is not None
+    assert (dead.status, dead.attempts, dead.last_error) == ("dead", 2, "HTTP 500 again")
+    assert (await repos.outbox.count_pending(), await repos.outbox.count_dead()) == (2, 1)
+    assert [row.id for row in await repos.outbox.list_dead()] == [a1]
+    assert await repos.outbox.mark_done(a2, now=101.0)
+    assert await due(101.0) == [a3]
+    assert await repos.outbox.prune_done(before=50.0) == 1  # b1
+    assert await repos.outbox.get(b1) is None
+
+
+async def test_outbox_limit(repos: Repositories) -> None:
+    for key in "abc":
+        await repos.outbox.enqueue("slack", ordering_key=key, payload={}, now=1.0)
+    assert len(await repos.outbox.next_due(2, now=2.0)) == 2
+
+
+async def test_processed_events_dedupe(repos: Repositories) -> None:
+    assert not await repos.events.seen_before("matrix", "txn1", now=1.0)
+    assert await repos.events.seen_before("matrix", "txn1", now=2.0)
+    assert not await repos.events.seen_before("slack", "txn1", now=3.0)
+    assert await repos.events.prune(before=2.5) == 1
+    assert not await repos.events.seen_before("matrix", "txn1", now=4.0)
+
+
+async def test_processed_events_dedupe_under_concurrency(repos: Repositories) -> None:
+    results = await asyncio.gather(
+        *(repos.events.seen_before("slack", "Ev0123") for _ in range(30))
+    )
+    assert results.count(False) == 1
+
+
+async def test_processed_event_rolled_back_with_its_handling(repos: Repositories) -> None:
+    class HandlingFailed(Exception):
+        pass
+
+    with pytest.raises(HandlingFailed):
+        async with repos.db.transaction():
+            assert not await repos.events.seen_before("matrix", "txn9")
+            raise HandlingFailed
+    assert not await repos.events.seen_before("matrix", "txn9")  # redelivery is processed
