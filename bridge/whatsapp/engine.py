@@ -1,0 +1,205 @@
+"""The WhatsApp engine interface and its events.
+
+An engine speaks WhatsApp for many sessions (phone numbers). It knows nothing of
+tickets, Matrix or Slack: it turns protocol traffic into the events below, handed
+to one async handler, and performs sends on request. The session manager
+(``bridge.whatsapp.sessions``) owns session status, reconnects and pacing.
+
+A session is named by its key ``"<company>/<session>"``.
+Addresses (``to``, ``chat``) are E.164 phones (``+5511987654321``), group JIDs
+(``1203…@g.us``) or LIDs (``123…@lid``): see :attr:`bridge.model.Party.address`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.model import AckStatus, Content, Media, Message, Party, Quote
+
+
+def session_key(company: str, name: str) -> str:
+    return f"{company}/{name}"
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What an engine needs to run one session."""
+
+    key: str
+    company: str
+    name: str
+    device_dir: Path  # where a per-session device store may live (SQLite engines)
+    database_url: str | None = None  # the bridge's PostgreSQL URL, when it uses one
+
+
+# --- events ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    session: str
+
+
+@dataclass(frozen=True)
+class QRCodeEvent(EngineEvent):
+    """A login QR code; ``expires_in`` seconds until the next one replaces it."""
+
+    code: str
+    expires_in: float
+
+
+@dataclass(frozen=True)
+class PairCodeEvent(EngineEvent):
+    """A phone pairing code to type on the phone (``!login phone +55…``)."""
+
+    code: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class PairSuccessEvent(EngineEvent):
+    phone: str
+
+
+@dataclass(frozen=True)
+class ConnectedEvent(EngineEvent):
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class DisconnectedEvent(EngineEvent):
+    reason: str
+    transient: bool = True
+
+
+@dataclass(frozen=True)
+class LoggedOutEvent(EngineEvent):
+    reason: str = "logged out from the phone"
+
+
+@dataclass(frozen=True)
+class TemporaryBanEvent(EngineEvent):
+    code: str
+    expires_in: float | None  # seconds, when WhatsApp says
+
+
+@dataclass(frozen=True)
+class ClientOutdatedEvent(EngineEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class StreamReplacedEvent(EngineEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class MessageEvent(EngineEvent):
+    """A message or action; ``history`` is True for offline/history sync."""
+
+    message: Message
+    history: bool = False
+
+
+@dataclass(frozen=True)
+class ReceiptEvent(EngineEvent):
+    chat: Party
+    ids: tuple[str, ...]
+    status: AckStatus
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class ContactUpdateEvent(EngineEvent):
+    """A push name (or avatar) learned for a contact; LID ↔ phone when both known."""
+
+    party: Party
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class OfflineSyncCompletedEvent(EngineEvent):
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class EngineErrorEvent(EngineEvent):
+    """Something from WhatsApp could not be understood; the session keeps running."""
+
+    explanation: str
+
+
+EventHandler = Callable[[EngineEvent], Awaitable[None]]
+
+
+# --- the interface ----------------------------------------------------------
+
+
+class Engine(abc.ABC):
+    """One engine serves many sessions; events go to ``handler``."""
+
+    name: str = "engine"
+
+    def __init__(self, handler: EventHandler) -> None:
+        self._handler = handler
+
+    async def emit(self, event: EngineEvent) -> None:
+        await self._handler(event)
+
+    @abc.abstractmethod
+    async def is_paired(self, spec: SessionSpec) -> bool:
+        """Whether the session has a stored device (it can connect without a login)."""
+
+    @abc.abstractmethod
+    async def connect(self, spec: SessionSpec) -> None:
+        """Open the connection of a paired session; ``ConnectedEvent`` follows.
+
+        Raises :class:`bridge.errors.EngineError` when the attempt fails at once.
+        """
+
+    @abc.abstractmethod
+    async def login(self, spec: SessionSpec, *, phone: str | None = None) -> None:
+        """Start a login: QR codes arrive as ``QRCodeEvent`` (or, with ``phone``, one
+        ``PairCodeEvent``), then ``PairSuccessEvent`` and ``ConnectedEvent``."""
+
+    @abc.abstractmethod
+    async def disconnect(self, key: str) -> None:
+        """Close the connection, keeping the device (``stop``)."""
+
+    @abc.abstractmethod
+    async def logout(self, key: str) -> None:
+        """Unlink the device; the session needs a new login afterwards."""
+
+    @abc.abstractmethod
+    async def send(
+        self, key: str, to: str, content: Content, *, quote: Quote | None = None
+    ) -> str:
+        """Send ``content`` to ``to``; return the new message's WhatsApp id."""
+
+    @abc.abstractmethod
+    async def react(
+        self, key: str, to: str, *, target: str, target_sender: str | None, emoji: str
+    ) -> str:
+        """React to ``target`` (``target_sender`` None when it is our own message)."""
+
+    @abc.abstractmethod
+    async def edit(self, key: str, to: str, *, target: str, text: str) -> str:
+        """Edit our message ``target``."""
+
+    @abc.abstractmethod
+    async def revoke(self, key: str, to: str, *, target: str) -> str:
+        """Delete our message ``target`` for everyone."""
+
+    @abc.abstractmethod
+    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
+        """Send read receipts for ``ids`` in ``chat``."""
+
+    @abc.abstractmethod
+    async def download(self, key: str, media: Media) -> bytes:
+        """The bytes of ``media`` (from ``media.data`` or its download ``ref``)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine-wide resources."""
