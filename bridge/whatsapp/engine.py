@@ -174,9 +174,7 @@ class Engine(abc.ABC):
         """Unlink the device; the session needs a new login afterwards."""
 
     @abc.abstractmethod
-    async def send(
-        self, key: str, to: str, content: Content, *, quote: Quote | None = None
-    ) -> str:
+    async def send(self, key: str, to: str, content: Content, *, quote: Quote | None = None) -> str:
         """Send ``content`` to ``to``; return the new message's WhatsApp id."""
 
     @abc.abstractmethod

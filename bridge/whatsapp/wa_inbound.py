@@ -1,0 +1,744 @@
+"""neonize events → neutral engine events. Pure functions, no client, no I/O.
+
+Everything WhatsApp sends arrives here as one of neonize's protobufs (``MessageEv``,
+``ReceiptEv``, ``HistorySyncEv``, connection events …) and leaves as the neutral
+events of :mod:`bridge.whatsapp.engine`. Nothing here raises for bad input: a
+message that cannot be read becomes a visible placeholder (``Unsupported``) plus an
+:class:`EngineErrorEvent`, or only the error event when not even its envelope is
+readable, and a log line says why.
+
+Media stays lazy: :class:`Media` carries a ``ref`` (direct path, keys and hashes,
+base64 for bytes) that :func:`download_message` turns back into the protobuf
+whatsmeow's ``DownloadAny`` needs, even after a restart.
+
+What is deliberately *not* bridged (returns no event): statuses
+(``status@broadcast``), newsletters, and WhatsApp's internal protocol messages
+(history-sync notifications, app-state keys, peer-data requests …) — they are
+traffic between our own devices, not customer messages. Message kinds the bridge
+cannot render become ``Unsupported(type_name=<protobuf field name>)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+from neonize.proto import Neonize_pb2 as neonize
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
+from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
+
+from bridge.errors import InvalidInput
+from bridge.model import (
+    AckStatus,
+    AnyContent,
+    ContactCard,
+    ContactList,
+    Deletion,
+    Edit,
+    Location,
+    Media,
+    MediaKind,
+    Message,
+    Quote,
+    Reaction,
+    Text,
+    Unsupported,
+)
+from bridge.phone import normalize_phone
+from bridge.whatsapp import jid as jids
+from bridge.whatsapp.engine import (
+    ClientOutdatedEvent,
+    ConnectedEvent,
+    ContactUpdateEvent,
+    DisconnectedEvent,
+    EngineErrorEvent,
+    EngineEvent,
+    LoggedOutEvent,
+    MessageEvent,
+    OfflineSyncCompletedEvent,
+    PairSuccessEvent,
+    ReceiptEvent,
+    StreamReplacedEvent,
+    TemporaryBanEvent,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who "we" are on WhatsApp: the user parts of our phone JID and of our LID."""
+
+    phone_user: str | None = None
+    lid_user: str | None = None
+
+    def owns(self, jid: neonize.JID) -> bool:
+        return bool(jid.User) and jid.User in (self.phone_user, self.lid_user)
+
+    @property
+    def jid(self) -> neonize.JID | None:
+        if self.phone_user:
+            return jids.make_jid(self.phone_user, jids.USER_SERVER)
+        if self.lid_user:
+            return jids.make_jid(self.lid_user, jids.LID_SERVER)
+        return None
+
+    @property
+    def phone(self) -> str | None:
+        if not self.phone_user:
+            return None
+        try:
+            return normalize_phone(self.phone_user)
+        except InvalidInput as exc:
+            log.warning("our own WhatsApp id is not a phone: %s", exc)
+            return None
+
+
+NOBODY = Identity()
+
+
+class _Unreadable(Exception):
+    """A message part is present but cannot be used (no media key, bad coordinates…)."""
+
+
+# --- messages -------------------------------------------------------------------
+
+# Envelopes around the real content, outermost first. whatsmeow already strips
+# most of them from live messages; history-sync messages still carry them.
+_WRAPPERS = (
+    "deviceSentMessage",
+    "ephemeralMessage",
+    "viewOnceMessage",
+    "viewOnceMessageV2",
+    "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage",
+    "editedMessage",
+    "lottieStickerMessage",
+    "botInvokeMessage",
+    "groupMentionedMessage",
+)
+# Fields that ride along with content but are not content themselves.
+_COMPANIONS = frozenset(
+    {
+        "messageContextInfo",
+        "senderKeyDistributionMessage",
+        "fastRatchetKeySenderKeyDistributionMessage",
+    }
+)
+# Protocol messages a person did something for; the rest is device plumbing.
+_VISIBLE_PROTOCOL = frozenset({wa.ProtocolMessage.EPHEMERAL_SETTING})
+
+
+@dataclass(frozen=True)
+class ParsedContent:
+    """What a ``waE2E.Message`` holds: ``content`` None means "nothing to bridge";
+    ``problem`` is set when ``content`` is a placeholder for an unreadable part."""
+
+    content: AnyContent | None
+    context: wa.ContextInfo | None = None
+    problem: str | None = None
+
+
+def unwrap(msg: wa.Message) -> wa.Message:
+    """The innermost message inside ephemeral / view-once / edited / … envelopes."""
+    for _ in range(8):
+        for name in _WRAPPERS:
+            if msg.HasField(name) and getattr(msg, name).HasField("message"):
+                msg = getattr(msg, name).message
+                break
+        else:
+            return msg
+    return msg
+
+
+def parse_content(msg: wa.Message) -> ParsedContent:
+    """The neutral content of a WhatsApp message (see :class:`ParsedContent`)."""
+    msg = unwrap(msg)
+    set_fields = [f.name for f, _ in msg.ListFields() if f.name not in _COMPANIONS]
+    if not set_fields:
+        return ParsedContent(None)
+    field = next((f for f in set_fields if f in _PARSERS), set_fields[0])
+    parser = _PARSERS.get(field)
+    if parser is None:
+        return ParsedContent(Unsupported(type_name=field))
+    part = getattr(msg, field)
+    context = _context_of(part)
+    try:
+        return ParsedContent(parser(part), context)
+    except (_Unreadable, InvalidInput, ValueError) as exc:
+        return ParsedContent(Unsupported(type_name=field), context, f"unreadable {field}: {exc}")
+
+
+def _context_of(part: Any) -> wa.ContextInfo | None:
+    if isinstance(part, ProtoMessage) and "contextInfo" in part.DESCRIPTOR.fields_by_name:
+        if part.HasField("contextInfo"):
+            return part.contextInfo
+    return None
+
+
+def _text(value: str) -> Text:
+    return Text(body=value)
+
+
+def _extended_text(part: wa.ExtendedTextMessage) -> Text:
+    return Text(body=part.text, mentions=_mentions(part.contextInfo))
+
+
+def _mentions(context: wa.ContextInfo) -> tuple[str, ...]:
+    phones = (jids.mention_phone(m) for m in context.mentionedJID)
+    return tuple(dict.fromkeys(p for p in phones if p))
+
+
+# Per media field: the message type a download is rebuilt as, and the default mimetype.
+_MEDIA_FIELDS: dict[str, tuple[str, str]] = {
+    "imageMessage": ("imageMessage", "image/jpeg"),
+    "videoMessage": ("videoMessage", "video/mp4"),
+    "ptvMessage": ("videoMessage", "video/mp4"),
+    "audioMessage": ("audioMessage", "audio/ogg; codecs=opus"),
+    "documentMessage": ("documentMessage", "application/octet-stream"),
+    "stickerMessage": ("stickerMessage", "image/webp"),
+}
+_REF_BYTES = ("media_key", "file_enc_sha256", "file_sha256")
+
+
+def media_ref(message_type: str, part: Any) -> dict[str, Any]:
+    """The JSON-serialisable download reference of a media part."""
+    if not part.mediaKey:
+        raise _Unreadable("it has no media key, so it cannot be downloaded or decrypted")
+    if not (part.directPath or part.URL):
+        raise _Unreadable("it has no download path")
+    return {
+        "message_type": message_type,
+        "direct_path": part.directPath,
+        "url": part.URL,
+        "media_key": _b64(part.mediaKey),
+        "file_enc_sha256": _b64(part.fileEncSHA256),
+        "file_sha256": _b64(part.fileSHA256),
+        "file_length": int(part.fileLength),
+        "mimetype": part.mimetype,
+    }
+
+
+def download_message(ref: dict[str, Any]) -> wa.Message:
+    """The protobuf neonize's ``download_any`` needs, rebuilt from a :func:`media_ref`.
+
+    Raises :class:`InvalidInput` when ``ref`` is not one of ours.
+    """
+    try:
+        message_type = ref["message_type"]
+        fields: dict[str, Any] = {
+            "directPath": ref.get("direct_path") or "",
+            "URL": ref.get("url") or "",
+            "mimetype": ref.get("mimetype") or "",
+            "fileLength": int(ref.get("file_length") or 0),
+        }
+        fields["mediaKey"], fields["fileEncSHA256"], fields["fileSHA256"] = (
+            base64.b64decode(ref.get(name) or "", validate=True) for name in _REF_BYTES
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"not a WhatsApp media reference: {exc}") from exc
+    if message_type not in {t for t, _ in _MEDIA_FIELDS.values()}:
+        raise InvalidInput(f"not a WhatsApp media reference: message_type {message_type!r}")
+    if not fields["mediaKey"] or not (fields["directPath"] or fields["URL"]):
+        raise InvalidInput("the WhatsApp media reference has no media key or no download path")
+    msg = wa.Message()
+    getattr(msg, message_type).MergeFrom(type(getattr(msg, message_type))(**fields))
+    return msg
+
+
+def _media(field: str, kind: MediaKind, part: Any, **extra: Any) -> Media:
+    message_type, default_mime = _MEDIA_FIELDS[field]
+    return Media(
+        media_kind=kind,
+        mimetype=part.mimetype or default_mime,
+        ref=media_ref(message_type, part),
+        size=int(part.fileLength) or None,
+        sha256=part.fileSHA256.hex() or None,
+        **extra,
+    )
+
+
+def _image(part: wa.ImageMessage) -> Media:
+    return _media(
+        "imageMessage",
+        MediaKind.IMAGE,
+        part,
+        caption=part.caption or None,
+        width=part.width or None,
+        height=part.height or None,
+    )
+
+
+def _video(field: str) -> Callable[[wa.VideoMessage], Media]:
+    def parse(part: wa.VideoMessage) -> Media:
+        return _media(
+            field,
+            MediaKind.VIDEO,
+            part,
+            caption=part.caption or None,
+            width=part.width or None,
+            height=part.height or None,
+            duration=part.seconds or None,
+            gif=part.gifPlayback,
+        )
+
+    return parse
+
+
+def _audio(part: wa.AudioMessage) -> Media:
+    kind = MediaKind.VOICE if part.PTT else MediaKind.AUDIO
+    return _media("audioMessage", kind, part, duration=part.seconds or None)
+
+
+def _document(part: wa.DocumentMessage) -> Media:
+    return _media(
+        "documentMessage",
+        MediaKind.DOCUMENT,
+        part,
+        filename=part.fileName or part.title or None,
+        caption=part.caption or None,
+    )
+
+
+def _sticker(part: wa.StickerMessage) -> Media:
+    return _media(
+        "stickerMessage",
+        MediaKind.STICKER,
+        part,
+        width=part.width or None,
+        height=part.height or None,
+    )
+
+
+def _location(part: wa.LocationMessage) -> Location:
+    return Location(
+        lat=part.degreesLatitude,
+        lon=part.degreesLongitude,
+        name=part.name or None,
+        address=part.address or None,
+        live=part.isLive,
+    )
+
+
+def _live_location(part: wa.LiveLocationMessage) -> Location:
+    return Location(
+        lat=part.degreesLatitude,
+        lon=part.degreesLongitude,
+        name=part.caption or None,
+        live=True,
+    )
+
+
+def _contact(part: wa.ContactMessage) -> ContactCard:
+    if not part.vcard:
+        raise _Unreadable("the shared contact has no vCard")
+    return ContactCard(display_name=part.displayName or _vcard_name(part.vcard), vcard=part.vcard)
+
+
+def _vcard_name(vcard: str) -> str:
+    for line in vcard.splitlines():
+        head, _, value = line.partition(":")
+        if head.split(";", 1)[0].upper() == "FN" and value.strip():
+            return value.strip()
+    return "contact"
+
+
+def _contacts(part: wa.ContactsArrayMessage) -> ContactList:
+    cards = tuple(_contact(c) for c in part.contacts)
+    if not cards:
+        raise _Unreadable("the shared contact list is empty")
+    name = part.displayName or f"{len(cards)} contacts"
+    return ContactList(display_name=name, cards=cards)
+
+
+def _reaction(part: wa.ReactionMessage) -> Reaction:
+    if not part.key.ID:
+        raise _Unreadable("the reaction names no message")
+    return Reaction(target=part.key.ID, emoji=part.text)
+
+
+def _protocol(part: wa.ProtocolMessage) -> AnyContent | None:
+    if part.type == wa.ProtocolMessage.REVOKE:
+        if not part.key.ID:
+            raise _Unreadable("the deletion names no message")
+        return Deletion(target=part.key.ID)
+    if part.type == wa.ProtocolMessage.MESSAGE_EDIT:
+        if not part.key.ID:
+            raise _Unreadable("the edit names no message")
+        new = text_of(unwrap(part.editedMessage))
+        if new is None:
+            raise _Unreadable("the edit carries no text")
+        return Edit(target=part.key.ID, new=new)
+    if part.type in _VISIBLE_PROTOCOL:
+        return Unsupported(type_name="protocolMessage")
+    log.debug("ignoring protocol message of type %s", wa.ProtocolMessage.Type.Name(part.type))
+    return None
+
+
+def text_of(msg: wa.Message) -> Text | None:
+    """The text of a text message, or the caption of a media message."""
+    if msg.HasField("conversation"):
+        return Text(body=msg.conversation)
+    if msg.HasField("extendedTextMessage"):
+        return _extended_text(msg.extendedTextMessage)
+    for name in ("imageMessage", "videoMessage", "documentMessage"):
+        if msg.HasField(name) and getattr(msg, name).caption:
+            return Text(body=getattr(msg, name).caption)
+    return None
+
+
+_PARSERS: dict[str, Callable[[Any], AnyContent | None]] = {
+    "conversation": _text,
+    "extendedTextMessage": _extended_text,
+    "imageMessage": _image,
+    "videoMessage": _video("videoMessage"),
+    "ptvMessage": _video("ptvMessage"),
+    "audioMessage": _audio,
+    "documentMessage": _document,
+    "stickerMessage": _sticker,
+    "locationMessage": _location,
+    "liveLocationMessage": _live_location,
+    "contactMessage": _contact,
+    "contactsArrayMessage": _contacts,
+    "reactionMessage": _reaction,
+    "protocolMessage": _protocol,
+}
+
+
+def _quote(context: wa.ContextInfo | None, me: Identity) -> Quote | None:
+    if context is None or not context.stanzaID:
+        return None
+    text = text_of(unwrap(context.quotedMessage)) if context.HasField("quotedMessage") else None
+    return Quote(
+        wa_id=context.stanzaID,
+        sender=_quoted_sender(context.participant, me),
+        text=text.body if text else "",
+    )
+
+
+def _quoted_sender(participant: str, me: Identity) -> str | None:
+    if not participant:
+        return None
+    try:
+        jid = jids.parse_jid(participant)
+        if me.owns(jid):
+            return None
+        return jids.party_of(jid).address
+    except (InvalidInput, ValueError) as exc:
+        log.warning("quoted message author %r is not a valid JID: %s", participant, exc)
+        return participant
+
+
+def seconds(timestamp: int) -> float:
+    """A neonize timestamp in seconds: newer neonize sends milliseconds."""
+    return timestamp / 1000.0 if timestamp > 100_000_000_000 else float(timestamp)
+
+
+def _body(ev: neonize.Message) -> wa.Message:
+    if ev.HasField("Message") and ev.Message.ListFields():
+        return ev.Message
+    return ev.Raw
+
+
+def message_from_event(
+    ev: neonize.Message, *, me: Identity = NOBODY
+) -> tuple[Message | None, str | None]:
+    """The neutral message of a ``MessageEv`` and the problem with it, if any.
+
+    ``(None, None)`` means there is nothing to bridge. Raises :class:`InvalidInput`
+    (or ``ValueError``) when the envelope itself (chat, sender, id) is unusable.
+    """
+    info = ev.Info
+    source = info.MessageSource
+    chat_jid = source.Chat
+    if jids.is_empty(chat_jid):
+        raise InvalidInput("the message names no chat")
+    if not jids.is_bridgeable_chat(chat_jid):
+        log.debug("ignoring message %s in %s", info.ID, jids.jid_to_str(chat_jid))
+        return None, None
+    if not info.ID:
+        raise InvalidInput("the message has no id")
+    parsed = parse_content(_body(ev))
+    if parsed.content is None:
+        if ev.UnavailableRequestID:
+            log.debug("message %s is not available yet; the phone will resend it", info.ID)
+            return None, None
+        if not _body(ev).ListFields():
+            return _envelope(ev, Unsupported(type_name="empty"), None, me), "it has no content"
+        return None, None
+    message = _envelope(ev, parsed.content, parsed.context, me)
+    return message, parsed.problem
+
+
+def _envelope(
+    ev: neonize.Message, content: AnyContent, context: wa.ContextInfo | None, me: Identity
+) -> Message:
+    info = ev.Info
+    source = info.MessageSource
+    if jids.is_empty(source.Sender):
+        raise InvalidInput("the message names no sender")
+    from_me = source.IsFromMe or me.owns(source.Sender)
+    name = info.Pushname or None
+    sender = jids.party_of(jids.non_ad(source.Sender), alt=source.SenderAlt, name=name)
+    if jids.is_group(source.Chat):
+        chat = jids.party_of(source.Chat)
+    elif from_me:
+        chat = jids.party_of(source.Chat, alt=source.RecipientAlt)
+    else:
+        chat = jids.party_of(source.Chat, alt=source.SenderAlt, name=name)
+    return Message(
+        chat=chat,
+        sender=sender,
+        content=content,
+        wa_id=info.ID,
+        timestamp=seconds(info.Timestamp),
+        quote=_quote(context, me),
+        from_me=from_me,
+        forwarded=bool(context and context.isForwarded),
+        extra={
+            "chat_jid": jids.jid_to_str(source.Chat),
+            "sender_jid": jids.jid_to_str(jids.non_ad(source.Sender)),
+        },
+    )
+
+
+def contact_update(session: str, message: Message) -> ContactUpdateEvent | None:
+    """What a message teaches about its sender: push name, LID ↔ phone."""
+    sender = message.sender
+    if message.from_me or sender.is_group:
+        return None
+    if sender.name or (sender.phone and sender.lid):
+        return ContactUpdateEvent(session=session, party=sender)
+    return None
+
+
+def translate_message(
+    session: str, ev: neonize.Message, *, me: Identity = NOBODY, history: bool = False
+) -> list[EngineEvent]:
+    """The engine events of one ``MessageEv``; never raises."""
+    try:
+        message, problem = message_from_event(ev, me=me)
+    except (InvalidInput, ValueError) as exc:
+        log.warning("unreadable WhatsApp message %r: %s", ev.Info.ID, exc)
+        ident = ev.Info.ID or "without an id"
+        explanation = f"a WhatsApp message ({ident}) could not be read: {exc}"
+        return [EngineErrorEvent(session=session, explanation=explanation)]
+    if message is None:
+        return []
+    out: list[EngineEvent] = []
+    update = contact_update(session, message)
+    if update is not None:
+        out.append(update)
+    out.append(MessageEvent(session=session, message=message, history=history))
+    if problem:
+        log.warning("message %s from %s: %s", message.wa_id, message.sender.address, problem)
+        out.append(
+            EngineErrorEvent(
+                session=session,
+                explanation=(
+                    f"message {message.wa_id} from {message.sender.address} is shown as a "
+                    f"placeholder: {problem}"
+                ),
+            )
+        )
+    return out
+
+
+# --- history sync ---------------------------------------------------------------
+
+
+def history_message_event(
+    chat: neonize.JID, web: WebMessageInfo, *, me: Identity = NOBODY
+) -> neonize.Message:
+    """A history-sync message dressed as a live ``MessageEv``.
+
+    Raises :class:`InvalidInput` when its sender cannot be told.
+    """
+    from_me = web.key.fromMe
+    if from_me:
+        sender = me.jid
+        if sender is None:
+            raise InvalidInput("our own message, but our own WhatsApp id is unknown")
+    elif not jids.is_group(chat):
+        sender = chat
+    else:
+        participant = web.participant or web.key.participant
+        if not participant:
+            raise InvalidInput("a group message without a participant")
+        sender = jids.parse_jid(participant)
+    return neonize.Message(
+        Info=neonize.MessageInfo(
+            MessageSource=neonize.MessageSource(
+                Chat=chat, Sender=sender, IsFromMe=from_me, IsGroup=jids.is_group(chat)
+            ),
+            ID=web.key.ID,
+            Pushname=web.pushName,
+            Timestamp=int(web.messageTimestamp) * 1000,
+        ),
+        Message=web.message,
+    )
+
+
+def translate_history(
+    session: str, ev: neonize.HistorySync, *, me: Identity = NOBODY
+) -> list[EngineEvent]:
+    """Contacts and messages of a history sync, messages as ``MessageEvent(history=True)``."""
+    data = ev.Data
+    out: list[EngineEvent] = []
+    for mapping in data.phoneNumberToLidMappings:
+        out.extend(_mapping_update(session, mapping.pnJID, mapping.lidJID))
+    for pushname in data.pushnames:
+        out.extend(_pushname_update(session, pushname.ID, pushname.pushname))
+    for conversation in data.conversations:
+        out.extend(_conversation_events(session, conversation, me))
+    return out
+
+
+def _mapping_update(session: str, pn: str, lid: str) -> list[EngineEvent]:
+    try:
+        party = jids.party_of(jids.parse_jid(pn), alt=jids.parse_jid(lid))
+    except (InvalidInput, ValueError) as exc:
+        log.warning("history sync: unusable LID mapping %r ↔ %r: %s", pn, lid, exc)
+        return []
+    return [ContactUpdateEvent(session=session, party=party)] if party.lid else []
+
+
+def _pushname_update(session: str, jid_text: str, name: str) -> list[EngineEvent]:
+    if not name:
+        return []
+    try:
+        jid = jids.parse_jid(jid_text)
+        if jids.is_group(jid):
+            return []
+        party = jids.party_of(jid, name=name)
+    except (InvalidInput, ValueError) as exc:
+        log.debug("history sync: skipping push name of %r: %s", jid_text, exc)
+        return []
+    return [ContactUpdateEvent(session=session, party=party)]
+
+
+def _conversation_events(session: str, conversation: Any, me: Identity) -> list[EngineEvent]:
+    try:
+        chat = jids.parse_jid(conversation.ID)
+    except InvalidInput as exc:
+        log.warning("history sync: skipping conversation %r: %s", conversation.ID, exc)
+        return []
+    if not jids.is_bridgeable_chat(chat):
+        return []
+    out: list[EngineEvent] = []
+    for item in conversation.messages:
+        web = item.message
+        if not web.HasField("message"):
+            continue  # a system stub (group created, number changed …), not a message
+        try:
+            ev = history_message_event(chat, web, me=me)
+        except (InvalidInput, ValueError) as exc:
+            log.warning("history sync: skipping message %s: %s", web.key.ID, exc)
+            continue
+        out.extend(translate_message(session, ev, me=me, history=True))
+    return out
+
+
+# --- receipts ---------------------------------------------------------------------
+
+_RECEIPT_STATUS = {
+    neonize.Receipt.DELIVERED: AckStatus.DELIVERED,
+    neonize.Receipt.READ: AckStatus.READ,
+    neonize.Receipt.PLAYED: AckStatus.READ,
+}
+
+
+def translate_receipt(session: str, ev: neonize.Receipt) -> ReceiptEvent | None:
+    """Delivered / read receipts for our messages; other receipt kinds give None."""
+    status = _RECEIPT_STATUS.get(ev.Type)
+    if status is None or not ev.MessageIDs:
+        return None
+    source = ev.MessageSource
+    try:
+        alt = None if jids.is_group(source.Chat) else source.SenderAlt
+        chat = jids.party_of(jids.non_ad(source.Chat), alt=alt)
+    except (InvalidInput, ValueError) as exc:
+        log.warning("ignoring a receipt in an unusable chat: %s", exc)
+        return None
+    return ReceiptEvent(
+        session=session,
+        chat=chat,
+        ids=tuple(ev.MessageIDs),
+        status=status,
+        timestamp=seconds(ev.Timestamp),
+    )
+
+
+# --- connection -------------------------------------------------------------------
+
+_LOGOUT_REASONS = {
+    neonize.LOGGED_OUT: "the device was unlinked from the phone",
+    neonize.MAIN_DEVICE_GONE: "the phone's WhatsApp account is gone (re-registered or deleted)",
+    neonize.UNKNOWN_LOGOUT: "WhatsApp ended the session",
+}
+# ConnectFailure reasons that whatsmeow also reports as their own event (LoggedOut,
+# TemporaryBan, ClientOutdated): mapping them here too would report them twice.
+_FAILURES_WITH_OWN_EVENT = frozenset(
+    {*_LOGOUT_REASONS, neonize.TEMP_BANNED, neonize.CLIENT_OUTDATED}
+)
+
+
+def _reason_name(reason: int) -> str:
+    try:
+        return neonize.ConnectFailureReason.Name(reason)  # type: ignore[arg-type]
+    except ValueError:
+        return str(reason)
+
+
+def translate_connection(
+    session: str, ev: ProtoMessage, *, me: Identity = NOBODY
+) -> EngineEvent | None:
+    """The engine event of a connection-level neonize event, None when there is none."""
+    if isinstance(ev, neonize.Connected):
+        return ConnectedEvent(session=session, phone=me.phone)
+    if isinstance(ev, neonize.Disconnected):
+        return DisconnectedEvent(session=session, reason="the connection to WhatsApp was lost")
+    if isinstance(ev, neonize.LoggedOut):
+        default = f"logged out by WhatsApp ({_reason_name(ev.Reason)})"
+        reason = _LOGOUT_REASONS.get(ev.Reason, default)
+        return LoggedOutEvent(session=session, reason=reason)
+    if isinstance(ev, neonize.TemporaryBan):
+        code = neonize.TemporaryBan.TempBanReason.Name(ev.Code) if ev.Code else "UNKNOWN"
+        return TemporaryBanEvent(
+            session=session, code=code, expires_in=float(ev.Expire) if ev.Expire > 0 else None
+        )
+    if isinstance(ev, neonize.ClientOutdated):
+        return ClientOutdatedEvent(session=session)
+    if isinstance(ev, neonize.StreamReplaced):
+        return StreamReplacedEvent(session=session)
+    if isinstance(ev, neonize.ConnectFailure):
+        if ev.Reason in _FAILURES_WITH_OWN_EVENT:
+            return None
+        detail = f": {ev.Message}" if ev.Message else ""
+        return DisconnectedEvent(
+            session=session,
+            reason=f"WhatsApp refused the connection ({_reason_name(ev.Reason)}{detail})",
+        )
+    if isinstance(ev, neonize.OfflineSyncCompleted):
+        return OfflineSyncCompletedEvent(session=session, count=ev.Count)
+    if isinstance(ev, neonize.PairStatus):
+        return _pair_status(session, ev)
+    return None
+
+
+def _pair_status(session: str, ev: neonize.PairStatus) -> EngineEvent:
+    if ev.Status == neonize.PairStatus.SUCCESS:
+        try:
+            return PairSuccessEvent(session=session, phone=normalize_phone(ev.ID.User))
+        except InvalidInput as exc:
+            return EngineErrorEvent(session=session, explanation=f"paired, but {exc}")
+    detail = ev.Error or "no reason given"
+    return EngineErrorEvent(session=session, explanation=f"pairing with the phone failed: {detail}")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

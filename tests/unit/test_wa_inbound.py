@@ -1,0 +1,927 @@
+"""neonize protobufs → neutral events (bridge.whatsapp.wa_inbound), one case per kind.
+
+Events are built from neonize's own protobuf classes, as neonize hands them over.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+import pytest
+from google.protobuf.message import DecodeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from neonize.proto import Neonize_pb2 as neonize
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
+from neonize.proto.waHistorySync import WAWebProtobufsHistorySync_pb2 as hs
+from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
+
+from bridge.model import (
+    AckStatus,
+    ContactCard,
+    ContactList,
+    Deletion,
+    Edit,
+    Location,
+    Media,
+    MediaKind,
+    Message,
+    Party,
+    Quote,
+    Reaction,
+    Text,
+    Unsupported,
+    content_from_dict,
+    content_to_dict,
+)
+from bridge.whatsapp import wa_inbound as inbound
+from bridge.whatsapp.engine import (
+    ClientOutdatedEvent,
+    ConnectedEvent,
+    ContactUpdateEvent,
+    DisconnectedEvent,
+    EngineErrorEvent,
+    EngineEvent,
+    LoggedOutEvent,
+    MessageEvent,
+    OfflineSyncCompletedEvent,
+    PairSuccessEvent,
+    ReceiptEvent,
+    StreamReplacedEvent,
+    TemporaryBanEvent,
+)
+
+S = "acme/sales"
+CUSTOMER = "5511987654321"  # +55 11 98765-4321
+OLD_SPELLING = "551187654321"  # the same number as older WhatsApp accounts spell it
+OTHER = "5511912345678"
+ME = inbound.Identity(phone_user="5511900000001", lid_user="99000001")
+GROUP = "120363041234567890@g.us"
+
+
+def jid(user: str, server: str = "s.whatsapp.net", device: int = 0) -> neonize.JID:
+    return neonize.JID(User=user, Server=server, Device=device, IsEmpty=False)
+
+
+def event(
+    msg: wa.Message,
+    *,
+    chat: neonize.JID | None = None,
+    sender: neonize.JID | None = None,
+    sender_alt: neonize.JID | None = None,
+    recipient_alt: neonize.JID | None = None,
+    from_me: bool = False,
+    ident: str = "3EB0AAA",
+    push: str = "Maria",
+    timestamp: int = 1_700_000_000_000,
+) -> neonize.Message:
+    chat = chat if chat is not None else jid(CUSTOMER)
+    sender = sender if sender is not None else chat
+    return neonize.Message(
+        Info=neonize.MessageInfo(
+            MessageSource=neonize.MessageSource(
+                Chat=chat,
+                Sender=sender,
+                SenderAlt=sender_alt or neonize.JID(IsEmpty=True),
+                RecipientAlt=recipient_alt or neonize.JID(IsEmpty=True),
+                IsFromMe=from_me,
+                IsGroup=chat.Server == "g.us",
+            ),
+            ID=ident,
+            Pushname=push,
+            Timestamp=timestamp,
+        ),
+        Message=msg,
+    )
+
+
+def only_message(events: list[EngineEvent]) -> Message:
+    messages = [e for e in events if isinstance(e, MessageEvent)]
+    assert len(messages) == 1, events
+    assert not [e for e in events if isinstance(e, EngineErrorEvent)], events
+    return messages[0].message
+
+
+def content_of(msg: wa.Message, **kw: Any) -> Any:
+    return only_message(inbound.translate_message(S, event(msg, **kw), me=ME)).content
+
+
+MEDIA = {
+    "URL": "https://mmg.whatsapp.net/v/t62.7118-24/f.enc?ccb=11-4",
+    "directPath": "/v/t62.7118-24/f.enc?ccb=11-4",
+    "mediaKey": b"k" * 32,
+    "fileEncSHA256": b"e" * 32,
+    "fileSHA256": b"\x01" * 32,
+    "fileLength": 2048,
+}
+
+
+def ref(message_type: str, mimetype: str) -> dict[str, Any]:
+    return {
+        "message_type": message_type,
+        "direct_path": MEDIA["directPath"],
+        "url": MEDIA["URL"],
+        "media_key": base64.b64encode(b"k" * 32).decode(),
+        "file_enc_sha256": base64.b64encode(b"e" * 32).decode(),
+        "file_sha256": base64.b64encode(b"\x01" * 32).decode(),
+        "file_length": 2048,
+        "mimetype": mimetype,
+    }
+
+
+VCARD = "BEGIN:VCARD\nVERSION:3.0\nFN:João\nTEL;waid=5511912345678:+55 11 91234-5678\nEND:VCARD"
+VCARD_2 = "BEGIN:VCARD\nVERSION:3.0\nFN:Ana\nTEL:+55 21 99999-0000\nEND:VCARD"
+
+# --- one case per message kind --------------------------------------------------------
+
+CONTENT_CASES: list[tuple[str, wa.Message, Any]] = [
+    ("text", wa.Message(conversation="olá *mundo*"), Text(body="olá *mundo*")),
+    (
+        "image",
+        wa.Message(
+            imageMessage=wa.ImageMessage(
+                mimetype="image/jpeg", caption="the receipt", width=800, height=600, **MEDIA
+            )
+        ),
+        Media(
+            media_kind=MediaKind.IMAGE,
+            mimetype="image/jpeg",
+            ref=ref("imageMessage", "image/jpeg"),
+            caption="the receipt",
+            size=2048,
+            sha256="01" * 32,
+            width=800,
+            height=600,
+        ),
+    ),
+    (
+        "video gif",
+        wa.Message(
+            videoMessage=wa.VideoMessage(mimetype="video/mp4", gifPlayback=True, seconds=3, **MEDIA)
+        ),
+        Media(
+            media_kind=MediaKind.VIDEO,
+            mimetype="video/mp4",
+            ref=ref("videoMessage", "video/mp4"),
+            size=2048,
+            sha256="01" * 32,
+            duration=3,
+            gif=True,
+        ),
+    ),
+    (
+        "audio",
+        wa.Message(audioMessage=wa.AudioMessage(mimetype="audio/mpeg", seconds=42, **MEDIA)),
+        Media(
+            media_kind=MediaKind.AUDIO,
+            mimetype="audio/mpeg",
+            ref=ref("audioMessage", "audio/mpeg"),
+            size=2048,
+            sha256="01" * 32,
+            duration=42,
+        ),
+    ),
+    (
+        "ptt voice",
+        wa.Message(
+            audioMessage=wa.AudioMessage(
+                mimetype="audio/ogg; codecs=opus", PTT=True, seconds=7, **MEDIA
+            )
+        ),
+        Media(
+            media_kind=MediaKind.VOICE,
+            mimetype="audio/ogg; codecs=opus",
+            ref=ref("audioMessage", "audio/ogg; codecs=opus"),
+            size=2048,
+            sha256="01" * 32,
+            duration=7,
+        ),
+    ),
+    (
+        "document",
+        wa.Message(
+            documentMessage=wa.DocumentMessage(
+                mimetype="application/pdf", fileName="boleto.pdf", caption="segue", **MEDIA
+            )
+        ),
+        Media(
+            media_kind=MediaKind.DOCUMENT,
+            mimetype="application/pdf",
+            ref=ref("documentMessage", "application/pdf"),
+            filename="boleto.pdf",
+            caption="segue",
+            size=2048,
+            sha256="01" * 32,
+        ),
+    ),
+    (
+        "sticker",
+        wa.Message(
+            stickerMessage=wa.StickerMessage(mimetype="image/webp", width=512, height=512, **MEDIA)
+        ),
+        Media(
+            media_kind=MediaKind.STICKER,
+            mimetype="image/webp",
+            ref=ref("stickerMessage", "image/webp"),
+            size=2048,
+            sha256="01" * 32,
+            width=512,
+            height=512,
+        ),
+    ),
+    (
+        "location",
+        wa.Message(
+            locationMessage=wa.LocationMessage(
+                degreesLatitude=-23.5505, degreesLongitude=-46.6333, name="Loja", address="Av. X"
+            )
+        ),
+        Location(lat=-23.5505, lon=-46.6333, name="Loja", address="Av. X"),
+    ),
+    (
+        "live location",
+        wa.Message(
+            liveLocationMessage=wa.LiveLocationMessage(
+                degreesLatitude=-22.9, degreesLongitude=-43.2, caption="a caminho"
+            )
+        ),
+        Location(lat=-22.9, lon=-43.2, name="a caminho", live=True),
+    ),
+    (
+        "contact",
+        wa.Message(contactMessage=wa.ContactMessage(displayName="João", vcard=VCARD)),
+        ContactCard(display_name="João", vcard=VCARD),
+    ),
+    (
+        "contacts array",
+        wa.Message(
+            contactsArrayMessage=wa.ContactsArrayMessage(
+                displayName="2 contatos",
+                contacts=[
+                    wa.ContactMessage(displayName="João", vcard=VCARD),
+                    wa.ContactMessage(vcard=VCARD_2),
+                ],
+            )
+        ),
+        ContactList(
+            display_name="2 contatos",
+            cards=(
+                ContactCard(display_name="João", vcard=VCARD),
+                ContactCard(display_name="Ana", vcard=VCARD_2),
+            ),
+        ),
+    ),
+    (
+        "reaction",
+        wa.Message(
+            reactionMessage=wa.ReactionMessage(
+                key=MessageKey(remoteJID=f"{CUSTOMER}@s.whatsapp.net", fromMe=True, ID="3EB0OURS"),
+                text="👍",
+            )
+        ),
+        Reaction(target="3EB0OURS", emoji="👍"),
+    ),
+    (
+        "edit",
+        wa.Message(
+            protocolMessage=wa.ProtocolMessage(
+                key=MessageKey(ID="3EB0OLD"),
+                type=wa.ProtocolMessage.MESSAGE_EDIT,
+                editedMessage=wa.Message(conversation="corrigido"),
+            )
+        ),
+        Edit(target="3EB0OLD", new=Text(body="corrigido")),
+    ),
+    (
+        "edit in its editedMessage wrapper",
+        wa.Message(
+            editedMessage=wa.FutureProofMessage(
+                message=wa.Message(
+                    protocolMessage=wa.ProtocolMessage(
+                        key=MessageKey(ID="3EB0OLD"),
+                        type=wa.ProtocolMessage.MESSAGE_EDIT,
+                        editedMessage=wa.Message(
+                            extendedTextMessage=wa.ExtendedTextMessage(text="novo")
+                        ),
+                    )
+                )
+            )
+        ),
+        Edit(target="3EB0OLD", new=Text(body="novo")),
+    ),
+    (
+        "revoke",
+        wa.Message(
+            protocolMessage=wa.ProtocolMessage(
+                key=MessageKey(ID="3EB0GONE"), type=wa.ProtocolMessage.REVOKE
+            )
+        ),
+        Deletion(target="3EB0GONE"),
+    ),
+    (
+        "ephemeral unwrapped",
+        wa.Message(ephemeralMessage=wa.FutureProofMessage(message=wa.Message(conversation="some"))),
+        Text(body="some"),
+    ),
+    (
+        "view once v2 unwrapped",
+        wa.Message(
+            viewOnceMessageV2=wa.FutureProofMessage(
+                message=wa.Message(
+                    imageMessage=wa.ImageMessage(mimetype="image/jpeg", viewOnce=True, **MEDIA)
+                )
+            )
+        ),
+        Media(
+            media_kind=MediaKind.IMAGE,
+            mimetype="image/jpeg",
+            ref=ref("imageMessage", "image/jpeg"),
+            size=2048,
+            sha256="01" * 32,
+        ),
+    ),
+    (
+        "document with caption unwrapped",
+        wa.Message(
+            documentWithCaptionMessage=wa.FutureProofMessage(
+                message=wa.Message(
+                    documentMessage=wa.DocumentMessage(
+                        mimetype="text/plain", title="notes.txt", caption="leia", **MEDIA
+                    )
+                )
+            )
+        ),
+        Media(
+            media_kind=MediaKind.DOCUMENT,
+            mimetype="text/plain",
+            ref=ref("documentMessage", "text/plain"),
+            filename="notes.txt",
+            caption="leia",
+            size=2048,
+            sha256="01" * 32,
+        ),
+    ),
+    (
+        "device sent message unwrapped",
+        wa.Message(
+            deviceSentMessage=wa.DeviceSentMessage(
+                destinationJID=f"{CUSTOMER}@s.whatsapp.net",
+                message=wa.Message(conversation="from my phone"),
+            )
+        ),
+        Text(body="from my phone"),
+    ),
+    (
+        "unsupported poll",
+        wa.Message(pollCreationMessage=wa.PollCreationMessage(name="Pizza?")),
+        Unsupported(type_name="pollCreationMessage"),
+    ),
+    (
+        "disappearing messages switched on",
+        wa.Message(
+            protocolMessage=wa.ProtocolMessage(
+                type=wa.ProtocolMessage.EPHEMERAL_SETTING, ephemeralExpiration=86400
+            )
+        ),
+        Unsupported(type_name="protocolMessage"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("msg", "expected"), [c[1:] for c in CONTENT_CASES], ids=[c[0] for c in CONTENT_CASES]
+)
+def test_message_kinds(msg: wa.Message, expected: Any) -> None:
+    assert content_of(msg) == expected
+
+
+def test_envelope_of_a_direct_message() -> None:
+    [update, message_event] = inbound.translate_message(S, event(wa.Message(conversation="oi")))
+    assert isinstance(message_event, MessageEvent)
+    message = message_event.message
+    customer = Party(phone="+5511987654321", name="Maria")
+    assert message == Message(
+        chat=customer,
+        sender=customer,
+        content=Text(body="oi"),
+        wa_id="3EB0AAA",
+        timestamp=1_700_000_000.0,
+        extra={
+            "chat_jid": f"{CUSTOMER}@s.whatsapp.net",
+            "sender_jid": f"{CUSTOMER}@s.whatsapp.net",
+        },
+    )
+    assert update == ContactUpdateEvent(session=S, party=customer)
+    assert not message_event.history
+
+
+def test_old_brazilian_spelling_normalises_to_the_ninth_digit() -> None:
+    message = only_message(
+        inbound.translate_message(S, event(wa.Message(conversation="oi"), chat=jid(OLD_SPELLING)))
+    )
+    assert message.sender.phone == "+5511987654321"
+
+
+def test_extended_text_with_quote_and_mentions() -> None:
+    msg = wa.Message(
+        extendedTextMessage=wa.ExtendedTextMessage(
+            text="@5511912345678 veja acima",
+            contextInfo=wa.ContextInfo(
+                stanzaID="3EB0QUOTED",
+                participant=f"{OTHER}@s.whatsapp.net",
+                quotedMessage=wa.Message(conversation="mensagem antiga"),
+                mentionedJID=[f"{OTHER}@s.whatsapp.net", "12345@lid"],
+                isForwarded=True,
+            ),
+        )
+    )
+    message = only_message(inbound.translate_message(S, event(msg), me=ME))
+    assert message.content == Text(body="@5511912345678 veja acima", mentions=("+5511912345678",))
+    assert message.quote == Quote(
+        wa_id="3EB0QUOTED", sender="+5511912345678", text="mensagem antiga"
+    )
+    assert message.forwarded
+
+
+@pytest.mark.parametrize("participant", [f"{ME.phone_user}@s.whatsapp.net", f"{ME.lid_user}@lid"])
+def test_a_quote_of_our_own_message_has_no_sender(participant: str) -> None:
+    msg = wa.Message(
+        extendedTextMessage=wa.ExtendedTextMessage(
+            text="this one",
+            contextInfo=wa.ContextInfo(
+                stanzaID="3EB0OURS",
+                participant=participant,
+                quotedMessage=wa.Message(imageMessage=wa.ImageMessage(caption="our photo")),
+            ),
+        )
+    )
+    message = only_message(inbound.translate_message(S, event(msg), me=ME))
+    assert message.quote == Quote(wa_id="3EB0OURS", sender=None, text="our photo")
+
+
+def test_media_reply_carries_its_quote() -> None:
+    msg = wa.Message(
+        imageMessage=wa.ImageMessage(
+            mimetype="image/png",
+            contextInfo=wa.ContextInfo(stanzaID="3EB0Q", participant=f"{OTHER}@s.whatsapp.net"),
+            **MEDIA,
+        )
+    )
+    message = only_message(inbound.translate_message(S, event(msg), me=ME))
+    assert message.quote == Quote(wa_id="3EB0Q", sender="+5511912345678")
+
+
+def test_from_me() -> None:
+    ev = event(
+        wa.Message(conversation="answered from the phone"),
+        chat=jid(CUSTOMER),
+        sender=jid(ME.phone_user or "", device=0),
+        from_me=True,
+        push="Loja",
+    )
+    events = inbound.translate_message(S, ev, me=ME)
+    message = only_message(events)
+    assert message.from_me
+    assert message.chat == Party(phone="+5511987654321")
+    assert message.sender.phone == "+5511900000001"
+    assert not [e for e in events if isinstance(e, ContactUpdateEvent)]
+
+
+def test_group_with_sender() -> None:
+    ev = event(
+        wa.Message(conversation="bom dia, grupo"),
+        chat=jid("120363041234567890", "g.us"),
+        sender=jid(CUSTOMER, device=3),
+    )
+    message = only_message(inbound.translate_message(S, ev))
+    assert message.chat == Party(group=GROUP)
+    assert message.chat.address == GROUP
+    assert message.sender == Party(phone="+5511987654321", name="Maria")
+
+
+def test_lid_sender_with_its_phone() -> None:
+    ev = event(
+        wa.Message(conversation="oi"),
+        chat=jid("214748364801234", "lid"),
+        sender_alt=jid(CUSTOMER),
+    )
+    events = inbound.translate_message(S, ev)
+    message = only_message(events)
+    both = Party(phone="+5511987654321", lid="214748364801234", name="Maria")
+    assert message.sender == both
+    assert message.chat == both
+    assert message.chat.address == "+5511987654321"
+    assert ContactUpdateEvent(session=S, party=both) in events
+
+
+def test_lid_sender_without_phone() -> None:
+    ev = event(wa.Message(conversation="oi"), chat=jid("214748364801234", "lid"), push="")
+    message = only_message(inbound.translate_message(S, ev))
+    assert message.sender == Party(lid="214748364801234")
+    assert message.chat.address == "214748364801234@lid"
+
+
+def test_lid_sender_in_a_group() -> None:
+    ev = event(
+        wa.Message(conversation="oi"),
+        chat=jid("120363041234567890", "g.us"),
+        sender=jid("214748364801234", "lid", device=2),
+        sender_alt=jid(CUSTOMER),
+    )
+    message = only_message(inbound.translate_message(S, ev))
+    assert message.sender == Party(phone="+5511987654321", lid="214748364801234", name="Maria")
+    assert message.chat == Party(group=GROUP)
+
+
+def test_malformed_media_becomes_a_placeholder_and_an_error() -> None:
+    no_key = {k: v for k, v in MEDIA.items() if k != "mediaKey"}
+    msg = wa.Message(imageMessage=wa.ImageMessage(mimetype="image/jpeg", **no_key))
+    events = inbound.translate_message(S, event(msg))
+    [message] = [e.message for e in events if isinstance(e, MessageEvent)]
+    [error] = [e for e in events if isinstance(e, EngineErrorEvent)]
+    assert message.content == Unsupported(type_name="imageMessage")
+    assert "media key" in error.explanation and "3EB0AAA" in error.explanation
+
+
+def test_out_of_range_location_is_a_placeholder() -> None:
+    msg = wa.Message(locationMessage=wa.LocationMessage(degreesLatitude=123.0, degreesLongitude=0))
+    events = inbound.translate_message(S, event(msg))
+    assert [type(e) for e in events] == [ContactUpdateEvent, MessageEvent, EngineErrorEvent]
+
+
+def test_unreadable_envelope_is_only_an_error() -> None:
+    ev = neonize.Message(
+        Info=neonize.MessageInfo(ID="3EB0X", MessageSource=neonize.MessageSource()),
+        Message=wa.Message(conversation="lost"),
+    )
+    [error] = inbound.translate_message(S, ev)
+    assert isinstance(error, EngineErrorEvent)
+    assert "3EB0X" in error.explanation
+
+
+def test_empty_message_is_a_placeholder() -> None:
+    events = inbound.translate_message(S, event(wa.Message()))
+    assert only_message_or_placeholder(events).content == Unsupported(type_name="empty")
+
+
+def only_message_or_placeholder(events: list[EngineEvent]) -> Message:
+    [message] = [e.message for e in events if isinstance(e, MessageEvent)]
+    return message
+
+
+def test_not_yet_available_message_is_skipped() -> None:
+    ev = event(wa.Message())
+    ev.UnavailableRequestID = "req-1"
+    assert inbound.translate_message(S, ev) == []
+
+
+@pytest.mark.parametrize(
+    "chat",
+    [jid("status", "broadcast"), jid("120363000000000000", "newsletter")],
+    ids=["status", "newsletter"],
+)
+def test_statuses_and_newsletters_are_not_bridged(chat: neonize.JID) -> None:
+    ev = event(wa.Message(conversation="my status"), chat=chat, sender=jid(CUSTOMER))
+    assert inbound.translate_message(S, ev) == []
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        wa.ProtocolMessage.APP_STATE_SYNC_KEY_SHARE,
+        wa.ProtocolMessage.HISTORY_SYNC_NOTIFICATION,
+        wa.ProtocolMessage.PEER_DATA_OPERATION_REQUEST_RESPONSE_MESSAGE,
+    ],
+)
+def test_device_plumbing_is_not_bridged(kind: int) -> None:
+    msg = wa.Message(protocolMessage=wa.ProtocolMessage(type=kind))  # type: ignore[arg-type]
+    assert (
+        inbound.translate_message(S, event(msg, from_me=True, sender=jid(ME.phone_user or "")))
+        == []
+    )
+
+
+def test_sender_key_distribution_alone_is_not_bridged() -> None:
+    msg = wa.Message(senderKeyDistributionMessage=wa.SenderKeyDistributionMessage(groupID=GROUP))
+    assert inbound.translate_message(S, event(msg)) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [(1_700_000_000_123, 1_700_000_000.123), (1_700_000_000, 1_700_000_000.0)]
+)
+def test_timestamps_in_milliseconds_or_seconds(raw: int, seconds: float) -> None:
+    message = only_message(
+        inbound.translate_message(S, event(wa.Message(conversation="t"), timestamp=raw))
+    )
+    assert math.isclose(message.timestamp, seconds)
+
+
+# --- media references -----------------------------------------------------------------
+
+
+def test_media_ref_survives_json_and_rebuilds_the_download_message() -> None:
+    media = content_of(wa.Message(videoMessage=wa.VideoMessage(mimetype="video/mp4", **MEDIA)))
+    restored = content_from_dict(json.loads(json.dumps(content_to_dict(media))))
+    assert restored == media
+    assert isinstance(restored, Media) and restored.ref is not None
+    rebuilt = inbound.download_message(restored.ref)
+    assert rebuilt.videoMessage.directPath == MEDIA["directPath"]
+    assert rebuilt.videoMessage.mediaKey == MEDIA["mediaKey"]
+    assert rebuilt.videoMessage.fileEncSHA256 == MEDIA["fileEncSHA256"]
+    assert rebuilt.videoMessage.fileSHA256 == MEDIA["fileSHA256"]
+    assert rebuilt.videoMessage.fileLength == 2048
+    assert rebuilt.videoMessage.mimetype == "video/mp4"
+
+
+def test_video_note_downloads_as_a_video() -> None:
+    media = content_of(wa.Message(ptvMessage=wa.VideoMessage(mimetype="video/mp4", **MEDIA)))
+    assert media.media_kind is MediaKind.VIDEO
+    assert inbound.download_message(media.ref).HasField("videoMessage")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {},
+        {"message_type": "pollCreationMessage"},
+        {"message_type": "imageMessage", "media_key": "%%%"},
+    ],
+)
+def test_foreign_refs_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(inbound.InvalidInput):
+        inbound.download_message(bad)
+
+
+# --- receipts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        (neonize.Receipt.DELIVERED, AckStatus.DELIVERED),
+        (neonize.Receipt.READ, AckStatus.READ),
+        (neonize.Receipt.PLAYED, AckStatus.READ),
+        (neonize.Receipt.SENDER, None),
+        (neonize.Receipt.READ_SELF, None),
+        (neonize.Receipt.RETRY, None),
+    ],
+)
+def test_receipts(kind: int, status: AckStatus | None) -> None:
+    ev = neonize.Receipt(
+        MessageSource=neonize.MessageSource(Chat=jid(CUSTOMER), Sender=jid(CUSTOMER, device=1)),
+        MessageIDs=["3EB0A", "3EB0B"],
+        Timestamp=1_700_000_100,
+        Type=kind,  # type: ignore[arg-type]
+    )
+    expected = (
+        ReceiptEvent(
+            session=S,
+            chat=Party(phone="+5511987654321"),
+            ids=("3EB0A", "3EB0B"),
+            status=status,
+            timestamp=1_700_000_100.0,
+        )
+        if status
+        else None
+    )
+    assert inbound.translate_receipt(S, ev) == expected
+
+
+# --- history sync ---------------------------------------------------------------------
+
+
+def test_history_sync_surfaces_messages_and_contacts() -> None:
+    chat = f"{CUSTOMER}@s.whatsapp.net"
+    data = hs.HistorySync(
+        syncType=hs.HistorySync.RECENT,
+        conversations=[
+            hs.Conversation(
+                ID=chat,
+                messages=[
+                    hs.HistorySyncMsg(
+                        message=WebMessageInfo(
+                            key=MessageKey(remoteJID=chat, fromMe=False, ID="3EB0H1"),
+                            message=wa.Message(conversation="old question"),
+                            messageTimestamp=1_690_000_000,
+                            pushName="Maria",
+                        )
+                    ),
+                    hs.HistorySyncMsg(
+                        message=WebMessageInfo(
+                            key=MessageKey(remoteJID=chat, fromMe=True, ID="3EB0H2"),
+                            message=wa.Message(conversation="old answer"),
+                            messageTimestamp=1_690_000_060,
+                        )
+                    ),
+                    hs.HistorySyncMsg(
+                        message=WebMessageInfo(key=MessageKey(remoteJID=chat, ID="STUB"))
+                    ),
+                ],
+            ),
+            hs.Conversation(
+                ID=GROUP,
+                messages=[
+                    hs.HistorySyncMsg(
+                        message=WebMessageInfo(
+                            key=MessageKey(remoteJID=GROUP, ID="3EB0G"),
+                            participant=f"{OTHER}@s.whatsapp.net",
+                            message=wa.Message(conversation="group history"),
+                            messageTimestamp=1_690_000_100,
+                        )
+                    )
+                ],
+            ),
+        ],
+        pushnames=[hs.Pushname(ID=f"{OTHER}@s.whatsapp.net", pushname="João")],
+        phoneNumberToLidMappings=[
+            hs.PhoneNumberToLIDMapping(pnJID=chat, lidJID="214748364801234@lid")
+        ],
+    )
+    events = inbound.translate_history(S, neonize.HistorySync(Data=data), me=ME)
+    messages = [e for e in events if isinstance(e, MessageEvent)]
+    assert all(e.history for e in messages)
+    assert [(m.message.wa_id, m.message.from_me, m.message.timestamp) for m in messages] == [
+        ("3EB0H1", False, 1_690_000_000.0),
+        ("3EB0H2", True, 1_690_000_060.0),
+        ("3EB0G", False, 1_690_000_100.0),
+    ]
+    assert messages[1].message.sender.phone == "+5511900000001"
+    assert messages[2].message.chat == Party(group=GROUP)
+    assert messages[2].message.sender.phone == "+5511912345678"
+    updates = [e.party for e in events if isinstance(e, ContactUpdateEvent)]
+    assert Party(phone="+5511987654321", lid="214748364801234") in updates
+    assert Party(phone="+5511912345678", name="João") in updates
+
+
+def test_history_skips_our_own_messages_when_we_do_not_know_who_we_are() -> None:
+    chat = f"{CUSTOMER}@s.whatsapp.net"
+    web = WebMessageInfo(
+        key=MessageKey(remoteJID=chat, fromMe=True, ID="3EB0H2"),
+        message=wa.Message(conversation="old answer"),
+    )
+    data = hs.HistorySync(
+        conversations=[hs.Conversation(ID=chat, messages=[hs.HistorySyncMsg(message=web)])]
+    )
+    assert inbound.translate_history(S, neonize.HistorySync(Data=data)) == []
+
+
+# --- connection events ----------------------------------------------------------------
+
+CONNECTION_CASES: list[tuple[str, Any, EngineEvent | None]] = [
+    (
+        "connected",
+        neonize.Connected(status=True),
+        ConnectedEvent(session=S, phone="+5511900000001"),
+    ),
+    (
+        "disconnected",
+        neonize.Disconnected(status=True),
+        DisconnectedEvent(session=S, reason="the connection to WhatsApp was lost", transient=True),
+    ),
+    (
+        "logged out",
+        neonize.LoggedOut(OnConnect=False, Reason=neonize.LOGGED_OUT),
+        LoggedOutEvent(session=S, reason="the device was unlinked from the phone"),
+    ),
+    (
+        "logged out, main device gone",
+        neonize.LoggedOut(OnConnect=True, Reason=neonize.MAIN_DEVICE_GONE),
+        LoggedOutEvent(
+            session=S, reason="the phone's WhatsApp account is gone (re-registered or deleted)"
+        ),
+    ),
+    (
+        "temporary ban",
+        neonize.TemporaryBan(Code=neonize.TemporaryBan.SENT_TOO_MANY_SAME_MESSAGE, Expire=3600),
+        TemporaryBanEvent(session=S, code="SENT_TOO_MANY_SAME_MESSAGE", expires_in=3600.0),
+    ),
+    (
+        "temporary ban without expiry",
+        neonize.TemporaryBan(Code=neonize.TemporaryBan.BLOCKED_BY_USERS),
+        TemporaryBanEvent(session=S, code="BLOCKED_BY_USERS", expires_in=None),
+    ),
+    ("client outdated", neonize.ClientOutdated(), ClientOutdatedEvent(session=S)),
+    ("stream replaced", neonize.StreamReplaced(), StreamReplacedEvent(session=S)),
+    (
+        "connect failure",
+        neonize.ConnectFailure(Reason=neonize.SERVICE_UNAVAILABLE, Message="try later"),
+        DisconnectedEvent(
+            session=S, reason="WhatsApp refused the connection (SERVICE_UNAVAILABLE: try later)"
+        ),
+    ),
+    # whatsmeow reports these failures as LoggedOut / TemporaryBan / ClientOutdated too
+    ("connect failure, logged out", neonize.ConnectFailure(Reason=neonize.LOGGED_OUT), None),
+    ("connect failure, banned", neonize.ConnectFailure(Reason=neonize.TEMP_BANNED), None),
+    (
+        "offline sync completed",
+        neonize.OfflineSyncCompleted(Count=12),
+        OfflineSyncCompletedEvent(session=S, count=12),
+    ),
+    (
+        "pair success",
+        neonize.PairStatus(ID=jid("5511900000001", device=12), Status=neonize.PairStatus.SUCCESS),
+        PairSuccessEvent(session=S, phone="+5511900000001"),
+    ),
+    (
+        "pair error",
+        neonize.PairStatus(Status=neonize.PairStatus.ERROR, Error="bad signature"),
+        EngineErrorEvent(session=S, explanation="pairing with the phone failed: bad signature"),
+    ),
+    ("keepalive timeout", neonize.KeepAliveTimeout(ErrorCount=2), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("ev", "expected"), [c[1:] for c in CONNECTION_CASES], ids=[c[0] for c in CONNECTION_CASES]
+)
+def test_connection_events(ev: Any, expected: EngineEvent | None) -> None:
+    assert inbound.translate_connection(S, ev, me=ME) == expected
+
+
+# --- fuzz: nothing raises -------------------------------------------------------------
+
+_texts = st.text(max_size=40)
+_jids = st.builds(
+    lambda user, server, device: neonize.JID(User=user, Server=server, Device=device),
+    st.one_of(st.sampled_from([CUSTOMER, "0", "", "214748364801234"]), st.text(max_size=12)),
+    st.sampled_from(["s.whatsapp.net", "lid", "g.us", "broadcast", "", "newsletter", "c.us"]),
+    st.integers(0, 99),
+)
+_floats = st.floats(allow_nan=True, allow_infinity=True)
+_contexts = st.builds(
+    lambda stanza, participant, mentions: wa.ContextInfo(
+        stanzaID=stanza, participant=participant, mentionedJID=mentions
+    ),
+    _texts,
+    _texts,
+    st.lists(_texts, max_size=3),
+)
+_messages = st.one_of(
+    st.builds(lambda t: wa.Message(conversation=t), _texts),
+    st.builds(
+        lambda t, c: wa.Message(extendedTextMessage=wa.ExtendedTextMessage(text=t, contextInfo=c)),
+        _texts,
+        _contexts,
+    ),
+    st.builds(
+        lambda key, path, mime: wa.Message(
+            imageMessage=wa.ImageMessage(mediaKey=key, directPath=path, mimetype=mime)
+        ),
+        st.binary(max_size=8),
+        _texts,
+        _texts,
+    ),
+    st.builds(
+        lambda lat, lon: wa.Message(
+            locationMessage=wa.LocationMessage(degreesLatitude=lat, degreesLongitude=lon)
+        ),
+        _floats,
+        _floats,
+    ),
+    st.builds(
+        lambda name, vcard: wa.Message(
+            contactMessage=wa.ContactMessage(displayName=name, vcard=vcard)
+        ),
+        _texts,
+        _texts,
+    ),
+    st.builds(
+        lambda kind, ident: wa.Message(
+            protocolMessage=wa.ProtocolMessage(type=kind, key=MessageKey(ID=ident))
+        ),
+        st.sampled_from([v for _, v in wa.ProtocolMessage.Type.items()]),
+        _texts,
+    ),
+    st.binary(max_size=64).map(lambda raw: _lenient_parse(raw)),
+)
+
+
+def _lenient_parse(raw: bytes) -> wa.Message:
+    msg = wa.Message()
+    try:
+        msg.MergeFromString(raw)
+    except DecodeError:  # random bytes are mostly not a protobuf
+        return wa.Message()
+    return msg
+
+
+@settings(max_examples=300, deadline=None)
+@given(msg=_messages, chat=_jids, sender=_jids, alt=_jids, from_me=st.booleans(), ident=_texts)
+def test_translation_never_raises(
+    msg: wa.Message,
+    chat: neonize.JID,
+    sender: neonize.JID,
+    alt: neonize.JID,
+    from_me: bool,
+    ident: str,
+) -> None:
+    ev = event(msg, chat=chat, sender=sender, sender_alt=alt, from_me=from_me, ident=ident)
+    events = inbound.translate_message(S, ev, me=ME)
+    assert all(isinstance(e, EngineEvent) for e in events)
+    for e in events:
+        if isinstance(e, MessageEvent):
+            json.dumps(content_to_dict(e.message.content))
