@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.errors import InvalidInput
+from bridge.errors import BridgeError, InvalidInput
 from bridge.whatsapp.sim import SimEngine
 
 log = logging.getLogger("bridge.whatsapp.sim.http")
@@ -47,6 +47,10 @@ def _bad_request_on_invalid_input() -> Iterator[None]:
     except InvalidInput as exc:
         log.info("sim request refused: %s", exc.explanation)
         raise _json_error(web.HTTPBadRequest, exc.explanation) from exc
+    except BridgeError as exc:
+        # the bridge could not take the event (its database is down, say): like a
+        # phone whose message was not acknowledged, the caller should send it again
+        raise _json_error(web.HTTPServiceUnavailable, exc.explanation) from exc
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bridge.clock import FakeClock
-from bridge.errors import EngineError
+from bridge.errors import DatabaseError, EngineError
 from bridge.model import Media, MediaKind, Text
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
@@ -43,8 +43,11 @@ class FakeSessions:
     def __init__(self) -> None:
         self.events: list[EngineEvent] = []
         self.statuses: dict[str, str] = dict.fromkeys(SESSIONS, "LOGGED_OUT")
+        self.refuse_messages: str | None = None  # the bridge cannot persist messages
 
     async def handle(self, event: EngineEvent) -> None:
+        if self.refuse_messages and isinstance(event, MessageEvent):
+            raise DatabaseError(self.refuse_messages)
         self.events.append(event)
         status = {
             QRCodeEvent: "QRCODE",
@@ -145,6 +148,17 @@ async def test_inbound_reaches_the_handler(harness: Harness, base: str) -> None:
     [event] = [e for e in harness.sessions.events if isinstance(e, MessageEvent)]
     assert answer == {"id": event.message.wa_id}
     assert event.message.content == Text("Olá")
+
+
+async def test_inbound_the_bridge_cannot_persist_is_503(harness: Harness) -> None:
+    await harness.connect()
+    harness.sessions.refuse_messages = "cannot connect to postgres://zap@db/zap: refused"
+    body = {"from": CUSTOMER, "push_name": "Maria", "kind": "text", "text": "Olá"}
+    answer = await harness.call("POST", "/sim/sessions/sales/inbound", body, status=503)
+    assert answer == {"error": "cannot connect to postgres://zap@db/zap: refused"}
+    harness.sessions.refuse_messages = None  # the phone sends it again: it arrives
+    await harness.call("POST", "/sim/sessions/sales/inbound", body)
+    assert [e for e in harness.sessions.events if isinstance(e, MessageEvent)]
 
 
 async def test_inbound_media(harness: Harness) -> None:

@@ -1,0 +1,814 @@
+"""Session status, reconnects and outbound pacing for every WhatsApp number.
+
+:class:`SessionManager` is the engine's event handler. It turns connection events
+into the session status (DESIGN section 8, "Session status transitions"):
+
+- never paired → ``LOGGED_OUT``; ``login`` → ``QRCODE`` → ``CONNECTED``;
+- paired → ``OPENING`` → ``CONNECTED`` (connects staggered by ``stagger_seconds``);
+- a transient loss → ``DISCONNECTED`` while waiting, ``OPENING`` during each attempt,
+  with exponential backoff and jitter (:mod:`bridge.whatsapp.backoff`); the attempt
+  counter resets only after a connection stayed up ``stable_seconds``, so a flapping
+  session keeps backing off;
+- logged out, banned, outdated, stream replaced → ``LOGGED_OUT``, ``BANNED``,
+  ``OUTDATED``, ``STOPPED``: permanent until a human acts; no retries, and the
+  change carries an ``action`` saying what to do.
+
+Every change is persisted through a :class:`StatusStore`, fed to the metrics and
+announced to listeners as a :class:`StatusChange`, in order, by one background
+worker (so a listener may call back into the manager, e.g. ``login``, safely).
+Other events (messages, receipts, contacts, QR and pairing codes, …) go to the
+downstream handler set with :meth:`SessionManager.set_downstream`.
+
+Outbound operations go through one :class:`~bridge.whatsapp.pacing.Pacer` per
+session: paced, and completed in the order they were asked for.
+
+Wiring: an engine takes its event handler in its constructor and the manager needs
+the engine, so build the manager first and attach the engine::
+
+    manager = SessionManager(None, specs=specs, store=store, clock=clock, ...)
+    engine = SimEngine(manager.handle_event, ...)
+    manager.attach_engine(engine)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+from bridge.clock import Clock
+from bridge.core.metrics import Metrics
+from bridge.errors import EngineError, InvalidInput, SessionNotConnected
+from bridge.model import Content, Quote
+from bridge.whatsapp.backoff import Backoff
+from bridge.whatsapp.engine import (
+    ClientOutdatedEvent,
+    ConnectedEvent,
+    DisconnectedEvent,
+    Engine,
+    EngineErrorEvent,
+    EngineEvent,
+    EventHandler,
+    LoggedOutEvent,
+    MessageEvent,
+    PairCodeEvent,
+    PairSuccessEvent,
+    QRCodeEvent,
+    SessionSpec,
+    StreamReplacedEvent,
+    TemporaryBanEvent,
+)
+from bridge.whatsapp.pacing import Pacer
+
+log = logging.getLogger("bridge.session")
+
+T = TypeVar("T")
+
+
+class SessionStatus(enum.StrEnum):
+    """The session status words (contract)."""
+
+    OPENING = "OPENING"
+    QRCODE = "QRCODE"
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    LOGGED_OUT = "LOGGED_OUT"
+    BANNED = "BANNED"
+    OUTDATED = "OUTDATED"
+    STOPPED = "STOPPED"
+
+
+# Statuses that wait for a human: no automatic retry leaves them.
+PERMANENT = frozenset(
+    {
+        SessionStatus.LOGGED_OUT,
+        SessionStatus.BANNED,
+        SessionStatus.OUTDATED,
+        SessionStatus.STOPPED,
+    }
+)
+# Statuses whose reason is a problem worth keeping as the session's last error.
+_ERROR_STATUSES = PERMANENT | {SessionStatus.DISCONNECTED}
+
+
+# --- what a human must do (every action text of this module) ------------------
+
+_LOGIN_HINT = "An admin must type !login in the control room"
+ACTION_NEVER_PAIRED = f"This number is not linked yet. {_LOGIN_HINT} to link it."
+ACTION_PHONE_UNLINKED = f"The phone unlinked this device. {_LOGIN_HINT} to link it again."
+ACTION_ADMIN_LOGOUT = (
+    "An admin logged this session out. Type !login in the control room to link it again."
+)
+ACTION_OUTDATED = (
+    "WhatsApp says this client is outdated: upgrade zapbridge (neonize), then restart."
+)
+ACTION_STREAM_REPLACED = (
+    "Another client took over this session (stream replaced). "
+    "Close the other WhatsApp Web/Desktop session, then !login."
+)
+
+
+def action_ended(reason: str) -> str:
+    """A connection WhatsApp closed for good, e.g. a QR login that timed out."""
+    return f"The session cannot resume on its own ({reason}). {_LOGIN_HINT} to link it again."
+
+
+def action_banned(until: float | None, *, now: float) -> str:
+    when = f" (until {format_utc(until, now=now)})" if until is not None else ""
+    return (
+        f"WhatsApp banned this number temporarily{when}. "
+        "Wait for the ban to end, then !login; check the number is not sending spam."
+    )
+
+
+def format_utc(at: float, *, now: float) -> str:
+    """``14:05 UTC`` today, ``2024-05-02 14:05 UTC`` on another day."""
+    moment = datetime.fromtimestamp(at, UTC)
+    same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
+    return moment.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
+
+
+# --- status changes, their store and their listeners --------------------------
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One session status change, as announced to listeners."""
+
+    key: str
+    old: SessionStatus | None  # None: the first status since the bridge started
+    new: SessionStatus
+    reason: str | None
+    action: str | None  # what a human must do; set for the permanent statuses
+    phone: str | None
+    at: float  # epoch seconds
+    attempt: int = 0  # the reconnect attempt (OPENING: being made; DISCONNECTED: next)
+    until: float | None = None  # BANNED: the ban's end; DISCONNECTED: the next attempt
+
+
+class StatusStore(Protocol):
+    """Where session statuses are persisted (the app adapts the sessions repository).
+
+    ``error`` is the reason of a problem status (DISCONNECTED and the permanent
+    ones), else None; ``connected_at`` is set with CONNECTED, else None; ``phone``
+    is the last known number of the session, kept across statuses.
+    """
+
+    async def save_status(
+        self,
+        key: str,
+        status: str,
+        *,
+        phone: str | None,
+        error: str | None,
+        connected_at: float | None,
+    ) -> None: ...
+
+
+StatusListener = Callable[[StatusChange], Awaitable[None] | None]
+
+
+def session_logger(key: str) -> logging.Logger:
+    """``bridge.session.<company>.<session>``."""
+    return logging.getLogger(f"bridge.session.{key.replace('/', '.')}")
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A status to persist and, when ``change`` is set, announce."""
+
+    key: str
+    status: SessionStatus
+    phone: str | None
+    error: str | None
+    connected_at: float | None
+    change: StatusChange | None
+
+
+class _StatusJournal:
+    """Persists and announces status changes in the order they happened.
+
+    One worker task does it, off the caller's task: a slow store or listener never
+    blocks event handling, and a listener calling back into the manager cannot
+    deadlock or reorder the announcements.
+    """
+
+    def __init__(self, store: StatusStore) -> None:
+        self._store = store
+        self._listeners: list[StatusListener] = []
+        self._queue: asyncio.Queue[_Record] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    def add_listener(self, listener: StatusListener) -> None:
+        self._listeners.append(listener)
+
+    def record(self, record: _Record) -> None:
+        self._queue.put_nowait(record)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(
+                self._run(), name="session-status-journal"
+            )
+
+    async def flush(self) -> None:
+        await self._queue.join()
+
+    async def close(self, *, grace_seconds: float) -> None:
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await self.flush()
+        except TimeoutError:
+            log.warning(
+                "%d session status changes were not persisted/announced within %.0f s",
+                self._queue.qsize(),
+                grace_seconds,
+            )
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        worker.cancel()
+        try:
+            await worker
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our caller is being cancelled too
+
+    async def _run(self) -> None:
+        while True:
+            record = await self._queue.get()
+            try:
+                await self._deliver(record)
+            finally:
+                self._queue.task_done()
+
+    async def _deliver(self, record: _Record) -> None:
+        slog = session_logger(record.key)
+        try:
+            await self._store.save_status(
+                record.key,
+                record.status.value,
+                phone=record.phone,
+                error=record.error,
+                connected_at=record.connected_at,
+            )
+        except Exception:
+            slog.exception("could not save status %s", record.status)
+        if record.change is None:
+            return
+        for listener in list(self._listeners):
+            try:
+                result = listener(record.change)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                slog.exception("status listener %r failed on %s", listener, record.change.new)
+
+
+# --- one session's state --------------------------------------------------------
+
+
+class _Session:
+    """What the manager knows about one session (internal, mutable)."""
+
+    def __init__(self, spec: SessionSpec, pacer: Pacer) -> None:
+        self.spec = spec
+        self.key = spec.key
+        self.log = session_logger(spec.key)
+        self.pacer = pacer
+        self.status: SessionStatus | None = None
+        self.phone: str | None = None
+        self.paired = False
+        self.attempt = 0  # reconnect attempts since the last stable connection
+        self.retry_delay = 0.0  # the delay before the next attempt, when DISCONNECTED
+        self.connected_since: float | None = None  # monotonic, while CONNECTED
+        self.connected_at: float | None = None  # epoch, while CONNECTED
+        self.ban_until: float | None = None
+        self.connector: asyncio.Task[None] | None = None  # waits and connects
+        self.connecting = False  # an engine.connect call is in flight
+        self.admin_logout = False
+
+    @property
+    def shown_status(self) -> SessionStatus:
+        return self.status if self.status is not None else SessionStatus.OPENING
+
+    @property
+    def connector_running(self) -> bool:
+        return self.connector is not None and not self.connector.done()
+
+
+# --- the manager ----------------------------------------------------------------
+
+
+class SessionManager:
+    """Owns the status, reconnects and outbound pacing of every session."""
+
+    def __init__(
+        self,
+        engine: Engine | None,
+        *,
+        specs: Sequence[SessionSpec],
+        store: StatusStore,
+        clock: Clock,
+        rng: random.Random,
+        metrics: Metrics | None,
+        reconnect_initial: float,
+        reconnect_max: float,
+        stable_seconds: float,
+        stagger_seconds: float,
+        send_per_minute: int,
+        send_burst: int,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._rng = rng
+        self._metrics = metrics
+        self._backoff = Backoff(initial=reconnect_initial, maximum=reconnect_max)
+        self._stable_seconds = stable_seconds
+        self._stagger_seconds = stagger_seconds
+        self._journal = _StatusJournal(store)
+        self._downstream: EventHandler | None = None
+        self._stopping = False
+        self._sessions: dict[str, _Session] = {}
+        for spec in specs:
+            if spec.key in self._sessions:
+                raise ValueError(f"session {spec.key} is configured twice")
+            pacer = Pacer(per_minute=send_per_minute, burst=send_burst, clock=clock)
+            self._sessions[spec.key] = _Session(spec, pacer)
+
+    # --- wiring -------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("no engine attached to the session manager")
+        return self._engine
+
+    def attach_engine(self, engine: Engine) -> None:
+        """Use ``engine`` (built with :meth:`handle_event` as its handler)."""
+        self._engine = engine
+
+    def add_listener(self, listener: StatusListener) -> None:
+        """Call ``listener`` (sync or async) with every :class:`StatusChange`."""
+        self._journal.add_listener(listener)
+
+    def set_downstream(self, handler: EventHandler | None) -> None:
+        """Forward non-status events (messages, receipts, QR codes, …) to ``handler``."""
+        self._downstream = handler
+
+    # --- queries --------------------------------------------------------------
+
+    @property
+    def specs(self) -> tuple[SessionSpec, ...]:
+        return tuple(s.spec for s in self._sessions.values())
+
+    def get_spec(self, key: str) -> SessionSpec:
+        return self._session(key).spec
+
+    def status(self, key: str) -> SessionStatus:
+        """The current status; ``OPENING`` until :meth:`start` has decided."""
+        return self._session(key).shown_status
+
+    def statuses(self) -> dict[str, SessionStatus]:
+        return {key: s.shown_status for key, s in self._sessions.items()}
+
+    def phone(self, key: str) -> str | None:
+        return self._session(key).phone
+
+    def pending_sends(self, key: str) -> int:
+        """Outbound operations of ``key`` queued or running (for backlog alerts)."""
+        return self._session(key).pacer.pending
+
+    async def flush(self) -> None:
+        """Wait until every status change so far is persisted and announced.
+
+        Not from a listener: it would wait for itself."""
+        await self._journal.flush()
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Mark never-paired sessions LOGGED_OUT and connect the paired ones,
+        ``stagger_seconds`` apart. Returns once every connect is scheduled."""
+        engine = self.engine
+        self._stopping = False
+        slot = 0
+        for session in self._sessions.values():
+            try:
+                paired = await engine.is_paired(session.spec)
+            except EngineError as exc:
+                session.log.warning("cannot tell whether it is paired: %s", exc.explanation)
+                session.paired = True  # let the retries find out
+                self._retry_later(session, f"device store unreadable: {exc.explanation}")
+                continue
+            if not paired:
+                self._set_status(
+                    session,
+                    SessionStatus.LOGGED_OUT,
+                    reason="never linked",
+                    action=ACTION_NEVER_PAIRED,
+                )
+                continue
+            session.paired = True
+            self._set_status(session, SessionStatus.OPENING, reason="starting")
+            session.connector = self._spawn_connector(session, slot * self._stagger_seconds)
+            slot += 1
+
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
+        """Cancel pending reconnects, disconnect every session, flush the statuses.
+
+        Statuses stay as they are (a bridge shutdown is not ``STOPPED``); takes at
+        most about ``2 × grace_seconds``.
+        """
+        self._stopping = True
+        connectors = [s.connector for s in self._sessions.values() if s.connector is not None]
+        for task in connectors:
+            task.cancel()
+        for outcome in await asyncio.gather(*connectors, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("a reconnect task had failed", exc_info=outcome)
+        if self._engine is not None:
+            try:
+                async with asyncio.timeout(grace_seconds):
+                    await asyncio.gather(*(self._disconnect(s) for s in self._sessions.values()))
+            except TimeoutError:
+                log.warning(
+                    "the engine did not disconnect every session within %.0f s", grace_seconds
+                )
+        await self._journal.close(grace_seconds=grace_seconds)
+
+    async def _disconnect(self, session: _Session) -> None:
+        try:
+            await self.engine.disconnect(session.key)
+        except EngineError as exc:
+            session.log.warning("disconnect failed: %s", exc.explanation)
+
+    # --- engine events --------------------------------------------------------
+
+    async def handle_event(self, event: EngineEvent) -> None:
+        """The engine's event handler. Errors are logged; only a message the downstream
+        could not persist is raised back to the engine, which then must not treat it
+        as delivered."""
+        session = self._sessions.get(event.session)
+        if session is None:
+            log.warning(
+                "event %s for unknown session %s dropped", type(event).__name__, event.session
+            )
+            return
+        try:
+            forward = self._apply(session, event)
+        except Exception:
+            session.log.exception("could not apply %s", type(event).__name__)
+            forward = False
+        if forward:
+            await self._forward(session, event)
+
+    def _apply(self, session: _Session, event: EngineEvent) -> bool:
+        """Update the status for ``event``; True when it goes downstream too."""
+        match event:
+            case QRCodeEvent():
+                self._on_login_code(session, "waiting for the QR code to be scanned")
+            case PairCodeEvent(phone=phone):
+                self._on_login_code(session, f"waiting for the pairing code on {phone}")
+            case PairSuccessEvent(phone=phone) | ConnectedEvent(phone=phone):
+                self._on_connected(session, phone)
+                return False
+            case DisconnectedEvent(reason=reason, transient=True):
+                self._on_transient_loss(session, reason)
+                return False
+            case DisconnectedEvent(reason=reason):
+                self._fail(session, SessionStatus.LOGGED_OUT, reason, action_ended(reason))
+                return False
+            case LoggedOutEvent(reason=reason):
+                self._on_logged_out(session, reason)
+                return False
+            case TemporaryBanEvent(code=code, expires_in=expires_in):
+                self._on_banned(session, code, expires_in)
+                return False
+            case ClientOutdatedEvent():
+                self._fail(session, SessionStatus.OUTDATED, "client outdated", ACTION_OUTDATED)
+                return False
+            case StreamReplacedEvent():
+                self._fail(
+                    session, SessionStatus.STOPPED, "stream replaced", ACTION_STREAM_REPLACED
+                )
+                return False
+            case EngineErrorEvent(explanation=explanation):
+                session.log.warning("engine error: %s", explanation)
+        return True
+
+    async def _forward(self, session: _Session, event: EngineEvent) -> None:
+        if self._downstream is None:
+            session.log.warning("no downstream handler: %s dropped", type(event).__name__)
+            return
+        try:
+            await self._downstream(event)
+        except Exception:
+            session.log.exception("downstream handler failed on %s", type(event).__name__)
+            if isinstance(event, MessageEvent):
+                raise  # not persisted: the engine must not acknowledge it (DESIGN §5)
+
+    def _on_login_code(self, session: _Session, reason: str) -> None:
+        self._cancel_retry(session)
+        self._set_status(session, SessionStatus.QRCODE, reason=reason)
+
+    def _on_connected(self, session: _Session, phone: str | None) -> None:
+        self._cancel_retry(session)
+        session.paired = True
+        session.ban_until = None
+        new_phone = phone is not None and phone != session.phone
+        if phone is not None:
+            session.phone = phone
+        if session.status is SessionStatus.CONNECTED:
+            if new_phone:
+                self._persist(session, change=None)
+            return
+        session.connected_since = self._clock.monotonic()
+        session.connected_at = self._clock.now()
+        reason = f"connected as {session.phone}" if session.phone else "connected"
+        self._set_status(session, SessionStatus.CONNECTED, reason=reason)
+
+    def _on_transient_loss(self, session: _Session, reason: str) -> None:
+        if self._stopping:
+            session.log.debug("disconnected while the bridge stops: %s", reason)
+            return
+        if session.status in PERMANENT:
+            session.log.info("ignoring a disconnect while %s: %s", session.status, reason)
+            return
+        if not session.paired:
+            self._fail(
+                session,
+                SessionStatus.LOGGED_OUT,
+                f"login interrupted: {reason}",
+                action_ended(f"login interrupted: {reason}"),
+            )
+            return
+        if session.connector_running and not session.connecting:
+            session.log.debug("disconnected (%s); an attempt is already scheduled", reason)
+            return
+        if session.connected_since is not None:
+            uptime = self._clock.monotonic() - session.connected_since
+            if uptime >= self._stable_seconds:
+                session.attempt = 0
+            session.connected_since = None
+        self._retry_later(session, reason)
+
+    def _on_logged_out(self, session: _Session, reason: str) -> None:
+        session.paired = False
+        if session.admin_logout:
+            self._fail(
+                session, SessionStatus.LOGGED_OUT, "logged out by an admin", ACTION_ADMIN_LOGOUT
+            )
+        else:
+            self._fail(session, SessionStatus.LOGGED_OUT, reason, ACTION_PHONE_UNLINKED)
+
+    def _on_banned(self, session: _Session, code: str, expires_in: float | None) -> None:
+        now = self._clock.now()
+        session.ban_until = now + expires_in if expires_in is not None else None
+        reason = f"temporarily banned (code {code})"
+        action = action_banned(session.ban_until, now=now)
+        self._fail(session, SessionStatus.BANNED, reason, action, until=session.ban_until)
+
+    def _fail(
+        self,
+        session: _Session,
+        status: SessionStatus,
+        reason: str,
+        action: str,
+        *,
+        until: float | None = None,
+    ) -> None:
+        """A permanent status: stop retrying, wait for a human."""
+        self._cancel_retry(session)
+        session.attempt = 0
+        session.connected_since = None
+        self._set_status(session, status, reason=reason, action=action, until=until)
+
+    # --- reconnects -------------------------------------------------------------
+
+    def _retry_later(self, session: _Session, reason: str) -> None:
+        """DISCONNECTED now; the next attempt after the backoff delay."""
+        session.attempt += 1
+        session.retry_delay = self._backoff.delay(session.attempt, self._rng)
+        session.log.info(
+            "disconnected (%s); attempt %d in %.1f s", reason, session.attempt, session.retry_delay
+        )
+        self._set_status(
+            session,
+            SessionStatus.DISCONNECTED,
+            reason=reason,
+            until=self._clock.now() + session.retry_delay,
+        )
+        if not session.connector_running:
+            session.connector = self._spawn_connector(session, session.retry_delay)
+
+    def _spawn_connector(self, session: _Session, delay: float) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(
+            self._connect_loop(session, delay), name=f"connect {session.key}"
+        )
+
+    async def _connect_loop(self, session: _Session, delay: float) -> None:
+        """Wait, attempt, and again after each failure, until an attempt holds or
+        someone else (an event, a command) decides the status."""
+        while True:
+            await self._clock.sleep(delay)
+            if session.attempt and self._metrics is not None:
+                self._metrics.reconnects.labels(session=session.key).inc()
+            failure = await self._attempt(session)
+            if failure is not None and session.status is SessionStatus.OPENING:
+                self._retry_later(session, failure)
+            if session.status is not SessionStatus.DISCONNECTED:
+                return
+            delay = session.retry_delay
+
+    async def _attempt(self, session: _Session, *, reason: str | None = None) -> str | None:
+        """OPENING, then one engine.connect; the failure's reason, or None."""
+        if reason is None:
+            reason = f"reconnect attempt {session.attempt}" if session.attempt else "connecting"
+        self._set_status(session, SessionStatus.OPENING, reason=reason)
+        session.connecting = True
+        try:
+            await self.engine.connect(session.spec)
+        except EngineError as exc:
+            session.log.warning("connect failed: %s", exc.explanation)
+            return exc.explanation
+        except Exception as exc:
+            session.log.exception("connect failed unexpectedly")
+            return f"unexpected engine error: {exc!r}"
+        finally:
+            session.connecting = False
+        return None
+
+    def _cancel_retry(self, session: _Session) -> None:
+        """Cancel a scheduled attempt; one in flight ends on its own (its loop sees
+        the status someone else set)."""
+        task = session.connector
+        if task is None or task.done() or session.connecting:
+            return
+        if task is not asyncio.current_task():
+            task.cancel()
+            session.connector = None
+
+    # --- commands -----------------------------------------------------------------
+
+    async def login(self, key: str, phone: str | None = None) -> None:
+        """Bring the session online (``!login``).
+
+        A paired session connects now (after a ban, a replaced stream, or to skip
+        the backoff wait); an unpaired one starts a login: QR codes, or a pairing
+        code for ``phone``. Raises :class:`InvalidInput` when the session is
+        connected or connecting, or banned and the ban has not ended;
+        :class:`EngineError` when the engine refuses (retries continue).
+        """
+        session = self._session(key)
+        self._check_login_allowed(session)
+        engine = self.engine
+        paired = await engine.is_paired(session.spec)
+        if paired and phone is not None:
+            raise InvalidInput(
+                f"session {key} is still linked to {session.phone or 'a phone'}; "
+                "type !logout first to link it by phone"
+            )
+        self._cancel_retry(session)
+        session.attempt = 0
+        if not paired:
+            session.paired = False
+            await engine.login(session.spec, phone=phone)
+            return
+        session.paired = True
+        failure = await self._attempt(session, reason="login by an admin")
+        if failure is not None:
+            if session.status is SessionStatus.OPENING:
+                self._retry_later(session, failure)
+            raise EngineError(f"session {key} could not connect: {failure}; retrying")
+
+    def _check_login_allowed(self, session: _Session) -> None:
+        status = session.shown_status
+        if status is SessionStatus.CONNECTED:
+            as_phone = f" as {session.phone}" if session.phone else ""
+            raise InvalidInput(f"session {session.key} is already connected{as_phone}")
+        if status is SessionStatus.OPENING:
+            raise InvalidInput(
+                f"session {session.key} is connecting right now (OPENING); "
+                "check !status in a moment"
+            )
+        now = self._clock.now()
+        if status is SessionStatus.BANNED and session.ban_until and now < session.ban_until:
+            raise InvalidInput(
+                f"session {session.key} is banned until "
+                f"{format_utc(session.ban_until, now=now)}; try !login after that"
+            )
+
+    async def logout(self, key: str) -> None:
+        """Unlink the device (``!logout``): LOGGED_OUT, no retries."""
+        session = self._session(key)
+        session.admin_logout = True
+        try:
+            await self.engine.logout(key)
+        finally:
+            session.admin_logout = False
+        session.paired = False
+        self._fail(session, SessionStatus.LOGGED_OUT, "logged out by an admin", ACTION_ADMIN_LOGOUT)
+
+    # --- outbound -----------------------------------------------------------------
+
+    async def send(self, key: str, to: str, content: Content, *, quote: Quote | None = None) -> str:
+        """Send ``content`` to ``to`` (paced, in order); the new WhatsApp id.
+
+        Raises :class:`SessionNotConnected` at once when the session is not
+        CONNECTED, or when it drops while the send waits its turn.
+        """
+        return await self._paced(key, lambda engine: engine.send(key, to, content, quote=quote))
+
+    async def react(
+        self, key: str, to: str, *, target: str, target_sender: str | None, emoji: str
+    ) -> str:
+        return await self._paced(
+            key,
+            lambda engine: engine.react(
+                key, to, target=target, target_sender=target_sender, emoji=emoji
+            ),
+        )
+
+    async def edit(self, key: str, to: str, *, target: str, text: str) -> str:
+        return await self._paced(key, lambda engine: engine.edit(key, to, target=target, text=text))
+
+    async def revoke(self, key: str, to: str, *, target: str) -> str:
+        return await self._paced(key, lambda engine: engine.revoke(key, to, target=target))
+
+    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
+        """Read receipts: not paced (they are not messages), but only when CONNECTED."""
+        session = self._session(key)
+        self._require_connected(session)
+        await self.engine.mark_read(key, chat, ids=ids, sender=sender)
+
+    async def _paced(self, key: str, operation: Callable[[Engine], Awaitable[T]]) -> T:
+        session = self._session(key)
+        self._require_connected(session)
+        engine = self.engine
+        return await session.pacer.run(
+            lambda: operation(engine), check=lambda: self._require_connected(session)
+        )
+
+    @staticmethod
+    def _require_connected(session: _Session) -> None:
+        if session.status is not SessionStatus.CONNECTED:
+            raise SessionNotConnected(f"session {session.key} is {session.shown_status}")
+
+    # --- status bookkeeping ---------------------------------------------------------
+
+    def _session(self, key: str) -> _Session:
+        try:
+            return self._sessions[key]
+        except KeyError:
+            raise InvalidInput(f"there is no session {key}") from None
+
+    def _set_status(
+        self,
+        session: _Session,
+        new: SessionStatus,
+        *,
+        reason: str,
+        action: str | None = None,
+        until: float | None = None,
+    ) -> None:
+        old = session.status
+        if old is new:
+            return
+        session.status = new
+        if new is not SessionStatus.CONNECTED:
+            session.connected_at = None
+        if self._metrics is not None:
+            self._metrics.set_session_status(session.key, new.value)
+        session.log.info("%s → %s: %s", old or "start", new, reason)
+        change = StatusChange(
+            key=session.key,
+            old=old,
+            new=new,
+            reason=reason,
+            action=action,
+            phone=session.phone,
+            at=self._clock.now(),
+            attempt=session.attempt,
+            until=until,
+        )
+        self._persist(session, change=change)
+
+    def _persist(self, session: _Session, *, change: StatusChange | None) -> None:
+        status = session.shown_status
+        error = change.reason if change and status in _ERROR_STATUSES else None
+        self._journal.record(
+            _Record(
+                key=session.key,
+                status=status,
+                phone=session.phone,
+                error=error,
+                connected_at=session.connected_at,
+                change=change,
+            )
+        )
