@@ -48,7 +48,12 @@ class NotAuthorized(BridgeError):
 
 
 class DeliveryError(BridgeError):
-    """A delivery failed; the outbox may retry it."""
+    """A delivery failed; the outbox may retry it, no sooner than ``retry_after`` seconds
+    when the far side said so (Slack's ``Retry-After``, Matrix's ``retry_after_ms``)."""
+
+    def __init__(self, explanation: str, *, retry_after: float | None = None) -> None:
+        super().__init__(explanation)
+        self.retry_after = retry_after
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -74,9 +74,7 @@ class Metrics:
 
     def set_session_status(self, session: str, status: str) -> None:
         for name in SESSION_STATUSES:
-            self.session_status.labels(session=session, status=name).set(
-                1 if name == status else 0
-            )
+            self.session_status.labels(session=session, status=name).set(1 if name == status else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

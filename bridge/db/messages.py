@@ -41,6 +41,7 @@ class MessageRow:
     timestamp: float
     ack: str | None  # sent | delivered | read | failed
     created_at: float
+    sender_name: str | None = None  # a group member's push name, an attendant's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,8 @@ REF_COLUMNS = column_list(MessageRefRow)
 
 _INSERT = (
     "INSERT INTO messages (ticket_id, session_id, direction, kind, wa_id, sender, content, "
-    "quote_wa_id, timestamp, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+    "quote_wa_id, timestamp, created_at, sender_name) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
 )
 
 
@@ -90,6 +92,7 @@ class MessageRepository:
         content: Mapping[str, Any],
         quote_wa_id: str | None = None,
         timestamp: float,
+        sender_name: str | None = None,
         now: float | None = None,
     ) -> MessageRow | None:
         """Store a customer message; None if this WhatsApp id is already stored."""
@@ -105,6 +108,7 @@ class MessageRepository:
             quote_wa_id,
             timestamp,
             time.time() if now is None else now,
+            sender_name,
         )
         return _message(row) if row else None
 
@@ -118,6 +122,7 @@ class MessageRepository:
         content: Mapping[str, Any],
         quote_wa_id: str | None = None,
         timestamp: float,
+        sender_name: str | None = None,
         now: float | None = None,
     ) -> MessageRow:
         """Store an attendant message before it is sent; ``set_wa_id`` once it is."""
@@ -133,6 +138,7 @@ class MessageRepository:
             quote_wa_id,
             timestamp,
             time.time() if now is None else now,
+            sender_name,
         )
         return _message(row)
 
@@ -167,6 +173,17 @@ class MessageRepository:
             limit,
         )
         return [_message(row) for row in rows]
+
+    async def count_by_direction(self, session_id: int) -> dict[str, int]:
+        """How many messages came in from customers and went out to them."""
+        rows = await self._db.fetch(
+            "SELECT direction, COUNT(*) AS n FROM messages WHERE session_id = $1 "
+            "GROUP BY direction",
+            session_id,
+        )
+        counts = {"in": 0, "out": 0}
+        counts.update({row["direction"]: int(row["n"]) for row in rows})
+        return counts
 
     async def set_wa_id(self, message_id: int, wa_id: str) -> bool:
         """Record the WhatsApp id of a sent message (its ack becomes ``sent``)."""

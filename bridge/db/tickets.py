@@ -183,6 +183,35 @@ class TicketRepository:
         """Stamp the out-of-hours reply; False if it was already sent."""
         return await self._stamp_once(ticket_id, "out_of_hours_sent_at", now)
 
+    async def transition(
+        self, ticket_id: int, *, frm: str, to: str, now: float, owner: str | None = None
+    ) -> bool:
+        """``frm`` → ``to`` unless the status changed meanwhile (True: this caller won);
+        ``owner`` fills an empty assignee. Raises ``UniqueViolation`` if it would make a
+        second active ticket for the contact."""
+        changed = await self._db.execute(
+            "UPDATE tickets SET status = $3, closed_at = $4, updated_at = $5, "
+            "assignee = COALESCE(assignee, $6) WHERE id = $1 AND status = $2",
+            ticket_id,
+            frm,
+            to,
+            now if to == "closed" else None,
+            now,
+            owner,
+        )
+        return changed > 0
+
+    async def restamp_out_of_hours(self, ticket_id: int, *, previous: float, now: float) -> bool:
+        """Move the out-of-hours stamp from ``previous`` to ``now`` unless it moved."""
+        changed = await self._db.execute(
+            "UPDATE tickets SET out_of_hours_sent_at = $3, updated_at = $3 "
+            "WHERE id = $1 AND out_of_hours_sent_at = $2",
+            ticket_id,
+            previous,
+            now,
+        )
+        return changed > 0
+
     # -- internals ------------------------------------------------------------
 
     async def _set_column(

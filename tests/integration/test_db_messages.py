@@ -137,3 +137,18 @@ async def test_message_refs_roundtrip(repos: Repositories) -> None:
         message.id, frontend="matrix", room_id="!room:hs", event_id="$edited"
     )
     assert await repos.message_refs.get(message.id, "matrix") == moved
+
+
+async def test_sender_name_and_counts_by_direction(repos: Repositories) -> None:
+    ticket = await _ticket(repos)
+    common = {"ticket_id": ticket.id, "session_id": ticket.session_id, "kind": "text"}
+    inbound = await repos.messages.insert_inbound(
+        **common, wa_id="W1", sender=PHONE, sender_name="Maria", content={}, timestamp=1.0
+    )
+    outbound = await repos.messages.insert_outbound(
+        **common, sender="@bob:localhost", sender_name="Bob", content={}, timestamp=2.0
+    )
+    await repos.messages.insert_outbound(**common, sender="bot", content={}, timestamp=3.0)
+    assert inbound is not None and inbound.sender_name == "Maria"
+    assert (await repos.messages.get(outbound.id)).sender_name == "Bob"  # type: ignore[union-attr]
+    assert await repos.messages.count_by_direction(ticket.session_id) == {"in": 1, "out": 2}

@@ -148,3 +148,37 @@ async def test_fifty_concurrent_open_or_get_calls(repos: Repositories) -> None:
     )
     assert len({ticket.id for ticket, _ in results}) == 1
     assert [created for _, created in results].count(True) == 1
+
+
+async def test_transition_tells_whether_this_caller_won(repos: Repositories) -> None:
+    session, contact = await _seed(repos)
+    ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
+    assert await repos.tickets.transition(
+        ticket.id, frm="pending", to="open", now=11.0, owner="@bob:x"
+    )
+    assert not await repos.tickets.transition(ticket.id, frm="pending", to="open", now=12.0)
+    row = await repos.tickets.get(ticket.id)
+    assert row is not None and (row.status, row.assignee, row.updated_at) == (
+        "open",
+        "@bob:x",
+        11.0,
+    )
+    assert await repos.tickets.transition(
+        ticket.id, frm="open", to="closed", now=13.0, owner="@x:y"
+    )
+    row = await repos.tickets.get(ticket.id)
+    assert row is not None and (row.status, row.closed_at, row.assignee) == (
+        "closed",
+        13.0,
+        "@bob:x",
+    )
+
+
+async def test_restamp_out_of_hours_moves_only_the_expected_stamp(repos: Repositories) -> None:
+    session, contact = await _seed(repos)
+    ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
+    assert await repos.tickets.mark_out_of_hours_sent(ticket.id, now=20.0)
+    assert not await repos.tickets.restamp_out_of_hours(ticket.id, previous=19.0, now=30.0)
+    assert await repos.tickets.restamp_out_of_hours(ticket.id, previous=20.0, now=30.0)
+    row = await repos.tickets.get(ticket.id)
+    assert row is not None and row.out_of_hours_sent_at == 30.0

@@ -1,0 +1,414 @@
+"""Outbox executors: one row in, one delivery out.
+
+Each executor is idempotent: it checks what the row already achieved (a WhatsApp id
+recorded, a message ref stored, a thread ref present) before acting, so a retry or
+a resumed row after a crash does not deliver twice. A failure raises
+``DeliveryError`` (retried) or ``PermanentDeliveryError`` (dead letter).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.clock import Clock
+from bridge.config import CompanyConfig, Config, SessionConfig
+from bridge.core.frontend import Author, AuthorKind, Frontend, Place, TicketCard
+from bridge.core.metrics import Metrics
+from bridge.core.tickets import TicketService, TicketView
+from bridge.db import Repositories
+from bridge.db.messages import MessageRow
+from bridge.db.outbox import OutboxRow
+from bridge.errors import DeliveryError, PermanentDeliveryError
+from bridge.model import (
+    AckStatus,
+    Deletion,
+    Edit,
+    Party,
+    Quote,
+    Reaction,
+    Text,
+    content_from_dict,
+)
+from bridge.whatsapp.sessions import SessionManager
+
+log = logging.getLogger("bridge.core.deliveries")
+
+BOT_NAME = "zapbridge"
+PHONE_NAME = "WhatsApp phone"
+BOT = "bot"  # messages.sender of auto replies
+PHONE = "phone"  # messages.sender of messages typed on the phone itself
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """What every executor reads from."""
+
+    config: Config
+    repos: Repositories
+    tickets: TicketService
+    session_ids: dict[str, int]
+    clock: Clock
+    metrics: Metrics
+
+    def session(self, key: str) -> SessionConfig:
+        session = self.config.session_for_key(key)
+        if session is None:
+            raise PermanentDeliveryError(f"session {key} is no longer configured")
+        return session
+
+    def company(self, company_id: str) -> CompanyConfig:
+        company = self.config.find_company(company_id)
+        if company is None:
+            raise PermanentDeliveryError(f"company {company_id} is no longer configured")
+        return company
+
+    async def message(self, message_id: int) -> MessageRow:
+        row = await self.repos.messages.get(message_id)
+        if row is None:
+            raise PermanentDeliveryError(f"message {message_id} no longer exists")
+        return row
+
+    async def customer(self, ticket: TicketView) -> Party:
+        contact = await self.repos.contacts.get(ticket.contact_id)
+        if contact is None:
+            raise PermanentDeliveryError(f"the contact of ticket #{ticket.id} no longer exists")
+        if contact.group_jid:
+            return Party(group=contact.group_jid, name=contact.group_name)
+        return Party(phone=contact.phone, lid=contact.lid, name=contact.push_name)
+
+    def observe_latency(self, destination: str, since: float | None) -> None:
+        if since:
+            self.metrics.relay_latency.labels(destination).observe(
+                max(0.0, self.clock.now() - since)
+            )
+
+
+def _op(row: OutboxRow) -> str:
+    return str(row.payload.get("op", ""))
+
+
+class WhatsAppDeliveries:
+    """Executes ``whatsapp`` rows through the session manager (paced per number)."""
+
+    def __init__(self, ctx: DeliveryContext, sessions: SessionManager) -> None:
+        self._ctx = ctx
+        self._sessions = sessions
+
+    async def __call__(self, row: OutboxRow) -> None:
+        op = _op(row)
+        if op == "send":
+            await self._send(row.payload)
+        elif op == "action":
+            await self._action(row.payload)
+        else:
+            raise PermanentDeliveryError(f"unknown WhatsApp delivery {op!r}")
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        message = await self._ctx.message(payload["message"])
+        if message.wa_id:
+            return  # sent before a crash or a retry
+        ticket = await self._ctx.tickets.get(message.ticket_id)
+        to = (await self._ctx.customer(ticket)).address
+        content = content_from_dict(message.content)
+        author = message.sender_name if message.sender not in (BOT, PHONE) else None
+        if (
+            isinstance(content, Text)
+            and author
+            and self._ctx.session(ticket.session_key).sign_messages
+        ):
+            content = Text(f"*{author}:*\n{content.body}", mentions=content.mentions)
+        quote = await self._quote(payload.get("quote"), to)
+        wa_id = await self._sessions.send(ticket.session_key, to, content, quote=quote)  # type: ignore[arg-type]
+        await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
+        self._ctx.observe_latency("whatsapp", message.created_at)
+
+    async def _quote(self, message_id: int | None, customer: str) -> Quote | None:
+        if message_id is None:
+            return None
+        quoted = await self._ctx.repos.messages.get(message_id)
+        if quoted is None or not quoted.wa_id:
+            return None
+        body = quoted.content.get("body") or quoted.content.get("caption") or ""
+        sender = None if quoted.direction == "out" else (quoted.sender or customer)
+        return Quote(wa_id=quoted.wa_id, sender=sender, text=str(body))
+
+    async def _action(self, payload: dict[str, Any]) -> None:
+        action_row = await self._ctx.message(payload["message"])
+        if action_row.wa_id:
+            return
+        target = await self._ctx.message(payload["target"])
+        if not target.wa_id:
+            raise DeliveryError(f"message {target.id} has not reached WhatsApp yet")
+        ticket = await self._ctx.tickets.get(action_row.ticket_id)
+        to = (await self._ctx.customer(ticket)).address
+        action = content_from_dict(action_row.content)
+        key = ticket.session_key
+        if isinstance(action, Reaction):
+            sender = None if target.direction == "out" else target.sender
+            wa_id = await self._sessions.react(
+                key, to, target=target.wa_id, target_sender=sender, emoji=action.emoji
+            )
+        elif isinstance(action, Edit):
+            wa_id = await self._sessions.edit(key, to, target=target.wa_id, text=action.new.body)
+        elif isinstance(action, Deletion):
+            wa_id = await self._sessions.revoke(key, to, target=target.wa_id)
+        else:
+            raise PermanentDeliveryError(f"cannot send a {action.kind} action to WhatsApp")
+        await self._ctx.repos.messages.set_wa_id(action_row.id, wa_id)
+
+
+class FrontendDeliveries:
+    """Executes rows for one frontend (``matrix`` or ``slack``)."""
+
+    def __init__(self, ctx: DeliveryContext, frontend: Frontend) -> None:
+        self._ctx = ctx
+        self._fe = frontend
+        self._login_images: dict[tuple[str, str], str] = {}
+
+    @property
+    def name(self) -> str:
+        return self._fe.name
+
+    async def __call__(self, row: OutboxRow) -> None:
+        handler = getattr(self, f"_op_{_op(row)}", None)
+        if handler is None:
+            raise PermanentDeliveryError(f"unknown {self.name} delivery {_op(row)!r}")
+        await handler(row)
+
+    # --- rooms -------------------------------------------------------------------
+
+    async def control_room(self, company_id: str, session_key: str) -> str:
+        rooms = self._ctx.repos.rooms
+        session_id = self._ctx.session_ids[session_key]
+        found = await rooms.get(
+            frontend=self.name, kind="control", company_id=company_id, session_id=session_id
+        )
+        if found is not None:
+            return found.room_id
+        company = self._ctx.company(company_id)
+        room = await self._fe.ensure_control_room(company, self._ctx.session(session_key))
+        await rooms.put(
+            frontend=self.name,
+            kind="control",
+            company_id=company_id,
+            session_id=session_id,
+            room_id=room,
+            now=self._ctx.clock.now(),
+        )
+        return room
+
+    async def ops_room(self, company_id: str) -> str:
+        rooms = self._ctx.repos.rooms
+        found = await rooms.get(frontend=self.name, kind="ops", company_id=company_id)
+        if found is not None:
+            return found.room_id
+        room = await self._fe.ensure_ops_room(self._ctx.company(company_id))
+        await rooms.put(
+            frontend=self.name,
+            kind="ops",
+            company_id=company_id,
+            room_id=room,
+            now=self._ctx.clock.now(),
+        )
+        return room
+
+    async def _op_rooms(self, row: OutboxRow) -> None:
+        """At start: every control room and ops room this frontend serves."""
+        for company in self._ctx.config.companies:
+            for session in company.sessions:
+                if self._fe.serves_session(session):
+                    await self.control_room(company.id, session.key)
+            if self._fe.serves_ops(company):
+                await self.ops_room(company.id)
+
+    async def _thread(self, ticket_id: int) -> Place:
+        ref = await self._ctx.repos.threads.get(ticket_id, self.name)
+        if ref is None:
+            raise DeliveryError(f"the thread of ticket #{ticket_id} is not created yet")
+        return Place(ref.room_id, ref.thread_root)
+
+    # --- tickets -------------------------------------------------------------------
+
+    async def _op_thread(self, row: OutboxRow) -> None:
+        ticket_id = row.payload["ticket"]
+        if await self._ctx.repos.threads.get(ticket_id, self.name) is not None:
+            return
+        ticket = await self._ctx.tickets.get(ticket_id)
+        room = await self.control_room(ticket.company_id, ticket.session_key)
+        root = await self._fe.create_thread(room, card_of(ticket), txn_id=f"zb-thread-{row.id}")
+        await self._ctx.repos.threads.put(
+            ticket_id, frontend=self.name, room_id=room, thread_root=root
+        )
+
+    async def _op_card(self, row: OutboxRow) -> None:
+        ticket = await self._ctx.tickets.get(row.payload["ticket"])
+        await self._fe.update_card(await self._thread(ticket.id), card_of(ticket))
+
+    async def _op_notice(self, row: OutboxRow) -> None:
+        place = await self._thread(row.payload["ticket"])
+        await self._fe.notice(place, row.payload["text"], txn_id=f"zb-notice-{row.id}")
+
+    # --- messages ------------------------------------------------------------------
+
+    async def _op_post(self, row: OutboxRow) -> None:
+        message = await self._ctx.message(row.payload["message"])
+        if await self._ctx.repos.message_refs.get(message.id, self.name) is not None:
+            return
+        ticket = await self._ctx.tickets.get(message.ticket_id)
+        place = await self._thread(ticket.id)
+        author = await self._author(ticket, message)
+        content = content_from_dict(message.content)
+        if isinstance(content, Reaction | Edit | Deletion):
+            await self._customer_action(place, author, ticket, message, content)
+            return
+        reply_to = await self._ref_of_wa_id(ticket, message.quote_wa_id)
+        posted = await self._fe.post(
+            place,
+            author,
+            content,
+            reply_to=reply_to,
+            txn_id=f"zb-msg-{message.id}",  # type: ignore[arg-type]
+        )
+        for part, event_id in enumerate(posted.event_ids):
+            await self._ctx.repos.message_refs.put(
+                message.id, frontend=self.name, room_id=place.room, event_id=event_id, part=part
+            )
+        self._ctx.observe_latency(self.name, row.payload.get("received_at"))
+
+    async def _customer_action(
+        self,
+        place: Place,
+        author: Author,
+        ticket: TicketView,
+        message: MessageRow,
+        action: Reaction | Edit | Deletion,
+    ) -> None:
+        target = await self._ref_of_wa_id(ticket, action.target)
+        if target is None:
+            log.info("%s: target %s of a %s is unknown here", self.name, action.target, action.kind)
+            return
+        await self._apply_action(place, author, action, target, f"zb-msg-{message.id}")
+        await self._ctx.repos.message_refs.put(
+            message.id, frontend=self.name, room_id=place.room, event_id=f"{action.kind}:{target}"
+        )
+
+    async def _op_action(self, row: OutboxRow) -> None:
+        """An attendant's reaction, edit or deletion mirrored from the other frontend."""
+        message = await self._ctx.message(row.payload["message"])
+        if await self._ctx.repos.message_refs.get(message.id, self.name) is not None:
+            return
+        target = await self._ctx.repos.message_refs.get(row.payload["target"], self.name)
+        if target is None:
+            raise DeliveryError(f"message {row.payload['target']} is not on {self.name} yet")
+        ticket = await self._ctx.tickets.get(message.ticket_id)
+        place = await self._thread(ticket.id)
+        author = await self._author(ticket, message)
+        action = content_from_dict(message.content)
+        assert isinstance(action, Reaction | Edit | Deletion)
+        event = await self._apply_action(
+            place, author, action, target.event_id, f"zb-msg-{message.id}"
+        )
+        await self._ctx.repos.message_refs.put(
+            message.id,
+            frontend=self.name,
+            room_id=place.room,
+            event_id=event or f"{action.kind}:{target.event_id}",
+        )
+
+    async def _apply_action(
+        self,
+        place: Place,
+        author: Author,
+        action: Reaction | Edit | Deletion,
+        target: str,
+        txn_id: str,
+    ) -> str | None:
+        if isinstance(action, Reaction):
+            return await self._fe.react(
+                place, author, target=target, emoji=action.emoji, txn_id=txn_id
+            )
+        if isinstance(action, Edit):
+            return await self._fe.edit(place, author, target=target, new=action.new, txn_id=txn_id)
+        await self._fe.delete(place, author, target=target)
+        return None
+
+    async def _op_receipt(self, row: OutboxRow) -> None:
+        message = await self._ctx.message(row.payload["message"])
+        ref = await self._ctx.repos.message_refs.get(message.id, self.name)
+        if ref is None:
+            return  # not shown here (yet): nothing to mark
+        ticket = await self._ctx.tickets.get(message.ticket_id)
+        place = await self._thread(ticket.id)
+        author = await self._author(ticket, message, customer_side=True)
+        await self._fe.mark_receipt(
+            place, author, target=ref.event_id, status=AckStatus(row.payload["status"])
+        )
+
+    async def _ref_of_wa_id(self, ticket: TicketView, wa_id: str | None) -> str | None:
+        if not wa_id:
+            return None
+        session_id = self._ctx.session_ids[ticket.session_key]
+        target = await self._ctx.repos.messages.find_by_wa_id(session_id, wa_id)
+        if target is None:
+            return None
+        ref = await self._ctx.repos.message_refs.get(target.id, self.name)
+        return ref.event_id if ref else None
+
+    async def _author(
+        self, ticket: TicketView, message: MessageRow, *, customer_side: bool = False
+    ) -> Author:
+        if message.direction == "in" or customer_side:
+            customer = await self._ctx.customer(ticket)
+            if customer.is_group and message.direction == "in":
+                name = message.sender_name or message.sender
+                return Author(AuthorKind.CUSTOMER, name, phone=message.sender)
+            return Author(
+                AuthorKind.CUSTOMER, ticket.contact_name, phone=customer.phone, lid=customer.lid
+            )
+        if message.sender == BOT:
+            return Author(AuthorKind.BOT, BOT_NAME)
+        if message.sender == PHONE:
+            return Author(AuthorKind.ATTENDANT, PHONE_NAME)
+        return Author(AuthorKind.ATTENDANT, message.sender_name or message.sender)
+
+    # --- ops channel -----------------------------------------------------------------
+
+    async def _op_ops(self, row: OutboxRow) -> None:
+        payload = row.payload
+        if payload.get("text"):
+            room = await self.ops_room(payload["company"])
+            await self._fe.notice(Place(room), payload["text"], txn_id=f"zb-ops-{row.id}")
+        if payload.get("topic") and payload.get("session"):
+            room = await self.control_room(payload["company"], payload["session"])
+            await self._fe.set_topic(room, payload["topic"])
+
+    async def _op_login(self, row: OutboxRow) -> None:
+        payload = row.payload
+        place = Place(payload["room"], payload.get("thread"))
+        slot = (payload["session"], place.room)
+        if payload.get("png"):
+            event = await self._fe.post_image(
+                place,
+                data=base64.b64decode(payload["png"]),
+                filename=f"login-{payload['session'].replace('/', '-')}.png",
+                caption=payload["text"],
+                replaces=self._login_images.get(slot),
+            )
+            self._login_images[slot] = event
+        else:
+            await self._fe.notice(place, payload["text"], txn_id=f"zb-login-{row.id}")
+
+
+def card_of(ticket: TicketView) -> TicketCard:
+    return TicketCard(
+        ticket_id=ticket.id,
+        session_key=ticket.session_key,
+        contact_name=ticket.contact_name,
+        phone=ticket.phone,
+        is_group=ticket.is_group,
+        status=ticket.status,
+        assignee=ticket.assignee,
+    )

@@ -1,0 +1,53 @@
+"""The ticket desk: what commands do to tickets. Each action changes the ticket
+(TicketService) and publishes the change (cards, notices, farewell) through the
+relay, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from bridge.core.commands import TicketStats
+from bridge.core.outbox import OutboxWorker
+from bridge.core.relay import Relay
+from bridge.core.tickets import TicketChange, TicketService, TicketView
+from bridge.db.database import Database
+
+
+class TicketDesk:
+    """Implements the commands' ``TicketActions``."""
+
+    def __init__(
+        self, db: Database, tickets: TicketService, relay: Relay, outbox: OutboxWorker
+    ) -> None:
+        self._db = db
+        self._tickets = tickets
+        self._relay = relay
+        self._outbox = outbox
+
+    async def _apply(self, change: Callable[[], Awaitable[TicketChange]]) -> TicketView:
+        async with self._db.transaction():
+            result = await change()
+            await self._relay.publish_change(result)
+        self._outbox.wake()
+        return result.ticket
+
+    async def accept(self, ticket_id: int, *, by: str) -> TicketView:
+        return await self._apply(lambda: self._tickets.accept(ticket_id, by))
+
+    async def assign(self, ticket_id: int, user: str, *, by: str) -> TicketView:
+        return await self._apply(lambda: self._tickets.assign(ticket_id, user, by=by))
+
+    async def transfer(self, ticket_id: int, target: str, *, by: str) -> TicketView:
+        return await self._apply(lambda: self._tickets.transfer(ticket_id, target, by=by))
+
+    async def close(self, ticket_id: int, *, by: str) -> TicketView:
+        return await self._apply(lambda: self._tickets.close(ticket_id, by=by))
+
+    async def reopen(self, ticket_id: int, *, by: str) -> TicketView:
+        return await self._apply(lambda: self._tickets.reopen(ticket_id, by=by))
+
+    async def list(self, session_key: str, *, status: str | None) -> Sequence[TicketView]:
+        return await self._tickets.list(session_key, status=status)
+
+    async def stats(self, company_id: str) -> TicketStats:
+        return await self._tickets.stats(company_id)

@@ -1,0 +1,196 @@
+"""The frontend interface: what the core asks of Matrix or Slack, and what they tell
+the core. Frontends know nothing of WhatsApp protobufs; the core knows nothing of
+Matrix events or Slack payloads. Everything crossing is a neutral model object.
+
+Core → frontend calls are made by outbox executors, so they must be idempotent
+where the platform allows it (``txn_id`` is stable across retries of one delivery).
+Frontend → core calls go through :class:`FrontendInbox` and return only once the
+work is persisted, so the frontend may then acknowledge its source.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.config import CompanyConfig, SessionConfig
+from bridge.model import AckStatus, AnyContent, Content, Text
+
+
+class AuthorKind(enum.StrEnum):
+    CUSTOMER = "customer"  # a WhatsApp contact (a ghost on Matrix, a username on Slack)
+    ATTENDANT = "attendant"  # an attendant's words mirrored from the other frontend
+    BOT = "bot"  # the bridge itself (auto replies, notices)
+
+
+@dataclass(frozen=True)
+class Author:
+    kind: AuthorKind
+    name: str
+    phone: str | None = None  # customers: E.164 (Matrix ghost id, Slack username)
+    lid: str | None = None
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketCard:
+    """What a ticket's thread root shows."""
+
+    ticket_id: int
+    session_key: str
+    contact_name: str
+    phone: str | None
+    is_group: bool
+    status: str  # pending | open | closed
+    assignee: str | None
+
+    @property
+    def headline(self) -> str:
+        """``Ticket #12 · Maria (+5511987654321) · pending`` (DESIGN section 7)."""
+        who = f"{self.contact_name} ({self.phone})" if self.phone else self.contact_name
+        line = f"Ticket #{self.ticket_id} · {who} · {self.status}"
+        return f"{line} · {self.assignee}" if self.assignee else line
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where something is posted: a room or channel, optionally inside a thread."""
+
+    room: str
+    thread_root: str | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Ids of what a post created: the main event first (a contact card may add a file)."""
+
+    event_ids: tuple[str, ...]
+
+
+class Frontend(abc.ABC):
+    """A chat platform the attendants use."""
+
+    name: str  # "matrix" | "slack": the outbox destination and the message_refs key
+
+    @abc.abstractmethod
+    def serves_session(self, session: SessionConfig) -> bool:
+        """Whether this session's tickets get threads here."""
+
+    @abc.abstractmethod
+    def serves_ops(self, company: CompanyConfig) -> bool:
+        """Whether this company's ops channel lives here."""
+
+    async def start(self, inbox: FrontendInbox) -> None:  # noqa: B027 - optional hook
+        """Begin receiving; report attendants' events to ``inbox``."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop receiving and release resources."""
+
+    @abc.abstractmethod
+    async def ensure_control_room(self, company: CompanyConfig, session: SessionConfig) -> str:
+        """The session's control room (created and members invited when missing)."""
+
+    @abc.abstractmethod
+    async def ensure_ops_room(self, company: CompanyConfig) -> str:
+        """The company's ops room or channel."""
+
+    @abc.abstractmethod
+    async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
+        """Post the ticket's root; return its id (the thread root)."""
+
+    @abc.abstractmethod
+    async def update_card(self, place: Place, card: TicketCard) -> None:
+        """Show the ticket's new status or assignee on its root."""
+
+    @abc.abstractmethod
+    async def post(
+        self,
+        place: Place,
+        author: Author,
+        content: Content,
+        *,
+        reply_to: str | None,
+        txn_id: str,
+    ) -> Posted:
+        """Post a message into a thread; ``reply_to`` is the quoted event, if known."""
+
+    @abc.abstractmethod
+    async def react(
+        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+    ) -> str | None:
+        """Add a reaction (an empty emoji removes the author's reaction on ``target``)."""
+
+    @abc.abstractmethod
+    async def edit(
+        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+    ) -> str | None:
+        """Replace the text of ``target``."""
+
+    @abc.abstractmethod
+    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+        """Remove ``target`` (or mark it deleted where removal is impossible)."""
+
+    @abc.abstractmethod
+    async def mark_receipt(
+        self, place: Place, author: Author, *, target: str, status: AckStatus
+    ) -> None:
+        """Show that the customer received or read ``target``."""
+
+    @abc.abstractmethod
+    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+        """A bot notice (WhatsApp-style markup)."""
+
+    @abc.abstractmethod
+    async def post_image(
+        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+    ) -> str:
+        """A bot image (QR codes); ``replaces`` is a previous one to remove."""
+
+    @abc.abstractmethod
+    async def set_topic(self, room: str, text: str) -> None:
+        """The room's topic or status line (session status)."""
+
+
+# --- frontend → core ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attendant:
+    user_id: str  # "@bob:localhost" / "U0BOB"
+    display_name: str
+
+
+@dataclass(frozen=True)
+class ThreadEvent:
+    """Something an attendant did in a room or thread."""
+
+    frontend: str
+    place: Place
+    event_id: str  # platform id of this event (dedupe key)
+    attendant: Attendant
+
+
+@dataclass(frozen=True)
+class AttendantPost(ThreadEvent):
+    content: AnyContent  # Text/Media/Location/ContactCard, or Reaction/Edit/Deletion
+    reply_to: str | None = None  # the platform event it quotes
+    # For actions, the target is a platform event id: Reaction.target / Edit.target /
+    # Deletion.target hold the frontend's event id, not a WhatsApp id.
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    ephemeral: bool = False
+
+
+class FrontendInbox(Protocol):
+    """The core's side: each call returns after the work is persisted."""
+
+    async def attendant_event(self, event: AttendantPost) -> Reply | None:
+        """A message or action in a ticket thread (or a command anywhere)."""
+
+    async def command(self, event: ThreadEvent, text: str) -> Reply | None:
+        """A command (``!close`` or a slash command's text)."""

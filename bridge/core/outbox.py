@@ -1,0 +1,203 @@
+"""The outbox worker: executes every delivery row, in order per ordering key,
+retrying with exponential backoff and jitter, and turning rows that exhaust their
+retry budget into dead letters that somebody hears about.
+
+Rows come from the database, so deliveries left pending by a crash are resumed by
+the next start. Rows of different keys run concurrently (bounded); rows of one key
+never do, and a row waiting for its retry holds back the rows behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from bridge.clock import Clock
+from bridge.core.metrics import Metrics
+from bridge.db.outbox import OutboxRepository, OutboxRow
+from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
+from bridge.whatsapp.backoff import Backoff
+
+log = logging.getLogger("bridge.core.outbox")
+
+Executor = Callable[[OutboxRow], Awaitable[None]]
+DeadLetterHook = Callable[[OutboxRow, str], Awaitable[None]]
+BacklogHook = Callable[[int], Awaitable[None]]
+
+
+class OutboxWorker:
+    BACKLOG_REPORT_SECONDS = 5.0
+
+    def __init__(
+        self,
+        repo: OutboxRepository,
+        *,
+        clock: Clock,
+        rng: random.Random,
+        max_attempts: int,
+        base_delay: float,
+        max_delay: float,
+        metrics: Metrics | None = None,
+        concurrency: int = 32,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._repo = repo
+        self._clock = clock
+        self._rng = rng
+        self._max_attempts = max_attempts
+        self._backoff = Backoff(initial=base_delay, maximum=max_delay, jitter=0.5)
+        self._metrics = metrics
+        self._poll = poll_seconds
+        self._executors: dict[str, Executor] = {}
+        self._dead_hooks: list[DeadLetterHook] = []
+        self._backlog_hooks: list[BacklogHook] = []
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def register(self, destination: str, executor: Executor) -> None:
+        self._executors[destination] = executor
+
+    def on_dead_letter(self, hook: DeadLetterHook) -> None:
+        self._dead_hooks.append(hook)
+
+    def on_backlog(self, hook: BacklogHook) -> None:
+        self._backlog_hooks.append(hook)
+
+    def wake(self) -> None:
+        """New rows were committed: look for work now instead of at the next poll."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        """Until nothing is due or in flight (tests and benchmarks wrap it in a timeout)."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        next_report = self._clock.monotonic()
+        while True:
+            self._wake.clear()
+            started = await self._dispatch_due()
+            if not started and not self._tasks:
+                self._idle.set()
+            if self._clock.monotonic() >= next_report:
+                next_report = self._clock.monotonic() + self.BACKLOG_REPORT_SECONDS
+                await self._report_backlog()
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        waker = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep(self._poll))
+        try:
+            await asyncio.wait((waker, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            sleeper.cancel()
+
+    async def _dispatch_due(self) -> int:
+        try:
+            rows = await self._repo.next_due(200, now=self._clock.now())
+        except BridgeError as exc:
+            log.error("cannot read the outbox: %s", exc.explanation)
+            return 0
+        started = 0
+        for row in rows:
+            if row.ordering_key in self._in_flight:
+                continue
+            self._in_flight.add(row.ordering_key)
+            task = asyncio.create_task(self._execute(row), name=f"outbox-{row.id}")
+            self._tasks.add(task)
+            task.add_done_callback(lambda t, key=row.ordering_key: self._finished(t, key))
+            started += 1
+        return started
+
+    def _finished(self, task: asyncio.Task[None], key: str) -> None:
+        self._tasks.discard(task)
+        self._in_flight.discard(key)
+        self.wake()  # the next row of this key may be due now
+
+    async def _execute(self, row: OutboxRow) -> None:
+        async with self._slots:
+            await self._attempt(row)
+
+    async def _attempt(self, row: OutboxRow) -> None:
+        executor = self._executors.get(row.destination)
+        if executor is None:
+            await self._dead(row, f"no destination named {row.destination!r} is running")
+            return
+        try:
+            await executor(row)
+        except PermanentDeliveryError as exc:
+            await self._dead(row, exc.explanation)
+            return
+        except DeliveryError as exc:
+            await self._retry(row, exc.explanation, exc.retry_after)
+            return
+        except BridgeError as exc:
+            await self._retry(row, exc.explanation, None)
+            return
+        except Exception as exc:  # the delivery boundary: log, then retry
+            log.exception("outbox row %d to %s failed unexpectedly", row.id, row.destination)
+            await self._retry(row, f"{type(exc).__name__}: {exc}", None)
+            return
+        await self._repo.mark_done(row.id, now=self._clock.now())
+
+    async def _retry(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
+        attempt = row.attempts + 1
+        if attempt >= self._max_attempts:
+            await self._dead(row, error)
+            return
+        delay = max(self._backoff.delay(attempt, self._rng), retry_after or 0.0)
+        log.warning(
+            "delivery %d to %s failed (attempt %d of %d), retrying in %.1f s: %s",
+            row.id,
+            row.destination,
+            attempt,
+            self._max_attempts,
+            delay,
+            error,
+        )
+        now = self._clock.now()
+        await self._repo.mark_retry(row.id, next_at=now + delay, error=error, now=now)
+
+    async def _dead(self, row: OutboxRow, error: str) -> None:
+        log.error("delivery %d to %s is a dead letter: %s", row.id, row.destination, error)
+        await self._repo.mark_dead(row.id, error=error, now=self._clock.now())
+        for hook in self._dead_hooks:
+            try:
+                await hook(row, error)
+            except Exception:  # a failing hook must not stop the worker
+                log.exception("dead-letter hook failed for outbox row %d", row.id)
+
+    async def _report_backlog(self) -> None:
+        try:
+            pending = await self._repo.count_pending()
+        except BridgeError as exc:
+            log.error("cannot count the outbox: %s", exc.explanation)
+            return
+        if self._metrics is not None:
+            self._metrics.outbox_pending.set(pending)
+        for hook in self._backlog_hooks:
+            try:
+                await hook(pending)
+            except Exception:  # a failing hook must not stop the worker
+                log.exception("backlog hook failed")

@@ -1,0 +1,466 @@
+"""The relay: every message's path through the core.
+
+WhatsApp event → (dedupe, ticket, store) → outbox rows for each frontend of the
+session. Attendant event → (dedupe, authorise, store) → an outbox row for WhatsApp
+and a mirror row for every other frontend. Each inbound piece of work is persisted
+in one transaction before the caller acknowledges its source; the outbox worker
+delivers afterwards (``bridge.core.deliveries``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bridge.clock import Clock
+from bridge.config import Config, SessionConfig
+from bridge.core.commands import CommandContext, CommandRegistry
+from bridge.core.commands import Place as CommandPlace
+from bridge.core.deliveries import BOT, PHONE
+from bridge.core.frontend import AttendantPost, Frontend, Reply, ThreadEvent
+from bridge.core.metrics import Metrics
+from bridge.core.outbox import OutboxWorker
+from bridge.core.tickets import InboundRoute, TicketChange, TicketService, TicketView
+from bridge.db import Repositories
+from bridge.db.messages import MessageRow
+from bridge.db.outbox import OutboxRow
+from bridge.errors import BridgeError
+from bridge.model import (
+    Content,
+    Deletion,
+    Edit,
+    Message,
+    Reaction,
+    Text,
+    content_to_dict,
+)
+from bridge.whatsapp.engine import (
+    ContactUpdateEvent,
+    EngineErrorEvent,
+    EngineEvent,
+    MessageEvent,
+    ReceiptEvent,
+)
+
+log = logging.getLogger("bridge.core.relay")
+
+WHATSAPP = "whatsapp"
+
+
+def ticket_key(ticket_id: int, destination: str) -> str:
+    """Ordering key: deliveries of one ticket to one destination keep their order."""
+    return f"t{ticket_id}:{destination}"
+
+
+def ticket_of_key(ordering_key: str) -> int | None:
+    """The ticket id in an ordering key made by :func:`ticket_key`, else None."""
+    head = ordering_key.split(":", 1)[0]
+    return int(head[1:]) if head.startswith("t") and head[1:].isdigit() else None
+
+
+class Relay:
+    def __init__(
+        self,
+        config: Config,
+        repos: Repositories,
+        *,
+        tickets: TicketService,
+        outbox: OutboxWorker,
+        frontends: dict[str, Frontend],
+        session_ids: dict[str, int],
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self._config = config
+        self._repos = repos
+        self._tickets = tickets
+        self._outbox = outbox
+        self._frontends = frontends
+        self._session_ids = session_ids
+        self._clock = clock
+        self._metrics = metrics
+        self.commands: CommandRegistry | None = None
+
+    # --- where things go ------------------------------------------------------
+
+    def frontends_of(self, session_key: str) -> list[str]:
+        session = self._session(session_key)
+        return [name for name, fe in self._frontends.items() if fe.serves_session(session)]
+
+    def _session(self, key: str) -> SessionConfig:
+        session = self._config.session_for_key(key)
+        if session is None:
+            raise BridgeError(f"no session named {key}")
+        return session
+
+    async def _enqueue(self, destination: str, *, key: str, payload: dict[str, Any]) -> None:
+        await self._repos.outbox.enqueue(
+            destination, ordering_key=key, payload=payload, now=self._clock.now()
+        )
+
+    async def _to_frontends(
+        self, ticket: TicketView, payload: dict[str, Any], *, skip: str | None = None
+    ) -> None:
+        for name in self.frontends_of(ticket.session_key):
+            if name != skip:
+                await self._enqueue(name, key=ticket_key(ticket.id, name), payload=payload)
+
+    # --- WhatsApp → frontends ---------------------------------------------------
+
+    async def handle_engine_event(self, event: EngineEvent) -> None:
+        """The session manager's downstream: messages, receipts, contact updates."""
+        if isinstance(event, MessageEvent):
+            await self.handle_whatsapp_message(event.session, event.message)
+        elif isinstance(event, ReceiptEvent):
+            await self._handle_receipt(event)
+        elif isinstance(event, ContactUpdateEvent):
+            await self._handle_contact_update(event)
+        elif isinstance(event, EngineErrorEvent):
+            log.warning("session %s: %s", event.session, event.explanation)
+
+    async def handle_whatsapp_message(self, session_key: str, message: Message) -> None:
+        received = self._clock.now()
+        session_id = self._session_ids[session_key]
+        async with self._repos.db.transaction():
+            if message.wa_id and await self._repos.messages.find_by_wa_id(
+                session_id, message.wa_id
+            ):
+                log.debug("duplicate WhatsApp message %s ignored", message.wa_id)
+                return
+            if isinstance(message.content, Reaction | Edit | Deletion):
+                ticket = await self._ticket_of_target(session_id, message.content.target)
+                if ticket is None:
+                    log.info(
+                        "session %s: %s of an unknown message ignored",
+                        session_key,
+                        message.content.kind,
+                    )
+                    return
+            else:
+                route = await self._tickets.route_inbound(session_key, message)
+                if route is None:
+                    log.info("session %s: message in an unbridged chat ignored", session_key)
+                    return
+                ticket = route.ticket
+                await self._announce_route(route)
+            row = await self._store_whatsapp_message(session_id, ticket, message)
+            if row is None:
+                return
+            await self._to_frontends(
+                ticket, {"op": "post", "message": row.id, "received_at": received}
+            )
+            if not isinstance(message.content, Reaction | Edit | Deletion):
+                for text in route.auto_replies:
+                    await self._send_bot_text(ticket, text)
+        self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
+        self._outbox.wake()
+
+    async def _ticket_of_target(self, session_id: int, wa_id: str) -> TicketView | None:
+        """Actions belong to their target's ticket: they never open or reopen one."""
+        target = await self._repos.messages.find_by_wa_id(session_id, wa_id)
+        return await self._tickets.get(target.ticket_id) if target else None
+
+    async def _announce_route(self, route: InboundRoute) -> None:
+        if route.created or route.reopened:
+            await self._to_frontends(route.ticket, {"op": "thread", "ticket": route.ticket.id})
+        if route.reopened:
+            await self._to_frontends(route.ticket, {"op": "card", "ticket": route.ticket.id})
+        for closed in route.closed_tickets:  # merged away (LID ↔ phone)
+            await self._to_frontends(closed, {"op": "card", "ticket": closed.id})
+
+    async def _store_whatsapp_message(
+        self, session_id: int, ticket: TicketView, message: Message
+    ) -> MessageRow | None:
+        content = content_to_dict(message.content)
+        sender = message.sender.address
+        stamp = message.timestamp or self._clock.now()
+        quote = message.quote.wa_id if message.quote else None
+        if message.from_me:
+            row = await self._repos.messages.insert_outbound(
+                ticket_id=ticket.id,
+                session_id=session_id,
+                kind=message.kind_label,
+                sender=PHONE,
+                content=content,
+                quote_wa_id=quote,
+                timestamp=stamp,
+                now=self._clock.now(),
+            )
+            if message.wa_id:
+                await self._repos.messages.set_wa_id(row.id, message.wa_id)
+            return row
+        if not message.wa_id:
+            raise BridgeError("a WhatsApp message without an id cannot be deduplicated")
+        return await self._repos.messages.insert_inbound(
+            ticket_id=ticket.id,
+            session_id=session_id,
+            kind=message.kind_label,
+            wa_id=message.wa_id,
+            sender=sender,
+            sender_name=message.sender.name,
+            content=content,
+            quote_wa_id=quote,
+            timestamp=stamp,
+            now=self._clock.now(),
+        )
+
+    async def _handle_receipt(self, event: ReceiptEvent) -> None:
+        session_id = self._session_ids[event.session]
+        async with self._repos.db.transaction():
+            for wa_id in event.ids:
+                row = await self._repos.messages.find_by_wa_id(session_id, wa_id)
+                if row is None or row.direction != "out":
+                    continue
+                if not await self._repos.messages.set_ack(row.id, event.status.value):
+                    continue
+                self._metrics.delivery_acks.labels(event.status.value).inc()
+                ticket = await self._tickets.get(row.ticket_id)
+                payload = {"op": "receipt", "message": row.id, "status": event.status.value}
+                await self._to_frontends(ticket, payload)
+        self._outbox.wake()
+
+    async def _handle_contact_update(self, event: ContactUpdateEvent) -> None:
+        party = event.party
+        if party.is_group or not (party.phone or party.lid):
+            return
+        await self._repos.contacts.get_or_create(
+            self._session_ids[event.session],
+            phone=party.phone,
+            lid=party.lid,
+            push_name=party.name,
+            now=self._clock.now(),
+        )
+
+    # --- bot messages to the customer (auto replies) ------------------------------
+
+    async def _send_bot_text(self, ticket: TicketView, text: str) -> None:
+        """Send ``text`` to the customer and show it in the thread; inside a transaction."""
+        row = await self._repos.messages.insert_outbound(
+            ticket_id=ticket.id,
+            session_id=self._session_ids[ticket.session_key],
+            kind="text",
+            sender=BOT,
+            content=content_to_dict(Text(text)),
+            timestamp=self._clock.now(),
+            now=self._clock.now(),
+        )
+        await self._enqueue(
+            WHATSAPP, key=ticket_key(ticket.id, WHATSAPP), payload={"op": "send", "message": row.id}
+        )
+        await self._to_frontends(ticket, {"op": "post", "message": row.id})
+
+    async def publish_change(self, change: TicketChange) -> None:
+        """A ticket changed (command, first reply): cards, notices, farewell; in a transaction."""
+        await self._to_frontends(change.ticket, {"op": "card", "ticket": change.ticket.id})
+        await self._to_frontends(
+            change.ticket, {"op": "notice", "ticket": change.ticket.id, "text": change.notice}
+        )
+        if change.auto_reply:
+            await self._send_bot_text(change.ticket, change.auto_reply)
+        if change.new_ticket is not None:
+            await self._to_frontends(
+                change.new_ticket, {"op": "thread", "ticket": change.new_ticket.id}
+            )
+
+    async def on_dead_letter(self, row: OutboxRow, error: str) -> TicketView | None:
+        """A delivery gave up: say so in the ticket's threads; returns the ticket."""
+        ticket_id = ticket_of_key(row.ordering_key)
+        if ticket_id is None:
+            return None
+        async with self._repos.db.transaction():
+            ticket = await self._tickets.get(ticket_id)
+            if row.destination == WHATSAPP and "message" in row.payload:
+                await self._repos.messages.set_ack(row.payload["message"], "failed")
+            if row.payload.get("op") != "notice":  # a notice about a notice would loop
+                where = (
+                    "to the customer" if row.destination == WHATSAPP else f"to {row.destination}"
+                )
+                text = f"⚠️ not delivered {where}: {error}"
+                await self._to_frontends(
+                    ticket, {"op": "notice", "ticket": ticket_id, "text": text}
+                )
+        self._outbox.wake()
+        return ticket
+
+    # --- frontends → WhatsApp -----------------------------------------------------
+
+    async def attendant_event(self, event: AttendantPost) -> Reply | None:
+        """An attendant's message or action; returns a reply for the attendant, if any."""
+        content = event.content
+        if isinstance(content, Text) and self.commands and self.commands.is_command(content.body):
+            if await self._seen(event):
+                return None
+            return await self.command(event, content.body)
+        async with self._repos.db.transaction():
+            if await self._seen(event):
+                return None
+            ticket = await self._ticket_of(event)
+            if ticket is None:
+                return None  # chatter outside ticket threads stays on the frontend
+            refusal = self._refuse(event, ticket)
+            if refusal is not None:
+                return refusal
+            reply = await self._relay_attendant_content(event, ticket)
+        self._outbox.wake()
+        return reply
+
+    async def _seen(self, event: ThreadEvent) -> bool:
+        """Whether this platform event was handled before (redeliveries, retries)."""
+        return await self._repos.events.seen_before(
+            event.frontend, f"{event.place.room}:{event.event_id}", now=self._clock.now()
+        )
+
+    async def _ticket_of(self, event: ThreadEvent) -> TicketView | None:
+        root = event.place.thread_root
+        if root is None:
+            return None
+        ref = await self._repos.threads.find_by_root(
+            event.frontend, room_id=event.place.room, thread_root=root
+        )
+        return await self._tickets.get(ref.ticket_id) if ref else None
+
+    def _refuse(self, event: ThreadEvent, ticket: TicketView) -> Reply | None:
+        company = self._config.find_company(ticket.company_id)
+        user = event.attendant.user_id
+        if company is None or (user not in company.admins and user not in company.attendants):
+            name = company.name if company else ticket.company_id
+            return Reply(
+                f"You are not an attendant of {name}: your message was not sent.",
+                ephemeral=True,
+            )
+        if ticket.status == "closed":
+            return Reply(
+                f"Ticket #{ticket.id} is closed: your message was not sent. "
+                "Type !reopen here to reopen it.",
+                ephemeral=True,
+            )
+        return None
+
+    async def _relay_attendant_content(
+        self, event: AttendantPost, ticket: TicketView
+    ) -> Reply | None:
+        content = event.content
+        if isinstance(content, Reaction | Edit | Deletion):
+            return await self._relay_attendant_action(event, ticket)
+        quote_id = await self._message_id_of(event, event.reply_to)
+        row = await self._repos.messages.insert_outbound(
+            ticket_id=ticket.id,
+            session_id=self._session_ids[ticket.session_key],
+            kind=_kind_label(content),
+            sender=event.attendant.user_id,
+            sender_name=event.attendant.display_name,
+            content=content_to_dict(content),
+            timestamp=self._clock.now(),
+            now=self._clock.now(),
+        )
+        await self._repos.message_refs.put(
+            row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
+        )
+        await self._enqueue(
+            WHATSAPP,
+            key=ticket_key(ticket.id, WHATSAPP),
+            payload={"op": "send", "message": row.id, "quote": quote_id},
+        )
+        await self._to_frontends(ticket, {"op": "post", "message": row.id}, skip=event.frontend)
+        change = await self._tickets.record_attendant_reply(ticket.id, event.attendant.user_id)
+        if change is not None:
+            await self.publish_change(change)
+        self._metrics.messages.labels("outbound", _kind_label(content), ticket.session_key).inc()
+        return None
+
+    async def _relay_attendant_action(
+        self, event: AttendantPost, ticket: TicketView
+    ) -> Reply | None:
+        content = event.content
+        assert isinstance(content, Reaction | Edit | Deletion)
+        target = await self._repos.messages.find_by_ref(
+            event.frontend, room_id=event.place.room, event_id=content.target
+        )
+        if target is None:
+            return None  # a reaction to a notice or a card: nothing to relay
+        if isinstance(content, Edit | Deletion) and target.direction == "in":
+            # WhatsApp lets no one edit or delete another person's message: the
+            # redaction hides it on this frontend only.
+            return None
+        row = await self._repos.messages.insert_outbound(
+            ticket_id=ticket.id,
+            session_id=self._session_ids[ticket.session_key],
+            kind=content.kind,
+            sender=event.attendant.user_id,
+            sender_name=event.attendant.display_name,
+            content=content_to_dict(content),
+            timestamp=self._clock.now(),
+            now=self._clock.now(),
+        )
+        await self._repos.message_refs.put(
+            row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
+        )
+        payload = {"op": "action", "message": row.id, "target": target.id}
+        await self._enqueue(WHATSAPP, key=ticket_key(ticket.id, WHATSAPP), payload=payload)
+        await self._to_frontends(ticket, payload, skip=event.frontend)
+        return None
+
+    async def _message_id_of(self, event: ThreadEvent, platform_event: str | None) -> int | None:
+        if platform_event is None:
+            return None
+        row = await self._repos.messages.find_by_ref(
+            event.frontend, room_id=event.place.room, event_id=platform_event
+        )
+        return row.id if row else None
+
+    # --- commands ------------------------------------------------------------------
+
+    async def command(self, event: ThreadEvent, text: str) -> Reply | None:
+        if self.commands is None:
+            return None
+        ctx = await self._command_context(event)
+        if ctx is None:
+            return None
+        reply = await self.commands.handle(ctx, text)
+        return Reply(reply.text, ephemeral=reply.ephemeral) if reply else None
+
+    async def _command_context(self, event: ThreadEvent) -> CommandContext | None:
+        ticket = await self._ticket_of(event)
+        if ticket is not None:
+            return self._context(
+                event, ticket.company_id, CommandPlace.THREAD, ticket.session_key, ticket.id
+            )
+        rooms = await self._repos.rooms.find_by_room_id(event.frontend, event.place.room)
+        for room in rooms:
+            if room.kind == "ops":
+                return self._context(event, room.company_id, CommandPlace.OPS, None, None)
+            key = self._key_of_session_id(room.session_id)
+            if key is not None:
+                return self._context(event, room.company_id, CommandPlace.CONTROL, key, None)
+        return None
+
+    def _context(
+        self,
+        event: ThreadEvent,
+        company_id: str,
+        place: CommandPlace,
+        session_key: str | None,
+        ticket_id: int | None,
+    ) -> CommandContext:
+        return CommandContext(
+            frontend=event.frontend,
+            company_id=company_id,
+            place=place,
+            session_key=session_key,
+            ticket_id=ticket_id,
+            user_id=event.attendant.user_id,
+            display_name=event.attendant.display_name,
+            room=event.place.room,
+            thread_root=event.place.thread_root,
+        )
+
+    def _key_of_session_id(self, session_id: int | None) -> str | None:
+        for key, sid in self._session_ids.items():
+            if sid == session_id:
+                return key
+        return None
+
+
+def _kind_label(content: Content | Reaction | Edit | Deletion) -> str:
+    media_kind = getattr(content, "media_kind", None)
+    return str(media_kind.value) if media_kind is not None else content.kind

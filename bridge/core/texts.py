@@ -1,0 +1,330 @@
+"""Every user-facing text of the chat commands, in one module.
+
+Replies use WhatsApp-style markup (``*bold*``); the frontends convert it. Nothing
+here decides anything: :mod:`bridge.core.commands` chooses which text to send, this
+module only words it, so a reworded reply never touches command logic.
+
+A place is named for the frontend it is typed in: Matrix has rooms, Slack has
+channels (``frontend`` is ``"matrix"`` or ``"slack"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# --- the commands' own help -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandHelp:
+    """How ``!help`` describes one command."""
+
+    summary: str
+    usage: str
+    ops_usage: str | None = None  # the form typed in the ops room, when it differs
+
+    def usage_in(self, *, ops: bool) -> str:
+        return self.ops_usage if ops and self.ops_usage else self.usage
+
+
+HELP = CommandHelp("list the commands you can use here", "!help [command]")
+LOGIN = CommandHelp(
+    "link a WhatsApp number (QR code, or a pairing code by phone) or reconnect it",
+    "!login [phone +E164]",
+    "!login <session> [phone +E164]",
+)
+LOGOUT = CommandHelp("unlink the WhatsApp number from the bridge", "!logout", "!logout <session>")
+STATUS = CommandHelp(
+    "connection status and phone of this session; in ops, of every session",
+    "!status",
+    "!status [session]",
+)
+SESSIONS = CommandHelp("every WhatsApp session of the company, one per line", "!sessions")
+TICKETS = CommandHelp(
+    "this session's tickets (default: pending and open)", "!tickets [pending|open|closed]"
+)
+ACCEPT = CommandHelp("take this ticket: it becomes open and assigned to you", "!accept")
+CLOSE = CommandHelp("close this ticket (the customer gets the farewell)", "!close")
+REOPEN = CommandHelp("reopen this closed ticket", "!reopen")
+ASSIGN = CommandHelp(
+    "give this ticket to an admin or attendant (a Matrix id, a Slack @mention, or me)",
+    "!assign <user>",
+)
+TRANSFER = CommandHelp(
+    "move this ticket to another attendant or to another session of the company",
+    "!transfer <user|session>",
+)
+STATS = CommandHelp(
+    "ticket counts, first response times and message volume of the company", "!stats"
+)
+
+
+def usage(line: str) -> str:
+    return f"Usage: {line}"
+
+
+# --- places and roles ---------------------------------------------------------------
+
+_PLACES = {
+    "matrix": {
+        "control": "in a session's control room",
+        "thread": "inside a ticket thread",
+        "ops": "in the ops room",
+    },
+    "slack": {
+        "control": "in a session's channel",
+        "thread": "inside a ticket thread",
+        "ops": "in the ops channel",
+    },
+}
+_HERE = {
+    "matrix": {
+        "control": "this control room",
+        "thread": "this ticket thread",
+        "ops": "the ops room",
+    },
+    "slack": {"control": "this channel", "thread": "this ticket thread", "ops": "the ops channel"},
+}
+_ROLES = {"admin": "an admin", "attendant": "an attendant"}
+
+
+def where(place: str, *, frontend: str) -> str:
+    """``in a session's control room``, ``inside a ticket thread``, …"""
+    return _PLACES.get(frontend, _PLACES["matrix"])[place]
+
+
+def _where_any(places: Iterable[str], *, frontend: str) -> str:
+    places = list(places)
+    if set(places) >= {"control", "thread", "ops"}:
+        return "anywhere"
+    return " or ".join(where(p, frontend=frontend) for p in places)
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+def not_a_member(company_name: str | None) -> str:
+    who = f"{company_name}'s" if company_name else "this company's"
+    return f"Sorry, only {who} admins and attendants can use commands here."
+
+
+def admins_only(command: str, *, company_name: str) -> str:
+    return f"Only admins of {company_name} can use !{command}."
+
+
+def wrong_place(
+    command: str, *, places: Iterable[str], frontend: str, ops_usage: str | None
+) -> str:
+    places = list(places)
+    text = f"!{command} works {_where_any(places, frontend=frontend)}"
+    if "ops" in places and ops_usage:
+        text += f" (there, type {ops_usage})"
+    return text + "."
+
+
+def unknown_command(name: str, *, suggestions: Iterable[str]) -> str:
+    close = [f"!{s}" for s in suggestions]
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return f"Unknown command !{name}.{hint} Type !help for the list."
+
+
+def command_failed(command: str, explanation: str) -> str:
+    """A deliberate error (its ``explanation``) stopped the command."""
+    return f"Could not run !{command}: {explanation}"
+
+
+def command_crashed(command: str) -> str:
+    return f"Something went wrong running !{command}; the error was logged."
+
+
+# --- argument problems ------------------------------------------------------------------
+
+
+def no_session(name: str, *, company_name: str, sessions: Iterable[str]) -> str:
+    names = ", ".join(sessions)
+    known = f" Sessions: {names}." if names else ""
+    return f"No session named {name} in {company_name}.{known}"
+
+
+def which_session(command_usage: str, *, sessions: Iterable[str]) -> str:
+    names = ", ".join(sessions) or "none configured"
+    return f"Which session? {usage(command_usage)} (sessions: {names})."
+
+
+def other_session(command: str, *, session_key: str, frontend: str) -> str:
+    return (
+        f"Here !{command} applies to {session_key}; "
+        f"name another session {where('ops', frontend=frontend)}."
+    )
+
+
+def bad_phone(value: str, *, command_usage: str) -> str:
+    return (
+        f"{value} is not a phone number in international format "
+        f"(like +5511987654321). {usage(command_usage)}"
+    )
+
+
+def not_a_user(value: str, *, command_usage: str) -> str:
+    return (
+        f"{value} is not a user: write a Matrix id like @bob:example.org, "
+        f"a Slack @mention, or me. {usage(command_usage)}"
+    )
+
+
+def no_user_or_session(value: str, *, company_name: str) -> str:
+    return f"No session or user named {value} in {company_name}."
+
+
+def not_staff(user: str, *, company_name: str) -> str:
+    return f"{user} is not an admin or attendant of {company_name}."
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def login_started(session_key: str) -> str:
+    return f"Starting login for {session_key}: the QR code will appear here."
+
+
+def login_by_phone_started(session_key: str, phone: str) -> str:
+    return (
+        f"Starting login for {session_key} with {phone}: the pairing code will appear here. "
+        "On the phone, open WhatsApp → Linked devices → Link with phone number, and type it."
+    )
+
+
+def reconnecting(session_key: str, *, status: str) -> str:
+    return (
+        f"Reconnecting {session_key} (it was {status}). "
+        "If WhatsApp asks to link it again, the QR code will appear here."
+    )
+
+
+def logged_out(session_key: str) -> str:
+    return f"{session_key} is logged out (LOGGED_OUT). Type !login to link it again."
+
+
+def session_line(session_key: str, *, status: str, phone: str | None) -> str:
+    """``acme/sales CONNECTED +5511900000001`` (contract)."""
+    return f"{session_key} {status} {phone}" if phone else f"{session_key} {status}"
+
+
+def no_sessions(company_name: str) -> str:
+    return f"{company_name} has no WhatsApp sessions configured."
+
+
+def ticket_line(
+    ticket_id: int, *, status: str, name: str, phone: str | None, is_group: bool
+) -> str:
+    """``#12 pending Maria (+5511987654321)``; groups ``#13 open Family (group)`` (contract)."""
+    shown_name = " ".join(name.split()) or "unknown"
+    where_from = "group" if is_group else (phone or "no number")
+    return f"#{ticket_id} {status} {shown_name} ({where_from})"
+
+
+def no_tickets(statuses: Iterable[str]) -> str:
+    return f"No {' or '.join(statuses)} tickets."
+
+
+def more_tickets(count: int) -> str:
+    return f"… and {count} more."
+
+
+def accepted(ticket_id: int, *, by: str, status: str) -> str:
+    return f"{by} accepted ticket #{ticket_id}; it is {status} and assigned to them."
+
+
+def closed(ticket_id: int, *, by: str, status: str) -> str:
+    return f"Ticket #{ticket_id} {status} by {by}."
+
+
+def reopened(ticket_id: int, *, by: str, status: str) -> str:
+    return f"Ticket #{ticket_id} reopened by {by}; it is {status}."
+
+
+def assigned(ticket_id: int, *, to: str, by: str) -> str:
+    return f"Ticket #{ticket_id} assigned to {to} by {by}."
+
+
+def transferred(ticket_id: int, *, to: str, by: str) -> str:
+    return f"Ticket #{ticket_id} transferred to {to} by {by}."
+
+
+def duration(seconds: float | None) -> str:
+    """``45s``, ``2m 05s``, ``1h 07m``, ``2d 3h``; ``n/a`` when unknown."""
+    if seconds is None:
+        return "n/a"
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def stats(
+    company_name: str,
+    *,
+    by_status: Mapping[str, int],
+    created_today: int,
+    median_first_response: float | None,
+    mean_first_response: float | None,
+    messages_in: int,
+    messages_out: int,
+) -> str:
+    counts = ", ".join(f"{count} {status}" for status, count in by_status.items()) or "none"
+    return "\n".join(
+        [
+            f"*{company_name}* tickets: {counts} · {created_today} created today",
+            f"First response: median {duration(median_first_response)}, "
+            f"mean {duration(mean_first_response)}",
+            f"Messages: {messages_in} in, {messages_out} out",
+        ]
+    )
+
+
+# --- help ------------------------------------------------------------------------------------
+
+
+def help_here(
+    *,
+    place: str,
+    frontend: str,
+    role: str,
+    company_name: str,
+    here: Iterable[tuple[str, str]],
+    elsewhere: Iterable[tuple[Iterable[str], Iterable[str]]],
+) -> str:
+    """``here``: (usage, summary) pairs; ``elsewhere``: (command names, places) groups."""
+    title = _HERE.get(frontend, _HERE["matrix"])[place]
+    lines = [f"*Commands in {title}* (you are {_ROLES[role]} of {company_name}):"]
+    lines += [f"{line} — {summary}" for line, summary in here]
+    other = [
+        f"{', '.join(f'!{n}' for n in names)} {_where_any(places, frontend=frontend)}"
+        for names, places in elsewhere
+    ]
+    if other:
+        lines.append("Elsewhere: " + "; ".join(other) + ".")
+    if frontend == "slack":
+        lines.append("Outside threads you can also type /whatsapp <command>.")
+    lines.append("Type !help <command> for details.")
+    return "\n".join(lines)
+
+
+def help_command(
+    name: str, *, entry: CommandHelp, admins_only: bool, places: Iterable[str], frontend: str
+) -> str:
+    who = " (admins only)" if admins_only else ""
+    lines = [f"*!{name}* — {entry.summary}{who}", usage(entry.usage)]
+    places = list(places)
+    if entry.ops_usage and "ops" in places:
+        lines.append(f"{where('ops', frontend=frontend).capitalize()}: {entry.ops_usage}")
+    lines.append(f"Works {_where_any(places, frontend=frontend)}.")
+    return "\n".join(lines)

@@ -1,0 +1,721 @@
+"""Ticket policy: which ticket a customer's message belongs to, and how attendants
+move tickets through ``pending`` → ``open`` → ``closed`` (DESIGN section 4).
+
+The service sends nothing and knows no frontend: it returns what should be said
+(auto replies for the customer, a notice for the thread) and the relay delivers it.
+
+- A message goes to the contact's active ticket; else the latest ticket is reopened
+  when it was closed within ``tickets.reopen_window_minutes``; else a new ``pending``
+  ticket starts (the database's one-active-ticket index makes this race-safe).
+- Auto replies: the greeting once per new ticket; the out-of-hours text at most once
+  per ticket per closed period of the session's business hours; the farewell on close.
+  Each is stamped on the ticket before it is returned, so it is never repeated.
+- Messages sent from the business phone itself (``from_me``) are routed but trigger
+  no auto reply and never reopen a closed ticket.
+
+Every state-changing method runs in ``db.transaction()`` (a savepoint inside the
+caller's transaction). Status changes are compare-and-set, so two attendants closing
+the same ticket at once get one farewell, and concurrent customer messages reopen a
+ticket once. Mistakes by attendants raise :class:`InvalidInput` with a sentence meant
+for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import TypeAlias
+
+from bridge.clock import Clock
+from bridge.config import BusinessHours, CompanyConfig, Config, SessionConfig
+from bridge.core.metrics import Metrics
+from bridge.db import ContactRow, Repositories, TicketRow, UniqueViolation
+from bridge.errors import DatabaseError, InvalidInput
+from bridge.model import Message, Party
+from bridge.phone import normalize_phone
+
+log = logging.getLogger("bridge.core.tickets")
+
+PENDING, OPEN, CLOSED = "pending", "open", "closed"
+STATUSES = (PENDING, OPEN, CLOSED)
+STATS_SCAN_LIMIT = 10_000
+"""Newest tickets ``stats`` looks at for today's count and response times."""
+FIRST_RESPONSE_WINDOW_DAYS = 30
+"""``stats`` reports first response times of tickets created this many days back."""
+
+_DAY = 86_400.0
+_MINUTES_PER_DAY = 1440
+
+
+# ---------------------------------------------------------------------------
+# What the service returns
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket as a thread root, a card and ``!tickets`` show it."""
+
+    id: int
+    session_key: str  # "<company>/<session>"
+    company_id: str
+    contact_id: int
+    contact_name: str  # push name, group name, or the phone when unknown
+    phone: str | None  # E.164; None for groups and LID-only contacts
+    is_group: bool
+    status: str  # pending | open | closed
+    assignee: str | None
+    created_at: float
+    first_response_at: float | None
+    closed_at: float | None
+
+    @property
+    def label(self) -> str:
+        """``Maria (+5511987654321)``; a group's name; the phone alone when no name."""
+        if self.is_group or self.phone is None or self.contact_name == self.phone:
+            return self.contact_name
+        return f"{self.contact_name} ({self.phone})"
+
+    @property
+    def session_name(self) -> str:
+        return self.session_key.partition("/")[2]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status != CLOSED
+
+
+@dataclass(frozen=True)
+class InboundRoute:
+    """Where a customer's message goes, and what to answer at once."""
+
+    ticket: TicketView
+    created: bool
+    reopened: bool
+    auto_replies: tuple[str, ...]  # to the customer now, each already stamped on the ticket
+    closed_tickets: tuple[TicketView, ...] = ()
+    """Tickets closed because their contact (a LID) turned out to be this phone's."""
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """A visible change of a ticket: its new state and the notice for its thread."""
+
+    ticket: TicketView
+    previous_status: str
+    notice: str  # "Ticket #12 closed by @bob:localhost"
+    auto_reply: str | None = None  # to the customer (the farewell on close)
+    new_ticket: TicketView | None = None  # a transfer to another session opens one there
+
+
+@dataclass(frozen=True)
+class CompanyStats:
+    """A company's ticket figures for ``!stats``."""
+
+    company_id: str
+    by_status: Mapping[str, int]  # every status, exact
+    created_today: int  # since midnight in ``timezone``
+    timezone: str  # the company's (its first session with business hours), else UTC
+    first_response_median_seconds: float | None  # None when nothing was answered
+    first_response_mean_seconds: float | None
+    answered: int  # tickets the response times cover (created in the last 30 days)
+    open_by_assignee: Mapping[str, int]  # non-closed tickets per assignee, most first
+    unassigned: int  # non-closed tickets nobody owns
+    messages_in: int = 0  # from customers, every ticket of the company
+    messages_out: int = 0  # to customers (attendants, auto replies, the phone)
+
+
+# ---------------------------------------------------------------------------
+# Pure policy
+
+
+def contact_name(contact: ContactRow) -> str:
+    """The name a contact is shown by: push name or group name, else an address."""
+    if contact.is_group:
+        return contact.group_name or contact.group_jid or f"group {contact.id}"
+    return contact.push_name or contact.phone or f"{contact.lid}@lid"
+
+
+def within_reopen_window(closed_at: float | None, *, now: float, minutes: int) -> bool:
+    """Whether a ticket closed at ``closed_at`` is still reopened by a new message."""
+    return closed_at is not None and now - closed_at <= minutes * 60
+
+
+def reopen_status(ticket: TicketRow) -> str:
+    """``open`` when an attendant had answered the ticket, else ``pending`` again."""
+    return OPEN if ticket.first_response_at is not None else PENDING
+
+
+def was_open_between(hours: BusinessHours, start: float, end: float) -> bool:
+    """Whether the business was open at some moment after ``start`` and up to ``end``."""
+    if end <= start:
+        return False
+    if end - start > 8 * _DAY:  # every weekday fits in: open unless never open
+        return bool(hours.weekdays and hours.intervals)
+    return any(
+        opens <= end and closes > start for opens, closes in _open_periods(hours, start, end)
+    )
+
+
+def _open_periods(hours: BusinessHours, start: float, end: float) -> Iterator[tuple[float, float]]:
+    """Open periods ``(opens, closes)`` as epoch seconds, for the local days around
+    ``start``..``end`` (from the day before, for periods spanning midnight)."""
+    zone = hours.tzinfo
+    day = datetime.fromtimestamp(start, zone).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(end, zone).date()
+    while day <= last:
+        if day.weekday() in hours.weekdays:
+            midnight = datetime.combine(day, time.min, tzinfo=zone)
+            for first, stop in hours.intervals:
+                length = stop - first if stop > first else stop + _MINUTES_PER_DAY - first
+                yield _wall_clock(midnight, first), _wall_clock(midnight, first + length)
+        day += timedelta(days=1)
+
+
+def _wall_clock(midnight: datetime, minutes: int) -> float:
+    # Adding a timedelta to an aware datetime moves its wall clock: DST is honoured.
+    return (midnight + timedelta(minutes=minutes)).timestamp()
+
+
+def out_of_hours_due(session: SessionConfig, *, last_sent: float | None, now: float) -> bool:
+    """Whether the out-of-hours text should go out now.
+
+    Only when the session has one and business hours, is closed now, and (if it was
+    sent before) the business was open at some moment since: once per closed period.
+    """
+    if not session.out_of_hours or session.business_hours is None:
+        return False
+    if session.is_open(datetime.fromtimestamp(now, UTC)):
+        return False
+    return last_sent is None or was_open_between(session.business_hours, last_sent, now)
+
+
+def company_members(company: CompanyConfig) -> tuple[str, ...]:
+    """Who may own a ticket of the company: its admins and attendants."""
+    return tuple(dict.fromkeys((*company.admins, *company.attendants)))
+
+
+TransferTarget: TypeAlias = str | SessionConfig
+"""A member's user id, or a session of the same company."""
+
+
+def transfer_target(config: Config, company: CompanyConfig, target: str) -> TransferTarget:
+    """What ``!transfer <target>`` names: a member of ``company``, or one of its sessions
+    (``sales`` or ``acme/sales``). Anything else, another company's session included,
+    is refused without saying whether it exists elsewhere."""
+    word = target.strip()
+    if word in company_members(company):
+        return word
+    company_id, _, name = word.rpartition("/")
+    session = config.find_session(company_id or company.id, name)
+    if session is not None and session.company_id == company.id:
+        return session
+    sessions = ", ".join(s.name for s in company.sessions) or "none"
+    raise InvalidInput(
+        f"{word!r} is neither an admin or attendant of {company.name} "
+        f"nor one of its sessions ({sessions})"
+    )
+
+
+def company_timezone(company: CompanyConfig) -> tzinfo:
+    """The zone of the company's first session with business hours, else UTC."""
+    for session in company.sessions:
+        if session.business_hours is not None:
+            return session.business_hours.tzinfo
+    return UTC
+
+
+def summarize_stats(
+    company_id: str,
+    *,
+    by_status: Mapping[str, int],
+    recent: Iterable[TicketRow],
+    active: Iterable[TicketRow],
+    now: float,
+    zone: tzinfo,
+) -> CompanyStats:
+    """The figures of ``!stats`` from the newest tickets and the non-closed ones."""
+    recent = list(recent)
+    midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = now - FIRST_RESPONSE_WINDOW_DAYS * _DAY
+    waits = [
+        t.first_response_at - t.created_at
+        for t in recent
+        if t.first_response_at is not None and t.created_at >= since
+    ]
+    owners: dict[str, int] = {}
+    unassigned = 0
+    for ticket in active:
+        if ticket.assignee is None:
+            unassigned += 1
+        else:
+            owners[ticket.assignee] = owners.get(ticket.assignee, 0) + 1
+    return CompanyStats(
+        company_id=company_id,
+        by_status={status: by_status.get(status, 0) for status in STATUSES},
+        created_today=sum(1 for t in recent if t.created_at >= midnight.timestamp()),
+        timezone=str(zone),
+        first_response_median_seconds=statistics.median(waits) if waits else None,
+        first_response_mean_seconds=statistics.fmean(waits) if waits else None,
+        answered=len(waits),
+        open_by_assignee=dict(sorted(owners.items(), key=lambda item: (-item[1], item[0]))),
+        unassigned=unassigned,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Compare-and-set writes
+
+
+# ---------------------------------------------------------------------------
+# The service
+
+
+class TicketService:
+    """Ticket policy over the repositories; see the module docstring."""
+
+    def __init__(
+        self,
+        repos: Repositories,
+        config: Config,
+        *,
+        session_ids: dict[str, int],
+        clock: Clock,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._repos = repos
+        self._db = repos.db
+        self._config = config
+        self._session_ids = dict(session_ids)  # "company/session" → sessions.id
+        self._session_keys = {sid: key for key, sid in session_ids.items()}
+        self._clock = clock
+        self._metrics = metrics
+
+    # -- customers --------------------------------------------------------------
+
+    async def route_inbound(self, session_key: str, message: Message) -> InboundRoute | None:
+        """The ticket of a WhatsApp message and the auto replies it earns.
+
+        None for a group chat when the session does not bridge groups. Runs inside
+        the caller's transaction when there is one.
+        """
+        session = self._session(session_key)
+        if message.chat.is_group and not session.groups:
+            log.debug("session %s does not bridge groups; message ignored", session.key)
+            return None
+        now = self._clock.now()
+        session_id = self._session_id(session)
+        async with self._db.transaction():
+            contact, merged = await self._contact_of(session_id, message, now)
+            ticket, created, reopened = await self._ticket_for(
+                session_id, contact.id, from_me=message.from_me, now=now
+            )
+            replies = await self._auto_replies(
+                session, ticket, created=created, from_me=message.from_me, now=now
+            )
+            view = self._view_with(ticket, contact, session.key)
+            closed = tuple([await self._view(await self._require(i)) for i in merged])
+        if created or reopened:
+            log.info(
+                "ticket #%d %s for contact %d on %s",
+                ticket.id,
+                "opened" if created else "reopened",
+                contact.id,
+                session.key,
+            )
+        return InboundRoute(view, created, reopened, replies, closed)
+
+    async def _contact_of(
+        self, session_id: int, message: Message, now: float
+    ) -> tuple[ContactRow, list[int]]:
+        """The chat's contact, and the tickets a LID ↔ phone merge closed."""
+        chat = message.chat
+        if chat.group is not None:
+            group = await self._repos.contacts.get_or_create_group(
+                session_id, group_jid=chat.group, group_name=chat.name, now=now
+            )
+            return group, []
+        # From the phone itself the envelope's push name is the business's own.
+        push_name = None if message.from_me else chat.name
+        return await self._person(session_id, chat, push_name=push_name, now=now)
+
+    async def _person(
+        self, session_id: int, party: Party, *, push_name: str | None, now: float
+    ) -> tuple[ContactRow, list[int]]:
+        phone = normalize_phone(party.phone) if party.phone else None
+        contact = await self._repos.contacts.get_or_create(
+            session_id, phone=phone, lid=party.lid, push_name=push_name, now=now
+        )
+        if phone is None or party.lid is None or contact.lid == party.lid:
+            return contact, []
+        return await self._absorb_lid_contact(session_id, contact, party.lid, now)
+
+    async def _absorb_lid_contact(
+        self, session_id: int, contact: ContactRow, lid: str, now: float
+    ) -> tuple[ContactRow, list[int]]:
+        """Fold the contact known only by ``lid`` into the phone's ``contact``."""
+        other = await self._repos.contacts.find(session_id, lid=lid)
+        if other is None or other.id == contact.id:
+            return contact, []
+        merged = await self._repos.contacts.merge(keep_id=contact.id, drop_id=other.id, now=now)
+        log.info(
+            "contact %d (a LID) merged into contact %d; tickets closed: %s",
+            other.id,
+            contact.id,
+            merged.closed_ticket_ids or "none",
+        )
+        return merged.contact, merged.closed_ticket_ids
+
+    async def _ticket_for(
+        self, session_id: int, contact_id: int, *, from_me: bool, now: float
+    ) -> tuple[TicketRow, bool, bool]:
+        """The ticket a message goes to, whether it was created, whether reopened."""
+        active = await self._repos.tickets.find_active(session_id, contact_id)
+        if active is not None:
+            return active, False, False
+        if not from_me:
+            reopened = await self._reopen_recent(session_id, contact_id, now)
+            if reopened is not None:
+                return reopened, False, True
+        ticket, created = await self._repos.tickets.open_or_get(session_id, contact_id, now=now)
+        return ticket, created, False
+
+    async def _reopen_recent(
+        self, session_id: int, contact_id: int, now: float
+    ) -> TicketRow | None:
+        """The latest ticket reopened if it was closed within the window; None when
+        it was not, or when a concurrent message got there first."""
+        latest = await self._repos.tickets.find_latest(session_id, contact_id)
+        minutes = self._config.tickets.reopen_window_minutes
+        if latest is None or latest.status != CLOSED:
+            return None
+        if not within_reopen_window(latest.closed_at, now=now, minutes=minutes):
+            return None
+        try:
+            async with self._db.transaction():
+                won = await self._repos.tickets.transition(
+                    latest.id, frm=CLOSED, to=reopen_status(latest), now=now
+                )
+        except UniqueViolation:
+            won = False  # another message opened an active ticket meanwhile
+        return await self._require(latest.id) if won else None
+
+    async def _auto_replies(
+        self, session: SessionConfig, ticket: TicketRow, *, created: bool, from_me: bool, now: float
+    ) -> tuple[str, ...]:
+        """The greeting and out-of-hours texts due now, stamped; none for our own."""
+        if from_me:
+            return ()
+        replies = []
+        if (
+            created
+            and session.greeting
+            and await self._repos.tickets.mark_greeted(ticket.id, now=now)
+        ):
+            replies.append(session.greeting)
+        if session.out_of_hours and await self._claim_out_of_hours(session, ticket, now):
+            replies.append(session.out_of_hours)
+        return tuple(replies)
+
+    async def _claim_out_of_hours(
+        self, session: SessionConfig, ticket: TicketRow, now: float
+    ) -> bool:
+        last = ticket.out_of_hours_sent_at
+        if not out_of_hours_due(session, last_sent=last, now=now):
+            return False
+        if last is None:
+            return await self._repos.tickets.mark_out_of_hours_sent(ticket.id, now=now)
+        return await self._repos.tickets.restamp_out_of_hours(ticket.id, previous=last, now=now)
+
+    # -- attendants ---------------------------------------------------------------
+
+    async def record_attendant_reply(self, ticket_id: int, attendant: str) -> TicketChange | None:
+        """An attendant answered the customer: the first reply opens a pending ticket,
+        takes it when nobody owns it, and feeds the first-response metric. A change
+        only when the status or the assignee changed; nothing for a closed ticket."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require(ticket_id)
+            if before.status == CLOSED:
+                return None
+            first = await self._repos.tickets.mark_first_response(ticket_id, now=now)
+            notice = await self._take(before, attendant, now)
+            after = await self._view(await self._require(ticket_id))
+        if first:
+            self._observe_first_response(after, now - before.created_at)
+        return TicketChange(after, before.status, notice) if notice else None
+
+    async def _take(self, before: TicketRow, attendant: str, now: float) -> str | None:
+        if before.status == PENDING:
+            won = await self._repos.tickets.transition(
+                before.id, frm=PENDING, to=OPEN, now=now, owner=attendant
+            )
+            return f"Ticket #{before.id} opened by {attendant}" if won else None
+        if before.assignee is None:
+            await self._repos.tickets.set_assignee(before.id, attendant, now=now)
+            return f"Ticket #{before.id} taken by {attendant}"
+        return None
+
+    def _observe_first_response(self, ticket: TicketView, seconds: float) -> None:
+        log.info("ticket #%d first answered after %.0f s", ticket.id, seconds)
+        if self._metrics is not None:
+            self._metrics.first_response.labels(session=ticket.session_key).observe(seconds)
+
+    async def accept(self, ticket_id: int, attendant: str) -> TicketChange:
+        """``attendant`` takes the ticket: it becomes open and theirs."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require_active(ticket_id)
+            if before.status == OPEN and before.assignee == attendant:
+                raise InvalidInput(f"ticket #{ticket_id} is already accepted by {attendant}")
+            change = await self._hand_over(before, attendant, now=now)
+        was = f" (was {before.assignee})" if before.assignee not in (None, attendant) else ""
+        return change(f"Ticket #{ticket_id} accepted by {attendant}{was}")
+
+    async def assign(self, ticket_id: int, user: str, *, by: str) -> TicketChange:
+        """Give the ticket to ``user``, an admin or attendant of its company."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require_active(ticket_id)
+            self._check_member(await self._company_of_row(before), user)
+            change = await self._reassign(before, user, now=now)
+        return change(f"Ticket #{ticket_id} assigned to {user} by {by}")
+
+    async def transfer(self, ticket_id: int, target: str, *, by: str) -> TicketChange:
+        """To a member of the company (reassign), or to another of its sessions: this
+        ticket closes and one opens there for the same person."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require_active(ticket_id)
+            company = await self._company_of_row(before)
+            dest = transfer_target(self._config, company, target)
+            if isinstance(dest, SessionConfig):
+                return await self._move_to_session(before, dest, by=by, now=now)
+            change = await self._reassign(before, dest, now=now)
+        return change(f"Ticket #{ticket_id} transferred to {dest} by {by}")
+
+    async def close(self, ticket_id: int, *, by: str) -> TicketChange:
+        """Close the ticket; the session's farewell goes to the customer."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require(ticket_id)
+            if before.status == CLOSED:
+                raise InvalidInput(f"ticket #{ticket_id} is already closed")
+            after = await self._move(before, CLOSED, now=now)
+        session = self._config.session_for_key(after.session_key)
+        farewell = session.farewell if session is not None else None
+        log.info("ticket #%d closed by %s", ticket_id, by)
+        return TicketChange(after, before.status, f"Ticket #{ticket_id} closed by {by}", farewell)
+
+    async def reopen(self, ticket_id: int, *, by: str) -> TicketChange:
+        """Reopen a closed ticket (as open, ``by``'s when nobody owned it)."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require(ticket_id)
+            if before.status != CLOSED:
+                raise InvalidInput(f"ticket #{ticket_id} is not closed: it is {before.status}")
+            await self._refuse_second_active(before)
+            try:
+                async with self._db.transaction():
+                    after = await self._move(before, OPEN, now=now, owner=by)
+            except UniqueViolation:
+                await self._refuse_second_active(before)
+                raise
+        log.info("ticket #%d reopened by %s", ticket_id, by)
+        return TicketChange(after, before.status, f"Ticket #{ticket_id} reopened by {by}")
+
+    # -- reading ------------------------------------------------------------------
+
+    async def get(self, ticket_id: int) -> TicketView:
+        return await self._view(await self._require(ticket_id))
+
+    async def list(
+        self, session_key: str, *, status: str | None = None, limit: int = 50
+    ) -> list[TicketView]:
+        """The session's tickets, newest first, optionally of one status."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"unknown ticket status {status!r}: use pending, open or closed")
+        session = self._session(session_key)
+        rows = await self._repos.tickets.list_by_session(
+            self._session_id(session), status=status, limit=limit
+        )
+        return [await self._view(row) for row in rows]
+
+    async def stats(self, company_id: str) -> CompanyStats:
+        company = self._company(company_id)
+        by_status = dict.fromkeys(STATUSES, 0)
+        volume = {"in": 0, "out": 0}
+        for session in await self._repos.sessions.list_by_company(company_id):
+            for status, count in (await self._repos.tickets.count_by_status(session.id)).items():
+                by_status[status] += count
+            for direction, count in (
+                await self._repos.messages.count_by_direction(session.id)
+            ).items():
+                volume[direction] += count
+        list_by_company = self._repos.tickets.list_by_company
+        recent = await list_by_company(company_id, limit=STATS_SCAN_LIMIT)
+        active = [
+            row
+            for status in (PENDING, OPEN)
+            for row in await list_by_company(company_id, status=status, limit=STATS_SCAN_LIMIT)
+        ]
+        summary = summarize_stats(
+            company_id,
+            by_status=by_status,
+            recent=recent,
+            active=active,
+            now=self._clock.now(),
+            zone=company_timezone(company),
+        )
+        return replace(summary, messages_in=volume["in"], messages_out=volume["out"])
+
+    def company_of(self, ticket: TicketView) -> CompanyConfig:
+        return self._company(ticket.company_id)
+
+    # -- internals ----------------------------------------------------------------
+
+    async def _hand_over(self, before: TicketRow, user: str, *, now: float) -> _ChangeMaker:
+        """Open the ticket if pending and make ``user`` its assignee."""
+        if before.status == PENDING:
+            await self._move(before, OPEN, now=now)
+        await self._repos.tickets.set_assignee(before.id, user, now=now)
+        after = await self._view(await self._require(before.id))
+        log.info("ticket #%d now belongs to %s", before.id, user)
+        return _ChangeMaker(after, before.status)
+
+    async def _reassign(self, before: TicketRow, user: str, *, now: float) -> _ChangeMaker:
+        if before.assignee == user:
+            raise InvalidInput(f"ticket #{before.id} is already assigned to {user}")
+        return await self._hand_over(before, user, now=now)
+
+    async def _move_to_session(
+        self, before: TicketRow, dest: SessionConfig, *, by: str, now: float
+    ) -> TicketChange:
+        """Close ``before`` and open (or find) the same person's ticket on ``dest``."""
+        contact = await self._require_contact(before.contact_id)
+        if await self._key_of(before.session_id) == dest.key:
+            raise InvalidInput(f"ticket #{before.id} is already on session {dest.name}")
+        if contact.is_group:
+            raise InvalidInput(
+                "a group ticket cannot move to another session: the group chat "
+                "belongs to this session's number"
+            )
+        dest_id = self._session_id(dest)
+        after = await self._move(before, CLOSED, now=now)
+        party = Party(phone=contact.phone, lid=contact.lid)
+        moved, _ = await self._person(dest_id, party, push_name=contact.push_name, now=now)
+        ticket, _ = await self._repos.tickets.open_or_get(dest_id, moved.id, now=now)
+        new = self._view_with(ticket, moved, dest.key)
+        log.info("ticket #%d transferred to %s as #%d by %s", before.id, dest.key, new.id, by)
+        notice = f"Ticket #{before.id} transferred to {dest.name} by {by} (ticket #{new.id} there)"
+        return TicketChange(after, before.status, notice, new_ticket=new)
+
+    async def _move(
+        self, before: TicketRow, to: str, *, now: float, owner: str | None = None
+    ) -> TicketView:
+        """Change the status, refusing when someone else changed it first."""
+        if not await self._repos.tickets.transition(
+            before.id, frm=before.status, to=to, now=now, owner=owner
+        ):
+            current = await self._require(before.id)
+            raise InvalidInput(
+                f"ticket #{before.id} changed while you acted: it is now {current.status}; "
+                "look at it again"
+            )
+        return await self._view(await self._require(before.id))
+
+    async def _refuse_second_active(self, ticket: TicketRow) -> None:
+        active = await self._repos.tickets.find_active(ticket.session_id, ticket.contact_id)
+        if active is not None:
+            raise InvalidInput(
+                f"ticket #{ticket.id} cannot be reopened: this contact already has "
+                f"ticket #{active.id} ({active.status}); continue there"
+            )
+
+    async def _require(self, ticket_id: int) -> TicketRow:
+        ticket = await self._repos.tickets.get(ticket_id)
+        if ticket is None:
+            raise InvalidInput(f"no ticket #{ticket_id}")
+        return ticket
+
+    async def _require_active(self, ticket_id: int) -> TicketRow:
+        ticket = await self._require(ticket_id)
+        if ticket.status == CLOSED:
+            raise InvalidInput(f"ticket #{ticket_id} is closed; reopen it first (!reopen)")
+        return ticket
+
+    async def _require_contact(self, contact_id: int) -> ContactRow:
+        contact = await self._repos.contacts.get(contact_id)
+        if contact is None:
+            raise DatabaseError(f"contact {contact_id} of a ticket is missing")
+        return contact
+
+    async def _view(self, ticket: TicketRow) -> TicketView:
+        contact = await self._require_contact(ticket.contact_id)
+        return self._view_with(ticket, contact, await self._key_of(ticket.session_id))
+
+    @staticmethod
+    def _view_with(ticket: TicketRow, contact: ContactRow, session_key: str) -> TicketView:
+        return TicketView(
+            id=ticket.id,
+            session_key=session_key,
+            company_id=session_key.partition("/")[0],
+            contact_id=contact.id,
+            contact_name=contact_name(contact),
+            phone=None if contact.is_group else contact.phone,
+            is_group=contact.is_group,
+            status=ticket.status,
+            assignee=ticket.assignee,
+            created_at=ticket.created_at,
+            first_response_at=ticket.first_response_at,
+            closed_at=ticket.closed_at,
+        )
+
+    async def _key_of(self, session_id: int) -> str:
+        key = self._session_keys.get(session_id)
+        if key is not None:
+            return key
+        row = await self._repos.sessions.get_by_id(session_id)
+        if row is None:
+            raise DatabaseError(f"session {session_id} of a ticket is missing")
+        return f"{row.company_id}/{row.name}"
+
+    def _session(self, session_key: str) -> SessionConfig:
+        session = self._config.session_for_key(session_key)
+        if session is None:
+            raise InvalidInput(f"unknown session {session_key!r}")
+        return session
+
+    def _session_id(self, session: SessionConfig) -> int:
+        session_id = self._session_ids.get(session.key)
+        if session_id is None:
+            raise InvalidInput(f"session {session.key} is not running in this bridge")
+        return session_id
+
+    def _company(self, company_id: str) -> CompanyConfig:
+        company = self._config.find_company(company_id)
+        if company is None:
+            raise InvalidInput(f"unknown company {company_id!r}")
+        return company
+
+    async def _company_of_row(self, ticket: TicketRow) -> CompanyConfig:
+        key = await self._key_of(ticket.session_id)
+        return self._company(key.partition("/")[0])
+
+    @staticmethod
+    def _check_member(company: CompanyConfig, user: str) -> None:
+        if user not in company_members(company):
+            raise InvalidInput(f"{user} is not an admin or attendant of {company.name}")
+
+
+@dataclass(frozen=True)
+class _ChangeMaker:
+    """A ticket's new state waiting for its notice (worded by the caller)."""
+
+    ticket: TicketView
+    previous_status: str
+
+    def __call__(self, notice: str) -> TicketChange:
+        return TicketChange(self.ticket, self.previous_status, notice)

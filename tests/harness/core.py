@@ -1,0 +1,169 @@
+"""A whole bridge for core tests: the real composition root (``bridge.app.Bridge``)
+with the sim engine, a fake clock, recording fake frontends and the test database."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bridge.app import Bridge
+from bridge.clock import FakeClock
+from bridge.config import parse_config
+from bridge.db.database import Database
+from bridge.whatsapp.sim import SimEngine
+from tests.fakes.frontend import FakeFrontend
+
+T = TypeVar("T")
+
+CUSTOMER = "+5511987654321"
+
+CONFIG = """\
+database: {{url: "sqlite::memory:"}}
+data_dir: data
+http: {{host: 127.0.0.1, port: {port}}}
+whatsapp:
+  engine: sim
+  send_per_minute: 6000
+  send_burst: 1000
+  start_stagger_ms: 0
+  sim: {{auto_pair: {auto_pair}}}
+outbox: {{max_attempts: 4, base_delay_seconds: 1, max_delay_seconds: 8}}
+ops: {{alert_grace_seconds: 60}}
+tickets: {{reopen_window_minutes: 120}}
+companies:
+  - id: acme
+    name: ACME Support
+    admins: ["@alice:localhost"]
+    attendants: ["@bob:localhost", "U0BOB"]
+    sessions:
+      - name: sales
+        greeting: "Olá! Um atendente já vai falar com você."
+        farewell: "Atendimento encerrado. Obrigado!"
+      - name: support
+        sign_messages: false
+  - id: globex
+    name: Globex
+    admins: ["@gina:localhost"]
+    sessions:
+      - name: main
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def until(
+    predicate: Callable[[], T | Awaitable[T]], *, limit: float = 5.0, what: str = "condition"
+) -> T:
+    """Wait until ``predicate`` is truthy (polling the event loop), or fail after ``limit`` s."""
+    async with asyncio.timeout(limit):
+        while True:
+            result = predicate()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return result  # type: ignore[return-value]
+            await asyncio.sleep(0.002)
+    raise AssertionError(f"timed out waiting for {what}")  # pragma: no cover
+
+
+class CoreHarness:
+    def __init__(
+        self,
+        tmp_path: Path,
+        db: Database,
+        *,
+        frontends: list[FakeFrontend],
+        auto_pair: bool = True,
+    ) -> None:
+        self.auto_pair = auto_pair
+        text = CONFIG.format(port=free_port(), auto_pair=str(auto_pair).lower())
+        (tmp_path / "config.yaml").write_text(text)
+        self.config = parse_config(text, path=tmp_path / "config.yaml")
+        self.db = db
+        self.clock = FakeClock()
+        self.frontends = {fe.name: fe for fe in frontends}
+        self.bridge = self._new_bridge()
+
+    def _new_bridge(self) -> Bridge:
+        return Bridge(
+            self.config,
+            clock=self.clock,
+            frontends=list(self.frontends.values()),
+            database=self.db,
+            rng=random.Random(7),
+        )
+
+    @property
+    def sim(self) -> SimEngine:
+        engine = self.bridge.engine
+        assert isinstance(engine, SimEngine)
+        return engine
+
+    async def start(self) -> None:
+        await self.bridge.start()
+        expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
+        await until(
+            lambda: all(str(s) == expected for s in self.bridge.sessions.statuses().values()),
+            what=f"sessions {expected}",
+        )
+        await self.settle()  # control and ops rooms registered
+
+    async def stop(self) -> None:
+        await self.bridge.stop()
+
+    async def restart(self) -> None:
+        """A new bridge process on the same database and data directory."""
+        await self.stop()
+        self.bridge = self._new_bridge()
+        await self.start()
+
+    async def settle(self) -> None:
+        """Until the outbox has nothing due and nothing in flight, and no task started by
+        the last step (timers, engine events) adds more: two identical passes in a row."""
+        previous = None
+        async with asyncio.timeout(5):
+            while True:
+                await self.clock.settle()
+                self.bridge.outbox.wake()  # a pass after everything committed so far
+                await self.bridge.outbox.wait_idle()
+                await asyncio.sleep(0.005)  # let database threads finish their hand-offs
+                snapshot = (
+                    await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM outbox"),
+                    await self.bridge.repos.outbox.count_pending(),
+                    sum(len(fe.calls) for fe in self.frontends.values()),
+                )
+                if snapshot == previous:
+                    return
+                previous = snapshot
+
+    async def customer(
+        self,
+        kind: str = "text",
+        *,
+        session: str = "acme/sales",
+        sender: str = CUSTOMER,
+        name: str = "Maria",
+        **fields: Any,
+    ) -> str:
+        body = {"from": sender, "push_name": name, "kind": kind, **fields}
+        wa_id = await self.sim.inbound(session, body)
+        await until(
+            lambda: self.bridge.repos.messages.find_by_wa_id(
+                self.bridge.session_ids[session], wa_id
+            ),
+            what=f"message {wa_id} stored",
+        )
+        await self.settle()
+        return wa_id
+
+    def outbound(self, session: str = "acme/sales") -> list[dict[str, Any]]:
+        return self.sim.outbound(session)
