@@ -50,7 +50,11 @@ def test_known_secrets_are_redacted_everywhere(captured) -> None:  # type: ignor
 @pytest.mark.parametrize(
     ("text", "hidden", "kept"),
     [
-        ("cannot connect to postgres://zap:s3cr3tpw@db:5432/zap", "s3cr3tpw", "postgres://zap:***@db"),
+        (
+            "cannot connect to postgres://zap:s3cr3tpw@db:5432/zap",
+            "s3cr3tpw",
+            "postgres://zap:***@db",
+        ),
         ("GET /_matrix?access_token=syt_abc_123&x=1", "syt_abc_123", "access_token=***"),
         ("Authorization: Bearer abc.def-ghi", "abc.def-ghi", "Bearer ***"),
         ("token xoxp-9-8-7 leaked", "xoxp-9-8-7", "token *** leaked"),

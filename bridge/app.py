@@ -1,0 +1,334 @@
+"""Composition root: builds every component, starts them in dependency order and
+stops them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Sequence
+
+from bridge.clock import Clock, SystemClock
+from bridge.config import Config
+from bridge.core.commands import CommandRegistry
+from bridge.core.deliveries import DeliveryContext, FrontendDeliveries, WhatsAppDeliveries
+from bridge.core.desk import TicketDesk
+from bridge.core.frontend import Frontend
+from bridge.core.metrics import Metrics
+from bridge.core.ops import OpsNotifier
+from bridge.core.ops_sink import OutboxOpsSink
+from bridge.core.outbox import OutboxWorker
+from bridge.core.relay import WHATSAPP, Relay
+from bridge.core.tickets import TicketService
+from bridge.db import Repositories
+from bridge.db.database import Database
+from bridge.db.migrate import migrate
+from bridge.db.outbox import OutboxRow
+from bridge.db.sessions import SessionRepository
+from bridge.errors import BridgeError
+from bridge.web import WebServer
+from bridge.whatsapp.engine import Engine, EngineEvent, SessionSpec, session_key
+from bridge.whatsapp.sessions import SessionManager
+
+log = logging.getLogger("bridge.app")
+
+
+class DatabaseStatusStore:
+    """Adapts the sessions repository to the session manager's ``StatusStore``."""
+
+    def __init__(self, repo: SessionRepository, ids: dict[str, int]) -> None:
+        self._repo = repo
+        self._ids = ids
+
+    async def save_status(
+        self,
+        key: str,
+        status: str,
+        *,
+        phone: str | None,
+        error: str | None,
+        connected_at: float | None,
+    ) -> None:
+        await self._repo.set_status(
+            self._ids[key],
+            status,
+            phone=phone,
+            error=error,
+            connected=connected_at is not None,
+            now=connected_at,
+        )
+
+
+class Bridge:
+    """The running bridge. ``start`` then ``stop``; or ``run`` until a signal.
+
+    Tests pass a clock, frontends and an open database (which the bridge then does
+    not close); production builds them from the config.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        frontends: Sequence[Frontend] = (),
+        database: Database | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.metrics = Metrics()
+        self.frontends: dict[str, Frontend] = {fe.name: fe for fe in frontends}
+        self.db: Database | None = database
+        self._own_db = database is None
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def session_specs(self) -> list[SessionSpec]:
+        url = self.config.database.resolved_url
+        pg_url = url if url.startswith(("postgres://", "postgresql://")) else None
+        return [
+            SessionSpec(
+                key=session_key(company.id, session.name),
+                company=company.id,
+                name=session.name,
+                device_dir=self.config.data_path / "devices" / company.id / session.name,
+                database_url=pg_url,
+            )
+            for company in self.config.companies
+            for session in company.sessions
+        ]
+
+    async def start(self) -> None:
+        """Start every component in dependency order; on failure, undo what started."""
+        try:
+            await self._start_storage()
+            self._build_core()
+            await self._start_services()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _start_storage(self) -> None:
+        self.config.data_path.mkdir(parents=True, exist_ok=True)
+        if self.db is None:
+            self.db = await Database.connect(self.config.database.resolved_url)
+        if self._own_db:
+            self._stack.push_async_callback(self.db.close)
+        applied = await migrate(self.db)
+        if applied:
+            log.info("applied migrations %s", ", ".join(map(str, applied)))
+        self.repos = Repositories.over(self.db)
+        self.session_ids = await self._sync_config(self.repos)
+
+    def _build_core(self) -> None:
+        config, clock, repos = self.config, self.clock, self.repos
+        wa = config.whatsapp
+        self.sessions = SessionManager(
+            None,
+            specs=self.session_specs,
+            store=DatabaseStatusStore(repos.sessions, self.session_ids),
+            clock=clock,
+            rng=self.rng,
+            metrics=self.metrics,
+            reconnect_initial=wa.reconnect.initial_seconds,
+            reconnect_max=wa.reconnect.max_seconds,
+            stable_seconds=wa.reconnect.stable_seconds,
+            stagger_seconds=wa.start_stagger_ms / 1000,
+            send_per_minute=wa.send_per_minute,
+            send_burst=wa.send_burst,
+        )
+        self.engine = self._build_engine()
+        self.sessions.attach_engine(self.engine)
+        self.tickets = TicketService(
+            repos, config, session_ids=self.session_ids, clock=clock, metrics=self.metrics
+        )
+        self.outbox = OutboxWorker(
+            repos.outbox,
+            clock=clock,
+            rng=self.rng,
+            max_attempts=config.outbox.max_attempts,
+            base_delay=config.outbox.base_delay_seconds,
+            max_delay=config.outbox.max_delay_seconds,
+            metrics=self.metrics,
+        )
+        self.relay = Relay(
+            config,
+            repos,
+            tickets=self.tickets,
+            outbox=self.outbox,
+            frontends=self.frontends,
+            session_ids=self.session_ids,
+            clock=clock,
+            metrics=self.metrics,
+        )
+        self.ops_sink = OutboxOpsSink(
+            config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
+        )
+        self.notifier = OpsNotifier(config, self.ops_sink, clock=clock)
+        self.desk = TicketDesk(self.db_required, self.tickets, self.relay, self.outbox)
+        self.commands = CommandRegistry(
+            config, tickets=self.desk, sessions=self.sessions, login_origins=self.ops_sink
+        )
+        self.relay.commands = self.commands
+        self._connect_paths()
+
+    def _connect_paths(self) -> None:
+        ctx = DeliveryContext(
+            config=self.config,
+            repos=self.repos,
+            tickets=self.tickets,
+            session_ids=self.session_ids,
+            clock=self.clock,
+            metrics=self.metrics,
+        )
+        self.outbox.register(WHATSAPP, WhatsAppDeliveries(ctx, self.sessions))
+        for name, frontend in self.frontends.items():
+            self.outbox.register(name, FrontendDeliveries(ctx, frontend))
+        self.outbox.on_dead_letter(self._dead_letter)
+        self.outbox.on_backlog(self.notifier.on_backlog)
+        self.sessions.add_listener(self.notifier.on_status)
+        self.sessions.set_downstream(self._downstream)
+
+    async def _start_services(self) -> None:
+        self._stack.push_async_callback(self.engine.close)
+        self._stack.push_async_callback(self.notifier.stop)
+        self.web = WebServer(
+            host=self.config.http.host,
+            port=self.config.http.port,
+            metrics=self.metrics,
+            statuses=lambda: {k: str(v) for k, v in self.sessions.statuses().items()},
+            dead_letters=self.repos.outbox.count_dead,
+        )
+        self._mount_sim_routes(self.web)
+        await self.web.start()
+        self._stack.push_async_callback(self.web.stop)
+        await self.outbox.start()  # resumes what a previous run left pending
+        self._stack.push_async_callback(self.outbox.stop)
+        for name, frontend in self.frontends.items():
+            await frontend.start(self.relay)
+            self._stack.push_async_callback(frontend.stop)
+            await self.repos.outbox.enqueue(
+                name, ordering_key=f"rooms:{name}", payload={"op": "rooms"}, now=self.clock.now()
+            )
+        self.outbox.wake()
+        await self.sessions.start()
+        self._stack.push_async_callback(self._stop_sessions)
+        log.info(
+            "zapbridge started: %d sessions, frontends: %s",
+            len(self.session_specs),
+            ", ".join(self.frontends) or "none",
+        )
+
+    async def _stop_sessions(self) -> None:
+        await self.sessions.stop(grace_seconds=self.config.shutdown_timeout_seconds / 2)
+
+    @property
+    def db_required(self) -> Database:
+        if self.db is None:
+            raise BridgeError("the database is not open")
+        return self.db
+
+    async def _downstream(self, event: EngineEvent) -> None:
+        await self.relay.handle_engine_event(event)
+        await self.notifier.on_engine_event(event)
+
+    async def _dead_letter(self, row: OutboxRow, error: str) -> None:
+        ticket = await self.relay.on_dead_letter(row, error)
+        company = ticket.company_id if ticket else _company_of_key(row.ordering_key)
+        if company is None:
+            return
+        await self.notifier.on_dead_letter(
+            company_id=company,
+            session_key=ticket.session_key if ticket else None,
+            ticket_id=ticket.id if ticket else None,
+            destination=row.destination,
+            error=error,
+        )
+
+    async def stop(self) -> None:
+        """Stop every component in reverse order, within the configured time."""
+        timeout = self.config.shutdown_timeout_seconds
+        try:
+            await asyncio.wait_for(self._stack.aclose(), timeout)
+        except TimeoutError:
+            log.error("shutdown took longer than %s s; stopping anyway", timeout)
+        log.info("zapbridge stopped")
+
+    async def run(self) -> None:
+        """Start, wait for SIGTERM/SIGINT, stop."""
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            await self.start()
+            await stopping.wait()
+            log.info("signal received, stopping")
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    async def _sync_config(self, repos: Repositories) -> dict[str, int]:
+        """Make the companies and sessions tables match the config; map keys to ids."""
+        ids: dict[str, int] = {}
+        for company in self.config.companies:
+            await repos.companies.upsert(company.id, company.name)
+            for session in company.sessions:
+                row = await repos.sessions.upsert(
+                    company.id, session.name, engine=self.config.whatsapp.engine
+                )
+                ids[session_key(company.id, session.name)] = row.id
+        return ids
+
+    def _build_engine(self) -> Engine:
+        wa = self.config.whatsapp
+        if wa.engine == "sim":
+            from bridge.whatsapp.sim import SimEngine
+
+            return SimEngine(
+                self.sessions.handle_event,
+                data_dir=self.config.data_path,
+                clock=self.clock,
+                qr_first_seconds=wa.sim.qr_first_seconds,
+                qr_next_seconds=wa.sim.qr_next_seconds,
+                auto_pair=wa.sim.auto_pair,
+            )
+        from bridge.whatsapp.whatsmeow import WhatsmeowEngine
+
+        return WhatsmeowEngine(self.sessions.handle_event)
+
+    def _mount_sim_routes(self, web: WebServer) -> None:
+        if self.config.whatsapp.engine != "sim":
+            return
+        from bridge.whatsapp.sim import SimEngine
+        from bridge.whatsapp.sim_http import sim_routes
+
+        assert isinstance(self.engine, SimEngine)
+        manager = self.sessions
+        keys = [spec.key for spec in self.session_specs]
+
+        def resolve(s: str) -> str | None:
+            if s in keys:
+                return s
+            matches = [k for k in keys if k.split("/", 1)[1] == s]
+            return matches[0] if len(matches) == 1 else None
+
+        def status_of(key: str) -> str | None:
+            return str(manager.status(key)) if key in keys else None
+
+        web.add_routes(sim_routes(self.engine, status_of=status_of, resolve=resolve))
+
+
+def _company_of_key(ordering_key: str) -> str | None:
+    """``ops:<company>:<frontend>`` and ``login:<company>/<session>:…`` keys name a company."""
+    kind, _, rest = ordering_key.partition(":")
+    if kind == "ops":
+        return rest.split(":", 1)[0]
+    if kind == "login":
+        return rest.split("/", 1)[0]
+    return None
