@@ -53,10 +53,8 @@ class WebServer:
             raise BridgeError(
                 f"cannot listen on http://{self.host}:{self.port}: {exc.strerror or exc}"
             ) from exc
-        if self.port == 0:  # tests ask for a free port
-            server = site._server
-            if server is not None and server.sockets:  # type: ignore[union-attr]
-                self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.port == 0:  # a free port was asked for: learn which
+            self.port = int(self._runner.addresses[0][1])
         log.info("HTTP server listening on http://%s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -68,7 +66,7 @@ class WebServer:
         sessions = self._statuses()
         dead = await self._dead_letters()
         healthy = dead == 0 and all(s == "CONNECTED" for s in sessions.values())
-        body = {"status": "ok" if healthy else "degraded", "sessions": sessions}
+        body: dict[str, object] = {"status": "ok" if healthy else "degraded", "sessions": sessions}
         if dead:
             body["dead_letters"] = dead
         return web.json_response(body)

@@ -29,6 +29,7 @@ from bridge.model import (
     Party,
     Quote,
     Reaction,
+    Receipt,
     Text,
     content_from_dict,
 )
@@ -113,6 +114,8 @@ class WhatsAppDeliveries:
         ticket = await self._ctx.tickets.get(message.ticket_id)
         to = (await self._ctx.customer(ticket)).address
         content = content_from_dict(message.content)
+        if isinstance(content, Reaction | Edit | Deletion | Receipt):
+            raise PermanentDeliveryError(f"a {content.kind} is sent as an action, not a message")
         author = message.sender_name if message.sender not in (BOT, PHONE) else None
         if (
             isinstance(content, Text)
@@ -121,7 +124,7 @@ class WhatsAppDeliveries:
         ):
             content = Text(f"*{author}:*\n{content.body}", mentions=content.mentions)
         quote = await self._quote(payload.get("quote"), to)
-        wa_id = await self._sessions.send(ticket.session_key, to, content, quote=quote)  # type: ignore[arg-type]
+        wa_id = await self._sessions.send(ticket.session_key, to, content, quote=quote)
         await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
         self._ctx.observe_latency("whatsapp", message.created_at)
 
@@ -264,13 +267,15 @@ class FrontendDeliveries:
         if isinstance(content, Reaction | Edit | Deletion):
             await self._customer_action(place, author, ticket, message, content)
             return
+        if isinstance(content, Receipt):
+            raise PermanentDeliveryError("a receipt is not something to post")
         reply_to = await self._ref_of_wa_id(ticket, message.quote_wa_id)
         posted = await self._fe.post(
             place,
             author,
             content,
             reply_to=reply_to,
-            txn_id=f"zb-msg-{message.id}",  # type: ignore[arg-type]
+            txn_id=f"zb-msg-{message.id}",
         )
         for part, event_id in enumerate(posted.event_ids):
             await self._ctx.repos.message_refs.put(

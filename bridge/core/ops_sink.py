@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bridge.clock import Clock
@@ -103,7 +104,7 @@ class OutboxOpsSink:
         }
         await self._enqueue(origin.frontend, f"login:{session_key}:{origin.frontend}", payload)
 
-    async def _enqueue(self, destination: str, key: str, payload: dict[str, object]) -> None:
+    async def _enqueue(self, destination: str, key: str, payload: Mapping[str, object]) -> None:
         await self._repo.enqueue(
             destination, ordering_key=key, payload=payload, now=self._clock.now()
         )

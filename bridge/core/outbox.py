@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -126,11 +127,11 @@ class OutboxWorker:
             self._in_flight.add(row.ordering_key)
             task = asyncio.create_task(self._execute(row), name=f"outbox-{row.id}")
             self._tasks.add(task)
-            task.add_done_callback(lambda t, key=row.ordering_key: self._finished(t, key))
+            task.add_done_callback(functools.partial(self._finished, key=row.ordering_key))
             started += 1
         return started
 
-    def _finished(self, task: asyncio.Task[None], key: str) -> None:
+    def _finished(self, task: asyncio.Task[None], *, key: str) -> None:
         self._tasks.discard(task)
         self._in_flight.discard(key)
         self.wake()  # the next row of this key may be due now

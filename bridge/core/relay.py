@@ -26,7 +26,7 @@ from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
 from bridge.errors import BridgeError
 from bridge.model import (
-    Content,
+    AnyContent,
     Deletion,
     Edit,
     Message,
@@ -127,6 +127,7 @@ class Relay:
             ):
                 log.debug("duplicate WhatsApp message %s ignored", message.wa_id)
                 return
+            auto_replies: tuple[str, ...] = ()
             if isinstance(message.content, Reaction | Edit | Deletion):
                 ticket = await self._ticket_of_target(session_id, message.content.target)
                 if ticket is None:
@@ -141,7 +142,7 @@ class Relay:
                 if route is None:
                     log.info("session %s: message in an unbridged chat ignored", session_key)
                     return
-                ticket = route.ticket
+                ticket, auto_replies = route.ticket, route.auto_replies
                 await self._announce_route(route)
             row = await self._store_whatsapp_message(session_id, ticket, message)
             if row is None:
@@ -149,9 +150,8 @@ class Relay:
             await self._to_frontends(
                 ticket, {"op": "post", "message": row.id, "received_at": received}
             )
-            if not isinstance(message.content, Reaction | Edit | Deletion):
-                for text in route.auto_replies:
-                    await self._send_bot_text(ticket, text)
+            for text in auto_replies:
+                await self._send_bot_text(ticket, text)
         self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
         self._outbox.wake()
 
@@ -461,6 +461,6 @@ class Relay:
         return None
 
 
-def _kind_label(content: Content | Reaction | Edit | Deletion) -> str:
+def _kind_label(content: AnyContent) -> str:
     media_kind = getattr(content, "media_kind", None)
     return str(media_kind.value) if media_kind is not None else content.kind
