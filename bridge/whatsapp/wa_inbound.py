@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -155,6 +156,27 @@ def unwrap(msg: wa.Message) -> wa.Message:
     return msg
 
 
+def type_name(field: str) -> str:
+    """The name a person knows a WhatsApp message type by, as the sim engine and the
+    placeholder use it: ``pollCreationMessageV3`` → ``poll``, ``eventMessage`` → ``event``."""
+    base = re.sub(r"(Message)?(V\d+)?$", "", field)
+    return _FRIENDLY_TYPES.get(base, base) or field
+
+
+_FRIENDLY_TYPES = {
+    "pollCreation": "poll",
+    "pollUpdate": "poll vote",
+    "groupInvite": "group invite",
+    "buttonsResponse": "button reply",
+    "listResponse": "list reply",
+    "templateButtonReply": "button reply",
+    "interactiveResponse": "interactive reply",
+    "requestPayment": "payment request",
+    "sendPayment": "payment",
+    "call": "call",
+}
+
+
 def parse_content(msg: wa.Message) -> ParsedContent:
     """The neutral content of a WhatsApp message (see :class:`ParsedContent`)."""
     msg = unwrap(msg)
@@ -164,13 +186,14 @@ def parse_content(msg: wa.Message) -> ParsedContent:
     field = next((f for f in set_fields if f in _PARSERS), set_fields[0])
     parser = _PARSERS.get(field)
     if parser is None:
-        return ParsedContent(Unsupported(type_name=field))
+        return ParsedContent(Unsupported(type_name=type_name(field)))
     part = getattr(msg, field)
     context = _context_of(part)
     try:
         return ParsedContent(parser(part), context)
     except (_Unreadable, InvalidInput, ValueError) as exc:
-        return ParsedContent(Unsupported(type_name=field), context, f"unreadable {field}: {exc}")
+        unreadable = Unsupported(type_name=type_name(field))
+        return ParsedContent(unreadable, context, f"unreadable {field}: {exc}")
 
 
 def _context_of(part: Any) -> wa.ContextInfo | None:

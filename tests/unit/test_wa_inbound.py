@@ -378,7 +378,7 @@ CONTENT_CASES: list[tuple[str, wa.Message, Any]] = [
     (
         "unsupported poll",
         wa.Message(pollCreationMessage=wa.PollCreationMessage(name="Pizza?")),
-        Unsupported(type_name="pollCreationMessage"),
+        Unsupported(type_name="poll"),
     ),
     (
         "disappearing messages switched on",
@@ -543,7 +543,7 @@ def test_malformed_media_becomes_a_placeholder_and_an_error() -> None:
     events = inbound.translate_message(S, event(msg))
     [message] = [e.message for e in events if isinstance(e, MessageEvent)]
     [error] = [e for e in events if isinstance(e, EngineErrorEvent)]
-    assert message.content == Unsupported(type_name="imageMessage")
+    assert message.content == Unsupported(type_name="image")
     assert "media key" in error.explanation and "3EB0AAA" in error.explanation
 
 
@@ -925,3 +925,19 @@ def test_translation_never_raises(
     for e in events:
         if isinstance(e, MessageEvent):
             json.dumps(content_to_dict(e.message.content))
+
+
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [
+        ("pollCreationMessage", "poll"),
+        ("pollCreationMessageV3", "poll"),
+        ("eventMessage", "event"),
+        ("groupInviteMessage", "group invite"),
+        ("productMessage", "product"),
+        ("imageMessage", "image"),
+    ],
+)
+def test_placeholders_name_types_as_people_know_them(field: str, name: str) -> None:
+    # the sim engine's "unsupported" kind uses the same names ({"type": "poll"})
+    assert inbound.type_name(field) == name
