@@ -184,6 +184,7 @@ class Bridge:
             session_ids=self.session_ids,
             clock=self.clock,
             metrics=self.metrics,
+            download=self.sessions.download,
         )
         self.outbox.register(WHATSAPP, WhatsAppDeliveries(ctx, self.sessions))
         for name, frontend in self.frontends.items():

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bridge.clock import Clock
@@ -21,11 +22,13 @@ from bridge.core.tickets import TicketService, TicketView
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
-from bridge.errors import DeliveryError, PermanentDeliveryError
+from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError
 from bridge.model import (
     AckStatus,
+    AnyContent,
     Deletion,
     Edit,
+    Media,
     Party,
     Quote,
     Reaction,
@@ -36,6 +39,8 @@ from bridge.model import (
 from bridge.whatsapp.sessions import SessionManager
 
 log = logging.getLogger("bridge.core.deliveries")
+
+MediaDownloader = Callable[[str, Media], Awaitable[bytes]]
 
 BOT_NAME = "zapbridge"
 PHONE_NAME = "WhatsApp phone"
@@ -53,6 +58,28 @@ class DeliveryContext:
     session_ids: dict[str, int]
     clock: Clock
     metrics: Metrics
+    download: MediaDownloader  # the bytes of WhatsApp media that arrived as a ref
+
+    async def media_bytes(self, session_key: str, content: AnyContent) -> AnyContent:
+        """``content`` with its media bytes, fetched from WhatsApp when they are lazy."""
+        if not isinstance(content, Media):
+            return content
+        limit = self.config.media.max_size_bytes
+        size = content.byte_size
+        if size is not None and size > limit:
+            raise PermanentDeliveryError(
+                f"the customer's {content.media_kind.value} is {size / 2**20:.1f} MB, over the "
+                f"{self.config.media.max_size_mb} MB limit (media.max_size_mb)"
+            )
+        if content.data is not None:
+            return content
+        try:
+            data = await self.download(session_key, content)
+        except EngineError as exc:
+            raise DeliveryError(
+                f"cannot download the {content.media_kind.value} from WhatsApp: {exc.explanation}"
+            ) from exc
+        return replace(content, data=data, size=len(data))
 
     def session(self, key: str) -> SessionConfig:
         session = self.config.session_for_key(key)
@@ -263,7 +290,9 @@ class FrontendDeliveries:
         ticket = await self._ctx.tickets.get(message.ticket_id)
         place = await self._thread(ticket.id)
         author = await self._author(ticket, message)
-        content = content_from_dict(message.content)
+        content = await self._ctx.media_bytes(
+            ticket.session_key, content_from_dict(message.content)
+        )
         if isinstance(content, Reaction | Edit | Deletion):
             await self._customer_action(place, author, ticket, message, content)
             return

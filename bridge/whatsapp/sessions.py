@@ -45,7 +45,7 @@ from typing import Protocol, TypeVar
 from bridge.clock import Clock
 from bridge.core.metrics import Metrics
 from bridge.errors import EngineError, InvalidInput, SessionNotConnected
-from bridge.model import Content, Quote
+from bridge.model import Content, Media, Quote
 from bridge.whatsapp.backoff import Backoff
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
@@ -746,6 +746,14 @@ class SessionManager:
         session = self._session(key)
         self._require_connected(session)
         await self.engine.mark_read(key, chat, ids=ids, sender=sender)
+
+    async def download(self, key: str, media: Media) -> bytes:
+        """The bytes of inbound ``media``: not paced; whatsmeow needs the connection."""
+        if media.data is not None:
+            return media.data
+        session = self._session(key)
+        self._require_connected(session)
+        return await self.engine.download(key, media)
 
     async def _paced(self, key: str, operation: Callable[[Engine], Awaitable[T]]) -> T:
         session = self._session(key)

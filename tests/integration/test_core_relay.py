@@ -12,6 +12,7 @@ import pytest
 
 from bridge.core.frontend import AuthorKind, Place
 from bridge.db.database import Database
+from bridge.errors import EngineError
 from bridge.model import (
     ContactCard,
     Deletion,
@@ -19,6 +20,8 @@ from bridge.model import (
     Location,
     Media,
     MediaKind,
+    Message,
+    Party,
     Reaction,
     Text,
     Unsupported,
@@ -434,3 +437,32 @@ async def test_stats_count_the_company_only(core: CoreHarness) -> None:
     stats = await core.bridge.tickets.stats("acme")
     assert stats.by_status["open"] == 1 and stats.by_status["pending"] == 0
     assert (stats.messages_in, stats.messages_out) == (1, 2)  # the greeting and Bob
+
+
+async def test_lazy_whatsapp_media_is_downloaded_before_posting(core: CoreHarness) -> None:
+    """whatsmeow media arrive as a download ref; the delivery fetches the bytes (retrying
+    while the download fails) and refuses files over media.max_size_mb visibly."""
+    fe = core.frontends["matrix"]
+    fetched: list[dict] = []  # type: ignore[type-arg]
+    failures = [EngineError("media server said 503")]
+
+    async def download(key: str, media: Media) -> bytes:
+        if failures:
+            raise failures.pop()
+        fetched.append(media.ref or {})
+        return PNG
+
+    core.sim.download = download  # type: ignore[method-assign]
+    customer = Party(phone=CUSTOMER, name="Maria")
+    lazy = Media(MediaKind.IMAGE, "image/png", ref={"direct_path": "/v/1"}, size=len(PNG))
+    huge = Media(MediaKind.VIDEO, "video/mp4", ref={"direct_path": "/v/2"}, size=500_000_000)
+    for wa_id, media in (("LAZY1", lazy), ("HUGE1", huge)):
+        message = Message(chat=customer, sender=customer, content=media, wa_id=wa_id)
+        await core.bridge.relay.handle_whatsapp_message("acme/sales", message)
+    for _ in range(6):
+        await core.clock.advance(10)
+        await core.settle()
+    [posted] = [p.args["content"] for p in customer_posts(fe)]
+    assert posted.data == PNG and fetched == [{"direct_path": "/v/1"}]
+    notices = [c.args["text"] for c in fe.of("notice")]
+    assert any("476.8 MB, over the 100 MB limit" in t for t in notices), notices
