@@ -324,10 +324,8 @@ class FrontendDeliveries:
         if target is None:
             log.info("%s: target %s of a %s is unknown here", self.name, action.target, action.kind)
             return
-        await self._apply_action(place, author, action, target, f"zb-msg-{message.id}")
-        await self._ctx.repos.message_refs.put(
-            message.id, frontend=self.name, room_id=place.room, event_id=f"{action.kind}:{target}"
-        )
+        event = await self._apply_action(place, author, action, target, f"zb-msg-{message.id}")
+        await self._mark_action_done(message, place, event)
 
     async def _op_action(self, row: OutboxRow) -> None:
         """An attendant's reaction, edit or deletion mirrored from the other frontend."""
@@ -345,11 +343,16 @@ class FrontendDeliveries:
         event = await self._apply_action(
             place, author, action, target.event_id, f"zb-msg-{message.id}"
         )
+        await self._mark_action_done(message, place, event)
+
+    async def _mark_action_done(self, action: MessageRow, place: Place, event: str | None) -> None:
+        """Record that ``action`` reached this frontend (its own event id when it has one;
+        several reactions to one message each get their own ref)."""
         await self._ctx.repos.message_refs.put(
-            message.id,
+            action.id,
             frontend=self.name,
             room_id=place.room,
-            event_id=event or f"{action.kind}:{target.event_id}",
+            event_id=event or f"{action.kind}:{action.id}",
         )
 
     async def _apply_action(

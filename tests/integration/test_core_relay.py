@@ -466,3 +466,16 @@ async def test_lazy_whatsapp_media_is_downloaded_before_posting(core: CoreHarnes
     assert posted.data == PNG and fetched == [{"direct_path": "/v/1"}]
     notices = [c.args["text"] for c in fe.of("notice")]
     assert any("476.8 MB, over the 100 MB limit" in t for t in notices), notices
+
+
+async def test_a_customer_changing_a_reaction_is_relayed_each_time(core: CoreHarness) -> None:
+    fe = core.frontends["matrix"]
+    first = await core.customer(text="chegou!")
+    await fe.attendant(thread_of(fe), "@bob:localhost", "Que bom", name="Bob")
+    await core.settle()
+    reply = core.outbound()[-1]["id"]
+    for emoji in ("👍", "❤️", ""):
+        await core.customer("reaction", target=reply, emoji=emoji)
+    await core.customer("reaction", target=first, emoji="🎉")
+    assert [c.args["emoji"] for c in fe.of("react")] == ["👍", "❤️", "", "🎉"]
+    assert await core.bridge.repos.outbox.count_dead() == 0
