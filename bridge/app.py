@@ -73,7 +73,7 @@ class Bridge:
         config: Config,
         *,
         clock: Clock | None = None,
-        frontends: Sequence[Frontend] = (),
+        frontends: Sequence[Frontend] | None = None,
         database: Database | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -81,6 +81,8 @@ class Bridge:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.metrics = Metrics()
+        if frontends is None:
+            frontends = build_frontends(config, clock=self.clock)
         self.frontends: dict[str, Frontend] = {fe.name: fe for fe in frontends}
         self.db: Database | None = database
         self._own_db = database is None
@@ -205,6 +207,7 @@ class Bridge:
             dead_letters=self.repos.outbox.count_dead,
         )
         self._mount_sim_routes(self.web)
+        self._mount_slack_routes(self.web)
         await self.web.start()
         self._stack.push_async_callback(self.web.stop)
         await self.outbox.start()  # resumes what a previous run left pending
@@ -303,6 +306,13 @@ class Bridge:
 
         return WhatsmeowEngine(self.sessions.handle_event)
 
+    def _mount_slack_routes(self, web: WebServer) -> None:
+        from bridge.slack import SlackFrontend
+
+        slack = self.frontends.get("slack")
+        if isinstance(slack, SlackFrontend) and self.config.slack.mode == "http":
+            web.add_routes(slack.http_routes())
+
     def _mount_sim_routes(self, web: WebServer) -> None:
         if self.config.whatsapp.engine != "sim":
             return
@@ -323,6 +333,16 @@ class Bridge:
             return str(manager.status(key)) if key in keys else None
 
         web.add_routes(sim_routes(self.engine, status_of=status_of, resolve=resolve))
+
+
+def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
+    """The frontends the config asks for."""
+    frontends: list[Frontend] = []
+    if config.slack.enabled:
+        from bridge.slack import SlackFrontend
+
+        frontends.append(SlackFrontend(config.slack, clock=clock))
+    return frontends
 
 
 def _company_of_key(ordering_key: str) -> str | None:

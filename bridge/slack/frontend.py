@@ -1,0 +1,416 @@
+"""The Slack frontend: a channel per session, a thread per ticket (the card is its
+root), customers posting under their own names, attendants answering in threads.
+
+Outbound calls come from outbox executors and go through :class:`PacedApi` (paced
+per channel, Slack errors mapped to delivery errors). Inbound events arrive through
+slack-bolt's ``AsyncApp`` (Socket Mode, or HTTP routes from :meth:`http_routes`) and
+are handled by :class:`~bridge.slack.events.SlackEvents`.
+
+Receipts are not shown on Slack (``mark_receipt`` does nothing): a ✓✓ per message
+would be noise in a support thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.clock import Clock
+from bridge.config import CompanyConfig, SessionConfig, SlackConfig
+from bridge.core.frontend import (
+    Author,
+    AuthorKind,
+    Frontend,
+    FrontendInbox,
+    Place,
+    Posted,
+    TicketCard,
+)
+from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
+from bridge.model import (
+    AckStatus,
+    ContactCard,
+    ContactList,
+    Content,
+    Location,
+    Media,
+    Text,
+    Unsupported,
+)
+from bridge.slack import convert
+from bridge.slack.events import (
+    BotIdentity,
+    MessageIndex,
+    SlackEvents,
+    UserDirectory,
+    download_private,
+)
+from bridge.slack.http import slack_routes
+from bridge.slack.ratelimit import ChannelPacer, PacedApi, SlackCallError
+
+log = logging.getLogger("bridge.slack")
+
+
+class SlackFrontend(Frontend):
+    name = "slack"
+
+    def __init__(
+        self, config: SlackConfig, *, clock: Clock, pacer: ChannelPacer | None = None
+    ) -> None:
+        self._config = config
+        self._bot = BotIdentity()
+        self._inbox: FrontendInbox | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        client = AsyncWebClient(token=config.bot_token, base_url=config.api_url)
+        self._api = PacedApi(client, pacer or ChannelPacer(clock=clock), bot_name=self._bot.name)
+        self._index = MessageIndex()
+        self._sent: dict[tuple[str, int], str] = {}  # (txn_id, part) → ts: retries skip parts
+        self._reactions: dict[tuple[str, str], str] = {}  # (channel, ts) → our reaction name
+        self.app = AsyncApp(
+            client=client,  # carries the bot token
+            signing_secret=config.signing_secret or "unused-in-socket-mode",
+            request_verification_enabled=config.mode == "http",
+            process_before_response=True,  # ack only after the listener persisted the work
+        )
+        self.events = SlackEvents(
+            inbox=lambda: self._inbox,
+            api=self._api,
+            users=UserDirectory(self._api),
+            index=self._index,
+            bot=lambda: self._bot,
+            download=self._download,
+        )
+        self.events.register(self.app)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def serves_session(self, session: SessionConfig) -> bool:
+        return session.slack_channel is not None
+
+    def serves_ops(self, company: CompanyConfig) -> bool:
+        return company.ops.slack_channel is not None
+
+    def http_routes(self) -> list[web.RouteDef]:
+        """``POST /slack/events`` for ``slack.mode: http``; mount before the server starts."""
+        return slack_routes(self.app, ready=lambda: self._inbox is not None)
+
+    async def start(self, inbox: FrontendInbox) -> None:
+        identity = await self._identify()
+        self._bot = identity
+        self._api.bot_name = identity.name
+        self._http = aiohttp.ClientSession()
+        self._inbox = inbox
+        if self._config.mode == "socket":
+            self._socket = AsyncSocketModeHandler(self.app, self._config.app_token)
+            await self._socket.connect_async()
+        log.info("Slack frontend started (%s mode) as @%s", self._config.mode, identity.name)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        self._inbox = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def _identify(self) -> BotIdentity:
+        try:
+            found = await self._api.call("auth_test")
+        except DeliveryError as exc:
+            raise BridgeError(f"cannot connect to Slack: {exc.explanation}") from exc
+        return BotIdentity(
+            user_id=str(found.get("user_id") or ""),
+            bot_id=str(found.get("bot_id") or ""),
+            name=str(found.get("user") or "zapbridge"),
+        )
+
+    async def _download(self, url: str) -> bytes:
+        if self._http is None:
+            raise DeliveryError("the Slack frontend is not started")
+        return await download_private(self._http, url, token=self._config.bot_token)
+
+    # --- rooms -------------------------------------------------------------------------
+
+    async def ensure_control_room(self, company: CompanyConfig, session: SessionConfig) -> str:
+        if session.slack_channel is None:
+            raise PermanentDeliveryError(f"session {session.key} has no slack_channel")
+        return await self._check_channel(session.slack_channel)
+
+    async def ensure_ops_room(self, company: CompanyConfig) -> str:
+        if company.ops.slack_channel is None:
+            raise PermanentDeliveryError(f"company {company.id} has no ops.slack_channel")
+        return await self._check_channel(company.ops.slack_channel)
+
+    async def _check_channel(self, channel: str) -> str:
+        info = (await self._api.call("conversations_info", channel=channel)).get("channel") or {}
+        if not info.get("is_member", False) and not info.get("is_im", False):
+            raise PermanentDeliveryError(
+                f"the bot is not in channel {channel}: invite @{self._bot.name} there"
+            )
+        return channel
+
+    # --- tickets -----------------------------------------------------------------------
+
+    async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
+        return await self._once(
+            txn_id, 0, lambda: self._post_message(room, None, convert.card_message(card))
+        )
+
+    async def update_card(self, place: Place, card: TicketCard) -> None:
+        if place.thread_root is None:
+            raise PermanentDeliveryError("a ticket card needs its thread root")
+        message = convert.card_message(card)
+        await self._api.call(
+            "chat_update", pace=place.room, channel=place.room, ts=place.thread_root, **message
+        )
+
+    # --- messages ----------------------------------------------------------------------
+
+    async def post(
+        self,
+        place: Place,
+        author: Author,
+        content: Content,
+        *,
+        reply_to: str | None,
+        txn_id: str,
+    ) -> Posted:
+        prefix = await self._quote(place, reply_to) if reply_to else None
+        if isinstance(content, Text):
+            text = convert.text_of(content.body)
+            return Posted((await self._text(place, author, text, prefix, txn_id),))
+        if isinstance(content, Media):
+            return Posted((await self._media(place, author, content, prefix, txn_id),))
+        if isinstance(content, Location):
+            text = convert.location_text(content)
+            return Posted((await self._text(place, author, text, prefix, txn_id),))
+        if isinstance(content, ContactCard):
+            return Posted(await self._contacts(place, author, (content,), prefix, txn_id))
+        if isinstance(content, ContactList):
+            return Posted(await self._contacts(place, author, content.cards, prefix, txn_id))
+        if isinstance(content, Unsupported):
+            text = f"_{convert.escape(content.placeholder)}_"
+            return Posted((await self._text(place, author, text, prefix, txn_id),))
+        raise PermanentDeliveryError(f"cannot post {type(content).__name__} to Slack")
+
+    async def _text(
+        self,
+        place: Place,
+        author: Author,
+        text: str,
+        prefix: str | None,
+        txn_id: str,
+        part: int = 0,
+    ) -> str:
+        body = f"{prefix}\n{text}" if prefix else text
+        args = {"text": body, **convert.author_args(author)}
+        ts = await self._once(txn_id, part, lambda: self._post_message(place.room, place, args))
+        self._index.remember(place.room, ts, root=place.thread_root, text=text)
+        return ts
+
+    async def _media(
+        self, place: Place, author: Author, media: Media, prefix: str | None, txn_id: str
+    ) -> str:
+        if media.data is None:
+            raise PermanentDeliveryError("the media was not downloaded from WhatsApp")
+        filename = convert.media_filename(media, txn_id.rsplit("-", 1)[-1])
+        comment = convert.media_comment(media, author)
+        if prefix:
+            comment = f"{prefix}\n{comment}" if comment else prefix
+        return await self._once(
+            txn_id, 0, lambda: self._upload(place, media.data or b"", filename, comment)
+        )
+
+    async def _contacts(
+        self,
+        place: Place,
+        author: Author,
+        cards: tuple[ContactCard, ...],
+        prefix: str | None,
+        txn_id: str,
+    ) -> tuple[str, ...]:
+        """Each contact as readable text (name and numbers) followed by its .vcf file."""
+        ids: list[str] = []
+        for number, card in enumerate(cards):
+            text = convert.contact_text(card)
+            first = prefix if number == 0 else None
+            ids.append(await self._text(place, author, text, first, txn_id, part=2 * number))
+            vcf = card.vcard.encode()
+
+            async def upload(card: ContactCard = card, vcf: bytes = vcf) -> str:
+                return await self._upload(place, vcf, convert.vcard_filename(card), "")
+
+            ids.append(await self._once(txn_id, 2 * number + 1, upload))
+        return tuple(ids)
+
+    async def _quote(self, place: Place, reply_to: str) -> str:
+        known = self._index.get(place.room, reply_to)
+        if known is not None and known[1]:
+            return convert.quoted(known[1])
+        try:
+            found = await self._api.call(
+                "conversations_replies", channel=place.room, ts=reply_to, limit=1
+            )
+        except DeliveryError as exc:
+            log.info("quoted message %s not readable: %s", reply_to, exc.explanation)
+            return convert.quoted(None)
+        messages = [m for m in found.get("messages") or [] if m.get("ts") == reply_to]
+        return convert.quoted(messages[0].get("text") if messages else None)
+
+    async def react(
+        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+    ) -> str | None:
+        """A WhatsApp reaction replaces the sender's previous one, as on the phone."""
+        key = (place.room, target)
+        previous = self._reactions.pop(key, None)
+        if previous is not None:
+            await self._tolerate(
+                "no_reaction",
+                "reactions_remove",
+                pace=place.room,
+                channel=place.room,
+                timestamp=target,
+                name=previous,
+            )
+        if not emoji:
+            return None
+        name = convert.reaction_name(emoji)
+        if name is None or target.startswith("F"):  # unknown emoji, or a file id
+            text = f"_reacted {emoji}_"
+            return await self._text(place, author, text, None, txn_id)
+        await self._tolerate(
+            "already_reacted",
+            "reactions_add",
+            pace=place.room,
+            channel=place.room,
+            timestamp=target,
+            name=name,
+        )
+        self._reactions[key] = name
+        return None
+
+    async def edit(
+        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+    ) -> str | None:
+        text = convert.text_of(new.body)
+        if target.startswith("F"):  # a file's caption cannot be edited: say so in the thread
+            return await self._text(place, author, f"_edited:_ {text}", None, txn_id)
+        await self._api.call(
+            "chat_update", pace=place.room, channel=place.room, ts=target, text=text
+        )
+        self._index.remember(place.room, target, root=place.thread_root, text=text)
+        return None
+
+    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+        if target.startswith("F"):
+            await self._tolerate("file_not_found", "files_delete", pace=place.room, file=target)
+            return
+        await self._tolerate(
+            "message_not_found", "chat_delete", pace=place.room, channel=place.room, ts=target
+        )
+
+    async def mark_receipt(
+        self, place: Place, author: Author, *, target: str, status: AckStatus
+    ) -> None:
+        """Not shown on Slack (see the module docstring)."""
+
+    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+        args = {"text": convert.text_of(text)}
+        return await self._once(txn_id, 0, lambda: self._post_message(place.room, place, args))
+
+    async def post_image(
+        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+    ) -> str:
+        """A QR code: the new image first, then the one it replaces is deleted."""
+        posted = await self._upload(place, data, filename, convert.text_of(caption))
+        if replaces:
+            try:
+                await self.delete(place, Author(AuthorKind.BOT, self._bot.name), target=replaces)
+            except DeliveryError as exc:
+                log.warning("old QR code %s not removed: %s", replaces, exc.explanation)
+        return posted
+
+    async def set_topic(self, room: str, text: str) -> None:
+        try:
+            await self._api.call(
+                "conversations_setTopic", pace=room, channel=room, topic=text[:250]
+            )
+        except SlackCallError as exc:
+            if exc.retry_after is not None:
+                raise
+            log.warning("topic of %s not set: %s", room, exc.explanation)
+
+    # --- Slack calls -----------------------------------------------------------------
+
+    async def _post_message(self, channel: str, place: Place | None, args: dict[str, Any]) -> str:
+        if place is not None and place.thread_root:
+            args = {**args, "thread_ts": place.thread_root}
+        found = await self._api.call(
+            "chat_postMessage",
+            pace=channel,
+            channel=channel,
+            unfurl_links=False,
+            unfurl_media=False,
+            **args,
+        )
+        return str(found["ts"])
+
+    async def _upload(self, place: Place, data: bytes, filename: str, comment: str) -> str:
+        """Files v2 upload into the thread; returns the share's ts (else the file id)."""
+        args: dict[str, Any] = {"channel": place.room, "file": data, "filename": filename}
+        args["title"] = filename
+        if place.thread_root:
+            args["thread_ts"] = place.thread_root
+        if comment:
+            args["initial_comment"] = comment
+        found = await self._api.call("files_upload_v2", pace=place.room, **args)
+        files = found.get("files") or [found.get("file") or {}]
+        file_id = str(files[0].get("id") or "")
+        if not file_id:
+            raise DeliveryError("Slack did not return the uploaded file's id")
+        return await self._share_ts(place, file_id)
+
+    async def _share_ts(self, place: Place, file_id: str) -> str:
+        """The ts of the message that shares ``file_id`` in the thread, else the file id."""
+        if not place.thread_root:
+            return file_id
+        try:
+            found = await self._api.call(
+                "conversations_replies", channel=place.room, ts=place.thread_root
+            )
+        except DeliveryError as exc:
+            log.info("share of %s not found: %s", file_id, exc.explanation)
+            return file_id
+        for message in reversed(found.get("messages") or []):
+            if any(f.get("id") == file_id for f in message.get("files") or []):
+                ts = str(message["ts"])
+                self._index.remember(place.room, ts, root=place.thread_root)
+                return ts
+        return file_id
+
+    async def _tolerate(self, harmless: str, method: str, **args: Any) -> None:
+        """Call ``method``; Slack's ``harmless`` error means it is done already."""
+        try:
+            await self._api.call(method, **args)
+        except SlackCallError as exc:
+            if exc.error != harmless:
+                raise
+
+    async def _once(self, txn_id: str, part: int, send: Any) -> str:
+        """Post part ``part`` of delivery ``txn_id`` unless an earlier attempt did."""
+        done = self._sent.get((txn_id, part))
+        if done is not None:
+            return done
+        ts = str(await send())
+        self._sent[(txn_id, part)] = ts
+        if len(self._sent) > 10_000:
+            self._sent.pop(next(iter(self._sent)))
+        return ts

@@ -1,0 +1,137 @@
+"""bridge.slack.convert: pure, table-driven."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge.core.frontend import Author, AuthorKind, TicketCard
+from bridge.model import ContactCard, Location, Media, MediaKind
+from bridge.slack import convert
+
+CARD = TicketCard(
+    ticket_id=12,
+    session_key="acme/sales",
+    contact_name="Maria <VIP>",
+    phone="+5511987654321",
+    is_group=False,
+    status="pending",
+    assignee=None,
+)
+
+
+def test_card_has_the_contract_words_and_buttons() -> None:
+    message = convert.card_message(CARD)
+    blocks = json.dumps(message["blocks"], ensure_ascii=False)
+    for word in ("Ticket #12", "+5511987654321", "pending"):
+        assert word in message["text"] and word in blocks
+    assert "Maria &lt;VIP&gt;" in blocks  # escaped in mrkdwn
+    buttons = [e for b in message["blocks"] for e in b.get("elements", []) if "action_id" in e]
+    assert [(b["action_id"], b["value"]) for b in buttons] == [
+        ("ticket_accept", "12"),
+        ("ticket_close", "12"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("assignee", "shown"), [("U0BOB", "<@U0BOB>"), ("@bob:localhost", "@bob:localhost")]
+)
+def test_card_assignee(assignee: str, shown: str) -> None:
+    card = TicketCard(12, "acme/sales", "Maria", None, False, "open", assignee)
+    assert shown in json.dumps(convert.card_message(card)["blocks"])
+
+
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [
+        (Author(AuthorKind.CUSTOMER, "Maria", phone="+55"), {"username": "Maria"}),
+        (
+            Author(AuthorKind.CUSTOMER, "Maria", avatar_url="http://a/b.png"),
+            {"username": "Maria", "icon_url": "http://a/b.png"},
+        ),
+        (Author(AuthorKind.ATTENDANT, "Bob"), {"username": "Bob (attendant)"}),
+        (Author(AuthorKind.BOT, "zapbridge"), {}),
+    ],
+)
+def test_author_args(author: Author, expected: dict[str, str]) -> None:
+    assert convert.author_args(author) == expected
+
+
+@pytest.mark.parametrize(
+    ("quote", "expected"),
+    [
+        ("oi", "> oi"),
+        ("a\nb", "> a\n> b"),
+        (None, "> _(reply to an earlier message)_"),
+        ("", "> _(reply to an earlier message)_"),
+    ],
+)
+def test_quoted(quote: str | None, expected: str) -> None:
+    assert convert.quoted(quote) == expected
+
+
+def test_location_and_contact() -> None:
+    text = convert.location_text(Location(-23.5, -46.6, name="MASP", address="Av. Paulista"))
+    assert "|MASP>" in text and "Av. Paulista" in text and "-23.5" in text
+    card = ContactCard("Ana Lú", "BEGIN:VCARD\nFN:Ana\nTEL;TYPE=CELL:+5511911112222\nEND:VCARD")
+    assert convert.contact_text(card) == "👤 *Ana Lú*\n📞 +5511911112222"
+    assert convert.vcard_filename(card) == "Ana_Lú.vcf"
+
+
+@pytest.mark.parametrize(
+    ("kind", "mimetype", "name", "expected"),
+    [
+        (MediaKind.VOICE, "audio/ogg; codecs=opus", None, "voice-7.ogg"),
+        (MediaKind.STICKER, "image/webp", None, "sticker-7.webp"),
+        (MediaKind.IMAGE, "image/jpeg", None, "image-7.jpg"),
+        (MediaKind.DOCUMENT, "application/pdf", "nota.pdf", "nota.pdf"),
+    ],
+)
+def test_media_filename(kind: MediaKind, mimetype: str, name: str | None, expected: str) -> None:
+    media = Media(kind, mimetype, data=b"x", filename=name)
+    assert convert.media_filename(media, "7") == expected
+
+
+@pytest.mark.parametrize(
+    ("mimetype", "subtype", "kind"),
+    [
+        ("image/png", None, MediaKind.IMAGE),
+        ("image/webp", None, MediaKind.STICKER),
+        ("video/mp4", None, MediaKind.VIDEO),
+        ("audio/mpeg", None, MediaKind.AUDIO),
+        ("audio/webm", "slack_audio", MediaKind.VOICE),
+        ("application/zip", None, MediaKind.DOCUMENT),
+    ],
+)
+def test_media_kind_of(mimetype: str, subtype: str | None, kind: MediaKind) -> None:
+    assert convert.media_kind_of(mimetype, slack_subtype=subtype) is kind
+
+
+@pytest.mark.parametrize(
+    ("emoji", "name"),
+    [("👍", "+1"), ("❤️", "heart"), ("❤", "heart"), ("👍🏽", "+1::skin-tone-4"), ("🦩", None)],
+)
+def test_reaction_name(emoji: str, name: str | None) -> None:
+    assert convert.reaction_name(emoji) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "emoji"),
+    [("+1", "👍"), ("thumbsup", "👍"), ("heart", "❤️"), ("+1::skin-tone-4", "👍🏽"), ("x_y", None)],
+)
+def test_reaction_emoji(name: str, emoji: str | None) -> None:
+    assert convert.reaction_emoji(name) == emoji
+
+
+def test_mentioned_users() -> None:
+    assert convert.mentioned_users("<@U1> e <@U2|bob> e <@U1>") == ["U1", "U2"]
+
+
+def test_media_comment() -> None:
+    customer = Author(AuthorKind.CUSTOMER, "Maria")
+    assert convert.media_comment(Media(MediaKind.IMAGE, "image/png", data=b"x"), customer) == (
+        "_Maria sent an image_"
+    )
+    captioned = Media(MediaKind.IMAGE, "image/png", data=b"x", caption="*veja*")
+    assert convert.media_comment(captioned, customer) == "*veja*"
