@@ -69,6 +69,7 @@ class _Channel:
     name: str
     bot_member: bool
     members: set[str] = field(default_factory=set)
+    topic: str = ""
 
 
 @dataclass
@@ -640,6 +641,8 @@ class SlackFake:
             "files.completeUploadExternal": self._complete_upload,
             "files.info": self._file_info,
             "conversations.info": self._conversation_info,
+            "conversations.setTopic": self._set_topic,
+            "files.delete": self._file_delete,
             "conversations.members": self._conversation_members,
             "conversations.join": self._conversation_join,
             "conversations.replies": self._conversation_replies,
@@ -700,6 +703,30 @@ class SlackFake:
         self._messages[channel.id].remove(message)
         self._reactions.pop((channel.id, message["ts"]), None)
         return {"channel": channel.id, "ts": message["ts"]}
+
+    def _set_topic(self, args: JsonDict) -> JsonDict:
+        channel = self._member_channel(args)
+        topic = str(args.get("topic", ""))
+        if len(topic) > 250:
+            raise SlackError("too_long")
+        channel.topic = topic
+        return {"channel": {"id": channel.id, "topic": {"value": topic}}}
+
+    def _file_delete(self, args: JsonDict) -> JsonDict:
+        file = self.files.pop(_required(args, "file", error="file_not_found"), None)
+        if file is None:
+            raise SlackError("file_not_found")
+        if file.channel is not None:  # its file_share message goes with it
+            self._messages[file.channel] = [
+                m
+                for m in self._messages.get(file.channel, [])
+                if file.id not in {f.get("id") for f in m.get("files", [])}
+            ]
+        return {}
+
+    def topic(self, channel: str) -> str:
+        """The channel's topic as conversations.setTopic left it."""
+        return self._channels[channel].topic
 
     def _post_ephemeral(self, args: JsonDict) -> JsonDict:
         channel = self._member_channel(args)

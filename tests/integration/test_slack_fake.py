@@ -508,3 +508,20 @@ async def test_bolt_async_app_over_socket_mode(fake: SlackFake) -> None:
         assert (await fake.wait_ack(envelope_id))["payload"] == {"text": "got status"}
     finally:
         await handler.close_async()
+
+
+async def test_set_topic_and_files_delete(fake: SlackFake, web) -> None:  # type: ignore[no-untyped-def]
+    await web.conversations_setTopic(channel="C0SALES", topic="acme/sales: CONNECTED")
+    assert fake.topic("C0SALES") == "acme/sales: CONNECTED"
+    error = await slack_error(web.conversations_setTopic(channel="C0SALES", topic="x" * 251))
+    assert error.response["error"] == "too_long"
+    error = await slack_error(web.conversations_setTopic(channel="C0OUT", topic="t"))
+    assert error.response["error"] == "not_in_channel"
+
+    await web.files_upload_v2(channel="C0SALES", content=b"png", filename="qr.png")
+    [file_id] = list(fake.files)
+    assert any(m.get("files") for m in fake.messages("C0SALES"))
+    await web.files_delete(file=file_id)
+    assert fake.files == {} and not any(m.get("files") for m in fake.messages("C0SALES"))
+    error = await slack_error(web.files_delete(file=file_id))
+    assert error.response["error"] == "file_not_found"

@@ -302,6 +302,11 @@ async def test_login_in_the_ops_channel_uploads_the_qr_there(
         qr = next(f for f in h.fake.files.values() if f.channel == OPS)
         assert qr.data.startswith(b"\x89PNG")
         assert "Scan this QR code" in (qr.initial_comment or "")
+        await h.clock.advance(61)  # WhatsApp rotates the code: the old image goes
+        await until(lambda: len(h.fake.calls_of("files.delete")) == 1, what="QR replaced")
+        [current] = [f for f in h.fake.files.values() if f.channel == OPS]
+        assert current.id != qr.id and current.data != qr.data
+        assert "QRCODE" in h.fake.topic(SALES)  # the control channel's topic shows the status
         # a stranger is refused and nothing else happens
         await h.event(h.fake.user_message(OPS, STRANGER, "!logout sales"))
         assert any(c.args.get("user") == STRANGER for c in h.fake.calls_of("chat.postEphemeral"))
