@@ -338,6 +338,10 @@ class Bridge:
 def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
     """The frontends the config asks for."""
     frontends: list[Frontend] = []
+    if config.uses_matrix:
+        from bridge.matrix.frontend import MatrixFrontend
+
+        frontends.append(MatrixFrontend(config))
     if config.slack.enabled:
         from bridge.slack import SlackFrontend
 

@@ -1,0 +1,532 @@
+"""``MatrixFrontend``: the core's Matrix side (DESIGN section 7).
+
+Outbound (core → Matrix): rooms through :class:`RoomDirectory`, customers' messages
+through their ghosts (:class:`GhostDirectory`), everything else through the bot;
+content built by :mod:`bridge.matrix.convert`. Every homeserver failure becomes a
+``DeliveryError`` (retried: rate limits with the server's ``retry_after_ms``, 5xx,
+timeouts) or a ``PermanentDeliveryError`` (refusals, files too large).
+
+Inbound (Matrix → core): each event of a transaction from a real user (not the bot,
+not a ghost) becomes an ``AttendantPost``; the transaction is acknowledged only
+after the inbox returned. A command's ``Reply`` is posted where it was typed.
+
+Receipts: only ``read`` is shown (the ghost's threaded read receipt); Matrix has no
+"delivered" marker, so ``delivered`` is not shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from mautrix.api import Method, Path
+from mautrix.appservice import IntentAPI
+from mautrix.errors import (
+    IntentError,
+    MatrixConnectionError,
+    MatrixRequestError,
+    MLimitExceeded,
+)
+from mautrix.types import EventType, RoomID, UserID
+
+from bridge.config import CompanyConfig, Config, SessionConfig
+from bridge.core.frontend import (
+    Attendant,
+    AttendantPost,
+    Author,
+    AuthorKind,
+    Frontend,
+    FrontendInbox,
+    Place,
+    Posted,
+    TicketCard,
+)
+from bridge.errors import BridgeError, DatabaseError, DeliveryError, PermanentDeliveryError
+from bridge.matrix import convert
+from bridge.matrix.appservice import BridgeAppService, retry_after_of_last_429
+from bridge.matrix.ghosts import GhostDirectory
+from bridge.matrix.rooms import RoomDirectory
+from bridge.model import (
+    AckStatus,
+    ContactCard,
+    ContactList,
+    Content,
+    Deletion,
+    Edit,
+    Location,
+    Media,
+    MediaKind,
+    Reaction,
+    Text,
+    Unsupported,
+)
+
+__all__ = ["MatrixFrontend"]
+
+log = logging.getLogger("bridge.matrix")
+
+BOT_DISPLAY_NAME = "WhatsApp bridge"
+_THREAD_INDEX_SIZE = 50_000
+
+JSON = dict[str, Any]
+Part = tuple[str, JSON]  # (event type, content)
+
+
+@contextlib.asynccontextmanager
+async def matrix_call(what: str) -> AsyncIterator[None]:
+    """Translate homeserver failures while doing ``what`` into delivery errors."""
+    try:
+        yield
+    except IntentError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, MatrixRequestError):
+            raise _delivery_error(what, cause) from exc
+        raise PermanentDeliveryError(f"{what}: {exc}") from exc
+    except MatrixRequestError as exc:
+        raise _delivery_error(what, exc) from exc
+    except (MatrixConnectionError, aiohttp.ClientError, TimeoutError) as exc:
+        raise DeliveryError(f"{what}: the homeserver is unreachable ({exc})") from exc
+
+
+def _delivery_error(what: str, exc: MatrixRequestError) -> DeliveryError:
+    errcode = getattr(exc, "errcode", None) or "M_UNKNOWN"
+    message = getattr(exc, "message", None) or str(exc)
+    status = getattr(exc, "http_status", 0)
+    if isinstance(exc, MLimitExceeded) or status == 429:
+        return DeliveryError(
+            f"{what}: rate limited by the homeserver", retry_after=retry_after_of_last_429()
+        )
+    if errcode == "M_TOO_LARGE" or status == 413:
+        return PermanentDeliveryError(f"{what}: the file is too large for the homeserver")
+    if status >= 500 or status == 0:
+        return DeliveryError(f"{what}: the homeserver failed ({status} {errcode})")
+    return PermanentDeliveryError(f"{what}: {errcode}: {message}")
+
+
+class ThreadIndex:
+    """Which thread an event belongs to, for events that do not say (reactions,
+    edits, redactions): learnt from every event seen or sent, bounded in size."""
+
+    def __init__(self, size: int = _THREAD_INDEX_SIZE) -> None:
+        self._roots: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    def note(self, event_id: str, root: str | None) -> None:
+        if root is None:
+            return
+        self._roots[event_id] = root
+        self._roots.move_to_end(event_id)
+        while len(self._roots) > self._size:
+            self._roots.popitem(last=False)
+
+    def get(self, event_id: str) -> str | None:
+        return self._roots.get(event_id)
+
+
+class MatrixFrontend(Frontend):
+    name = "matrix"
+
+    def __init__(self, config: Config, *, service: BridgeAppService | None = None) -> None:
+        self._config = config
+        self._service = service or BridgeAppService(
+            homeserver=config.homeserver, appservice=config.appservice
+        )
+        self._inbox: FrontendInbox | None = None
+        self._threads = ThreadIndex()
+        self._member_names: dict[tuple[str, str], str] = {}
+        self._server_upload_limit: int | None = None
+        self._rooms: RoomDirectory | None = None
+        self._ghosts: GhostDirectory | None = None
+
+    # --- lifecycle --------------------------------------------------------------
+
+    def serves_session(self, session: SessionConfig) -> bool:
+        return session.matrix
+
+    def serves_ops(self, company: CompanyConfig) -> bool:
+        return company.ops.matrix
+
+    async def start(self, inbox: FrontendInbox) -> None:
+        self._inbox = inbox
+        self._service.on_event(self.handle_event)
+        async with matrix_call("start the appservice"):
+            await self._service.start(bot_name=BOT_DISPLAY_NAME)
+        bot = self._service.bot
+        self._rooms = RoomDirectory(bot)
+        self._ghosts = GhostDirectory(
+            bot,
+            prefix=self._config.appservice.user_prefix,
+            domain=self._config.homeserver.domain,
+        )
+
+    async def stop(self) -> None:
+        await self._service.stop()
+
+    @property
+    def bot(self) -> IntentAPI:
+        return self._service.bot
+
+    @property
+    def ghosts(self) -> GhostDirectory:
+        if self._ghosts is None:
+            raise BridgeError("the Matrix frontend is not started")
+        return self._ghosts
+
+    # --- rooms ------------------------------------------------------------------
+
+    async def ensure_control_room(self, company: CompanyConfig, session: SessionConfig) -> str:
+        assert self._rooms is not None, "not started"
+        async with matrix_call(f"create the control room of {session.key}"):
+            return await self._rooms.control_room(company, session)
+
+    async def ensure_ops_room(self, company: CompanyConfig) -> str:
+        assert self._rooms is not None, "not started"
+        async with matrix_call(f"create the ops room of {company.id}"):
+            return await self._rooms.ops_room(company)
+
+    async def set_topic(self, room: str, text: str) -> None:
+        async with matrix_call("set the room topic"):
+            await self.bot.set_room_topic(RoomID(room), text)
+
+    # --- tickets ------------------------------------------------------------------
+
+    async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
+        content = {"msgtype": "m.notice", "body": card.headline}
+        root = await self._send(self.bot, Place(room), content, txn_id=txn_id, what="post a card")
+        self._threads.note(root, root)
+        return root
+
+    async def update_card(self, place: Place, card: TicketCard) -> None:
+        assert place.thread_root is not None
+        new = {"msgtype": "m.notice", "body": card.headline}
+        content = convert.edit_content(place.thread_root, new)
+        await self._send(self.bot, Place(place.room), content, txn_id=None, what="update a card")
+
+    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+        content = convert.with_thread(convert.notice_content(text), root=place.thread_root)
+        return await self._send(
+            self.bot, Place(place.room), content, txn_id=txn_id, what="post a notice"
+        )
+
+    async def post_image(
+        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+    ) -> str:
+        media = Media(MediaKind.IMAGE, "image/png", data=data, filename=filename, caption=caption)
+        event_type, content = await self._media_part(self.bot, media, ident="image")
+        content = convert.with_thread(content, root=place.thread_root)
+        event = await self._send(
+            self.bot, Place(place.room), content, txn_id=None, what="post an image", kind=event_type
+        )
+        if replaces:
+            try:
+                async with matrix_call("remove the previous image"):
+                    await self.bot.redact(RoomID(place.room), replaces)  # type: ignore[arg-type]
+            except DeliveryError as exc:  # the new image is up; an old one staying is harmless
+                log.warning("%s", exc.explanation)
+        return event
+
+    # --- messages -------------------------------------------------------------------
+
+    async def post(
+        self, place: Place, author: Author, content: Content, *, reply_to: str | None, txn_id: str
+    ) -> Posted:
+        intent = await self._intent_for(place, author)
+        parts = await self._parts(intent, author, content, ident=txn_id)
+        ids: list[str] = []
+        for index, (event_type, body) in enumerate(parts):
+            body = convert.with_thread(
+                body,
+                root=place.thread_root,
+                reply_to=reply_to if index == 0 else None,
+                latest=ids[-1] if ids else None,
+            )
+            part_txn = txn_id if index == 0 else f"{txn_id}.{index}"
+            event = await self._send(
+                intent, Place(place.room), body, txn_id=part_txn, what="post", kind=event_type
+            )
+            self._threads.note(event, place.thread_root)
+            ids.append(event)
+        return Posted(tuple(ids))
+
+    async def _parts(
+        self, intent: IntentAPI, author: Author, content: Content, *, ident: str
+    ) -> list[Part]:
+        message = convert.MESSAGE
+        if isinstance(content, Text):
+            return [(message, self._text(author, content))]
+        if isinstance(content, Media):
+            if author.kind is AuthorKind.ATTENDANT:
+                content = convert.relabel_caption(content, author.name)
+            return [await self._media_part(intent, content, ident=ident)]
+        if isinstance(content, Location):
+            return [(message, convert.location_content(content))]
+        if isinstance(content, ContactCard):
+            file = await self._media_part(intent, convert.contact_file(content), ident=ident)
+            return [(message, convert.contact_text(content)), file]
+        if isinstance(content, ContactList):
+            parts: list[Part] = []
+            for card in content.cards:
+                parts += await self._parts(intent, author, card, ident=ident)
+            return parts
+        if isinstance(content, Unsupported):
+            return [(message, convert.unsupported_content(content))]
+        raise PermanentDeliveryError(f"cannot show a {content.kind} on Matrix")
+
+    def _text(self, author: Author, text: Text) -> JSON:
+        resolver = self._ghost_of_phone
+        if author.kind is AuthorKind.ATTENDANT:
+            return convert.labelled_text(author.name, text, mention_resolver=resolver)
+        msgtype = "m.notice" if author.kind is AuthorKind.BOT else "m.text"
+        return convert.text_content(text, msgtype=msgtype, mention_resolver=resolver)
+
+    async def _media_part(self, intent: IntentAPI, media: Media, *, ident: str) -> Part:
+        if media.data is None:
+            raise PermanentDeliveryError("the file's bytes were not downloaded from WhatsApp")
+        await self._check_size(len(media.data))
+        async with matrix_call("upload a file"):
+            url = await intent.upload_media(
+                media.data, mime_type=media.mimetype, filename=media.filename, size=len(media.data)
+            )
+        return convert.media_content(media, str(url), ident=_short(ident))
+
+    async def _check_size(self, size: int) -> None:
+        limit = self._config.media.max_size_bytes
+        if size > limit:
+            raise PermanentDeliveryError(
+                f"the file is {_mb(size)}, over media.max_size_mb ({self._config.media.max_size_mb}"
+                " MB)"
+            )
+        server = await self._upload_limit()
+        if server is not None and size > server:
+            raise PermanentDeliveryError(
+                f"the file is {_mb(size)}, over the homeserver's upload limit ({_mb(server)})"
+            )
+
+    async def _upload_limit(self) -> int | None:
+        if self._server_upload_limit is None:
+            try:
+                async with matrix_call("read the media config"):
+                    data = await self.bot.api.request(Method.GET, "/_matrix/client/v1/media/config")
+            except DeliveryError:
+                async with matrix_call("read the media config"):
+                    data = await self.bot.api.request(Method.GET, "/_matrix/media/v3/config")
+            size = data.get("m.upload.size")
+            self._server_upload_limit = size if isinstance(size, int) else 0
+        return self._server_upload_limit or None
+
+    # --- actions --------------------------------------------------------------------
+
+    async def react(
+        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+    ) -> str | None:
+        intent = await self._intent_for(place, author)
+        # WhatsApp keeps one reaction per person: a new one replaces the old.
+        for event, key in await self._own_reactions(intent, place.room, target):
+            if key != emoji:
+                async with matrix_call("remove a reaction"):
+                    await intent.redact(RoomID(place.room), event)  # type: ignore[arg-type]
+        if not emoji:
+            return None
+        content = convert.reaction_content(target, emoji)
+        return await self._send(
+            intent, Place(place.room), content, txn_id=txn_id, what="react", kind="m.reaction"
+        )
+
+    async def _own_reactions(
+        self, intent: IntentAPI, room: str, target: str
+    ) -> list[tuple[str, str]]:
+        path = (
+            f"/_matrix/client/v1/rooms/{quote(room)}/relations/{quote(target)}"
+            "/m.annotation/m.reaction"
+        )
+        async with matrix_call("read reactions"):
+            data = await intent.api.request(Method.GET, path, query_params={"limit": "100"})
+        return [
+            (e["event_id"], e["content"]["m.relates_to"].get("key", ""))
+            for e in data.get("chunk", [])
+            if e.get("sender") == intent.mxid and e.get("content", {}).get("m.relates_to")
+        ]
+
+    async def edit(
+        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+    ) -> str | None:
+        intent = await self._intent_for(place, author)
+        content = convert.edit_content(target, self._text(author, new))
+        return await self._send(intent, Place(place.room), content, txn_id=txn_id, what="edit")
+
+    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+        intent = await self._intent_for(place, author)
+        async with matrix_call("delete a message"):
+            await intent.redact(RoomID(place.room), target)  # type: ignore[arg-type]
+
+    async def mark_receipt(
+        self, place: Place, author: Author, *, target: str, status: AckStatus
+    ) -> None:
+        if status is not AckStatus.READ or author.kind is not AuthorKind.CUSTOMER:
+            return  # Matrix shows no "delivered"; only the customer reads
+        intent = await self._intent_for(place, author)
+        body = {"thread_id": place.thread_root or "main"}
+        path = Path.v3.rooms[place.room].receipt["m.read"][target]
+        async with matrix_call("mark as read"):
+            await intent.api.request(Method.POST, path, body)
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def _intent_for(self, place: Place, author: Author) -> IntentAPI:
+        if author.kind is not AuthorKind.CUSTOMER:
+            return self.bot
+        if not (author.phone or author.lid):
+            return self.bot
+        async with matrix_call("prepare the customer's Matrix user"):
+            return await self.ghosts.ready_in(place.room, author)
+
+    async def _send(
+        self,
+        intent: IntentAPI,
+        place: Place,
+        content: JSON,
+        *,
+        txn_id: str | None,
+        what: str,
+        kind: str = convert.MESSAGE,
+    ) -> str:
+        """Send one event; ``txn_id`` makes a retry of the same delivery a no-op."""
+        event_type = EventType.find(kind, EventType.Class.MESSAGE)
+        txn = txn_id or intent.api.get_txn_id()
+        path = Path.v3.rooms[place.room].send[event_type][txn]
+        async with matrix_call(what):
+            data = await intent.api.request(Method.PUT, path, content)
+        return str(data["event_id"])
+
+    # --- inbound ------------------------------------------------------------------------
+
+    async def handle_event(self, raw: JSON) -> None:
+        """One event of a transaction; returns once the core persisted it."""
+        room, sender, event_id = raw.get("room_id"), raw.get("sender"), raw.get("event_id")
+        if not (isinstance(room, str) and isinstance(sender, str) and isinstance(event_id, str)):
+            return
+        if raw.get("type") == "m.room.member":
+            self._note_member(room, raw)
+            return
+        relation = (raw.get("content") or {}).get("m.relates_to") or {}
+        if relation.get("rel_type") == "m.thread":
+            self._threads.note(event_id, relation.get("event_id"))
+        if sender == self._service.bot_mxid or self.ghosts.is_ghost(sender):
+            return
+        parsed = convert.parse_event(raw, mention_resolver=self._phone_of_ghost)
+        if parsed is None or self._inbox is None:
+            return
+        try:
+            await self._relay(room, sender, event_id, parsed)
+        except DatabaseError:
+            raise  # not persisted: the transaction is not acknowledged, the server retries
+        except BridgeError as exc:
+            log.warning("event %s from %s not relayed: %s", event_id, sender, exc.explanation)
+            await self._tell(room, parsed.thread_root, event_id, f"⚠️ not sent: {exc.explanation}")
+
+    async def _relay(self, room: str, sender: str, event_id: str, parsed: convert.Inbound) -> None:
+        assert self._inbox is not None
+        root = parsed.thread_root or await self._thread_of(room, parsed)
+        content = parsed.content
+        if isinstance(content, convert.PendingMedia):
+            content = await self._download(content)
+        post = AttendantPost(
+            frontend=self.name,
+            place=Place(room, root),
+            event_id=event_id,
+            attendant=Attendant(sender, await self._display_name(room, sender)),
+            content=content,
+            reply_to=parsed.reply_to,
+        )
+        reply = await self._inbox.attendant_event(post)
+        if reply is not None:
+            await self._tell(room, root, event_id, reply.text)
+
+    async def _thread_of(self, room: str, parsed: convert.Inbound) -> str | None:
+        """The thread of an event that does not name it: through its target."""
+        content = parsed.content
+        target = (
+            content.target if isinstance(content, Reaction | Edit | Deletion) else parsed.reply_to
+        )
+        if target is None:
+            return None
+        known = self._threads.get(target)
+        if known is not None:
+            return known
+        try:
+            async with matrix_call("read an event"):
+                event = await self.bot.api.request(Method.GET, Path.v3.rooms[room].event[target])
+        except DeliveryError:
+            return None
+        relation = (event.get("content") or {}).get("m.relates_to") or {}
+        root = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
+        self._threads.note(target, root)
+        return root
+
+    async def _download(self, pending: convert.PendingMedia) -> Media:
+        if pending.size is not None and pending.size > self._config.media.max_size_bytes:
+            raise PermanentDeliveryError(
+                f"the file is {_mb(pending.size)}, over media.max_size_mb "
+                f"({self._config.media.max_size_mb} MB)"
+            )
+        async with matrix_call("download the file"):
+            data = await self.bot.download_media(pending.url)  # type: ignore[arg-type]
+        return pending.with_data(data)
+
+    async def _tell(self, room: str, root: str | None, event_id: str, text: str) -> None:
+        """A bot notice where ``event_id`` was posted (command replies, refusals)."""
+        content = convert.with_thread(convert.notice_content(text), root=root, reply_to=event_id)
+        try:
+            await self._send(
+                self.bot, Place(room), content, txn_id=f"zb-reply-{event_id}", what="reply"
+            )
+        except DeliveryError as exc:
+            log.warning("cannot answer %s in %s: %s", event_id, room, exc.explanation)
+
+    def _note_member(self, room: str, raw: JSON) -> None:
+        name = (raw.get("content") or {}).get("displayname")
+        user = raw.get("state_key")
+        if isinstance(user, str) and isinstance(name, str) and name:
+            self._member_names[(room, user)] = name
+
+    async def _display_name(self, room: str, user: str) -> str:
+        known = self._member_names.get((room, user))
+        if known:
+            return known
+        try:
+            async with matrix_call("read a member's name"):
+                member = await self.bot.get_room_member_info(RoomID(room), UserID(user))
+            name = member.displayname if member and member.displayname else None
+        except DeliveryError:
+            name = None
+        name = name or user.split(":", 1)[0].lstrip("@")
+        self._member_names[(room, user)] = name
+        return name
+
+    # --- mentions -------------------------------------------------------------------------
+
+    def _ghost_of_phone(self, phone: str) -> tuple[str, str] | None:
+        try:
+            return self.ghosts.mxid_of(Author(AuthorKind.CUSTOMER, "", phone=phone)), phone
+        except ValueError:
+            return None
+
+    def _phone_of_ghost(self, user_id: str) -> str | None:
+        prefix = f"@{self._config.appservice.user_prefix}"
+        if not self.ghosts.is_ghost(user_id):
+            return None
+        digits = user_id[len(prefix) :].split(":", 1)[0]
+        return f"+{digits}" if digits.isdigit() else None
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _short(ident: str) -> str:
+    return ident.removeprefix("zb-msg-").removeprefix("zb-")

@@ -1,0 +1,79 @@
+"""Ghost users: one Matrix user per WhatsApp contact, ``@<user_prefix><digits>:<domain>``,
+named ``Maria (+5511987654321)``, joined to a room before it posts there."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+
+from bridge.core.frontend import Author
+
+__all__ = ["GhostDirectory", "ghost_localpart", "ghost_name"]
+
+log = logging.getLogger("bridge.matrix.ghosts")
+
+
+def ghost_localpart(prefix: str, *, phone: str | None, lid: str | None = None) -> str:
+    """``wa_5511987654321`` for a phone; ``wa_lid-<digits>`` for a LID-only contact."""
+    if phone:
+        if phone.endswith("@lid"):
+            return f"{prefix}lid-{re.sub(r'[^0-9]', '', phone)}"
+        digits = re.sub(r"[^0-9]", "", phone)
+        if digits:
+            return f"{prefix}{digits}"
+    if lid:
+        return f"{prefix}lid-{re.sub(r'[^0-9]', '', lid)}"
+    raise ValueError("a ghost needs a phone or a LID")
+
+
+def ghost_name(author: Author) -> str:
+    """``Maria (+5511987654321)``; just the name or the phone when one is missing."""
+    phone = author.phone if author.phone and not author.phone.endswith("@lid") else None
+    if author.name and phone and author.name != phone:
+        return f"{author.name} ({phone})"
+    return author.name or phone or "WhatsApp contact"
+
+
+class GhostDirectory:
+    """Finds a customer's ghost, registers and names it, and joins it to rooms.
+
+    What it already did is remembered for the life of the process (the homeserver
+    is asked again after a restart)."""
+
+    def __init__(self, bot: IntentAPI, *, prefix: str, domain: str) -> None:
+        self._bot = bot
+        self._prefix = prefix
+        self._domain = domain
+        self._names: dict[str, str] = {}
+
+    def mxid_of(self, author: Author) -> str:
+        return (
+            f"@{ghost_localpart(self._prefix, phone=author.phone, lid=author.lid)}:{self._domain}"
+        )
+
+    def is_ghost(self, mxid: str) -> bool:
+        return mxid.startswith(f"@{self._prefix}") and mxid.endswith(f":{self._domain}")
+
+    async def ready_in(self, room: str, author: Author) -> IntentAPI:
+        """The author's ghost, registered, named and joined to ``room``."""
+        mxid = self.mxid_of(author)
+        intent = self._bot.user(mxid)  # type: ignore[arg-type]
+        await intent.ensure_registered()
+        name = ghost_name(author)
+        if self._names.get(mxid) != name:
+            await self._set_name(intent, name)
+            self._names[mxid] = name
+        await intent.ensure_joined(room)  # type: ignore[arg-type]
+        return intent
+
+    async def _set_name(self, intent: IntentAPI, name: str) -> None:
+        try:
+            current = await intent.get_displayname(intent.mxid)
+        except MatrixRequestError:
+            current = None
+        if current != name:
+            await intent.set_displayname(name, check_current=False)
+            log.debug("ghost %s named %s", intent.mxid, name)

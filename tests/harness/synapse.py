@@ -1,0 +1,305 @@
+"""A real Synapse for Matrix tests, started once per test session, plus a whole bridge
+(the real composition root, the sim engine, a fake clock) whose Matrix frontend is
+the real :class:`MatrixFrontend` talking to it.
+
+- ``synapse``  (session) the homeserver with a fresh appservice registration, and
+  the users ``alice`` (admin) and ``bob`` (attendant) with access tokens.
+- :class:`MatrixBridge`  a bridge on that homeserver (one per test).
+- :class:`MatrixUser`  a plain client-server API client (aiohttp) for alice and bob.
+
+Modules using these run in the session's event loop:
+``pytestmark = pytest.mark.asyncio(loop_scope="session")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from bridge.app import Bridge
+from bridge.clock import FakeClock
+from bridge.config import Config, parse_config
+from bridge.db.database import Database
+from bridge.matrix.frontend import MatrixFrontend
+from bridge.matrix.local_synapse import LocalSynapse, free_port
+from bridge.matrix.registration import build_registration
+from bridge.whatsapp.sim import SimEngine
+
+T = TypeVar("T")
+
+CONFIG = """\
+database: {{url: "sqlite::memory:"}}
+data_dir: data
+http: {{host: 127.0.0.1, port: {http_port}}}
+homeserver: {{address: "{hs_address}", domain: localhost}}
+appservice:
+  hostname: 127.0.0.1
+  port: {as_port}
+  address: "http://127.0.0.1:{as_port}"
+  as_token: "{as_token}"
+  hs_token: "{hs_token}"
+media: {{max_size_mb: {max_size_mb}}}
+whatsapp:
+  engine: sim
+  send_per_minute: 6000
+  send_burst: 1000
+  start_stagger_ms: 0
+  sim: {{auto_pair: {auto_pair}}}
+outbox: {{max_attempts: 4, base_delay_seconds: 1, max_delay_seconds: 8}}
+companies:
+  - id: acme
+    name: ACME Support
+    admins: ["@alice:localhost"]
+    attendants: ["@bob:localhost", "U0BOB"]
+    ops: {{matrix: true}}
+    sessions:
+      - name: sales
+        matrix: true
+        greeting: "Olá! Um atendente já vai falar com você."
+        farewell: "Atendimento encerrado. Obrigado!"
+      - name: support
+        matrix: true
+"""
+
+
+async def until(
+    predicate: Callable[[], T | Awaitable[T]],
+    *,
+    limit: float = 15.0,
+    what: str = "condition",
+    clock: FakeClock | None = None,
+) -> T:
+    """Poll ``predicate`` until truthy; a fake ``clock`` is nudged so retries come due."""
+    deadline = time.monotonic() + limit
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if clock is not None:
+            await clock.advance(0.5)
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Homeserver:
+    synapse: LocalSynapse
+    as_port: int
+    as_token: str
+    hs_token: str
+    tokens: dict[str, str]  # localpart → access token
+    root: Path
+
+    def user(self, localpart: str) -> MatrixUser:
+        return MatrixUser(self.synapse.address, f"@{localpart}:localhost", self.tokens[localpart])
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Homeserver]:
+    root = tmp_path_factory.mktemp("synapse")
+    as_port, as_token, hs_token = free_port(), secrets.token_hex(16), secrets.token_hex(16)
+    config = _config(
+        root, hs_address="http://127.0.0.1:1", as_port=as_port, tokens=(as_token, hs_token)
+    )
+    server = LocalSynapse(root / "hs", registration=build_registration(config))
+    await server.start()
+    print(f"\nSynapse started in {server.startup_seconds:.2f} s")
+    try:
+        tokens = {}
+        for name, admin in (("alice", True), ("bob", False)):
+            _, tokens[name] = await server.register_user(name, f"{name}-password", admin=admin)
+        yield Homeserver(server, as_port, as_token, hs_token, tokens, root)
+    finally:
+        await server.stop()
+
+
+def _config(
+    directory: Path,
+    *,
+    hs_address: str,
+    as_port: int,
+    tokens: tuple[str, str],
+    auto_pair: bool = True,
+    max_size_mb: int = 100,
+) -> Config:
+    text = CONFIG.format(
+        http_port=free_port(),
+        hs_address=hs_address,
+        as_port=as_port,
+        as_token=tokens[0],
+        hs_token=tokens[1],
+        auto_pair=str(auto_pair).lower(),
+        max_size_mb=max_size_mb,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(text)
+    return parse_config(text, path=directory / "config.yaml")
+
+
+class MatrixBridge:
+    """A bridge on the session's Synapse (the sim engine, a fake clock)."""
+
+    def __init__(
+        self, hs: Homeserver, directory: Path, db: Database, *, auto_pair: bool = True
+    ) -> None:
+        self.hs = hs
+        self.config = _config(
+            directory,
+            hs_address=hs.synapse.address,
+            as_port=hs.as_port,
+            tokens=(hs.as_token, hs.hs_token),
+            auto_pair=auto_pair,
+        )
+        self.clock = FakeClock()
+        self.frontend = MatrixFrontend(self.config)
+        self.bridge = Bridge(
+            self.config,
+            clock=self.clock,
+            frontends=[self.frontend],
+            database=db,
+            rng=random.Random(7),
+        )
+        self.auto_pair = auto_pair
+
+    @property
+    def sim(self) -> SimEngine:
+        engine = self.bridge.engine
+        assert isinstance(engine, SimEngine)
+        return engine
+
+    async def start(self) -> None:
+        await self.bridge.start()
+        expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
+        await until(
+            lambda: all(str(s) == expected for s in self.bridge.sessions.statuses().values()),
+            what=f"sessions {expected}",
+            clock=self.clock,
+        )
+
+    async def stop(self) -> None:
+        """Stop; the bot first leaves its rooms, so the next test's bridge (a fresh
+        database on the same homeserver) creates its own instead of finding these."""
+        await self.bridge.stop()
+        bot = MatrixUser(self.hs.synapse.address, "@whatsappbot:localhost", self.hs.as_token)
+        rooms = (await bot.request("GET", "/_matrix/client/v3/joined_rooms"))["joined_rooms"]
+        for room in rooms:
+            await bot.request("POST", f"/_matrix/client/v3/rooms/{quote(room)}/leave", {})
+
+    async def room(self, kind: str, session: str | None = "acme/sales") -> str:
+        """The room id the core stored (waiting for its creation)."""
+        repo = self.bridge.repos.rooms
+
+        async def stored() -> str | None:
+            session_id = self.bridge.session_ids[session] if session else None
+            row = await repo.get(
+                frontend="matrix", kind=kind, company_id="acme", session_id=session_id
+            )
+            return row.room_id if row else None
+
+        return await until(stored, what=f"{kind} room", clock=self.clock)
+
+    async def thread_root(self, ticket_id: int = 1) -> str:
+        async def stored() -> str | None:
+            ref = await self.bridge.repos.threads.get(ticket_id, "matrix")
+            return ref.thread_root if ref else None
+
+        return await until(stored, what=f"thread of #{ticket_id}", clock=self.clock)
+
+    async def customer(
+        self, kind: str = "text", *, session: str = "acme/sales", **fields: Any
+    ) -> str:
+        body = {"from": "+5511987654321", "push_name": "Maria", "kind": kind, **fields}
+        return await self.sim.inbound(session, body)
+
+    async def outbound(
+        self, predicate: Callable[[dict[str, Any]], bool], *, session: str = "acme/sales"
+    ) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((m for m in reversed(self.sim.outbound(session)) if predicate(m)), None)
+
+        return await until(found, what="a message to the customer", clock=self.clock)
+
+
+class MatrixUser:
+    """A real user of the homeserver, through the client-server API."""
+
+    def __init__(self, address: str, user_id: str, token: str) -> None:
+        self.address = address
+        self.user_id = user_id
+        self.token = token
+        self._txn = 0
+
+    async def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with aiohttp.ClientSession() as http:
+            async with http.request(
+                method, f"{self.address}{path}", json=body, headers=headers, **kwargs
+            ) as resp:
+                data = await resp.json(content_type=None) if resp.content_type else None
+                if resp.status >= 400:
+                    raise AssertionError(f"{method} {path} → {resp.status} {data}")
+                return data
+
+    async def raw(self, method: str, path: str, **kwargs: Any) -> bytes:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        async with aiohttp.ClientSession() as http:
+            async with http.request(
+                method, f"{self.address}{path}", headers=headers, **kwargs
+            ) as resp:
+                assert resp.status < 400, (resp.status, await resp.text())
+                return await resp.read()
+
+    async def join(self, room: str) -> None:
+        await self.request("POST", f"/_matrix/client/v3/join/{quote(room)}", {})
+
+    async def send(
+        self, room: str, content: dict[str, Any], event_type: str = "m.room.message"
+    ) -> str:
+        self._txn += 1
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room)}/send/{event_type}/t{time.time_ns()}{self._txn}"
+        )
+        return (await self.request("PUT", path, content))["event_id"]
+
+    async def redact(self, room: str, event_id: str) -> str:
+        path = f"/_matrix/client/v3/rooms/{quote(room)}/redact/{quote(event_id)}/r{time.time_ns()}"
+        return (await self.request("PUT", path, {}))["event_id"]
+
+    async def upload(self, data: bytes, mimetype: str, filename: str) -> str:
+        path = f"/_matrix/media/v3/upload?filename={quote(filename)}"
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": mimetype}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{self.address}{path}", data=data, headers=headers) as resp:
+                return (await resp.json())["content_uri"]
+
+    async def download(self, mxc: str) -> bytes:
+        server, media_id = mxc.removeprefix("mxc://").split("/", 1)
+        return await self.raw("GET", f"/_matrix/client/v1/media/download/{server}/{media_id}")
+
+    async def state(self, room: str, event_type: str, state_key: str = "") -> dict[str, Any]:
+        path = f"/_matrix/client/v3/rooms/{quote(room)}/state/{event_type}/{state_key}"
+        return await self.request("GET", path)
+
+    async def messages(self, room: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent events of ``room``, oldest first."""
+        path = f"/_matrix/client/v3/rooms/{quote(room)}/messages?dir=b&limit={limit}"
+        return list(reversed((await self.request("GET", path))["chunk"]))
+
+    async def invited_rooms(self) -> set[str]:
+        data = await self.request("GET", "/_matrix/client/v3/sync?timeout=0")
+        return set(data.get("rooms", {}).get("invite", {}))
