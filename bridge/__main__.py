@@ -4,6 +4,7 @@
     python -m bridge migrate -c CONFIG
     python -m bridge check-config -c CONFIG
     python -m bridge generate-registration -c CONFIG -o FILE
+    python -m bridge demo
 
 Expected failures (bad config, unreachable database, port in use) print one clear
 line and exit 1; only a bug prints a traceback.
@@ -44,6 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     add("check-config", "validate the config; print every problem with its line; exit 1 on error")
     reg = add("generate-registration", "write the Matrix appservice registration YAML")
     reg.add_argument("-o", "--output", required=True, help="registration file to write")
+    demo = sub.add_parser(
+        "demo",
+        help="run everything locally: Synapse, the bridge, a simulated WhatsApp customer",
+        description="Start a local Synapse and the bridge with the simulated WhatsApp engine, "
+        "play a short customer conversation and print a transcript. Needs the demo extra "
+        "(pip install -e '.[demo]').",
+    )
+    demo.add_argument(
+        "--data-dir", default="zapbridge-demo", help="where the demo keeps its state (reused)"
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: Ctrl-C)",
+    )
     return parser
 
 
@@ -67,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        return _demo(Path(args.data_dir), args.duration)
     path = Path(args.config)
     if args.command == "check-config":
         return _check_config(path)
@@ -85,6 +104,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bridge.app import Bridge
 
     asyncio.run(Bridge(config).run())
+    return 0
+
+
+def _demo(directory: Path, duration: float | None) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("synapse") is None:
+        raise BridgeError(
+            "the demo runs a local Synapse: install the demo extra first (pip install -e '.[demo]')"
+        )
+    from bridge.demo import run_demo
+
+    asyncio.run(run_demo(directory, duration=duration))
     return 0
 
 
