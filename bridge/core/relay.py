@@ -14,7 +14,7 @@ from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
-from bridge.core.commands import CommandContext, CommandRegistry
+from bridge.core.commands import CommandContext, CommandRegistry, role_of
 from bridge.core.commands import Place as CommandPlace
 from bridge.core.deliveries import BOT, PHONE
 from bridge.core.frontend import AttendantPost, Frontend, Reply, ThreadEvent
@@ -321,8 +321,7 @@ class Relay:
 
     def _refuse(self, event: ThreadEvent, ticket: TicketView) -> Reply | None:
         company = self._config.find_company(ticket.company_id)
-        user = event.attendant.user_id
-        if company is None or (user not in company.admins and user not in company.attendants):
+        if company is None or role_of(company, event.attendant.user_id) is None:
             name = company.name if company else ticket.company_id
             return Reply(
                 f"You are not an attendant of {name}: your message was not sent.",
