@@ -808,3 +808,35 @@ async def test_queued_sends_fail_when_the_session_drops() -> None:
     assert isinstance(outcomes[0], str)
     assert all(isinstance(o, SessionNotConnected) for o in outcomes[1:])
     assert len(h.engine.calls_of("send")) == 1
+
+
+async def test_two_hundred_sim_sessions_start_staggered_on_the_sim_engine(tmp_path: Path) -> None:
+    """The same with the real sim engine (auto-paired devices persisted in data_dir)."""
+    from bridge.whatsapp.sim import SimEngine
+
+    keys = [session_key("acme", f"s{n:03d}") for n in range(200)]
+    clock = FakeClock()
+    manager = SessionManager(
+        None,
+        specs=[make_spec(k) for k in keys],
+        store=MemoryStore(),
+        clock=clock,
+        rng=random.Random(SEED),
+        metrics=Metrics(),
+        reconnect_initial=INITIAL,
+        reconnect_max=MAXIMUM,
+        stable_seconds=STABLE,
+        stagger_seconds=0.25,
+        send_per_minute=20,
+        send_burst=5,
+    )
+    sim = SimEngine(manager.handle_event, data_dir=tmp_path, clock=clock, auto_pair=True)
+    manager.attach_engine(sim)
+    await manager.start()
+    await clock.advance(100 * 0.25)  # halfway through the staggered start
+    halfway = sum(s is S.CONNECTED for s in manager.statuses().values())
+    assert 95 <= halfway <= 105
+    await clock.advance(100 * 0.25)
+    assert set(manager.statuses().values()) == {S.CONNECTED}
+    assert len({manager.phone(k) for k in keys}) == 200  # each number its own device
+    await manager.stop()
