@@ -17,6 +17,7 @@ Receipts: only ``read`` is shown (the ghost's threaded read receipt); Matrix has
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -72,6 +73,7 @@ log = logging.getLogger("bridge.matrix")
 
 BOT_DISPLAY_NAME = "WhatsApp bridge"
 _THREAD_INDEX_SIZE = 50_000
+_IMAGE_INDEX_SIZE = 1_000
 
 JSON = dict[str, Any]
 Part = tuple[str, JSON]  # (event type, content)
@@ -108,9 +110,11 @@ def _delivery_error(what: str, exc: MatrixRequestError) -> DeliveryError:
     return PermanentDeliveryError(f"{what}: {errcode}: {message}")
 
 
-class ThreadIndex:
-    """Which thread an event belongs to, for events that do not say (reactions,
-    edits, redactions): learnt from every event seen or sent, bounded in size."""
+class RecentIndex:
+    """A bounded map of recent keys to event ids, the oldest forgotten first: which
+    thread an event belongs to, for events that do not say (reactions, edits,
+    redactions), learnt from every event seen or sent; which image a retried
+    ``post_image`` already posted."""
 
     def __init__(self, size: int = _THREAD_INDEX_SIZE) -> None:
         self._roots: OrderedDict[str, str] = OrderedDict()
@@ -133,11 +137,12 @@ class MatrixFrontend(Frontend):
 
     def __init__(self, config: Config, *, service: BridgeAppService | None = None) -> None:
         self._config = config
-        self._service = service or BridgeAppService(
-            homeserver=config.homeserver, appservice=config.appservice
-        )
+        # built in start(): mautrix binds its aiohttp app to the loop running then
+        self._given_service = service
+        self._running_service: BridgeAppService | None = None
         self._inbox: FrontendInbox | None = None
-        self._threads = ThreadIndex()
+        self._threads = RecentIndex()  # event → its thread root
+        self._images = RecentIndex(_IMAGE_INDEX_SIZE)  # image digest → the event posted
         self._member_names: dict[tuple[str, str], str] = {}
         self._server_upload_limit: int | None = None
         self._rooms: RoomDirectory | None = None
@@ -153,6 +158,9 @@ class MatrixFrontend(Frontend):
 
     async def start(self, inbox: FrontendInbox) -> None:
         self._inbox = inbox
+        self._running_service = self._given_service or BridgeAppService(
+            homeserver=self._config.homeserver, appservice=self._config.appservice
+        )
         self._service.on_event(self.handle_event)
         async with matrix_call("start the appservice"):
             await self._service.start(bot_name=BOT_DISPLAY_NAME)
@@ -165,7 +173,14 @@ class MatrixFrontend(Frontend):
         )
 
     async def stop(self) -> None:
-        await self._service.stop()
+        if self._running_service is not None:
+            await self._running_service.stop()
+
+    @property
+    def _service(self) -> BridgeAppService:
+        if self._running_service is None:
+            raise BridgeError("the Matrix frontend is not started")
+        return self._running_service
 
     @property
     def bot(self) -> IntentAPI:
@@ -202,10 +217,29 @@ class MatrixFrontend(Frontend):
         return root
 
     async def update_card(self, place: Place, card: TicketCard) -> None:
-        assert place.thread_root is not None
+        """Edit the root to ``card``: a no-op when it already shows it (a retry of an
+        edit whose answer was lost). The transaction id follows from the edit it
+        replaces, so two identical retries racing still make one event."""
+        root = place.thread_root
+        assert root is not None
+        shown_by, shown = await self._card_shown(place.room, root)
+        if shown == card.headline:
+            return
         new = {"msgtype": "m.notice", "body": card.headline}
-        content = convert.edit_content(place.thread_root, new)
-        await self._send(self.bot, Place(place.room), content, txn_id=None, what="update a card")
+        content = convert.edit_content(root, new)
+        txn = f"zb-card-{_digest(root, shown_by, card.headline)}"
+        await self._send(self.bot, Place(place.room), content, txn_id=txn, what="update a card")
+
+    async def _card_shown(self, room: str, root: str) -> tuple[str, str | None]:
+        """(the event that set what the root shows, that text): its latest edit, as
+        the homeserver bundles it, or the root itself."""
+        async with matrix_call("read a card"):
+            event = await self.bot.api.request(Method.GET, Path.v3.rooms[room].event[root])
+        edit = ((event.get("unsigned") or {}).get("m.relations") or {}).get("m.replace") or {}
+        if edit.get("event_id"):
+            new = (edit.get("content") or {}).get("m.new_content") or {}
+            return str(edit["event_id"]), new.get("body")
+        return root, (event.get("content") or {}).get("body")
 
     async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
         content = convert.with_thread(convert.notice_content(text), root=place.thread_root)
@@ -216,12 +250,15 @@ class MatrixFrontend(Frontend):
     async def post_image(
         self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
     ) -> str:
-        media = Media(MediaKind.IMAGE, "image/png", data=data, filename=filename, caption=caption)
-        event_type, content = await self._media_part(self.bot, media, ident="image")
-        content = convert.with_thread(content, root=place.thread_root)
-        event = await self._send(
-            self.bot, Place(place.room), content, txn_id=None, what="post an image", kind=event_type
-        )
+        """A bot image. The core gives no transaction id here, so one is derived from
+        the image, where it goes and what it replaces: a retry of the same call
+        returns the event already posted (remembered, else deduplicated by the
+        homeserver) instead of posting the image twice."""
+        key = _digest(place.room, place.thread_root or "", filename, caption, replaces or "", data)
+        event = self._images.get(key)
+        if event is None:
+            event = await self._post_image(place, data, filename, caption, txn_id=f"zb-img-{key}")
+            self._images.note(key, event)
         if replaces:
             try:
                 async with matrix_call("remove the previous image"):
@@ -229,6 +266,21 @@ class MatrixFrontend(Frontend):
             except DeliveryError as exc:  # the new image is up; an old one staying is harmless
                 log.warning("%s", exc.explanation)
         return event
+
+    async def _post_image(
+        self, place: Place, data: bytes, filename: str, caption: str, *, txn_id: str
+    ) -> str:
+        media = Media(MediaKind.IMAGE, "image/png", data=data, filename=filename, caption=caption)
+        event_type, content = await self._media_part(self.bot, media, ident="image")
+        content = convert.with_thread(content, root=place.thread_root)
+        return await self._send(
+            self.bot,
+            Place(place.room),
+            content,
+            txn_id=txn_id,
+            what="post an image",
+            kind=event_type,
+        )
 
     # --- messages -------------------------------------------------------------------
 
@@ -522,6 +574,15 @@ class MatrixFrontend(Frontend):
             return None
         digits = user_id[len(prefix) :].split(":", 1)[0]
         return f"+{digits}" if digits.isdigit() else None
+
+
+def _digest(*parts: str | bytes) -> str:
+    """A short stable digest of ``parts`` (for transaction ids)."""
+    sha = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        sha.update(len(data).to_bytes(8, "big") + data)
+    return sha.hexdigest()[:32]
 
 
 def _mb(size: int) -> str:

@@ -160,3 +160,48 @@ def test_run_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+FRONTEND_CONFIGS = {
+    "matrix": """\
+homeserver: {{address: "http://127.0.0.1:{dead}", domain: localhost}}
+appservice: {{port: {free}, as_token: as-token-123456, hs_token: hs-token-654321}}
+companies:
+  - id: acme
+    name: ACME Support
+    admins: ["@alice:localhost"]
+    sessions: [{{name: sales, matrix: true}}]
+""",
+    "slack": """\
+slack:
+  enabled: true
+  bot_token: xoxb-1-abc
+  app_token: xapp-1-abc
+  api_url: "http://127.0.0.1:{dead}/api/"
+companies:
+  - id: acme
+    name: ACME Support
+    admins: ["U0ALICE"]
+    sessions: [{{name: sales, slack_channel: C0SALES}}]
+""",
+}
+
+
+@pytest.mark.parametrize(
+    ("frontend", "expected"),
+    [("matrix", "the homeserver is unreachable"), ("slack", "cannot connect to Slack")],
+)
+def test_an_unreachable_frontend_is_one_clear_line(
+    tmp_path: Path, frontend: str, expected: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f'database: {{url: "sqlite:bridge.db"}}\nhttp: {{port: {free_port()}}}\n'
+        "whatsapp: {engine: sim}\n"
+        + FRONTEND_CONFIGS[frontend].format(dead=free_port(), free=free_port())
+    )
+    out = bridge("run", "-c", str(path))
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], out.stderr
+    assert "Traceback" not in out.stderr

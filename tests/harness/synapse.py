@@ -27,6 +27,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from bridge.app import Bridge
 from bridge.clock import FakeClock
@@ -96,9 +97,62 @@ async def until(
         await asyncio.sleep(0.05)
 
 
+class AppserviceForwarder:
+    """Stands on the registered appservice port for the whole test session and
+    forwards to the bridge of the current test (each bridge listens on a port of its
+    own). While no bridge is attached it acknowledges what Synapse sends: Synapse then
+    never finds the appservice down between tests (its recovery from that can lose a
+    transaction created while it ends, which made tests flaky)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.target: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        target, http = self.target, self._http
+        if target is None or http is None:
+            return web.json_response({})  # between tests: events of finished tests
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("authorization", "content-type")
+        }
+        try:
+            async with http.request(
+                request.method,
+                f"http://127.0.0.1:{target}{request.rel_url}",
+                headers=headers,
+                data=await request.read(),
+            ) as resp:
+                return web.Response(
+                    status=resp.status,
+                    body=await resp.read(),
+                    headers={"Content-Type": resp.headers.get("Content-Type", "application/json")},
+                )
+        except aiohttp.ClientConnectionError:
+            return web.json_response({})  # the bridge is not listening yet or any more
+
+
 @dataclass
 class Homeserver:
     synapse: LocalSynapse
+    forwarder: AppserviceForwarder
     as_port: int
     as_token: str
     hs_token: str
@@ -116,6 +170,8 @@ async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hom
     config = _config(
         root, hs_address="http://127.0.0.1:1", as_port=as_port, tokens=(as_token, hs_token)
     )
+    forwarder = AppserviceForwarder(as_port)
+    await forwarder.start()
     server = LocalSynapse(root / "hs", registration=build_registration(config))
     await server.start()
     print(f"\nSynapse started in {server.startup_seconds:.2f} s")
@@ -123,9 +179,10 @@ async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hom
         tokens = {}
         for name, admin in (("alice", True), ("bob", False)):
             _, tokens[name] = await server.register_user(name, f"{name}-password", admin=admin)
-        yield Homeserver(server, as_port, as_token, hs_token, tokens, root)
+        yield Homeserver(server, forwarder, as_port, as_token, hs_token, tokens, root)
     finally:
         await server.stop()
+        await forwarder.stop()
 
 
 def _config(
@@ -155,15 +212,25 @@ class MatrixBridge:
     """A bridge on the session's Synapse (the sim engine, a fake clock)."""
 
     def __init__(
-        self, hs: Homeserver, directory: Path, db: Database, *, auto_pair: bool = True
+        self,
+        hs: Homeserver,
+        directory: Path,
+        db: Database,
+        *,
+        auto_pair: bool = True,
+        max_size_mb: int = 100,
     ) -> None:
         self.hs = hs
+        self.directory = directory
+        self.db = db
+        self.listen_port = free_port()  # the forwarder on hs.as_port relays here
         self.config = _config(
             directory,
             hs_address=hs.synapse.address,
-            as_port=hs.as_port,
+            as_port=self.listen_port,
             tokens=(hs.as_token, hs.hs_token),
             auto_pair=auto_pair,
+            max_size_mb=max_size_mb,
         )
         self.clock = FakeClock()
         self.frontend = MatrixFrontend(self.config)
@@ -183,6 +250,7 @@ class MatrixBridge:
         return engine
 
     async def start(self) -> None:
+        self.hs.forwarder.target = self.listen_port
         await self.bridge.start()
         expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
         await until(
@@ -191,14 +259,20 @@ class MatrixBridge:
             clock=self.clock,
         )
 
-    async def stop(self) -> None:
-        """Stop; the bot first leaves its rooms, so the next test's bridge (a fresh
-        database on the same homeserver) creates its own instead of finding these."""
+    async def stop(self, *, leave_rooms: bool = True) -> None:
+        """Stop. The bot first leaves its rooms, so the next test's bridge (a fresh
+        database on the same homeserver) creates its own instead of finding these;
+        it leaves while still listening, so Synapse does not find the appservice
+        down pushing those leaves (the next bridge's ping would recover it, but
+        Synapse can lose a transaction created while a recovery ends).
+        ``leave_rooms=False`` is a plain restart: the rooms stay the bridge's."""
+        if leave_rooms:
+            bot = MatrixUser(self.hs.synapse.address, "@whatsappbot:localhost", self.hs.as_token)
+            rooms = (await bot.request("GET", "/_matrix/client/v3/joined_rooms"))["joined_rooms"]
+            for room in rooms:
+                await bot.request("POST", f"/_matrix/client/v3/rooms/{quote(room)}/leave", {})
+        self.hs.forwarder.target = None
         await self.bridge.stop()
-        bot = MatrixUser(self.hs.synapse.address, "@whatsappbot:localhost", self.hs.as_token)
-        rooms = (await bot.request("GET", "/_matrix/client/v3/joined_rooms"))["joined_rooms"]
-        for room in rooms:
-            await bot.request("POST", f"/_matrix/client/v3/rooms/{quote(room)}/leave", {})
 
     async def room(self, kind: str, session: str | None = "acme/sales") -> str:
         """The room id the core stored (waiting for its creation)."""
