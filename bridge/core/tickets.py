@@ -144,8 +144,10 @@ def within_reopen_window(closed_at: float | None, *, now: float, minutes: int) -
 
 
 def reopen_status(ticket: TicketRow) -> str:
-    """``open`` when an attendant had answered the ticket, else ``pending`` again."""
-    return OPEN if ticket.first_response_at is not None else PENDING
+    """``open`` when an attendant had answered or accepted the ticket (DESIGN §4),
+    else ``pending`` again."""
+    had_attendant = ticket.first_response_at is not None or ticket.assignee is not None
+    return OPEN if had_attendant else PENDING
 
 
 def was_open_between(hours: BusinessHours, start: float, end: float) -> bool:

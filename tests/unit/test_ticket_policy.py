@@ -124,7 +124,8 @@ def ticket_row(**changes: object) -> TicketRow:
 
 def test_reopen_status() -> None:
     assert reopen_status(ticket_row(first_response_at=5.0)) == "open"
-    assert reopen_status(ticket_row(assignee="@bob:x")) == "pending"
+    assert reopen_status(ticket_row(assignee="@bob:x")) == "open"  # accepted, not answered
+    assert reopen_status(ticket_row()) == "pending"
 
 
 def contact_row(**changes: object) -> ContactRow:
