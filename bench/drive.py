@@ -1,0 +1,226 @@
+"""Driving a bridge subprocess both ways through the Slack fake, and reading every sink.
+
+Customers speak through ``POST /sim/sessions/{s}/inbound`` with an explicit WhatsApp
+id, resent until acknowledged (a phone does the same, with the same id). Attendants
+speak in the ticket threads through the fake's Socket Mode; an envelope the bridge
+did not acknowledge is redelivered by the fake on the next connection, as Slack does.
+Every text is unique (``c<ticket>n<seq>`` / ``a<ticket>n<seq>``), so the sinks can be
+counted: the fake's channel messages (customer → Slack) and the sim's outbound log
+(Slack → customer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.common import ATTENDANT, channel_of, customer_phone
+from bench.proc import BridgeProcess
+from tests.fakes.slack import SlackFake
+
+CUSTOMER_TEXT = re.compile(r"\bc(\d+)n(\d+)\b")
+ATTENDANT_TEXT = re.compile(r"\ba(\d+)n(\d+)\b")
+
+
+@dataclass
+class Ticket:
+    number: int
+    session: str
+    phone: str
+    root: str = ""
+
+    @property
+    def channel(self) -> str:
+        return channel_of(self.session)
+
+    @property
+    def name(self) -> str:
+        return f"Cust{self.number}"
+
+
+@dataclass
+class Sent:
+    """When each unique text left the driver (``time.monotonic`` / ``time.time``)."""
+
+    mono: dict[str, float] = field(default_factory=dict)
+    wall: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, text: str) -> None:
+        self.mono[text] = time.monotonic()
+        self.wall[text] = time.time()
+
+
+class SlackDriver:
+    def __init__(self, bridge: BridgeProcess, fake: SlackFake, *, tickets: int) -> None:
+        self.bridge = bridge
+        self.fake = fake
+        sessions = bridge.sessions
+        self.tickets = [
+            Ticket(t, sessions[t % len(sessions)], customer_phone(t)) for t in range(tickets)
+        ]
+        self.sent = Sent()
+        self.resent = 0  # customer messages posted again after no acknowledgement
+        self.redelivered = 0  # attendant envelopes that needed more than one wait
+
+    async def open_tickets(self, *, timeout: float = 60) -> None:  # noqa: ASYNC109
+        """One greeting message per ticket, then wait for every thread root."""
+        for ticket in self.tickets:
+            await self.customer(ticket, f"hello{ticket.number}", wa_id=f"HELLO{ticket.number}")
+        async with asyncio.timeout(timeout):
+            while not all(t.root for t in self.tickets):
+                for ticket in self.tickets:
+                    ticket.root = ticket.root or self._root_of(ticket)
+                await asyncio.sleep(0.05)
+
+    def _root_of(self, ticket: Ticket) -> str:
+        for message in self.fake.messages(ticket.channel):
+            if message.get("blocks") and ticket.phone in message.get("text", ""):
+                return str(message["ts"])
+        return ""
+
+    async def customer(self, ticket: Ticket, text: str, *, wa_id: str) -> None:
+        body = {
+            "from": ticket.phone,
+            "push_name": ticket.name,
+            "kind": "text",
+            "text": text,
+            "id": wa_id,
+        }
+        for attempt in range(6000):  # bounded: 6000 × ≤ 50 ms
+            status = await self.bridge.inbound(ticket.session, body)
+            if status == 200:
+                return
+            if attempt == 0:
+                self.resent += 1
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"customer message {text} never acknowledged")
+
+    async def attendant(self, ticket: Ticket, text: str) -> None:
+        event = self.fake.user_message(ticket.channel, ATTENDANT, text, thread_ts=ticket.root)
+        envelope = await self.fake.send_event(event)
+        for attempt in range(120):  # bounded: 120 × 5 s
+            try:
+                await self.fake.wait_ack(envelope, timeout=5)
+                return
+            except TimeoutError:
+                if attempt == 0:
+                    self.redelivered += 1
+        raise RuntimeError(f"attendant message {text} never acknowledged")
+
+    async def run(
+        self, *, per_ticket: int, rate: float, on_progress: asyncio.Queue[int] | None = None
+    ) -> None:
+        """Every ticket: ``per_ticket`` customer messages and as many attendant replies,
+        each side in order; ``rate`` messages/s in total (0: as fast as answered)."""
+        counter = [0]
+
+        async def send(ticket: Ticket, side: str, seq: int) -> None:
+            text = f"{side}{ticket.number}n{seq}"
+            self.sent.mark(text)
+            if side == "c":
+                await self.customer(ticket, text, wa_id=f"BENCH{ticket.number}N{seq}")
+            else:
+                await self.attendant(ticket, text)
+            counter[0] += 1
+            if on_progress is not None:
+                on_progress.put_nowait(counter[0])
+
+        lanes = [(t, side) for t in self.tickets for side in ("c", "a")]
+        await paced_lanes(lanes, send, offset=0, per_lane=per_ticket, rate=rate)
+
+    # --- sinks ---------------------------------------------------------------------
+
+    def slack_texts(self) -> dict[int, list[int]]:
+        """Customer texts in Slack, per ticket, in channel order (sequence numbers)."""
+        found: dict[int, list[int]] = {}
+        for channel in {t.channel for t in self.tickets}:
+            for message in self.fake.messages(channel):
+                if not message.get("username"):
+                    continue
+                match = CUSTOMER_TEXT.search(message.get("text", ""))
+                if match:
+                    found.setdefault(int(match[1]), []).append(int(match[2]))
+        return found
+
+    def slack_arrivals(self) -> dict[str, float]:
+        """``chat.postMessage`` arrival (monotonic) of each customer text."""
+        arrivals: dict[str, float] = {}
+        for call in self.fake.calls_of("chat.postMessage"):
+            match = CUSTOMER_TEXT.search(str(call.args.get("text", "")))
+            if match and call.response and call.response.get("ok"):
+                arrivals.setdefault(match[0], call.at)
+        return arrivals
+
+    async def whatsapp_entries(self) -> list[dict]:
+        entries: list[dict] = []
+        for session in self.bridge.sessions:
+            entries += await self.bridge.outbound(session)
+        return entries
+
+    async def whatsapp_texts(self) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {}
+        for entry in await self.whatsapp_entries():
+            match = ATTENDANT_TEXT.search(str(entry.get("text", "")))
+            if match:
+                found.setdefault(int(match[1]), []).append(int(match[2]))
+        return found
+
+    async def wait_delivered(
+        self,
+        *,
+        per_ticket: int,
+        timeout: float,  # noqa: ASYNC109
+        both_ways: bool = True,
+    ) -> None:
+        """Until every text reached its sink, or ``timeout`` s (then counting shows loss)."""
+        want = len(self.tickets) * per_ticket
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            slack = sum(len(set(v)) for v in self.slack_texts().values())
+            wa = sum(len(set(v)) for v in (await self.whatsapp_texts()).values())
+            if slack >= want and (wa >= want or not both_ways):
+                return
+            await asyncio.sleep(0.2)
+
+
+async def paced_lanes(
+    lanes: Sequence[tuple[Any, ...]],
+    send: Callable[..., Awaitable[None]],
+    *,
+    offset: int,
+    per_lane: int,
+    rate: float,
+) -> None:
+    """Each lane calls ``send(*lane, seq)`` for ``per_lane`` sequence numbers from
+    ``offset``, one at a time; ``rate`` messages/s over all lanes (0: unpaced)."""
+    gap = len(lanes) / rate if rate > 0 else 0.0
+
+    async def one(lane: tuple[Any, ...]) -> None:
+        start = time.monotonic()
+        for n in range(per_lane):
+            if gap:
+                delay = start + n * gap - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await send(*lane, offset + n)
+
+    await asyncio.gather(*(one(lane) for lane in lanes))
+
+
+def loss_report(found: dict[int, list[int]], *, tickets: int, per_ticket: int) -> dict[str, int]:
+    """Lost, duplicated and out-of-order counts of one sink."""
+    lost = duplicated = out_of_order = 0
+    for t in range(tickets):
+        seqs = found.get(t, [])
+        counts = Counter(seqs)
+        lost += sum(1 for s in range(per_ticket) if s not in counts)
+        duplicated += sum(c - 1 for c in counts.values())
+        firsts = list(dict.fromkeys(seqs))
+        out_of_order += sum(1 for a, b in itertools.pairwise(firsts) if b < a)
+    return {"lost": lost, "duplicated": duplicated, "out_of_order": out_of_order}

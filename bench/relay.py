@@ -1,0 +1,432 @@
+"""Relay throughput and latency, both ways, through the sim engine.
+
+    python -m bench.relay [--sink null|slack|both] [--db sqlite|postgres|both]
+                          [--sessions 5] [--tickets 50] [--messages 2000] [--rate 500]
+                          [--profile FILE] [--smoke]
+
+For each sink and database, two phases over the same tickets (each already opened
+and answered once): ``max`` (every ticket's customer and attendant send as fast as
+the bridge acknowledges, one message at a time per ticket and side) and ``paced``
+(``--rate`` messages/s in total, spread evenly). ``--messages`` is per direction.
+
+Sinks and how the bridge's CPU is measured:
+
+- ``null``: the bridge in this process (``bridge.app.Bridge``, real clock) with a
+  frontend that records only ids and arrival times. Customers go through
+  ``SimEngine.inbound``, attendants through ``Relay.attendant_event``: each returns
+  once the work is persisted, as the real sources do. CPU: ``time.process_time()``
+  of this process (the driver's share is a few dict builds per message).
+- ``slack``: the bridge as a subprocess (``bench.bridge_proc``), the Slack fake in
+  this process; customers through ``POST /sim/.../inbound``, attendants through the
+  fake's Socket Mode. CPU: the child's user + system time from ``/proc/<pid>/stat``,
+  so the fake's and the driver's work are not counted.
+
+Latency: from the moment the driver hands a message over to its arrival at the sink
+(the null frontend's ``post``; the fake's ``chat.postMessage``; the sim's outbound
+log timestamp), so it includes persisting, the outbox hop and the delivery.
+
+Direct: the same number of messages posted straight to the sinks with a minimal
+client: ``NullFrontend.post`` and ``SimEngine.send`` calls; for Slack,
+``AsyncWebClient.chat_postMessage`` to the fake (both directions' worth).
+``bridge/direct`` is bridge messages/s over direct messages/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bench.common import (
+    ATTENDANT,
+    DB_CHOICES,
+    NullFrontend,
+    bench_database,
+    bridge_config,
+    cpu_seconds,
+    customer_phone,
+    emit,
+    engines,
+    percentiles,
+    session_names,
+    table,
+    temp_dir,
+)
+from bench.drive import ATTENDANT_TEXT, Sent, SlackDriver, Ticket, paced_lanes
+from bench.proc import BridgeProcess
+from bridge.app import Bridge
+from bridge.clock import SystemClock
+from bridge.config import parse_config
+from bridge.core.frontend import Attendant, AttendantPost, Author, AuthorKind, Place
+from bridge.model import Text
+from bridge.whatsapp.sim import SimEngine
+from tests.fakes.slack import SlackFake
+from tests.harness.core import free_port
+
+# Hook for a Matrix sink (issue 7 (c)): add ``"synapse"`` here and a ``_run_synapse``
+# beside ``_run_null`` / ``_run_slack`` once the Matrix frontend has landed: the bridge
+# subprocess with ``homeserver``/``appservice`` pointing at a local Synapse
+# (``bridge.matrix.local_synapse``), attendants as Matrix users posting in the ticket
+# threads, customer messages read back with ``/messages``, and ``direct`` as
+# ``PUT /rooms/{room}/send/m.room.message/{txn}`` from a minimal client.
+SINKS = ("null", "slack")
+PACED = 1_000_000  # sequence numbers of the paced phase start here
+
+
+def _record(
+    *,
+    sink: str,
+    engine: str,
+    phase: str,
+    count: int,
+    elapsed: float,
+    cpu: float,
+    latencies: list[float],
+    direct_rate: float | None,
+    delivered: int,
+) -> dict[str, Any]:
+    rate = delivered / elapsed if elapsed > 0 else 0.0
+    return {
+        "bench": "relay",
+        "sink": sink,
+        "db": engine,
+        "phase": phase,
+        "messages": count,
+        "delivered": delivered,
+        "seconds": round(elapsed, 3),
+        "msgs_per_s": round(rate, 1),
+        "cpu_ms_per_msg": round(cpu * 1000 / max(delivered, 1), 3),
+        **percentiles(latencies),
+        "direct_msgs_per_s": round(direct_rate, 1) if direct_rate else None,
+        "bridge_over_direct": round(rate / direct_rate, 3) if direct_rate else None,
+    }
+
+
+# --- the null sink, in process -------------------------------------------------------
+
+
+class NullRun:
+    def __init__(self, bridge: Bridge, null: NullFrontend, *, tickets: int) -> None:
+        self.bridge = bridge
+        self.null = null
+        names = session_names(len(bridge.session_specs))
+        self.tickets = [
+            (t, f"acme/{names[t % len(names)]}", customer_phone(t)) for t in range(tickets)
+        ]
+        self.places: dict[int, Place] = {}
+
+    @property
+    def sim(self) -> SimEngine:
+        assert isinstance(self.bridge.engine, SimEngine)
+        return self.bridge.engine
+
+    async def customer(self, key: str, phone: str, text: str, number: int) -> None:
+        body = {"from": phone, "push_name": f"Cust{number}", "kind": "text", "text": text}
+        await self.sim.inbound(key, body)
+
+    async def attendant(self, number: int, text: str) -> None:
+        await self.bridge.relay.attendant_event(
+            AttendantPost(
+                frontend="null",
+                place=self.places[number],
+                event_id=uuid.uuid4().hex,
+                attendant=Attendant(ATTENDANT, "Bob"),
+                content=Text(text),
+            )
+        )
+
+    async def open_tickets(self) -> None:
+        for number, key, phone in self.tickets:
+            await self.customer(key, phone, f"hello{number}", number)
+        db = self.bridge.db_required
+        async with asyncio.timeout(60):
+            while len(self.places) < len(self.tickets):
+                for number, _key, phone in self.tickets:
+                    ticket_id = await db.fetchval(
+                        "SELECT t.id FROM tickets t JOIN contacts c ON c.id = t.contact_id "
+                        "WHERE c.phone = $1",
+                        phone,
+                    )
+                    if ticket_id is not None and ticket_id in self.null.threads:
+                        self.places[number] = self.null.threads[ticket_id]
+                await asyncio.sleep(0.02)
+        for number, _key, _phone in self.tickets:
+            await self.attendant(number, f"welcome{number}")
+        await self._drain(lambda: True)
+
+    async def _drain(self, done: Any, timeout: float = 120) -> None:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            while not done():  # noqa: ASYNC110 - polling
+                await asyncio.sleep(0.002)
+        self.bridge.outbox.wake()
+        await asyncio.wait_for(self.bridge.outbox.wait_idle(), timeout)
+
+    def _wa_arrivals(self) -> dict[str, float]:
+        arrivals: dict[str, float] = {}
+        for key in {key for _number, key, _phone in self.tickets}:
+            for entry in self.sim.outbound(key):
+                match = ATTENDANT_TEXT.search(str(entry.get("text", "")))
+                if match:
+                    arrivals[match[0]] = float(entry["timestamp"])
+        return arrivals
+
+    async def phase(self, *, offset: int, per_ticket: int, rate: float) -> dict[str, Any]:
+        """Both sides of every ticket; sequence numbers from ``offset`` keep phases apart."""
+        sent_in: dict[str, float] = {}
+        sent_out: dict[str, float] = {}
+
+        async def send(number: int, key: str, phone: str, side: str, seq: int) -> None:
+            text = f"{side}{number}n{seq}"
+            if side == "c":
+                sent_in[text] = time.monotonic()
+                await self.customer(key, phone, text, number)
+            else:
+                sent_out[text] = time.time()
+                await self.attendant(number, text)
+
+        lanes = [(n, k, p, side) for n, k, p in self.tickets for side in ("c", "a")]
+        cpu0, t0 = time.process_time(), time.monotonic()
+        await paced_lanes(lanes, send, offset=offset, per_lane=per_ticket, rate=rate)
+        await self._drain(lambda: sent_in.keys() <= self.null.posted.keys())
+        async with asyncio.timeout(120):
+            while not sent_out.keys() <= (arrivals := self._wa_arrivals()).keys():  # noqa: ASYNC110 - polling
+                await asyncio.sleep(0.01)
+        cpu = time.process_time() - cpu0
+        ins = [self.null.posted[t] - s for t, s in sent_in.items()]
+        outs = [arrivals[t] - s for t, s in sent_out.items() if t in arrivals]
+        wall_to_mono = time.monotonic() - time.time()
+        ends = [self.null.posted[t] for t in sent_in]
+        ends += [arrivals[t] + wall_to_mono for t in sent_out if t in arrivals]
+        return {
+            "count": len(sent_in) + len(sent_out),
+            "delivered": len(ins) + len(outs),
+            "elapsed": max(ends) - t0,
+            "cpu": cpu,
+            "latencies": ins + outs,
+        }
+
+    async def direct(self, count: int) -> float:
+        """``count`` messages straight to the same sinks, as many lanes as tickets."""
+        author = Author(AuthorKind.CUSTOMER, "Cust")
+        per_lane = max(1, count // (2 * len(self.tickets)))
+
+        async def lane(number: int, key: str, phone: str) -> None:
+            for seq in range(per_lane):
+                await self.null.post(
+                    self.places[number], author, Text(f"d{number}n{seq}"), reply_to=None, txn_id="d"
+                )
+                await self.sim.send(key, phone, Text(f"d{number}n{seq}"))
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(lane(n, k, p) for n, k, p in self.tickets))
+        return 2 * per_lane * len(self.tickets) / (time.monotonic() - t0)
+
+
+async def _run_null(args: argparse.Namespace, engine: str) -> list[dict[str, Any]]:
+    records = []
+    with temp_dir("zb-relay-") as tmp:
+        async with bench_database(engine, Path(tmp)) as database:
+            db = await database.connect()
+            text = bridge_config(db_url="sqlite::memory:", port=free_port(), sessions=args.sessions)
+            config = parse_config(text, path=Path(tmp) / "config.yaml")
+            null = NullFrontend()
+            bridge = Bridge(config, clock=SystemClock(), frontends=[null], database=db)
+            try:
+                await bridge.start()
+                async with asyncio.timeout(30):
+                    while any(str(s) != "CONNECTED" for s in bridge.sessions.statuses().values()):  # noqa: ASYNC110 - polling
+                        await asyncio.sleep(0.01)
+                run = NullRun(bridge, null, tickets=args.tickets)
+                await run.open_tickets()
+                per_ticket = max(1, args.messages // args.tickets)
+                profiler = cProfile.Profile() if args.profile else None
+                if profiler is not None:
+                    profiler.enable()
+                figures = await run.phase(offset=0, per_ticket=per_ticket, rate=0)
+                if profiler is not None:
+                    profiler.disable()
+                    _save_profile(profiler, Path(f"{args.profile}.{engine}"))
+                direct = await run.direct(figures["count"])
+                records.append(
+                    _record(sink="null", engine=engine, phase="max", direct_rate=direct, **figures)
+                )
+                figures = await run.phase(offset=PACED, per_ticket=per_ticket, rate=args.rate)
+                records.append(
+                    _record(
+                        sink="null",
+                        engine=engine,
+                        phase=f"paced@{args.rate:g}",
+                        direct_rate=None,
+                        **figures,
+                    )
+                )
+            finally:
+                await bridge.stop()
+                await db.close()
+    return records
+
+
+def _save_profile(profiler: cProfile.Profile, path: Path) -> None:
+    profiler.dump_stats(str(path))
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    path.with_suffix(path.suffix + ".txt").write_text(out.getvalue())
+
+
+# --- the Slack sink, bridge in a subprocess --------------------------------------------
+
+
+async def _slack_phase(
+    driver: SlackDriver, bridge: BridgeProcess, *, offset: int, per_ticket: int, rate: float
+) -> dict[str, Any]:
+    sent = Sent()
+
+    async def send(ticket: Ticket, side: str, seq: int) -> None:
+        text = f"{side}{ticket.number}n{seq}"
+        sent.mark(text)
+        if side == "c":
+            await driver.customer(ticket, text, wa_id=f"R{ticket.number}N{seq}")
+        else:
+            await driver.attendant(ticket, text)
+
+    lanes = [(t, side) for t in driver.tickets for side in ("c", "a")]
+    cpu0, t0 = cpu_seconds(bridge.pid), time.monotonic()
+    await paced_lanes(lanes, send, offset=offset, per_lane=per_ticket, rate=rate)
+    async with asyncio.timeout(300):
+        while True:
+            slack = driver.slack_arrivals()
+            wa = {
+                m[0]: float(e["timestamp"])
+                for e in await driver.whatsapp_entries()
+                if (m := ATTENDANT_TEXT.search(str(e.get("text", ""))))
+            }
+            if all(t in slack or t in wa for t in sent.mono):
+                break
+            await asyncio.sleep(0.05)
+    cpu = cpu_seconds(bridge.pid) - cpu0
+    ins = [t for t in sent.mono if t.startswith("c")]
+    outs = [t for t in sent.mono if t.startswith("a")]
+    latencies = [slack[t] - sent.mono[t] for t in ins] + [wa[t] - sent.wall[t] for t in outs]
+    wall_to_mono = time.monotonic() - time.time()
+    ends = [slack[t] for t in ins] + [wa[t] + wall_to_mono for t in outs]
+    return {
+        "count": len(sent.mono),
+        "delivered": len(latencies),
+        "elapsed": max(ends) - t0,
+        "cpu": cpu,
+        "latencies": latencies,
+    }
+
+
+async def _slack_direct(fake: SlackFake, driver: SlackDriver, count: int) -> float:
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+    per_lane = max(1, count // len(driver.tickets))
+
+    async def lane(ticket: Any) -> None:
+        for seq in range(per_lane):
+            await client.chat_postMessage(
+                channel=ticket.channel,
+                thread_ts=ticket.root,
+                text=f"direct d{ticket.number}n{seq}",
+                username=ticket.name,
+            )
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(lane(t) for t in driver.tickets))
+    return per_lane * len(driver.tickets) / (time.monotonic() - t0)
+
+
+async def _run_slack(args: argparse.Namespace, engine: str) -> list[dict[str, Any]]:
+    records = []
+    per_ticket = max(1, args.messages // args.tickets)
+    with temp_dir("zb-relay-slack-") as tmp:
+        async with SlackFake() as fake, bench_database(engine, Path(tmp)) as database:
+            bridge = BridgeProcess(
+                Path(tmp), db_url=database.url, sessions=args.sessions, fake=fake
+            )
+            driver = SlackDriver(bridge, fake, tickets=args.tickets)
+            try:
+                await bridge.start()
+                await driver.open_tickets()
+                for ticket in driver.tickets:
+                    await driver.attendant(ticket, f"welcome{ticket.number}")
+                figures = await _slack_phase(
+                    driver, bridge, offset=0, per_ticket=per_ticket, rate=0
+                )
+                direct = await _slack_direct(fake, driver, figures["count"])
+                records.append(
+                    _record(sink="slack", engine=engine, phase="max", direct_rate=direct, **figures)
+                )
+                figures = await _slack_phase(
+                    driver, bridge, offset=PACED, per_ticket=per_ticket, rate=args.rate
+                )
+                records.append(
+                    _record(
+                        sink="slack",
+                        engine=engine,
+                        phase=f"paced@{args.rate:g}",
+                        direct_rate=None,
+                        **figures,
+                    )
+                )
+            finally:
+                await bridge.stop()
+    return records
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.relay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sink", choices=(*SINKS, "both"), default="both")
+    parser.add_argument("--db", choices=DB_CHOICES, default="both")
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--tickets", type=int, default=50, help="concurrent tickets")
+    parser.add_argument("--messages", type=int, default=2000, help="per direction, per phase")
+    parser.add_argument("--rate", type=float, default=500, help="paced phase: messages/s in all")
+    parser.add_argument("--profile", help="cProfile the null sink's max phase into FILE.<db>")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds in all")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.sessions, args.tickets, args.messages, args.rate = 2, 4, 40, 200
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    records = []
+    sinks = SINKS if args.sink == "both" else (args.sink,)
+    for engine in engines(args.db):
+        for sink in sinks:
+            runner = _run_null if sink == "null" else _run_slack
+            for record in await runner(args, engine):
+                emit(record)
+                records.append(record)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    records = asyncio.run(main_async(args))
+    columns = [
+        "sink", "db", "phase", "delivered", "seconds", "msgs_per_s", "cpu_ms_per_msg",
+        "p50_ms", "p95_ms", "p99_ms", "direct_msgs_per_s", "bridge_over_direct",
+    ]  # fmt: skip
+    print()
+    print(table(records, columns))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

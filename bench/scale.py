@@ -1,0 +1,347 @@
+"""Scale: relay latency over a large history, and many sim sessions in one process.
+
+    python -m bench.scale [--db sqlite|postgres|both] [--levels 1000,100000,1000000]
+                          [--tickets 10000] [--sessions-count 1000] [--stagger-ms 2] [--smoke]
+
+History: contacts and ``--tickets`` tickets (one in ten open, each with its thread),
+then messages spread over them, each with its message ref and its ``done`` outbox
+row (the bridge never prunes done rows: ``OutboxRepository.prune_done`` has no
+caller), inserted with ``INSERT … SELECT`` over ``generate_series`` / a recursive CTE
+in one transaction, then ``ANALYZE``. At each level, new messages both ways on open
+tickets, paced, through the null frontend; p50/p95/p99 should stay flat.
+
+Sessions: a child process starts a bridge with ``--sessions-count`` auto-paired sim
+sessions and no frontend, staggered by ``--stagger-ms``; it reports the time until
+all are ``CONNECTED`` and resident memory (``VmRSS``) before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    DB_CHOICES,
+    NullFrontend,
+    bench_database,
+    bridge_config,
+    emit,
+    engines,
+    percentiles,
+    rss_mb,
+    table,
+    temp_dir,
+)
+from bench.relay import NullRun
+from bridge.app import Bridge
+from bridge.clock import SystemClock
+from bridge.config import parse_config
+from bridge.core.frontend import Place
+from bridge.db.database import Database
+from tests.harness.core import free_port
+
+ROOM = "!acme-s0000"
+
+
+def _series(dialect: str) -> str:
+    """Rows ``n`` from $1 to $2."""
+    if dialect == "postgres":
+        return "SELECT n FROM generate_series($1::bigint, $2::bigint) AS n"
+    return (
+        "WITH RECURSIVE seq(n) AS (SELECT $1 UNION ALL SELECT n + 1 FROM seq WHERE n < $2) "
+        "SELECT n FROM seq"
+    )
+
+
+def _phone(dialect: str) -> str:
+    if dialect == "postgres":
+        return "'+55119' || lpad(n::text, 8, '0')"
+    return "'+55119' || substr('00000000' || n, -8)"
+
+
+async def insert_tickets(db: Database, *, session_id: int, tickets: int, now: float) -> int:
+    """``tickets`` contacts with one ticket each (every tenth open) and their threads;
+    returns the first ticket id."""
+    series, phone = _series(db.dialect), _phone(db.dialect)
+    async with db.transaction():
+        await db.execute(
+            "INSERT INTO contacts (session_id, phone, push_name, created_at, updated_at) "
+            f"SELECT $3, {phone}, 'Cust' || n, $4, $4 FROM ({series}) AS s",
+            1,
+            tickets,
+            session_id,
+            now,
+        )
+        await db.execute(
+            "INSERT INTO tickets (session_id, contact_id, status, created_at, updated_at, "
+            "first_response_at, closed_at) "
+            "SELECT $1, id, CASE WHEN id % 10 = 0 THEN 'open' ELSE 'closed' END, $2, $2, $2, $2 "
+            "FROM contacts WHERE session_id = $1",
+            session_id,
+            now,
+        )
+        await db.execute("UPDATE tickets SET closed_at = NULL WHERE status = 'open'")
+        await db.execute(
+            "INSERT INTO thread_refs (ticket_id, frontend, room_id, thread_root) "
+            "SELECT id, 'null', $1, 'root-' || id FROM tickets",
+            ROOM,
+        )
+    return int(await db.fetchval("SELECT MIN(id) FROM tickets"))
+
+
+async def insert_history(
+    db: Database, *, session_id: int, first: int, last: int, tickets: int, now: float
+) -> None:
+    """Messages ``first``..``last`` spread over the tickets, with refs and done outbox rows."""
+    series = _series(db.dialect)
+    body = '{"kind": "text", "body": "history", "mentions": []}'
+    async with db.transaction():
+        start = int(await db.fetchval("SELECT COALESCE(MAX(id), 0) FROM messages"))
+        await db.execute(
+            "INSERT INTO messages (ticket_id, session_id, direction, kind, wa_id, sender, "
+            "content, timestamp, created_at) "
+            "SELECT t.id, $3, CASE WHEN n % 2 = 0 THEN 'in' ELSE 'out' END, 'text', 'H' || n, "
+            "'+5511900000000', $4, $5, $5 "
+            f"FROM ({series}) AS s JOIN tickets t ON t.id = (SELECT MIN(id) FROM tickets) "
+            f"+ n % {tickets}",
+            first,
+            last,
+            session_id,
+            body,
+            now,
+        )
+        await db.execute(
+            "INSERT INTO message_refs (message_id, frontend, room_id, event_id) "
+            "SELECT id, 'null', $2, 'ev' || id FROM messages WHERE id > $1",
+            start,
+            ROOM,
+        )
+        await db.execute(
+            "INSERT INTO outbox (destination, ordering_key, payload, status, next_attempt_at, "
+            "created_at, updated_at) "
+            "SELECT 'null', 't' || ticket_id || ':null', "
+            "'{\"op\": \"post\", \"message\": ' || id || '}', 'done', $2, $2, $2 "
+            "FROM messages WHERE id > $1",
+            start,
+            now,
+        )
+    await db.execute("ANALYZE")
+
+
+async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, Any]]:
+    records = []
+    with temp_dir("zb-scale-") as tmp:
+        async with bench_database(engine, Path(tmp)) as database:
+            db = await database.connect()
+            text = bridge_config(db_url="sqlite::memory:", port=free_port(), sessions=1)
+            config = parse_config(text, path=Path(tmp) / "config.yaml")
+            null = NullFrontend()
+            bridge = Bridge(config, clock=SystemClock(), frontends=[null], database=db)
+            try:
+                await bridge.start()
+                session_id = bridge.session_ids["acme/s0000"]
+                t0 = time.monotonic()
+                first_ticket = await insert_tickets(
+                    db, session_id=session_id, tickets=args.tickets, now=time.time()
+                )
+                rows = await db.fetch(
+                    "SELECT id FROM tickets WHERE status = 'open' AND id >= $1 "
+                    "ORDER BY id LIMIT $2",
+                    first_ticket,
+                    args.probe,
+                )
+                open_ids = [int(row["id"]) for row in rows]
+                stored = 0
+                for level in args.levels:
+                    t0 = time.monotonic()
+                    await insert_history(
+                        db,
+                        session_id=session_id,
+                        first=stored + 1,
+                        last=level,
+                        tickets=args.tickets,
+                        now=time.time(),
+                    )
+                    insert_s = time.monotonic() - t0
+                    stored = level
+                    records.append(
+                        await _probe(args, engine, bridge, null, open_ids, level, insert_s)
+                    )
+                    emit(records[-1])
+            finally:
+                await bridge.stop()
+                await db.close()
+    return records
+
+
+async def _probe(
+    args: argparse.Namespace,
+    engine: str,
+    bridge: Bridge,
+    null: NullFrontend,
+    open_ids: list[int],
+    level: int,
+    insert_s: float,
+) -> dict[str, Any]:
+    run = NullRun(bridge, null, tickets=0)
+    db = bridge.db_required
+    for number, ticket_id in enumerate(open_ids):
+        phone = await db.fetchval(
+            "SELECT c.phone FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.id = $1",
+            ticket_id,
+        )
+        run.tickets.append((number, "acme/s0000", phone))
+        run.places[number] = Place(ROOM, f"root-{ticket_id}")
+    figures = await run.phase(offset=level, per_ticket=args.per_ticket, rate=args.rate)
+    return {
+        "bench": "scale",
+        "what": "history",
+        "db": engine,
+        "stored_messages": level,
+        "tickets": args.tickets,
+        "insert_seconds": round(insert_s, 2),
+        "probe_messages": figures["delivered"],
+        "rate": args.rate,
+        **percentiles(figures["latencies"]),
+        "cpu_ms_per_msg": round(figures["cpu"] * 1000 / max(figures["delivered"], 1), 3),
+    }
+
+
+# --- many sessions in one process ------------------------------------------------------
+
+
+async def sessions_child(count: int, stagger_ms: int) -> dict[str, Any]:
+    with temp_dir("zb-sessions-") as tmp:
+        rss_before = rss_mb()
+        text = bridge_config(
+            db_url="sqlite:bench.db", port=free_port(), sessions=count, stagger_ms=stagger_ms
+        )
+        config = parse_config(text, path=Path(tmp) / "config.yaml")
+        bridge = Bridge(config, clock=SystemClock(), frontends=[])
+        t0 = time.monotonic()
+        try:
+            await bridge.start()
+            async with asyncio.timeout(count * stagger_ms / 1000 + 120):
+                while any(str(s) != "CONNECTED" for s in bridge.sessions.statuses().values()):  # noqa: ASYNC110 - polling
+                    await asyncio.sleep(0.05)
+            started = time.monotonic() - t0
+            rss_started = rss_mb()
+            await asyncio.sleep(2.0)
+            rss_idle = rss_mb()
+        finally:
+            await bridge.stop()
+    return {
+        "bench": "scale",
+        "what": "sessions",
+        "sessions": count,
+        "stagger_ms": stagger_ms,
+        "startup_seconds": round(started, 2),
+        "rss_before_mb": round(rss_before, 1),
+        "rss_connected_mb": round(rss_started, 1),
+        "rss_idle_mb": round(rss_idle, 1),
+        "mb_per_session": round((rss_idle - rss_before) / count, 3),
+    }
+
+
+def run_sessions(args: argparse.Namespace) -> dict[str, Any]:
+    """In a fresh process, so the history run's heap does not count."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.scale",
+            "--sessions-child",
+            str(args.sessions_count),
+            "--stagger-ms",
+            str(args.stagger_ms),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=args.sessions_count * args.stagger_ms / 1000 + 300,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--db", choices=DB_CHOICES, default="both")
+    parser.add_argument("--levels", default="1000,100000,1000000")
+    parser.add_argument("--tickets", type=int, default=10_000)
+    parser.add_argument("--probe", type=int, default=50, help="open tickets the probe writes on")
+    parser.add_argument("--per-ticket", type=int, default=10, help="probe messages per side")
+    parser.add_argument("--rate", type=float, default=200, help="probe messages/s")
+    parser.add_argument("--sessions-count", type=int, default=1000)
+    parser.add_argument("--stagger-ms", type=int, default=2)
+    parser.add_argument("--sessions-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.levels, args.tickets, args.probe, args.per_ticket = "1000", 200, 10, 5
+        args.sessions_count = 50
+    args.levels = [int(v) for v in str(args.levels).split(",")]
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    records = []
+    for engine in engines(args.db):
+        records += await run_history(args, engine)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.sessions_child:
+        emit(asyncio.run(sessions_child(args.sessions_child, args.stagger_ms)))
+        return 0
+    history = asyncio.run(main_async(args))
+    sessions = run_sessions(args)
+    emit(sessions)
+    print()
+    print(
+        table(
+            history,
+            [
+                "db",
+                "stored_messages",
+                "tickets",
+                "insert_seconds",
+                "probe_messages",
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "cpu_ms_per_msg",
+            ],
+        )
+    )
+    print()
+    print(
+        table(
+            [sessions],
+            [
+                "sessions",
+                "stagger_ms",
+                "startup_seconds",
+                "rss_before_mb",
+                "rss_connected_mb",
+                "rss_idle_mb",
+                "mb_per_session",
+            ],
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Every benchmark runs in its ``--smoke`` size and prints its figures (issue 7).
+
+No timing is asserted: only that each script exits 0 and prints JSON lines with the
+expected keys, on SQLite and PostgreSQL (``ZAPBRIDGE_TEST_PG``; unreachable fails).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+RELAY_KEYS = {
+    "sink", "db", "phase", "messages", "delivered", "seconds", "msgs_per_s", "cpu_ms_per_msg",
+    "p50_ms", "p95_ms", "p99_ms", "direct_msgs_per_s", "bridge_over_direct",
+}  # fmt: skip
+HISTORY_KEYS = {"db", "stored_messages", "tickets", "insert_seconds", "p50_ms", "p95_ms", "p99_ms"}
+SESSIONS_KEYS = {"sessions", "stagger_ms", "startup_seconds", "rss_idle_mb", "mb_per_session"}
+FAULT_KEYS = {
+    "fault", "db", "messages_each_way", "to_slack_lost", "to_slack_duplicated",
+    "to_slack_out_of_order", "to_whatsapp_lost", "to_whatsapp_duplicated",
+    "to_whatsapp_out_of_order", "dead_letters",
+}  # fmt: skip
+
+
+def run_bench(*args: str, timeout: float = 240) -> list[dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", *args, "--smoke"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stderr[-4000:]}"
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert records, f"{args} printed no JSON lines:\n{result.stdout}"
+    return records
+
+
+def test_relay_smoke_prints_both_sinks_on_both_databases() -> None:
+    records = run_bench("bench.relay", "--db", "both")
+    seen = {(r["sink"], r["db"], r["phase"].split("@")[0]) for r in records}
+    assert seen == {
+        (sink, db, phase)
+        for sink in ("null", "slack")
+        for db in ("sqlite", "postgres")
+        for phase in ("max", "paced")
+    }
+    for record in records:
+        assert RELAY_KEYS <= record.keys()
+        assert record["delivered"] == record["messages"]
+
+
+def test_scale_smoke_prints_history_and_sessions() -> None:
+    records = run_bench("bench.scale", "--db", "both")
+    history = [r for r in records if r["what"] == "history"]
+    assert {r["db"] for r in history} == {"sqlite", "postgres"}
+    for record in history:
+        assert HISTORY_KEYS <= record.keys()
+    sessions = [r for r in records if r["what"] == "sessions"]
+    assert len(sessions) == 1 and SESSIONS_KEYS <= sessions[0].keys()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_faults_smoke_prints_every_variant(db: str) -> None:
+    records = run_bench("bench.faults", "--db", db)
+    assert {r["fault"] for r in records} == {"kill", "disconnect", "slack-errors"}
+    for record in records:
+        assert FAULT_KEYS <= record.keys()
+        assert record["db"] == db
