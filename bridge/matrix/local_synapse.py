@@ -113,6 +113,9 @@ def homeserver_config(
         "bcrypt_rounds": 4,  # test passwords: fast hashing
         "user_directory": {"enabled": False},
         "stats": {"enabled": False},
+        # answer every /sync afresh: a local server has no load to save, and clients
+        # polling /sync (tests, the demo) must see new receipts and invites at once
+        "caches": {"sync_response_cache_duration": 0},
     }
     for key in _RATE_LIMITS:
         config[key] = dict(_RELAXED)
