@@ -31,6 +31,8 @@ BacklogHook = Callable[[int], Awaitable[None]]
 
 class OutboxWorker:
     BACKLOG_REPORT_SECONDS = 5.0
+    PRUNE_EVERY_SECONDS = 600.0
+    KEEP_DONE_SECONDS = 3600.0
 
     def __init__(
         self,
@@ -94,7 +96,7 @@ class OutboxWorker:
         await self._idle.wait()
 
     async def _run(self) -> None:
-        next_report = self._clock.monotonic()
+        next_report = next_prune = self._clock.monotonic()
         while True:
             self._wake.clear()
             started = await self._dispatch_due()
@@ -103,6 +105,9 @@ class OutboxWorker:
             if self._clock.monotonic() >= next_report:
                 next_report = self._clock.monotonic() + self.BACKLOG_REPORT_SECONDS
                 await self._report_backlog()
+            if self._clock.monotonic() >= next_prune:
+                next_prune = self._clock.monotonic() + self.PRUNE_EVERY_SECONDS
+                await self._prune()
             await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
@@ -125,7 +130,7 @@ class OutboxWorker:
             if row.ordering_key in self._in_flight:
                 continue
             self._in_flight.add(row.ordering_key)
-            task = asyncio.create_task(self._execute(row), name=f"outbox-{row.id}")
+            task = asyncio.create_task(self._drain_key(row), name=f"outbox-{row.id}")
             self._tasks.add(task)
             task.add_done_callback(functools.partial(self._finished, key=row.ordering_key))
             started += 1
@@ -134,33 +139,49 @@ class OutboxWorker:
     def _finished(self, task: asyncio.Task[None], *, key: str) -> None:
         self._tasks.discard(task)
         self._in_flight.discard(key)
-        self.wake()  # the next row of this key may be due now
+        self.wake()  # other keys may be due, or nothing is: a pass finds out
 
-    async def _execute(self, row: OutboxRow) -> None:
-        async with self._slots:
-            await self._attempt(row)
+    async def _drain_key(self, row: OutboxRow | None) -> None:
+        """Deliver ``row``, then the rows behind it on its key while they are due,
+        without a pass over the whole outbox between them."""
+        while row is not None:
+            async with self._slots:
+                delivered = await self._attempt(row)
+            if not delivered:
+                return  # it waits for a retry (holding its key) or died (freeing it)
+            row = await self._next_due_of(row.ordering_key)
 
-    async def _attempt(self, row: OutboxRow) -> None:
+    async def _next_due_of(self, key: str) -> OutboxRow | None:
+        try:
+            row = await self._repo.next_for_key(key)
+        except BridgeError as exc:
+            log.error("cannot read the outbox: %s", exc.explanation)
+            return None
+        return row if row is not None and row.next_attempt_at <= self._clock.now() else None
+
+    async def _attempt(self, row: OutboxRow) -> bool:
+        """One delivery attempt; True when the row is done."""
         executor = self._executors.get(row.destination)
         if executor is None:
             await self._dead(row, f"no destination named {row.destination!r} is running")
-            return
+            return False
         try:
             await executor(row)
         except PermanentDeliveryError as exc:
             await self._dead(row, exc.explanation)
-            return
+            return False
         except DeliveryError as exc:
             await self._retry(row, exc.explanation, exc.retry_after)
-            return
+            return False
         except BridgeError as exc:
             await self._retry(row, exc.explanation, None)
-            return
+            return False
         except Exception as exc:  # the delivery boundary: log, then retry
             log.exception("outbox row %d to %s failed unexpectedly", row.id, row.destination)
             await self._retry(row, f"{type(exc).__name__}: {exc}", None)
-            return
+            return False
         await self._repo.mark_done(row.id, now=self._clock.now())
+        return True
 
     async def _retry(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
         attempt = row.attempts + 1
@@ -188,6 +209,16 @@ class OutboxWorker:
                 await hook(row, error)
             except Exception:  # a failing hook must not stop the worker
                 log.exception("dead-letter hook failed for outbox row %d", row.id)
+
+    async def _prune(self) -> None:
+        """Forget deliveries done long ago (idempotency lives in message refs, not here)."""
+        try:
+            pruned = await self._repo.prune_done(before=self._clock.now() - self.KEEP_DONE_SECONDS)
+        except BridgeError as exc:
+            log.error("cannot prune the outbox: %s", exc.explanation)
+            return
+        if pruned:
+            log.info("pruned %d delivered outbox rows", pruned)
 
     async def _report_backlog(self) -> None:
         try:

@@ -77,6 +77,15 @@ class OutboxRepository:
         )
         return [_outbox(row) for row in rows]
 
+    async def next_for_key(self, ordering_key: str) -> OutboxRow | None:
+        """The oldest pending row of ``ordering_key`` (due or not)."""
+        row = await self._db.fetchrow(
+            f"SELECT {COLUMNS} FROM outbox WHERE ordering_key = $1 AND status = 'pending' "
+            "ORDER BY id LIMIT 1",
+            ordering_key,
+        )
+        return _outbox(row) if row else None
+
     async def mark_done(self, outbox_id: int, *, now: float | None = None) -> bool:
         changed = await self._db.execute(
             "UPDATE outbox SET status = 'done', updated_at = $2 "

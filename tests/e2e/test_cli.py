@@ -95,7 +95,7 @@ def test_migrate_applies_once_then_is_up_to_date(tmp_path: Path) -> None:
     config = sim_config(tmp_path)
     first = bridge("migrate", "-c", str(config))
     assert first.returncode == 0, first.stderr
-    assert "applied migrations: 1, 2" in first.stdout
+    assert "applied migrations: 1, 2, 3" in first.stdout
     assert (tmp_path / "bridge.db").exists()  # relative to the config file, not the cwd
     second = bridge("migrate", "-c", str(config))
     assert second.returncode == 0 and "up to date" in second.stdout

@@ -91,3 +91,17 @@ async def test_processed_event_rolled_back_with_its_handling(repos: Repositories
             assert not await repos.events.seen_before("matrix", "txn9")
             raise HandlingFailed
     assert not await repos.events.seen_before("matrix", "txn9")  # redelivery is processed
+
+
+async def test_next_for_key_is_the_oldest_pending_row_of_that_key(repos: Repositories) -> None:
+    outbox = repos.outbox
+    a1 = await outbox.enqueue("matrix", ordering_key="t1:matrix", payload={"n": 1}, now=1.0)
+    a2 = await outbox.enqueue("matrix", ordering_key="t1:matrix", payload={"n": 2}, now=2.0)
+    await outbox.enqueue("matrix", ordering_key="t2:matrix", payload={"n": 3}, now=3.0)
+    assert await outbox.next_for_key("t1:matrix") == a1
+    await outbox.mark_retry(a1.id, next_at=99.0, error="later", now=4.0)
+    assert (await outbox.next_for_key("t1:matrix")).id == a1.id  # type: ignore[union-attr]
+    await outbox.mark_dead(a1.id, error="gave up", now=5.0)
+    assert await outbox.next_for_key("t1:matrix") == a2
+    await outbox.mark_done(a2.id, now=6.0)
+    assert await outbox.next_for_key("t1:matrix") is None
