@@ -52,7 +52,7 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
-from bridge.whatsapp.sim import QR_TIMEOUT_REASON, SimEngine
+from bridge.whatsapp.sim import QR_TIMEOUT_REASON, SimEngine, SimSessionStore
 
 KEY = "acme/sales"
 CUSTOMER = "+5511987654321"
@@ -296,6 +296,27 @@ async def test_auto_pair_gives_fake_phones_in_session_order(
     third = make_sim(auto_pair=True)
     assert await third.is_paired(spec(tmp_path, "beta/desk"))
     assert third.phone_of("beta/desk") == "+5511900000003"
+
+
+async def test_auto_pairing_many_sessions_reads_the_disk_once_per_session(
+    make_sim: MakeSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = 0
+    original = SimSessionStore.load_device
+
+    def counting(self: SimSessionStore) -> Any:
+        nonlocal reads
+        reads += 1
+        return original(self)
+
+    monkeypatch.setattr(SimSessionStore, "load_device", counting)
+    sim = make_sim(auto_pair=True)
+    for n in range(60):
+        assert await sim.is_paired(spec(tmp_path, f"acme/s{n:02d}"))
+    assert {sim.phone_of(f"acme/s{n:02d}") for n in range(60)} == {
+        f"+55119{n:08d}" for n in range(1, 61)
+    }
+    assert reads <= 2 * 60  # was one read of every device file per new session
 
 
 async def test_paired_device_survives_a_new_engine(
