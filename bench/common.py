@@ -193,6 +193,8 @@ def bridge_config(
             f"  app_token: {slack['app_token']}",
             f"  signing_secret: {slack['signing_secret']}",
             f'  api_url: "{slack["api_url"]}"',
+            "  per_channel_per_second: 10000",  # the fake has no limit: measure the bridge
+            "  per_channel_burst: 1000",
         ]
     lines += [
         "companies:",

@@ -3,8 +3,8 @@
     python -m bench.faults [--faults kill,disconnect,slack-errors] [--db sqlite|postgres|both]
                            [--messages 5000] [--tickets 20] [--sessions 4] [--rate 500] [--smoke]
 
-The bridge runs as ``python -m bench.bridge_proc -c <config>`` (``bridge run`` plus a
-fast Slack pacer, see that module) with the sim engine (``auto_pair``) and Slack in
+The bridge runs as ``python -m bridge run -c <config>`` (``slack.per_channel_per_second``
+raised: the fake has no limit) with the sim engine (``auto_pair``) and Slack in
 Socket Mode against a ``SlackFake`` in this process. Customers post through
 ``/sim/.../inbound`` with unique texts and explicit ids; attendants answer in the
 ticket threads through the fake's socket. Variants:

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class BridgeProcess:
-    """``python -m bench.bridge_proc -c <config>`` with the sim engine on a free port."""
+    """``python -m bridge run -c <config>`` with the sim engine on a free port."""
 
     def __init__(
         self, directory: Path, *, db_url: str, sessions: int, fake: SlackFake | None
@@ -57,7 +57,7 @@ class BridgeProcess:
         self.starts += 1
         log = (self.directory / f"bridge-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [sys.executable, "-m", "bench.bridge_proc", "-c", str(self.config_path)],
+            [sys.executable, "-m", "bridge", "run", "-c", str(self.config_path)],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -16,7 +16,7 @@ Sinks and how the bridge's CPU is measured:
   ``SimEngine.inbound``, attendants through ``Relay.attendant_event``: each returns
   once the work is persisted, as the real sources do. CPU: ``time.process_time()``
   of this process (the driver's share is a few dict builds per message).
-- ``slack``: the bridge as a subprocess (``bench.bridge_proc``), the Slack fake in
+- ``slack``: the bridge as a subprocess (``python -m bridge run``), the Slack fake in
   this process; customers through ``POST /sim/.../inbound``, attendants through the
   fake's Socket Mode. CPU: the child's user + system time from ``/proc/<pid>/stat``,
   so the fake's and the driver's work are not counted.

@@ -151,6 +151,8 @@ class SlackConfig:
     app_token: str = ""
     signing_secret: str = ""
     api_url: str = "https://slack.com/api/"
+    per_channel_per_second: float = 1.0  # Slack allows about one message per second
+    per_channel_burst: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -851,6 +853,8 @@ def _read_slack(m: _Map) -> SlackConfig:
     app_token = _read_secret(m, "app_token")
     signing_secret = _read_secret(m, "signing_secret")
     api_url = m.get("api_url", _URL, "https://slack.com/api/")
+    rate = m.get("per_channel_per_second", _number_kind(0, positive=True), 1.0)
+    burst = m.get("per_channel_burst", _int_kind(1), 4)
     m.finish()
     if enabled:
         because = "because slack.enabled is true"
@@ -872,6 +876,8 @@ def _read_slack(m: _Map) -> SlackConfig:
         app_token=app_token.value,
         signing_secret=signing_secret.value,
         api_url=api_url if api_url.endswith("/") else api_url + "/",
+        per_channel_per_second=rate,
+        per_channel_burst=burst,
     )
 
 

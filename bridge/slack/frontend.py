@@ -69,7 +69,14 @@ class SlackFrontend(Frontend):
         self._http: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
         client = AsyncWebClient(token=config.bot_token, base_url=config.api_url)
-        self._api = PacedApi(client, pacer or ChannelPacer(clock=clock), bot_name=self._bot.name)
+        self._api = PacedApi(
+            client,
+            pacer
+            or ChannelPacer(
+                clock=clock, rate=config.per_channel_per_second, burst=config.per_channel_burst
+            ),
+            bot_name=self._bot.name,
+        )
         self._index = MessageIndex()
         self._sent: dict[tuple[str, int], str] = {}  # (txn_id, part) → ts: retries skip parts
         self._reactions: dict[tuple[str, str], str] = {}  # (channel, ts) → our reaction name

@@ -995,3 +995,18 @@ def test_example_config_documents_every_key() -> None:
         "groups:",
     ]:
         assert key in text, key
+
+
+def test_slack_channel_pacing_is_configurable() -> None:
+    default = parse(BASE).slack
+    assert (default.per_channel_per_second, default.per_channel_burst) == (1.0, 4)
+    slack = parse(
+        "slack:\n  enabled: true\n  bot_token: xoxb-1\n  app_token: xapp-1\n"
+        "  per_channel_per_second: 20\n  per_channel_burst: 50\n" + BASE
+    ).slack
+    assert (slack.per_channel_per_second, slack.per_channel_burst) == (20.0, 50)
+    from bridge.clock import FakeClock
+    from bridge.slack.frontend import SlackFrontend
+
+    frontend = SlackFrontend(slack, clock=FakeClock())
+    assert (frontend._api.pacer._rate, frontend._api.pacer._burst) == (20.0, 50.0)
