@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import random
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,21 +62,79 @@ def free_port() -> int:
 
 
 async def until(
-    predicate: Callable[[], T | Awaitable[T]], *, limit: float = 5.0, what: str = "condition"
+    predicate: Callable[[], T | Awaitable[T]],
+    *,
+    limit: float = 15.0,
+    what: str = "condition",
+    clock: FakeClock | None = None,
 ) -> T:
-    """Wait until ``predicate`` is truthy (polling the event loop), or fail after ``limit`` s."""
-    async with asyncio.timeout(limit):
-        while True:
-            result = predicate()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return result  # type: ignore[return-value]
+    """Wait until ``predicate`` is truthy, or fail after ``limit`` s. With a fake
+    ``clock``, time is nudged meanwhile so deliveries waiting for a retry come due."""
+    deadline = time.monotonic() + limit
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if clock is not None:
+            await clock.advance(0.5)
+            await asyncio.sleep(0.05)
+        else:
             await asyncio.sleep(0.002)
-    raise AssertionError(f"timed out waiting for {what}")  # pragma: no cover
 
 
-class CoreHarness:
+class BridgeHarness:
+    """What every test bridge shares: the real Bridge on the sim engine, a fake
+    clock, waiting for its sessions, and settling its outbox."""
+
+    bridge: Bridge
+    clock: FakeClock
+    db: Database
+    auto_pair: bool
+
+    @property
+    def sim(self) -> SimEngine:
+        engine = self.bridge.engine
+        assert isinstance(engine, SimEngine)
+        return engine
+
+    async def wait_sessions(self, *, clock: FakeClock | None = None) -> None:
+        """Until every session is CONNECTED (auto-paired) or LOGGED_OUT (never paired)."""
+        expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
+        await until(
+            lambda: all(str(s) == expected for s in self.bridge.sessions.statuses().values()),
+            what=f"sessions {expected}",
+            clock=clock,
+        )
+
+    def frontend_calls(self) -> int:
+        """How many calls the frontends received so far (settle waits for it to rest)."""
+        raise NotImplementedError
+
+    async def settle(self, *, limit: float = 10.0) -> None:
+        """Until the outbox has nothing due and nothing in flight, and no task started by
+        the last step (timers, engine events) adds more: two identical passes in a row."""
+        previous = None
+        async with asyncio.timeout(limit):
+            while True:
+                await self.clock.settle()
+                self.bridge.outbox.wake()  # a pass after everything committed so far
+                await self.bridge.outbox.wait_idle()
+                await asyncio.sleep(0.005)  # let database threads finish their hand-offs
+                snapshot = (
+                    await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM outbox"),
+                    await self.bridge.repos.outbox.count_pending(),
+                    self.frontend_calls(),
+                )
+                if snapshot == previous:
+                    return
+                previous = snapshot
+
+
+class CoreHarness(BridgeHarness):
     def __init__(
         self,
         tmp_path: Path,
@@ -102,19 +161,12 @@ class CoreHarness:
             rng=random.Random(7),
         )
 
-    @property
-    def sim(self) -> SimEngine:
-        engine = self.bridge.engine
-        assert isinstance(engine, SimEngine)
-        return engine
+    def frontend_calls(self) -> int:
+        return sum(len(fe.calls) for fe in self.frontends.values())
 
     async def start(self) -> None:
         await self.bridge.start()
-        expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
-        await until(
-            lambda: all(str(s) == expected for s in self.bridge.sessions.statuses().values()),
-            what=f"sessions {expected}",
-        )
+        await self.wait_sessions()
         await self.settle()  # control and ops rooms registered
 
     async def stop(self) -> None:
@@ -125,25 +177,6 @@ class CoreHarness:
         await self.stop()
         self.bridge = self._new_bridge()
         await self.start()
-
-    async def settle(self) -> None:
-        """Until the outbox has nothing due and nothing in flight, and no task started by
-        the last step (timers, engine events) adds more: two identical passes in a row."""
-        previous = None
-        async with asyncio.timeout(5):
-            while True:
-                await self.clock.settle()
-                self.bridge.outbox.wake()  # a pass after everything committed so far
-                await self.bridge.outbox.wait_idle()
-                await asyncio.sleep(0.005)  # let database threads finish their hand-offs
-                snapshot = (
-                    await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM outbox"),
-                    await self.bridge.repos.outbox.count_pending(),
-                    sum(len(fe.calls) for fe in self.frontends.values()),
-                )
-                if snapshot == previous:
-                    return
-                previous = snapshot
 
     async def customer(
         self,

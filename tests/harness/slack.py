@@ -14,9 +14,8 @@ from bridge.config import parse_config
 from bridge.db.database import Database
 from bridge.slack import SlackFrontend
 from bridge.slack.ratelimit import ChannelPacer
-from bridge.whatsapp.sim import SimEngine
 from tests.fakes.slack import SlackFake
-from tests.harness.core import CUSTOMER, free_port, until
+from tests.harness.core import CUSTOMER, BridgeHarness, free_port, until
 
 __all__ = ["CUSTOMER", "SlackHarness", "until"]
 
@@ -60,7 +59,7 @@ companies:
 """
 
 
-class SlackHarness:
+class SlackHarness(BridgeHarness):
     def __init__(
         self,
         tmp_path: Path,
@@ -107,41 +106,16 @@ class SlackHarness:
         fake.add_user(BOB, name="bob", display_name="", real_name="Bob Silva")
         fake.add_user(STRANGER, name="eve", display_name="Eve")
 
-    @property
-    def sim(self) -> SimEngine:
-        engine = self.bridge.engine
-        assert isinstance(engine, SimEngine)
-        return engine
+    def frontend_calls(self) -> int:
+        return len(self.fake.calls)
 
     async def start(self) -> None:
         await self.bridge.start()
-        expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
-        await until(
-            lambda: all(str(s) == expected for s in self.bridge.sessions.statuses().values()),
-            what=f"sessions {expected}",
-        )
+        await self.wait_sessions()
         await self.settle()
 
     async def stop(self) -> None:
         await self.bridge.stop()
-
-    async def settle(self) -> None:
-        """Until the outbox is idle and no new Slack call or outbox row appears."""
-        previous = None
-        async with asyncio.timeout(10):
-            while True:
-                await self.clock.settle()
-                self.bridge.outbox.wake()
-                await self.bridge.outbox.wait_idle()
-                await asyncio.sleep(0.01)
-                snapshot = (
-                    await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM outbox"),
-                    await self.bridge.repos.outbox.count_pending(),
-                    len(self.fake.calls),
-                )
-                if snapshot == previous:
-                    return
-                previous = snapshot
 
     async def run_for(self, seconds: float, *, step: float = 0.5) -> None:
         """Let ``seconds`` of fake time pass in steps, settling after each."""

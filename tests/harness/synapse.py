@@ -13,12 +13,10 @@ Modules using these run in the session's event loop:
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,7 +34,7 @@ from bridge.db.database import Database
 from bridge.matrix.frontend import MatrixFrontend
 from bridge.matrix.local_synapse import LocalSynapse, free_port
 from bridge.matrix.registration import build_registration
-from bridge.whatsapp.sim import SimEngine
+from tests.harness.core import BridgeHarness, until
 
 T = TypeVar("T")
 
@@ -73,28 +71,6 @@ companies:
       - name: support
         matrix: true
 """
-
-
-async def until(
-    predicate: Callable[[], T | Awaitable[T]],
-    *,
-    limit: float = 15.0,
-    what: str = "condition",
-    clock: FakeClock | None = None,
-) -> T:
-    """Poll ``predicate`` until truthy; a fake ``clock`` is nudged so retries come due."""
-    deadline = time.monotonic() + limit
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        if clock is not None:
-            await clock.advance(0.5)
-        await asyncio.sleep(0.05)
 
 
 class AppserviceForwarder:
@@ -208,7 +184,7 @@ def _config(
     return parse_config(text, path=directory / "config.yaml")
 
 
-class MatrixBridge:
+class MatrixBridge(BridgeHarness):
     """A bridge on the session's Synapse (the sim engine, a fake clock)."""
 
     def __init__(
@@ -243,21 +219,10 @@ class MatrixBridge:
         )
         self.auto_pair = auto_pair
 
-    @property
-    def sim(self) -> SimEngine:
-        engine = self.bridge.engine
-        assert isinstance(engine, SimEngine)
-        return engine
-
     async def start(self) -> None:
         self.hs.forwarder.target = self.listen_port
         await self.bridge.start()
-        expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
-        await until(
-            lambda: all(str(s) == expected for s in self.bridge.sessions.statuses().values()),
-            what=f"sessions {expected}",
-            clock=self.clock,
-        )
+        await self.wait_sessions(clock=self.clock)
 
     async def stop(self, *, leave_rooms: bool = True) -> None:
         """Stop. The bot first leaves its rooms, so the next test's bridge (a fresh
