@@ -19,7 +19,7 @@ from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.frontend import Author, AuthorKind, Frontend, Place, TicketCard
 from bridge.core.metrics import Metrics
 from bridge.core.tickets import TicketService, TicketView
-from bridge.db import Repositories
+from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
 from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError
@@ -99,19 +99,26 @@ class DeliveryContext:
             raise PermanentDeliveryError(f"message {message_id} no longer exists")
         return row
 
-    async def customer(self, ticket: TicketView) -> Party:
+    async def contact(self, ticket: TicketView) -> ContactRow:
         contact = await self.repos.contacts.get(ticket.contact_id)
         if contact is None:
             raise PermanentDeliveryError(f"the contact of ticket #{ticket.id} no longer exists")
-        if contact.group_jid:
-            return Party(group=contact.group_jid, name=contact.group_name)
-        return Party(phone=contact.phone, lid=contact.lid, name=contact.push_name)
+        return contact
+
+    async def customer(self, ticket: TicketView) -> Party:
+        return _party_of_contact(await self.contact(ticket))
 
     def observe_latency(self, destination: str, since: float | None) -> None:
         if since:
             self.metrics.relay_latency.labels(destination).observe(
                 max(0.0, self.clock.now() - since)
             )
+
+
+def _party_of_contact(contact: ContactRow) -> Party:
+    if contact.group_jid:
+        return Party(group=contact.group_jid, name=contact.group_name)
+    return Party(phone=contact.phone, lid=contact.lid, name=contact.push_name)
 
 
 def _op(row: OutboxRow) -> str:
@@ -398,12 +405,17 @@ class FrontendDeliveries:
         self, ticket: TicketView, message: MessageRow, *, customer_side: bool = False
     ) -> Author:
         if message.direction == "in" or customer_side:
-            customer = await self._ctx.customer(ticket)
+            contact = await self._ctx.contact(ticket)
+            customer = _party_of_contact(contact)
             if customer.is_group and message.direction == "in":
                 name = message.sender_name or message.sender
                 return Author(AuthorKind.CUSTOMER, name, phone=message.sender)
             return Author(
-                AuthorKind.CUSTOMER, ticket.contact_name, phone=customer.phone, lid=customer.lid
+                AuthorKind.CUSTOMER,
+                ticket.contact_name,
+                phone=customer.phone,
+                lid=customer.lid,
+                avatar_url=None if customer.is_group else contact.avatar_url,
             )
         if message.sender == BOT:
             return Author(AuthorKind.BOT, BOT_NAME)

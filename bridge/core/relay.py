@@ -223,13 +223,17 @@ class Relay:
         party = event.party
         if party.is_group or not (party.phone or party.lid):
             return
-        await self._repos.contacts.get_or_create(
+        contact = await self._repos.contacts.get_or_create(
             self._session_ids[event.session],
             phone=party.phone,
             lid=party.lid,
             push_name=party.name,
             now=self._clock.now(),
         )
+        if event.avatar_url and event.avatar_url != contact.avatar_url:
+            await self._repos.contacts.set_avatar(
+                contact.id, event.avatar_url, now=self._clock.now()
+            )
 
     # --- bot messages to the customer (auto replies) ------------------------------
 

@@ -6,14 +6,44 @@ from __future__ import annotations
 import logging
 import re
 
+import aiohttp
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import MatrixError, MatrixRequestError
 
 from bridge.core.frontend import Author
 
 __all__ = ["GhostDirectory", "ghost_localpart", "ghost_name"]
 
 log = logging.getLogger("bridge.matrix.ghosts")
+
+AVATAR_MAX_BYTES = 5 * 2**20
+AVATAR_TIMEOUT = 20.0
+
+
+class AvatarError(Exception):
+    """A contact's picture could not be fetched as an image."""
+
+
+async def download_avatar(url: str, *, max_bytes: int = AVATAR_MAX_BYTES) -> tuple[bytes, str]:
+    """The bytes and content type of the picture at ``url`` (an image, at most
+    ``max_bytes``); raises :class:`AvatarError` otherwise."""
+    timeout = aiohttp.ClientTimeout(total=AVATAR_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
+        if response.status != 200:
+            raise AvatarError(f"HTTP {response.status}")
+        ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if not ctype.startswith("image/"):
+            raise AvatarError(f"not an image ({ctype or 'no content type'})")
+        if (response.content_length or 0) > max_bytes:
+            raise AvatarError(f"{response.content_length} bytes, over {max_bytes}")
+        data = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            data += chunk
+            if len(data) > max_bytes:
+                raise AvatarError(f"over {max_bytes} bytes")
+    if not data:
+        raise AvatarError("empty body")
+    return bytes(data), ctype
 
 
 def ghost_localpart(prefix: str, *, phone: str | None, lid: str | None = None) -> str:
@@ -48,6 +78,7 @@ class GhostDirectory:
         self._prefix = prefix
         self._domain = domain
         self._names: dict[str, str] = {}
+        self._avatars: dict[str, str] = {}  # mxid → the source URL last tried for it
 
     def mxid_of(self, author: Author) -> str:
         return (
@@ -66,6 +97,9 @@ class GhostDirectory:
         if self._names.get(mxid) != name:
             await self._set_name(intent, name)
             self._names[mxid] = name
+        if author.avatar_url and self._avatars.get(mxid) != author.avatar_url:
+            self._avatars[mxid] = author.avatar_url  # tried once per URL, even on failure
+            await self._set_avatar(intent, author.avatar_url)
         await intent.ensure_joined(room)  # type: ignore[arg-type]
         return intent
 
@@ -77,3 +111,19 @@ class GhostDirectory:
         if current != name:
             await intent.set_displayname(name, check_current=False)
             log.debug("ghost %s named %s", intent.mxid, name)
+
+    async def _set_avatar(self, intent: IntentAPI, url: str) -> None:
+        """Upload the picture at ``url`` and make it the ghost's avatar; a failure is
+        logged, never raised (the post goes on without it)."""
+        try:
+            data, ctype = await download_avatar(url)
+        except (AvatarError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("ghost %s: could not download the avatar %s: %s", intent.mxid, url, exc)
+            return
+        try:
+            mxc = await intent.upload_media(data, mime_type=ctype, filename="avatar")
+            await intent.set_avatar_url(mxc, check_current=False)
+        except (MatrixError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("ghost %s: could not set the avatar: %s", intent.mxid, exc)
+            return
+        log.debug("ghost %s: avatar set to %s (from %s)", intent.mxid, mxc, url)

@@ -40,6 +40,9 @@ Behaviour worth knowing (the DESIGN "/sim" contract, plus these choices):
   ``seed`` for a reproducible run; without it each engine draws a random seed, so
   a restarted bridge never reuses an id. An inbound body may carry its own
   ``"id"`` (an extension, to replay a duplicate delivery).
+- **Avatars.** An inbound body may carry ``"avatar_url"`` (an extension; an
+  http(s) URL): the sender's profile picture. A ``ContactUpdateEvent`` carrying it
+  is emitted when the push name or the avatar changed.
 - Files are tiny and written synchronously, so the log order is the send order.
 """
 
@@ -58,6 +61,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bridge.clock import Clock
 from bridge.errors import (
@@ -307,6 +311,18 @@ def message_from_inbound(
     )
 
 
+def read_avatar_url(body: Mapping[str, Any]) -> str | None:
+    """The optional ``avatar_url`` of a ``/sim`` inbound body (an extension): http(s) only."""
+    fields = _Fields(body)
+    if not fields.has("avatar_url"):
+        return None
+    url = fields.text("avatar_url")
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidInput(f"avatar_url must be an http(s) URL; got {url!r}")
+    return url
+
+
 # --- outbound: content → log entry fields (pure) ------------------------------
 
 
@@ -485,6 +501,7 @@ class _SimSession:
     fail_error: str = ""
     known: dict[str, _KnownMessage] = field(default_factory=dict)
     push_names: dict[str, str] = field(default_factory=dict)
+    avatars: dict[str, str] = field(default_factory=dict)
     read_ids: list[str] = field(default_factory=list)
 
     @property
@@ -827,23 +844,36 @@ class SimEngine(Engine):
         message = message_from_inbound(
             body, wa_id=wa_id, timestamp=self._clock.now(), quote_of=session.quote_of
         )
+        avatar_url = read_avatar_url(body)
         session.known[wa_id] = _KnownMessage(
             author=message.sender.address, text=_preview_text(message.content), chat=message.chat
         )
         if isinstance(message.content, Edit):
             _apply_edit(session, message.content.target, message.content.new.body)
-        await self._learn_push_name(session, message.sender)
+        await self._learn_contact(session, message.sender, avatar_url)
         log.debug("sim session %s: inbound %s %s", key, message.kind_label, wa_id)
         await self.emit(MessageEvent(key, message=message))
         return wa_id
 
-    async def _learn_push_name(self, session: _SimSession, sender: Party) -> None:
-        if not sender.name or not sender.phone:
+    async def _learn_contact(
+        self, session: _SimSession, sender: Party, avatar_url: str | None
+    ) -> None:
+        """Emit a ContactUpdateEvent when the sender's push name or avatar is new."""
+        if not sender.phone:
             return
-        if session.push_names.get(sender.phone) == sender.name:
+        new_name = bool(sender.name) and session.push_names.get(sender.phone) != sender.name
+        new_avatar = avatar_url is not None and session.avatars.get(sender.phone) != avatar_url
+        if not (new_name or new_avatar):
             return
-        session.push_names[sender.phone] = sender.name
-        await self.emit(ContactUpdateEvent(session.key, party=sender))
+        if new_name and sender.name:
+            session.push_names[sender.phone] = sender.name
+        if avatar_url is not None:
+            session.avatars[sender.phone] = avatar_url
+        await self.emit(
+            ContactUpdateEvent(
+                session.key, party=sender, avatar_url=session.avatars.get(sender.phone)
+            )
+        )
 
     def _new_id(self, session: _SimSession) -> str:
         while (wa_id := self._random.message_id()) in session.known:

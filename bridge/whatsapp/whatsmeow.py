@@ -62,7 +62,7 @@ import tempfile
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,6 +98,7 @@ from bridge.whatsapp.engine import (
     EngineEvent,
     EventHandler,
     LoggedOutEvent,
+    MessageEvent,
     PairCodeEvent,
     QRCodeEvent,
     SessionSpec,
@@ -148,6 +149,9 @@ class NeonizeClient(Protocol):
     async def send_message(self, to: neonize.JID, message: wa.Message) -> neonize.SendResponse: ...
     async def upload(self, binary: bytes, media_type: MediaType | None = None) -> Any: ...
     async def download_any(self, message: wa.Message) -> bytes | None: ...
+    async def get_profile_picture(
+        self, jid: neonize.JID, extra: neonize.GetProfilePictureParams = ...
+    ) -> neonize.ProfilePictureInfo: ...
     async def mark_read(
         self,
         *message_ids: str,
@@ -392,6 +396,7 @@ class WhatsmeowEngine(Engine):
         qr_grace: float = 10.0,
         drain_timeout: float = 30.0,
         executor_threads: int | None = 64,
+        avatar_timeout: float = 10.0,
     ) -> None:
         super().__init__(handler)
         self._factory = client_factory or _new_neonize_client
@@ -408,6 +413,8 @@ class WhatsmeowEngine(Engine):
         self._sessions: dict[str, _Session] = {}
         self._specs: dict[str, SessionSpec] = {}
         self._contacts: dict[tuple[str, str], ContactUpdateEvent] = {}
+        self._avatars: dict[str, str | None] = {}  # party address → picture URL, per run
+        self._avatar_timeout = avatar_timeout
         self._background: set[asyncio.Task[None]] = set()
         self._generations = itertools.count(1)
 
@@ -620,7 +627,8 @@ class WhatsmeowEngine(Engine):
         key = session.key
         if isinstance(ev, neonize.Message):
             self._learn_spellings(ev.Info.MessageSource)
-            await self._emit_all(inbound.translate_message(key, ev, me=session.me))
+            events = inbound.translate_message(key, ev, me=session.me)
+            await self._emit_all(await self._with_avatar(session, ev, events))
         elif isinstance(ev, neonize.Receipt):
             receipt = inbound.translate_receipt(key, ev)
             if receipt is not None:
@@ -759,9 +767,48 @@ class WhatsmeowEngine(Engine):
                 except InvalidInput:
                     log.debug("not a phone JID user: %r", jid.User)
 
+    async def _with_avatar(
+        self, session: _Session, ev: neonize.Message, events: list[EngineEvent]
+    ) -> list[EngineEvent]:
+        """``events`` with the sender's profile picture URL, asked of WhatsApp the first
+        time this process hears from that person (a ContactUpdateEvent carries it)."""
+        message = next((e.message for e in events if isinstance(e, MessageEvent)), None)
+        if message is None or message.from_me or message.sender.is_group:
+            return events
+        address = message.sender.address
+        if address in self._avatars:
+            return events
+        source = ev.Info.MessageSource.Sender
+        url = await self._profile_picture(
+            session, neonize.JID(User=source.User, Server=source.Server)
+        )
+        self._avatars[address] = url
+        if url is None:
+            return events
+        if any(isinstance(e, ContactUpdateEvent) and e.party.address == address for e in events):
+            return events  # _emit_all adds the URL
+        update = ContactUpdateEvent(session=session.key, party=message.sender, avatar_url=url)
+        return [update, *events]
+
+    async def _profile_picture(self, session: _Session, jid: neonize.JID) -> str | None:
+        """The URL of ``jid``'s profile picture; None when it has none or asking fails."""
+        if not jid.User:
+            return None
+        try:
+            async with self._op(session.key) as live:
+                info = await asyncio.wait_for(
+                    live.client.get_profile_picture(jid), self._avatar_timeout
+                )
+        except Exception as exc:  # no picture, privacy settings, timeouts: not fatal
+            log.debug("session %s: no profile picture for %s: %s", session.key, jid.User, exc)
+            return None
+        return (info.URL or None) if info is not None else None
+
     async def _emit_all(self, events: list[EngineEvent]) -> None:
         for event in events:
             if isinstance(event, ContactUpdateEvent):
+                if event.avatar_url is None and self._avatars.get(event.party.address):
+                    event = replace(event, avatar_url=self._avatars[event.party.address])
                 known = (event.session, event.party.address)
                 if self._contacts.get(known) == event:
                     continue

@@ -22,13 +22,14 @@ from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 from neonize.events import EVENT_TO_INT
-from neonize.exc import NeonizeError
+from neonize.exc import GetProfilePictureError, NeonizeError
 from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 from neonize.utils.enum import ClientName, ClientType, MediaType, ReceiptType
 
 Handler = Callable[[Any, Any], Coroutine[Any, Any, None]]
+_PICTURE_PARAMS = neonize.GetProfilePictureParams()  # the real client's default
 
 
 @dataclass
@@ -84,6 +85,7 @@ class FakeNeonizeClient:
         self.pair_code = "ABCD-EFGH"
         self.on_whatsapp: dict[str, str] = {}  # "+<digits>" query → JID user on WhatsApp
         self.downloads: list[bytes] = []  # returned by download_any, in order
+        self.pictures: dict[str, str] = {}  # JID user → profile picture URL (else no picture)
         self.me = neonize.Device()
         self._ids = (f"3EB0{n:018X}" for n in itertools.count(1))
         self._stopped: asyncio.Event | None = None
@@ -210,6 +212,17 @@ class FakeNeonizeClient:
             jid = neonize.JID(User=user or "", Server="s.whatsapp.net" if user else "")
             answers.append(neonize.IsOnWhatsAppResponse(Query=query, JID=jid, IsIn=bool(user)))
         return answers
+
+    async def get_profile_picture(
+        self,
+        jid: neonize.JID,
+        extra: neonize.GetProfilePictureParams = _PICTURE_PARAMS,
+    ) -> neonize.ProfilePictureInfo:
+        self._record("get_profile_picture", jid, extra)
+        url = self.pictures.get(jid.User)
+        if url is None:  # the real client raises when there is no picture to see
+            raise GetProfilePictureError(neonize.GetProfilePictureReturnFunction())
+        return neonize.ProfilePictureInfo(URL=url, ID="1", Type="image")
 
     # --- driving events, as neonize's Go callbacks do ------------------------------
 

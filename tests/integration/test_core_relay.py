@@ -479,3 +479,20 @@ async def test_a_customer_changing_a_reaction_is_relayed_each_time(core: CoreHar
     await core.customer("reaction", target=first, emoji="🎉")
     assert [c.args["emoji"] for c in fe.of("react")] == ["👍", "❤️", "", "🎉"]
     assert await core.bridge.repos.outbox.count_dead() == 0
+
+
+async def test_the_customer_avatar_reaches_the_frontend_author(core: CoreHarness) -> None:
+    fe = core.frontends["matrix"]
+    await core.customer(text="sem foto")
+    await core.customer(text="com foto", avatar_url="https://pics.example/maria.png")
+    await core.customer(text="de novo")
+    posts = customer_posts(fe)
+    assert [p.args["author"].avatar_url for p in posts] == [
+        None,
+        "https://pics.example/maria.png",
+        "https://pics.example/maria.png",
+    ]
+    contact = await core.bridge.repos.contacts.find(
+        core.bridge.session_ids["acme/sales"], phone=CUSTOMER
+    )
+    assert contact is not None and contact.avatar_url == "https://pics.example/maria.png"

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from bridge.core.frontend import Place, TicketCard
 from bridge.db import migrate
+from bridge.matrix.local_synapse import free_port
 from tests.conftest import open_test_database
 from tests.harness.synapse import Homeserver, MatrixBridge, MatrixUser, synapse, until
 
@@ -598,3 +600,52 @@ async def test_card_updates_and_images_are_idempotent(
     assert rotated != first
     images = [e for e in await bob.messages(room) if e["content"].get("body") == "scan me"]
     assert [e["event_id"] for e in images] == [rotated]  # the first one is redacted
+
+
+# --- contact avatars ------------------------------------------------------------------
+
+
+async def test_the_customer_avatar_becomes_the_ghost_avatar(
+    bridge: MatrixBridge, bob: MatrixUser
+) -> None:
+    hits: list[str] = []
+
+    async def picture(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(body=PNG, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/ana.png", picture)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    ghost = "@wa_5511955554444:localhost"
+    try:
+        url = f"http://127.0.0.1:{port}/ana.png"
+        sender = {"from": "+5511955554444", "push_name": "Ana"}
+        await bridge.customer(text="Oi, sou a Ana", avatar_url=url, **sender)
+        await bridge.customer(text="de novo", avatar_url=url, **sender)
+
+        async def avatar() -> str | None:
+            try:
+                profile = await bob.request("GET", f"/_matrix/client/v3/profile/{ghost}")
+            except AssertionError:  # 404 until the ghost is registered
+                return None
+            return profile.get("avatar_url")
+
+        mxc = await until(avatar, what="the ghost's avatar", clock=bridge.clock)
+        assert mxc.startswith("mxc://")
+        assert await bob.download(mxc) == PNG
+        room = await bridge.room("control")
+        await bob.join(room)
+        await wait_events(
+            bob,
+            room,
+            lambda e: e["sender"] == ghost and e["content"].get("body") == "de novo",
+            what="Ana's second message",
+            bridge=bridge,
+        )
+        assert hits == ["/ana.png"], "downloaded once while the URL stays the same"
+    finally:
+        await runner.cleanup()

@@ -65,6 +65,19 @@ async def test_customer_text_opens_a_thread_with_a_card(bridge: SlackHarness) ->
     assert any("Um atendente" in m["text"] and "username" not in m for m in bridge.replies())
 
 
+async def test_customer_posts_carry_the_avatar_once_known(bridge: SlackHarness) -> None:
+    await bridge.customer(text="sem foto")
+    await bridge.customer(text="com foto", avatar_url="https://pics.example/maria.png")
+    posts = [
+        c.args
+        for c in bridge.fake.calls_of("chat.postMessage")
+        if c.args.get("username") == "Maria"
+    ]
+    assert [p["text"] for p in posts] == ["sem foto", "com foto"]
+    assert "icon_url" not in posts[0]
+    assert posts[1]["icon_url"] == "https://pics.example/maria.png"
+
+
 async def test_attendant_reply_reaches_the_customer_signed(bridge: SlackHarness) -> None:
     await bridge.customer(text="Oi")
     await attendant_says(bridge, "Posso *ajudar*?")

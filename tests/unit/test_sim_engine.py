@@ -641,6 +641,40 @@ async def test_push_name_contact_update_first_time_and_on_change(
     ]
 
 
+async def test_avatar_url_contact_update_first_time_and_on_change(
+    connected: SimEngine, events: Recorder
+) -> None:
+    async def say(avatar_url: str | None, name: str | None = None) -> None:
+        body: dict[str, Any] = {"from": CUSTOMER, "kind": "text", "text": "hi"}
+        if avatar_url is not None:
+            body["avatar_url"] = avatar_url
+        if name is not None:
+            body["push_name"] = name
+        await connected.inbound(KEY, body)
+
+    await say("http://pics.example/a.png")
+    await say("http://pics.example/a.png")
+    await say(None)
+    await say("https://pics.example/b.png")
+    await say(None, name="Maria")
+    assert events.types() == [
+        "ContactUpdateEvent",
+        "MessageEvent",
+        "MessageEvent",
+        "MessageEvent",
+        "ContactUpdateEvent",
+        "MessageEvent",
+        "ContactUpdateEvent",
+        "MessageEvent",
+    ]
+    updates = events.of(ContactUpdateEvent)
+    assert [(u.party, u.avatar_url) for u in updates] == [
+        (Party(phone=CUSTOMER), "http://pics.example/a.png"),
+        (Party(phone=CUSTOMER), "https://pics.example/b.png"),
+        (Party(phone=CUSTOMER, name="Maria"), "https://pics.example/b.png"),
+    ]
+
+
 INVALID_INBOUND: list[tuple[dict[str, Any], str]] = [
     ({"kind": "text", "text": "x"}, "from is required"),
     ({"from": "12", "kind": "text", "text": "x"}, "from: not a phone number"),
@@ -685,6 +719,15 @@ INVALID_INBOUND: list[tuple[dict[str, Any], str]] = [
     ({"from": CUSTOMER, "kind": "text", "text": "x", "quote": 5}, "quote must be a string"),
     ({"from": CUSTOMER, "kind": "text", "text": "x", "group": {}}, "group.id is required"),
     ({"from": CUSTOMER, "kind": "text", "text": "x", "push_name": 1}, "push_name must be a"),
+    ({"from": CUSTOMER, "kind": "text", "text": "x", "avatar_url": 1}, "avatar_url must be a"),
+    (
+        {"from": CUSTOMER, "kind": "text", "text": "x", "avatar_url": "ftp://h/a.png"},
+        "avatar_url must be an http(s) URL",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "text", "text": "x", "avatar_url": "http://"},
+        "avatar_url must be an http(s) URL",
+    ),
 ]
 
 

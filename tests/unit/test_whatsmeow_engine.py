@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from neonize.aioze.client import NewAClient
-from neonize.exc import DownloadError, PairPhoneError
+from neonize.exc import DownloadError, NeonizeError, PairPhoneError
 from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
@@ -83,6 +83,7 @@ USED_METHODS = [
     "download_any",
     "mark_read",
     "is_on_whatsapp",
+    "get_profile_picture",
 ]
 
 
@@ -281,6 +282,38 @@ async def test_messages_receipts_and_contacts(h: EngineHarness) -> None:
     assert kinds == [ContactUpdateEvent, MessageEvent, MessageEvent, ReceiptEvent], (
         "the unchanged push name is reported once"
     )
+    assert [e.message.wa_id for e in h.of_type(MessageEvent)] == ["3EB0A", "3EB0B"]
+
+
+async def test_the_sender_avatar_is_asked_once_and_reported(h: EngineHarness) -> None:
+    client = await h.connected()
+    client.pictures[CUSTOMER] = "https://pps.whatsapp.net/v/maria.jpg"
+    await client.deliver(text_event("oi", "3EB0A"))
+    await client.deliver(text_event("tudo bem?", "3EB0B"))
+    await client.deliver(text_event("e aí?", "3EB0C", push="Maria S."))
+    asked = client.calls_to("get_profile_picture")
+    asked_of = [(c.args[0].User, c.args[0].Server) for c in asked]
+    assert asked_of == [(CUSTOMER, "s.whatsapp.net")], "asked once per person per run"
+    kinds = [type(e) for e in h.events[1:]]
+    assert kinds == [
+        ContactUpdateEvent,
+        MessageEvent,
+        MessageEvent,
+        ContactUpdateEvent,
+        MessageEvent,
+    ]
+    updates = h.of_type(ContactUpdateEvent)
+    assert [u.avatar_url for u in updates] == ["https://pps.whatsapp.net/v/maria.jpg"] * 2
+    assert [u.party.name for u in updates] == ["Maria", "Maria S."]
+
+
+async def test_no_profile_picture_is_asked_once_and_not_reported(h: EngineHarness) -> None:
+    client = await h.connected()
+    client.failures["get_profile_picture"] = NeonizeError("not-authorized")
+    await client.deliver(text_event("oi", "3EB0A"))
+    await client.deliver(text_event("oi?", "3EB0B"))
+    assert len(client.calls_to("get_profile_picture")) == 1
+    assert [u.avatar_url for u in h.of_type(ContactUpdateEvent)] == [None]
     assert [e.message.wa_id for e in h.of_type(MessageEvent)] == ["3EB0A", "3EB0B"]
 
 
