@@ -104,6 +104,20 @@ Block = Paragraph | CodeBlock | Quote | ListBlock
 Document = tuple[Block, ...]
 
 
+def join_blocks(doc: Document, render_block: Callable[[Block], str]) -> str:
+    """Blocks rendered one after another, for the line-oriented markups (WhatsApp,
+    Slack): a blank line between two paragraphs, a line break otherwise."""
+    parts: list[str] = []
+    previous: Block | None = None
+    for block in doc:
+        if previous is not None:
+            both_paragraphs = isinstance(previous, Paragraph) and isinstance(block, Paragraph)
+            parts.append("\n\n" if both_paragraphs else "\n")
+        parts.append(render_block(block))
+        previous = block
+    return "".join(parts)
+
+
 # --- building helpers -----------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from bridge.formatting.ast import (
     Strike,
     Text,
     inline_plain,
+    join_blocks,
     prefix_lines,
     render_list,
 )
@@ -103,15 +104,7 @@ def render_mrkdwn(doc: Document) -> str:
     Mentions of Slack users (``U…``/``W…`` ids) become ``<@U…>``; any other mention is
     shown as text (its label, else ``@`` and its id).
     """
-    parts: list[str] = []
-    previous: Block | None = None
-    for block in doc:
-        if previous is not None:
-            both_paragraphs = isinstance(previous, Paragraph) and isinstance(block, Paragraph)
-            parts.append("\n\n" if both_paragraphs else "\n")
-        parts.append(_render_block(block))
-        previous = block
-    return "".join(parts)
+    return join_blocks(doc, _render_block)
 
 
 def _render_block(block: Block) -> str:

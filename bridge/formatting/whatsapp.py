@@ -40,6 +40,7 @@ from bridge.formatting.ast import (
     Strike,
     Text,
     inline_plain,
+    join_blocks,
     merge_text,
     prefix_lines,
     render_list,
@@ -348,15 +349,7 @@ def render(doc: Document) -> str:
     Mentions of phones (``+5511…``) become ``@5511…``; any other mention is shown as
     its label. WhatsApp has no escaping, so literal markers in text stay as they are.
     """
-    parts: list[str] = []
-    previous: Block | None = None
-    for block in doc:
-        if previous is not None:
-            both_paragraphs = isinstance(previous, Paragraph) and isinstance(block, Paragraph)
-            parts.append("\n\n" if both_paragraphs else "\n")
-        parts.append(_render_block(block))
-        previous = block
-    return "".join(parts)
+    return join_blocks(doc, _render_block)
 
 
 def _render_block(block: Block) -> str:
