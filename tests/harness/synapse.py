@@ -30,10 +30,12 @@ from aiohttp import web
 from bridge.app import Bridge
 from bridge.clock import FakeClock
 from bridge.config import Config, parse_config
+from bridge.db import migrate
 from bridge.db.database import Database
 from bridge.matrix.frontend import MatrixFrontend
 from bridge.matrix.local_synapse import LocalSynapse, free_port
 from bridge.matrix.registration import build_registration
+from tests.conftest import open_test_database
 from tests.harness.core import BridgeHarness, until
 
 T = TypeVar("T")
@@ -342,3 +344,26 @@ class MatrixUser:
     async def invited_rooms(self) -> set[str]:
         data = await self.request("GET", "/_matrix/client/v3/sync?timeout=0")
         return set(data.get("rooms", {}).get("invite", {}))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def bridge(synapse: Homeserver, tmp_path: Path) -> AsyncIterator[MatrixBridge]:
+    """A bridge of this test on the session's Synapse (SQLite in tmp_path)."""
+    async with open_test_database("sqlite", tmp_path) as db:
+        await migrate(db)
+        harness = MatrixBridge(synapse, tmp_path / "bridge", db)
+        await harness.start()
+        try:
+            yield harness
+        finally:
+            await harness.stop()
+
+
+@pytest.fixture
+def bob(synapse: Homeserver) -> MatrixUser:
+    return synapse.user("bob")
+
+
+@pytest.fixture
+def alice(synapse: Homeserver) -> MatrixUser:
+    return synapse.user("alice")

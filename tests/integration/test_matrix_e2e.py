@@ -11,21 +11,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from aiohttp import web
 
 from bridge.core.frontend import Place, TicketCard
 from bridge.db import migrate
 from bridge.matrix.local_synapse import free_port
 from tests.conftest import open_test_database
-from tests.harness.synapse import Homeserver, MatrixBridge, MatrixUser, synapse, until
+from tests.harness.synapse import (
+    Homeserver,
+    MatrixBridge,
+    MatrixUser,
+    alice,
+    bob,
+    bridge,
+    synapse,
+    until,
+)
 
-__all__ = ["synapse"]  # the session fixture, re-exported for pytest
+__all__ = ["alice", "bob", "bridge", "synapse"]  # fixtures, re-exported for pytest
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -43,28 +51,6 @@ Match = Callable[[Event], bool]
 
 
 # --- fixtures and helpers ---------------------------------------------------------
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def bridge(synapse: Homeserver, tmp_path: Path) -> AsyncIterator[MatrixBridge]:
-    async with open_test_database("sqlite", tmp_path) as db:
-        await migrate(db)
-        harness = MatrixBridge(synapse, tmp_path / "bridge", db)
-        await harness.start()
-        try:
-            yield harness
-        finally:
-            await harness.stop()
-
-
-@pytest.fixture
-def bob(synapse: Homeserver) -> MatrixUser:
-    return synapse.user("bob")
-
-
-@pytest.fixture
-def alice(synapse: Homeserver) -> MatrixUser:
-    return synapse.user("alice")
 
 
 def relation(event: Event) -> Event:

@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from mautrix.types import RoomID
 
 from tests.conftest import open_test_database
-from tests.harness.synapse import Homeserver, MatrixBridge, MatrixUser, synapse, until
+from tests.harness.synapse import (
+    Homeserver,
+    MatrixBridge,
+    MatrixUser,
+    alice,
+    bob,
+    bridge,
+    synapse,
+    until,
+)
 
-__all__ = ["synapse"]  # the session fixture, re-exported for pytest
+__all__ = ["alice", "bob", "bridge", "synapse"]  # fixtures, re-exported for pytest
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -27,30 +34,6 @@ GHOST = "@wa_5511987654321:localhost"
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def bridge(synapse: Homeserver, tmp_path: Path) -> AsyncIterator[MatrixBridge]:
-    async with open_test_database("sqlite", tmp_path) as db:
-        from bridge.db import migrate
-
-        await migrate(db)
-        harness = MatrixBridge(synapse, tmp_path / "bridge", db)
-        await harness.start()
-        try:
-            yield harness
-        finally:
-            await harness.stop()
-
-
-@pytest.fixture
-def bob(synapse: Homeserver) -> MatrixUser:
-    return synapse.user("bob")
-
-
-@pytest.fixture
-def alice(synapse: Homeserver) -> MatrixUser:
-    return synapse.user("alice")
 
 
 def relation(event: dict[str, Any]) -> dict[str, Any]:
