@@ -34,6 +34,8 @@ from bridge.whatsapp.sessions import SessionManager
 
 log = logging.getLogger("bridge.app")
 
+PROCESSED_EVENTS_KEEP_SECONDS = 7 * 24 * 3600
+
 
 class DatabaseStatusStore:
     """Adapts the sessions repository to the session manager's ``StatusStore``."""
@@ -193,6 +195,7 @@ class Bridge:
             self.outbox.register(name, FrontendDeliveries(ctx, frontend))
         self.outbox.on_dead_letter(self._dead_letter)
         self.outbox.on_backlog(self.notifier.on_backlog)
+        self.outbox.on_prune("processed event ids", self._prune_processed_events)
         self.sessions.add_listener(self.notifier.on_status)
         self.sessions.set_downstream(self._downstream)
 
@@ -239,6 +242,10 @@ class Bridge:
     async def _downstream(self, event: EngineEvent) -> None:
         await self.relay.handle_engine_event(event)
         await self.notifier.on_engine_event(event)
+
+    async def _prune_processed_events(self, now: float) -> int:
+        """Platform event ids kept for dedupe: redeliveries come within hours, not weeks."""
+        return await self.repos.events.prune(before=now - PROCESSED_EVENTS_KEEP_SECONDS)
 
     async def _dead_letter(self, row: OutboxRow, error: str) -> None:
         ticket = await self.relay.on_dead_letter(row, error)

@@ -27,6 +27,7 @@ log = logging.getLogger("bridge.core.outbox")
 Executor = Callable[[OutboxRow], Awaitable[None]]
 DeadLetterHook = Callable[[OutboxRow, str], Awaitable[None]]
 BacklogHook = Callable[[int], Awaitable[None]]
+PruneHook = Callable[[float], Awaitable[int]]  # now → rows forgotten
 
 
 class OutboxWorker:
@@ -57,6 +58,9 @@ class OutboxWorker:
         self._executors: dict[str, Executor] = {}
         self._dead_hooks: list[DeadLetterHook] = []
         self._backlog_hooks: list[BacklogHook] = []
+        self._prune_hooks: list[tuple[str, PruneHook]] = [
+            ("delivered outbox rows", self._prune_done)
+        ]
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -72,6 +76,10 @@ class OutboxWorker:
 
     def on_backlog(self, hook: BacklogHook) -> None:
         self._backlog_hooks.append(hook)
+
+    def on_prune(self, what: str, hook: PruneHook) -> None:
+        """Run ``hook`` with the current time at each periodic clean-up."""
+        self._prune_hooks.append((what, hook))
 
     def wake(self) -> None:
         """New rows were committed: look for work now instead of at the next poll."""
@@ -211,23 +219,30 @@ class OutboxWorker:
                 log.exception("dead-letter hook failed for outbox row %d", row.id)
 
     async def _prune(self) -> None:
-        """Forget deliveries done long ago (idempotency lives in message refs, not here)."""
-        try:
-            pruned = await self._repo.prune_done(before=self._clock.now() - self.KEEP_DONE_SECONDS)
-        except BridgeError as exc:
-            log.error("cannot prune the outbox: %s", exc.explanation)
-            return
-        if pruned:
-            log.info("pruned %d delivered outbox rows", pruned)
+        """The periodic clean-up: every registered hook, each failing on its own."""
+        for what, hook in self._prune_hooks:
+            try:
+                pruned = await hook(self._clock.now())
+            except BridgeError as exc:
+                log.error("cannot prune %s: %s", what, exc.explanation)
+                continue
+            if pruned:
+                log.info("pruned %d %s", pruned, what)
+
+    async def _prune_done(self, now: float) -> int:
+        """Deliveries done long ago (idempotency lives in message refs, not here)."""
+        return await self._repo.prune_done(before=now - self.KEEP_DONE_SECONDS)
 
     async def _report_backlog(self) -> None:
         try:
             pending = await self._repo.count_pending()
+            dead = await self._repo.count_dead()
         except BridgeError as exc:
             log.error("cannot count the outbox: %s", exc.explanation)
             return
         if self._metrics is not None:
             self._metrics.outbox_pending.set(pending)
+            self._metrics.outbox_dead.set(dead)
         for hook in self._backlog_hooks:
             try:
                 await hook(pending)
