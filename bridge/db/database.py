@@ -1,4 +1,4 @@
-"""One async database layer over SQLite (aiosqlite) and PostgreSQL (asyncpg).
+"""One async database layer over SQLite (sqlite3) and PostgreSQL (asyncpg).
 
 Open with ``await Database.connect(url)``; the URL is ``sqlite:/abs/path.db``,
 ``sqlite::memory:`` or ``postgres://user:password@host:port/db`` (``postgresql://``
@@ -37,15 +37,15 @@ import logging
 import re
 import socket
 import sqlite3
+import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import aiosqlite
 import asyncpg
 
 from bridge.errors import DatabaseError
@@ -92,6 +92,11 @@ def column_list(row_type: type, *, prefix: str = "") -> str:
 def to_json(value: Mapping[str, Any]) -> str:
     """Serialise a JSON column value (compact, UTF-8 kept readable)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _short(sql: str) -> str:
+    """A statement on one line, cut to fit a log or error message."""
+    return " ".join(sql.split())[:120]
 
 
 def from_json(text: str) -> dict[str, Any]:
@@ -187,7 +192,7 @@ class Database(ABC):
         """Run a statement that always yields a row (an upsert ``… RETURNING``)."""
         row = await self.fetchrow(sql, *args)
         if row is None:
-            raise DatabaseError(f"statement returned no row: {' '.join(sql.split())[:120]}")
+            raise DatabaseError(f"statement returned no row: {_short(sql)}")
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
@@ -311,12 +316,24 @@ def _probe_writable(path: str) -> None:
 
 
 class SQLiteDatabase(Database):
-    """One aiosqlite connection; statements and transactions take turns on a lock."""
+    """One sqlite3 connection used from the event loop's thread; statements and
+    transactions take turns on a lock.
+
+    Statements run inline rather than on a worker thread: every one is an indexed
+    lookup or a single-row write that takes microseconds, while a thread hop per
+    statement cost more CPU than the statements themselves (bench/README.md). In WAL
+    mode with ``synchronous = NORMAL`` a commit does not wait for the disk. When
+    another process holds the write lock, the statement is retried with an
+    asynchronous back-off (the loop keeps running) for up to the busy timeout;
+    a statement slower than ``SLOW_STATEMENT_SECONDS`` is logged.
+    """
 
     dialect = "sqlite"
     _driver_errors = (sqlite3.Error,)
+    SLOW_STATEMENT_SECONDS = 0.1
+    busy_timeout_seconds = SQLITE_BUSY_TIMEOUT_MS / 1000
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         super().__init__(f"sqlite:{path}")
         self.path = path
         self._conn = conn
@@ -330,40 +347,39 @@ class SQLiteDatabase(Database):
             raise DatabaseError(
                 f"SQLite {sqlite3.sqlite_version} is too old; zapbridge needs 3.35 or newer"
             )
-        conn: aiosqlite.Connection | None = None
+        conn: sqlite3.Connection | None = None
         try:
             if path != ":memory:":
-                # Fail here rather than inside aiosqlite, whose failed connect leaves its
-                # worker thread to finish after the caller has moved on.
                 await asyncio.to_thread(_probe_writable, path)
-            conn = await aiosqlite.connect(path, isolation_level=None)
-            await cls._configure(conn)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            cls._configure(conn)
         except sqlite3.Error as exc:
             if conn is not None:
-                await conn.close()
+                conn.close()
             reason = _sqlite_open_reason(path, exc)
             raise DatabaseError(f"cannot open SQLite database {path}: {reason}") from exc
         return cls(conn, path)
 
     @staticmethod
-    async def _configure(conn: aiosqlite.Connection) -> None:
-        conn.row_factory = _dict_row  # type: ignore[assignment]
-        await conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = NORMAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
+    def _configure(conn: sqlite3.Connection) -> None:
+        conn.row_factory = _dict_row
+        # Busy waits happen in _retry_busy, asynchronously; the driver must not block.
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
 
     async def close(self) -> None:
         async with self._lock:
-            await self._conn.close()
+            self._conn.close()
 
     @contextlib.asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _acquire(self) -> AsyncIterator[sqlite3.Connection]:
         async with self._lock:
             yield self._conn
 
     @contextlib.asynccontextmanager
-    async def _begin(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _begin(self) -> AsyncIterator[sqlite3.Connection]:
         async with self._lock:
             await self._run_on(self._conn, "BEGIN IMMEDIATE")
             try:
@@ -382,24 +398,54 @@ class SQLiteDatabase(Database):
             converted = self._converted[sql] = to_sqlite_placeholders(sql)
         return converted
 
-    async def _execute(self, conn: aiosqlite.Connection, sql: str, args: tuple[Any, ...]) -> int:
-        cursor = await conn.execute(self._sql(sql), args)
+    async def _execute(self, conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
+        cursor = await self._retry_busy(conn, self._sql(sql), args)
         try:
             return max(cursor.rowcount, 0)
         finally:
-            await cursor.close()
+            cursor.close()
 
-    async def _fetch(
-        self, conn: aiosqlite.Connection, sql: str, args: tuple[Any, ...]
-    ) -> list[Row]:
-        rows: Iterable[Any] = await conn.execute_fetchall(self._sql(sql), args)
-        return list(rows)  # dicts, made by the _dict_row factory
+    async def _fetch(self, conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        cursor = await self._retry_busy(conn, self._sql(sql), args)
+        try:
+            return cursor.fetchall()  # dicts, made by the _dict_row factory
+        finally:
+            cursor.close()
+
+    async def _retry_busy(
+        self, conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]
+    ) -> sqlite3.Cursor:
+        """``conn.execute``, waiting (without blocking the loop) while another
+        process holds the database lock, up to the busy timeout."""
+        delay, waited = 0.001, 0.0
+        while True:
+            started = time.perf_counter()
+            try:
+                cursor = conn.execute(sql, args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or waited >= self.busy_timeout_seconds:
+                    raise
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 0.1)
+                continue
+            took = time.perf_counter() - started
+            if took > self.SLOW_STATEMENT_SECONDS:
+                log.warning("slow SQLite statement (%.0f ms): %s", took * 1000, _short(sql))
+            return cursor
 
     def _wrap_error(self, exc: BaseException) -> DatabaseError:
         message = str(exc)
         if isinstance(exc, sqlite3.IntegrityError) and message.startswith("UNIQUE"):
             return UniqueViolation(f"SQLite statement failed: {message}")
         return DatabaseError(f"SQLite statement failed: {message}")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 # ---------------------------------------------------------------------------

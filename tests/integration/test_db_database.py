@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bridge.db.database import (
     Database,
+    SQLiteDatabase,
     UniqueViolation,
     redact_url,
     to_sqlite_placeholders,
@@ -203,3 +205,50 @@ async def test_missing_sqlite_directory(tmp_path: Path) -> None:
 async def test_unsupported_url() -> None:
     with pytest.raises(DatabaseError, match="unsupported database URL 'mysql://u@h/db'"):
         await Database.connect("mysql://u:pw@h/db")
+
+
+async def test_sqlite_waits_for_another_process_without_blocking_the_loop(tmp_path: Path) -> None:
+    """Another process holds the write lock: the statement waits, the loop keeps running."""
+    path = tmp_path / "shared.db"
+    db = await Database.connect(f"sqlite:{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await db.execute("CREATE TABLE items (n INTEGER NOT NULL)")
+        other.execute("BEGIN IMMEDIATE")
+        loop_ran = asyncio.Event()
+
+        async def ticker() -> None:
+            for _ in range(20):
+                await asyncio.sleep(0.001)
+            loop_ran.set()
+
+        write = asyncio.create_task(db.execute("INSERT INTO items (n) VALUES (1)"))
+        await asyncio.sleep(0)  # the write tries once and starts waiting
+        ticking = asyncio.create_task(ticker())
+        await asyncio.wait_for(loop_ran.wait(), 5)  # the loop runs while the write waits
+        assert not write.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(write, 5) == 1
+        await ticking
+        assert await db.fetchval("SELECT COUNT(*) FROM items") == 1
+    finally:
+        other.close()
+        await db.close()
+
+
+async def test_sqlite_lock_held_too_long_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    db = await Database.connect(f"sqlite:{path}")
+    assert isinstance(db, SQLiteDatabase)
+    db.busy_timeout_seconds = 0.05
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await db.execute("CREATE TABLE items (n INTEGER NOT NULL)")
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(DatabaseError, match="locked"):
+            await db.execute("INSERT INTO items (n) VALUES (1)")
+        other.execute("ROLLBACK")
+        assert await db.execute("INSERT INTO items (n) VALUES (1)") == 1
+    finally:
+        other.close()
+        await db.close()
