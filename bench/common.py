@@ -26,6 +26,22 @@ from bridge.model import AckStatus, Content, Text
 PG_URL = os.environ.get("ZAPBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1/test")
 DB_CHOICES = ("sqlite", "postgres", "both")
 ATTENDANT = "U0BOB"
+MATRIX_ATTENDANT = "bob"  # localpart of the attendant registered on the local Synapse
+MATRIX_DOMAIN = "localhost"
+
+
+@dataclass(frozen=True)
+class MatrixEndpoints:
+    """Where a bridge finds its homeserver and where the homeserver finds the bridge."""
+
+    hs_port: int
+    as_port: int
+    as_token: str
+    hs_token: str
+
+    @property
+    def hs_address(self) -> str:
+        return f"http://127.0.0.1:{self.hs_port}"
 
 
 def engines(choice: str) -> list[str]:
@@ -164,6 +180,7 @@ def bridge_config(
     sessions: int,
     stagger_ms: int = 0,
     slack: dict[str, str] | None = None,
+    matrix: MatrixEndpoints | None = None,
     log_level: str = "WARNING",
     outbox: str = "{max_attempts: 40, base_delay_seconds: 0.2, max_delay_seconds: 2}",
 ) -> str:
@@ -196,19 +213,36 @@ def bridge_config(
             "  per_channel_per_second: 10000",  # the fake has no limit: measure the bridge
             "  per_channel_burst: 1000",
         ]
+    if matrix:
+        lines += _matrix_lines(matrix)
+    attendants = [ATTENDANT] + ([f"@{MATRIX_ATTENDANT}:{MATRIX_DOMAIN}"] if matrix else [])
     lines += [
         "companies:",
         "  - id: acme",
         "    name: ACME Support",
         '    admins: ["U0ADMIN"]',
-        f'    attendants: ["{ATTENDANT}"]',
+        f"    attendants: {json.dumps(attendants)}",
         "    sessions:",
     ]
     for name in session_names(sessions):
         lines.append(f"      - name: {name}")
         if slack:
             lines.append(f"        slack_channel: {channel_of(name)}")
+        if matrix:
+            lines.append("        matrix: true")
     return "\n".join(lines) + "\n"
+
+
+def _matrix_lines(matrix: MatrixEndpoints) -> list[str]:
+    return [
+        f'homeserver: {{address: "{matrix.hs_address}", domain: {MATRIX_DOMAIN}}}',
+        "appservice:",
+        "  hostname: 127.0.0.1",
+        f"  port: {matrix.as_port}",
+        f'  address: "http://127.0.0.1:{matrix.as_port}"',
+        f'  as_token: "{matrix.as_token}"',
+        f'  hs_token: "{matrix.hs_token}"',
+    ]
 
 
 def channel_of(session: str) -> str:

@@ -1,16 +1,18 @@
-"""Driving a bridge subprocess both ways through the Slack fake, and reading every sink.
+"""Driving a bridge subprocess both ways through a chat frontend, and reading every sink.
 
 Customers speak through ``POST /sim/sessions/{s}/inbound`` with an explicit WhatsApp
 id, resent until acknowledged (a phone does the same, with the same id). Attendants
-speak in the ticket threads through the fake's Socket Mode; an envelope the bridge
-did not acknowledge is redelivered by the fake on the next connection, as Slack does.
-Every text is unique (``c<ticket>n<seq>`` / ``a<ticket>n<seq>``), so the sinks can be
-counted: the fake's channel messages (customer → Slack) and the sim's outbound log
-(Slack → customer).
+speak in the ticket threads of the frontend: the Slack fake's Socket Mode (an
+envelope the bridge did not acknowledge is redelivered on the next connection, as
+Slack does) or a real Matrix user on a local Synapse (``bench.matrix``). Every text
+is unique (``c<ticket>n<seq>`` / ``a<ticket>n<seq>``), so the sinks can be counted:
+the frontend's thread messages (customer → chat) and the sim's outbound log
+(chat → customer).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 import re
@@ -33,7 +35,8 @@ class Ticket:
     number: int
     session: str
     phone: str
-    root: str = ""
+    root: str = ""  # the thread root: a Slack ts or a Matrix event id
+    room: str = ""  # Matrix: the session's control room
 
     @property
     def channel(self) -> str:
@@ -56,17 +59,50 @@ class Sent:
         self.wall[text] = time.time()
 
 
-class SlackDriver:
-    def __init__(self, bridge: BridgeProcess, fake: SlackFake, *, tickets: int) -> None:
+def by_ticket(texts: Sequence[str], pattern: re.Pattern[str]) -> dict[int, list[int]]:
+    """Sequence numbers per ticket of the texts matching ``pattern``, in the given order."""
+    found: dict[int, list[int]] = {}
+    for text in texts:
+        match = pattern.search(text)
+        if match:
+            found.setdefault(int(match[1]), []).append(int(match[2]))
+    return found
+
+
+class Driver(abc.ABC):
+    """Customers through the sim, attendants through one frontend (a subclass)."""
+
+    frontend = ""
+
+    def __init__(self, bridge: BridgeProcess, *, tickets: int) -> None:
         self.bridge = bridge
-        self.fake = fake
         sessions = bridge.sessions
         self.tickets = [
             Ticket(t, sessions[t % len(sessions)], customer_phone(t)) for t in range(tickets)
         ]
         self.sent = Sent()
         self.resent = 0  # customer messages posted again after no acknowledgement
-        self.redelivered = 0  # attendant envelopes that needed more than one wait
+        self.redelivered = 0  # attendant messages that needed more than one try
+
+    # --- what a frontend provides ----------------------------------------------------
+
+    @abc.abstractmethod
+    async def attendant(self, ticket: Ticket, text: str) -> None:
+        """Post ``text`` in the ticket's thread as the attendant; return once accepted."""
+
+    @abc.abstractmethod
+    async def find_root(self, ticket: Ticket) -> str:
+        """The ticket's thread root if it is visible yet, else ``""``."""
+
+    @abc.abstractmethod
+    async def frontend_texts(self) -> list[str]:
+        """Every customer text that reached the frontend's threads, in thread order."""
+
+    @abc.abstractmethod
+    async def frontend_arrivals(self) -> dict[str, float]:
+        """When (``time.time``) each customer text reached the frontend."""
+
+    # --- shared ----------------------------------------------------------------------
 
     async def open_tickets(self, *, timeout: float = 60) -> None:  # noqa: ASYNC109
         """One greeting message per ticket, then wait for every thread root."""
@@ -75,14 +111,8 @@ class SlackDriver:
         async with asyncio.timeout(timeout):
             while not all(t.root for t in self.tickets):
                 for ticket in self.tickets:
-                    ticket.root = ticket.root or self._root_of(ticket)
+                    ticket.root = ticket.root or await self.find_root(ticket)
                 await asyncio.sleep(0.05)
-
-    def _root_of(self, ticket: Ticket) -> str:
-        for message in self.fake.messages(ticket.channel):
-            if message.get("blocks") and ticket.phone in message.get("text", ""):
-                return str(message["ts"])
-        return ""
 
     async def customer(self, ticket: Ticket, text: str, *, wa_id: str) -> None:
         body = {
@@ -101,28 +131,23 @@ class SlackDriver:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"customer message {text} never acknowledged")
 
-    async def attendant(self, ticket: Ticket, text: str) -> None:
-        event = self.fake.user_message(ticket.channel, ATTENDANT, text, thread_ts=ticket.root)
-        envelope = await self.fake.send_event(event)
-        for attempt in range(120):  # bounded: 120 × 5 s
-            try:
-                await self.fake.wait_ack(envelope, timeout=5)
-                return
-            except TimeoutError:
-                if attempt == 0:
-                    self.redelivered += 1
-        raise RuntimeError(f"attendant message {text} never acknowledged")
-
     async def run(
-        self, *, per_ticket: int, rate: float, on_progress: asyncio.Queue[int] | None = None
-    ) -> None:
+        self,
+        *,
+        per_ticket: int,
+        rate: float,
+        offset: int = 0,
+        on_progress: asyncio.Queue[int] | None = None,
+    ) -> Sent:
         """Every ticket: ``per_ticket`` customer messages and as many attendant replies,
-        each side in order; ``rate`` messages/s in total (0: as fast as answered)."""
+        each side in order; ``rate`` messages/s in total (0: as fast as answered).
+        Sequence numbers start at ``offset``; returns when each text was sent."""
+        sent = Sent()
         counter = [0]
 
         async def send(ticket: Ticket, side: str, seq: int) -> None:
             text = f"{side}{ticket.number}n{seq}"
-            self.sent.mark(text)
+            sent.mark(text)
             if side == "c":
                 await self.customer(ticket, text, wa_id=f"BENCH{ticket.number}N{seq}")
             else:
@@ -131,31 +156,10 @@ class SlackDriver:
             if on_progress is not None:
                 on_progress.put_nowait(counter[0])
 
+        self.sent = sent
         lanes = [(t, side) for t in self.tickets for side in ("c", "a")]
-        await paced_lanes(lanes, send, offset=0, per_lane=per_ticket, rate=rate)
-
-    # --- sinks ---------------------------------------------------------------------
-
-    def slack_texts(self) -> dict[int, list[int]]:
-        """Customer texts in Slack, per ticket, in channel order (sequence numbers)."""
-        found: dict[int, list[int]] = {}
-        for channel in {t.channel for t in self.tickets}:
-            for message in self.fake.messages(channel):
-                if not message.get("username"):
-                    continue
-                match = CUSTOMER_TEXT.search(message.get("text", ""))
-                if match:
-                    found.setdefault(int(match[1]), []).append(int(match[2]))
-        return found
-
-    def slack_arrivals(self) -> dict[str, float]:
-        """``chat.postMessage`` arrival (monotonic) of each customer text."""
-        arrivals: dict[str, float] = {}
-        for call in self.fake.calls_of("chat.postMessage"):
-            match = CUSTOMER_TEXT.search(str(call.args.get("text", "")))
-            if match and call.response and call.response.get("ok"):
-                arrivals.setdefault(match[0], call.at)
-        return arrivals
+        await paced_lanes(lanes, send, offset=offset, per_lane=per_ticket, rate=rate)
+        return sent
 
     async def whatsapp_entries(self) -> list[dict]:
         entries: list[dict] = []
@@ -163,13 +167,23 @@ class SlackDriver:
             entries += await self.bridge.outbound(session)
         return entries
 
-    async def whatsapp_texts(self) -> dict[int, list[int]]:
-        found: dict[int, list[int]] = {}
+    async def whatsapp_texts(self) -> list[str]:
+        """Every text the bridge sent to customers, oldest first per session."""
+        return [str(e.get("text", "")) for e in await self.whatsapp_entries()]
+
+    async def whatsapp_arrivals(self) -> dict[str, float]:
+        """When (``time.time``, the sim's timestamp) each attendant text reached WhatsApp."""
+        arrivals: dict[str, float] = {}
         for entry in await self.whatsapp_entries():
             match = ATTENDANT_TEXT.search(str(entry.get("text", "")))
             if match:
-                found.setdefault(int(match[1]), []).append(int(match[2]))
-        return found
+                arrivals.setdefault(match[0], float(entry["timestamp"]))
+        return arrivals
+
+    async def counted(self) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+        """(customer texts per ticket at the frontend, attendant texts at WhatsApp)."""
+        chat = by_ticket(await self.frontend_texts(), CUSTOMER_TEXT)
+        return chat, by_ticket(await self.whatsapp_texts(), ATTENDANT_TEXT)
 
     async def wait_delivered(
         self,
@@ -182,11 +196,56 @@ class SlackDriver:
         want = len(self.tickets) * per_ticket
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            slack = sum(len(set(v)) for v in self.slack_texts().values())
-            wa = sum(len(set(v)) for v in (await self.whatsapp_texts()).values())
-            if slack >= want and (wa >= want or not both_ways):
+            chat, wa = await self.counted()
+            chat_done = sum(len(set(v)) for v in chat.values()) >= want
+            if chat_done and (not both_ways or sum(len(set(v)) for v in wa.values()) >= want):
                 return
             await asyncio.sleep(0.2)
+
+
+class SlackDriver(Driver):
+    frontend = "slack"
+
+    def __init__(self, bridge: BridgeProcess, fake: SlackFake, *, tickets: int) -> None:
+        super().__init__(bridge, tickets=tickets)
+        self.fake = fake
+
+    async def find_root(self, ticket: Ticket) -> str:
+        for message in self.fake.messages(ticket.channel):
+            if message.get("blocks") and ticket.phone in message.get("text", ""):
+                return str(message["ts"])
+        return ""
+
+    async def attendant(self, ticket: Ticket, text: str) -> None:
+        event = self.fake.user_message(ticket.channel, ATTENDANT, text, thread_ts=ticket.root)
+        envelope = await self.fake.send_event(event)
+        for attempt in range(120):  # bounded: 120 × 5 s
+            try:
+                await self.fake.wait_ack(envelope, timeout=5)
+                return
+            except TimeoutError:
+                if attempt == 0:
+                    self.redelivered += 1
+        raise RuntimeError(f"attendant message {text} never acknowledged")
+
+    async def frontend_texts(self) -> list[str]:
+        """Customer messages (posted with a ``username``) in channel order."""
+        texts: list[str] = []
+        for channel in dict.fromkeys(t.channel for t in self.tickets):
+            texts += [
+                str(m.get("text", "")) for m in self.fake.messages(channel) if m.get("username")
+            ]
+        return texts
+
+    async def frontend_arrivals(self) -> dict[str, float]:
+        """``chat.postMessage`` arrival at the fake of each customer text."""
+        mono_to_wall = time.time() - time.monotonic()
+        arrivals: dict[str, float] = {}
+        for call in self.fake.calls_of("chat.postMessage"):
+            match = CUSTOMER_TEXT.search(str(call.args.get("text", "")))
+            if match and call.response and call.response.get("ok"):
+                arrivals.setdefault(match[0], call.at + mono_to_wall)
+        return arrivals
 
 
 async def paced_lanes(

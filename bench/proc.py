@@ -1,23 +1,33 @@
-"""A bridge subprocess driven over loopback: its ``/sim`` API and the Slack fake.
+"""A bridge subprocess driven over loopback: its ``/sim`` API, the Slack fake and a
+local Synapse.
 
-Used by ``bench.relay`` (the Slack sink: the bridge's CPU is then the child's own,
-read from ``/proc``) and ``bench.faults`` (``kill -9`` and restart).
+Used by ``bench.relay`` (the Slack and Synapse sinks: the bridge's CPU is then the
+child's own, read from ``/proc``) and ``bench.faults`` (``kill -9`` and restart).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from bench.common import ATTENDANT, bridge_config, channel_of, session_names
+from bench.common import (
+    ATTENDANT,
+    MatrixEndpoints,
+    bridge_config,
+    channel_of,
+    session_names,
+)
+from bridge.config import Config, parse_config
 from tests.fakes.slack import SlackFake
 from tests.harness.core import free_port
 
@@ -28,7 +38,13 @@ class BridgeProcess:
     """``python -m bridge run -c <config>`` with the sim engine on a free port."""
 
     def __init__(
-        self, directory: Path, *, db_url: str, sessions: int, fake: SlackFake | None
+        self,
+        directory: Path,
+        *,
+        db_url: str,
+        sessions: int,
+        fake: SlackFake | None = None,
+        matrix: MatrixEndpoints | None = None,
     ) -> None:
         self.directory = directory
         self.port = free_port()
@@ -46,12 +62,19 @@ class BridgeProcess:
             fake.add_user(ATTENDANT, name="bob", display_name="Bob")
         self.config_path = directory / "config.yaml"
         self.config_path.write_text(
-            bridge_config(db_url=db_url, port=self.port, sessions=sessions, slack=slack)
+            bridge_config(
+                db_url=db_url, port=self.port, sessions=sessions, slack=slack, matrix=matrix
+            )
         )
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.http: aiohttp.ClientSession | None = None
+
+    @property
+    def config(self) -> Config:
+        """The config the subprocess reads (for the homeserver's registration)."""
+        return parse_config(self.config_path.read_text(), path=self.config_path)
 
     async def start(self, *, timeout: float = 60) -> None:  # noqa: ASYNC109
         self.starts += 1
@@ -83,6 +106,15 @@ class BridgeProcess:
                 except (aiohttp.ClientError, ValueError, KeyError):
                     pass
                 await asyncio.sleep(0.1)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[BridgeProcess]:
+        """Started (all sessions connected) inside, stopped afterwards."""
+        try:
+            await self.start()
+            yield self
+        finally:
+            await self.stop()
 
     def log_tail(self, lines: int = 30) -> str:
         text = (self.directory / f"bridge-{self.starts}.log").read_text(errors="replace")

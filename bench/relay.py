@@ -1,6 +1,6 @@
 """Relay throughput and latency, both ways, through the sim engine.
 
-    python -m bench.relay [--sink null|slack|both] [--db sqlite|postgres|both]
+    python -m bench.relay [--sink null|slack|synapse|all|both] [--db sqlite|postgres|both]
                           [--sessions 5] [--tickets 50] [--messages 2000] [--rate 500]
                           [--profile FILE] [--smoke]
 
@@ -20,15 +20,31 @@ Sinks and how the bridge's CPU is measured:
   this process; customers through ``POST /sim/.../inbound``, attendants through the
   fake's Socket Mode. CPU: the child's user + system time from ``/proc/<pid>/stat``,
   so the fake's and the driver's work are not counted.
+- ``synapse``: the bridge as a subprocess with ``homeserver``/``appservice`` pointing
+  at a real local Synapse (``bench.matrix``; started for the run, SQLite). Customers
+  through ``POST /sim/.../inbound``; the attendant is a registered Matrix user
+  (``@bob:localhost``) who joins the control rooms and posts into each ticket's thread
+  (``m.thread`` relation to the root) with ``PUT /send``. CPU: the child's, as for
+  Slack (Synapse's own CPU is not counted, though it shares the 2 cores).
 
-Latency: from the moment the driver hands a message over to its arrival at the sink
-(the null frontend's ``post``; the fake's ``chat.postMessage``; the sim's outbound
-log timestamp), so it includes persisting, the outbox hop and the delivery.
+``--sink all`` (the default) runs the three; ``--sink both`` keeps its old meaning,
+null and slack.
+
+Latency: from the moment the driver hands a message over (``time.time``) to its
+arrival at the sink: the null frontend's ``post``; the fake's ``chat.postMessage``;
+for Synapse the event's ``origin_server_ts`` (the homeserver's clock when it accepted
+the bridge's ``PUT``, same machine, millisecond resolution), read back afterwards
+with ``/messages`` by the attendant, so reading never shifts it; toward WhatsApp the
+sim's outbound log timestamp. It includes persisting, the outbox hop and the
+delivery; for the attendant's side, Synapse's appservice push to the bridge too.
 
 Direct: the same number of messages posted straight to the sinks with a minimal
 client: ``NullFrontend.post`` and ``SimEngine.send`` calls; for Slack,
-``AsyncWebClient.chat_postMessage`` to the fake (both directions' worth).
-``bridge/direct`` is bridge messages/s over direct messages/s.
+``AsyncWebClient.chat_postMessage`` to the fake; for Synapse, ``PUT
+/rooms/{room}/send/m.room.message/{txn}`` with the appservice token puppeting each
+ticket's ghost (``?user_id=``) into its thread, as the bridge posts a customer
+message (both directions' worth, one lane per ticket). ``bridge/direct`` is bridge
+messages/s over direct messages/s.
 """
 
 from __future__ import annotations
@@ -42,8 +58,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bench.common import (
     ATTENDANT,
@@ -60,25 +74,20 @@ from bench.common import (
     table,
     temp_dir,
 )
-from bench.drive import ATTENDANT_TEXT, Sent, SlackDriver, Ticket, paced_lanes
-from bench.proc import BridgeProcess
+from bench.drive import ATTENDANT_TEXT, paced_lanes
+from bench.sinks import SETUPS, Sink
 from bridge.app import Bridge
 from bridge.clock import SystemClock
 from bridge.config import parse_config
 from bridge.core.frontend import Attendant, AttendantPost, Author, AuthorKind, Place
 from bridge.model import Text
 from bridge.whatsapp.sim import SimEngine
-from tests.fakes.slack import SlackFake
 from tests.harness.core import free_port
 
-# Hook for a Matrix sink (issue 7 (c)): add ``"synapse"`` here and a ``_run_synapse``
-# beside ``_run_null`` / ``_run_slack`` once the Matrix frontend has landed: the bridge
-# subprocess with ``homeserver``/``appservice`` pointing at a local Synapse
-# (``bridge.matrix.local_synapse``), attendants as Matrix users posting in the ticket
-# threads, customer messages read back with ``/messages``, and ``direct`` as
-# ``PUT /rooms/{room}/send/m.room.message/{txn}`` from a minimal client.
-SINKS = ("null", "slack")
+SINKS = ("null", "slack", "synapse")  # the subprocess sinks are set up in bench.sinks
+SINK_SETS = {"all": SINKS, "both": ("null", "slack")}
 PACED = 1_000_000  # sequence numbers of the paced phase start here
+DELIVERY_TIMEOUT = 300  # s after the last send, for every message to arrive
 
 
 def _record(
@@ -283,104 +292,60 @@ def _save_profile(profiler: cProfile.Profile, path: Path) -> None:
     path.with_suffix(path.suffix + ".txt").write_text(out.getvalue())
 
 
-# --- the Slack sink, bridge in a subprocess --------------------------------------------
+# --- the Slack and Synapse sinks, bridge in a subprocess ---------------------------------
 
 
-async def _slack_phase(
-    driver: SlackDriver, bridge: BridgeProcess, *, offset: int, per_ticket: int, rate: float
+async def _subprocess_phase(
+    sink: Sink, *, offset: int, per_ticket: int, rate: float
 ) -> dict[str, Any]:
-    sent = Sent()
-
-    async def send(ticket: Ticket, side: str, seq: int) -> None:
-        text = f"{side}{ticket.number}n{seq}"
-        sent.mark(text)
-        if side == "c":
-            await driver.customer(ticket, text, wa_id=f"R{ticket.number}N{seq}")
-        else:
-            await driver.attendant(ticket, text)
-
-    lanes = [(t, side) for t in driver.tickets for side in ("c", "a")]
-    cpu0, t0 = cpu_seconds(bridge.pid), time.monotonic()
-    await paced_lanes(lanes, send, offset=offset, per_lane=per_ticket, rate=rate)
-    async with asyncio.timeout(300):
+    driver, pid = sink.driver, sink.bridge.pid
+    cpu0, t0 = cpu_seconds(pid), time.time()
+    sent = await driver.run(per_ticket=per_ticket, rate=rate, offset=offset)
+    async with asyncio.timeout(DELIVERY_TIMEOUT):
         while True:
-            slack = driver.slack_arrivals()
-            wa = {
-                m[0]: float(e["timestamp"])
-                for e in await driver.whatsapp_entries()
-                if (m := ATTENDANT_TEXT.search(str(e.get("text", ""))))
-            }
-            if all(t in slack or t in wa for t in sent.mono):
+            chat = await driver.frontend_arrivals()
+            wa = await driver.whatsapp_arrivals()
+            if all(t in chat or t in wa for t in sent.wall):
                 break
             await asyncio.sleep(0.05)
-    cpu = cpu_seconds(bridge.pid) - cpu0
-    ins = [t for t in sent.mono if t.startswith("c")]
-    outs = [t for t in sent.mono if t.startswith("a")]
-    latencies = [slack[t] - sent.mono[t] for t in ins] + [wa[t] - sent.wall[t] for t in outs]
-    wall_to_mono = time.monotonic() - time.time()
-    ends = [slack[t] for t in ins] + [wa[t] + wall_to_mono for t in outs]
+    cpu = cpu_seconds(pid) - cpu0
+    ends = {t: chat[t] if t.startswith("c") else wa[t] for t in sent.wall}
     return {
-        "count": len(sent.mono),
-        "delivered": len(latencies),
-        "elapsed": max(ends) - t0,
+        "count": len(sent.wall),
+        "delivered": len(ends),
+        "elapsed": max(ends.values()) - t0,
         "cpu": cpu,
-        "latencies": latencies,
+        "latencies": [ends[t] - sent.wall[t] for t in sent.wall],
     }
 
 
-async def _slack_direct(fake: SlackFake, driver: SlackDriver, count: int) -> float:
-    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
-    per_lane = max(1, count // len(driver.tickets))
-
-    async def lane(ticket: Any) -> None:
-        for seq in range(per_lane):
-            await client.chat_postMessage(
-                channel=ticket.channel,
-                thread_ts=ticket.root,
-                text=f"direct d{ticket.number}n{seq}",
-                username=ticket.name,
-            )
-
-    t0 = time.monotonic()
-    await asyncio.gather(*(lane(t) for t in driver.tickets))
-    return per_lane * len(driver.tickets) / (time.monotonic() - t0)
-
-
-async def _run_slack(args: argparse.Namespace, engine: str) -> list[dict[str, Any]]:
+async def _run_subprocess(args: argparse.Namespace, engine: str, sink_name: str) -> list[dict]:
     records = []
     per_ticket = max(1, args.messages // args.tickets)
-    with temp_dir("zb-relay-slack-") as tmp:
-        async with SlackFake() as fake, bench_database(engine, Path(tmp)) as database:
-            bridge = BridgeProcess(
-                Path(tmp), db_url=database.url, sessions=args.sessions, fake=fake
+    with temp_dir(f"zb-relay-{sink_name}-") as tmp:
+        async with (
+            bench_database(engine, Path(tmp)) as database,
+            SETUPS[sink_name](args, Path(tmp), database) as sink,
+        ):
+            for ticket in sink.driver.tickets:
+                await sink.driver.attendant(ticket, f"welcome{ticket.number}")
+            figures = await _subprocess_phase(sink, offset=0, per_ticket=per_ticket, rate=0)
+            direct = await sink.direct(figures["count"])
+            records.append(
+                _record(sink=sink_name, engine=engine, phase="max", direct_rate=direct, **figures)
             )
-            driver = SlackDriver(bridge, fake, tickets=args.tickets)
-            try:
-                await bridge.start()
-                await driver.open_tickets()
-                for ticket in driver.tickets:
-                    await driver.attendant(ticket, f"welcome{ticket.number}")
-                figures = await _slack_phase(
-                    driver, bridge, offset=0, per_ticket=per_ticket, rate=0
+            figures = await _subprocess_phase(
+                sink, offset=PACED, per_ticket=per_ticket, rate=args.rate
+            )
+            records.append(
+                _record(
+                    sink=sink_name,
+                    engine=engine,
+                    phase=f"paced@{args.rate:g}",
+                    direct_rate=None,
+                    **figures,
                 )
-                direct = await _slack_direct(fake, driver, figures["count"])
-                records.append(
-                    _record(sink="slack", engine=engine, phase="max", direct_rate=direct, **figures)
-                )
-                figures = await _slack_phase(
-                    driver, bridge, offset=PACED, per_ticket=per_ticket, rate=args.rate
-                )
-                records.append(
-                    _record(
-                        sink="slack",
-                        engine=engine,
-                        phase=f"paced@{args.rate:g}",
-                        direct_rate=None,
-                        **figures,
-                    )
-                )
-            finally:
-                await bridge.stop()
+            )
     return records
 
 
@@ -390,7 +355,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sink", choices=(*SINKS, "both"), default="both")
+    parser.add_argument(
+        "--sink",
+        choices=(*SINKS, *SINK_SETS),
+        default="all",
+        help="all: every sink; both: null and slack (its meaning before the synapse sink)",
+    )
     parser.add_argument("--db", choices=DB_CHOICES, default="both")
     parser.add_argument("--sessions", type=int, default=5)
     parser.add_argument("--tickets", type=int, default=50, help="concurrent tickets")
@@ -406,11 +376,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     records = []
-    sinks = SINKS if args.sink == "both" else (args.sink,)
+    sinks = SINK_SETS.get(args.sink, (args.sink,))
     for engine in engines(args.db):
         for sink in sinks:
-            runner = _run_null if sink == "null" else _run_slack
-            for record in await runner(args, engine):
+            runs = await (
+                _run_null(args, engine) if sink == "null" else _run_subprocess(args, engine, sink)
+            )
+            for record in runs:
                 emit(record)
                 records.append(record)
     return records

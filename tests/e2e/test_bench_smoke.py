@@ -2,6 +2,8 @@
 
 No timing is asserted: only that each script exits 0 and prints JSON lines with the
 expected keys, on SQLite and PostgreSQL (``ZAPBRIDGE_TEST_PG``; unreachable fails).
+The Synapse sink and the ``synapse-restart`` fault start a real local Synapse (from
+the ``matrix-synapse`` package) per run.
 """
 
 from __future__ import annotations
@@ -43,12 +45,13 @@ def run_bench(*args: str, timeout: float = 240) -> list[dict]:
     return records
 
 
-def test_relay_smoke_prints_both_sinks_on_both_databases() -> None:
+def test_relay_smoke_prints_every_sink_on_both_databases() -> None:
+    """``--sink all`` (the default): null, the Slack fake and a real local Synapse."""
     records = run_bench("bench.relay", "--db", "both")
     seen = {(r["sink"], r["db"], r["phase"].split("@")[0]) for r in records}
     assert seen == {
         (sink, db, phase)
-        for sink in ("null", "slack")
+        for sink in ("null", "slack", "synapse")
         for db in ("sqlite", "postgres")
         for phase in ("max", "paced")
     }
