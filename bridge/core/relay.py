@@ -365,7 +365,7 @@ class Relay:
             payload={"op": "send", "message": row.id, "quote": quote_id},
         )
         await self._to_frontends(ticket, {"op": "post", "message": row.id}, skip=event.frontend)
-        change = await self._tickets.record_attendant_reply(ticket.id, event.attendant.user_id)
+        change = await self._tickets.record_attendant_reply(ticket, event.attendant.user_id)
         if change is not None:
             await self.publish_change(change)
         self._metrics.messages.labels("outbound", _kind_label(content), ticket.session_key).inc()

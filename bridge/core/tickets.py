@@ -13,8 +13,10 @@ The service sends nothing and knows no frontend: it returns what should be said
 - Messages sent from the business phone itself (``from_me``) are routed but trigger
   no auto reply and never reopen a closed ticket.
 
-Every state-changing method runs in ``db.transaction()`` (a savepoint inside the
-caller's transaction). Status changes are compare-and-set, so two attendants closing
+Every state-changing method runs in a transaction. Routing a customer's message and
+recording an attendant's reply join the relay's transaction outright (``db.atomic()``:
+their failure undoes the whole message anyway); the commands' changes are savepoints
+inside the caller's transaction. Status changes are compare-and-set, so two attendants closing
 the same ticket at once get one farewell, and concurrent customer messages reopen a
 ticket once. Mistakes by attendants raise :class:`InvalidInput` with a sentence meant
 for them.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import TypeAlias
 
@@ -70,6 +72,8 @@ class TicketView:
     created_at: float
     first_response_at: float | None
     closed_at: float | None
+    contact: ContactRow | None = field(default=None, compare=False, repr=False)
+    """The contact row the view was made from (deliveries read its addresses)."""
 
     @property
     def label(self) -> str:
@@ -309,7 +313,7 @@ class TicketService:
             return None
         now = self._clock.now()
         session_id = self._session_id(session)
-        async with self._db.transaction():
+        async with self._db.atomic():
             contact, merged = await self._contact_of(session_id, message, now)
             ticket, created, reopened = await self._ticket_for(
                 session_id, contact.id, from_me=message.from_me, now=now
@@ -318,7 +322,7 @@ class TicketService:
                 session, ticket, created=created, from_me=message.from_me, now=now
             )
             view = self._view_with(ticket, contact, session.key)
-            closed = tuple([await self._view(await self._require(i)) for i in merged])
+            closed = tuple([await self.get(i) for i in merged])
         if created or reopened:
             log.info(
                 "ticket #%d %s for contact %d on %s",
@@ -433,23 +437,31 @@ class TicketService:
 
     # -- attendants ---------------------------------------------------------------
 
-    async def record_attendant_reply(self, ticket_id: int, attendant: str) -> TicketChange | None:
+    async def record_attendant_reply(
+        self, before: TicketView, attendant: str
+    ) -> TicketChange | None:
         """An attendant answered the customer: the first reply opens a pending ticket,
         takes it when nobody owns it, and feeds the first-response metric. A change
-        only when the status or the assignee changed; nothing for a closed ticket."""
+        only when the status or the assignee changed; nothing for a closed ticket.
+
+        ``before`` is the ticket as read in the caller's transaction."""
+        ticket_id = before.id
         now = self._clock.now()
-        async with self._db.transaction():
-            before = await self._require(ticket_id)
+        async with self._db.atomic():
             if before.status == CLOSED:
                 return None
-            first = await self._repos.tickets.mark_first_response(ticket_id, now=now)
+            first = before.first_response_at is None and (
+                await self._repos.tickets.mark_first_response(ticket_id, now=now)
+            )
             notice = await self._take(before, attendant, now)
-            after = await self._view(await self._require(ticket_id))
+            if not (first or notice):
+                return None  # the usual case: an open ticket that is already someone's
+            after = await self.get(ticket_id)
         if first:
             self._observe_first_response(after, now - before.created_at)
         return TicketChange(after, before.status, notice) if notice else None
 
-    async def _take(self, before: TicketRow, attendant: str, now: float) -> str | None:
+    async def _take(self, before: TicketRow | TicketView, attendant: str, now: float) -> str | None:
         if before.status == PENDING:
             won = await self._repos.tickets.transition(
                 before.id, frm=PENDING, to=OPEN, now=now, owner=attendant
@@ -531,7 +543,11 @@ class TicketService:
     # -- reading ------------------------------------------------------------------
 
     async def get(self, ticket_id: int) -> TicketView:
-        return await self._view(await self._require(ticket_id))
+        found = await self._repos.tickets.get_with_contact(ticket_id)
+        if found is None:
+            raise InvalidInput(f"no ticket #{ticket_id}")
+        ticket, contact = found
+        return self._view_with(ticket, contact, await self._key_of(ticket.session_id))
 
     async def list(
         self, session_key: str, *, status: str | None = None, limit: int = 50
@@ -583,7 +599,7 @@ class TicketService:
         if before.status == PENDING:
             await self._move(before, OPEN, now=now)
         await self._repos.tickets.set_assignee(before.id, user, now=now)
-        after = await self._view(await self._require(before.id))
+        after = await self.get(before.id)
         log.info("ticket #%d now belongs to %s", before.id, user)
         return _ChangeMaker(after, before.status)
 
@@ -626,7 +642,7 @@ class TicketService:
                 f"ticket #{before.id} changed while you acted: it is now {current.status}; "
                 "look at it again"
             )
-        return await self._view(await self._require(before.id))
+        return await self.get(before.id)
 
     async def _refuse_second_active(self, ticket: TicketRow) -> None:
         active = await self._repos.tickets.find_active(ticket.session_id, ticket.contact_id)
@@ -673,6 +689,7 @@ class TicketService:
             created_at=ticket.created_at,
             first_response_at=ticket.first_response_at,
             closed_at=ticket.closed_at,
+            contact=contact,
         )
 
     async def _key_of(self, session_id: int) -> str:

@@ -46,8 +46,17 @@ _SELECT_BY = {
 }
 
 
+ALIASED_COLUMNS = ", ".join(f"c.{f} AS c_{f}" for f in COLUMNS.split(", "))
+"""The SELECT list of a contact joined as ``c`` to another table; read with ``contact_of``."""
+
+
 def _contact(row: Row) -> ContactRow:
     return ContactRow(**{**row, "is_group": bool(row["is_group"])})
+
+
+def contact_of(row: Row) -> ContactRow:
+    """The contact in a row selected with ``ALIASED_COLUMNS``."""
+    return _contact({name: row[f"c_{name}"] for name in COLUMNS.split(", ")})
 
 
 class ContactRepository:
@@ -83,6 +92,9 @@ class ContactRepository:
         """
         if phone is None and lid is None:
             raise ValueError("a contact needs a phone or a LID")
+        known = await self._find_unchanged(session_id, phone, lid, push_name)
+        if known is not None:
+            return known  # the usual case: one read, no savepoint
         now = time.time() if now is None else now
         for _ in range(RACE_RETRIES):
             try:
@@ -160,6 +172,19 @@ class ContactRepository:
             return None
         row = await self._db.fetchrow(_SELECT_BY[column], session_id, value)
         return _contact(row) if row else None
+
+    async def _find_unchanged(
+        self, session_id: int, phone: str | None, lid: str | None, push_name: str | None
+    ) -> ContactRow | None:
+        """The contact found by its first identifier when it needs no write."""
+        found = await self._find_by(session_id, "phone", phone) if phone else None
+        if found is None and phone is None:
+            found = await self._find_by(session_id, "lid", lid)
+        if found is None or (lid is not None and found.lid != lid):
+            return None
+        if push_name is not None and push_name != found.push_name:
+            return None
+        return found
 
     async def _find_and_update(
         self, session_id: int, phone: str | None, lid: str | None, push_name: str | None, now: float

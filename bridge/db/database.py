@@ -219,6 +219,17 @@ class Database(ABC):
                 tx.active = False
                 self._current.reset(token)
 
+    @contextlib.asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """A transaction, or the caller's when there is one, without a savepoint: for
+        work whose failure undoes the caller's whole transaction anyway (an exception
+        leaving it must not be caught and the transaction carried on)."""
+        if self._active() is not None:
+            yield
+            return
+        async with self.transaction():
+            yield
+
     def in_transaction(self) -> bool:
         """Whether the current context runs inside ``transaction()``."""
         return self._active() is not None

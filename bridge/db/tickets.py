@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from bridge.db.contacts import ALIASED_COLUMNS as _C_ALIASED
+from bridge.db.contacts import ContactRow, contact_of
 from bridge.db.database import Database, DatabaseError, Row, column_list
 
 STATUSES = ("pending", "open", "closed")
@@ -56,6 +58,13 @@ _STAMP_ONCE = {
 }
 
 
+_SELECT_WITH_CONTACT = (
+    f"SELECT {_T_COLUMNS}, {_C_ALIASED} FROM tickets t "
+    "JOIN contacts c ON c.id = t.contact_id WHERE t.id = $1"
+)
+_TICKET_FIELDS = COLUMNS.split(", ")
+
+
 def _ticket(row: Row) -> TicketRow:
     return TicketRow(**row)
 
@@ -88,6 +97,13 @@ class TicketRepository:
     async def get(self, ticket_id: int) -> TicketRow | None:
         row = await self._db.fetchrow(f"SELECT {COLUMNS} FROM tickets WHERE id = $1", ticket_id)
         return _ticket(row) if row else None
+
+    async def get_with_contact(self, ticket_id: int) -> tuple[TicketRow, ContactRow] | None:
+        """The ticket and its contact, in one query."""
+        row = await self._db.fetchrow(_SELECT_WITH_CONTACT, ticket_id)
+        if row is None:
+            return None
+        return _ticket({name: row[name] for name in _TICKET_FIELDS}), contact_of(row)
 
     async def find_active(self, session_id: int, contact_id: int) -> TicketRow | None:
         """The contact's non-closed ticket, if any."""
