@@ -36,6 +36,7 @@ from bridge.model import (
     Text,
     content_from_dict,
 )
+from bridge.whatsapp.engine import derived_message_id
 from bridge.whatsapp.sessions import SessionManager
 
 log = logging.getLogger("bridge.core.deliveries")
@@ -158,9 +159,22 @@ class WhatsAppDeliveries:
         ):
             content = Text(f"*{author}:*\n{content.body}", mentions=content.mentions)
         quote = await self._quote(payload.get("quote"), to)
-        wa_id = await self._sessions.send(ticket.session_key, to, content, quote=quote)
+        wa_id = await self._sessions.send(
+            ticket.session_key,
+            to,
+            content,
+            quote=quote,
+            message_id=self.wa_id_for(ticket.session_key, message),
+        )
         await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
         self._ctx.observe_latency("whatsapp", message.created_at)
+
+    @staticmethod
+    def wa_id_for(session_key: str, message: MessageRow) -> str:
+        """The WhatsApp id ``message`` is sent with: the same on every attempt, so a
+        send repeated after a crash (sent, but ``wa_id`` not yet stored) is dropped by
+        the recipient instead of arriving twice (where the engine can choose ids)."""
+        return derived_message_id(session_key, message_id=message.id, created_at=message.created_at)
 
     async def _quote(self, message_id: int | None, customer: str) -> Quote | None:
         if message_id is None:
@@ -183,15 +197,23 @@ class WhatsAppDeliveries:
         to = (await self._ctx.customer(ticket)).address
         action = content_from_dict(action_row.content)
         key = ticket.session_key
+        chosen = self.wa_id_for(key, action_row)
         if isinstance(action, Reaction):
             sender = None if target.direction == "out" else target.sender
             wa_id = await self._sessions.react(
-                key, to, target=target.wa_id, target_sender=sender, emoji=action.emoji
+                key,
+                to,
+                target=target.wa_id,
+                target_sender=sender,
+                emoji=action.emoji,
+                message_id=chosen,
             )
         elif isinstance(action, Edit):
-            wa_id = await self._sessions.edit(key, to, target=target.wa_id, text=action.new.body)
+            wa_id = await self._sessions.edit(
+                key, to, target=target.wa_id, text=action.new.body, message_id=chosen
+            )
         elif isinstance(action, Deletion):
-            wa_id = await self._sessions.revoke(key, to, target=target.wa_id)
+            wa_id = await self._sessions.revoke(key, to, target=target.wa_id, message_id=chosen)
         else:
             raise PermanentDeliveryError(f"cannot send a {action.kind} action to WhatsApp")
         await self._ctx.repos.messages.set_wa_id(action_row.id, wa_id)

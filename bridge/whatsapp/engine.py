@@ -8,11 +8,19 @@ to one async handler, and performs sends on request. The session manager
 A session is named by its key ``"<company>/<session>"``.
 Addresses (``to``, ``chat``) are E.164 phones (``+5511987654321``), group JIDs
 (``1203…@g.us``) or LIDs (``123…@lid``): see :attr:`bridge.model.Party.address`.
+
+Outbound operations take an optional ``message_id``: the WhatsApp id the caller
+wants the new message to carry (:func:`derived_message_id` makes one per outbox
+message, the same on every retry and after a restart). WhatsApp recipients drop a
+second message with an id they already have, so an engine that honours it makes a
+resent delivery harmless. An engine that cannot choose ids ignores it and says so
+in its module docstring; the id it returns is the one to record either way.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +30,22 @@ from bridge.model import AckStatus, Content, Media, Message, Party, Quote
 
 def session_key(company: str, name: str) -> str:
     return f"{company}/{name}"
+
+
+MESSAGE_ID_PREFIX = "3EB0"  # whatsmeow's GenerateMessageID: "3EB0" + 18 uppercase hex digits
+
+
+def derived_message_id(key: str, *, message_id: int, created_at: float) -> str:
+    """A stable WhatsApp message id for our stored message ``message_id`` of session
+    ``key``, in whatsmeow's format (``3EB0`` + 18 uppercase hex digits).
+
+    The same row always gives the same id (so a resent delivery carries the id of the
+    first attempt); the session key and the row's creation time make ids of different
+    sessions, or of another install whose row numbers start over, differ in practice
+    (72 bits of SHA-256).
+    """
+    seed = f"zapbridge/{key}/{message_id}/{created_at!r}".encode()
+    return MESSAGE_ID_PREFIX + hashlib.sha256(seed).hexdigest()[:18].upper()
 
 
 @dataclass(frozen=True)
@@ -174,21 +198,42 @@ class Engine(abc.ABC):
         """Unlink the device; the session needs a new login afterwards."""
 
     @abc.abstractmethod
-    async def send(self, key: str, to: str, content: Content, *, quote: Quote | None = None) -> str:
-        """Send ``content`` to ``to``; return the new message's WhatsApp id."""
+    async def send(
+        self,
+        key: str,
+        to: str,
+        content: Content,
+        *,
+        quote: Quote | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Send ``content`` to ``to``; return the new message's WhatsApp id.
+
+        ``message_id``: the id to give the message, when the engine can (see the
+        module docstring); a repeated id is then dropped by the recipient.
+        """
 
     @abc.abstractmethod
     async def react(
-        self, key: str, to: str, *, target: str, target_sender: str | None, emoji: str
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        target_sender: str | None,
+        emoji: str,
+        message_id: str | None = None,
     ) -> str:
         """React to ``target`` (``target_sender`` None when it is our own message)."""
 
     @abc.abstractmethod
-    async def edit(self, key: str, to: str, *, target: str, text: str) -> str:
+    async def edit(
+        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
+    ) -> str:
         """Edit our message ``target``."""
 
     @abc.abstractmethod
-    async def revoke(self, key: str, to: str, *, target: str) -> str:
+    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
         """Delete our message ``target`` for everyone."""
 
     @abc.abstractmethod

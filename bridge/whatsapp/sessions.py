@@ -717,29 +717,61 @@ class SessionManager:
 
     # --- outbound -----------------------------------------------------------------
 
-    async def send(self, key: str, to: str, content: Content, *, quote: Quote | None = None) -> str:
+    async def send(
+        self,
+        key: str,
+        to: str,
+        content: Content,
+        *,
+        quote: Quote | None = None,
+        message_id: str | None = None,
+    ) -> str:
         """Send ``content`` to ``to`` (paced, in order); the new WhatsApp id.
 
+        ``message_id`` is passed to the engine (the id to give the message, so a
+        resent delivery is dropped by the recipient; see :mod:`bridge.whatsapp.engine`).
         Raises :class:`SessionNotConnected` at once when the session is not
         CONNECTED, or when it drops while the send waits its turn.
         """
-        return await self._paced(key, lambda engine: engine.send(key, to, content, quote=quote))
+        return await self._paced(
+            key,
+            lambda engine: engine.send(key, to, content, quote=quote, message_id=message_id),
+        )
 
     async def react(
-        self, key: str, to: str, *, target: str, target_sender: str | None, emoji: str
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        target_sender: str | None,
+        emoji: str,
+        message_id: str | None = None,
     ) -> str:
         return await self._paced(
             key,
             lambda engine: engine.react(
-                key, to, target=target, target_sender=target_sender, emoji=emoji
+                key,
+                to,
+                target=target,
+                target_sender=target_sender,
+                emoji=emoji,
+                message_id=message_id,
             ),
         )
 
-    async def edit(self, key: str, to: str, *, target: str, text: str) -> str:
-        return await self._paced(key, lambda engine: engine.edit(key, to, target=target, text=text))
+    async def edit(
+        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
+    ) -> str:
+        return await self._paced(
+            key,
+            lambda engine: engine.edit(key, to, target=target, text=text, message_id=message_id),
+        )
 
-    async def revoke(self, key: str, to: str, *, target: str) -> str:
-        return await self._paced(key, lambda engine: engine.revoke(key, to, target=target))
+    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
+        return await self._paced(
+            key, lambda engine: engine.revoke(key, to, target=target, message_id=message_id)
+        )
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         """Read receipts: not paced (they are not messages), but only when CONNECTED."""

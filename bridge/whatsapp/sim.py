@@ -40,6 +40,12 @@ Behaviour worth knowing (the DESIGN "/sim" contract, plus these choices):
   ``seed`` for a reproducible run; without it each engine draws a random seed, so
   a restarted bridge never reuses an id. An inbound body may carry its own
   ``"id"`` (an extension, to replay a duplicate delivery).
+- **Caller-chosen ids.** ``send``/``react``/``edit``/``revoke`` honour
+  ``message_id`` as whatsmeow's ``SendRequestExtra.ID`` does: it becomes the
+  outbound entry's ``id``. A second operation with an id the session already sent
+  is dropped the way a recipient's phone drops it: nothing is appended to the
+  outbound log and the same id is answered. The sent ids are read back from the
+  outbound log, so this holds across a bridge restart.
 - **Avatars.** An inbound body may carry ``"avatar_url"`` (an extension; an
   http(s) URL): the sender's profile picture. A ``ContactUpdateEvent`` carrying it
   is emitted when the push name or the avatar changed.
@@ -500,6 +506,7 @@ class _SimSession:
     fail_sends: int = 0
     fail_error: str = ""
     known: dict[str, _KnownMessage] = field(default_factory=dict)
+    sent_ids: set[str] = field(default_factory=set)  # ids of our outbound entries
     push_names: dict[str, str] = field(default_factory=dict)
     avatars: dict[str, str] = field(default_factory=dict)
     read_ids: list[str] = field(default_factory=list)
@@ -912,14 +919,29 @@ class SimEngine(Engine):
         return session
 
     def _record(
-        self, session: _SimSession, to: str, content: AnyContent, quote: Quote | None
+        self,
+        session: _SimSession,
+        to: str,
+        content: AnyContent,
+        quote: Quote | None,
+        message_id: str | None,
     ) -> str:
         address = _address(to)
         fields = outbound_fields(content)
+        if message_id is not None and not message_id:
+            raise PermanentDeliveryError("a chosen WhatsApp message id must not be empty")
         if session.fail_sends > 0:
             session.fail_sends -= 1
             raise EngineError(session.fail_error)
-        wa_id = self._new_id(session)
+        if message_id in session.sent_ids:
+            log.info(
+                "sim session %s: %s %s already sent; the recipient drops the repeat",
+                session.key,
+                fields["kind"],
+                message_id,
+            )
+            return message_id
+        wa_id = message_id or self._new_id(session)
         entry: dict[str, Any] = {"id": wa_id, "to": address, "timestamp": self._clock.now()}
         entry |= fields
         if quote is not None:
@@ -935,25 +957,45 @@ class SimEngine(Engine):
     @staticmethod
     def _remember_outbound(session: _SimSession, entry: Mapping[str, Any]) -> None:
         chat = _party_of(entry["to"])
+        session.sent_ids.add(entry["id"])
         session.known[entry["id"]] = _KnownMessage(
             author=None, text=_entry_preview(entry), chat=chat
         )
         if entry["kind"] == "edit":
             _apply_edit(session, entry["target"], entry["text"])
 
-    async def send(self, key: str, to: str, content: Content, *, quote: Quote | None = None) -> str:
-        return self._record(self._sending_session(key), to, content, quote)
+    async def send(
+        self,
+        key: str,
+        to: str,
+        content: Content,
+        *,
+        quote: Quote | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        return self._record(self._sending_session(key), to, content, quote, message_id)
 
     async def react(
-        self, key: str, to: str, *, target: str, target_sender: str | None, emoji: str
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        target_sender: str | None,
+        emoji: str,
+        message_id: str | None = None,
     ) -> str:
-        return self._record(self._sending_session(key), to, Reaction(target, emoji), None)
+        action = Reaction(target, emoji)
+        return self._record(self._sending_session(key), to, action, None, message_id)
 
-    async def edit(self, key: str, to: str, *, target: str, text: str) -> str:
-        return self._record(self._sending_session(key), to, Edit(target, Text(text)), None)
+    async def edit(
+        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
+    ) -> str:
+        action = Edit(target, Text(text))
+        return self._record(self._sending_session(key), to, action, None, message_id)
 
-    async def revoke(self, key: str, to: str, *, target: str) -> str:
-        return self._record(self._sending_session(key), to, Deletion(target), None)
+    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
+        return self._record(self._sending_session(key), to, Deletion(target), None, message_id)
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         self._sending_session(key).read_ids.extend(ids)

@@ -45,6 +45,17 @@ uuid) is dropped once the engine stopped it, so it cannot hit a successor.
 whatsmeow acknowledges messages to WhatsApp without waiting for these handlers
 (neonize does not wait for the coroutines it schedules): a crash between the ack
 and the handler's persistence loses that message. neonize offers no hook to change it.
+
+Caller-chosen message ids (``message_id`` of ``send``/``react``/``edit``/``revoke``)
+are **ignored**: whatsmeow takes one in ``SendRequestExtra.ID`` (and recipients drop a
+repeated id), but neonize 0.5.2 does not pass it through. Its ``send_message`` calls
+the Go export ``SendMessage(uuid, to, message)``, which has no ``extra`` argument and
+lets whatsmeow generate the id; the only export that takes a ``SendRequestExtra``,
+``SendFBMessage`` (``send_fb_message``), sends a Messenger-style
+``ConsumerApplication`` payload, not the ``waE2E.Message`` a WhatsApp chat needs. So
+with this engine a delivery whose send succeeded but whose id was not yet stored
+when the bridge died (``kill -9``, power loss) is sent again after the restart: the
+customer can see that one message twice. The sim engine honours the id.
 """
 
 from __future__ import annotations
@@ -846,7 +857,15 @@ class WhatsmeowEngine(Engine):
             if session.ops == 0:
                 session.idle.set()
 
-    async def send(self, key: str, to: str, content: Content, *, quote: Quote | None = None) -> str:
+    async def send(
+        self,
+        key: str,
+        to: str,
+        content: Content,
+        *,
+        quote: Quote | None = None,
+        message_id: str | None = None,  # ignored: see the module docstring
+    ) -> str:
         async with self._op(key) as session:
             chat = await self._resolve(session, to)
             context = await self._quote_context(session, quote) if quote else None
@@ -854,7 +873,14 @@ class WhatsmeowEngine(Engine):
             return await self._send(session, chat, message, f"sending a {content.kind} to {to}")
 
     async def react(
-        self, key: str, to: str, *, target: str, target_sender: str | None, emoji: str
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        target_sender: str | None,
+        emoji: str,
+        message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
         async with self._op(key) as session:
             chat = await self._resolve(session, to)
@@ -868,7 +894,15 @@ class WhatsmeowEngine(Engine):
             )
             return await self._send(session, chat, message, f"reacting in {to}")
 
-    async def edit(self, key: str, to: str, *, target: str, text: str) -> str:
+    async def edit(
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        text: str,
+        message_id: str | None = None,  # ignored: see the module docstring
+    ) -> str:
         async with self._op(key) as session:
             chat = await self._resolve(session, to)
             message = outbound.edit_message(
@@ -879,7 +913,14 @@ class WhatsmeowEngine(Engine):
             )
             return await self._send(session, chat, message, f"editing a message in {to}")
 
-    async def revoke(self, key: str, to: str, *, target: str) -> str:
+    async def revoke(
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        message_id: str | None = None,  # ignored: see the module docstring
+    ) -> str:
         async with self._op(key) as session:
             chat = await self._resolve(session, to)
             message = outbound.revoke_message(chat=jids.jid_to_str(chat), target=target)

@@ -122,23 +122,48 @@ class FakeEngine(Engine):
         self._record("logout", key)
         self.paired.discard(key)
 
-    async def send(self, key: str, to: str, content: Content, *, quote: Quote | None = None) -> str:
-        self._record("send", key, to=to, content=content, quote=quote)
-        return self._new_id()
+    async def send(
+        self,
+        key: str,
+        to: str,
+        content: Content,
+        *,
+        quote: Quote | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        self._record("send", key, to=to, content=content, quote=quote, message_id=message_id)
+        return message_id or self._new_id()
 
     async def react(
-        self, key: str, to: str, *, target: str, target_sender: str | None, emoji: str
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        target_sender: str | None,
+        emoji: str,
+        message_id: str | None = None,
     ) -> str:
-        self._record("react", key, to=to, target=target, target_sender=target_sender, emoji=emoji)
-        return self._new_id()
+        self._record(
+            "react",
+            key,
+            to=to,
+            target=target,
+            target_sender=target_sender,
+            emoji=emoji,
+            message_id=message_id,
+        )
+        return message_id or self._new_id()
 
-    async def edit(self, key: str, to: str, *, target: str, text: str) -> str:
-        self._record("edit", key, to=to, target=target, text=text)
-        return self._new_id()
+    async def edit(
+        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
+    ) -> str:
+        self._record("edit", key, to=to, target=target, text=text, message_id=message_id)
+        return message_id or self._new_id()
 
-    async def revoke(self, key: str, to: str, *, target: str) -> str:
-        self._record("revoke", key, to=to, target=target)
-        return self._new_id()
+    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
+        self._record("revoke", key, to=to, target=target, message_id=message_id)
+        return message_id or self._new_id()
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         self._record("mark_read", key, chat=chat, ids=ids, sender=sender)
