@@ -214,12 +214,12 @@ def _marked(line: _Line, i: int, lo: int, hi: int, depth: int) -> tuple[Inline, 
     text = line.text
     marker = text[i]
     if marker == "`" and text.startswith("``", i):
-        if text.startswith("```", i) and (i == lo or _boundary(text[i - 1])):
+        if text.startswith("```", i) and (i == lo or _boundary(line.char(i - 1))):
             close = line.fence(i + 3, hi)
             if (
                 close is not None
                 and close > i + 3
-                and (close + 3 == hi or _boundary(text[close + 3]))
+                and (close + 3 == hi or _boundary(line.char(close + 3)))
             ):
                 return Code(line.dialect.literal(text[i + 3 : close])), close + 3
         run = len(text[i:hi]) - len(text[i:hi].lstrip("`"))
@@ -230,6 +230,8 @@ def _marked(line: _Line, i: int, lo: int, hi: int, depth: int) -> tuple[Inline, 
     if close is None:
         return None
     if marker == "`":
+        if "`" in text[i + 1 : close]:
+            return None  # an inline span holds no backtick: "`a`b```" stays text
         return Code(line.dialect.literal(text[i + 1 : close])), close + 1
     children = _inline(line, i + 1, close, depth + 1)
     return _STYLES[marker](children), close + 1
