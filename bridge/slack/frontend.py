@@ -8,11 +8,19 @@ are handled by :class:`~bridge.slack.events.SlackEvents`.
 
 Receipts are not shown on Slack (``mark_receipt`` does nothing): a ✓✓ per message
 would be noise in a support thread.
+
+Posts are idempotent per ``txn_id`` through :class:`~bridge.slack.ledger.PostLedger`:
+each message carries its txn id in Slack's message metadata, and a post into a
+thread that may already hold it (the first into that thread since the process
+started, or a retry after an ambiguous failure) reads the thread first. The Web API
+client makes no retries of its own (slack_sdk retries a dropped connection once by
+default, which could post twice): the outbox retries, and the ledger checks.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -52,6 +60,7 @@ from bridge.slack.events import (
     download_private,
 )
 from bridge.slack.http import slack_routes
+from bridge.slack.ledger import FileKey, PostLedger, Thread, txn_metadata
 from bridge.slack.ratelimit import ChannelPacer, PacedApi, SlackCallError
 
 log = logging.getLogger("bridge.slack")
@@ -68,7 +77,9 @@ class SlackFrontend(Frontend):
         self._inbox: FrontendInbox | None = None
         self._http: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
-        client = AsyncWebClient(token=config.bot_token, base_url=config.api_url)
+        # No SDK retries: a blind resend of chat.postMessage after a dropped connection
+        # could post twice; the outbox retries and the ledger checks first.
+        client = AsyncWebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=[])
         self._api = PacedApi(
             client,
             pacer
@@ -78,7 +89,7 @@ class SlackFrontend(Frontend):
             bot_name=self._bot.name,
         )
         self._index = MessageIndex()
-        self._sent: dict[tuple[str, int], str] = {}  # (txn_id, part) → ts: retries skip parts
+        self._ledger = PostLedger(self._api, lambda: self._bot)  # txn parts already posted
         self._reactions: dict[tuple[str, str], str] = {}  # (channel, ts) → our reaction name
         self.app = AsyncApp(
             client=client,  # carries the bot token
@@ -167,9 +178,10 @@ class SlackFrontend(Frontend):
     # --- tickets -----------------------------------------------------------------------
 
     async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
-        return await self._once(
-            txn_id, 0, lambda: self._post_message(room, None, convert.card_message(card))
-        )
+        message = {**convert.card_message(card), "metadata": txn_metadata(txn_id, 0)}
+        root = await self._once(txn_id, 0, lambda: self._post_message(room, None, message))
+        self._ledger.trust(room, root)  # a new thread: nothing of ours in it yet
+        return root
 
     async def update_card(self, place: Place, card: TicketCard) -> None:
         if place.thread_root is None:
@@ -218,8 +230,10 @@ class SlackFrontend(Frontend):
         part: int = 0,
     ) -> str:
         body = f"{prefix}\n{text}" if prefix else text
-        args = {"text": body, **convert.author_args(author)}
-        ts = await self._once(txn_id, part, lambda: self._post_message(place.room, place, args))
+        args = {"text": body, **convert.author_args(author), "metadata": txn_metadata(txn_id, part)}
+        ts = await self._once(
+            txn_id, part, lambda: self._post_message(place.room, place, args), place=place
+        )
         self._index.remember(place.room, ts, root=place.thread_root, text=text)
         return ts
 
@@ -232,8 +246,13 @@ class SlackFrontend(Frontend):
         comment = convert.media_comment(media, author)
         if prefix:
             comment = f"{prefix}\n{comment}" if comment else prefix
+        data = media.data
         return await self._once(
-            txn_id, 0, lambda: self._upload(place, media.data or b"", filename, comment)
+            txn_id,
+            0,
+            lambda: self._upload(place, data, filename, comment),
+            place=place,
+            file=FileKey(filename, len(data)),
         )
 
     async def _contacts(
@@ -255,7 +274,8 @@ class SlackFrontend(Frontend):
             async def upload(card: ContactCard = card, vcf: bytes = vcf) -> str:
                 return await self._upload(place, vcf, convert.vcard_filename(card), "")
 
-            ids.append(await self._once(txn_id, 2 * number + 1, upload))
+            file = FileKey(convert.vcard_filename(card), len(vcf))
+            ids.append(await self._once(txn_id, 2 * number + 1, upload, place=place, file=file))
         return tuple(ids)
 
     async def _quote(self, place: Place, reply_to: str) -> str:
@@ -330,8 +350,10 @@ class SlackFrontend(Frontend):
         """Not shown on Slack (see the module docstring)."""
 
     async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
-        args = {"text": convert.text_of(text)}
-        return await self._once(txn_id, 0, lambda: self._post_message(place.room, place, args))
+        args = {"text": convert.text_of(text), "metadata": txn_metadata(txn_id, 0)}
+        return await self._once(
+            txn_id, 0, lambda: self._post_message(place.room, place, args), place=place
+        )
 
     async def post_image(
         self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
@@ -411,13 +433,17 @@ class SlackFrontend(Frontend):
             if exc.error != harmless:
                 raise
 
-    async def _once(self, txn_id: str, part: int, send: Any) -> str:
-        """Post part ``part`` of delivery ``txn_id`` unless an earlier attempt did."""
-        done = self._sent.get((txn_id, part))
-        if done is not None:
-            return done
-        ts = str(await send())
-        self._sent[(txn_id, part)] = ts
-        if len(self._sent) > 10_000:
-            self._sent.pop(next(iter(self._sent)))
-        return ts
+    async def _once(
+        self,
+        txn_id: str,
+        part: int,
+        send: Callable[[], Awaitable[str]],
+        *,
+        place: Place | None = None,
+        file: FileKey | None = None,
+    ) -> str:
+        """Post part ``part`` of delivery ``txn_id`` unless it is already there."""
+        thread: Thread | None = None
+        if place is not None and place.thread_root:
+            thread = (place.room, place.thread_root)
+        return await self._ledger.once(txn_id, part, send, thread=thread, file=file)

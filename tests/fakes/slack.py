@@ -13,11 +13,19 @@ Failures are scripted per test (``script``, ``script_fraction``); no token or ch
 name has a magic meaning. Arguments are recorded as received, except the JSON-typed
 ones (``blocks``, ``attachments``, ``files``, ``metadata``), which are decoded when
 they arrive as form strings so tests see the same shape either way.
+
+Message metadata follows Slack's reference: ``chat.postMessage``/``chat.update`` take
+``metadata`` as a JSON object ``{"event_type", "event_payload"}`` (not an object:
+``invalid_metadata_format``; a missing or malformed part: ``invalid_metadata_schema``)
+and store it on the message; ``conversations.replies`` and ``conversations.history``
+return it only with ``include_all_metadata`` true. Both read methods paginate with
+``limit`` and ``cursor`` (``has_more``, ``response_metadata.next_cursor``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -25,6 +33,7 @@ import itertools
 import json
 import mimetypes
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +46,9 @@ JsonDict = dict[str, Any]
 
 JSON_ARGS = ("blocks", "attachments", "files", "metadata")
 MAX_TEXT = 40_000
+EVENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_]+")  # "alphanumeric", snake case advised
+REPLIES_LIMIT = 1000  # conversations.replies: default and maximum page
+HISTORY_LIMIT = 100  # conversations.history: default page (maximum 1000)
 
 
 @dataclass
@@ -77,6 +89,7 @@ class _Failure:
     error: str | None
     status: int
     retry_after: int | None
+    applied: bool = False  # the call took effect; only its answer is the failure
 
 
 class SlackError(Exception):
@@ -383,14 +396,16 @@ class SlackFake:
         status: int = 200,
         retry_after: int | None = None,
         times: int = 1,
+        applied: bool = False,
     ) -> None:
         """The next ``times`` calls of ``method`` fail: ``{"ok": false, "error": error}``
         with HTTP ``status`` (200 like Slack), or HTTP 429 + ``Retry-After`` and error
-        ``ratelimited`` when ``retry_after`` is set."""
+        ``ratelimited`` when ``retry_after`` is set. With ``applied`` the call takes
+        effect first and only its answer fails (a 5xx or timeout after Slack posted)."""
         if retry_after is not None:
-            failure = _Failure(error or "ratelimited", 429, retry_after)
+            failure = _Failure(error or "ratelimited", 429, retry_after, applied)
         else:
-            failure = _Failure(error or "internal_error", status, None)
+            failure = _Failure(error or "internal_error", status, None, applied)
         self._script.add(method, failure, times)
 
     def script_fraction(
@@ -585,6 +600,8 @@ class SlackFake:
         status, headers = 200, {}
         failure = self._script.next_for(method)
         if failure is not None:
+            if failure.applied:
+                self._answer(method, args, token, parse_error)
             call.response = {"ok": False, "error": failure.error}
             status = failure.status
             if failure.retry_after is not None:
@@ -646,6 +663,7 @@ class SlackFake:
             "conversations.members": self._conversation_members,
             "conversations.join": self._conversation_join,
             "conversations.replies": self._conversation_replies,
+            "conversations.history": self._conversation_history,
             "users.info": self._user_info,
         }
 
@@ -668,6 +686,7 @@ class SlackFake:
     def _post_message(self, args: JsonDict) -> JsonDict:
         channel = self._member_channel(args)
         text = _text_of(args)
+        _check_metadata(args)
         message: JsonDict = {
             "type": "message",
             "subtype": "bot_message",
@@ -691,6 +710,7 @@ class SlackFake:
         message = self._own_message(channel.id, _required(args, "ts"), "cant_update_message")
         if not any(args.get(k) not in (None, "") for k in ("text", "blocks", "attachments")):
             raise SlackError("no_text")
+        _check_metadata(args)
         for key in ("text", "blocks", "attachments", "metadata"):
             if key in args:
                 message[key] = args[key]
@@ -860,7 +880,13 @@ class SlackFake:
         ts = _required(args, "ts", error="thread_not_found")
         if self._find(channel.id, ts) is None:
             raise SlackError("thread_not_found")
-        return {"messages": self.messages(channel.id, ts), "has_more": False}
+        return _page(self.messages(channel.id, ts), args, default_limit=REPLIES_LIMIT)
+
+    def _conversation_history(self, args: JsonDict) -> JsonDict:
+        """Top-level messages of the channel (thread replies left out), newest first."""
+        channel = self._member_channel(args)
+        found = [m for m in self.messages(channel.id) if m.get("thread_ts") in (None, m["ts"])]
+        return _page(found[::-1], args, default_limit=HISTORY_LIMIT)
 
     def _user_info(self, args: JsonDict) -> JsonDict:
         user = self._users.get(args.get("user") or "")
@@ -973,7 +999,8 @@ async def _read_args(request: web.Request) -> tuple[JsonDict, str | None, str | 
             try:
                 args[key] = json.loads(args[key])
             except json.JSONDecodeError:
-                error = error or "invalid_arguments"
+                malformed = "invalid_metadata_format" if key == "metadata" else "invalid_arguments"
+                error = error or malformed
     return args, body_token, error
 
 
@@ -1002,6 +1029,63 @@ def _required(args: JsonDict, key: str, *, error: str = "message_not_found") -> 
     if not value:
         raise SlackError(error)
     return str(value)
+
+
+def _check_metadata(args: JsonDict) -> None:
+    """Slack's rules for ``metadata``: an object with a non-empty alphanumeric
+    ``event_type`` and an ``event_payload`` object whose values are strings, numbers,
+    booleans, objects of those, or lists of such objects."""
+    metadata = args.get("metadata")
+    if metadata in (None, ""):
+        return
+    if not isinstance(metadata, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type = metadata.get("event_type")
+    payload = metadata.get("event_payload")
+    if not isinstance(event_type, str) or not EVENT_TYPE_PATTERN.fullmatch(event_type):
+        raise SlackError("invalid_metadata_schema")
+    if not isinstance(payload, dict) or not all(_payload_value(v) for v in payload.values()):
+        raise SlackError("invalid_metadata_schema")
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and value is not None
+
+
+def _flat_object(value: Any) -> bool:
+    return isinstance(value, dict) and all(_scalar(v) for v in value.values())
+
+
+def _payload_value(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_flat_object(item) for item in value)
+    return _scalar(value) or _flat_object(value)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _page(messages: list[JsonDict], args: JsonDict, *, default_limit: int) -> JsonDict:
+    """One page of ``messages`` (``limit``/``cursor``), metadata only when asked for."""
+    try:
+        limit = int(args.get("limit") or default_limit)
+    except (TypeError, ValueError):
+        raise SlackError("invalid_limit") from None
+    limit = max(1, min(limit, 1000))
+    start = 0
+    if args.get("cursor"):
+        try:
+            start = int(base64.b64decode(str(args["cursor"])).decode().removeprefix("offset:"))
+        except ValueError:
+            raise SlackError("invalid_cursor") from None
+    page = messages[start : start + limit]
+    if not _truthy(args.get("include_all_metadata")):
+        for message in page:
+            message.pop("metadata", None)
+    more = start + limit < len(messages)
+    cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+    return {"messages": page, "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
 
 def _text_of(args: JsonDict) -> str:
