@@ -101,6 +101,8 @@ class DeliveryContext:
         return row
 
     async def contact(self, ticket: TicketView) -> ContactRow:
+        if ticket.contact is not None:
+            return ticket.contact  # read with the ticket
         contact = await self.repos.contacts.get(ticket.contact_id)
         if contact is None:
             raise PermanentDeliveryError(f"the contact of ticket #{ticket.id} no longer exists")
