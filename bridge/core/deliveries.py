@@ -16,6 +16,7 @@ from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
+from bridge.core.cache import FixedFacts
 from bridge.core.frontend import Author, AuthorKind, Frontend, Place, TicketCard
 from bridge.core.metrics import Metrics
 from bridge.core.tickets import TicketService, TicketView
@@ -228,6 +229,7 @@ class FrontendDeliveries:
         self._ctx = ctx
         self._fe = frontend
         self._login_images: dict[tuple[str, str], str] = {}
+        self._places: FixedFacts[int, Place] = FixedFacts()  # a ticket's thread never moves
 
     @property
     def name(self) -> str:
@@ -286,10 +288,15 @@ class FrontendDeliveries:
                 await self.ops_room(company.id)
 
     async def _thread(self, ticket_id: int) -> Place:
+        place = self._places.get(ticket_id)
+        if place is not None:
+            return place
         ref = await self._ctx.repos.threads.get(ticket_id, self.name)
         if ref is None:
             raise DeliveryError(f"the thread of ticket #{ticket_id} is not created yet")
-        return Place(ref.room_id, ref.thread_root)
+        place = Place(ref.room_id, ref.thread_root)
+        self._places.remember(ticket_id, place)
+        return place
 
     # --- tickets -------------------------------------------------------------------
 

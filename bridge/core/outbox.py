@@ -157,18 +157,21 @@ class OutboxWorker:
                 delivered = await self._attempt(row)
             if not delivered:
                 return  # it waits for a retry (holding its key) or died (freeing it)
-            row = await self._next_due_of(row.ordering_key)
+            row = await self._finish(row)
 
-    async def _next_due_of(self, key: str) -> OutboxRow | None:
+    async def _finish(self, row: OutboxRow) -> OutboxRow | None:
+        """Mark ``row`` done; the next row of its key when that one is due already."""
         try:
-            row = await self._repo.next_for_key(key)
+            after = await self._repo.finish(row.id, row.ordering_key, now=self._clock.now())
         except BridgeError as exc:
-            log.error("cannot read the outbox: %s", exc.explanation)
+            # Delivered but not marked: the next pass delivers it again, and the
+            # executors' idempotency checks make that a no-op.
+            log.error("cannot mark outbox row %d done: %s", row.id, exc.explanation)
             return None
-        return row if row is not None and row.next_attempt_at <= self._clock.now() else None
+        return after if after is not None and after.next_attempt_at <= self._clock.now() else None
 
     async def _attempt(self, row: OutboxRow) -> bool:
-        """One delivery attempt; True when the row is done."""
+        """One delivery attempt; True when it succeeded (the caller marks it done)."""
         executor = self._executors.get(row.destination)
         if executor is None:
             await self._dead(row, f"no destination named {row.destination!r} is running")
@@ -188,7 +191,6 @@ class OutboxWorker:
             log.exception("outbox row %d to %s failed unexpectedly", row.id, row.destination)
             await self._retry(row, f"{type(exc).__name__}: {exc}", None)
             return False
-        await self._repo.mark_done(row.id, now=self._clock.now())
         return True
 
     async def _retry(self, row: OutboxRow, error: str, retry_after: float | None) -> None:

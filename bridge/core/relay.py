@@ -14,6 +14,7 @@ from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
+from bridge.core.cache import FixedFacts
 from bridge.core.commands import CommandContext, CommandRegistry, role_of
 from bridge.core.commands import Place as CommandPlace
 from bridge.core.deliveries import BOT, PHONE
@@ -80,6 +81,7 @@ class Relay:
         self._clock = clock
         self._metrics = metrics
         self.commands: CommandRegistry | None = None
+        self._thread_tickets: FixedFacts[tuple[str, str, str], int] = FixedFacts()
 
     # --- where things go ------------------------------------------------------
 
@@ -318,10 +320,17 @@ class Relay:
         root = event.place.thread_root
         if root is None:
             return None
-        ref = await self._repos.threads.find_by_root(
-            event.frontend, room_id=event.place.room, thread_root=root
-        )
-        return await self._tickets.get(ref.ticket_id) if ref else None
+        where = (event.frontend, event.place.room, root)
+        ticket_id = self._thread_tickets.get(where)
+        if ticket_id is None:
+            ref = await self._repos.threads.find_by_root(
+                event.frontend, room_id=event.place.room, thread_root=root
+            )
+            if ref is None:
+                return None
+            ticket_id = ref.ticket_id
+            self._thread_tickets.remember(where, ticket_id)  # a thread keeps its ticket
+        return await self._tickets.get(ticket_id)
 
     def _refuse(self, event: ThreadEvent, ticket: TicketView) -> Reply | None:
         company = self._config.find_company(ticket.company_id)

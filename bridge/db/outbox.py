@@ -95,6 +95,27 @@ class OutboxRepository:
         )
         return changed > 0
 
+    async def finish(
+        self, outbox_id: int, ordering_key: str, *, now: float | None = None
+    ) -> OutboxRow | None:
+        """Mark the row done and return the oldest pending row behind it on its key
+        (due or not): one round trip on PostgreSQL, where that is what costs."""
+        now = time.time() if now is None else now
+        if self._db.dialect != "postgres":
+            await self.mark_done(outbox_id, now=now)
+            return await self.next_for_key(ordering_key)
+        # The SELECT sees the table as it was before the UPDATE: skip the row itself.
+        row = await self._db.fetchrow(
+            "WITH done AS (UPDATE outbox SET status = 'done', updated_at = $2 "
+            "WHERE id = $1 AND status = 'pending' RETURNING id) "
+            f"SELECT {COLUMNS} FROM outbox WHERE ordering_key = $3 AND status = 'pending' "
+            "AND id <> $1 ORDER BY id LIMIT 1",
+            outbox_id,
+            now,
+            ordering_key,
+        )
+        return _outbox(row) if row else None
+
     async def mark_retry(
         self, outbox_id: int, *, next_at: float, error: str, now: float | None = None
     ) -> bool:

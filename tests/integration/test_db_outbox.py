@@ -30,6 +30,25 @@ async def test_outbox_roundtrip(repos: Repositories) -> None:
     assert await repos.outbox.count_pending() == 1
 
 
+async def test_finish_marks_done_and_hands_out_the_next_of_its_key(repos: Repositories) -> None:
+    outbox = repos.outbox
+    first, second, third = [
+        await outbox.enqueue("slack", ordering_key="k", payload={"n": n}, now=1.0) for n in range(3)
+    ]
+    await outbox.enqueue("slack", ordering_key="other", payload={}, now=1.0)
+    await outbox.mark_retry(third.id, next_at=50.0, error="HTTP 503", now=1.0)
+    after = await outbox.finish(first.id, "k", now=2.0)
+    assert after is not None and after.id == second.id
+    done = await outbox.get(first.id)
+    assert done is not None and (done.status, done.updated_at) == ("done", 2.0)
+    after = await outbox.finish(second.id, "k", now=3.0)
+    assert after is not None and (after.id, after.next_attempt_at) == (third.id, 50.0)  # not due
+    assert await outbox.finish(third.id, "k", now=4.0) is None
+    assert await outbox.finish(third.id, "k", now=5.0) is None  # done already: no change
+    assert (await outbox.get(third.id)).updated_at == 4.0  # type: ignore[union-attr]
+    assert await outbox.count_pending() == 1
+
+
 async def test_outbox_keeps_order_per_key(repos: Repositories) -> None:
     async def enqueue(key: str, name: str) -> int:
         row = await repos.outbox.enqueue("slack", ordering_key=key, payload={"m": name}, now=1.0)
