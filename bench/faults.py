@@ -1,22 +1,33 @@
 """Loss under faults: the bridge as a subprocess, 5,000 messages each way, faults.
 
-    python -m bench.faults [--faults kill,disconnect,slack-errors] [--db sqlite|postgres|both]
-                           [--messages 5000] [--tickets 20] [--sessions 4] [--rate 500] [--smoke]
+    python -m bench.faults [--faults kill,disconnect,slack-errors,synapse-restart]
+                           [--db sqlite|postgres|both] [--messages 5000] [--tickets 20]
+                           [--sessions 4] [--rate 500] [--synapse-down 2] [--smoke]
 
-The bridge runs as ``python -m bridge run -c <config>`` (``slack.per_channel_per_second``
-raised: the fake has no limit) with the sim engine (``auto_pair``) and Slack in
-Socket Mode against a ``SlackFake`` in this process. Customers post through
-``/sim/.../inbound`` with unique texts and explicit ids; attendants answer in the
-ticket threads through the fake's socket. Variants:
+The bridge runs as ``python -m bridge run -c <config>`` with the sim engine
+(``auto_pair``) and one chat frontend (``bench.sinks``): Slack in Socket Mode
+against a ``SlackFake`` in this process (``slack.per_channel_per_second`` raised: the
+fake has no limit), or, for ``synapse-restart``, Matrix against a real local Synapse.
+Customers post through ``/sim/.../inbound`` with unique texts and explicit ids;
+attendants answer in the ticket threads: through the fake's socket, or as the
+Matrix user ``@bob:localhost`` (``PUT /send`` with an ``m.thread`` relation, retried
+with the same transaction id while the homeserver is away, as Element does).
+Variants:
 
 - ``kill``: ``kill -9`` of the bridge once half the messages were sent, then a restart;
 - ``disconnect``: every ``--disconnect-every`` s each sim session gets a ``disconnect``
   fault (the network refuses it for ``--disconnect-seconds``);
 - ``slack-errors``: about 10 % of ``chat.postMessage`` calls answer 429 (Retry-After)
-  and another 10 % answer HTTP 503, so 20 % in all.
+  and another 10 % answer HTTP 503, so 20 % in all;
+- ``synapse-restart``: once half the messages were sent, Synapse is stopped (SIGTERM),
+  kept away ``--synapse-down`` s, and started again on the same port and data; the
+  bridge keeps running throughout.
 
 Afterwards every sink is counted by unique text: lost, duplicated, out of order per
-ticket; plus dead letters left in the outbox.
+ticket; plus dead letters left in the outbox. ``to_frontend_*`` counts the customer
+texts at the frontend named in ``frontend`` (the fake's channels, or the ghosts'
+events in the Matrix threads read back with ``/messages``); ``to_whatsapp_*`` the
+attendant texts in the sim's outbound log.
 """
 
 from __future__ import annotations
@@ -24,30 +35,46 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from bench.common import DB_CHOICES, bench_database, emit, engines, table, temp_dir
-from bench.drive import SlackDriver, loss_report
+from bench.drive import Driver, SlackDriver, loss_report
+from bench.matrix import MatrixDriver
 from bench.proc import BridgeProcess
+from bench.sinks import SETUPS, Sink
 from tests.fakes.slack import SlackFake
 
-FAULTS = ("kill", "disconnect", "slack-errors")
+FAULTS = ("kill", "disconnect", "slack-errors", "synapse-restart")
+SINK_OF = {"synapse-restart": "synapse"}  # the others run against the Slack fake
+ONE_OFF = ("kill", "synapse-restart")
 
 
-async def _kill_midway(
-    bridge: BridgeProcess, progress: asyncio.Queue[int], half: int, events: list[str]
+async def _at_half(
+    progress: asyncio.Queue[int], half: int, action: Callable[[], Awaitable[str]], events: list[str]
 ) -> None:
+    """Once ``half`` messages were sent, run ``action`` and note what it says."""
     while await progress.get() < half:
         pass
+    events.append(await action())
+
+
+async def _kill_and_restart(bridge: BridgeProcess) -> str:
     bridge.kill()
-    events.append(f"kill -9 after {half} messages")
     await asyncio.sleep(0.5)
     started = time.monotonic()
     await bridge.start()
-    events.append(f"restarted in {time.monotonic() - started:.2f} s")
+    return f"kill -9 at half, restarted in {time.monotonic() - started:.2f} s"
+
+
+async def _restart_synapse(driver: Driver, down_seconds: float) -> str:
+    assert isinstance(driver, MatrixDriver), "synapse-restart needs the synapse sink"
+    await driver.hs.restart(down_seconds=down_seconds)
+    return f"Synapse stopped at half, away {driver.hs.downtime[-1]:.2f} s"
 
 
 async def _disconnect_every(bridge: BridgeProcess, every: float, seconds: float) -> int:
@@ -70,72 +97,68 @@ async def _slack_5xx(fake: SlackFake, every: int) -> None:
         await asyncio.sleep(0.05)
 
 
+def _inject(
+    fault: str, sink: Sink, args: argparse.Namespace, *, half: int, events: list[str]
+) -> tuple[list[asyncio.Task[Any]], asyncio.Queue[int]]:
+    """Start the fault: (background tasks, the queue the driver reports progress to).
+    The first task of a one-off fault (``kill``, ``synapse-restart``) ends once done."""
+    progress: asyncio.Queue[int] = asyncio.Queue()
+    bridge, driver = sink.bridge, sink.driver
+    if fault == "kill":
+        action: Callable[[], Awaitable[str]] = functools.partial(_kill_and_restart, bridge)
+    elif fault == "synapse-restart":
+        action = functools.partial(_restart_synapse, driver, args.synapse_down)
+    elif fault == "disconnect":
+        every, seconds = args.disconnect_every, args.disconnect_seconds
+        return [asyncio.create_task(_disconnect_every(bridge, every, seconds))], progress
+    else:
+        assert isinstance(driver, SlackDriver)
+        driver.fake.script_fraction("chat.postMessage", fraction=0.1, retry_after=1, seed=7)
+        return [asyncio.create_task(_slack_5xx(driver.fake, every=10))], progress
+    return [asyncio.create_task(_at_half(progress, half, action, events))], progress
+
+
 async def run_variant(args: argparse.Namespace, fault: str, engine: str) -> dict[str, Any]:
     per_ticket = max(1, args.messages // args.tickets)
     with temp_dir("zb-faults-") as tmp:
-        async with SlackFake() as fake, bench_database(engine, Path(tmp)) as database:
-            bridge = BridgeProcess(
-                Path(tmp), db_url=database.url, sessions=args.sessions, fake=fake
-            )
-            driver = SlackDriver(bridge, fake, tickets=args.tickets)
+        async with (
+            bench_database(engine, Path(tmp)) as database,
+            SETUPS[SINK_OF.get(fault, "slack")](args, Path(tmp), database) as sink,
+        ):
+            driver = sink.driver
             events: list[str] = []
-            helpers: list[asyncio.Task[Any]] = []
+            half = per_ticket * args.tickets  # half of both directions
+            helpers, progress = _inject(fault, sink, args, half=half, events=events)
             try:
-                await bridge.start()
-                await driver.open_tickets()
-                progress: asyncio.Queue[int] = asyncio.Queue()
-                if fault == "kill":
-                    half = per_ticket * args.tickets  # half of both directions
-                    helpers.append(
-                        asyncio.create_task(_kill_midway(bridge, progress, half, events))
-                    )
-                elif fault == "disconnect":
-                    helpers.append(
-                        asyncio.create_task(
-                            _disconnect_every(
-                                bridge, args.disconnect_every, args.disconnect_seconds
-                            )
-                        )
-                    )
-                else:
-                    fake.script_fraction("chat.postMessage", fraction=0.1, retry_after=1, seed=7)
-                    helpers.append(asyncio.create_task(_slack_5xx(fake, every=10)))
                 started = time.monotonic()
                 async with asyncio.timeout(args.timeout):
                     await driver.run(per_ticket=per_ticket, rate=args.rate, on_progress=progress)
-                    if fault == "kill":
+                    if fault in ONE_OFF:
                         await helpers[0]  # the restart has finished
                 for task in helpers:
                     task.cancel()
-                fake.script_fraction(None, fraction=0)
+                if isinstance(driver, SlackDriver):
+                    driver.fake.script_fraction(None, fraction=0)
                 await driver.wait_delivered(per_ticket=per_ticket, timeout=args.timeout)
                 elapsed = time.monotonic() - started
                 await asyncio.sleep(1.0)  # late duplicates, if any, show up too
-                slack = loss_report(
-                    driver.slack_texts(), tickets=args.tickets, per_ticket=per_ticket
-                )
-                whatsapp = loss_report(
-                    await driver.whatsapp_texts(), tickets=args.tickets, per_ticket=per_ticket
-                )
+                chat, wa = await driver.counted()
                 dead = await _dead_letters(database)
             finally:
                 for task in helpers:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
-                await bridge.stop()
+    size = {"tickets": args.tickets, "per_ticket": per_ticket}
     return {
         "bench": "faults",
         "fault": fault,
         "db": engine,
+        "frontend": driver.frontend,
         "tickets": args.tickets,
         "messages_each_way": per_ticket * args.tickets,
         "seconds": round(elapsed, 2),
-        "to_slack_lost": slack["lost"],
-        "to_slack_duplicated": slack["duplicated"],
-        "to_slack_out_of_order": slack["out_of_order"],
-        "to_whatsapp_lost": whatsapp["lost"],
-        "to_whatsapp_duplicated": whatsapp["duplicated"],
-        "to_whatsapp_out_of_order": whatsapp["out_of_order"],
+        **{f"to_frontend_{k}": v for k, v in loss_report(chat, **size).items()},
+        **{f"to_whatsapp_{k}": v for k, v in loss_report(wa, **size).items()},
         "dead_letters": dead,
         "customer_resends": driver.resent,
         "attendant_redeliveries": driver.redelivered,
@@ -163,12 +186,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500, help="messages/s, both ways (0: max)")
     parser.add_argument("--disconnect-every", type=float, default=3.0)
     parser.add_argument("--disconnect-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--synapse-down", type=float, default=2.0, help="synapse-restart: s kept stopped"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--smoke", action="store_true", help="a few seconds per variant")
     args = parser.parse_args(argv)
     if args.smoke:
         args.messages, args.tickets, args.sessions, args.rate = 60, 3, 2, 200
-        args.disconnect_every, args.disconnect_seconds, args.timeout = 1.5, 0.5, 120.0
+        args.disconnect_every, args.disconnect_seconds, args.timeout = 1.5, 0.5, 60.0
+        args.synapse_down = 0.5
     unknown = set(args.faults.split(",")) - set(FAULTS)
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
@@ -189,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     records = asyncio.run(main_async(args))
     columns = [
-        "fault", "db", "messages_each_way", "seconds", "to_slack_lost", "to_slack_duplicated",
-        "to_slack_out_of_order", "to_whatsapp_lost", "to_whatsapp_duplicated",
-        "to_whatsapp_out_of_order", "dead_letters",
+        "fault", "db", "frontend", "messages_each_way", "seconds", "to_frontend_lost",
+        "to_frontend_duplicated", "to_frontend_out_of_order", "to_whatsapp_lost",
+        "to_whatsapp_duplicated", "to_whatsapp_out_of_order", "dead_letters",
     ]  # fmt: skip
     print()
     print(table(records, columns))

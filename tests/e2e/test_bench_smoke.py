@@ -24,10 +24,11 @@ RELAY_KEYS = {
 HISTORY_KEYS = {"db", "stored_messages", "tickets", "insert_seconds", "p50_ms", "p95_ms", "p99_ms"}
 SESSIONS_KEYS = {"sessions", "stagger_ms", "startup_seconds", "rss_idle_mb", "mb_per_session"}
 FAULT_KEYS = {
-    "fault", "db", "messages_each_way", "to_slack_lost", "to_slack_duplicated",
-    "to_slack_out_of_order", "to_whatsapp_lost", "to_whatsapp_duplicated",
-    "to_whatsapp_out_of_order", "dead_letters",
+    "fault", "db", "frontend", "messages_each_way", "to_frontend_lost",
+    "to_frontend_duplicated", "to_frontend_out_of_order", "to_whatsapp_lost",
+    "to_whatsapp_duplicated", "to_whatsapp_out_of_order", "dead_letters",
 }  # fmt: skip
+SLACK_FAULTS = ("kill", "disconnect", "slack-errors")
 
 
 def run_bench(*args: str, timeout: float = 240) -> list[dict]:
@@ -71,9 +72,28 @@ def test_scale_smoke_prints_history_and_sessions() -> None:
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
-def test_faults_smoke_prints_every_variant(db: str) -> None:
-    records = run_bench("bench.faults", "--db", db)
-    assert {r["fault"] for r in records} == {"kill", "disconnect", "slack-errors"}
+def test_faults_smoke_prints_every_slack_variant(db: str) -> None:
+    records = run_bench("bench.faults", "--db", db, "--faults", ",".join(SLACK_FAULTS))
+    assert {r["fault"] for r in records} == set(SLACK_FAULTS)
     for record in records:
         assert FAULT_KEYS <= record.keys()
-        assert record["db"] == db
+        assert record["db"] == db and record["frontend"] == "slack"
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_faults_smoke_synapse_restart_loses_nothing(db: str) -> None:
+    """A real Synapse stopped and started again mid-run: nothing lost toward Matrix, no
+    dead letter. Toward WhatsApp a known bridge bug can lose the attendant's first
+    messages after the restart: Synapse on SQLite numbers appservice transactions from
+    1 again, and the bridge's listener skips every transaction id it saw before
+    (bridge/matrix/appservice.py:135). Then this test is an expected failure, so it
+    starts to pass on its own once the bridge is fixed."""
+    (record,) = run_bench("bench.faults", "--db", db, "--faults", "synapse-restart")
+    assert FAULT_KEYS <= record.keys()
+    assert record["frontend"] == "matrix" and record["db"] == db
+    assert record["to_frontend_lost"] == 0
+    assert record["to_frontend_out_of_order"] == 0 and record["to_whatsapp_out_of_order"] == 0
+    assert record["dead_letters"] == 0
+    if record["to_whatsapp_lost"]:
+        pytest.xfail(f"{record['to_whatsapp_lost']} lost: Synapse reused appservice txn ids")
+    assert record["to_whatsapp_lost"] == 0
