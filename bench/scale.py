@@ -5,8 +5,7 @@
 
 History: contacts and ``--tickets`` tickets (one in ten open, each with its thread),
 then messages spread over them, each with its message ref and its ``done`` outbox
-row (the bridge never prunes done rows: ``OutboxRepository.prune_done`` has no
-caller), inserted with ``INSERT … SELECT`` over ``generate_series`` / a recursive CTE
+row (a worst case: the bridge prunes done rows an hour after delivery), inserted with ``INSERT … SELECT`` over ``generate_series`` / a recursive CTE
 in one transaction, then ``ANALYZE``. At each level, new messages both ways on open
 tickets, paced, through the null frontend; p50/p95/p99 should stay flat.
 
@@ -134,6 +133,13 @@ async def insert_history(
     await db.execute("ANALYZE")
 
 
+async def all_connected(bridge: Bridge, *, timeout: float) -> None:  # noqa: ASYNC109
+    """Until every session of ``bridge`` is CONNECTED."""
+    async with asyncio.timeout(timeout):
+        while any(str(s) != "CONNECTED" for s in bridge.sessions.statuses().values()):  # noqa: ASYNC110 - polling
+            await asyncio.sleep(0.01)
+
+
 async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, Any]]:
     records = []
     with temp_dir("zb-scale-") as tmp:
@@ -145,6 +151,7 @@ async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, A
             bridge = Bridge(config, clock=SystemClock(), frontends=[null], database=db)
             try:
                 await bridge.start()
+                await all_connected(bridge, timeout=30)
                 session_id = bridge.session_ids["acme/s0000"]
                 t0 = time.monotonic()
                 first_ticket = await insert_tickets(
@@ -227,9 +234,7 @@ async def sessions_child(count: int, stagger_ms: int) -> dict[str, Any]:
         t0 = time.monotonic()
         try:
             await bridge.start()
-            async with asyncio.timeout(count * stagger_ms / 1000 + 120):
-                while any(str(s) != "CONNECTED" for s in bridge.sessions.statuses().values()):  # noqa: ASYNC110 - polling
-                    await asyncio.sleep(0.05)
+            await all_connected(bridge, timeout=count * stagger_ms / 1000 + 120)
             started = time.monotonic() - t0
             rss_started = rss_mb()
             await asyncio.sleep(2.0)
