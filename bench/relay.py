@@ -37,6 +37,8 @@ the bridge's ``PUT``, same machine, millisecond resolution), read back afterward
 with ``/messages`` by the attendant, so reading never shifts it; toward WhatsApp the
 sim's outbound log timestamp. It includes persisting, the outbox hop and the
 delivery; for the attendant's side, Synapse's appservice push to the bridge too.
+p50/p95/p99 are over both directions; ``to_chat_p50_ms``/``_p99_ms`` (customer →
+frontend) and ``to_whatsapp_*`` (attendant → WhatsApp) split them.
 
 Direct: the same number of messages posted straight to the sinks with a minimal
 client: ``NullFrontend.post`` and ``SimEngine.send`` calls; for Slack,
@@ -98,10 +100,12 @@ def _record(
     count: int,
     elapsed: float,
     cpu: float,
-    latencies: list[float],
+    to_chat: list[float],
+    to_whatsapp: list[float],
     direct_rate: float | None,
     delivered: int,
 ) -> dict[str, Any]:
+    """One phase's figures; latencies in s, customer → chat and attendant → WhatsApp."""
     rate = delivered / elapsed if elapsed > 0 else 0.0
     return {
         "bench": "relay",
@@ -113,10 +117,17 @@ def _record(
         "seconds": round(elapsed, 3),
         "msgs_per_s": round(rate, 1),
         "cpu_ms_per_msg": round(cpu * 1000 / max(delivered, 1), 3),
-        **percentiles(latencies),
+        **percentiles(to_chat + to_whatsapp),
         "direct_msgs_per_s": round(direct_rate, 1) if direct_rate else None,
         "bridge_over_direct": round(rate / direct_rate, 3) if direct_rate else None,
+        **_one_way("to_chat", to_chat),
+        **_one_way("to_whatsapp", to_whatsapp),
     }
+
+
+def _one_way(prefix: str, latencies: list[float]) -> dict[str, float | None]:
+    figures = percentiles(latencies)
+    return {f"{prefix}_p50_ms": figures["p50_ms"], f"{prefix}_p99_ms": figures["p99_ms"]}
 
 
 # --- the null sink, in process -------------------------------------------------------
@@ -219,7 +230,8 @@ class NullRun:
             "delivered": len(ins) + len(outs),
             "elapsed": max(ends) - t0,
             "cpu": cpu,
-            "latencies": ins + outs,
+            "to_chat": ins,
+            "to_whatsapp": outs,
         }
 
     async def direct(self, count: int) -> float:
@@ -315,7 +327,8 @@ async def _subprocess_phase(
         "delivered": len(ends),
         "elapsed": max(ends.values()) - t0,
         "cpu": cpu,
-        "latencies": [ends[t] - sent.wall[t] for t in sent.wall],
+        "to_chat": [ends[t] - sent.wall[t] for t in sent.wall if t.startswith("c")],
+        "to_whatsapp": [ends[t] - sent.wall[t] for t in sent.wall if t.startswith("a")],
     }
 
 
@@ -394,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = [
         "sink", "db", "phase", "delivered", "seconds", "msgs_per_s", "cpu_ms_per_msg",
         "p50_ms", "p95_ms", "p99_ms", "direct_msgs_per_s", "bridge_over_direct",
+        "to_chat_p99_ms", "to_whatsapp_p99_ms",
     ]  # fmt: skip
     print()
     print(table(records, columns))
