@@ -10,14 +10,17 @@ Built on ``mautrix.appservice.AppService``, with its transaction endpoint replac
   persist (``DatabaseError``, or anything unexpected) answers 500 and the
   homeserver retries the whole transaction (events already handled are recognised
   by the core's event log);
-- transaction ids already acknowledged are answered ``{}`` without processing;
-  the same id arriving twice at once is processed once (a lock per id).
+- a transaction already acknowledged (the same id with the same events) is answered
+  ``{}`` without processing; the same one arriving twice at once is processed once
+  (a lock per transaction). An id reused for other events is a new transaction:
+  Synapse on SQLite numbers transactions from 1 again after it restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -129,26 +132,27 @@ class _Listener(AppService):
             log.warning("transaction refused: %s", problem.reason)
             return problem
         txn_id = request.match_info["transaction_id"]
-        lock = self._locks.setdefault(txn_id, asyncio.Lock())
+        try:
+            data = await request.json()
+        except ValueError:
+            return _error(400, "M_NOT_JSON", "the body is not JSON")
+        events = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(events, list):
+            return _error(400, "M_BAD_JSON", "no events list in the transaction")
+        key = _transaction_key(txn_id, events)
+        lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
-                if txn_id in self._acknowledged:
+                if key in self._acknowledged:
                     log.debug("transaction %s seen before: acknowledged again", txn_id)
                     return web.json_response({})
-                try:
-                    data = await request.json()
-                except ValueError:
-                    return _error(400, "M_NOT_JSON", "the body is not JSON")
-                events = data.get("events") if isinstance(data, dict) else None
-                if not isinstance(events, list):
-                    return _error(400, "M_BAD_JSON", "no events list in the transaction")
                 if not await self._process(txn_id, events):
                     return _error(500, "M_UNKNOWN", "not persisted; retry the transaction")
-                self._remember(txn_id)
+                self._remember(key)
                 return web.json_response({})
         finally:
             if not lock.locked():
-                self._locks.pop(txn_id, None)
+                self._locks.pop(key, None)
 
     async def _process(self, txn_id: str, events: list[Any]) -> bool:
         for raw in events:
@@ -183,6 +187,17 @@ class _Listener(AppService):
         self._acknowledged[txn_id] = None
         while len(self._acknowledged) > _REMEMBERED_TRANSACTIONS:
             self._acknowledged.popitem(last=False)
+
+
+def _transaction_key(txn_id: str, events: list[Any]) -> str:
+    """What makes a transaction the same one again: its id *and* its events. A
+    homeserver may reuse ids: Synapse on SQLite numbers them from 1 again after a
+    restart, so an id alone would make new events look like a retry."""
+    digest = hashlib.sha256()
+    for raw in events:
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        digest.update(str(event_id).encode() + b"\0")
+    return f"{txn_id}:{digest.hexdigest()}"
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:

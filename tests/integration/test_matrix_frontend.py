@@ -329,6 +329,24 @@ def _fake_event(room: str, event_id: str, body: str) -> dict[str, Any]:
     }
 
 
+async def test_a_transaction_id_reused_for_new_events_is_processed(
+    bridge: MatrixBridge, synapse: Homeserver, bob: MatrixUser
+) -> None:
+    """Synapse on SQLite numbers transactions from 1 again after a restart."""
+    room, root = await ticket(bridge, bob)
+    url = f"http://127.0.0.1:{synapse.as_port}/_matrix/app/v1/transactions/reused-txn"
+    headers = {"Authorization": f"Bearer {synapse.hs_token}"}
+    async with aiohttp.ClientSession() as http:
+        for n in (1, 2):
+            event = _fake_event(room, f"$reused-{n}", f"antes e depois {n}")
+            event["content"] = _in_thread(root, f"antes e depois {n}")
+            async with http.put(url, json={"events": [event]}, headers=headers) as resp:
+                assert resp.status == 200
+    await bridge.outbound(lambda m: m.get("text", "").endswith("antes e depois 2"))
+    texts = [m.get("text", "") for m in bridge.sim.outbound("acme/sales")]
+    assert [t.rpartition(" ")[2] for t in texts if "antes e depois" in t] == ["1", "2"]
+
+
 async def test_a_duplicate_transaction_is_processed_once(
     bridge: MatrixBridge, synapse: Homeserver, bob: MatrixUser
 ) -> None:
