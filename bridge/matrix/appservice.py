@@ -24,7 +24,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -32,7 +32,7 @@ from mautrix.appservice import AppService, AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixRequestError
-from mautrix.types import Event, SerializerError, UserID
+from mautrix.types import JSON, Event, SerializerError, UserID
 
 from bridge.config import AppserviceConfig, HomeserverConfig
 from bridge.errors import DatabaseError
@@ -176,7 +176,7 @@ class _Listener(AppService):
         if raw.get("state_key") is None:
             return
         try:
-            self._fix_prev_content(raw)
+            self._fix_prev_content(cast(JSON, raw))
             event = Event.deserialize(raw)
         except SerializerError:
             log.debug("state event %s not understood", raw.get("event_id"))

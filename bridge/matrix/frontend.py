@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from mautrix.api import Method, Path
+from mautrix.api import Method, Path, PathBuilder
 from mautrix.appservice import IntentAPI
 from mautrix.errors import (
     IntentError,
@@ -363,10 +363,14 @@ class MatrixFrontend(Frontend):
         if self._server_upload_limit is None:
             try:
                 async with matrix_call("read the media config"):
-                    data = await self.bot.api.request(Method.GET, "/_matrix/client/v1/media/config")
+                    data = await self.bot.api.request(
+                        Method.GET, PathBuilder("/_matrix/client/v1/media/config")
+                    )
             except DeliveryError:
                 async with matrix_call("read the media config"):
-                    data = await self.bot.api.request(Method.GET, "/_matrix/media/v3/config")
+                    data = await self.bot.api.request(
+                        Method.GET, PathBuilder("/_matrix/media/v3/config")
+                    )
             size = data.get("m.upload.size")
             self._server_upload_limit = size if isinstance(size, int) else 0
         return self._server_upload_limit or None
@@ -397,7 +401,9 @@ class MatrixFrontend(Frontend):
             "/m.annotation/m.reaction"
         )
         async with matrix_call("read reactions"):
-            data = await intent.api.request(Method.GET, path, query_params={"limit": "100"})
+            data = await intent.api.request(
+                Method.GET, PathBuilder(path), query_params={"limit": "100"}
+            )
         return [
             (e["event_id"], e["content"]["m.relates_to"].get("key", ""))
             for e in data.get("chunk", [])
@@ -450,7 +456,7 @@ class MatrixFrontend(Frontend):
         """Send one event; ``txn_id`` makes a retry of the same delivery a no-op."""
         event_type = EventType.find(kind, EventType.Class.MESSAGE)
         txn = txn_id or intent.api.get_txn_id()
-        path = Path.v3.rooms[place.room].send[event_type][txn]
+        path = Path.v3.rooms[place.room].send[str(event_type)][txn]
         async with matrix_call(what):
             data = await intent.api.request(Method.PUT, path, content)
         return str(data["event_id"])

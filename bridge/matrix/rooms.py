@@ -18,7 +18,15 @@ from typing import Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError, MNotFound
-from mautrix.types import EventType, Membership, RoomCreatePreset, RoomID, UserID
+from mautrix.types import (
+    EventType,
+    Membership,
+    MemberStateEventContent,
+    RoomCreatePreset,
+    RoomID,
+    Serializable,
+    UserID,
+)
 
 from bridge.config import CompanyConfig, SessionConfig
 
@@ -120,7 +128,8 @@ class RoomDirectory:
         present = {
             str(event.state_key)
             for event in await self._bot.get_members(room)
-            if event.content.membership in (Membership.JOIN, Membership.INVITE)
+            if isinstance(event.content, MemberStateEventContent)
+            and event.content.membership in (Membership.JOIN, Membership.INVITE)
         }
         return [user for user in users if user not in present]
 
@@ -130,6 +139,7 @@ class RoomDirectory:
                 content = await self._bot.get_state_event(room, ROOM_STATE)
             except MNotFound:
                 continue
-            if dict(content.serialize() if hasattr(content, "serialize") else content) == state:
+            found = content.serialize() if isinstance(content, Serializable) else content
+            if found == state:
                 return str(room)
         return None
