@@ -200,6 +200,11 @@ class Database(ABC):
         row = await self.fetchrow(sql, *args)
         return next(iter(row.values())) if row else None
 
+    async def delete_where(self, table: str, condition: str, *args: Any) -> int:
+        """``DELETE FROM table WHERE condition`` (clean-ups of many rows); return how
+        many rows went. ``table`` and ``condition`` are the caller's constants."""
+        return await self.execute(f"DELETE FROM {table} WHERE {condition}", *args)
+
     # -- transactions -------------------------------------------------------
 
     @contextlib.asynccontextmanager
@@ -342,6 +347,7 @@ class SQLiteDatabase(Database):
     dialect = "sqlite"
     _driver_errors = (sqlite3.Error,)
     SLOW_STATEMENT_SECONDS = 0.1
+    DELETE_BATCH = 2000
     busy_timeout_seconds = SQLITE_BUSY_TIMEOUT_MS / 1000
 
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
@@ -444,6 +450,21 @@ class SQLiteDatabase(Database):
             if took > self.SLOW_STATEMENT_SECONDS:
                 log.warning("slow SQLite statement (%.0f ms): %s", took * 1000, _short(sql))
             return cursor
+
+    async def delete_where(self, table: str, condition: str, *args: Any) -> int:
+        """In batches of ``DELETE_BATCH`` rows, letting the loop run between them:
+        statements run on the loop's thread, and a clean-up may have many rows."""
+        sql = (
+            f"DELETE FROM {table} WHERE rowid IN "
+            f"(SELECT rowid FROM {table} WHERE {condition} LIMIT {self.DELETE_BATCH})"
+        )
+        total = 0
+        while True:
+            deleted = await self.execute(sql, *args)
+            total += deleted
+            if deleted < self.DELETE_BATCH:
+                return total
+            await asyncio.sleep(0)
 
     def _wrap_error(self, exc: BaseException) -> DatabaseError:
         message = str(exc)

@@ -28,6 +28,4 @@ class ProcessedEventRepository:
 
     async def prune(self, *, before: float) -> int:
         """Forget events processed before ``before``; return how many."""
-        return await self._db.execute(
-            "DELETE FROM processed_events WHERE processed_at < $1", before
-        )
+        return await self._db.delete_where("processed_events", "processed_at < $1", before)

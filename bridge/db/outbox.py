@@ -156,6 +156,4 @@ class OutboxRepository:
 
     async def prune_done(self, *, before: float) -> int:
         """Delete delivered rows last updated before ``before``; return how many."""
-        return await self._db.execute(
-            "DELETE FROM outbox WHERE status = 'done' AND updated_at < $1", before
-        )
+        return await self._db.delete_where("outbox", "status = 'done' AND updated_at < $1", before)

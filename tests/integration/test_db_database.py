@@ -252,3 +252,15 @@ async def test_sqlite_lock_held_too_long_is_a_clear_error(tmp_path: Path) -> Non
     finally:
         other.close()
         await db.close()
+
+
+async def test_delete_where_removes_every_matching_row_in_batches(raw_db: Database) -> None:
+    db = raw_db
+    if isinstance(db, SQLiteDatabase):
+        db.DELETE_BATCH = 3  # several batches, the last one partial
+    await db.execute("CREATE TABLE stamps (n INTEGER NOT NULL)")
+    for n in range(10):
+        await db.execute("INSERT INTO stamps (n) VALUES ($1)", n)
+    assert await db.delete_where("stamps", "n < $1", 8) == 8
+    assert [row["n"] for row in await db.fetch("SELECT n FROM stamps ORDER BY n")] == [8, 9]
+    assert await db.delete_where("stamps", "n < $1", 8) == 0
