@@ -190,15 +190,23 @@ class Driver(abc.ABC):
         *,
         per_ticket: int,
         timeout: float,  # noqa: ASYNC109
+        stall: float | None = None,
         both_ways: bool = True,
     ) -> None:
-        """Until every text reached its sink, or ``timeout`` s (then counting shows loss)."""
+        """Until every text reached its sink, or ``timeout`` s, or (``stall``) nothing
+        new arrived for ``stall`` s; then counting shows what was lost."""
         want = len(self.tickets) * per_ticket
         deadline = time.monotonic() + timeout
+        arrived, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
             chat, wa = await self.counted()
-            chat_done = sum(len(set(v)) for v in chat.values()) >= want
-            if chat_done and (not both_ways or sum(len(set(v)) for v in wa.values()) >= want):
+            chat_n = sum(len(set(v)) for v in chat.values())
+            wa_n = sum(len(set(v)) for v in wa.values())
+            if chat_n >= want and (not both_ways or wa_n >= want):
+                return
+            if chat_n + wa_n != arrived:
+                arrived, last_change = chat_n + wa_n, time.monotonic()
+            elif stall is not None and time.monotonic() - last_change > stall:
                 return
             await asyncio.sleep(0.2)
 

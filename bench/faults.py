@@ -27,7 +27,10 @@ Afterwards every sink is counted by unique text: lost, duplicated, out of order 
 ticket; plus dead letters left in the outbox. ``to_frontend_*`` counts the customer
 texts at the frontend named in ``frontend`` (the fake's channels, or the ghosts'
 events in the Matrix threads read back with ``/messages``); ``to_whatsapp_*`` the
-attendant texts in the sim's outbound log.
+attendant texts in the sim's outbound log. For Matrix,
+``to_whatsapp_lost_never_pushed`` says how many of the lost attendant messages
+Synapse accepted but never pushed to the bridge's appservice (the bridge has no
+record of handling their event ids).
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ def _inject(
 
 async def run_variant(args: argparse.Namespace, fault: str, engine: str) -> dict[str, Any]:
     per_ticket = max(1, args.messages // args.tickets)
+    size = {"tickets": args.tickets, "per_ticket": per_ticket}
     with temp_dir("zb-faults-") as tmp:
         async with (
             bench_database(engine, Path(tmp)) as database,
@@ -139,16 +143,18 @@ async def run_variant(args: argparse.Namespace, fault: str, engine: str) -> dict
                     task.cancel()
                 if isinstance(driver, SlackDriver):
                     driver.fake.script_fraction(None, fraction=0)
-                await driver.wait_delivered(per_ticket=per_ticket, timeout=args.timeout)
+                await driver.wait_delivered(
+                    per_ticket=per_ticket, timeout=args.timeout, stall=args.stall
+                )
                 elapsed = time.monotonic() - started
                 await asyncio.sleep(1.0)  # late duplicates, if any, show up too
                 chat, wa = await driver.counted()
                 dead = await _dead_letters(database)
+                unpushed = await _never_pushed(database, driver, _missing(wa, **size))
             finally:
                 for task in helpers:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
-    size = {"tickets": args.tickets, "per_ticket": per_ticket}
     return {
         "bench": "faults",
         "fault": fault,
@@ -160,10 +166,41 @@ async def run_variant(args: argparse.Namespace, fault: str, engine: str) -> dict
         **{f"to_frontend_{k}": v for k, v in loss_report(chat, **size).items()},
         **{f"to_whatsapp_{k}": v for k, v in loss_report(wa, **size).items()},
         "dead_letters": dead,
+        "to_whatsapp_lost_never_pushed": unpushed,
         "customer_resends": driver.resent,
         "attendant_redeliveries": driver.redelivered,
         "events": "; ".join(events),
     }
+
+
+def _missing(found: dict[int, list[int]], *, tickets: int, per_ticket: int) -> list[str]:
+    """The attendant texts that never reached WhatsApp."""
+    return [
+        f"a{t}n{s}" for t in range(tickets) for s in range(per_ticket) if s not in found.get(t, [])
+    ]
+
+
+async def _never_pushed(database: Any, driver: Driver, lost: list[str]) -> int | None:
+    """Of the ``lost`` attendant texts on Matrix, how many the homeserver accepted but
+    never pushed to the bridge: the bridge has no record of handling their event
+    (``processed_events``). None for other frontends."""
+    if not isinstance(driver, MatrixDriver):
+        return None
+    events = driver.attendant_events()
+    db = await database.connect()
+    try:
+        handled = 0
+        for text in lost:
+            if text in events:
+                handled += bool(
+                    await db.fetchval(
+                        "SELECT 1 FROM processed_events WHERE source = 'matrix' AND event_id = $1",
+                        events[text],
+                    )
+                )
+        return sum(1 for text in lost if text in events) - handled
+    finally:
+        await db.close()
 
 
 async def _dead_letters(database: Any) -> int:
@@ -189,13 +226,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--synapse-down", type=float, default=2.0, help="synapse-restart: s kept stopped"
     )
+    parser.add_argument(
+        "--stall", type=float, default=30.0, help="stop waiting after s without an arrival"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--smoke", action="store_true", help="a few seconds per variant")
     args = parser.parse_args(argv)
     if args.smoke:
         args.messages, args.tickets, args.sessions, args.rate = 60, 3, 2, 200
         args.disconnect_every, args.disconnect_seconds, args.timeout = 1.5, 0.5, 60.0
-        args.synapse_down = 0.5
+        args.synapse_down, args.stall = 0.5, 10.0
     unknown = set(args.faults.split(",")) - set(FAULTS)
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")

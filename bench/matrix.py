@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bench.common import MATRIX_ATTENDANT, MatrixEndpoints
+from bench.common import MATRIX_ATTENDANT, MATRIX_DOMAIN, MatrixEndpoints
 from bench.drive import CUSTOMER_TEXT, Driver, Ticket
 from bench.proc import BridgeProcess
 from bridge.matrix.local_synapse import LocalSynapse, free_port
@@ -238,6 +238,7 @@ class MatrixDriver(Driver):
         self.reader = TimelineReader(self.client)
         self.rooms: dict[str, str] = {}  # session name → control room
         self._ghost_prefix = f"@{bridge.config.appservice.user_prefix}"
+        self.client_user = f"@{MATRIX_ATTENDANT}:{MATRIX_DOMAIN}"
 
     async def join_control_rooms(self, *, timeout: float = 60) -> None:  # noqa: ASYNC109
         """Accept the bridge's invitations to every session's control room."""
@@ -302,6 +303,17 @@ class MatrixDriver(Driver):
             if match:
                 arrivals.setdefault(match[0], event["origin_server_ts"] / 1000)
         return arrivals
+
+    def attendant_events(self) -> dict[str, str]:
+        """``room:event id`` of each attendant text the homeserver accepted (the key the
+        bridge records a handled Matrix event under, in ``processed_events``)."""
+        found: dict[str, str] = {}
+        for room in dict.fromkeys(t.room for t in self.tickets):
+            for event in self.reader.events[room]:
+                if event.get("sender") == self.client_user:
+                    body = str((event.get("content") or {}).get("body", ""))
+                    found.setdefault(body, f"{room}:{event['event_id']}")
+        return found
 
     def ghost_of(self, ticket: Ticket) -> str:
         """The customer's Matrix user, as seen in the thread."""
