@@ -179,7 +179,9 @@ class SlackFrontend(Frontend):
 
     async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
         message = {**convert.card_message(card), "metadata": txn_metadata(txn_id, 0)}
-        root = await self._once(txn_id, 0, lambda: self._post_message(room, None, message))
+        root = await self._once(
+            txn_id, 0, lambda: self._post_message(room, None, message), place=Place(room)
+        )
         self._ledger.trust(room, root)  # a new thread: nothing of ours in it yet
         return root
 
@@ -442,8 +444,10 @@ class SlackFrontend(Frontend):
         place: Place | None = None,
         file: FileKey | None = None,
     ) -> str:
-        """Post part ``part`` of delivery ``txn_id`` unless it is already there."""
-        thread: Thread | None = None
+        """Post part ``part`` of delivery ``txn_id`` into ``place`` (a thread, or the
+        channel itself) unless it is already there."""
         if place is not None and place.thread_root:
-            thread = (place.room, place.thread_root)
-        return await self._ledger.once(txn_id, part, send, thread=thread, file=file)
+            thread: Thread = (place.room, place.thread_root)
+            return await self._ledger.once(txn_id, part, send, thread=thread, file=file)
+        channel = place.room if place is not None else None
+        return await self._ledger.once(txn_id, part, send, channel=channel, file=file)

@@ -29,9 +29,12 @@ sending the same document twice in a row) that had been recorded before the
 restart; the resumed second one is then taken as already posted and not shown on
 Slack again.
 
-Channel-level posts (ticket cards, ops notices) are tagged but not checked: finding
-them would mean reading the channel's history; a card posted just before a crash can
-still appear twice.
+Channel-level posts (ticket cards, ops notices) are checked the same way against
+the channel's latest ``PAGE_SIZE`` top-level messages (``conversations.history``),
+once per channel after a start or an ambiguous failure: a card posted just before a
+crash is among the channel's newest messages when the bridge comes back. A card
+older than that page is posted again (it would take 200 newer cards or notices in
+the channel between the post and its resumption).
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class PostLedger:
         self._capacity = capacity
         self._sent: dict[tuple[str, int], str] = {}  # (txn id, part) → ts (or file id)
         self._trusted: set[Thread] = set()  # threads whose posts of ours are all in _sent
+        self._trusted_channels: set[str] = set()  # the same for channel-level posts
         # thread → (the delivery resumed there, the bot's file shares that may be its own)
         self._uploads: dict[Thread, tuple[str, list[dict[str, Any]]]] = {}
 
@@ -110,14 +114,18 @@ class PostLedger:
         send: Callable[[], Awaitable[str]],
         *,
         thread: Thread | None = None,
+        channel: str | None = None,
         file: FileKey | None = None,
     ) -> str:
-        """The ts of part ``part`` of ``txn_id``: found, else posted by ``send``."""
+        """The ts of part ``part`` of ``txn_id``: found, else posted by ``send``.
+        ``thread`` for a post into a thread, ``channel`` for one at channel level."""
         if thread is not None and self._uploads.get(thread, (txn_id,))[0] != txn_id:
             del self._uploads[thread]  # the next delivery: the resumed one is done
         done = self._sent.get((txn_id, part))
         if done is None and thread is not None and thread not in self._trusted:
             done = await self._find(thread, txn_id, part)
+        if done is None and thread is None and channel and channel not in self._trusted_channels:
+            done = await self._find_in_channel(channel, txn_id, part)
         if done is None and thread is not None and file is not None:
             done = self._earlier_upload(thread, txn_id, part, file)
         if done is not None:
@@ -125,8 +133,11 @@ class PostLedger:
         try:
             ts = str(await send())
         except DeliveryError as exc:
-            if thread is not None and _ambiguous(exc):
-                self._trusted.discard(thread)  # read it before the retry posts
+            if _ambiguous(exc):  # read it before the retry posts
+                if thread is not None:
+                    self._trusted.discard(thread)
+                elif channel:
+                    self._trusted_channels.discard(channel)
             raise
         self._remember((txn_id, part), ts)
         return ts
@@ -148,6 +159,22 @@ class PostLedger:
         if found is not None:
             log.info("%s part %d is already in thread %s: not posted again", txn_id, part, thread)
         return found
+
+    async def _find_in_channel(self, channel: str, txn_id: str, part: int) -> str | None:
+        """Read the channel's newest top-level messages and remember our tagged ones."""
+        args: dict[str, Any] = {"channel": channel, "limit": PAGE_SIZE}
+        args["include_all_metadata"] = True
+        found = await self._api.call("conversations_history", **args)
+        bot = self._bot()
+        for message in found.get("messages") or []:
+            tagged = txn_of(message) if bot.is_self(message) else None
+            if tagged is not None and tagged not in self._sent:
+                self._remember(tagged, str(message["ts"]))
+        self._trusted_channels.add(channel)
+        done = self._sent.get((txn_id, part))
+        if done is not None:
+            log.info("%s part %d is already in %s: not posted again", txn_id, part, channel)
+        return done
 
     async def _read_own(self, thread: Thread) -> list[dict[str, Any]]:
         """The bot's messages in ``thread``, oldest first, metadata included."""

@@ -241,3 +241,37 @@ async def test_a_notice_in_a_thread_is_idempotent_too(
     restarted = await frontends.new()
     assert await restarted.notice(place, "Ticket fechado", txn_id="zb-notice-3") == ts
     assert thread_texts(fake, place) == ["Ticket fechado"]
+
+
+async def test_a_card_posted_before_a_restart_is_not_posted_again(
+    frontends: Frontends, fake: SlackFake
+) -> None:
+    first = await frontends.new()
+    root = await first.create_thread(SALES, CARD, txn_id="zb-thread-1")  # ... then kill -9
+
+    restarted = await frontends.new()
+    posts, reads = frontends.count("chat.postMessage"), frontends.count("conversations.history")
+    assert await restarted.create_thread(SALES, CARD, txn_id="zb-thread-1") == root
+    assert frontends.count("chat.postMessage") == posts
+    assert [m["ts"] for m in fake.messages(SALES) if m.get("thread_ts") in (None, m["ts"])] == [
+        root
+    ]
+    # the channel was read once; the next card is posted at once
+    second = await restarted.create_thread(SALES, CARD, txn_id="zb-thread-2")
+    assert second != root
+    assert frontends.count("conversations.history") == reads + 1
+    assert frontends.count("chat.postMessage") == posts + 1
+
+
+async def test_a_channel_notice_after_a_lost_answer_is_checked_before_the_retry(
+    frontends: Frontends, fake: SlackFake
+) -> None:
+    frontend = await frontends.new()
+    await frontend.notice(Place(SALES), "primeiro", txn_id="zb-ops-1")  # the channel is trusted
+    fake.script("chat.postMessage", status=503, applied=True)  # posted, answer lost
+    with pytest.raises(DeliveryError):
+        await frontend.notice(Place(SALES), "CONNECTED", txn_id="zb-ops-2")
+    ts = await frontend.notice(Place(SALES), "CONNECTED", txn_id="zb-ops-2")  # the retry
+    texts = [m["text"] for m in fake.messages(SALES)]
+    assert texts.count("CONNECTED") == 1
+    assert ts == next(m["ts"] for m in fake.messages(SALES) if m["text"] == "CONNECTED")
