@@ -12,7 +12,8 @@ would be noise in a support thread.
 Posts are idempotent per ``txn_id`` through :class:`~bridge.slack.ledger.PostLedger`:
 each message carries its txn id in Slack's message metadata, and a post into a
 thread that may already hold it (the first into that thread since the process
-started, or a retry after an ambiguous failure) reads the thread first. The Web API
+started, or a retry after an ambiguous failure) reads the thread first; a card or a
+notice at channel level reads the channel's newest page the same way. The Web API
 client makes no retries of its own (slack_sdk retries a dropped connection once by
 default, which could post twice): the outbox retries, and the ledger checks.
 """
