@@ -73,6 +73,7 @@ class Driver(abc.ABC):
     """Customers through the sim, attendants through one frontend (a subclass)."""
 
     frontend = ""
+    poll_seconds = 0.05  # between reads of the sinks while waiting for arrivals
 
     def __init__(self, bridge: BridgeProcess, *, tickets: int) -> None:
         self.bridge = bridge
@@ -208,7 +209,7 @@ class Driver(abc.ABC):
                 arrived, last_change = chat_n + wa_n, time.monotonic()
             elif stall is not None and time.monotonic() - last_change > stall:
                 return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(max(self.poll_seconds, 0.2))
 
 
 class SlackDriver(Driver):

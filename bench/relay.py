@@ -319,7 +319,7 @@ async def _subprocess_phase(
             wa = await driver.whatsapp_arrivals()
             if all(t in chat or t in wa for t in sent.wall):
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(driver.poll_seconds)
     cpu = cpu_seconds(pid) - cpu0
     ends = {t: chat[t] if t.startswith("c") else wa[t] for t in sent.wall}
     return {
