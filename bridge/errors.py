@@ -55,6 +55,12 @@ class DeliveryError(BridgeError):
         super().__init__(explanation)
         self.retry_after = retry_after
 
+    @property
+    def ambiguous(self) -> bool:
+        """Whether the failed call may have taken effect all the same (a timeout, a
+        dropped connection, a 5xx): not a refusal, not a rate limit (a 429 did nothing)."""
+        return not isinstance(self, PermanentDeliveryError) and self.retry_after is None
+
 
 class PermanentDeliveryError(DeliveryError):
     """A delivery failed in a way retrying cannot fix."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -73,6 +74,8 @@ log = logging.getLogger("bridge.matrix")
 
 BOT_DISPLAY_NAME = "WhatsApp bridge"
 _THREAD_INDEX_SIZE = 50_000
+_UNSURE_LOOKBACK = 100  # events of the sender read back after an ambiguous failure
+TXN_KEY = "io.zapbridge.txn"  # in every event's content: the delivery it came from
 _IMAGE_INDEX_SIZE = 1_000
 
 JSON = dict[str, Any]
@@ -145,6 +148,7 @@ class MatrixFrontend(Frontend):
         self._images = RecentIndex(_IMAGE_INDEX_SIZE)  # image digest → the event posted
         self._member_names: dict[tuple[str, str], str] = {}
         self._server_upload_limit: int | None = None
+        self._unsure: set[tuple[str, str]] = set()  # (room, txn) sends that may have landed
         self._rooms: RoomDirectory | None = None
         self._ghosts: GhostDirectory | None = None
 
@@ -453,13 +457,51 @@ class MatrixFrontend(Frontend):
         what: str,
         kind: str = convert.MESSAGE,
     ) -> str:
-        """Send one event; ``txn_id`` makes a retry of the same delivery a no-op."""
+        """Send one event; ``txn_id`` makes a retry of the same delivery a no-op.
+
+        The homeserver recognises a repeated transaction id only while it remembers
+        it: Synapse keeps those of appservice users in memory, so a send that landed
+        just before Synapse restarted (the answer lost with the connection) would be
+        stored twice. So the event carries the txn id in its content too, and after an
+        ambiguous failure the retry first looks for it among the sender's latest
+        events in the room."""
         event_type = EventType.find(kind, EventType.Class.MESSAGE)
+        if txn_id is not None:
+            content = {**content, TXN_KEY: txn_id}
+            if (place.room, txn_id) in self._unsure:
+                found = await self._sent_before(intent, place.room, txn_id)
+                if found is not None:
+                    self._unsure.discard((place.room, txn_id))
+                    return found
         txn = txn_id or intent.api.get_txn_id()
         path = Path.v3.rooms[place.room].send[str(event_type)][txn]
-        async with matrix_call(what):
-            data = await intent.api.request(Method.PUT, path, content)
+        try:
+            async with matrix_call(what):
+                data = await intent.api.request(Method.PUT, path, content)
+        except DeliveryError as exc:
+            if txn_id is not None and exc.ambiguous:
+                self._unsure.add((place.room, txn_id))
+            raise
+        if txn_id is not None:
+            self._unsure.discard((place.room, txn_id))
         return str(data["event_id"])
+
+    async def _sent_before(self, intent: IntentAPI, room: str, txn_id: str) -> str | None:
+        """The event ``intent`` sent into ``room`` with ``txn_id``, among its latest."""
+        query = {
+            "dir": "b",
+            "limit": str(_UNSURE_LOOKBACK),
+            "filter": json.dumps({"senders": [intent.mxid]}),
+        }
+        async with matrix_call("look for a send that may have landed"):
+            data = await intent.api.request(
+                Method.GET, Path.v3.rooms[room].messages, query_params=query
+            )
+        for event in data.get("chunk") or []:
+            if (event.get("content") or {}).get(TXN_KEY) == txn_id:
+                log.info("%s reached %s before its answer was lost: not sent again", txn_id, room)
+                return str(event["event_id"])
+        return None
 
     # --- inbound ------------------------------------------------------------------------
 

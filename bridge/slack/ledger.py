@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.errors import DeliveryError, PermanentDeliveryError
+from bridge.errors import DeliveryError
 from bridge.slack.events import BotIdentity
 from bridge.slack.ratelimit import PacedApi, SlackCallError
 
@@ -80,12 +80,6 @@ class FileKey:
 
     name: str
     size: int
-
-
-def _ambiguous(exc: DeliveryError) -> bool:
-    """Whether the failed call may have reached Slack all the same: not a permanent
-    refusal, not a rate limit (Slack answered 429 and did nothing)."""
-    return not isinstance(exc, PermanentDeliveryError) and exc.retry_after is None
 
 
 class PostLedger:
@@ -133,7 +127,7 @@ class PostLedger:
         try:
             ts = str(await send())
         except DeliveryError as exc:
-            if _ambiguous(exc):  # read it before the retry posts
+            if exc.ambiguous:  # read it before the retry posts
                 if thread is not None:
                     self._trusted.discard(thread)
                 elif channel:

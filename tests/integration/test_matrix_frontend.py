@@ -11,8 +11,11 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from mautrix.errors import MatrixConnectionError
 from mautrix.types import RoomID
 
+from bridge.core.frontend import Place
+from bridge.errors import DeliveryError
 from tests.conftest import open_test_database
 from tests.harness.synapse import (
     Homeserver,
@@ -362,3 +365,34 @@ async def test_a_duplicate_transaction_is_processed_once(
     await bridge.outbound(lambda m: m.get("text", "").endswith("uma vez"))
     texts = [m.get("text", "") for m in bridge.sim.outbound("acme/sales")]
     assert sum(t.endswith("uma vez") for t in texts) == 1
+
+
+async def test_a_send_whose_answer_was_lost_is_looked_for_before_it_is_sent_again(
+    bridge: MatrixBridge, bob: MatrixUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event reached Synapse but the answer did not reach the bridge (Synapse
+    restarting, say). Synapse remembers appservice txn ids only in memory, so the retry
+    must find the event instead of sending it again."""
+    room, root = await ticket(bridge, bob)
+    api = bridge.frontend.bot.api
+    real_request = api.request
+    sends: list[str] = []
+
+    async def answer_lost_once(method: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await real_request(method, path, *args, **kwargs)
+        if "/send/" in str(path):
+            sends.append(str(path))
+            if len(sends) == 1:
+                raise MatrixConnectionError("connection reset while reading the answer")
+        return result
+
+    monkeypatch.setattr(api, "request", answer_lost_once)
+    place = Place(room, root)
+    with pytest.raises(DeliveryError) as lost:
+        await bridge.frontend.notice(place, "aviso único", txn_id="zb-notice-lost")
+    assert lost.value.ambiguous
+    event_id = await bridge.frontend.notice(place, "aviso único", txn_id="zb-notice-lost")
+    assert len(sends) == 1  # found, not sent again
+    shown = [e for e in await bob.messages(room) if e["content"].get("body") == "aviso único"]
+    assert [e["event_id"] for e in shown] == [event_id]
+    assert shown[0]["content"]["io.zapbridge.txn"] == "zb-notice-lost"
