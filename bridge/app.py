@@ -348,7 +348,7 @@ def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
     if config.uses_matrix:
         from bridge.matrix.frontend import MatrixFrontend
 
-        frontends.append(MatrixFrontend(config))
+        frontends.append(MatrixFrontend(config, clock=clock))
     if config.slack.enabled:
         from bridge.slack import SlackFrontend
 

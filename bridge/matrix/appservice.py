@@ -37,11 +37,12 @@ from mautrix.types import JSON, Event, SerializerError, UserID
 from bridge.config import AppserviceConfig, HomeserverConfig
 from bridge.errors import DatabaseError
 
-__all__ = ["BridgeAppService", "EventHandler", "retry_after_of_last_429"]
+__all__ = ["BridgeAppService", "EventHandler", "TransactionHook", "retry_after_of_last_429"]
 
 log = logging.getLogger("bridge.matrix.appservice")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+TransactionHook = Callable[[str, list[Any]], None]  # (transaction id, its events)
 
 _REMEMBERED_TRANSACTIONS = 10_000
 
@@ -86,6 +87,7 @@ class _Listener(AppService):
     """mautrix's AppService with a transaction endpoint that acknowledges late."""
 
     handle_raw_event: EventHandler | None = None
+    note_transaction: TransactionHook | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -139,6 +141,8 @@ class _Listener(AppService):
         events = data.get("events") if isinstance(data, dict) else None
         if not isinstance(events, list):
             return _error(400, "M_BAD_JSON", "no events list in the transaction")
+        if self.note_transaction is not None:
+            self.note_transaction(txn_id, events)
         key = _transaction_key(txn_id, events)
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
@@ -238,6 +242,11 @@ class BridgeAppService:
     def on_event(self, handler: EventHandler) -> None:
         """``handler`` gets every event of every transaction, awaited before the ack."""
         self._listener.handle_raw_event = handler
+
+    def on_transaction(self, hook: TransactionHook) -> None:
+        """``hook`` sees every transaction's id and events as it arrives, before they
+        are handled (the catch-up watches the ids for a homeserver restart)."""
+        self._listener.note_transaction = hook
 
     async def start(self, *, bot_name: str) -> None:
         """Listen on ``appservice.hostname:port``; register the bot and name it."""

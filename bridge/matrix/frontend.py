@@ -36,6 +36,7 @@ from mautrix.errors import (
 )
 from mautrix.types import EventType, RoomID, UserID
 
+from bridge.clock import Clock, SystemClock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.frontend import (
     Attendant,
@@ -51,6 +52,7 @@ from bridge.core.frontend import (
 from bridge.errors import BridgeError, DatabaseError, DeliveryError, PermanentDeliveryError
 from bridge.matrix import convert
 from bridge.matrix.appservice import BridgeAppService, retry_after_of_last_429
+from bridge.matrix.catchup import HomeserverWatch, homeserver_watch
 from bridge.matrix.ghosts import GhostDirectory
 from bridge.matrix.rooms import RoomDirectory
 from bridge.model import (
@@ -138,8 +140,16 @@ class RecentIndex:
 class MatrixFrontend(Frontend):
     name = "matrix"
 
-    def __init__(self, config: Config, *, service: BridgeAppService | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        service: BridgeAppService | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._config = config
+        self._clock = clock or SystemClock()
+        self._watch: HomeserverWatch | None = None  # catch-up after a homeserver restart
         # built in start(): mautrix binds its aiohttp app to the loop running then
         self._given_service = service
         self._running_service: BridgeAppService | None = None
@@ -175,8 +185,28 @@ class MatrixFrontend(Frontend):
             prefix=self._config.appservice.user_prefix,
             domain=self._config.homeserver.domain,
         )
+        await self._start_watch()
+
+    async def _start_watch(self) -> None:
+        self._watch = homeserver_watch(
+            bot=self.bot,
+            handle=self.handle_event,
+            companies=[company.id for company in self._config.companies],
+            clock=self._clock,
+        )
+        self._service.on_transaction(self._watch.note_transaction)
+        await self._watch.start()
+
+    @property
+    def watch(self) -> HomeserverWatch:
+        """The homeserver watch that runs catch-ups (see :mod:`bridge.matrix.catchup`)."""
+        if self._watch is None:
+            raise BridgeError("the Matrix frontend is not started")
+        return self._watch
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
         if self._running_service is not None:
             await self._running_service.stop()
 

@@ -1,0 +1,303 @@
+"""Catch-up after the homeserver comes back: events it accepted but never pushed.
+
+Synapse can lose appservice events when it restarts (element-hq/synapse#11637):
+events accepted while a push was in flight are marked handled and held only in
+memory, so a stop drops them. They are in its database, so the bridge reads them
+back itself:
+
+- :class:`HomeserverWatch` pings ``GET /_matrix/client/versions`` every
+  ``PING_INTERVAL_SECONDS`` and notes "unreachable since T" → "reachable again";
+  the recovery asks for a catch-up since T. A restart too short for the pings to
+  see is caught by the appservice's transaction ids: Synapse on SQLite numbers
+  them from 1 again after a restart, so an id lower than the previous one asks
+  for a catch-up since the previous transaction arrived.
+- :class:`RoomCatchUp` pages each control room backwards as the bot until
+  ``MARGIN_SECONDS`` before T (at most ``PAGE_LIMIT`` pages), then feeds the events
+  oldest first to the appservice's handler. The core skips the events it handled
+  before (by event id), so feeding them again is harmless.
+
+One catch-up runs at a time; requests arriving meanwhile are merged into one next
+run (a flapping homeserver does not stack them). A failed catch-up is logged and
+its window is added to the next request. Recovered events reach WhatsApp after any
+newer event pushed meanwhile: their order toward the customer is not restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import aiohttp
+from mautrix.api import Method, Path
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixConnectionError, MatrixRequestError, MNotFound
+from mautrix.types import Serializable
+
+from bridge.clock import Clock
+from bridge.matrix.rooms import ROOM_STATE
+
+__all__ = ["HomeserverWatch", "PushLog", "RoomCatchUp", "homeserver_watch"]
+
+log = logging.getLogger("bridge.matrix.catchup")
+
+PING_INTERVAL_SECONDS = 2.0
+PING_TIMEOUT_SECONDS = 5.0
+MARGIN_SECONDS = 120.0  # before the outage: pushes in flight, clock skew
+PAGE_SIZE = 100
+PAGE_LIMIT = 20
+_REMEMBERED_EVENTS = 50_000
+
+JSON = dict[str, Any]
+Ping = Callable[[], Awaitable[bool]]
+CatchUp = Callable[[float], Awaitable[bool]]  # since (epoch s) → whether it all worked
+EventHandler = Callable[[JSON], Awaitable[None]]
+_UNREACHABLE = (MatrixRequestError, MatrixConnectionError, aiohttp.ClientError, TimeoutError)
+
+
+class PushLog:
+    """What the appservice was pushed: the events (bounded, oldest forgotten first),
+    and the last transaction id with the time it came."""
+
+    def __init__(self, size: int = _REMEMBERED_EVENTS) -> None:
+        self._events: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._last: tuple[int, float] | None = None  # (transaction number, arrival)
+
+    def note(self, txn_id: str, events: Iterable[Any], *, now: float) -> float | None:
+        """Record a transaction; returns when the previous one came if this id is
+        lower than the previous one (a sign that the homeserver restarted)."""
+        for raw in events:
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            if isinstance(event_id, str):
+                self._remember(event_id)
+        number = int(txn_id) if txn_id.isdigit() else None
+        if number is None:
+            return None
+        previous, self._last = self._last, (number, now)
+        return previous[1] if previous is not None and number < previous[0] else None
+
+    def was_pushed(self, event_id: str) -> bool:
+        return event_id in self._events
+
+    def _remember(self, event_id: str) -> None:
+        self._events[event_id] = None
+        self._events.move_to_end(event_id)
+        while len(self._events) > self._size:
+            self._events.popitem(last=False)
+
+
+class HomeserverWatch:
+    """Pings the homeserver and runs ``catch_up(since)`` when it comes back or shows
+    a sign of a restart. ``start`` then ``stop``."""
+
+    def __init__(
+        self,
+        *,
+        ping: Ping,
+        catch_up: CatchUp,
+        clock: Clock,
+        interval: float = PING_INTERVAL_SECONDS,
+        pushes: PushLog | None = None,
+    ) -> None:
+        self._ping = ping
+        self._catch_up = catch_up
+        self._clock = clock
+        self._interval = interval
+        self.pushes = pushes or PushLog()
+        self._down_since: float | None = None
+        self._owed: float | None = None  # the earliest "since" asked for and not yet run
+        self._failed: float | None = None  # the window of a failed run, for the next one
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.runs = 0  # catch-ups finished (for tests and logs)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._watch(), name="matrix-homeserver-watch"),
+            asyncio.create_task(self._work(), name="matrix-catch-up"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def request(self, since: float) -> None:
+        """Ask for a catch-up of the events since ``since`` (merged with any pending)."""
+        if self._failed is not None:
+            since, self._failed = min(since, self._failed), None
+        self._owed = since if self._owed is None else min(self._owed, since)
+        self._wake.set()
+
+    def note_transaction(self, txn_id: str, events: list[Any]) -> None:
+        """The appservice's hook: every transaction pushed, before it is processed."""
+        previous = self.pushes.note(txn_id, events, now=self._clock.now())
+        if previous is not None:
+            log.info("transaction %s is numbered below the last one: a restart", txn_id)
+            self.request(previous)
+
+    async def _watch(self) -> None:
+        while True:
+            self._observe(await self._ping())
+            await self._clock.sleep(self._interval)
+
+    def _observe(self, up: bool) -> None:
+        now = self._clock.now()
+        if not up:
+            if self._down_since is None:
+                self._down_since = now
+                log.warning("the homeserver is unreachable")
+            return
+        if self._down_since is not None:
+            since, self._down_since = self._down_since, None
+            log.info("the homeserver is reachable again after %.1f s", now - since)
+            self.request(since)
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            since, self._owed = self._owed, None
+            if since is not None:
+                await self._run(since)
+
+    async def _run(self, since: float) -> None:
+        try:
+            done = await self._catch_up(since)
+        except Exception:  # the boundary: the frontend keeps running, the next one retries
+            log.exception("the catch-up since %.0f failed; retried at the next recovery", since)
+            done = False
+        if not done:
+            self._failed = since if self._failed is None else min(self._failed, since)
+        self.runs += 1
+
+
+class RoomCatchUp:
+    """Reads back the bridge's control rooms since an outage and feeds their events
+    to the appservice's handler, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        bot: IntentAPI,
+        handle: EventHandler,
+        companies: Iterable[str],
+        pushes: PushLog,
+        margin: float = MARGIN_SECONDS,
+        page_limit: int = PAGE_LIMIT,
+    ) -> None:
+        self._bot = bot
+        self._handle = handle
+        self._companies = frozenset(companies)
+        self._pushes = pushes
+        self._margin = margin
+        self._page_limit = page_limit
+
+    async def __call__(self, since: float) -> bool:
+        try:
+            rooms = await self.control_rooms()
+        except _UNREACHABLE as exc:
+            log.warning("catch-up: cannot list the control rooms: %s", exc)
+            return False
+        results = [await self._room(room, since) for room in rooms]
+        return all(results)
+
+    async def control_rooms(self) -> list[str]:
+        """The joined rooms whose ``io.zapbridge.room`` state names one of our
+        companies' control rooms."""
+        found = []
+        for room in await self._bot.get_joined_rooms():
+            try:
+                content = await self._bot.get_state_event(room, ROOM_STATE)
+            except MNotFound:
+                continue
+            state = content.serialize() if isinstance(content, Serializable) else content
+            if state.get("kind") == "control" and state.get("company") in self._companies:
+                found.append(str(room))
+        return found
+
+    async def _room(self, room: str, since: float) -> bool:
+        try:
+            events = await self._events_since(room, since - self._margin)
+            new = await self._feed(room, events)
+        except Exception as exc:  # the boundary of one room: the others still run
+            log.warning(
+                "catch-up of room %s failed; retried at the next recovery: %s",
+                room,
+                exc,
+                exc_info=True,
+            )
+            return False
+        log.info("catch-up of room %s: %d events re-examined, %d new", room, len(events), new)
+        return True
+
+    async def _events_since(self, room: str, cutoff: float) -> list[JSON]:
+        """The room's events from ``cutoff`` (epoch s) on, oldest first."""
+        cutoff_ms = cutoff * 1000
+        found: list[JSON] = []
+        token: str | None = None
+        for _ in range(self._page_limit):
+            chunk, token = await self._page(room, token)
+            found += [e for e in chunk if _timestamp(e) >= cutoff_ms]
+            if not chunk or token is None or any(_timestamp(e) < cutoff_ms for e in chunk):
+                return found[::-1]
+        log.warning(
+            "catch-up of room %s stopped after %d pages: older events not re-examined",
+            room,
+            self._page_limit,
+        )
+        return found[::-1]
+
+    async def _page(self, room: str, token: str | None) -> tuple[list[JSON], str | None]:
+        query = {"dir": "b", "limit": str(PAGE_SIZE)}
+        if token is not None:
+            query["from"] = token
+        data = await self._bot.api.request(
+            Method.GET, Path.v3.rooms[room].messages, query_params=query
+        )
+        chunk = [e for e in data.get("chunk") or [] if isinstance(e, dict)]
+        end = data.get("end")
+        return chunk, end if isinstance(end, str) else None
+
+    async def _feed(self, room: str, events: list[JSON]) -> int:
+        """Hand ``events`` to the handler; returns how many were never pushed to us."""
+        new = 0
+        for raw in events:
+            raw.setdefault("room_id", room)
+            new += not self._pushes.was_pushed(str(raw.get("event_id")))
+            await self._handle(raw)
+        return new
+
+
+def _timestamp(event: JSON) -> float:
+    stamp = event.get("origin_server_ts")
+    return float(stamp) if isinstance(stamp, int | float) else 0.0
+
+
+def pinger(bot: IntentAPI, *, timeout: float = PING_TIMEOUT_SECONDS) -> Ping:
+    """``GET /_matrix/client/versions`` (no auth): whether the homeserver answers 200."""
+    url = bot.api.base_url / "_matrix/client/versions"
+    limit = aiohttp.ClientTimeout(total=timeout)
+
+    async def ping() -> bool:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+            async with bot.api.session.get(url, timeout=limit) as response:
+                return response.status == 200
+        return False
+
+    return ping
+
+
+def homeserver_watch(
+    *, bot: IntentAPI, handle: EventHandler, companies: Iterable[str], clock: Clock
+) -> HomeserverWatch:
+    """The watch of the Matrix frontend: pings through the bot's HTTP session, catches
+    up the control rooms of ``companies`` through ``handle``."""
+    pushes = PushLog()
+    catch_up = RoomCatchUp(bot=bot, handle=handle, companies=companies, pushes=pushes)
+    return HomeserverWatch(ping=pinger(bot), catch_up=catch_up, clock=clock, pushes=pushes)

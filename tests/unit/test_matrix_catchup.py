@@ -1,0 +1,193 @@
+"""The homeserver watch of :mod:`bridge.matrix.catchup` with a fake clock and a
+scripted ping: when catch-ups run, with which "since", and that they never stack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bridge.clock import FakeClock
+from bridge.matrix.catchup import HomeserverWatch, PushLog
+
+START = 1_000.0
+INTERVAL = 2.0
+
+
+class ScriptedPing:
+    """Answers the pings from a script of up/down; the last answer repeats."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.script = list(answers)
+        self.last = answers[-1]
+        self.calls = 0
+
+    async def __call__(self) -> bool:
+        self.calls += 1
+        if self.script:
+            self.last = self.script.pop(0)
+        return self.last
+
+    def then(self, *answers: bool) -> None:
+        """From the next ping on, answer ``answers`` (the last one repeating)."""
+        self.script = list(answers)
+
+
+class RecordedCatchUp:
+    """Records each catch-up's "since"; ``hold`` keeps the next ones running."""
+
+    def __init__(self) -> None:
+        self.since: list[float] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.cancelled = False
+        self.results: list[bool] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self, since: float) -> bool:
+        self.since.append(since)
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        finally:
+            self.running -= 1
+        return self.results.pop(0) if self.results else True
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(start=START)
+
+
+@pytest.fixture
+def catch_up() -> RecordedCatchUp:
+    return RecordedCatchUp()
+
+
+@pytest.fixture
+def ping() -> ScriptedPing:
+    return ScriptedPing(True)
+
+
+@pytest.fixture
+async def watch(
+    clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
+) -> AsyncIterator[HomeserverWatch]:
+    watch = HomeserverWatch(ping=ping, catch_up=catch_up, clock=clock, interval=INTERVAL)
+    await watch.start()
+    yield watch
+    catch_up.release.set()
+    await watch.stop()
+
+
+async def test_a_homeserver_always_up_needs_no_catch_up(
+    watch: HomeserverWatch, clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
+) -> None:
+    await clock.advance(60)
+    assert ping.calls >= 30
+    assert catch_up.since == []
+
+
+async def test_down_then_up_runs_one_catch_up_since_the_first_failed_ping(
+    watch: HomeserverWatch, clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
+) -> None:
+    await clock.advance(INTERVAL)  # pings at START and START + 2 answered
+    ping.then(False, False, False, True)  # down at +4, +6, +8; up at +10
+    await clock.advance(30)
+    assert catch_up.since == [START + 2 * INTERVAL]
+    assert watch.runs == 1
+
+
+async def test_a_flapping_homeserver_does_not_stack_catch_ups(
+    watch: HomeserverWatch, clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
+) -> None:
+    catch_up.release.clear()  # the first catch-up takes long
+    ping.then(False, True, False, True, False, False, True)
+    await clock.advance(30)
+    # down at +2, up at +4: its catch-up runs; down at +6 and +10, each followed by a
+    # recovery while it runs: those two wait, merged into one
+    assert catch_up.since == [START + INTERVAL]
+    catch_up.release.set()
+    await clock.advance(30)
+    assert catch_up.since == [START + INTERVAL, START + 3 * INTERVAL]  # the earliest
+    assert catch_up.most_at_once == 1
+
+
+async def test_a_failed_catch_up_is_retried_at_the_next_recovery(
+    watch: HomeserverWatch, clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
+) -> None:
+    catch_up.results = [False]
+    ping.then(False, True)  # down at +2, up at +4: the catch-up fails
+    await clock.advance(10)
+    assert catch_up.since == [START + INTERVAL]
+    ping.then(False, True)  # down at +12, up at +14
+    await clock.advance(10)
+    assert catch_up.since == [START + INTERVAL] * 2  # the failed window is covered again
+    await clock.advance(10)
+    assert len(catch_up.since) == 2
+
+
+async def test_a_catch_up_that_raises_does_not_stop_the_watch(
+    clock: FakeClock, ping: ScriptedPing
+) -> None:
+    since: list[float] = []
+
+    async def failing(at: float) -> bool:
+        since.append(at)
+        raise RuntimeError("boom")
+
+    watch = HomeserverWatch(ping=ping, catch_up=failing, clock=clock, interval=INTERVAL)
+    await watch.start()
+    try:
+        ping.then(False, True)
+        await clock.advance(10)
+        ping.then(False, True)
+        await clock.advance(10)
+        assert since == [START, START]
+    finally:
+        await watch.stop()
+
+
+async def test_stop_cancels_a_running_catch_up_and_the_pings(
+    clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
+) -> None:
+    watch = HomeserverWatch(ping=ping, catch_up=catch_up, clock=clock, interval=INTERVAL)
+    await watch.start()
+    catch_up.release.clear()
+    ping.then(False, True)
+    await clock.advance(10)
+    assert catch_up.running == 1
+    await watch.stop()
+    assert catch_up.cancelled and catch_up.running == 0
+    calls = ping.calls
+    await clock.advance(60)
+    assert ping.calls == calls  # no more pings
+
+
+async def test_a_lower_transaction_id_asks_for_a_catch_up_since_the_previous_one(
+    watch: HomeserverWatch, clock: FakeClock, catch_up: RecordedCatchUp
+) -> None:
+    watch.note_transaction("41", [{"event_id": "$a"}])
+    await clock.advance(5)
+    watch.note_transaction("42", [{"event_id": "$b"}])
+    watch.note_transaction("42", [{"event_id": "$b"}])  # a retry: the same id
+    await clock.advance(5)
+    assert catch_up.since == []
+    watch.note_transaction("1", [{"event_id": "$c"}])  # numbered from 1 again
+    await clock.settle()
+    assert catch_up.since == [START + 5]  # when transaction 42 came
+    assert watch.pushes.was_pushed("$b") and not watch.pushes.was_pushed("$z")
+
+
+def test_the_push_log_forgets_the_oldest_events_first() -> None:
+    pushes = PushLog(size=2)
+    for txn, event in (("1", "$a"), ("2", "$b"), ("3", "$c")):
+        assert pushes.note(txn, [{"event_id": event}, "not an event"], now=START) is None
+    assert [pushes.was_pushed(e) for e in ("$a", "$b", "$c")] == [False, True, True]
+    assert pushes.note("not-a-number", [], now=START) is None
