@@ -266,11 +266,14 @@ async def paced_lanes(
     rate: float,
 ) -> None:
     """Each lane calls ``send(*lane, seq)`` for ``per_lane`` sequence numbers from
-    ``offset``, one at a time; ``rate`` messages/s over all lanes (0: unpaced)."""
+    ``offset``, one at a time; ``rate`` messages/s over all lanes (0: unpaced). The
+    lanes' schedules are staggered by ``1 / rate``, so messages arrive evenly
+    rather than in one burst per lane period."""
     gap = len(lanes) / rate if rate > 0 else 0.0
+    t0 = time.monotonic()
 
-    async def one(lane: tuple[Any, ...]) -> None:
-        start = time.monotonic()
+    async def one(index: int, lane: tuple[Any, ...]) -> None:
+        start = t0 + index / rate if rate > 0 else t0
         for n in range(per_lane):
             if gap:
                 delay = start + n * gap - time.monotonic()
@@ -278,7 +281,7 @@ async def paced_lanes(
                     await asyncio.sleep(delay)
             await send(*lane, offset + n)
 
-    await asyncio.gather(*(one(lane) for lane in lanes))
+    await asyncio.gather(*(one(index, lane) for index, lane in enumerate(lanes)))
 
 
 def loss_report(found: dict[int, list[int]], *, tickets: int, per_ticket: int) -> dict[str, int]:

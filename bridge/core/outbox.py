@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from bridge.clock import Clock
 from bridge.core.metrics import Metrics
@@ -63,6 +63,7 @@ class OutboxWorker:
         ]
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[str] = set()
+        self._recheck: set[str] = set()  # keys woken while in flight
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -81,10 +82,22 @@ class OutboxWorker:
         """Run ``hook`` with the current time at each periodic clean-up."""
         self._prune_hooks.append((what, hook))
 
-    def wake(self) -> None:
-        """New rows were committed: look for work now instead of at the next poll."""
+    def wake(self, keys: Iterable[str] | None = None) -> None:
+        """New rows were committed: look for work now instead of at the next poll.
+
+        With ``keys`` (the ordering keys the rows went to), only those keys are
+        looked at: a key not in flight starts draining, a key in flight is drained
+        again once its current drain ends (its rows may have been committed after
+        the drain last looked). Without, a pass over the whole outbox."""
         self._idle.clear()
-        self._wake.set()
+        if keys is None:
+            self._wake.set()
+            return
+        for key in keys:
+            if key in self._in_flight:
+                self._recheck.add(key)
+            else:
+                self._start(key, None)
 
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="outbox")
@@ -135,29 +148,46 @@ class OutboxWorker:
             return 0
         started = 0
         for row in rows:
-            if row.ordering_key in self._in_flight:
-                continue
-            self._in_flight.add(row.ordering_key)
-            task = asyncio.create_task(self._drain_key(row), name=f"outbox-{row.id}")
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._finished, key=row.ordering_key))
-            started += 1
+            if row.ordering_key not in self._in_flight:
+                self._start(row.ordering_key, row)
+                started += 1
         return started
+
+    def _start(self, key: str, row: OutboxRow | None) -> None:
+        """Drain ``key`` from ``row`` (or from its oldest due row) in a task of its own."""
+        self._in_flight.add(key)
+        task = asyncio.create_task(self._drain_key(key, row), name=f"outbox-{key}")
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._finished, key=key))
 
     def _finished(self, task: asyncio.Task[None], *, key: str) -> None:
         self._tasks.discard(task)
         self._in_flight.discard(key)
-        self.wake()  # other keys may be due, or nothing is: a pass finds out
+        if key in self._recheck:
+            self._recheck.discard(key)
+            self._start(key, None)
+        elif not self._tasks:
+            self._wake.set()  # all drained: a pass finds what else is due, or that nothing is
 
-    async def _drain_key(self, row: OutboxRow | None) -> None:
-        """Deliver ``row``, then the rows behind it on its key while they are due,
-        without a pass over the whole outbox between them."""
+    async def _drain_key(self, key: str, row: OutboxRow | None) -> None:
+        """Deliver ``row`` (else the key's oldest row, if due), then the rows behind it
+        on its key while they are due, without a pass over the whole outbox."""
+        if row is None:
+            row = await self._oldest_due(key)
         while row is not None:
             async with self._slots:
                 delivered = await self._attempt(row)
             if not delivered:
                 return  # it waits for a retry (holding its key) or died (freeing it)
             row = await self._finish(row)
+
+    async def _oldest_due(self, key: str) -> OutboxRow | None:
+        try:
+            row = await self._repo.next_for_key(key)
+        except BridgeError as exc:
+            log.error("cannot read the outbox: %s", exc.explanation)
+            return None
+        return row if row is not None and row.next_attempt_at <= self._clock.now() else None
 
     async def _finish(self, row: OutboxRow) -> OutboxRow | None:
         """Mark ``row`` done; the next row of its key when that one is due already."""

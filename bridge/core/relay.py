@@ -9,7 +9,10 @@ delivers afterwards (``bridge.core.deliveries``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 from bridge.clock import Clock
@@ -59,6 +62,10 @@ def ticket_of_key(ordering_key: str) -> int | None:
     return int(head[1:]) if head.startswith("t") and head[1:].isdigit() else None
 
 
+_ENQUEUED: ContextVar[set[str] | None] = ContextVar("zapbridge_enqueued", default=None)
+"""The ordering keys the current relay transaction enqueued to."""
+
+
 class Relay:
     def __init__(
         self,
@@ -99,6 +106,21 @@ class Relay:
         await self._repos.outbox.enqueue(
             destination, ordering_key=key, payload=payload, now=self._clock.now()
         )
+        keys = _ENQUEUED.get()
+        if keys is not None:
+            keys.add(key)
+
+    @contextlib.asynccontextmanager
+    async def _delivering(self) -> AsyncIterator[None]:
+        """A transaction; once it committed, the outbox looks at the keys it enqueued to."""
+        keys: set[str] = set()
+        token = _ENQUEUED.set(keys)
+        try:
+            async with self._repos.db.transaction():
+                yield
+        finally:
+            _ENQUEUED.reset(token)
+        self._outbox.wake(keys)
 
     async def _to_frontends(
         self, ticket: TicketView, payload: dict[str, Any], *, skip: str | None = None
@@ -123,7 +145,7 @@ class Relay:
     async def handle_whatsapp_message(self, session_key: str, message: Message) -> None:
         received = self._clock.now()
         session_id = self._session_ids[session_key]
-        async with self._repos.db.transaction():
+        async with self._delivering():
             if message.wa_id and await self._repos.messages.find_by_wa_id(
                 session_id, message.wa_id
             ):
@@ -155,7 +177,6 @@ class Relay:
             for text in auto_replies:
                 await self._send_bot_text(ticket, text)
         self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
-        self._outbox.wake()
 
     async def _ticket_of_target(self, session_id: int, wa_id: str) -> TicketView | None:
         """Actions belong to their target's ticket: they never open or reopen one."""
@@ -208,7 +229,7 @@ class Relay:
 
     async def _handle_receipt(self, event: ReceiptEvent) -> None:
         session_id = self._session_ids[event.session]
-        async with self._repos.db.transaction():
+        async with self._delivering():
             for wa_id in event.ids:
                 row = await self._repos.messages.find_by_wa_id(session_id, wa_id)
                 if row is None or row.direction != "out":
@@ -219,7 +240,6 @@ class Relay:
                 ticket = await self._tickets.get(row.ticket_id)
                 payload = {"op": "receipt", "message": row.id, "status": event.status.value}
                 await self._to_frontends(ticket, payload)
-        self._outbox.wake()
 
     async def _handle_contact_update(self, event: ContactUpdateEvent) -> None:
         party = event.party
@@ -273,7 +293,7 @@ class Relay:
         ticket_id = ticket_of_key(row.ordering_key)
         if ticket_id is None:
             return None
-        async with self._repos.db.transaction():
+        async with self._delivering():
             ticket = await self._tickets.get(ticket_id)
             if row.destination == WHATSAPP and "message" in row.payload:
                 await self._repos.messages.set_ack(row.payload["message"], "failed")
@@ -285,7 +305,6 @@ class Relay:
                 await self._to_frontends(
                     ticket, {"op": "notice", "ticket": ticket_id, "text": text}
                 )
-        self._outbox.wake()
         return ticket
 
     # --- frontends → WhatsApp -----------------------------------------------------
@@ -297,7 +316,7 @@ class Relay:
             if await self._seen(event):
                 return None
             return await self.command(event, content.body)
-        async with self._repos.db.transaction():
+        async with self._delivering():
             if await self._seen(event):
                 return None
             ticket = await self._ticket_of(event)
@@ -307,7 +326,6 @@ class Relay:
             if refusal is not None:
                 return refusal
             reply = await self._relay_attendant_content(event, ticket)
-        self._outbox.wake()
         return reply
 
     async def _seen(self, event: ThreadEvent) -> bool:
