@@ -42,7 +42,7 @@ __all__ = ["BridgeAppService", "EventHandler", "TransactionHook", "retry_after_o
 log = logging.getLogger("bridge.matrix.appservice")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
-TransactionHook = Callable[[str, list[Any]], None]  # (transaction id, its events)
+TransactionHook = Callable[[str, list[Any]], Awaitable[None]]  # (txn id, its events)
 
 _REMEMBERED_TRANSACTIONS = 10_000
 
@@ -142,7 +142,7 @@ class _Listener(AppService):
         if not isinstance(events, list):
             return _error(400, "M_BAD_JSON", "no events list in the transaction")
         if self.note_transaction is not None:
-            self.note_transaction(txn_id, events)
+            await self.note_transaction(txn_id, events)
         key = _transaction_key(txn_id, events)
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
@@ -244,8 +244,9 @@ class BridgeAppService:
         self._listener.handle_raw_event = handler
 
     def on_transaction(self, hook: TransactionHook) -> None:
-        """``hook`` sees every transaction's id and events as it arrives, before they
-        are handled (the catch-up watches the ids for a homeserver restart)."""
+        """``hook`` sees every transaction's id and events as it arrives, and the
+        events are handled once it returns (the catch-up watches the ids for a
+        homeserver restart, and holds a push back while it recovers older events)."""
         self._listener.note_transaction = hook
 
     async def start(self, *, bot_name: str) -> None:

@@ -18,8 +18,12 @@ back itself:
 
 One catch-up runs at a time; requests arriving meanwhile are merged into one next
 run (a flapping homeserver does not stack them). A failed catch-up is logged and
-its window is added to the next request. Recovered events reach WhatsApp after any
-newer event pushed meanwhile: their order toward the customer is not restored.
+its window is added to the next request.
+
+Order: a transaction pushed while a catch-up is owed or running waits for it (up to
+``SETTLE_TIMEOUT_SECONDS``), so the events lost in the restart reach WhatsApp
+before the newer ones pushed after it. A push while the pings still say "down" is
+itself the sign that the homeserver is back.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ PING_TIMEOUT_SECONDS = 5.0
 MARGIN_SECONDS = 120.0  # before the outage: pushes in flight, clock skew
 PAGE_SIZE = 100
 PAGE_LIMIT = 20
+SETTLE_TIMEOUT_SECONDS = 60.0  # a push waits no longer for a catch-up to finish
 _REMEMBERED_EVENTS = 50_000
 
 JSON = dict[str, Any]
@@ -112,6 +117,8 @@ class HomeserverWatch:
         self._owed: float | None = None  # the earliest "since" asked for and not yet run
         self._failed: float | None = None  # the window of a failed run, for the next one
         self._wake = asyncio.Event()
+        self._settled = asyncio.Event()  # no catch-up owed or running
+        self._settled.set()
         self._tasks: list[asyncio.Task[None]] = []
         self.runs = 0  # catch-ups finished (for tests and logs)
 
@@ -132,14 +139,29 @@ class HomeserverWatch:
         if self._failed is not None:
             since, self._failed = min(since, self._failed), None
         self._owed = since if self._owed is None else min(self._owed, since)
+        self._settled.clear()
         self._wake.set()
 
-    def note_transaction(self, txn_id: str, events: list[Any]) -> None:
-        """The appservice's hook: every transaction pushed, before it is processed."""
+    async def note_transaction(self, txn_id: str, events: list[Any]) -> None:
+        """The appservice's hook: every transaction pushed, before it is processed.
+        Returns once no catch-up is owed or running (see the module docstring)."""
         previous = self.pushes.note(txn_id, events, now=self._clock.now())
         if previous is not None:
             log.info("transaction %s is numbered below the last one: a restart", txn_id)
             self.request(previous)
+        if self._down_since is not None:
+            self._observe(True)  # it pushes, so it is up
+        if self._settled.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._settled.wait(), SETTLE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "transaction %s handled before the catch-up finished (%.0f s): "
+                "recovered events may reach WhatsApp after it",
+                txn_id,
+                SETTLE_TIMEOUT_SECONDS,
+            )
 
     async def _watch(self) -> None:
         while True:
@@ -165,6 +187,8 @@ class HomeserverWatch:
             since, self._owed = self._owed, None
             if since is not None:
                 await self._run(since)
+            if self._owed is None:
+                self._settled.set()
 
     async def _run(self, since: float) -> None:
         try:

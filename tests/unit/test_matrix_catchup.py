@@ -10,6 +10,7 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.matrix.catchup import HomeserverWatch, PushLog
+from tests.harness.core import until
 
 START = 1_000.0
 INTERVAL = 2.0
@@ -173,13 +174,13 @@ async def test_stop_cancels_a_running_catch_up_and_the_pings(
 async def test_a_lower_transaction_id_asks_for_a_catch_up_since_the_previous_one(
     watch: HomeserverWatch, clock: FakeClock, catch_up: RecordedCatchUp
 ) -> None:
-    watch.note_transaction("41", [{"event_id": "$a"}])
+    await watch.note_transaction("41", [{"event_id": "$a"}])
     await clock.advance(5)
-    watch.note_transaction("42", [{"event_id": "$b"}])
-    watch.note_transaction("42", [{"event_id": "$b"}])  # a retry: the same id
+    await watch.note_transaction("42", [{"event_id": "$b"}])
+    await watch.note_transaction("42", [{"event_id": "$b"}])  # a retry: the same id
     await clock.advance(5)
     assert catch_up.since == []
-    watch.note_transaction("1", [{"event_id": "$c"}])  # numbered from 1 again
+    await watch.note_transaction("1", [{"event_id": "$c"}])  # numbered from 1 again
     await clock.settle()
     assert catch_up.since == [START + 5]  # when transaction 42 came
     assert watch.pushes.was_pushed("$b") and not watch.pushes.was_pushed("$z")
@@ -191,3 +192,32 @@ def test_the_push_log_forgets_the_oldest_events_first() -> None:
         assert pushes.note(txn, [{"event_id": event}, "not an event"], now=START) is None
     assert [pushes.was_pushed(e) for e in ("$a", "$b", "$c")] == [False, True, True]
     assert pushes.note("not-a-number", [], now=START) is None
+
+
+async def test_a_push_waits_for_the_catch_up_it_set_off(
+    watch: HomeserverWatch, clock: FakeClock, catch_up: RecordedCatchUp
+) -> None:
+    """The events lost in the restart go to WhatsApp before the newer ones pushed."""
+    await watch.note_transaction("7", [{"event_id": "$old"}])
+    catch_up.release.clear()
+    push = asyncio.create_task(watch.note_transaction("1", [{"event_id": "$new"}]))
+    await until(lambda: catch_up.running > 0, limit=5, what="the catch-up")
+    assert not push.done()  # held back while the catch-up reads the rooms
+    catch_up.release.set()
+    async with asyncio.timeout(5):
+        await push
+    assert catch_up.running == 0 and len(catch_up.since) == 1
+
+
+async def test_a_push_while_the_pings_say_down_is_a_recovery(
+    ping: ScriptedPing, clock: FakeClock, catch_up: RecordedCatchUp
+) -> None:
+    watch = HomeserverWatch(ping=ping, catch_up=catch_up, clock=clock, interval=INTERVAL)
+    await watch.start()
+    ping.then(False, False, False)
+    await clock.advance(INTERVAL * 2)
+    down_since = clock.now() - INTERVAL * 2
+    async with asyncio.timeout(5):
+        await watch.note_transaction("5", [{"event_id": "$x"}])
+    assert len(catch_up.since) == 1 and catch_up.since[0] <= down_since + INTERVAL
+    await watch.stop()
