@@ -33,6 +33,17 @@ COLUMNS = column_list(OutboxRow)
 _O_COLUMNS = column_list(OutboxRow, prefix="o.")
 
 
+# Grouped over the pending rows' own index, so no planner can choose to walk the
+# delivered ones (SQLite did, after an ANALYZE taken with no row pending: 60 ms at a
+# million rows instead of 0.2 ms).
+NEXT_DUE = (
+    f"SELECT {_O_COLUMNS} FROM outbox o JOIN ("
+    "  SELECT MIN(id) AS id FROM outbox WHERE status = 'pending' GROUP BY ordering_key"
+    ") oldest ON oldest.id = o.id "
+    "WHERE o.next_attempt_at <= $1 ORDER BY o.id LIMIT $2"
+)
+
+
 def _outbox(row: Row) -> OutboxRow:
     return OutboxRow(**{**row, "payload": from_json(row["payload"])})
 
@@ -67,11 +78,7 @@ class OutboxRepository:
     async def next_due(self, limit: int = 100, *, now: float | None = None) -> list[OutboxRow]:
         """Due rows, at most one per ordering key (its oldest pending), oldest first."""
         rows = await self._db.fetch(
-            f"SELECT {_O_COLUMNS} FROM outbox o "
-            "WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND o.id = ("
-            "  SELECT MIN(p.id) FROM outbox p"
-            "  WHERE p.ordering_key = o.ordering_key AND p.status = 'pending'"
-            ") ORDER BY o.id LIMIT $2",
+            NEXT_DUE,
             time.time() if now is None else now,
             limit,
         )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from bridge.db import Repositories
-from bridge.db.outbox import OutboxRow
+from bridge.db.database import to_sqlite_placeholders
+from bridge.db.migrate import migrate
+from bridge.db.outbox import NEXT_DUE, OutboxRow
+from tests.conftest import open_test_database
 
 
 async def test_outbox_roundtrip(repos: Repositories) -> None:
@@ -124,3 +128,28 @@ async def test_next_for_key_is_the_oldest_pending_row_of_that_key(repos: Reposit
     assert await outbox.next_for_key("t1:matrix") == a2
     await outbox.mark_done(a2.id, now=6.0)
     assert await outbox.next_for_key("t1:matrix") is None
+
+
+async def test_due_rows_are_found_through_the_pending_index_whatever_analyze_saw(
+    tmp_path: Path,
+) -> None:
+    """SQLite planned a walk over every delivered row after an ANALYZE taken while
+    nothing was pending (bench/README.md, "Scale")."""
+    async with open_test_database("sqlite", tmp_path) as db:
+        await migrate(db)
+        await db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+            "INSERT INTO outbox (destination, ordering_key, payload, status, next_attempt_at, "
+            "created_at, updated_at) SELECT 'slack', 'k' || (i % 500), '{}', 'done', 1, 1, 1 "
+            "FROM n"
+        )
+        await db.execute("ANALYZE")
+        repo = Repositories.over(db).outbox
+        for n in range(3):
+            await repo.enqueue("slack", ordering_key=f"k{n}", payload={}, now=1.0)
+        sql = "EXPLAIN QUERY PLAN " + to_sqlite_placeholders(NEXT_DUE)
+        steps = [str(row["detail"]) for row in await db.fetch(sql, 2.0, 10)]
+        assert any("outbox_pending_by_key" in step for step in steps), steps
+        walks = [s for s in steps if s.split()[:2] in (["SCAN", "o"], ["SCAN", "outbox"])]
+        assert all("USING" in step for step in walks), steps  # no walk over every row
+        assert len(await repo.next_due(10, now=2.0)) == 3
