@@ -222,9 +222,6 @@ class MatrixDriver(Driver):
     and posts into the ticket threads; the customer side reads the same rooms."""
 
     frontend = "matrix"
-    # Reading back costs the homeserver (the bridge's sink) a /messages per room; the
-    # arrival times are its own origin_server_ts, so reading less often shifts nothing.
-    poll_seconds = 0.5
 
     def __init__(
         self,

@@ -81,6 +81,7 @@ class SlackFrontend(Frontend):
         # No SDK retries: a blind resend of chat.postMessage after a dropped connection
         # could post twice; the outbox retries and the ledger checks first.
         client = AsyncWebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=[])
+        self._client = client
         self._api = PacedApi(
             client,
             pacer
@@ -121,10 +122,17 @@ class SlackFrontend(Frontend):
         return slack_routes(self.app, ready=lambda: self._inbox is not None)
 
     async def start(self, inbox: FrontendInbox) -> None:
-        identity = await self._identify()
+        # One HTTP session for every Web API call: without it slack_sdk opens a new
+        # connection (TCP and TLS) per call.
+        self._http = aiohttp.ClientSession()
+        self._client.session = self._http
+        try:
+            identity = await self._identify()
+        except BaseException:
+            await self._close_http()
+            raise
         self._bot = identity
         self._api.bot_name = identity.name
-        self._http = aiohttp.ClientSession()
         self._inbox = inbox
         if self._config.mode == "socket":
             self._socket = AsyncSocketModeHandler(self.app, self._config.app_token)
@@ -136,6 +144,10 @@ class SlackFrontend(Frontend):
             await self._socket.close_async()
             self._socket = None
         self._inbox = None
+        await self._close_http()
+
+    async def _close_http(self) -> None:
+        self._client.session = None
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -58,6 +58,7 @@ class ApiCall:
     token: str | None
     at: float
     response: JsonDict = field(default_factory=dict)
+    peer: object = None  # the client's (host, port): which connection the call came on
 
 
 @dataclass
@@ -595,7 +596,8 @@ class SlackFake:
         method = request.match_info["method"]
         args, body_token, parse_error = await _read_args(request)
         token = _bearer(request) or body_token
-        call = ApiCall(method=method, args=args, token=token, at=time.monotonic())
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        call = ApiCall(method=method, args=args, token=token, at=time.monotonic(), peer=peer)
         self.calls.append(call)
         status, headers = 200, {}
         failure = self._script.next_for(method)

@@ -275,3 +275,13 @@ async def test_a_channel_notice_after_a_lost_answer_is_checked_before_the_retry(
     texts = [m["text"] for m in fake.messages(SALES)]
     assert texts.count("CONNECTED") == 1
     assert ts == next(m["ts"] for m in fake.messages(SALES) if m["text"] == "CONNECTED")
+
+
+async def test_web_api_calls_share_one_connection(frontends: Frontends, fake: SlackFake) -> None:
+    """slack_sdk opens a connection per call unless given a session (TLS each time)."""
+    frontend = await frontends.new()
+    place = await new_thread(frontend)
+    for n in range(3):
+        await post_text(frontend, place, f"m{n}", f"zb-msg-{n}")
+    posts = fake.calls_of("chat.postMessage")
+    assert len(posts) == 4 and len({call.peer for call in posts}) == 1
