@@ -17,8 +17,9 @@ back itself:
   before (by event id), so feeding them again is harmless.
 
 One catch-up runs at a time; requests arriving meanwhile are merged into one next
-run (a flapping homeserver does not stack them). A failed catch-up is logged and
-its window is added to the next request.
+run (a flapping homeserver does not stack them). A failed catch-up (the homeserver
+still starting, say) is logged and run again ``RETRY_SECONDS`` later, up to
+``RETRY_LIMIT`` times in a row; after that its window waits for the next request.
 
 Order: a transaction pushed while a catch-up is owed or running waits for it (up to
 ``SETTLE_TIMEOUT_SECONDS``), so the events lost in the restart reach WhatsApp
@@ -54,6 +55,8 @@ MARGIN_SECONDS = 120.0  # before the outage: pushes in flight, clock skew
 PAGE_SIZE = 100
 PAGE_LIMIT = 20
 SETTLE_TIMEOUT_SECONDS = 60.0  # a push waits no longer for a catch-up to finish
+RETRY_SECONDS = 5.0
+RETRY_LIMIT = 3
 _REMEMBERED_EVENTS = 50_000
 
 JSON = dict[str, Any]
@@ -120,6 +123,8 @@ class HomeserverWatch:
         self._settled = asyncio.Event()  # no catch-up owed or running
         self._settled.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._retry: asyncio.Task[None] | None = None
+        self._failures = 0  # failed runs in a row
         self.runs = 0  # catch-ups finished (for tests and logs)
 
     async def start(self) -> None:
@@ -129,10 +134,11 @@ class HomeserverWatch:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._retry] if self._retry is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks, self._retry = [], None
 
     def request(self, since: float) -> None:
         """Ask for a catch-up of the events since ``since`` (merged with any pending)."""
@@ -196,9 +202,25 @@ class HomeserverWatch:
         except Exception:  # the boundary: the frontend keeps running, the next one retries
             log.exception("the catch-up since %.0f failed; retried at the next recovery", since)
             done = False
-        if not done:
-            self._failed = since if self._failed is None else min(self._failed, since)
         self.runs += 1
+        if done:
+            self._failures = 0
+            return
+        self._failed = since if self._failed is None else min(self._failed, since)
+        self._failures += 1
+        if self._failures <= RETRY_LIMIT and self._retry is None:
+            self._retry = asyncio.create_task(self._retry_later(), name="matrix-catch-up-retry")
+        elif self._failures > RETRY_LIMIT:
+            log.warning(
+                "the catch-up failed %d times in a row; it runs again at the next recovery",
+                self._failures,
+            )
+
+    async def _retry_later(self) -> None:
+        await self._clock.sleep(RETRY_SECONDS)
+        self._retry = None
+        if self._failed is not None:
+            self.request(self._failed)
 
 
 class RoomCatchUp:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bridge.clock import FakeClock
-from bridge.matrix.catchup import HomeserverWatch, PushLog
+from bridge.matrix.catchup import RETRY_LIMIT, RETRY_SECONDS, HomeserverWatch, PushLog
 from tests.harness.core import until
 
 START = 1_000.0
@@ -120,18 +120,30 @@ async def test_a_flapping_homeserver_does_not_stack_catch_ups(
     assert catch_up.most_at_once == 1
 
 
-async def test_a_failed_catch_up_is_retried_at_the_next_recovery(
+async def test_a_failed_catch_up_is_retried_a_few_seconds_later(
     watch: HomeserverWatch, clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
 ) -> None:
     catch_up.results = [False]
     ping.then(False, True)  # down at +2, up at +4: the catch-up fails
-    await clock.advance(10)
+    await clock.advance(INTERVAL * 2 + 1)
     assert catch_up.since == [START + INTERVAL]
-    ping.then(False, True)  # down at +12, up at +14
-    await clock.advance(10)
-    assert catch_up.since == [START + INTERVAL] * 2  # the failed window is covered again
-    await clock.advance(10)
-    assert len(catch_up.since) == 2
+    await clock.advance(RETRY_SECONDS)
+    assert catch_up.since == [START + INTERVAL] * 2  # the failed window, again
+    await clock.advance(RETRY_SECONDS * 3)
+    assert len(catch_up.since) == 2  # it worked: no more
+
+
+async def test_a_catch_up_failing_again_and_again_waits_for_the_next_recovery(
+    watch: HomeserverWatch, clock: FakeClock, ping: ScriptedPing, catch_up: RecordedCatchUp
+) -> None:
+    catch_up.results = [False] * (RETRY_LIMIT + 1)
+    ping.then(False, True)
+    await clock.advance(INTERVAL * 2 + 1 + RETRY_SECONDS * (RETRY_LIMIT + 2))
+    assert len(catch_up.since) == RETRY_LIMIT + 1  # the first run and its retries
+    ping.then(False, True)  # the next recovery covers the failed window too
+    await clock.advance(INTERVAL * 3)
+    assert len(catch_up.since) == RETRY_LIMIT + 2
+    assert catch_up.since[-1] == START + INTERVAL
 
 
 async def test_a_catch_up_that_raises_does_not_stop_the_watch(
@@ -147,9 +159,9 @@ async def test_a_catch_up_that_raises_does_not_stop_the_watch(
     await watch.start()
     try:
         ping.then(False, True)
-        await clock.advance(10)
-        ping.then(False, True)
-        await clock.advance(10)
+        await clock.advance(INTERVAL * 2 + 1)
+        assert since == [START]
+        await clock.advance(RETRY_SECONDS)  # the watch lives on: the retry runs
         assert since == [START, START]
     finally:
         await watch.stop()
