@@ -39,11 +39,10 @@ from typing import Any
 import aiohttp
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixConnectionError, MatrixRequestError, MNotFound
-from mautrix.types import Serializable
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
 from bridge.clock import Clock
-from bridge.matrix.rooms import ROOM_STATE
+from bridge.matrix.rooms import tagged_rooms
 
 __all__ = ["HomeserverWatch", "PushLog", "RoomCatchUp", "homeserver_watch"]
 
@@ -256,16 +255,11 @@ class RoomCatchUp:
     async def control_rooms(self) -> list[str]:
         """The joined rooms whose ``io.zapbridge.room`` state names one of our
         companies' control rooms."""
-        found = []
-        for room in await self._bot.get_joined_rooms():
-            try:
-                content = await self._bot.get_state_event(room, ROOM_STATE)
-            except MNotFound:
-                continue
-            state = content.serialize() if isinstance(content, Serializable) else content
-            if state.get("kind") == "control" and state.get("company") in self._companies:
-                found.append(str(room))
-        return found
+        return [
+            room
+            async for room, state in tagged_rooms(self._bot)
+            if state.get("kind") == "control" and state.get("company") in self._companies
+        ]
 
     async def _room(self, room: str, since: float) -> bool:
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from mautrix.appservice import IntentAPI
@@ -43,6 +44,17 @@ def room_state(company: CompanyConfig, session: SessionConfig | None) -> dict[st
     if session is None:
         return {"kind": "ops", "company": company.id}
     return {"kind": "control", "company": company.id, "session": session.name}
+
+
+async def tagged_rooms(bot: IntentAPI) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Each room the bot has joined that carries ``io.zapbridge.room``, with that state."""
+    for room in await bot.get_joined_rooms():
+        try:
+            content = await bot.get_state_event(room, ROOM_STATE)
+        except MNotFound:
+            continue
+        state = content.serialize() if isinstance(content, Serializable) else content
+        yield str(room), dict(state)
 
 
 def matrix_users(ids: tuple[str, ...]) -> list[str]:
@@ -134,12 +146,7 @@ class RoomDirectory:
         return [user for user in users if user not in present]
 
     async def _find(self, state: dict[str, str]) -> str | None:
-        for room in await self._bot.get_joined_rooms():
-            try:
-                content = await self._bot.get_state_event(room, ROOM_STATE)
-            except MNotFound:
-                continue
-            found = content.serialize() if isinstance(content, Serializable) else content
+        async for room, found in tagged_rooms(self._bot):
             if found == state:
-                return str(room)
+                return room
         return None
