@@ -14,6 +14,7 @@ room or on the command line (it never contains secrets).
     ├── EngineError          a WhatsApp engine failed
     │   └── SessionNotConnected
     └── InvalidInput         malformed input from outside (events, requests)
+        └── RequestRefused   an HTTP request refused, with the status to answer
 """
 
 from __future__ import annotations
@@ -76,3 +77,12 @@ class SessionNotConnected(EngineError):
 
 class InvalidInput(BridgeError):
     """Input from outside is malformed; the explanation says how."""
+
+
+class RequestRefused(InvalidInput):
+    """An HTTP request the bridge refuses: ``status`` is the 4xx to answer (400 bad
+    body, 408 too slow, 413 too large), the explanation its short reason."""
+
+    def __init__(self, status: int, explanation: str) -> None:
+        super().__init__(explanation)
+        self.status = status

@@ -10,11 +10,17 @@ from aiohttp import web
 
 from bridge.core.metrics import Metrics
 from bridge.errors import BridgeError
+from bridge.http_input import HEAD_TIMEOUT_SECONDS
 
 log = logging.getLogger("bridge.web")
 
 StatusSource = Callable[[], dict[str, str]]
 DeadLetterCount = Callable[[], Awaitable[int]]
+ProblemSource = Callable[[], list[str]]  # what keeps the bridge degraded, one line each
+
+# The default body limit of routes that read with ``request.read()``; routes open to
+# the world read with ``bridge.http_input.read_body`` and their own, smaller limit.
+CLIENT_MAX_SIZE = 1024 * 1024
 
 
 class WebServer:
@@ -26,13 +32,15 @@ class WebServer:
         metrics: Metrics,
         statuses: StatusSource,
         dead_letters: DeadLetterCount,
+        problems: ProblemSource | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._metrics = metrics
         self._statuses = statuses
         self._dead_letters = dead_letters
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self._problems = problems or (lambda: [])
+        self.app = web.Application(client_max_size=CLIENT_MAX_SIZE)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics_view)
         self._runner: web.AppRunner | None = None
@@ -42,7 +50,14 @@ class WebServer:
         self.app.router.add_routes(routes)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # The keep-alive timeout runs from the connection's opening (and from each
+        # answer): a client that has not sent a whole request head by then is cut off.
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=HEAD_TIMEOUT_SECONDS,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         try:
@@ -65,10 +80,13 @@ class WebServer:
     async def _health(self, _request: web.Request) -> web.Response:
         sessions = self._statuses()
         dead = await self._dead_letters()
-        healthy = dead == 0 and all(s == "CONNECTED" for s in sessions.values())
+        problems = self._problems()
+        healthy = dead == 0 and not problems and all(s == "CONNECTED" for s in sessions.values())
         body: dict[str, object] = {"status": "ok" if healthy else "degraded", "sessions": sessions}
         if dead:
             body["dead_letters"] = dead
+        if problems:
+            body["problems"] = problems
         return web.json_response(body)
 
     async def _metrics_view(self, _request: web.Request) -> web.Response:
