@@ -221,6 +221,9 @@ class Bridge:
             await self.repos.outbox.enqueue(
                 name, ordering_key=f"rooms:{name}", payload={"op": "rooms"}, now=self.clock.now()
             )
+        # Deliveries stop before the frontends they use close (and again, harmlessly,
+        # where the outbox was started).
+        self._stack.push_async_callback(self.outbox.stop)
         self.outbox.wake()
         await self.sessions.start()
         self._stack.push_async_callback(self._stop_sessions)

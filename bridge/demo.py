@@ -5,6 +5,12 @@ directory, creates a Matrix admin and an attendant, prints how to log in with an
 Matrix client, plays a short customer conversation (the demo attendant answers in
 the ticket thread), and prints a one-line-per-message transcript. Ctrl-C stops
 everything; running it again reuses the data directory.
+
+However the demo ends (Ctrl-C, SIGTERM, SIGHUP when its terminal closes, SIGKILL,
+or the reader of its output gone: ``… | tee demo.log`` and Ctrl-C kills ``tee``
+first), nothing of it stays behind: Synapse dies with the demo's process
+(``PR_SET_PDEATHSIG``), and printing to a closed pipe never raises, so the stop
+always runs.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -123,10 +130,36 @@ def _password(directory: Path, name: str) -> str:
     return known[name]
 
 
+class Output:
+    """The demo's printed lines. A closed reader (``| tee`` killed by the same Ctrl-C)
+    silences it instead of raising: the demo must still stop Synapse."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed = False
+
+    def say(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(text, file=self._stream, flush=True)
+        except (BrokenPipeError, ValueError, OSError):  # ValueError: the file was closed
+            self.closed = True
+            self._discard_the_rest()
+
+    def _discard_the_rest(self) -> None:
+        """Point the stream's descriptor at /dev/null, so the interpreter's last flush
+        at exit does not complain about the broken pipe either."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+
 class Transcript:
     """Prints every stored message once, as one line, by polling the messages table."""
 
-    def __init__(self, db: Database, out: TextIO) -> None:
+    def __init__(self, db: Database, out: Output) -> None:
         self._db = db
         self._out = out
         self._last = 0
@@ -142,7 +175,7 @@ class Transcript:
         )
         for row in rows:
             self._last = row["id"]
-            print(self.line(row), file=self._out, flush=True)
+            self._out.say(self.line(row))
         return len(rows)
 
     @staticmethod
@@ -203,13 +236,13 @@ async def _until(check: Callable[[], Awaitable[Any]], *, seconds: float) -> Any:
 class Demo:
     def __init__(self, directory: Path, *, out: TextIO = sys.stdout) -> None:
         self.directory = directory.resolve()
-        self.out = out
+        self.out = Output(out)
         self.config: Config | None = None
         self.synapse: LocalSynapse | None = None
         self.bridge: Bridge | None = None
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        self.out.say(text)
 
     async def start(self) -> None:
         self.config = load_config(write_demo_config(self.directory))
@@ -291,10 +324,12 @@ class Demo:
         return data["user_id"], data["access_token"]
 
     async def stop(self) -> None:
-        if self.bridge is not None:
-            await self.bridge.stop()
-        if self.synapse is not None:
-            await self.synapse.stop()
+        try:
+            if self.bridge is not None:
+                await self.bridge.stop()
+        finally:
+            if self.synapse is not None:
+                await self.synapse.stop()
 
 
 async def run_demo(
@@ -303,12 +338,12 @@ async def run_demo(
     demo = Demo(directory, out=out)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stopping.set)
     try:
         await demo.start()
         assert demo.bridge is not None
-        transcript = Transcript(demo.bridge.db_required, out)
+        transcript = Transcript(demo.bridge.db_required, demo.out)
         await transcript.start_after_existing()
         demo.print_welcome()
         player = asyncio.create_task(demo.play())
@@ -324,7 +359,11 @@ async def run_demo(
         elif player.exception() is not None:
             demo.say(f"demo conversation stopped: {player.exception()}")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         demo.say("stopping …")
         await demo.stop()
+
+
+# SIGHUP: the terminal running the demo was closed.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -68,6 +68,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def register(self, destination: str, executor: Executor) -> None:
         self._executors[destination] = executor
@@ -88,7 +89,10 @@ class OutboxWorker:
         With ``keys`` (the ordering keys the rows went to), only those keys are
         looked at: a key not in flight starts draining, a key in flight is drained
         again once its current drain ends (its rows may have been committed after
-        the drain last looked). Without, a pass over the whole outbox."""
+        the drain last looked). Without, a pass over the whole outbox. After
+        :meth:`stop`, nothing: the rows wait for the next start."""
+        if self._stopped:
+            return
         self._idle.clear()
         if keys is None:
             self._wake.set()
@@ -100,9 +104,13 @@ class OutboxWorker:
                 self._start(key, None)
 
     async def start(self) -> None:
+        self._stopped = False
         self._loop_task = asyncio.create_task(self._run(), name="outbox")
 
     async def stop(self) -> None:
+        """Stop delivering: in-flight deliveries are cancelled and stay pending (they
+        are idempotent, and resume at the next start). Safe to call twice."""
+        self._stopped = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -155,6 +163,8 @@ class OutboxWorker:
 
     def _start(self, key: str, row: OutboxRow | None) -> None:
         """Drain ``key`` from ``row`` (or from its oldest due row) in a task of its own."""
+        if self._stopped:
+            return
         self._in_flight.add(key)
         task = asyncio.create_task(self._drain_key(key, row), name=f"outbox-{key}")
         self._tasks.add(task)

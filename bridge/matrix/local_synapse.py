@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,27 @@ _RATE_LIMITS = (
 
 class SynapseError(BridgeError):
     """The local Synapse could not be started or used."""
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child die when the process starting it dies,
+    however it dies (SIGKILL included): Linux's ``PR_SET_PDEATHSIG``. None elsewhere.
+    The signal comes when the starting *thread* ends: start children from the
+    thread that runs the event loop (asyncio does)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the child, between fork and exec
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -231,7 +254,8 @@ class LocalSynapse:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
-                start_new_session=True,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+                preexec_fn=die_with_parent(),  # and it never outlives us
             )
         try:
             await self._wait_ready(ready_within)
