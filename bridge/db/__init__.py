@@ -19,6 +19,7 @@ from bridge.db.events import ProcessedEventRepository
 from bridge.db.messages import MessageRefRepository, MessageRefRow, MessageRepository, MessageRow
 from bridge.db.migrate import migrate
 from bridge.db.outbox import OutboxRepository, OutboxRow
+from bridge.db.quarantine import QuarantinedEventRow, QuarantineRepository
 from bridge.db.rooms import RoomRepository, RoomRow
 from bridge.db.sessions import SessionRepository, SessionRow
 from bridge.db.threads import ThreadRefRepository, ThreadRefRow
@@ -40,6 +41,7 @@ class Repositories:
     message_refs: MessageRefRepository
     outbox: OutboxRepository
     events: ProcessedEventRepository
+    quarantine: QuarantineRepository
 
     @classmethod
     def over(cls, db: Database) -> Repositories:
@@ -55,6 +57,7 @@ class Repositories:
             message_refs=MessageRefRepository(db),
             outbox=OutboxRepository(db),
             events=ProcessedEventRepository(db),
+            quarantine=QuarantineRepository(db),
         )
 
 
@@ -72,6 +75,8 @@ __all__ = [
     "OutboxRepository",
     "OutboxRow",
     "ProcessedEventRepository",
+    "QuarantineRepository",
+    "QuarantinedEventRow",
     "Repositories",
     "RoomRepository",
     "RoomRow",
