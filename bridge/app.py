@@ -20,6 +20,7 @@ from bridge.core.metrics import Metrics
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
+from bridge.core.quarantine import Quarantine
 from bridge.core.relay import WHATSAPP, Relay
 from bridge.core.tickets import TicketService
 from bridge.db import Repositories
@@ -35,6 +36,7 @@ from bridge.whatsapp.sessions import SessionManager
 log = logging.getLogger("bridge.app")
 
 PROCESSED_EVENTS_KEEP_SECONDS = 7 * 24 * 3600
+QUARANTINE_KEEP_SECONDS = 30 * 24 * 3600
 
 
 class DatabaseStatusStore:
@@ -173,6 +175,9 @@ class Bridge:
             config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
         )
         self.notifier = OpsNotifier(config, self.ops_sink, clock=clock)
+        self.relay.quarantine = Quarantine(
+            repos.quarantine, ops=self.notifier, metrics=self.metrics, clock=clock
+        )
         self.desk = TicketDesk(self.db_required, self.tickets, self.relay, self.outbox)
         self.commands = CommandRegistry(
             config, tickets=self.desk, sessions=self.sessions, login_origins=self.ops_sink
@@ -196,6 +201,7 @@ class Bridge:
         self.outbox.on_dead_letter(self._dead_letter)
         self.outbox.on_backlog(self.notifier.on_backlog)
         self.outbox.on_prune("processed event ids", self._prune_processed_events)
+        self.outbox.on_prune("quarantined events", self._prune_quarantined_events)
         self.sessions.add_listener(self.notifier.on_status)
         self.sessions.set_downstream(self._downstream)
 
@@ -208,6 +214,7 @@ class Bridge:
             metrics=self.metrics,
             statuses=lambda: {k: str(v) for k, v in self.sessions.statuses().items()},
             dead_letters=self.repos.outbox.count_dead,
+            problems=self._frontend_problems,
         )
         self._mount_sim_routes(self.web)
         self._mount_slack_routes(self.web)
@@ -249,6 +256,13 @@ class Bridge:
     async def _prune_processed_events(self, now: float) -> int:
         """Platform event ids kept for dedupe: redeliveries come within hours, not weeks."""
         return await self.repos.events.prune(before=now - PROCESSED_EVENTS_KEEP_SECONDS)
+
+    async def _prune_quarantined_events(self, now: float) -> int:
+        """Events set aside stay long enough for someone to look at them."""
+        return await self.repos.quarantine.prune(before=now - QUARANTINE_KEEP_SECONDS)
+
+    def _frontend_problems(self) -> list[str]:
+        return [problem for fe in self.frontends.values() for problem in fe.health_problems()]
 
     async def _dead_letter(self, row: OutboxRow, error: str) -> None:
         ticket = await self.relay.on_dead_letter(row, error)

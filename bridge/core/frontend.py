@@ -152,6 +152,11 @@ class Frontend(abc.ABC):
     async def set_topic(self, room: str, text: str) -> None:
         """The room's topic or status line (session status)."""
 
+    def health_problems(self) -> list[str]:
+        """What keeps this frontend from working, one line each (``/health`` is then
+        degraded); none by default."""
+        return []
+
 
 # --- frontend → core ----------------------------------------------------------
 
@@ -186,6 +191,18 @@ class Reply:
     ephemeral: bool = False
 
 
+@dataclass(frozen=True)
+class UnhandledEvent:
+    """An inbound event the frontend could not handle, to be set aside (recorded,
+    reported once in the ops channel, skipped; see ``bridge.core.quarantine``)."""
+
+    frontend: str  # the source: "matrix" | "slack"
+    event_id: str  # the platform's id of the event
+    place: Place | None  # where it was posted, as far as the frontend could tell
+    reason: str  # why it could not be handled; shown to operators: no secrets
+    excerpt: str  # the raw event, bounded (``bridge.core.quarantine.excerpt_of``)
+
+
 class FrontendInbox(Protocol):
     """The core's side: each call returns after the work is persisted."""
 
@@ -194,3 +211,7 @@ class FrontendInbox(Protocol):
 
     async def command(self, event: ThreadEvent, text: str) -> Reply | None:
         """A command (``!close`` or a slash command's text)."""
+
+    async def set_aside(self, event: UnhandledEvent) -> bool:
+        """Set aside an event that cannot be handled; True the first time. Raises
+        ``DatabaseError`` when it cannot be recorded (do not acknowledge the source)."""

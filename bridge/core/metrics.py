@@ -65,6 +65,12 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.events_quarantined = Counter(
+            "zapbridge_events_quarantined",
+            "Inbound events set aside because they could not be handled, by source",
+            ["source"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "zapbridge_reconnects",
             "Reconnection attempts after a transient disconnect",

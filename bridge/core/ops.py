@@ -4,7 +4,8 @@
 (:meth:`OpsNotifier.on_status`, a :class:`~bridge.whatsapp.sessions.StatusChange`
 listener), to engine events (:meth:`OpsNotifier.on_engine_event`, for QR and
 pairing codes), to the outbox (:meth:`OpsNotifier.on_dead_letter`,
-:meth:`OpsNotifier.on_backlog`), and hands what should be said to an
+:meth:`OpsNotifier.on_backlog`), to the quarantine (:meth:`OpsNotifier.on_quarantined`),
+and hands what should be said to an
 :class:`OpsSink`, which the frontends side implements (it knows the rooms and
 channels; this module does not).
 
@@ -170,6 +171,13 @@ def connected_text(key: str, *, phone: str | None, was: SessionStatus | None) ->
 def dead_letter_text(*, destination: str, ticket_id: int | None, error: str) -> str:
     ticket = f" for ticket #{ticket_id}" if ticket_id is not None else ""
     return f"❌ Not delivered to {destination}{ticket} after retries: {error}"
+
+
+def quarantined_text(*, source: str, event_id: str, reason: str) -> str:
+    return (
+        f"⚠️ An event from {source} could not be handled and was set aside, not relayed: "
+        f"{event_id} ({reason})"
+    )
 
 
 def backlog_text(*, pending: int, threshold: int) -> str:
@@ -473,6 +481,17 @@ class OpsNotifier:
                 severity=Severity.CRITICAL,
             )
         )
+
+    async def on_quarantined(
+        self, *, company_id: str, source: str, event_id: str, reason: str
+    ) -> None:
+        """An inbound event was set aside (bridge.core.quarantine): a warning naming
+        it, throttled per (source, reason) like dead letters."""
+        text = quarantined_text(source=source, event_id=event_id, reason=reason)
+        admitted = self._throttle.admit(company_id, ("quarantined", source, reason), text)
+        if admitted is None:
+            return
+        await self._post(OpsPost(company_id=company_id, text=admitted, severity=Severity.WARNING))
 
     async def on_backlog(self, pending: int) -> None:
         """The outbox's pending count: warn every company once when it goes over

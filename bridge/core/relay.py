@@ -21,9 +21,17 @@ from bridge.core.cache import FixedFacts
 from bridge.core.commands import CommandContext, CommandRegistry, role_of
 from bridge.core.commands import Place as CommandPlace
 from bridge.core.deliveries import BOT, PHONE
-from bridge.core.frontend import AttendantPost, Frontend, Reply, ThreadEvent
+from bridge.core.frontend import (
+    AttendantPost,
+    Frontend,
+    Place,
+    Reply,
+    ThreadEvent,
+    UnhandledEvent,
+)
 from bridge.core.metrics import Metrics
 from bridge.core.outbox import OutboxWorker
+from bridge.core.quarantine import Quarantine
 from bridge.core.tickets import InboundRoute, TicketChange, TicketService, TicketView
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
@@ -88,6 +96,7 @@ class Relay:
         self._clock = clock
         self._metrics = metrics
         self.commands: CommandRegistry | None = None
+        self.quarantine: Quarantine | None = None  # set by the composition root
         self._thread_tickets: FixedFacts[tuple[str, str, str], int] = FixedFacts()
 
     # --- where things go ------------------------------------------------------
@@ -489,6 +498,35 @@ class Relay:
             if sid == session_id:
                 return key
         return None
+
+    # --- events a frontend could not handle -------------------------------------------
+
+    async def set_aside(self, event: UnhandledEvent) -> bool:
+        """Set aside ``event`` for the company of its room (bridge.core.quarantine);
+        True the first time. Raises ``DatabaseError`` when it cannot be recorded."""
+        if self.quarantine is None:
+            raise BridgeError("the quarantine is not set up")
+        return await self.quarantine.set_aside(
+            source=event.frontend,
+            event_id=event.event_id,
+            company_id=await self._company_of_place(event.frontend, event.place),
+            reason=event.reason,
+            excerpt=event.excerpt,
+        )
+
+    async def _company_of_place(self, frontend: str, place: Place | None) -> str | None:
+        """The company whose room (or ticket thread) ``place`` is, if any."""
+        if place is None:
+            return None
+        rooms = await self._repos.rooms.find_by_room_id(frontend, place.room)
+        if rooms:
+            return rooms[0].company_id
+        if place.thread_root is None:
+            return None
+        ref = await self._repos.threads.find_by_root(
+            frontend, room_id=place.room, thread_root=place.thread_root
+        )
+        return (await self._tickets.get(ref.ticket_id)).company_id if ref else None
 
 
 def _kind_label(content: AnyContent) -> str:

@@ -18,6 +18,7 @@ from bridge.core.frontend import (
     Posted,
     Reply,
     TicketCard,
+    UnhandledEvent,
 )
 from bridge.errors import DeliveryError, PermanentDeliveryError
 from bridge.model import AckStatus, AnyContent, Content, Text
@@ -196,3 +197,10 @@ class FakeFrontend(Frontend):
             )
         )
         return event, reply
+
+    async def unhandled(self, place: Place | None, event_id: str, reason: str) -> bool:
+        """Play an event this frontend could not handle into the core (set aside)."""
+        assert self.inbox is not None, "frontend not started"
+        return await self.inbox.set_aside(
+            UnhandledEvent(self.name, event_id, place, reason, excerpt=f'{{"id": "{event_id}"}}')
+        )
