@@ -19,6 +19,7 @@ from html import escape
 from typing import Any
 
 from bridge import formatting
+from bridge.matrix.fields import Fields
 from bridge.model import (
     AnyContent,
     ContactCard,
@@ -41,6 +42,7 @@ MESSAGE = "m.room.message"
 STICKER = "m.sticker"
 REACTION = "m.reaction"
 REDACTION = "m.room.redaction"
+HTML_FORMAT = "org.matrix.custom.html"
 VOICE_KEY = "org.matrix.msc3245.voice"
 AUDIO_KEY = "org.matrix.msc1767.audio"
 
@@ -72,7 +74,7 @@ def text_content(
     plain, html = formatting.whatsapp_to_matrix(text.body, mention_resolver=mention_resolver)
     content: JSON = {"msgtype": msgtype, "body": plain}
     if html is not None:
-        content["format"] = "org.matrix.custom.html"
+        content["format"] = HTML_FORMAT
         content["formatted_body"] = html
     return content
 
@@ -83,7 +85,7 @@ def labelled_text(name: str, text: Text, *, mention_resolver: PhoneResolver = _n
     return {
         "msgtype": "m.text",
         "body": f"{name}: {plain}",
-        "format": "org.matrix.custom.html",
+        "format": HTML_FORMAT,
         "formatted_body": f"<b>{escape(name)}</b>: {html if html is not None else escape(plain)}",
     }
 
@@ -233,106 +235,118 @@ class Inbound:
 
 
 def parse_event(event: JSON, *, mention_resolver: UserResolver = _no_user) -> Inbound | None:
-    """An attendant's raw event → :class:`Inbound`; None for what the bridge ignores."""
-    kind, content = event.get("type"), event.get("content") or {}
+    """An attendant's raw event → :class:`Inbound`; None for what the bridge ignores.
+    Raises :class:`~bridge.matrix.fields.MalformedEvent` (and nothing else) when a
+    field it reads has the wrong type."""
+    fields = Fields.of(event)
+    kind = fields.text("type")
+    if kind not in (REDACTION, REACTION, STICKER, MESSAGE):
+        return None
+    content = fields.obj("content")
     if kind == REDACTION:
-        target = event.get("redacts") or content.get("redacts")
-        return Inbound(Deletion(target)) if isinstance(target, str) else None
+        target = fields.text("redacts") or content.text("redacts")
+        return Inbound(Deletion(target)) if target else None
     if kind == REACTION:
-        relation = content.get("m.relates_to") or {}
-        if relation.get("rel_type") != "m.annotation" or not relation.get("event_id"):
+        relation = content.obj("m.relates_to")
+        target = relation.text("event_id")
+        if relation.text("rel_type") != "m.annotation" or not target:
             return None
-        return Inbound(Reaction(relation["event_id"], str(relation.get("key", ""))))
+        return Inbound(Reaction(target, relation.text("key") or ""))
     if kind == STICKER:
         media = _pending_media(content, MediaKind.STICKER)
         return _placed(media, content) if media else None
-    if kind != MESSAGE:
-        return None
-    relation = content.get("m.relates_to") or {}
-    if relation.get("rel_type") == "m.replace" and relation.get("event_id"):
-        new = content.get("m.new_content") or content
+    relation = content.obj("m.relates_to")
+    edited = relation.text("event_id")
+    if relation.text("rel_type") == "m.replace" and edited:
+        new = content.obj("m.new_content") or content
         text = _text_of(new, mention_resolver)
-        return Inbound(Edit(relation["event_id"], text)) if text else None
+        return Inbound(Edit(edited, text)) if text else None
     body = _message_content(content, mention_resolver)
     return _placed(body, content) if body is not None else None
 
 
-def _placed(body: AnyContent | PendingMedia, content: JSON) -> Inbound:
-    relation = content.get("m.relates_to") or {}
-    reply = (relation.get("m.in_reply_to") or {}).get("event_id")
-    if relation.get("rel_type") == "m.thread":
-        quoted = None if relation.get("is_falling_back", True) else reply
-        return Inbound(body, thread_root=relation.get("event_id"), reply_to=quoted)
+def thread_root_of(content: Fields) -> str | None:
+    """The thread an event's content places it in (``m.thread``), if any."""
+    relation = content.obj("m.relates_to")
+    return relation.text("event_id") if relation.text("rel_type") == "m.thread" else None
+
+
+def _placed(body: AnyContent | PendingMedia, content: Fields) -> Inbound:
+    relation = content.obj("m.relates_to")
+    reply = relation.obj("m.in_reply_to").text("event_id")
+    root = thread_root_of(content)
+    if root is not None:
+        quoted = None if relation.flag("is_falling_back", default=True) else reply
+        return Inbound(body, thread_root=root, reply_to=quoted)
     return Inbound(body, reply_to=reply)
 
 
-def _message_content(content: JSON, resolver: UserResolver) -> AnyContent | PendingMedia | None:
-    msgtype = content.get("msgtype")
+def _message_content(content: Fields, resolver: UserResolver) -> AnyContent | PendingMedia | None:
+    msgtype = content.text("msgtype")
     if msgtype in ("m.text", "m.notice", "m.emote"):
         return _text_of(content, resolver)
     if msgtype == "m.location":
         return _location_of(content)
-    kind = {
-        "m.image": MediaKind.IMAGE,
-        "m.video": MediaKind.VIDEO,
-        "m.audio": MediaKind.AUDIO,
-        "m.file": MediaKind.DOCUMENT,
-    }.get(str(msgtype))
+    kind = _MEDIA_KINDS.get(msgtype or "")
     if kind is None:
         return _text_of(content, resolver)  # unknown msgtypes: their body, if any
-    if kind is MediaKind.AUDIO and VOICE_KEY in content:
+    if kind is MediaKind.AUDIO and content.has(VOICE_KEY):
         kind = MediaKind.VOICE
     return _pending_media(content, kind)
 
 
-def _text_of(content: JSON, resolver: UserResolver) -> Text | None:
-    body = content.get("body")
-    if not isinstance(body, str) or not body:
+_MEDIA_KINDS = {
+    "m.image": MediaKind.IMAGE,
+    "m.video": MediaKind.VIDEO,
+    "m.audio": MediaKind.AUDIO,
+    "m.file": MediaKind.DOCUMENT,
+}
+
+
+def _text_of(content: Fields, resolver: UserResolver) -> Text | None:
+    body = content.text("body")
+    if not body:
         return None
-    html = content.get("formatted_body")
-    if content.get("format") != "org.matrix.custom.html" or not isinstance(html, str):
-        html = None
+    html = content.text("formatted_body") if content.text("format") == HTML_FORMAT else None
     text = formatting.matrix_to_whatsapp(body, html, mention_resolver=resolver)
-    if content.get("msgtype") == "m.emote":
+    if content.text("msgtype") == "m.emote":
         text = f"_{text}_"
     return Text(text)
 
 
-def _location_of(content: JSON) -> Location | None:
-    uri = str(content.get("geo_uri", ""))
+def _location_of(content: Fields) -> Location | None:
+    uri = content.text("geo_uri") or ""
     if not uri.startswith("geo:"):
         return None
     try:
         lat, lon = (float(x) for x in uri[4:].split(";", 1)[0].split(",")[:2])
-        return Location(lat, lon, name=content.get("body") or None)
     except ValueError:
         return None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # also refuses nan
+        return None
+    return Location(lat, lon, name=content.text("body") or None)
 
 
-def _pending_media(content: JSON, kind: MediaKind) -> PendingMedia | None:
-    url = content.get("url")
-    if not isinstance(url, str) or not url.startswith("mxc://"):
+def _pending_media(content: Fields, kind: MediaKind) -> PendingMedia | None:
+    url = content.text("url")
+    if url is None or not url.startswith("mxc://"):
         return None  # encrypted files (``file``) are not bridged: rooms are unencrypted
-    info = content.get("info") or {}
-    body = content.get("body") if isinstance(content.get("body"), str) else None
-    filename = content.get("filename") if isinstance(content.get("filename"), str) else None
+    info = content.obj("info")
+    body = content.text("body")
+    filename = content.text("filename")
     caption = body if filename and body and body != filename else None
-    duration = info.get("duration")
+    duration = info.metadata_int("duration")
     return PendingMedia(
         url=url,
         media_kind=kind,
-        mimetype=str(info.get("mimetype") or "application/octet-stream"),
+        mimetype=info.text("mimetype") or "application/octet-stream",
         filename=filename or body,
         caption=None if kind is MediaKind.STICKER else caption,
-        size=_int(info.get("size")),
-        width=_int(info.get("w")),
-        height=_int(info.get("h")),
-        duration=_int(duration) // 1000 if _int(duration) is not None else None,  # type: ignore[operator]
+        size=info.metadata_int("size"),
+        width=info.metadata_int("w"),
+        height=info.metadata_int("h"),
+        duration=duration // 1000 if duration is not None else None,
     )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def relabel_caption(media: Media, name: str) -> Media:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.matrix import convert
+from bridge.matrix.fields import MalformedEvent
 from bridge.model import (
     ContactCard,
     Deletion,
@@ -223,3 +226,150 @@ def test_ignored_events() -> None:
     assert (
         convert.parse_event(_event("m.room.message", {"msgtype": "m.image", "body": "x"})) is None
     )
+
+
+# --- malformed events: every field read by type ------------------------------------
+
+HTML = "org.matrix.custom.html"
+REPLACE = {"rel_type": "m.replace", "event_id": "$t"}
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ({"msgtype": "m.text", "body": "x", "m.relates_to": "junk"}, "content.m.relates_to"),
+        ({"msgtype": "m.text", "body": ["x"]}, "content.body"),
+        ({"msgtype": 7, "body": "x"}, "content.msgtype"),
+        (
+            {
+                "msgtype": "m.text",
+                "body": "x",
+                "m.relates_to": {"rel_type": "m.thread", "event_id": 1},
+            },
+            "content.m.relates_to.event_id",
+        ),
+        (
+            {"msgtype": "m.text", "body": "x", "m.relates_to": {**THREAD, "is_falling_back": "no"}},
+            "content.m.relates_to.is_falling_back",
+        ),
+        (
+            {"msgtype": "m.text", "body": "x", "m.relates_to": {**THREAD, "m.in_reply_to": []}},
+            "content.m.relates_to.m.in_reply_to",
+        ),
+        (
+            {"msgtype": "m.text", "body": "x", "format": HTML, "formatted_body": {"b": 1}},
+            "content.formatted_body",
+        ),
+        ({"msgtype": "m.image", "body": "a", "url": "mxc://s/m", "info": 3}, "content.info"),
+        ({"msgtype": "m.image", "body": "a", "url": ["mxc://s/m"]}, "content.url"),
+        (
+            {"msgtype": "m.text", "body": "* x", "m.new_content": "x", "m.relates_to": REPLACE},
+            "content.m.new_content",
+        ),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_named(content: dict[str, Any], field: str) -> None:
+    with pytest.raises(MalformedEvent) as refused:
+        convert.parse_event(_event("m.room.message", content))
+    assert refused.value.explanation.startswith(f"{field} is ")
+
+
+def test_a_malformed_event_outside_what_the_bridge_reads_is_ignored() -> None:
+    assert convert.parse_event(_event("m.room.topic", "junk")) is None  # type: ignore[arg-type]
+    assert convert.parse_event({"type": "com.example", "content": {"m.relates_to": 1}}) is None
+    with pytest.raises(MalformedEvent, match=r"^content is a list"):
+        convert.parse_event({"type": "m.room.message", "content": []})
+    with pytest.raises(MalformedEvent, match=r"^the event is a string"):
+        convert.parse_event("junk")  # type: ignore[arg-type]
+
+
+def test_loose_metadata_and_odd_locations() -> None:
+    content = {
+        "msgtype": "m.image",
+        "body": "a.png",
+        "url": "mxc://s/m",
+        "info": {"size": "12", "w": 1.5, "h": -3, "duration": True, "mimetype": "image/png"},
+    }
+    parsed = convert.parse_event(_event("m.room.message", content))
+    assert parsed is not None and isinstance(parsed.content, convert.PendingMedia)
+    assert (parsed.content.size, parsed.content.width, parsed.content.height) == (None,) * 3
+    for uri in ("geo:nan,1", "geo:91,0", "geo:1e999,0", "geo:x,y", "geo:1"):
+        location = {"msgtype": "m.location", "body": "?", "geo_uri": uri}
+        assert convert.parse_event(_event("m.room.message", location)) is None, uri
+
+
+def test_nul_and_lone_surrogates_become_replacement_characters() -> None:
+    content = {"msgtype": "m.text", "body": "a\x00b\ud800c", "m.relates_to": {**THREAD}}
+    parsed = convert.parse_event(_event("m.room.message", content))
+    assert parsed is not None and parsed.content == Text("a\ufffdb\ufffdc")
+
+
+_ODD = st.sampled_from(["", "\x00", "\ud800", "\udfff x", "mxc://s/m", "geo:1,2", "$t", "!"])
+_STRINGS = st.text(max_size=30) | _ODD | st.builds(str.__add__, _ODD, st.text(max_size=10))
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _STRINGS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_STRINGS, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def _maybe(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A plausible value or any JSON value at all."""
+    return valid | _JSON
+
+
+_RELATION = st.fixed_dictionaries(
+    {},
+    optional={
+        "rel_type": _maybe(st.sampled_from(["m.thread", "m.replace", "m.annotation"])),
+        "event_id": _maybe(st.sampled_from(["$root", "$t"])),
+        "key": _JSON,
+        "is_falling_back": _JSON,
+        "m.in_reply_to": _maybe(st.fixed_dictionaries({}, optional={"event_id": _JSON})),
+    },
+)
+_INFO = st.fixed_dictionaries(
+    {}, optional={k: _JSON for k in ("mimetype", "size", "w", "h", "duration")}
+)
+_CONTENT_FIELDS = {
+    "msgtype": _maybe(
+        st.sampled_from(["m.text", "m.notice", "m.emote", "m.image", "m.audio", "m.location"])
+    ),
+    "body": _STRINGS | _JSON,
+    "format": _maybe(st.just(HTML)),
+    "formatted_body": _maybe(st.just("<b>x</b> <a href='https://matrix.to/#/@wa_1:hs'>m</a>")),
+    "m.relates_to": _maybe(_RELATION),
+    "url": _maybe(st.just("mxc://s/m")),
+    "info": _maybe(_INFO),
+    "filename": _JSON,
+    "geo_uri": _JSON,
+    "redacts": _JSON,
+    "org.matrix.msc3245.voice": _JSON,
+}
+_CONTENT = st.fixed_dictionaries({}, optional=_CONTENT_FIELDS)
+_EVENT = st.fixed_dictionaries(
+    {
+        "type": _maybe(
+            st.sampled_from(["m.room.message", "m.sticker", "m.reaction", "m.room.redaction"])
+        )
+    },
+    optional={
+        "content": _maybe(_CONTENT | st.builds(lambda c: {"m.new_content": c}, _CONTENT)),
+        "redacts": _JSON,
+    },
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_EVENT | _JSON)
+def test_any_event_parses_or_is_refused_as_malformed(event: Any) -> None:
+    try:
+        parsed = convert.parse_event(event, mention_resolver=lambda user: "+551100000000")
+    except MalformedEvent as exc:
+        assert exc.explanation and len(exc.explanation) < 200
+        return
+    if parsed is None:
+        return
+    for value in (parsed.thread_root, parsed.reply_to, *vars(parsed.content).values()):
+        if isinstance(value, str):
+            assert "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
