@@ -1,26 +1,41 @@
 """The appservice side: the HTTP listener the homeserver pushes transactions to, and
 the intents (the bot and the ghosts) the bridge acts through.
 
-Built on ``mautrix.appservice.AppService``, with its transaction endpoint replaced:
+Built on ``mautrix.appservice.AppService``, with its transaction and ping endpoints
+replaced:
 
 - the ``hs_token`` is checked first: no token → 401 ``M_UNAUTHORIZED``, a wrong one
-  → 403 ``M_FORBIDDEN``, and nothing in the body is looked at;
-- a transaction is acknowledged only after every event's handler returned, so the
-  work is persisted before the homeserver forgets it; a handler that could not
-  persist (``DatabaseError``, or anything unexpected) answers 500 and the
-  homeserver retries the whole transaction (events already handled are recognised
-  by the core's event log);
-- a transaction already acknowledged (the same id with the same events) is answered
-  ``{}`` without processing; the same one arriving twice at once is processed once
-  (a lock per transaction). An id reused for other events is a new transaction:
-  Synapse on SQLite numbers transactions from 1 again after it restarts.
+  → 403 ``M_FORBIDDEN``, and not a byte of the body is read;
+- then the body is read with a limit sized from Synapse's own batch limits
+  (:data:`TRANSACTION_LIMIT`) and a deadline; a body that is not JSON, not an
+  object or has no ``events`` list is the homeserver's fault: 400. Nothing inside a
+  transaction refuses it: strings with lone surrogates or NUL are cleaned where they
+  are read (``bridge.matrix.fields``), any nesting is accepted;
+- each event is handled in turn (:func:`handle_or_set_aside`): an event that cannot
+  be handled (malformed, or a bug the bridge hits on it) is set aside (recorded,
+  reported once in the ops channel, skipped; ``bridge.core.quarantine``) and the
+  next one goes on; only a failure to persist (``DatabaseError``, handling it or
+  recording it) answers 500, and the homeserver retries the whole transaction
+  (events already handled are recognised by the core's event log);
+- a transaction is acknowledged only after every event was handled or set aside;
+  one already acknowledged (the same id with the same events) is answered ``{}``
+  without processing; the same one arriving twice at once is processed once (a lock
+  per transaction). An id reused for other events is a new transaction: Synapse on
+  SQLite numbers transactions from 1 again after it restarts;
+- the other routes (ping, user and room queries) take small bodies only, and a
+  connection must send a whole request head within ``HEAD_TIMEOUT_SECONDS``;
+- what reaches the listener feeds :class:`~bridge.matrix.health.AppserviceHealth`
+  (``/health``), and the homeserver is asked to ping it every
+  ``PING_EVERY_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
+import hmac
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,20 +46,57 @@ from aiohttp import web
 from mautrix.appservice import AppService, AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
-from mautrix.errors import MatrixRequestError
-from mautrix.types import JSON, Event, SerializerError, UserID
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
+from mautrix.types import JSON, SerializerError, StateEvent, UserID
 
+from bridge.clock import Clock, SystemClock
 from bridge.config import AppserviceConfig, HomeserverConfig
-from bridge.errors import DatabaseError
+from bridge.errors import DatabaseError, InvalidInput, RequestRefused
+from bridge.http_input import HEAD_TIMEOUT_SECONDS, parse_json, read_body
+from bridge.matrix.fields import Fields, MalformedEvent, clean_text
+from bridge.matrix.health import PING_EVERY_SECONDS, AppserviceHealth
 
-__all__ = ["BridgeAppService", "EventHandler", "TransactionHook", "retry_after_of_last_429"]
+__all__ = [
+    "TRANSACTION_LIMIT",
+    "BridgeAppService",
+    "EventHandler",
+    "SetAsideHook",
+    "TransactionHook",
+    "event_id_of",
+    "handle_or_set_aside",
+    "retry_after_of_last_429",
+]
 
 log = logging.getLogger("bridge.matrix.appservice")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 TransactionHook = Callable[[str, list[Any]], Awaitable[None]]  # (txn id, its events)
+# (an event, what went wrong with it) → set aside; raises DatabaseError if not recorded
+SetAsideHook = Callable[[dict[str, Any], Exception], Awaitable[None]]
 
 _REMEMBERED_TRANSACTIONS = 10_000
+
+# The largest transaction Synapse sends, from its own limits (synapse 1.163:
+# synapse/appservice/scheduler.py, synapse/api/constants.py), in units of 64 KiB (an
+# event's limit, MAX_PDU_SIZE, measured in the canonical JSON Synapse pushes with):
+# - 100 events (MAX_PERSISTENT_EVENTS_PER_TRANSACTION), each with an ``unsigned``
+#   that can hold about one more event (a state event's ``prev_content``, a
+#   ``redacted_because``): 100 × 2 = 200;
+# - 100 ephemeral events (MAX_EPHEMERAL_EVENTS_PER_TRANSACTION) of up to 64 KiB
+#   (SOFT_MAX_EDU_SIZE), sent twice since our registration asks for them under the
+#   stable and the MSC2409 key: 100 × 2 = 200;
+# - 100 to-device messages (MAX_TO_DEVICE_MESSAGES_PER_TRANSACTION) of up to 64 KiB
+#   (MAX_TO_DEVICE_CONTENT_SIZE): 100.
+# That is 500 units, 31.25 MiB; 40 MiB leaves room for the stripped room state an
+# invite carries and for the JSON around it all. Only an authenticated homeserver
+# gets a read this large; it is refused with 413 over it, which Synapse would retry
+# for ever, so the limit errs on the large side.
+TRANSACTION_LIMIT = 40 * 1024 * 1024
+TRANSACTION_SECONDS = 60.0  # Synapse itself gives up on a push after 60 s
+SMALL_BODY_LIMIT = 64 * 1024  # every other route (ping, queries): tiny bodies
+PING_LIMIT = 4 * 1024  # ``{"transaction_id": "..."}``
+# The state events the intents' state store keeps (mautrix's update_state).
+_TRACKED_STATE = frozenset({"m.room.member", "m.room.power_levels", "m.room.encryption"})
 
 
 # mautrix's errors drop the body of an M_LIMIT_EXCEEDED answer; a request hook keeps its
@@ -84,18 +136,23 @@ class _MemoryStateStore(MemoryStateStore, ASStateStore):
 
 
 class _Listener(AppService):
-    """mautrix's AppService with a transaction endpoint that acknowledges late."""
+    """mautrix's AppService with a transaction endpoint that acknowledges late and
+    sets aside what it cannot handle (see the module docstring)."""
 
     handle_raw_event: EventHandler | None = None
     note_transaction: TransactionHook | None = None
+    set_aside_event: SetAsideHook | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, health: AppserviceHealth, **kwargs: Any) -> None:
+        kwargs["aiohttp_params"] = {"client_max_size": SMALL_BODY_LIMIT}
         super().__init__(*args, **kwargs)
+        self.health = health
         self._acknowledged: OrderedDict[str, None] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
-        """mautrix's start, with a client session that notes 429 back-off times."""
+        """mautrix's start, with a client session that notes 429 back-off times and a
+        server that cuts off a slow request head."""
         await self.state_store.open()
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(_on_request_end)
@@ -114,7 +171,7 @@ class _Listener(AppService):
             client_session=self._http_session,
             default_retry_count=self.default_http_retry_count,
         ).bot_intent()
-        self.runner = web.AppRunner(self.app)
+        self.runner = web.AppRunner(self.app, keepalive_timeout=HEAD_TIMEOUT_SECONDS)
         await self.runner.setup()
         await web.TCPSite(self.runner, host, port).start()
 
@@ -124,7 +181,7 @@ class _Listener(AppService):
         token = token or request.rel_url.query.get("access_token")
         if not token:
             return _error(401, "M_UNAUTHORIZED", "no hs_token given")
-        if token != self.hs_token:
+        if not hmac.compare_digest(token.encode(), self.hs_token.encode()):
             return _error(403, "M_FORBIDDEN", "wrong hs_token")
         return None
 
@@ -134,10 +191,20 @@ class _Listener(AppService):
             log.warning("transaction refused: %s", problem.reason)
             return problem
         txn_id = request.match_info["transaction_id"]
+        response = await self._transaction(txn_id, request)
+        self.health.transaction_answered(response.status, response.reason or "")
+        if response.status >= 400:
+            log.warning(
+                "transaction %r refused: %d %s", txn_id[:80], response.status, response.reason
+            )
+        return response
+
+    async def _transaction(self, txn_id: str, request: web.Request) -> web.Response:
         try:
-            data = await request.json()
-        except ValueError:
-            return _error(400, "M_NOT_JSON", "the body is not JSON")
+            body = await read_body(request, limit=TRANSACTION_LIMIT, seconds=TRANSACTION_SECONDS)
+            data = parse_json(body, max_depth=None, surrogates=True)
+        except RequestRefused as exc:
+            return _error(exc.status, _ERRCODES.get(exc.status, "M_NOT_JSON"), exc.explanation)
         events = data.get("events") if isinstance(data, dict) else None
         if not isinstance(events, list):
             return _error(400, "M_BAD_JSON", "no events list in the transaction")
@@ -148,7 +215,7 @@ class _Listener(AppService):
         try:
             async with lock:
                 if key in self._acknowledged:
-                    log.debug("transaction %s seen before: acknowledged again", txn_id)
+                    log.debug("transaction %r seen before: acknowledged again", txn_id[:80])
                     return web.json_response({})
                 if not await self._process(txn_id, events):
                     return _error(500, "M_UNKNOWN", "not persisted; retry the transaction")
@@ -159,38 +226,104 @@ class _Listener(AppService):
                 self._locks.pop(key, None)
 
     async def _process(self, txn_id: str, events: list[Any]) -> bool:
+        """Handle (or set aside) every event; False when one could not be persisted."""
         for raw in events:
             if not isinstance(raw, dict):
-                continue
-            await self._track_state(raw)
-            if self.handle_raw_event is None:
+                log.warning("transaction %r: an event that is not an object, skipped", txn_id[:80])
                 continue
             try:
-                await self.handle_raw_event(raw)
+                await handle_or_set_aside(raw, self._handle, self.set_aside_event)
             except DatabaseError as exc:
-                log.error("transaction %s: not persisted: %s", txn_id, exc.explanation)
-                return False
-            except Exception:
-                log.exception("transaction %s: event %s failed", txn_id, raw.get("event_id"))
+                log.error("transaction %r: not persisted: %s", txn_id[:80], exc.explanation)
                 return False
         return True
 
+    async def _handle(self, raw: dict[str, Any]) -> None:
+        await self._track_state(raw)
+        if self.handle_raw_event is not None:
+            await self.handle_raw_event(raw)
+
     async def _track_state(self, raw: dict[str, Any]) -> None:
         """Keep the intents' view of memberships and power levels current."""
-        if raw.get("state_key") is None:
+        fields = Fields(raw)
+        kind, state_key = fields.text("type"), fields.text("state_key")
+        if kind not in _TRACKED_STATE or state_key is None:
             return
+        content = raw.get("content")
+        Fields.of(content, "content")  # an object, or the event is malformed
+        minimal: dict[str, Any] = {  # what the state store reads, each field checked by type
+            "type": kind,
+            "state_key": state_key,
+            "room_id": fields.text("room_id"),
+            "event_id": fields.text("event_id"),
+            "sender": fields.text("sender"),
+            "origin_server_ts": fields.metadata_int("origin_server_ts") or 0,
+            "content": content,
+            "unsigned": {},
+        }
         try:
-            self._fix_prev_content(cast(JSON, raw))
-            event = Event.deserialize(raw)
-        except SerializerError:
-            log.debug("state event %s not understood", raw.get("event_id"))
-            return
-        await self.state_store.update_state(event)  # type: ignore[arg-type]
+            event = StateEvent.deserialize(cast(JSON, minimal))
+        except (SerializerError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise MalformedEvent(f"a {kind} event mautrix cannot read ({exc})"[:200]) from exc
+        await self.state_store.update_state(event)
+
+    async def _http_ping(self, request: web.Request) -> web.Response:
+        """The homeserver's ping (``POST /_matrix/app/v1/ping``): it reaches us."""
+        problem = self._token_problem(request)
+        if problem is not None:
+            log.warning("ping refused: %s", problem.reason)
+            return problem
+        try:
+            body = parse_json(await read_body(request, limit=PING_LIMIT))
+        except RequestRefused as exc:
+            return _error(exc.status, _ERRCODES.get(exc.status, "M_NOT_JSON"), exc.explanation)
+        if not isinstance(body, dict):
+            return _error(400, "M_BAD_JSON", "the ping body is not an object")
+        self.health.reached()
+        log.debug("the homeserver pinged the appservice")
+        return web.json_response({})
 
     def _remember(self, txn_id: str) -> None:
         self._acknowledged[txn_id] = None
         while len(self._acknowledged) > _REMEMBERED_TRANSACTIONS:
             self._acknowledged.popitem(last=False)
+
+
+_ERRCODES = {400: "M_NOT_JSON", 408: "M_UNKNOWN", 413: "M_TOO_LARGE"}
+
+
+async def handle_or_set_aside(
+    raw: dict[str, Any], handle: EventHandler, set_aside: SetAsideHook | None
+) -> None:
+    """One event through ``handle``; one it cannot handle is set aside through
+    ``set_aside`` and skipped. Raises only ``DatabaseError``: the event was neither
+    persisted nor recorded, so its source must retry it."""
+    try:
+        await handle(raw)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # the boundary of one event: the next one goes on
+        event_id = event_id_of(raw)
+        if isinstance(exc, InvalidInput):
+            log.warning("event %s cannot be handled: %s", event_id, exc.explanation)
+        else:
+            log.exception("event %s cannot be handled", event_id)
+        if set_aside is None:
+            return
+        try:
+            await set_aside(raw, exc)
+        except DatabaseError:
+            raise
+        except Exception:
+            log.exception("event %s could not be set aside; skipped", event_id)
+
+
+def event_id_of(raw: dict[str, Any]) -> str:
+    """The event's id for logs and the quarantine, whatever the event holds."""
+    event_id = raw.get("event_id")
+    if isinstance(event_id, str) and event_id:
+        return clean_text(event_id)[:255]
+    return "(no event id)"
 
 
 def _transaction_key(txn_id: str, events: list[Any]) -> str:
@@ -200,7 +333,8 @@ def _transaction_key(txn_id: str, events: list[Any]) -> str:
     digest = hashlib.sha256()
     for raw in events:
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
-        digest.update(str(event_id).encode() + b"\0")
+        text = event_id if isinstance(event_id, str) else "-"
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
     return f"{txn_id}:{digest.hexdigest()}"
 
 
@@ -211,8 +345,16 @@ def _error(status: int, errcode: str, message: str) -> web.Response:
 class BridgeAppService:
     """The listener plus the bot's and ghosts' intents. ``start`` then ``stop``."""
 
-    def __init__(self, *, homeserver: HomeserverConfig, appservice: AppserviceConfig) -> None:
+    def __init__(
+        self,
+        *,
+        homeserver: HomeserverConfig,
+        appservice: AppserviceConfig,
+        clock: Clock | None = None,
+    ) -> None:
         self._config = appservice
+        self._clock = clock or SystemClock()
+        self.health = AppserviceHealth(clock=self._clock)
         self._listener = _Listener(
             server=homeserver.address,
             domain=homeserver.domain,
@@ -223,7 +365,9 @@ class BridgeAppService:
             log="bridge.matrix.mautrix",
             state_store=_MemoryStateStore(),
             default_http_retry_count=0,
+            health=self.health,
         )
+        self._pings: asyncio.Task[None] | None = None
 
     @property
     def bot_mxid(self) -> str:
@@ -239,9 +383,11 @@ class BridgeAppService:
             return self.bot
         return self.bot.user(UserID(mxid))
 
-    def on_event(self, handler: EventHandler) -> None:
-        """``handler`` gets every event of every transaction, awaited before the ack."""
+    def on_event(self, handler: EventHandler, *, set_aside: SetAsideHook) -> None:
+        """``handler`` gets every event of every transaction, awaited before the ack;
+        an event it cannot handle goes to ``set_aside`` (:func:`handle_or_set_aside`)."""
         self._listener.handle_raw_event = handler
+        self._listener.set_aside_event = set_aside
 
     def on_transaction(self, hook: TransactionHook) -> None:
         """``hook`` sees every transaction's id and events as it arrives, and the
@@ -250,7 +396,8 @@ class BridgeAppService:
         self._listener.note_transaction = hook
 
     async def start(self, *, bot_name: str) -> None:
-        """Listen on ``appservice.hostname:port``; register the bot and name it."""
+        """Listen on ``appservice.hostname:port``; register the bot and name it; ask
+        the homeserver to ping the listener now and every ``PING_EVERY_SECONDS``."""
         await self._listener.start(self._config.hostname, self._config.port)
         try:
             await self.bot.ensure_registered()
@@ -259,19 +406,38 @@ class BridgeAppService:
         except BaseException:
             await self.stop()
             raise
+        self._pings = asyncio.create_task(self._ping_every(), name="matrix-appservice-ping")
         log.info("appservice listening on %s:%d", self._config.hostname, self._config.port)
 
-    async def _ping_homeserver(self) -> None:
+    async def _ping_every(self) -> None:
+        while True:
+            await self._clock.sleep(PING_EVERY_SECONDS)
+            if not await self._ping_homeserver():
+                return
+
+    async def _ping_homeserver(self) -> bool:
         """Ask the homeserver to ping us (``/appservice/{id}/ping``, spec v1.7). Besides
         checking that it reaches the listener, this makes Synapse retry at once the
         transactions it queued while the bridge was down, instead of after its
-        back-off (up to 8.5 minutes)."""
+        back-off (up to 8.5 minutes). False when the homeserver has no such ping."""
         try:
             rtt = await self._listener.ping_self()
-        except MatrixRequestError as exc:  # an older homeserver: delivery still resumes
-            log.warning("the homeserver could not ping the appservice: %s", exc)
-            return
-        log.info("the homeserver reaches the appservice (ping %d ms)", rtt)
+        except MatrixRequestError as exc:
+            if exc.errcode == "M_UNRECOGNIZED" or exc.http_status in (404, 405):
+                log.warning("the homeserver has no appservice ping (spec v1.7)")
+                self.health.pings_unsupported()
+                return False
+            reason = clean_text(f"{exc.errcode}: {exc.message}")[:300]
+            log.warning("the homeserver could not ping the appservice: %s", reason)
+            self.health.ping_failed(reason)
+            return True
+        except (MatrixConnectionError, aiohttp.ClientError, TimeoutError) as exc:
+            # the other direction is down: the catch-up's watch reports that
+            log.info("cannot ask the homeserver for a ping: %s", exc)
+            return True
+        self.health.ping_succeeded()
+        log.debug("the homeserver reaches the appservice (ping %d ms)", rtt)
+        return True
 
     async def _name_bot(self, name: str) -> None:
         try:
@@ -282,4 +448,9 @@ class BridgeAppService:
             await self.bot.set_displayname(name)
 
     async def stop(self) -> None:
+        if self._pings is not None:
+            self._pings.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pings
+            self._pings = None
         await self._listener.stop()

@@ -7,14 +7,17 @@ back itself:
 
 - :class:`HomeserverWatch` pings ``GET /_matrix/client/versions`` every
   ``PING_INTERVAL_SECONDS`` and notes "unreachable since T" → "reachable again";
-  the recovery asks for a catch-up since T. A restart too short for the pings to
+  the recovery asks for a catch-up since T (and ``/health`` reports an outage that
+  lasts). A restart too short for the pings to
   see is caught by the appservice's transaction ids: Synapse on SQLite numbers
   them from 1 again after a restart, so an id lower than the previous one asks
   for a catch-up since the previous transaction arrived.
 - :class:`RoomCatchUp` pages each control room backwards as the bot until
   ``MARGIN_SECONDS`` before T (at most ``PAGE_LIMIT`` pages), then feeds the events
-  oldest first to the appservice's handler. The core skips the events it handled
-  before (by event id), so feeding them again is harmless.
+  oldest first to the appservice's handler, which sets aside an event it cannot
+  handle as it does for a pushed one (one bad event never stops a catch-up). The
+  core skips the events it handled before (by event id), so feeding them again is
+  harmless.
 
 One catch-up runs at a time; requests arriving meanwhile are merged into one next
 run (a flapping homeserver does not stack them). A failed catch-up (the homeserver
@@ -42,6 +45,7 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
 from bridge.clock import Clock
+from bridge.matrix.fields import Fields
 from bridge.matrix.rooms import tagged_rooms
 
 __all__ = ["HomeserverWatch", "PushLog", "RoomCatchUp", "homeserver_watch"]
@@ -57,6 +61,7 @@ SETTLE_TIMEOUT_SECONDS = 60.0  # a push waits no longer for a catch-up to finish
 RETRY_SECONDS = 5.0
 RETRY_LIMIT = 3
 _REMEMBERED_EVENTS = 50_000
+_MAX_TXN_DIGITS = 19  # Synapse numbers transactions with a 64-bit integer
 
 JSON = dict[str, Any]
 Ping = Callable[[], Awaitable[bool]]
@@ -81,9 +86,9 @@ class PushLog:
             event_id = raw.get("event_id") if isinstance(raw, dict) else None
             if isinstance(event_id, str):
                 self._remember(event_id)
-        number = int(txn_id) if txn_id.isdigit() else None
-        if number is None:
-            return None
+        if not (txn_id.isascii() and txn_id.isdigit() and len(txn_id) <= _MAX_TXN_DIGITS):
+            return None  # not Synapse's numbering (any id is valid for the spec)
+        number = int(txn_id)
         previous, self._last = self._last, (number, now)
         return previous[1] if previous is not None and number < previous[0] else None
 
@@ -138,6 +143,10 @@ class HomeserverWatch:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks, self._retry = [], None
+
+    def unreachable_for(self) -> float | None:
+        """Seconds since the pings found the homeserver unreachable; None while it answers."""
+        return None if self._down_since is None else self._clock.now() - self._down_since
 
     def request(self, since: float) -> None:
         """Ask for a catch-up of the events since ``since`` (merged with any pending)."""
@@ -300,23 +309,26 @@ class RoomCatchUp:
         data = await self._bot.api.request(
             Method.GET, Path.v3.rooms[room].messages, query_params=query
         )
-        chunk = [e for e in data.get("chunk") or [] if isinstance(e, dict)]
-        end = data.get("end")
-        return chunk, end if isinstance(end, str) else None
+        page = data if isinstance(data, dict) else {}
+        chunk = page.get("chunk")
+        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        return events, Fields(page).loose_text("end")
 
     async def _feed(self, room: str, events: list[JSON]) -> int:
-        """Hand ``events`` to the handler; returns how many were never pushed to us."""
+        """Hand ``events`` to the handler (which sets aside what it cannot handle);
+        returns how many were never pushed to us."""
         new = 0
         for raw in events:
-            raw.setdefault("room_id", room)
-            new += not self._pushes.was_pushed(str(raw.get("event_id")))
+            raw["room_id"] = room  # the page's room, whatever the event says
+            event_id = Fields(raw).loose_text("event_id")
+            new += event_id is None or not self._pushes.was_pushed(event_id)
             await self._handle(raw)
         return new
 
 
 def _timestamp(event: JSON) -> float:
-    stamp = event.get("origin_server_ts")
-    return float(stamp) if isinstance(stamp, int | float) else 0.0
+    stamp = Fields(event).metadata_int("origin_server_ts")
+    return float(stamp) if stamp is not None else 0.0
 
 
 def pinger(bot: IntentAPI, *, timeout: float = PING_TIMEOUT_SECONDS) -> Ping:

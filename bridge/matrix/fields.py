@@ -9,9 +9,11 @@ every field the bridge reads goes through :class:`Fields`:
   field, or ``null``, reads as absent;
 - strings come back cleaned of what neither database stores the same way: NUL and
   lone surrogates (JSON escapes can make both) become U+FFFD;
-- optional numeric metadata (``info.size``, ``info.w``, ``info.duration``, …) is
-  read loosely: clients disagree about it, so a wrong type reads as absent instead
-  of refusing a message that is readable without it.
+- what the bridge can do without is read loosely (``loose_text``, ``loose_obj``,
+  ``metadata_int``): optional numeric metadata (``info.size``, ``info.w``, …) that
+  clients disagree about, a display name, events read back from the client API to
+  compare with what the bridge sent; a wrong type there reads as absent instead of
+  refusing an event that is usable without it.
 
 Past this edge the code trusts what it got.
 """
@@ -86,6 +88,17 @@ class Fields:
         if not isinstance(value, str):
             raise self._wrong(key, value, "a string")
         return clean_text(value)
+
+    def loose_text(self, key: str) -> str | None:
+        """A string field (cleaned), None when absent or not a string: for what the
+        bridge can do without (a display name, a value read back to compare)."""
+        value = self._data.get(key)
+        return clean_text(value) if isinstance(value, str) else None
+
+    def loose_obj(self, key: str) -> Fields:
+        """An object field; an empty one when absent or not an object."""
+        value = self._data.get(key)
+        return Fields(value if isinstance(value, dict) else {}, self._name(key))
 
     def obj(self, key: str) -> Fields:
         """An object field; an empty one when absent."""

@@ -8,7 +8,9 @@ timeouts) or a ``PermanentDeliveryError`` (refusals, files too large).
 
 Inbound (Matrix → core): each event of a transaction from a real user (not the bot,
 not a ghost) becomes an ``AttendantPost``; the transaction is acknowledged only
-after the inbox returned. A command's ``Reply`` is posted where it was typed.
+after the inbox returned. A command's ``Reply`` is posted where it was typed. Every
+field is read by type (:mod:`bridge.matrix.fields`); an event that cannot be handled
+is set aside through the inbox (``bridge.core.quarantine``) and its sender told.
 
 Receipts: only ``read`` is shown (the ghost's threaded read receipt); Matrix has no
 "delivered" marker, so ``delivered`` is not shown.
@@ -34,7 +36,7 @@ from mautrix.errors import (
     MatrixRequestError,
     MLimitExceeded,
 )
-from mautrix.types import EventType, RoomID, UserID
+from mautrix.types import EventType, RoomID
 
 from bridge.clock import Clock, SystemClock
 from bridge.config import CompanyConfig, Config, SessionConfig
@@ -48,11 +50,19 @@ from bridge.core.frontend import (
     Place,
     Posted,
     TicketCard,
+    UnhandledEvent,
 )
+from bridge.core.quarantine import excerpt_of
 from bridge.errors import BridgeError, DatabaseError, DeliveryError, PermanentDeliveryError
 from bridge.matrix import convert
-from bridge.matrix.appservice import BridgeAppService, retry_after_of_last_429
+from bridge.matrix.appservice import (
+    BridgeAppService,
+    event_id_of,
+    handle_or_set_aside,
+    retry_after_of_last_429,
+)
 from bridge.matrix.catchup import HomeserverWatch, homeserver_watch
+from bridge.matrix.fields import Fields, MalformedEvent
 from bridge.matrix.ghosts import GhostDirectory
 from bridge.matrix.rooms import RoomDirectory
 from bridge.model import (
@@ -79,6 +89,8 @@ _THREAD_INDEX_SIZE = 50_000
 _UNSURE_LOOKBACK = 100  # events of the sender read back after an ambiguous failure
 TXN_KEY = "io.zapbridge.txn"  # in every event's content: the delivery it came from
 _IMAGE_INDEX_SIZE = 1_000
+UNREACHABLE_GRACE_SECONDS = 30.0  # /health says so once the homeserver is down this long
+_TOLD_KINDS = frozenset({convert.MESSAGE, convert.STICKER, convert.REACTION, convert.REDACTION})
 
 JSON = dict[str, Any]
 Part = tuple[str, JSON]  # (event type, content)
@@ -173,9 +185,11 @@ class MatrixFrontend(Frontend):
     async def start(self, inbox: FrontendInbox) -> None:
         self._inbox = inbox
         self._running_service = self._given_service or BridgeAppService(
-            homeserver=self._config.homeserver, appservice=self._config.appservice
+            homeserver=self._config.homeserver,
+            appservice=self._config.appservice,
+            clock=self._clock,
         )
-        self._service.on_event(self.handle_event)
+        self._service.on_event(self.handle_event, set_aside=self._set_aside)
         async with matrix_call("start the appservice"):
             await self._service.start(bot_name=BOT_DISPLAY_NAME)
         bot = self._service.bot
@@ -190,12 +204,26 @@ class MatrixFrontend(Frontend):
     async def _start_watch(self) -> None:
         self._watch = homeserver_watch(
             bot=self.bot,
-            handle=self.handle_event,
+            handle=self._handle_caught_up,
             companies=[company.id for company in self._config.companies],
             clock=self._clock,
         )
         self._service.on_transaction(self._watch.note_transaction)
         await self._watch.start()
+
+    async def _handle_caught_up(self, raw: JSON) -> None:
+        """An event the catch-up read back: handled, or set aside like a pushed one."""
+        await handle_or_set_aside(raw, self.handle_event, self._set_aside)
+
+    def health_problems(self) -> list[str]:
+        """Whether the homeserver reaches the appservice, and answers the bridge."""
+        if self._running_service is None:
+            return []
+        problems = self._running_service.health.problems()
+        down = self._watch.unreachable_for() if self._watch is not None else None
+        if down is not None and down >= UNREACHABLE_GRACE_SECONDS:
+            problems.append(f"the homeserver has not answered the bridge for {down:.0f} s")
+        return problems
 
     @property
     def watch(self) -> HomeserverWatch:
@@ -268,12 +296,13 @@ class MatrixFrontend(Frontend):
         """(the event that set what the root shows, that text): its latest edit, as
         the homeserver bundles it, or the root itself."""
         async with matrix_call("read a card"):
-            event = await self.bot.api.request(Method.GET, Path.v3.rooms[room].event[root])
-        edit = ((event.get("unsigned") or {}).get("m.relations") or {}).get("m.replace") or {}
-        if edit.get("event_id"):
-            new = (edit.get("content") or {}).get("m.new_content") or {}
-            return str(edit["event_id"]), new.get("body")
-        return root, (event.get("content") or {}).get("body")
+            data = await self.bot.api.request(Method.GET, Path.v3.rooms[room].event[root])
+        event = Fields(data if isinstance(data, dict) else {})
+        edit = event.loose_obj("unsigned").loose_obj("m.relations").loose_obj("m.replace")
+        edit_id = edit.loose_text("event_id")
+        if edit_id:
+            return edit_id, edit.loose_obj("content").loose_obj("m.new_content").loose_text("body")
+        return root, event.loose_obj("content").loose_text("body")
 
     async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
         content = convert.with_thread(convert.notice_content(text), root=place.thread_root)
@@ -438,11 +467,13 @@ class MatrixFrontend(Frontend):
             data = await intent.api.request(
                 Method.GET, PathBuilder(path), query_params={"limit": "100"}
             )
-        return [
-            (e["event_id"], e["content"]["m.relates_to"].get("key", ""))
-            for e in data.get("chunk", [])
-            if e.get("sender") == intent.mxid and e.get("content", {}).get("m.relates_to")
-        ]
+        found: list[tuple[str, str]] = []
+        for event in _chunk(data):
+            relation = event.loose_obj("content").loose_obj("m.relates_to")
+            event_id = event.loose_text("event_id")
+            if event.loose_text("sender") == intent.mxid and event_id and relation:
+                found.append((event_id, relation.loose_text("key") or ""))
+        return found
 
     async def edit(
         self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
@@ -527,30 +558,34 @@ class MatrixFrontend(Frontend):
             data = await intent.api.request(
                 Method.GET, Path.v3.rooms[room].messages, query_params=query
             )
-        for event in data.get("chunk") or []:
-            if (event.get("content") or {}).get(TXN_KEY) == txn_id:
+        for event in _chunk(data):
+            found = event.loose_text("event_id")
+            if found and event.loose_obj("content").loose_text(TXN_KEY) == txn_id:
                 log.info("%s reached %s before its answer was lost: not sent again", txn_id, room)
-                return str(event["event_id"])
+                return found
         return None
 
     # --- inbound ------------------------------------------------------------------------
 
     async def handle_event(self, raw: JSON) -> None:
-        """One event of a transaction; returns once the core persisted it."""
-        room, sender, event_id = raw.get("room_id"), raw.get("sender"), raw.get("event_id")
-        if not (isinstance(room, str) and isinstance(sender, str) and isinstance(event_id, str)):
+        """One event of a transaction; returns once the core persisted it. Raises
+        ``MalformedEvent`` for a field of the wrong type (the caller sets it aside)."""
+        event = Fields.of(raw)
+        room, sender = event.text("room_id"), event.text("sender")
+        event_id, kind = event.text("event_id"), event.text("type")
+        if not (room and sender and event_id):
             return
-        if raw.get("type") == "m.room.member":
-            self._note_member(room, raw)
+        if kind == "m.room.member":
+            self._note_member(room, event)
             return
-        relation = (raw.get("content") or {}).get("m.relates_to") or {}
-        if relation.get("rel_type") == "m.thread":
-            self._threads.note(event_id, relation.get("event_id"))
-        if sender == self._service.bot_mxid or self.ghosts.is_ghost(sender):
+        if self._is_ours(sender):
+            if kind in _TOLD_KINDS:  # learn the threads of what the bridge posted
+                self._threads.note(event_id, convert.thread_root_of(event.loose_obj("content")))
             return
         parsed = convert.parse_event(raw, mention_resolver=self._phone_of_ghost)
         if parsed is None or self._inbox is None:
             return
+        self._threads.note(event_id, parsed.thread_root)
         try:
             await self._relay(room, sender, event_id, parsed)
         except DatabaseError:
@@ -591,10 +626,11 @@ class MatrixFrontend(Frontend):
         try:
             async with matrix_call("read an event"):
                 event = await self.bot.api.request(Method.GET, Path.v3.rooms[room].event[target])
+            root = convert.thread_root_of(Fields.of(event).obj("content"))
         except DeliveryError:
             return None
-        relation = (event.get("content") or {}).get("m.relates_to") or {}
-        root = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
+        except MalformedEvent:  # a malformed target: the action stays outside threads
+            root = None
         self._threads.note(target, root)
         return root
 
@@ -618,20 +654,53 @@ class MatrixFrontend(Frontend):
         except DeliveryError as exc:
             log.warning("cannot answer %s in %s: %s", event_id, room, exc.explanation)
 
-    def _note_member(self, room: str, raw: JSON) -> None:
-        name = (raw.get("content") or {}).get("displayname")
-        user = raw.get("state_key")
-        if isinstance(user, str) and isinstance(name, str) and name:
+    async def _set_aside(self, raw: JSON, error: Exception) -> None:
+        """The appservice's hook for an event that cannot be handled: the core records
+        it and reports it to the ops channel; the sender is told, the first time."""
+        assert self._inbox is not None, "not started"
+        event = Fields(raw)
+        room, sender = event.loose_text("room_id"), event.loose_text("sender")
+        try:
+            root = convert.thread_root_of(Fields.of(raw.get("content"), "content"))
+        except MalformedEvent:
+            root = None
+        event_id = event_id_of(raw)
+        reason = (
+            error.explanation
+            if isinstance(error, BridgeError)
+            else f"the bridge failed on it ({type(error).__name__}; see its log)"
+        )
+        unhandled = UnhandledEvent(
+            frontend=self.name,
+            event_id=event_id,
+            place=Place(room, root) if room else None,
+            reason=reason,
+            excerpt=excerpt_of(raw),
+        )
+        if not await self._inbox.set_aside(unhandled) or not (room and sender):
+            return
+        if event.loose_text("type") in _TOLD_KINDS and not self._is_ours(sender):
+            text = f"⚠️ not relayed: {reason}. It was set aside for the bridge's operators."
+            await self._tell(room, root, event_id, text)
+
+    def _is_ours(self, user: str) -> bool:
+        return user == self._service.bot_mxid or self.ghosts.is_ghost(user)
+
+    def _note_member(self, room: str, event: Fields) -> None:
+        name = event.loose_obj("content").loose_text("displayname")
+        user = event.loose_text("state_key")
+        if user and name:
             self._member_names[(room, user)] = name
 
     async def _display_name(self, room: str, user: str) -> str:
         known = self._member_names.get((room, user))
         if known:
             return known
+        path = Path.v3.rooms[room].state["m.room.member"][user]
         try:
             async with matrix_call("read a member's name"):
-                member = await self.bot.get_room_member_info(RoomID(room), UserID(user))
-            name = member.displayname if member and member.displayname else None
+                member = await self.bot.api.request(Method.GET, path)
+            name = Fields(member if isinstance(member, dict) else {}).loose_text("displayname")
         except DeliveryError:
             name = None
         name = name or user.split(":", 1)[0].lstrip("@")
@@ -652,6 +721,12 @@ class MatrixFrontend(Frontend):
             return None
         digits = user_id[len(prefix) :].split(":", 1)[0]
         return f"+{digits}" if digits.isdigit() else None
+
+
+def _chunk(data: Any) -> list[Fields]:
+    """The events of a client API page (``chunk``), each an object."""
+    chunk = data.get("chunk") if isinstance(data, dict) else None
+    return [Fields(e) for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
 
 
 def _digest(*parts: str | bytes) -> str:
