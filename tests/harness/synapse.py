@@ -87,6 +87,7 @@ class AppserviceForwarder:
         self.target: int | None = None
         self._swallow: Callable[[dict[str, Any]], bool] | None = None
         self.swallowed: list[dict[str, Any]] = []  # events acknowledged, not forwarded
+        self.answers: list[tuple[int, int]] = []  # (body bytes, status) of transactions
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -132,13 +133,16 @@ class AppserviceForwarder:
             for k, v in request.headers.items()
             if k.lower() in ("authorization", "content-type")
         }
+        body = await request.read()
         try:
             async with http.request(
                 request.method,
                 f"http://127.0.0.1:{target}{request.rel_url}",
                 headers=headers,
-                data=await request.read(),
+                data=body,
             ) as resp:
+                if "/transactions/" in request.path:
+                    self.answers.append((len(body), resp.status))
                 return web.Response(
                     status=resp.status,
                     body=await resp.read(),

