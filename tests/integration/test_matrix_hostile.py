@@ -6,16 +6,22 @@ appservice never get a 5xx, never stall the loop, and leave it working."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import os
 import signal
 import subprocess
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge.matrix.local_synapse import free_port
 from tests.harness.synapse import (
@@ -28,6 +34,7 @@ from tests.harness.synapse import (
     synapse,
     until,
 )
+from tests.harness.stall import LoopStallMonitor
 from tests.harness.synapse import _config as harness_config
 
 __all__ = ["alice", "bob", "bridge", "synapse"]  # fixtures, re-exported for pytest
@@ -36,6 +43,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 BOT = "@whatsappbot:localhost"
 REPO = Path(__file__).resolve().parents[2]
+FUZZ_EXAMPLES = 500
 HTML = "org.matrix.custom.html"
 
 
@@ -250,3 +258,189 @@ async def test_a_transaction_over_1_mib_after_a_pause_is_delivered_in_order_once
         raise
     finally:
         await bridge.stop()
+
+
+# --- generated requests straight at the appservice ------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:  # hypothesis prints the failing one: keep it short
+        return f"Generated({self.method} {self.path[:80]!r} {self.headers} {self.body[:200]!r}…)"
+
+
+def _requests(hs_token: str, room: str, root: str) -> st.SearchStrategy[Generated]:
+    odd = st.sampled_from(["", "\x00", "\ud800", "x\udfffy", "$root", "!", "\n", "é" * 40])
+    text = st.text(max_size=20) | odd | st.just(root) | st.just(room)
+    scalar = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text
+    value = st.recursive(
+        scalar,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+        max_leaves=8,
+    )
+    thread = st.fixed_dictionaries(
+        {"rel_type": st.sampled_from(["m.thread", "m.annotation", "m.replace"]) | value},
+        optional={"event_id": st.just(root) | value, "m.in_reply_to": value, "key": value},
+    )
+    content = st.fixed_dictionaries(
+        {},
+        optional={
+            "msgtype": st.sampled_from(["m.text", "m.image", "m.location"]) | value,
+            "body": text | value,
+            "m.relates_to": thread | value,
+            "url": st.just("mxc://localhost/x") | value,
+            "info": value,
+            "format": st.just(HTML) | value,
+            "formatted_body": text | value,
+            "displayname": value,
+            "membership": st.sampled_from(["join", "leave"]) | value,
+        },
+    )
+    event = st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                ["m.room.message", "m.reaction", "m.room.redaction", "m.room.member", "m.sticker"]
+            )
+            | value,
+            "event_id": st.uuids().map(lambda u: f"${u}") | value,
+        },
+        optional={
+            "room_id": st.just(room) | value,
+            "sender": st.sampled_from(["@bob:localhost", "@mallory:localhost", BOT]) | value,
+            "content": content | value,
+            "state_key": st.just("@bob:localhost") | value,
+            "redacts": value,
+            "unsigned": value,
+            "origin_server_ts": value,
+        },
+    )
+
+    def transaction(events: list[Any], extra: Any, padding: int) -> bytes:
+        body = {"events": events, "ephemeral": extra, "padding": "p" * padding}
+        return json.dumps(body).encode()
+
+    def nested(depth: int) -> bytes:
+        return b'{"events": [' + b"[" * depth + b"]" * depth + b"]}"
+
+    body = st.one_of(
+        st.builds(
+            transaction,
+            st.lists(event | value, max_size=4),
+            value,
+            st.sampled_from([0, 0, 100_000, 1_200_000, 3_000_000]),
+        ),
+        st.binary(max_size=300),
+        st.sampled_from([b"", b"null", b"[]", b"{}", b'{"events": {}}', b'{"events": [NaN]}']),
+        st.sampled_from([b'{"events": ["\\ud800"]}', b"\xff\xfe", b'{"events": [1e999]}']),
+        st.integers(min_value=0, max_value=200_000).map(nested),
+        value.map(lambda v: json.dumps(v).encode()),
+    )
+    txn_id = st.text(max_size=30) | st.integers(min_value=0).map(str) | st.sampled_from(["²", "٣"])
+    transaction_path = st.builds(
+        str.__add__,
+        st.sampled_from(["/_matrix/app/v1/transactions/", "/transactions/"]),
+        txn_id.map(lambda txn: quote(txn, safe="")),
+    )
+    token = st.sampled_from(
+        [
+            {"Authorization": f"Bearer {hs_token}"},
+            {"Authorization": f"Bearer {hs_token}"},
+            {"Authorization": f"Bearer {hs_token}"},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": hs_token},
+            {},
+        ]
+    )
+    routes = st.one_of(  # (method, path): the routes the homeserver uses, then any
+        st.tuples(st.just("PUT"), transaction_path),
+        st.tuples(st.just("PUT"), transaction_path),
+        st.tuples(st.just("POST"), st.just("/_matrix/app/v1/ping")),
+        st.tuples(
+            st.just("GET"),
+            st.sampled_from(
+                ["/_matrix/app/v1/users/%40wa_1%3Alocalhost", "/_matrix/app/v1/rooms/%23x%3Ahs"]
+            ),
+        ),
+        st.tuples(
+            st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+            transaction_path | st.sampled_from(["/_matrix/mau/live", "/", "/nowhere"]),
+        ),
+    )
+    return st.builds(
+        lambda route, headers, data: Generated(route[0], route[1], headers, data),
+        routes,
+        token,
+        body,
+    )
+
+
+async def test_generated_requests_get_no_5xx_nor_stall_the_loop(
+    bridge: MatrixBridge, bob: MatrixUser, synapse: Homeserver
+) -> None:
+    """Hypothesis generates requests (bodies, tokens, sizes, transaction ids) and runs
+    in a thread; each request goes to the appservice from the event loop, which a
+    stall monitor watches the whole time. Then a reply through Synapse still reaches
+    the customer."""
+    await bridge.customer(text="Oi, preciso de ajuda")
+    root = await bridge.thread_root()
+    room = await bridge.room("control")
+    await bob.join(room)
+    loop = asyncio.get_running_loop()
+    base = f"http://127.0.0.1:{bridge.listen_port}"
+    statuses: Counter[int] = Counter()
+    sizes: list[int] = []
+
+    worst: list[tuple[float, int, str]] = []  # (stall, status, request) per request
+
+    async def send(http: aiohttp.ClientSession, request: Generated) -> int:
+        await asyncio.sleep(0.01)  # the monitor ticks: a stall before this is not ours
+        overall, monitor.worst = monitor.worst, 0.0
+        async with http.request(
+            request.method, base + request.path, headers=request.headers, data=request.body
+        ) as resp:
+            await resp.read()
+        await asyncio.sleep(0.01)  # and ticks again after the answer
+        worst.append((monitor.worst, resp.status, repr(request)))
+        monitor.worst = max(overall, monitor.worst)
+        return resp.status
+
+    gc.collect()
+    gc.freeze()  # the test process's own heap: its collections are no request's doing
+    async with aiohttp.ClientSession() as http, LoopStallMonitor() as monitor:
+
+        @settings(
+            max_examples=FUZZ_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(_requests(synapse.hs_token, room, root))
+        def check(request: Generated) -> None:
+            status = asyncio.run_coroutine_threadsafe(send(http, request), loop).result(60)
+            statuses[status] += 1
+            sizes.append(len(request.body))
+            assert 200 <= status < 500, (status, request)
+
+        await asyncio.to_thread(check)
+    gc.unfreeze()
+    worst.sort(reverse=True)
+    print(
+        f"\nappservice fuzz: {len(sizes)} requests ({sum(n > 2**20 for n in sizes)} over "
+        f"1 MiB, largest {max(sizes)} bytes), statuses {dict(statuses)}; "
+        f"worst stall while a request was served {worst[0][0] * 1000:.1f} ms "
+        f"(overall, hypothesis' thread included, {monitor.report()})"
+    )
+    print(f"  events set aside: {await bridge.bridge.repos.quarantine.count()}")
+    for stall, status, request in worst[:3]:
+        print(f"  {stall * 1000:.1f} ms {status} {request[:160]}")
+    assert worst[0][0] < 0.1, worst[:3]
+    assert sum(statuses.values()) >= FUZZ_EXAMPLES
+
+    await bob.send(room, threaded({"msgtype": "m.text", "body": "Depois do ataque"}, root))
+    sent = await bridge.outbound(lambda m: m.get("text", "").endswith("Depois do ataque"))
+    assert sent["text"] == "*bob:*\nDepois do ataque"
