@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.matrix.local_synapse import free_port
+from tests.harness.stall import LoopStallMonitor
 from tests.harness.synapse import (
     Homeserver,
     MatrixBridge,
@@ -34,7 +35,6 @@ from tests.harness.synapse import (
     synapse,
     until,
 )
-from tests.harness.stall import LoopStallMonitor
 from tests.harness.synapse import _config as harness_config
 
 __all__ = ["alice", "bob", "bridge", "synapse"]  # fixtures, re-exported for pytest
