@@ -444,3 +444,33 @@ async def test_generated_requests_get_no_5xx_nor_stall_the_loop(
     await bob.send(room, threaded({"msgtype": "m.text", "body": "Depois do ataque"}, root))
     sent = await bridge.outbound(lambda m: m.get("text", "").endswith("Depois do ataque"))
     assert sent["text"] == "*bob:*\nDepois do ataque"
+
+
+# --- /health ------------------------------------------------------------------------------
+
+
+async def test_refused_transactions_make_health_degraded_until_one_is_acknowledged(
+    bridge: MatrixBridge, synapse: Homeserver
+) -> None:
+    async def health() -> dict[str, Any]:
+        url = f"http://127.0.0.1:{bridge.config.http.port}/health"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            return dict(await resp.json())
+
+    assert (await health())["status"] == "ok"
+    url = f"http://127.0.0.1:{bridge.listen_port}/_matrix/app/v1/transactions/"
+    headers = {"Authorization": f"Bearer {synapse.hs_token}"}
+    async with aiohttp.ClientSession() as http:
+        for n, body in enumerate((b"[]", b"\xff", b'{"events": 1}')):
+            async with http.put(f"{url}bad{n}", data=body, headers=headers) as resp:
+                assert resp.status == 400
+        degraded = await health()
+        assert degraded["status"] == "degraded"
+        assert degraded["problems"] == [
+            "the last 3 transactions were refused: 400 no events list in the transaction; "
+            "400 the body is not UTF-8; "
+            "400 no events list in the transaction"
+        ]
+        async with http.put(f"{url}good", json={"events": []}, headers=headers) as resp:
+            assert resp.status == 200
+    assert (await health())["status"] == "ok"

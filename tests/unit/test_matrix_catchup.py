@@ -233,3 +233,24 @@ async def test_a_push_while_the_pings_say_down_is_a_recovery(
         await watch.note_transaction("5", [{"event_id": "$x"}])
     assert len(catch_up.since) == 1 and catch_up.since[0] <= down_since + INTERVAL
     await watch.stop()
+
+
+async def test_how_long_the_homeserver_is_unreachable_is_known(
+    watch: HomeserverWatch, clock: FakeClock, ping: ScriptedPing
+) -> None:
+    assert watch.unreachable_for() is None
+    ping.then(False)  # down from the next ping on, at +2
+    await clock.advance(INTERVAL + 30)
+    assert watch.unreachable_for() == 30
+    ping.then(True)
+    await clock.advance(INTERVAL)
+    assert watch.unreachable_for() is None
+
+
+def test_only_synapse_numbering_counts_as_a_restart_sign() -> None:
+    pushes = PushLog()
+    assert pushes.note("9", [], now=1.0) is None
+    for odd in ("²", "٣", "1" * 5000, "", "-1", "abc"):  # any id is valid: none a restart
+        assert pushes.note(odd, [{"event_id": 5}, "x", {"event_id": "$e"}], now=2.0) is None
+    assert pushes.was_pushed("$e")
+    assert pushes.note("3", [], now=3.0) == 1.0
