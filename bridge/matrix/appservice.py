@@ -96,7 +96,9 @@ TRANSACTION_SECONDS = 60.0  # Synapse itself gives up on a push after 60 s
 SMALL_BODY_LIMIT = 64 * 1024  # every other route (ping, queries): tiny bodies
 PING_LIMIT = 4 * 1024  # ``{"transaction_id": "..."}``
 # The state events the intents' state store keeps (mautrix's update_state).
-_TRACKED_STATE = frozenset({"m.room.member", "m.room.power_levels", "m.room.encryption"})
+_TRACKED_STATE = frozenset(
+    {"m.room.member", "m.room.power_levels", "m.room.encryption", "m.room.create"}
+)
 
 
 # mautrix's errors drop the body of an M_LIMIT_EXCEEDED answer; a request hook keeps its
@@ -181,7 +183,8 @@ class _Listener(AppService):
         token = token or request.rel_url.query.get("access_token")
         if not token:
             return _error(401, "M_UNAUTHORIZED", "no hs_token given")
-        if not hmac.compare_digest(token.encode(), self.hs_token.encode()):
+        given = token.encode("utf-8", "surrogatepass")  # a header may hold any bytes
+        if not hmac.compare_digest(given, self.hs_token.encode()):
             return _error(403, "M_FORBIDDEN", "wrong hs_token")
         return None
 
@@ -339,7 +342,9 @@ def _transaction_key(txn_id: str, events: list[Any]) -> str:
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
-    return web.json_response({"errcode": errcode, "error": message}, status=status, reason=message)
+    """A Matrix error; its message is also the status line's reason (printable ASCII)."""
+    reason = "".join(c if " " <= c <= "~" else "?" for c in message[:200])
+    return web.json_response({"errcode": errcode, "error": message}, status=status, reason=reason)
 
 
 class BridgeAppService:

@@ -337,3 +337,18 @@ async def test_a_homeserver_without_the_ping_is_not_judged_by_its_silence(
     await clock.advance(10 * STALE_AFTER_SECONDS)
     assert homeserver.pings == 2  # no more asking
     assert svc.health.problems() == []
+
+
+async def test_a_token_of_any_bytes_is_refused_with_a_403(
+    service: tuple[BridgeAppService, Recorded], homeserver: Homeserver
+) -> None:
+    for token in (b"Bearer \xff\xfe\xed\xa0\x80", b"Bearer " + b"\xc3\xa9" * 50):
+        reader, writer = await asyncio.open_connection("127.0.0.1", homeserver.as_port)
+        writer.write(
+            b"PUT /_matrix/app/v1/transactions/t HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + token
+            + b"\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        async with asyncio.timeout(5):
+            assert (await reader.readuntil(b"\r\n")).split(b" ", 2)[1] == b"403"
+        writer.close()
