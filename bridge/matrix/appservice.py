@@ -307,11 +307,11 @@ async def handle_or_set_aside(
         raise
     except Exception as exc:  # the boundary of one event: the next one goes on
         event_id = event_id_of(raw)
-        if isinstance(exc, InvalidInput):
-            log.warning("event %s cannot be handled: %s", event_id, exc.explanation)
-        else:
-            log.exception("event %s cannot be handled", event_id)
+        if not isinstance(exc, InvalidInput):
+            # a bug, not the event's fault: its traceback; the quarantine logs the rest once
+            log.exception("event %s: the bridge failed on it", event_id)
         if set_aside is None:
+            log.warning("event %s skipped: %s", event_id, exc)
             return
         try:
             await set_aside(raw, exc)
