@@ -251,6 +251,7 @@ async def test_a_transaction_over_1_mib_after_a_pause_is_delivered_in_order_once
 
         assert await until(delivered, limit=60, what="every message on WhatsApp") == texts
         answers = synapse.forwarder.answers[answered:]
+        print(f"\ntransactions after the pause (bytes, status): {answers}")
         assert max(size for size, _ in answers) > 1024 * 1024, answers
         assert {status for _, status in answers} == {200}, answers
     except BaseException:
