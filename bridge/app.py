@@ -10,6 +10,7 @@ import random
 import signal
 from collections.abc import Sequence
 
+from bridge import files
 from bridge.clock import Clock, SystemClock
 from bridge.config import Config
 from bridge.core.commands import CommandRegistry
@@ -119,7 +120,11 @@ class Bridge:
             raise
 
     async def _start_storage(self) -> None:
-        self.config.data_path.mkdir(parents=True, exist_ok=True)
+        # data_dir holds device stores and media: 0700, its files 0600 (bridge/files.py)
+        try:
+            await asyncio.to_thread(files.tighten_tree, self.config.data_path)
+        except OSError as exc:
+            raise BridgeError(f"cannot use data_dir {exc.filename}: {exc.strerror}") from exc
         if self.db is None:
             self.db = await Database.connect(self.config.database.resolved_url)
         if self._own_db:

@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from bridge import files
 from bridge.errors import DatabaseError
 
 log = logging.getLogger("bridge.db")
@@ -318,7 +319,18 @@ def _sqlite_open_reason(path: str, exc: BaseException) -> str:
         return f"directory {parent} does not exist"
     if not parent.is_dir():
         return f"{parent} is not a directory"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     return str(exc)
+
+
+def _private_files(path: str) -> None:
+    """The database file created 0600 before SQLite creates it with the umask (its
+    -wal, -shm and -journal files then get the same mode); existing ones tightened."""
+    database = Path(path)
+    if not files.create_private(database):
+        siblings = [database.with_name(database.name + s) for s in ("-wal", "-shm", "-journal")]
+        files.tighten_files([database, *siblings])
 
 
 def _probe_writable(path: str) -> None:
@@ -367,10 +379,11 @@ class SQLiteDatabase(Database):
         conn: sqlite3.Connection | None = None
         try:
             if path != ":memory:":
+                await asyncio.to_thread(_private_files, path)
                 await asyncio.to_thread(_probe_writable, path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             cls._configure(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
             reason = _sqlite_open_reason(path, exc)

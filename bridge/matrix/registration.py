@@ -3,7 +3,9 @@
 ``generate-registration`` (CLI) calls :func:`write_registration`: every appservice
 token written in the config file as the literal ``generate`` is replaced by a random
 one *in place* (only that scalar changes; comments and layout stay byte for byte),
-then the registration YAML the homeserver loads is written next to it.
+then the registration YAML the homeserver loads is written next to it. Both files
+hold tokens, so both are written atomically as 0600 files (a config file that was
+readable by others is not any more once it holds generated tokens).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Mapping
 from io import StringIO
 from pathlib import Path
@@ -21,6 +22,7 @@ from ruamel.yaml import YAML
 
 from bridge.config import GENERATE, Config, check_config, parse_config
 from bridge.errors import ConfigError
+from bridge.files import write_private
 
 __all__ = ["build_registration", "generate_token", "write_registration"]
 
@@ -82,10 +84,17 @@ def write_registration(
         config = parse_config(text, path=config_path, env=env)
         if config.appservice.needs_generation:  # the edit did not land; never write it
             raise ConfigError(f"could not replace the '{GENERATE}' tokens in {config_path}")
-        _write_atomically(config_path, text, mode=_mode_of(config_path))
+        _write(config_path, text)  # it holds tokens now: 0600 (bridge/files.py)
     registration = build_registration(config)
-    _write_atomically(Path(out_path), _dump(registration), mode=0o600)
+    _write(Path(out_path), _dump(registration))
     return registration
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        write_private(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _fill_generated_tokens(text: str, config: Config) -> str:
@@ -126,21 +135,3 @@ def _dump(registration: dict[str, Any]) -> str:
     out = StringIO()
     yaml.dump(registration, out)
     return out.getvalue()
-
-
-def _mode_of(path: Path) -> int:
-    return path.stat().st_mode & 0o777
-
-
-def _write_atomically(path: Path, text: str, *, mode: int) -> None:
-    """Write via a temporary file in the same directory, so a crash never leaves
-    a half-written config or registration."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

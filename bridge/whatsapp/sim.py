@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bridge import files
 from bridge.clock import Clock
 from bridge.errors import (
     ConfigError,
@@ -441,10 +442,8 @@ class SimSessionStore:
             raise EngineError(f"sim device store {self.device_path} is corrupt: {exc}") from exc
 
     def save_device(self, device: SimDevice) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.device_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(device)), encoding="utf-8")
-        tmp.replace(self.device_path)
+        files.private_dir(self.directory)  # 0700 dirs, 0600 files (bridge/files.py)
+        files.write_private(self.device_path, json.dumps(dataclasses.asdict(device)))
 
     def forget_device(self) -> None:
         self.device_path.unlink(missing_ok=True)
@@ -466,9 +465,8 @@ class SimSessionStore:
         return entries
 
     def append_outbound(self, entry: Mapping[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self.outbound_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        files.private_dir(self.directory)
+        files.append_private(self.outbound_path, json.dumps(entry, ensure_ascii=False) + "\n")
 
 
 # --- per-session state -------------------------------------------------------

@@ -84,6 +84,7 @@ from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DevicePr
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from neonize.utils.enum import MediaType, ReceiptType
 
+from bridge import files
 from bridge.clock import Clock, SystemClock
 from bridge.errors import EngineError, InvalidInput, SessionNotConnected
 from bridge.model import (
@@ -240,7 +241,11 @@ class DeviceFiles:
         return str(self.sqlite.resolve())
 
     def prepare(self) -> None:
-        self.spec.device_dir.mkdir(parents=True, exist_ok=True)
+        """A 0700 directory, and for SQLite the store made 0600 before go-sqlite3
+        creates it with the umask (bridge/files.py)."""
+        files.private_dir(self.spec.device_dir)
+        if not self.postgres:
+            files.create_private(self.sqlite)
 
     def read(self) -> Pairing | None:
         try:
@@ -258,10 +263,8 @@ class DeviceFiles:
         return self.read() is not None and (self.postgres or self.sqlite.exists())
 
     def write(self, pairing: Pairing) -> None:
-        self.prepare()
-        tmp = self.record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"jid": pairing.jid, "lid": pairing.lid}), encoding="utf-8")
-        tmp.replace(self.record)
+        files.private_dir(self.spec.device_dir)
+        files.write_private(self.record, json.dumps({"jid": pairing.jid, "lid": pairing.lid}))
 
     def forget(self) -> None:
         """Drop the pairing record and, for SQLite, the device store itself."""

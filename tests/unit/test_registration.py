@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,11 +120,38 @@ def test_generate_is_replaced_in_place_preserving_comments_and_layout(tmp_path: 
     assert (reloaded.appservice.as_token, reloaded.appservice.hs_token) == (as_token, hs_token)
 
 
-def test_write_back_keeps_the_config_file_mode(tmp_path: Path) -> None:
+@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_a_config_holding_generated_tokens_becomes_private(tmp_path: Path, umask: int) -> None:
     config_path = write(tmp_path, CONFIG)
+    config_path.chmod(0o644)
+    out = tmp_path / "registration.yaml"
+    write_registration(config_path, out, env={})
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_config_without_generate_is_left_as_it_is(tmp_path: Path, umask: int) -> None:
+    text = CONFIG.replace("as_token: generate", "as_token: AS1").replace('"generate"', "HS1")
+    config_path = write(tmp_path, text)
     config_path.chmod(0o640)
-    write_registration(config_path, tmp_path / "registration.yaml", env={})
+    out = tmp_path / "registration.yaml"
+    write_registration(config_path, out, env={})
     assert stat.S_IMODE(config_path.stat().st_mode) == 0o640
+    assert config_path.read_text(encoding="utf-8") == text
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_a_registration_that_cannot_be_written_is_a_config_error(tmp_path: Path) -> None:
+    config_path = write(tmp_path, CONFIG)
+    with pytest.raises(ConfigError, match=r"cannot write .*missing/registration.yaml: No such"):
+        write_registration(config_path, tmp_path / "missing" / "registration.yaml", env={})
 
 
 def test_flow_style_generate_tokens_are_replaced(tmp_path: Path) -> None:
