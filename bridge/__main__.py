@@ -90,11 +90,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return _check_config(path)
     if args.command == "generate-registration":
-        from bridge.matrix.registration import write_registration
-
-        write_registration(path, Path(args.output))
-        print(f"wrote {args.output}")
-        return 0
+        return _generate_registration(path, Path(args.output))
     config = load_config(path)
     _setup_logging(config)
     if args.command == "migrate":
@@ -130,6 +126,24 @@ def _check_config(path: Path) -> int:
         return 1
     print(f"{path}: ok")
     return 0
+
+
+def _generate_registration(config_path: Path, output: Path) -> int:
+    from bridge.matrix.registration import write_registration
+
+    before = _read_or_none(config_path)
+    write_registration(config_path, output)
+    if _read_or_none(config_path) != before:
+        print(f"wrote generated tokens into {config_path} (now mode 0600: it holds them)")
+    print(f"wrote {output} (mode 0600)")
+    return 0
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _setup_logging(config: Config) -> None:

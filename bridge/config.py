@@ -17,6 +17,7 @@ Public surface: :func:`load_config`, :func:`check_config`, :func:`parse_config`,
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -449,7 +450,8 @@ class _Ctx:
 
 
 class _Invalid(ValueError):
-    """A converter rejected a value; the kind's ``expected`` text explains why."""
+    """A converter rejected a value; the kind's ``expected`` text explains why, after
+    the reason given as the exception's argument, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,9 +529,10 @@ class _Map:
     def convert(self, key: str, raw: Any, kind: _Kind, default: Any) -> Any:
         try:
             return kind.convert(raw)
-        except _Invalid:
+        except _Invalid as exc:
             got = "" if kind.secret else f", got {_shown(raw)}"
-            self.error(key, f"expected {kind.expected}{got}")
+            reason = f"{exc.args[0]}; " if exc.args else ""
+            self.error(key, f"{reason}expected {kind.expected}{got}")
             return None if default is _REQUIRED else default
 
     def child(self, key: str) -> _Map:
@@ -690,7 +693,19 @@ _USER_ID = _str_kind(
     "a Matrix user id like @alice:example.com or a Slack user id like U0123ABC",
     r"@[^:\s]+:\S+|[UW][A-Z0-9]{2,}",
 )
-_URL = _str_kind("an http(s) URL like http://127.0.0.1:8008", r"https?://[^\s/]+(/\S*)?")
+_HTTP_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+def _convert_http_url(value: Any) -> str:
+    if not isinstance(value, str) or not _HTTP_URL.fullmatch(value):
+        raise _Invalid
+    problem = _authority_problem(str(value), several_hosts=False, need_host=True)
+    if problem:
+        raise _Invalid(problem)
+    return str(value)
+
+
+_URL = _Kind("an http(s) URL like http://127.0.0.1:8008", _convert_http_url)
 _HOST = _str_kind("a host name or IP address", r"[^\s/]+")
 _SERVER_NAME = _str_kind("a server name like example.com (not a URL)", r"[A-Za-z0-9.\-\[\]:]+")
 _LOCALPART = _str_kind("a Matrix localpart of a-z, 0-9, . _ = - /", r"[a-z0-9._=/+-]+")
@@ -818,10 +833,15 @@ def _read_database(m: _Map) -> DatabaseConfig:
     url = secret.value or "sqlite:zapbridge.db"
     m.finish()
     resolved = _resolve_database_url(url, m.ctx.base_dir)
+    origin = f" (value from {secret.source})" if secret.source else ""
     if resolved is None:
-        origin = f" (value from {secret.source})" if secret.source else ""
         m.error("url", f"expected sqlite:FILE or postgres://user@host/db{origin}")
         resolved = url
+    elif resolved.startswith(("postgres://", "postgresql://")):
+        # never quoted: it may hold a password
+        problem = _authority_problem(url, several_hosts=True, need_host=False, quote=False)
+        if problem:
+            m.error("url", f"{problem}; expected postgres://user@host:port/db{origin}")
     return DatabaseConfig(url=url, resolved_url=resolved)
 
 
@@ -984,7 +1004,8 @@ def _read_homeserver(root: _Map, matrix_user: str | None) -> HomeserverConfig:
 def _read_appservice(m: _Map, matrix_user: str | None) -> AppserviceConfig:
     hostname = m.get("hostname", _HOST, "127.0.0.1")
     port = m.get("port", _PORT, 29318)
-    address = m.get("address", _URL, f"http://{hostname}:{port}")
+    host = f"[{hostname}]" if ":" in hostname else hostname  # an IPv6 address
+    address = m.get("address", _URL, f"http://{host}:{port}")
     ident = m.get(
         "id",
         _str_kind("an appservice id of letters, digits, '_' or '-'", r"[A-Za-z0-9_.-]+"),
@@ -1166,6 +1187,67 @@ def _read_business_hours(session: _Map) -> BusinessHours | None:
 def _resolve_path(name: str, base_dir: Path) -> Path:
     path = Path(name).expanduser()
     return Path(os.path.normpath(path if path.is_absolute() else base_dir / path))
+
+
+_NOT_IN_HOST = re.compile(r"[\s\x00-\x1f\x7f\[\]/?#@:,\\<>\"{}|^`]")
+
+
+def _authority_problem(
+    url: str, *, several_hosts: bool, need_host: bool, quote: bool = True
+) -> str | None:
+    """What is wrong with the ``user@host:port`` part of ``url`` (comma-separated
+    hosts when ``several_hosts``, as asyncpg reads them), or None. The user name and
+    password are never quoted, and nothing of the URL unless ``quote`` (without an
+    '@', a password reads as a port)."""
+    rest = url.partition("://")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, _, hosts = authority.rpartition("@")
+    if "[" in userinfo or "]" in userinfo:
+        return "a '[' or ']' in the user name or password must be written %5B or %5D"
+    shown = (lambda value: f" {_shown(value)}") if quote else (lambda _: "")
+    for spec in hosts.split(",") if several_hosts else [hosts]:
+        problem = _host_port_problem(spec, need_host=need_host, shown=shown)
+        if problem:
+            return problem
+    try:
+        urlsplit(url)  # what the bridge reads it with later
+    except ValueError as exc:
+        return f"not a valid URL ({exc})" if quote else "not a valid URL"
+    return None
+
+
+def _host_port_problem(spec: str, *, need_host: bool, shown: Callable[[Any], str]) -> str | None:
+    """What is wrong with one ``host``, ``host:port``, ``[ipv6]`` or ``[ipv6]:port``."""
+    if spec.startswith("["):
+        end = spec.find("]")
+        if end < 0:
+            return "the host has a '[' without its ']' (an IPv6 address is written like [::1])"
+        address, after = spec[1:end], spec[end + 1 :]
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return f"the host{shown(address)} in [...] is not an IPv6 address"
+        if after and not after.startswith(":"):
+            return f"unexpected text{shown(after)} after the IPv6 address in [...]"
+        return _port_problem(after[1:], shown) if after else None
+    host, colon, port = spec.partition(":")
+    if ":" in port:
+        return f"the host{shown(spec)} is not host:port (an IPv6 address is written like [::1])"
+    if _NOT_IN_HOST.search(host):
+        return f"the host{shown(host)} has characters a host name cannot have"
+    if need_host and not host:
+        return "the URL names no host"
+    return _port_problem(port, shown) if colon else None
+
+
+def _port_problem(port: str, shown: Callable[[Any], str]) -> str | None:
+    if not port:
+        return "the port after ':' is empty"
+    if not re.fullmatch(r"[0-9]{1,5}", port):
+        return f"the port{shown(port)} is not a number"
+    if not 1 <= int(port) <= 65535:
+        return f"the port{shown(port)} is out of range 1-65535"
+    return None
 
 
 def _url_password(url: str) -> str | None:

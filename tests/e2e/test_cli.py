@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -17,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def bridge(
-    *args: str, cwd: Path | None = None, timeout: float = 60
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bridge", *args],
@@ -25,6 +31,8 @@ def bridge(
         text=True,
         timeout=timeout,
         cwd=cwd or ROOT,
+        env=None if env is None else {**os.environ, **env},
+        umask=umask,
     )
 
 
@@ -115,6 +123,72 @@ def test_unusable_database_is_one_clear_line(tmp_path: Path, db_url: str, expect
     assert len(errors) == 1 and expected in errors[0], out.stderr
     assert "Traceback" not in out.stderr
     assert "hunter22" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("db_url", "problem"),
+    [
+        ("postgres://zap:hunter22@[::1/zap", "the host has a '[' without its ']'"),
+        ("postgresql://zap:hunter22@[zz::1]/zap", "the host in [...] is not an IPv6 address"),
+        ("postgres://zap:hunter22@db:70000/zap", "the port is out of range 1-65535"),
+    ],
+)
+def test_a_malformed_postgres_url_is_one_clear_line_for_every_command(
+    tmp_path: Path, db_url: str, problem: str
+) -> None:
+    config = sim_config(tmp_path)
+    env = {"ZAPBRIDGE_DATABASE_URL": db_url}
+    check = bridge("check-config", "-c", str(config), env=env)
+    assert check.returncode == 1
+    assert f"config.yaml:1 database.url: {problem}" in check.stdout
+    for command in ("run", "migrate"):
+        out = bridge(command, "-c", str(config), env=env)
+        assert out.returncode == 1
+        (line,) = out.stderr.splitlines()
+        assert line.startswith("error: ") and problem in line, out.stderr
+        assert line.endswith("(value from ZAPBRIDGE_DATABASE_URL)")
+        assert "hunter22" not in out.stdout + out.stderr
+
+
+def test_a_data_dir_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    config = sim_config(tmp_path)
+    (tmp_path / "data").write_text("not a directory")
+    out = bridge("run", "-c", str(config))
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot use data_dir {tmp_path / 'data'}: Not a directory"]
+    assert "Traceback" not in out.stderr
+
+
+def test_files_the_cli_writes_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    config = sim_config(tmp_path)
+    assert bridge("migrate", "-c", str(config), umask=0).returncode == 0
+    made = [p for p in tmp_path.iterdir() if p.name.startswith("bridge.db")]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == dict.fromkeys(
+        (p.name for p in made), 0o600
+    )
+
+
+def test_generate_registration_says_it_made_the_config_private(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "homeserver: {address: 'http://127.0.0.1:8008', domain: localhost}\n"
+        "appservice: {as_token: generate, hs_token: generate}\n"
+        "companies: [{id: acme, admins: ['@alice:localhost'], ops: {matrix: true}}]\n"
+    )
+    config.chmod(0o644)
+    out = bridge(
+        "generate-registration", "-c", str(config), "-o", str(tmp_path / "reg.yaml"), umask=0
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"wrote generated tokens into {config} (now mode 0600: it holds them)",
+        f"wrote {tmp_path / 'reg.yaml'} (mode 0600)",
+    ]
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "reg.yaml").stat().st_mode) == 0o600
+    again = bridge("generate-registration", "-c", str(config), "-o", str(tmp_path / "reg.yaml"))
+    assert again.stdout.splitlines() == [f"wrote {tmp_path / 'reg.yaml'} (mode 0600)"]
 
 
 def _get_json(url: str) -> dict:  # type: ignore[type-arg]

@@ -779,6 +779,106 @@ def test_database_url_is_resolved_against_the_config_directory(url: str, resolve
     assert config.database.resolved_url == resolved
 
 
+PG_URL_EXPECTED = "; expected postgres://user@host:port/db"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "postgres://user@[::1/db",
+            "the host has a '[' without its ']' (an IPv6 address is written like [::1])",
+        ),
+        ("postgresql://[zz::1]/db", "the host in [...] is not an IPv6 address"),
+        ("postgres://zap@[::1]x/db", "unexpected text after the IPv6 address in [...]"),
+        (
+            "postgres://zap@::1/db",
+            "the host is not host:port (an IPv6 address is written like [::1])",
+        ),
+        ("postgres://zap@db:99999/zap", "the port is out of range 1-65535"),
+        ("postgres://zap@[::1]:0/zap", "the port is out of range 1-65535"),
+        ("postgres://zap@db:abc/zap", "the port is not a number"),
+        ("postgres://zap@db:/zap", "the port after ':' is empty"),
+        ("postgres://zap@db:5432,db2:x/zap", "the port is not a number"),
+        ("postgres://zap@db 1/zap", "the host has characters a host name cannot have"),
+        (
+            "postgres://zap:pa[ss@db/zap",
+            "a '[' or ']' in the user name or password must be written %5B or %5D",
+        ),
+    ],
+)
+def test_a_malformed_postgres_url_is_a_problem_not_a_traceback_later(
+    url: str, problem: str
+) -> None:
+    for text, env, origin in (
+        (f"database: {{url: '{url}'}}\n" + BASE, {}, ""),
+        (BASE, {"ZAPBRIDGE_DATABASE_URL": url}, " (value from ZAPBRIDGE_DATABASE_URL)"),
+    ):
+        assert errors_of(text, env=env) == [
+            f"config.yaml:1 database.url: {problem}{PG_URL_EXPECTED}{origin}"
+        ]
+
+
+def test_a_postgres_url_problem_never_shows_the_password() -> None:
+    (problem,) = errors_of(BASE, env={"ZAPBRIDGE_DATABASE_URL": "postgres://zap:hunter22/db"})
+    assert "hunter22" not in problem and "the port is not a number" in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://zap@[::1]:5432/zap",
+        "postgres://zap@[fe80::1%25eth0]/zap",
+        "postgres://zap@db1:5432,db2:5433/zap",  # several hosts, as asyncpg reads them
+        "postgresql:///zap?host=/run/postgresql",  # a Unix socket
+        "postgres://zap:p@ss@db/zap",
+    ],
+)
+def test_well_formed_postgres_urls_pass(url: str) -> None:
+    assert parse(BASE, env={"ZAPBRIDGE_DATABASE_URL": url}).database.url == url
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key", "problem"),
+    [
+        (
+            "homeserver: {address: 'http://[::1:8008', domain: example.com}",
+            "homeserver.address",
+            "the host has a '[' without its ']' (an IPv6 address is written like [::1])",
+        ),
+        (
+            "homeserver: {address: 'http://hs:99999', domain: example.com}",
+            "homeserver.address",
+            "the port '99999' is out of range 1-65535",
+        ),
+        (
+            "appservice: {address: 'http://[zz::1]:29318', as_token: A1234, hs_token: H1234}",
+            "appservice.address",
+            "the host 'zz::1' in [...] is not an IPv6 address",
+        ),
+        (
+            "slack: {api_url: 'https://slack.com:abc/api/'}",
+            "slack.api_url",
+            "the port 'abc' is not a number",
+        ),
+        ("slack: {api_url: 'http://:80/api/'}", "slack.api_url", "the URL names no host"),
+    ],
+)
+def test_http_urls_are_checked_alike(snippet: str, key: str, problem: str) -> None:
+    section = snippet.partition(":")[0]
+    text = "\n".join(line for line in BASE.splitlines() if not line.startswith(f"{section}:"))
+    value = snippet.split("'")[1]
+    assert errors_of(snippet + "\n" + text + "\n") == [
+        f"config.yaml:1 {key}: {problem}; expected an http(s) URL like "
+        f"http://127.0.0.1:8008, got '{value}'"
+    ]
+
+
+def test_an_ipv6_appservice_hostname_makes_a_bracketed_address() -> None:
+    text = BASE.replace("appservice: {", "appservice: {hostname: '::1', port: 29400, ")
+    assert parse(text).appservice.address == "http://[::1]:29400"
+
+
 def test_data_dir_and_base_dir_are_absolute() -> None:
     config = parse(BASE, path=Path("/srv/zap/config.yaml"))
     assert config.base_dir == Path("/srv/zap")
