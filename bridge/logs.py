@@ -365,9 +365,9 @@ class _JsonFormatter(logging.Formatter):
 
 QUIET_LOGGERS = ("aiohttp.access", "asyncio", "mau", "slack_bolt", "slack_sdk")
 """Libraries whose INFO is noise (or request bodies): WARNING and up unless DEBUG."""
-QUIET_PACKAGES = ("mautrix", "slack_bolt", "slack_sdk")
+QUIET_PACKAGES = ("slack_bolt", "slack_sdk")
 """Packages whose log calls are quiet whatever their logger is named (bolt names
-some after the app's file)."""
+some after the app's file), unless the bridge named the logger (``bridge.*``)."""
 
 
 def _package_dirs(names: Iterable[str]) -> tuple[str, ...]:
@@ -402,11 +402,9 @@ class _LevelPolicy(logging.Filter):
 
     def _is_quiet(self, record: logging.LogRecord) -> bool:
         name = record.name
-        return (
-            name in self._names
-            or name.startswith(self._prefixes)
-            or record.pathname.startswith(self._dirs)
-        )
+        if name in self._names or name.startswith(self._prefixes):
+            return True
+        return not name.startswith("bridge.") and record.pathname.startswith(self._dirs)
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

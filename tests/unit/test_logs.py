@@ -382,6 +382,20 @@ def test_records_from_bolt_code_under_an_app_named_logger_are_quiet(
     assert "app warning" in at_info.getvalue()
 
 
+def test_a_logger_the_bridge_named_keeps_its_info_whoever_calls_it(
+    at_info: io.StringIO,
+) -> None:
+    import slack_bolt
+
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_zapbridge", False))
+    record = logging.makeLogRecord(
+        {"name": "bridge.slack.bolt", "levelno": logging.INFO, "msg": "named by us"}
+    )
+    record.pathname = str(Path(slack_bolt.__file__).parent / "app" / "async_app.py")
+    handler.handle(record)
+    assert "named by us" in at_info.getvalue()
+
+
 def test_debug_lets_library_info_through() -> None:
     stream = io.StringIO()
     handler = configure_logging(level="DEBUG", fmt="text", redactor=Redactor(), stream=stream)
