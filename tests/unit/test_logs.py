@@ -299,8 +299,12 @@ def test_a_long_traceback_keeps_its_start_and_its_end() -> None:
 def test_unformattable_arguments_still_make_a_line() -> None:
     stream = io.StringIO()
     handler = configure_logging(level="INFO", fmt="text", redactor=Redactor(), stream=stream)
+    record = logging.makeLogRecord(
+        {"name": "bridge.test.args", "levelno": logging.WARNING, "msg": "%d items"}
+    )
+    record.args = ("many",)
     try:
-        logging.getLogger("bridge.test.args").warning("%d items", "many")
+        handler.handle(record)  # straight to ours: pytest's own handler would raise
     finally:
         logging.getLogger().removeHandler(handler)
     assert "%d items (unformattable arguments: TypeError)" in stream.getvalue()
