@@ -33,6 +33,7 @@ from bridge.app import Bridge
 from bridge.config import Config, load_config
 from bridge.db.database import Database
 from bridge.errors import BridgeError
+from bridge.files import private_dir, write_private
 from bridge.logs import Redactor, configure_logging
 from bridge.matrix.local_synapse import LocalSynapse, SynapseError, free_port
 from bridge.matrix.registration import build_registration
@@ -101,8 +102,9 @@ def write_demo_config(directory: Path) -> Path:
     """The demo's config file, written once (ports and tokens are then reused)."""
     path = directory / "config.yaml"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        path.write_text(
+        private_dir(directory)
+        write_private(
+            path,
             CONFIG_TEMPLATE.format(
                 http_port=free_port(),
                 hs_port=free_port(),
@@ -114,7 +116,6 @@ def write_demo_config(directory: Path) -> Path:
                 admin=ADMIN,
                 attendant=ATTENDANT,
             ),
-            encoding="utf-8",
         )
     return path
 
@@ -125,8 +126,7 @@ def _password(directory: Path, name: str) -> str:
     known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     if name not in known:
         known[name] = secrets.token_urlsafe(9)
-        path.write_text(json.dumps(known), encoding="utf-8")
-        path.chmod(0o600)
+        write_private(path, json.dumps(known))
     return known[name]
 
 

@@ -111,8 +111,13 @@ def from_json(text: str) -> dict[str, Any]:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password (userinfo and ``password``-like query parameters)."""
-    parts = urlsplit(url)
+    """The URL without its password (userinfo and ``password``-like query parameters);
+    a URL that cannot be parsed is not shown at all, only its scheme."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port or IPv6 host
+    except ValueError:
+        return f"{url.partition(':')[0][:20]}:<a malformed URL>"
     if not parts.netloc and "password" not in parts.query:
         return url
     host = parts.netloc.rpartition("@")[2]
@@ -121,6 +126,20 @@ def redact_url(url: str) -> str:
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if "password" not in k]
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "?"
+    except ValueError:
+        return "?"
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def sqlite_path(url: str) -> str:
@@ -506,10 +525,10 @@ def _pg_connect_reason(exc: BaseException, url: str) -> str:
     if refused or isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text:
         return "connection refused"
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host {urlsplit(url).hostname} ({exc.strerror})"
+        return f"cannot resolve host {_host_of(url)} ({exc.strerror})"
     if isinstance(exc, TimeoutError):
         return f"no answer within {PG_CONNECT_TIMEOUT_SECONDS:g} s"
-    password = urlsplit(url).password
+    password = _password_of(url)
     text = text or type(exc).__name__
     return text.replace(password, "***") if password else text
 

@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 
 from bridge.errors import BridgeError
+from bridge.files import create_private, private_dir, write_private
 
 __all__ = ["LocalSynapse", "SynapseError", "free_port"]
 
@@ -212,9 +213,9 @@ class LocalSynapse:
 
     def write_config(self) -> Path:
         """Write ``homeserver.yaml``, the registration, the log config and a signing key."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)  # tokens, a shared secret and a signing key live here
         registration_file = self.directory / "registration.yaml"
-        registration_file.write_text(json.dumps(self.registration), encoding="utf-8")
+        write_private(registration_file, json.dumps(self.registration))
         (self.directory / "log.yaml").write_text(
             _LOG_CONFIG.format(path=json.dumps(str(self.log_path))), encoding="utf-8"
         )
@@ -227,7 +228,7 @@ class LocalSynapse:
             max_upload_mb=self.max_upload_mb,
         )
         # JSON is valid YAML, and needs no YAML writer here.
-        self.config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        write_private(self.config_path, json.dumps(config, indent=2))
         return self.config_path
 
     def _write_signing_key(self) -> None:
@@ -236,6 +237,7 @@ class LocalSynapse:
             return
         from signedjson.key import generate_signing_key, write_signing_keys
 
+        create_private(path)
         with path.open("w", encoding="utf-8") as file:
             write_signing_keys(file, [generate_signing_key("a_zb")])
 

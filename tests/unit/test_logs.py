@@ -411,3 +411,12 @@ def test_debug_lets_library_info_through() -> None:
         logging.getLogger().removeHandler(handler)
         configure_logging(level="INFO", fmt="text", redactor=Redactor(), stream=io.StringIO())
     assert "bolt details" in stream.getvalue()
+
+
+def test_a_malformed_database_url_is_redacted_without_raising() -> None:
+    from bridge.db.database import redact_url
+
+    for url in ("postgres://u:pw@[::1/db", "postgres://u:pw@h:99999/db", "postgresql://[zz::1]/d"):
+        shown = redact_url(url)
+        assert "pw" not in shown and shown.startswith("postgres")
+    assert redact_url("postgres://u:pw@h/db") == "postgres://u@h/db"
