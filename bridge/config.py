@@ -471,10 +471,14 @@ class _Map:
     """One YAML mapping being read. Remembers the keys asked for, so that
     :meth:`finish` can report every other key as unknown (with a suggestion)."""
 
-    def __init__(self, ctx: _Ctx, node: Any, *, path: str, line: int) -> None:
+    def __init__(
+        self, ctx: _Ctx, node: Any, *, path: str, line: int, label: str | None = None
+    ) -> None:
         self.ctx = ctx
         self.path = path
         self.line = line
+        self.label = label
+        """A name shown after key paths in problems (a session's name), once known."""
         self.known: list[str] = []
         self.broken = node is not None and not isinstance(node, Mapping)
         """Not a mapping (reported once); its keys are then neither required nor warned."""
@@ -486,6 +490,11 @@ class _Map:
 
     def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
+
+    def shown(self, key_path: str) -> str:
+        """``key_path`` as a problem names it: ``companies[0].sessions[1].greeting
+        (support)`` under a labelled mapping."""
+        return f"{key_path} ({self.label})" if self.label else key_path
 
     def line_of(self, key: str) -> int:
         """The key's own line, or this mapping's line when the key is absent."""
@@ -504,16 +513,16 @@ class _Map:
         return _MISSING if value is None else value
 
     def error(self, key: str, message: str) -> None:
-        self.ctx.problems.error(self.line_of(key), self.key_path(key), message)
+        self.ctx.problems.error(self.line_of(key), self.shown(self.key_path(key)), message)
 
     def warn(self, key: str, message: str) -> None:
         if not self.broken:
-            self.ctx.problems.warn(self.line_of(key), self.key_path(key), message)
+            self.ctx.problems.warn(self.line_of(key), self.shown(self.key_path(key)), message)
 
     def warn_here(self, message: str) -> None:
         """A warning about this whole mapping (a session, a company)."""
         if not self.broken:
-            self.ctx.problems.warn(self.line, self.path, message)
+            self.ctx.problems.warn(self.line, self.shown(self.path), message)
 
     def get(self, key: str, kind: _Kind, default: Any = _REQUIRED) -> Any:
         """The converted value of ``key``; ``default`` when absent (or invalid)."""
@@ -542,6 +551,7 @@ class _Map:
             None if raw is _MISSING else raw,
             path=self.key_path(key),
             line=self.line_of(key),
+            label=self.label,
         )
 
     def items(self, key: str) -> Iterator[tuple[Any, str, int]]:
@@ -571,7 +581,7 @@ class _Map:
                 else "expected one of: " + ", ".join(self.known)
             )
             self.ctx.problems.error(
-                self.line_of(key), self.key_path(str(key)), f"unknown key; {hint}"
+                self.line_of(key), self.shown(self.key_path(str(key))), f"unknown key; {hint}"
             )
 
 
@@ -983,7 +993,7 @@ def _first_matrix_user(companies: tuple[CompanyConfig, ...]) -> str | None:
             return f"companies[{ci}].ops"
         for si, session in enumerate(company.sessions):
             if session.matrix:
-                return f"companies[{ci}].sessions[{si}]"
+                return f"companies[{ci}].sessions[{si}] ({session.name})"
     return None
 
 
@@ -1139,6 +1149,7 @@ def _read_sessions(
 
 def _read_session(m: _Map, company_id: str, slack: SlackConfig, channels: _Seen) -> SessionConfig:
     name = m.get("name", _SLUG) or ""
+    m.label = name or None  # every later problem of this session names it
     matrix = m.get("matrix", _BOOL, False)
     slack_channel = _read_slack_channel(m, slack, channels)
     session = SessionConfig(

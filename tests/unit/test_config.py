@@ -201,8 +201,8 @@ COMPANY_CASES = [
               - {name: support, matrix: true}
               - {name: sales, matrix: true}
         """,
-        "config.yaml:7 companies[0].sessions[2].name: duplicate session name 'sales' in this "
-        "company, see companies[0].sessions[0] (line 5)",
+        "config.yaml:7 companies[0].sessions[2].name (sales): duplicate session name 'sales' "
+        "in this company, see companies[0].sessions[0] (line 5)",
     ),
     (
         """
@@ -237,7 +237,7 @@ COMPANY_CASES = [
                 matrix: true
                 slack_channel: C0SALES
         """,
-        "config.yaml:7 companies[0].sessions[0].slack_channel: Slack is not enabled "
+        "config.yaml:7 companies[0].sessions[0].slack_channel (sales): Slack is not enabled "
         "(slack.enabled: false); enable it or remove this",
     ),
     (
@@ -285,7 +285,7 @@ COMPANY_CASES = [
                   days: mon-fri
                   hours: "08:00-18:00"
         """,
-        "config.yaml:8 companies[0].sessions[0].business_hours.timezone: expected an IANA "
+        "config.yaml:8 companies[0].sessions[0].business_hours.timezone (sales): expected an IANA "
         "time zone like America/Sao_Paulo, got 'America/Sao_Paolo'",
     ),
     (
@@ -298,7 +298,7 @@ COMPANY_CASES = [
                 matrix: true
                 business_hours: {timezone: UTC, days: monday-friday, hours: "08:00-18:00"}
         """,
-        "config.yaml:7 companies[0].sessions[0].business_hours.days: expected days like "
+        "config.yaml:7 companies[0].sessions[0].business_hours.days (sales): expected days like "
         "mon-fri, mon,wed,fri or mon-fri,sat, got 'monday-friday'",
     ),
     (
@@ -314,7 +314,7 @@ COMPANY_CASES = [
                   days: mon-fri
                   hours: "8h-18h"
         """,
-        "config.yaml:10 companies[0].sessions[0].business_hours.hours: expected hours like "
+        "config.yaml:10 companies[0].sessions[0].business_hours.hours (sales): expected hours like "
         '"08:00-18:00" (or "08:00-12:00,13:00-18:00"), got \'8h-18h\'',
     ),
     (
@@ -329,8 +329,8 @@ COMPANY_CASES = [
                   timezone: UTC
                   hours: "08:00-18:00"
         """,
-        "config.yaml:7 companies[0].sessions[0].business_hours.days: required; expected days "
-        "like mon-fri, mon,wed,fri or mon-fri,sat",
+        "config.yaml:7 companies[0].sessions[0].business_hours.days (sales): required; "
+        "expected days like mon-fri, mon,wed,fri or mon-fri,sat",
     ),
     (
         """
@@ -341,7 +341,7 @@ COMPANY_CASES = [
               - name: sales
                 matrix: yes
         """,
-        "config.yaml:6 companies[0].sessions[0].matrix: expected true or false, got 'yes'",
+        "config.yaml:6 companies[0].sessions[0].matrix (sales): expected true or false, got 'yes'",
     ),
     (
         """
@@ -353,7 +353,8 @@ COMPANY_CASES = [
                 matrix: true
                 greting: Hi!
         """,
-        "config.yaml:7 companies[0].sessions[0].greting: unknown key; did you mean 'greeting'?",
+        "config.yaml:7 companies[0].sessions[0].greting (sales): unknown key; "
+        "did you mean 'greeting'?",
     ),
     (
         """
@@ -406,7 +407,7 @@ def test_slack_channel_must_look_like_a_channel_id() -> None:
         """
     )
     assert errors_of(text + SLACK_ON) == [
-        "config.yaml:6 companies[0].sessions[0].slack_channel: expected a Slack channel id "
+        "config.yaml:6 companies[0].sessions[0].slack_channel (sales): expected a Slack channel id "
         "like C0123ABC, got '#sales'"
     ]
 
@@ -423,7 +424,7 @@ def test_a_slack_channel_serves_one_session_or_ops_channel_only() -> None:
         """
     )
     assert errors_of(text + SLACK_ON) == [
-        "config.yaml:6 companies[0].sessions[0].slack_channel: Slack channel C0SHARED is "
+        "config.yaml:6 companies[0].sessions[0].slack_channel (sales): Slack channel C0SHARED is "
         "already used by companies[0].ops"
     ]
 
@@ -436,14 +437,14 @@ MATRIX_CASES = [
             sessions: [{name: sales, matrix: true}]
         """,
         [
-            "config.yaml:1 homeserver: required because companies[0].sessions[0] uses Matrix "
-            "(matrix: true)",
-            "config.yaml:1 appservice.as_token: required because companies[0].sessions[0] uses "
-            "Matrix; write it here (or 'generate'), in 'as_token_file' (a file holding it), or "
-            "in the environment variable ZAPBRIDGE_APPSERVICE_AS_TOKEN",
-            "config.yaml:1 appservice.hs_token: required because companies[0].sessions[0] uses "
-            "Matrix; write it here (or 'generate'), in 'hs_token_file' (a file holding it), or "
-            "in the environment variable ZAPBRIDGE_APPSERVICE_HS_TOKEN",
+            "config.yaml:1 homeserver: required because companies[0].sessions[0] (sales) "
+            "uses Matrix (matrix: true)",
+            "config.yaml:1 appservice.as_token: required because companies[0].sessions[0] "
+            "(sales) uses Matrix; write it here (or 'generate'), in 'as_token_file' "
+            "(a file holding it), or in the environment variable ZAPBRIDGE_APPSERVICE_AS_TOKEN",
+            "config.yaml:1 appservice.hs_token: required because companies[0].sessions[0] "
+            "(sales) uses Matrix; write it here (or 'generate'), in 'hs_token_file' "
+            "(a file holding it), or in the environment variable ZAPBRIDGE_APPSERVICE_HS_TOKEN",
         ],
     ),
     (
@@ -541,16 +542,16 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
         """
     )
     problems = errors_of(text + "homeserver: {address: http://hs, domain: example.com}\n")
-    located = [tuple(p.split(" ")[0:2]) for p in problems]
+    located = [tuple(p.split(": ", 1)[0].split(" ", 1)) for p in problems]
     assert located == [
-        ("config.yaml:1", "http.port:"),
-        ("config.yaml:1", "appservice.as_token:"),  # the section is missing: root line
-        ("config.yaml:1", "appservice.hs_token:"),
-        ("config.yaml:2", "whatsapp.engine:"),
-        ("config.yaml:3", "slack.app_token:"),
-        ("config.yaml:6", "companies[0].admins[0]:"),
-        ("config.yaml:11", "companies[0].sessions[0].slack_channel:"),
-        ("config.yaml:12", "companies[0].sessions[0].farewel:"),
+        ("config.yaml:1", "http.port"),
+        ("config.yaml:1", "appservice.as_token"),  # the section is missing: root line
+        ("config.yaml:1", "appservice.hs_token"),
+        ("config.yaml:2", "whatsapp.engine"),
+        ("config.yaml:3", "slack.app_token"),
+        ("config.yaml:6", "companies[0].admins[0]"),
+        ("config.yaml:11", "companies[0].sessions[0].slack_channel (sales)"),
+        ("config.yaml:12", "companies[0].sessions[0].farewel (sales)"),
     ]
 
 
@@ -577,7 +578,7 @@ def test_a_session_without_frontend_is_valid_but_warned(tmp_path: Path) -> None:
     assert report.errors == []
     assert report.config is not None
     assert [str(w) for w in report.warnings] == [
-        f"{tmp_path / 'config.yaml'}:10 companies[0].sessions[1]: no frontend (neither "
+        f"{tmp_path / 'config.yaml'}:10 companies[0].sessions[1] (silent): no frontend (neither "
         "matrix: true nor slack_channel): nobody will see its tickets"
     ]
     assert report.warnings[0].severity == "warning"
@@ -587,7 +588,7 @@ def test_out_of_hours_without_business_hours_is_warned(tmp_path: Path) -> None:
     text = BASE + "        out_of_hours: We are closed\n"
     report = report_of(tmp_path, text)
     assert [(w.line, w.key) for w in report.warnings] == [
-        (10, "companies[0].sessions[0].out_of_hours")
+        (10, "companies[0].sessions[0].out_of_hours (sales)")
     ]
 
 
