@@ -7,6 +7,7 @@ RUN apt-get update \
 WORKDIR /opt/zapbridge
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
+COPY migrations ./migrations
 RUN pip install --no-cache-dir .
 
 RUN useradd --system --uid 1337 --home /data zapbridge \

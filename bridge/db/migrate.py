@@ -1,9 +1,10 @@
 """The migration runner.
 
-Migrations are files ``NNNN_description.sql`` in ``bridge/db/migrations`` (shipped as
-package data), applied in version order. Each runs in ONE transaction that also
-records its version in ``schema_version``: a migration failing midway leaves nothing
-behind, and its error names the file and the failing statement.
+Migrations are files ``NNNN_description.sql`` in the repository's ``migrations/``
+(installed as the package ``bridge.migrations``), applied in version order. Each runs
+in ONE transaction that also records its version in ``schema_version``: a migration
+failing midway leaves nothing behind, and its error names the file and the failing
+statement.
 
 Both engines run the same files, so write portable SQL. Statements are split on a
 ``;`` that ends a line (no procedural code). Where a type must differ, a marker is
@@ -107,7 +108,7 @@ def _is_comment(line: str) -> bool:
 
 def load_migrations(migrations_dir: Traversable | None = None) -> list[Migration]:
     """Every ``NNNN_description.sql`` in the directory, by version."""
-    directory = migrations_dir or files("bridge.db") / "migrations"
+    directory = migrations_dir or files("bridge.migrations")
     found: dict[int, Migration] = {}
     for entry in directory.iterdir():
         match = _FILE_NAME.fullmatch(entry.name)
