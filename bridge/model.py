@@ -366,8 +366,8 @@ def cleaned(value: T) -> T:
     dataclasses (a :class:`Message`, its content, parties and quote; an engine event),
     tuples, lists and dicts (keys too). Bytes, numbers and other values pass as they
     are; ``value`` itself is returned when nothing needed cleaning."""
-    result: Any = _cleaned(value)
-    return result  # type: ignore[no-any-return]
+    result: T = _cleaned(value)
+    return result
 
 
 def _cleaned(value: Any) -> Any:

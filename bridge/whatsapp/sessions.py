@@ -130,8 +130,12 @@ def action_banned(until: float | None, *, now: float) -> str:
 
 
 def format_utc(at: float, *, now: float) -> str:
-    """``14:05 UTC`` today, ``2024-05-02 14:05 UTC`` on another day."""
-    moment = datetime.fromtimestamp(at, UTC)
+    """``14:05 UTC`` today, ``2024-05-02 14:05 UTC`` on another day; ``an unknown
+    time`` for a moment no calendar holds (an absurd expiry from WhatsApp)."""
+    try:
+        moment = datetime.fromtimestamp(at, UTC)
+    except (OverflowError, ValueError, OSError):
+        return "an unknown time"
     same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
     return moment.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -482,6 +483,15 @@ async def test_a_ban_across_midnight_names_the_day() -> None:
     await h.engine.send_event(TemporaryBanEvent(KEY, code="403", expires_in=86_400.0))
     await h.settle()
     assert "(until 2023-11-15 22:13 UTC)" in (h.changes[-1].action or "")
+
+
+@pytest.mark.parametrize("expires_in", [1e300, 9.2e18, math.inf])
+async def test_an_absurd_ban_expiry_still_bans(expires_in: float) -> None:
+    h = await started()
+    await h.engine.send_event(TemporaryBanEvent(KEY, code="403", expires_in=expires_in))
+    await h.settle()
+    assert h.manager.status(KEY) is S.BANNED
+    assert "(until an unknown time)" in (h.changes[-1].action or "")
 
 
 async def test_stream_replaced_then_login_reconnects_the_paired_device() -> None:
