@@ -390,6 +390,17 @@ async def test_a_body_over_its_limit_is_413_before_it_is_read(
     assert (await resp.json())["error"].startswith("the body is over")
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_in_its_content_encoding_is_400(
+    harness: Harness, encoding: str
+) -> None:
+    resp = await harness.client.post(
+        "/sim/sessions/sales/fault", data=b"not compressed", headers={"Content-Encoding": encoding}
+    )
+    assert resp.status == 400
+    assert await resp.json() == {"error": "the body could not be decoded (Content-Encoding)"}
+
+
 async def test_a_chunked_body_is_cut_off_at_its_limit(harness: Harness) -> None:
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked
         for _ in range(1000):
