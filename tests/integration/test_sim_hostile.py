@@ -15,6 +15,7 @@ import asyncio
 import base64
 import dataclasses
 import functools
+import gc
 import gzip
 import json
 import time
@@ -119,11 +120,17 @@ async def hostile(
     core.config = dataclasses.replace(core.config, media=MediaConfig(max_size_mb=MEDIA_MB))
     core.bridge = core._new_bridge()
     await core.start()
-    # a new connection per request: a refusal may close the connection it came on
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
-        hostile = HostileBridge(core, http)
-        yield hostile
-    await core.stop()
+    gc.collect()
+    gc.freeze()  # the test process's own heap: its collections are no request's doing
+    try:
+        # a new connection per request: a refusal may close the connection it came on
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            hostile = HostileBridge(core, http)
+            yield hostile
+    finally:
+        gc.unfreeze()
+        await core.stop()
     print(f"\n{hostile.tally.line(request.node.name)}")
 
 
