@@ -361,7 +361,14 @@ class Bridge:
         def status_of(key: str) -> str | None:
             return str(manager.status(key)) if key in keys else None
 
-        web.add_routes(sim_routes(self.engine, status_of=status_of, resolve=resolve))
+        web.add_routes(
+            sim_routes(
+                self.engine,
+                status_of=status_of,
+                resolve=resolve,
+                media_bytes=self.config.media.max_size_bytes,
+            )
+        )
 
 
 def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:

@@ -10,14 +10,23 @@ mrkdwn and back.
 
 Every type here is JSON-serialisable through :func:`content_to_dict` /
 :func:`content_from_dict`, so content can be persisted (messages, outbox rows).
+
+Text from outside is cleaned with :func:`clean_text` (one string) or
+:func:`cleaned` (every string of a model object) before it is stored, so SQLite and
+PostgreSQL store the same thing: PostgreSQL refuses NUL, and neither database (nor
+UTF-8) can hold a lone surrogate.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
+import re
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 
 class MediaKind(enum.StrEnum):
@@ -320,3 +329,66 @@ def _decode(cls: type, kwargs: dict[str, Any]) -> Any:
     elif cls is Text:
         kwargs["mentions"] = tuple(kwargs.get("mentions", ()))
     return cls(**kwargs)
+
+
+# --- text from outside --------------------------------------------------------
+
+# C0 control characters but tab, newline and carriage return; any surrogate code
+# point (a Python string can hold one only when it came from a broken encoding).
+_UNCLEAN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROLS: dict[int, None] = dict.fromkeys((*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)))
+
+
+def clean_text(text: str) -> str:
+    """``text`` as every database stores it alike, in time linear in its length:
+
+    - C0 control characters other than tab, newline and carriage return (NUL, ESC,
+      …) are **removed**: they are not text, no WhatsApp client shows them, and a
+      name or a message reads as the customer sees it (``Ma\\x00ria`` → ``Maria``);
+    - a lone surrogate becomes **U+FFFD** (the replacement character), Unicode's
+      mark for a broken encoding: a character was there and could not be read,
+      and the reader should see that; a surrogate *pair* becomes its character.
+
+    Everything else, including other invisible characters, is kept as it is.
+    """
+    if _UNCLEAN.search(text) is None:
+        return text
+    text = text.translate(_CONTROLS)
+    if _SURROGATE.search(text) is not None:
+        # UTF-16 pairs surrogates back into characters and replaces the lone ones
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def cleaned(value: T) -> T:
+    """``value`` with :func:`clean_text` applied to every string in it: in frozen
+    dataclasses (a :class:`Message`, its content, parties and quote; an engine event),
+    tuples, lists and dicts (keys too). Bytes, numbers and other values pass as they
+    are; ``value`` itself is returned when nothing needed cleaning."""
+    result: T = _cleaned(value)
+    return result
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, tuple | list):
+        items = [_cleaned(item) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return type(value)(items)
+    if isinstance(value, dict):
+        pairs = [(_cleaned(k), _cleaned(v)) for k, v in value.items()]
+        if all(k is ok and v is ov for (k, v), (ok, ov) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in fields(value):
+            old = getattr(value, f.name)
+            new = _cleaned(old)
+            if new is not old:
+                changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value

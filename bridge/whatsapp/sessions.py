@@ -17,7 +17,9 @@ Every change is persisted through a :class:`StatusStore`, fed to the metrics and
 announced to listeners as a :class:`StatusChange`, in order, by one background
 worker (so a listener may call back into the manager, e.g. ``login``, safely).
 Other events (messages, receipts, contacts, QR and pairing codes, …) go to the
-downstream handler set with :meth:`SessionManager.set_downstream`.
+downstream handler set with :meth:`SessionManager.set_downstream`. Every event is
+cleaned first (:func:`bridge.model.cleaned`: no NUL or other control characters, no
+lone surrogates in any string), whichever engine sent it.
 
 Outbound operations go through one :class:`~bridge.whatsapp.pacing.Pacer` per
 session: paced, and completed in the order they were asked for.
@@ -45,7 +47,7 @@ from typing import Protocol, TypeVar
 from bridge.clock import Clock
 from bridge.core.metrics import Metrics
 from bridge.errors import EngineError, InvalidInput, SessionNotConnected
-from bridge.model import Content, Media, Quote
+from bridge.model import Content, Media, Quote, cleaned
 from bridge.whatsapp.backoff import Backoff
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
@@ -128,8 +130,12 @@ def action_banned(until: float | None, *, now: float) -> str:
 
 
 def format_utc(at: float, *, now: float) -> str:
-    """``14:05 UTC`` today, ``2024-05-02 14:05 UTC`` on another day."""
-    moment = datetime.fromtimestamp(at, UTC)
+    """``14:05 UTC`` today, ``2024-05-02 14:05 UTC`` on another day; ``an unknown
+    time`` for a moment no calendar holds (an absurd expiry from WhatsApp)."""
+    try:
+        moment = datetime.fromtimestamp(at, UTC)
+    except (OverflowError, ValueError, OSError):
+        return "an unknown time"
     same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
     return moment.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
 
@@ -460,6 +466,7 @@ class SessionManager:
                 "event %s for unknown session %s dropped", type(event).__name__, event.session
             )
             return
+        event = self._clean(session, event)
         try:
             forward = self._apply(session, event)
         except Exception:
@@ -467,6 +474,17 @@ class SessionManager:
             forward = False
         if forward:
             await self._forward(session, event)
+
+    @staticmethod
+    def _clean(session: _Session, event: EngineEvent) -> EngineEvent:
+        """``event`` with every string cleaned (:func:`bridge.model.clean_text`): the one
+        place every engine's events pass, so both databases store the same text."""
+        try:
+            return cleaned(event)
+        except ValueError as exc:  # e.g. an address made only of control characters
+            session.log.warning("unusable %s set aside: %s", type(event).__name__, exc)
+            explanation = f"a {type(event).__name__} from WhatsApp was set aside: {exc}"
+            return EngineErrorEvent(session=event.session, explanation=explanation)
 
     def _apply(self, session: _Session, event: EngineEvent) -> bool:
         """Update the status for ``event``; True when it goes downstream too."""

@@ -12,6 +12,10 @@ the ``/sim`` HTTP API (:mod:`bridge.whatsapp.sim_http`) or, in tests, directly:
 - :meth:`SimEngine.fault` plays WhatsApp dropping, logging out, banning …;
 - :meth:`SimEngine.fail_next_sends` makes the next sends fail (outbox retries).
 
+Bodies and arguments are checked by type and range in
+:mod:`bridge.whatsapp.sim_bodies` (the limits are listed there), whether they come
+over HTTP or from a test.
+
 Behaviour worth knowing (the DESIGN "/sim" contract, plus these choices):
 
 - **Link state.** The sim tracks each session's connection itself: inbound
@@ -56,18 +60,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import dataclasses
 import hashlib
 import json
 import logging
 import random
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from bridge import files
 from bridge.clock import Clock
@@ -79,7 +81,6 @@ from bridge.errors import (
     SessionNotConnected,
 )
 from bridge.model import (
-    AckStatus,
     AnyContent,
     ContactCard,
     ContactList,
@@ -88,13 +89,10 @@ from bridge.model import (
     Edit,
     Location,
     Media,
-    MediaKind,
-    Message,
     Party,
     Quote,
     Reaction,
     Text,
-    Unsupported,
 )
 from bridge.phone import digits_of, normalize_phone
 from bridge.whatsapp.engine import (
@@ -114,34 +112,23 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
+from bridge.whatsapp.sim_bodies import (
+    DEFAULT_SEND_ERROR,
+    MEDIA_KINDS,
+    check_fail_sends,
+    check_fault,
+    message_from_inbound,
+    read_avatar_url,
+    read_inbound_id,
+    read_receipt,
+)
 
 log = logging.getLogger("bridge.whatsapp.sim")
 
-MEDIA_KINDS = tuple(k.value for k in MediaKind)
-INBOUND_KINDS = (
-    "text",
-    *MEDIA_KINDS,
-    "location",
-    "contact",
-    "reaction",
-    "edit",
-    "revoke",
-    "unsupported",
-)
-FAULT_KINDS = ("disconnect", "logout", "ban", "outdated", "stream_replaced")
-RECEIPT_STATUSES = (AckStatus.DELIVERED.value, AckStatus.READ.value)
 QR_TIMEOUT_REASON = "QR code timed out"
 DISCONNECT_FAULT_REASON = "sim: connection lost (disconnect fault)"
 AUTO_PAIR_PREFIX = "+55119"  # + 8 digits: +5511900000001, +5511900000002 …
 
-_DEFAULT_MIMETYPES = {
-    "image": "image/jpeg",
-    "video": "video/mp4",
-    "audio": "audio/mpeg",
-    "voice": "audio/ogg; codecs=opus",
-    "document": "application/octet-stream",
-    "sticker": "image/webp",
-}
 _PAIR_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # WhatsApp's: no 0, I, O, U
 
 
@@ -170,164 +157,6 @@ class SimRandom:
         """An 8-character phone pairing code such as ``ABCD-EFGH``."""
         chars = "".join(self._rng.choice(_PAIR_CODE_ALPHABET) for _ in range(8))
         return f"{chars[:4]}-{chars[4:]}"
-
-
-# --- inbound: a /sim body → a neutral Message (pure) --------------------------
-
-
-class _Fields:
-    """Reads a JSON object, naming the exact field path in every complaint."""
-
-    def __init__(self, data: Mapping[str, Any], path: str = "") -> None:
-        self._data = data
-        self._path = path
-
-    def name(self, key: str) -> str:
-        return f"{self._path}{key}"
-
-    def has(self, key: str) -> bool:
-        return self._data.get(key) is not None
-
-    def text(self, key: str, *, allow_empty: bool = False) -> str:
-        value = self._data.get(key)
-        if value is None:
-            raise InvalidInput(f"{self.name(key)} is required")
-        if not isinstance(value, str):
-            raise InvalidInput(f"{self.name(key)} must be a string")
-        if not value and not allow_empty:
-            raise InvalidInput(f"{self.name(key)} must not be empty")
-        return value
-
-    def optional_text(self, key: str) -> str | None:
-        return self.text(key, allow_empty=True) if self.has(key) else None
-
-    def number(self, key: str) -> float:
-        value = self._data.get(key)
-        if value is None:
-            raise InvalidInput(f"{self.name(key)} is required")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(f"{self.name(key)} must be a number")
-        return float(value)
-
-    def optional_int(self, key: str) -> int | None:
-        if not self.has(key):
-            return None
-        value = self._data[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInput(f"{self.name(key)} must be a non-negative integer")
-        return value
-
-    def obj(self, key: str) -> _Fields:
-        value = self._data.get(key)
-        if value is None:
-            raise InvalidInput(f"{self.name(key)} is required")
-        if not isinstance(value, Mapping):
-            raise InvalidInput(f"{self.name(key)} must be an object")
-        return _Fields(value, f"{self.name(key)}.")
-
-
-def _read_media(fields: _Fields, kind: str) -> Media:
-    media = fields.obj("media")
-    raw = media.text("data_b64")
-    try:
-        data = base64.b64decode(raw, validate=True)
-    except binascii.Error as exc:
-        raise InvalidInput(f"{media.name('data_b64')} is not valid base64") from exc
-    if not data:
-        raise InvalidInput(f"{media.name('data_b64')} holds no bytes")
-    return Media(
-        media_kind=MediaKind(kind),
-        mimetype=media.optional_text("mimetype") or _DEFAULT_MIMETYPES[kind],
-        data=data,
-        filename=media.optional_text("filename"),
-        caption=media.optional_text("caption"),
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        width=media.optional_int("width"),
-        height=media.optional_int("height"),
-        duration=media.optional_int("duration"),
-    )
-
-
-def _read_location(fields: _Fields) -> Location:
-    loc = fields.obj("location")
-    lat, lon = loc.number("lat"), loc.number("lon")
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        raise InvalidInput(f"{loc.name('lat')}/{loc.name('lon')} out of range: {lat}, {lon}")
-    return Location(
-        lat=lat, lon=lon, name=loc.optional_text("name"), address=loc.optional_text("address")
-    )
-
-
-def _read_content(fields: _Fields, kind: str) -> AnyContent:
-    if kind == "text":
-        return Text(fields.text("text"))
-    if kind in MEDIA_KINDS:
-        return _read_media(fields, kind)
-    if kind == "location":
-        return _read_location(fields)
-    if kind == "contact":
-        card = fields.obj("contact")
-        return ContactCard(display_name=card.text("display_name"), vcard=card.text("vcard"))
-    if kind == "reaction":
-        return Reaction(target=fields.text("target"), emoji=fields.text("emoji", allow_empty=True))
-    if kind == "edit":
-        return Edit(target=fields.text("target"), new=Text(fields.text("text")))
-    if kind == "revoke":
-        return Deletion(target=fields.text("target"))
-    return Unsupported(type_name=fields.text("type"))
-
-
-def _read_kind(fields: _Fields) -> str:
-    kind = fields.text("kind")
-    if kind not in INBOUND_KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(INBOUND_KINDS)}; got {kind!r}")
-    return kind
-
-
-def _read_phone(fields: _Fields, key: str) -> str:
-    raw = fields.text(key)
-    try:
-        return normalize_phone(raw)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{fields.name(key)}: {exc.explanation}") from exc
-
-
-def message_from_inbound(
-    body: Mapping[str, Any],
-    *,
-    wa_id: str,
-    timestamp: float,
-    quote_of: Callable[[str], Quote],
-) -> Message:
-    """The neutral message for a ``/sim`` inbound ``body``.
-
-    ``quote_of`` turns a quoted id into a :class:`Quote` (with the author and text
-    when the sim knows the message). Raises :class:`InvalidInput` naming the field.
-    """
-    fields = _Fields(body)
-    sender = Party(phone=_read_phone(fields, "from"), name=fields.optional_text("push_name"))
-    content = _read_content(fields, _read_kind(fields))
-    chat = sender
-    if fields.has("group"):
-        group = fields.obj("group")
-        chat = Party(group=group.text("id"), name=group.optional_text("name"))
-    quote = quote_of(fields.text("quote")) if fields.has("quote") else None
-    return Message(
-        chat=chat, sender=sender, content=content, wa_id=wa_id, timestamp=timestamp, quote=quote
-    )
-
-
-def read_avatar_url(body: Mapping[str, Any]) -> str | None:
-    """The optional ``avatar_url`` of a ``/sim`` inbound body (an extension): http(s) only."""
-    fields = _Fields(body)
-    if not fields.has("avatar_url"):
-        return None
-    url = fields.text("avatar_url")
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InvalidInput(f"avatar_url must be an http(s) URL; got {url!r}")
-    return url
 
 
 # --- outbound: content → log entry fields (pure) ------------------------------
@@ -792,11 +621,9 @@ class SimEngine(Engine):
     # --- faults -------------------------------------------------------------
 
     async def fault(self, key: str, kind: str, seconds: float = 0) -> None:
-        """Make the network misbehave now (see the module docstring)."""
-        if kind not in FAULT_KINDS:
-            raise InvalidInput(f"kind must be one of {', '.join(FAULT_KINDS)}; got {kind!r}")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise InvalidInput(f"seconds must be a non-negative number; got {seconds!r}")
+        """Make the network misbehave now (see the module docstring); ``seconds`` is
+        a finite number from 0 to 30 days (:func:`~bridge.whatsapp.sim_bodies.check_fault`)."""
+        seconds = check_fault(kind, seconds)
         session = self._session(key)
         self._end_login(session)
         session.connected = False
@@ -823,13 +650,12 @@ class SimEngine(Engine):
         session.refuse_until = self._clock.now() + seconds
         session.refuse_reason = reason
 
-    def fail_next_sends(self, key: str, n: int, error: str = "sim: send failed") -> None:
+    def fail_next_sends(self, key: str, n: int, error: str = DEFAULT_SEND_ERROR) -> None:
         """Make the next ``n`` outbound operations (send, react, edit, revoke) raise
-        :class:`EngineError` with ``error``; ``n = 0`` cancels."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidInput(f"count must be a non-negative integer; got {n!r}")
+        :class:`EngineError` with ``error``; ``n = 0`` cancels, at most 1,000."""
+        request = check_fail_sends(n, error)
         session = self._session(key)
-        session.fail_sends, session.fail_error = n, error
+        session.fail_sends, session.fail_error = request.count, request.error
 
     # --- inbound ----------------------------------------------------------
 
@@ -843,9 +669,7 @@ class SimEngine(Engine):
         """A customer message (the ``/sim`` inbound body); returns its WhatsApp id."""
         session = self._session(key)
         self._require_connected(session)
-        if not isinstance(body, Mapping):
-            raise InvalidInput("body must be a JSON object")
-        wa_id = _Fields(body).optional_text("id") or self._new_id(session)
+        wa_id = read_inbound_id(body) or self._new_id(session)
         message = message_from_inbound(
             body, wa_id=wa_id, timestamp=self._clock.now(), quote_of=session.quote_of
         )
@@ -889,11 +713,8 @@ class SimEngine(Engine):
         """The recipient's phone acknowledges our message ``wa_id``."""
         session = self._session(key)
         self._require_connected(session)
-        if status not in RECEIPT_STATUSES:
-            raise InvalidInput(
-                f"status must be one of {', '.join(RECEIPT_STATUSES)}; got {status!r}"
-            )
-        known = session.known.get(wa_id)
+        request = read_receipt({"id": wa_id, "status": status})
+        known = session.known.get(request.wa_id)
         if known is None or known.author is not None:
             raise InvalidInput(f"no message {wa_id!r} was sent through session {key}")
         await self.emit(
@@ -901,7 +722,7 @@ class SimEngine(Engine):
                 key,
                 chat=known.chat,
                 ids=(wa_id,),
-                status=AckStatus(status),
+                status=request.status,
                 timestamp=self._clock.now(),
             )
         )

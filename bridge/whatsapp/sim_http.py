@@ -2,7 +2,9 @@
 
 Mount it only when ``whatsapp.engine: sim``::
 
-    app.add_routes(sim_routes(sim, status_of=sessions.status_of, resolve=sessions.resolve))
+    app.add_routes(
+        sim_routes(sim, status_of=..., resolve=..., media_bytes=config.media.max_size_bytes)
+    )
 
 ``{s}`` is one path segment: ``<company>/<session>`` URL-encoded (``acme%2Fsales``)
 or just ``<session>`` when that name is unique; ``resolve`` maps it to a session key
@@ -10,88 +12,143 @@ or just ``<session>`` when that name is unique; ``resolve`` maps it to a session
 inside the segment and ``match_info`` hands over the decoded ``acme/sales``.
 A raw ``acme/sales`` is not a session segment; it gets a 404 that says so.
 
-Every answer is JSON. Bad requests get ``400 {"error": "<reason>"}``, unknown
-sessions ``404``. Extensions beyond the contract: ``GET`` also answers
-``"pair_code"``; an inbound body may carry ``"id"``;
+Every answer is JSON; every refusal is ``{"error": "<short reason>"}`` with
+
+- ``400`` for a body that is not a JSON object (strict JSON: no ``NaN``, no lone
+  surrogates, nesting at most 64 deep) or a field of the wrong type or range
+  (:mod:`bridge.whatsapp.sim_bodies` lists the limits);
+- ``413`` for a body over its limit, refused before it is read when it says its
+  length: an inbound body may carry one file of ``media.max_size_mb`` in base64
+  (:func:`inbound_body_limit`), the other bodies :data:`SMALL_BODY_BYTES`;
+- ``408`` for a body that has not arrived within ``body_seconds`` (30 s);
+- ``404`` for an unknown session or endpoint, ``405`` for another method;
+- ``503`` when the bridge could not take an inbound message (its database is down):
+  the phone sends it again, as WhatsApp does with an unacknowledged message.
+
+Extensions beyond the contract: ``GET`` also answers ``"pair_code"``; an inbound
+body may carry ``"id"`` and ``"avatar_url"``;
 ``POST /sim/sessions/{s}/fail_sends {"count": n, "error": "…"}`` makes the next
 ``n`` sends fail (outbox retry tests against a running bridge).
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from bridge.errors import BridgeError, InvalidInput
+from bridge.errors import BridgeError, InvalidInput, RequestRefused
+from bridge.http_input import BODY_TIMEOUT_SECONDS, read_json
+from bridge.whatsapp import sim_bodies
 from bridge.whatsapp.sim import SimEngine
 
 log = logging.getLogger("bridge.whatsapp.sim.http")
 
 StatusOf = Callable[[str], str | None]
 Resolve = Callable[[str], str | None]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SMALL_BODY_BYTES = 64 * 1024  # scan, receipt, fault, fail_sends: a few hundred bytes each
+# An inbound body's fields besides its file: the longest text and vCard even when
+# every character is written as a 12-byte surrogate-pair escape.
+INBOUND_FIELDS_BYTES = 2 * 1024 * 1024
 
 
-def _json_error(exc_class: type[web.HTTPError], reason: str) -> web.HTTPError:
-    return exc_class(text=json.dumps({"error": reason}), content_type="application/json")
+def inbound_body_limit(media_bytes: int) -> int:
+    """The largest inbound body: a file of ``media_bytes`` in base64, 1/16 more for
+    JSON encoders that escape ``/`` as ``\\/``, and the other fields."""
+    base64_chars = 4 * math.ceil(media_bytes / 3)
+    return base64_chars + base64_chars // 16 + INBOUND_FIELDS_BYTES
 
 
-@contextmanager
-def _bad_request_on_invalid_input() -> Iterator[None]:
-    try:
-        yield
-    except InvalidInput as exc:
-        log.info("sim request refused: %s", exc.explanation)
-        raise _json_error(web.HTTPBadRequest, exc.explanation) from exc
-    except BridgeError as exc:
-        # the bridge could not take the event (its database is down, say): like a
-        # phone whose message was not acknowledged, the caller should send it again
-        raise _json_error(web.HTTPServiceUnavailable, exc.explanation) from exc
+def _answer(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _json_error(web.HTTPBadRequest, f"body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise _json_error(web.HTTPBadRequest, "body must be a JSON object")
-    return body
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _string_field(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise _json_error(web.HTTPBadRequest, f"{name} is required (a non-empty string)")
-    return value
+def _refusals(handler: Handler) -> Handler:
+    """Turns what the sender got wrong into its 4xx, and a bridge that could not
+    take the event into 503; logs one short line, never the body."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except RequestRefused as exc:
+            log.info(
+                "sim %s %s refused (%d): %s",
+                request.method,
+                _short(request.path),
+                exc.status,
+                exc.explanation,
+            )
+            return _answer(exc.status, exc.explanation)
+        except InvalidInput as exc:
+            log.info("sim %s %s refused: %s", request.method, _short(request.path), exc.explanation)
+            return _answer(400, exc.explanation)
+        except BridgeError as exc:
+            # the bridge could not take the event (its database is down, say): like a
+            # phone whose message was not acknowledged, the caller should send it again
+            log.warning(
+                "sim %s %s failed: %s", request.method, _short(request.path), exc.explanation
+            )
+            return _answer(503, exc.explanation)
+
+    return guarded
 
 
-def sim_routes(sim: SimEngine, *, status_of: StatusOf, resolve: Resolve) -> web.RouteTableDef:
+def sim_routes(
+    sim: SimEngine,
+    *,
+    status_of: StatusOf,
+    resolve: Resolve,
+    media_bytes: int,
+    body_seconds: float = BODY_TIMEOUT_SECONDS,
+) -> web.RouteTableDef:
     """The ``/sim`` routes for ``sim``; add them with ``app.add_routes``.
 
     ``status_of(key)`` is the session manager's status of a session (``None`` when it
     has none yet: the sim's own view is shown instead); ``resolve(s)`` maps the URL's
-    session segment to a key, or ``None`` for an unknown session.
+    session segment to a key, or ``None`` for an unknown session. ``media_bytes`` is
+    the largest file an inbound body may carry (``media.max_size_mb``);
+    ``body_seconds`` how long a body may take to arrive.
     """
     routes = web.RouteTableDef()
+    inbound_limit = inbound_body_limit(media_bytes)
 
-    def key_of(request: web.Request) -> str:
-        segment = request.match_info["s"]
-        key = resolve(segment)
-        if key is None:
-            raise _json_error(web.HTTPNotFound, f"unknown session {segment!r}")
-        return key
+    async def body_of(request: web.Request, limit: int = SMALL_BODY_BYTES) -> Any:
+        try:
+            return await read_json(request, limit=limit, seconds=body_seconds)
+        except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip, but not gzip
+            raise RequestRefused(400, "the body could not be decoded (Content-Encoding)") from exc
 
     def status(key: str) -> str:
         return status_of(key) or sim.link_status(key)
 
+    def known(handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]]) -> Handler:
+        """Resolves the session first: an unknown one is 404, its body unread."""
+
+        @_refusals
+        @functools.wraps(handler)
+        async def with_key(request: web.Request) -> web.StreamResponse:
+            segment = request.match_info["s"]
+            key = resolve(segment)
+            if key is None:
+                return _answer(404, f"unknown session {_short(segment)!r}")
+            return await handler(request, key)
+
+        return with_key
+
     @routes.get("/sim/sessions/{s}")
-    async def get_session(request: web.Request) -> web.Response:
-        key = key_of(request)
+    @known
+    async def get_session(request: web.Request, key: str) -> web.Response:
         return web.json_response(
             {
                 "status": status(key),
@@ -102,66 +159,60 @@ def sim_routes(sim: SimEngine, *, status_of: StatusOf, resolve: Resolve) -> web.
         )
 
     @routes.post("/sim/sessions/{s}/scan")
-    async def scan(request: web.Request) -> web.Response:
-        key = key_of(request)
-        body = await _json_body(request)
-        with _bad_request_on_invalid_input():
-            await sim.scan(key, _string_field(body, "phone"))
+    @known
+    async def scan(request: web.Request, key: str) -> web.Response:
+        phone = sim_bodies.read_scan(await body_of(request))
+        await sim.scan(key, phone)
         return web.json_response({"status": status(key), "phone": sim.phone_of(key)})
 
     @routes.post("/sim/sessions/{s}/inbound")
-    async def inbound(request: web.Request) -> web.Response:
-        key = key_of(request)
-        body = await _json_body(request)
+    @known
+    async def inbound(request: web.Request, key: str) -> web.Response:
+        body = await body_of(request, inbound_limit)
         current = status_of(key)
         if current is not None and current != "CONNECTED":
-            raise _json_error(
-                web.HTTPBadRequest, f"session {key} is not connected (status {current})"
-            )
-        with _bad_request_on_invalid_input():
-            wa_id = await sim.inbound(key, body)
+            raise InvalidInput(f"session {key} is not connected (status {current})")
+        wa_id = await sim.inbound(key, body)
         return web.json_response({"id": wa_id})
 
     @routes.get("/sim/sessions/{s}/outbound")
-    async def outbound(request: web.Request) -> web.Response:
-        return web.json_response({"messages": sim.outbound(key_of(request))})
+    @known
+    async def outbound(request: web.Request, key: str) -> web.Response:
+        return web.json_response({"messages": sim.outbound(key)})
 
     @routes.post("/sim/sessions/{s}/receipt")
-    async def receipt(request: web.Request) -> web.Response:
-        key = key_of(request)
-        body = await _json_body(request)
-        wa_id, ack = _string_field(body, "id"), _string_field(body, "status")
-        with _bad_request_on_invalid_input():
-            await sim.receipt(key, wa_id, ack)
-        return web.json_response({"id": wa_id, "status": ack})
+    @known
+    async def receipt(request: web.Request, key: str) -> web.Response:
+        ask = sim_bodies.read_receipt(await body_of(request))
+        await sim.receipt(key, ask.wa_id, ask.status.value)
+        return web.json_response({"id": ask.wa_id, "status": ask.status.value})
 
     @routes.post("/sim/sessions/{s}/fault")
-    async def fault(request: web.Request) -> web.Response:
-        key = key_of(request)
-        body = await _json_body(request)
-        kind, seconds = _string_field(body, "kind"), body.get("seconds", 0)
-        with _bad_request_on_invalid_input():
-            await sim.fault(key, kind, seconds)
-        return web.json_response({"kind": kind, "seconds": seconds, "status": status(key)})
+    @known
+    async def fault(request: web.Request, key: str) -> web.Response:
+        ask = sim_bodies.read_fault(await body_of(request))
+        await sim.fault(key, ask.kind, ask.seconds)
+        return web.json_response({"kind": ask.kind, "seconds": ask.seconds, "status": status(key)})
 
     @routes.post("/sim/sessions/{s}/fail_sends")
-    async def fail_sends(request: web.Request) -> web.Response:
-        key = key_of(request)
-        body = await _json_body(request)
-        count = body.get("count")
-        error = body.get("error", "sim: send failed")
-        if not isinstance(error, str):
-            raise _json_error(web.HTTPBadRequest, "error must be a string")
-        with _bad_request_on_invalid_input():
-            sim.fail_next_sends(key, count, error)  # type: ignore[arg-type]  # checked there
-        return web.json_response({"count": count, "error": error})
+    @known
+    async def fail_sends(request: web.Request, key: str) -> web.Response:
+        ask = sim_bodies.read_fail_sends(await body_of(request))
+        sim.fail_next_sends(key, ask.count, ask.error)
+        return web.json_response({"count": ask.count, "error": ask.error})
+
+    @routes.route("*", "/sim/sessions/{s}")
+    async def other_method(request: web.Request) -> web.Response:
+        answer = _answer(405, f"{_short(request.method, 20)} is not allowed here; use GET")
+        answer.headers["Allow"] = "GET, HEAD"
+        return answer
 
     @routes.route("*", "/sim/sessions/{s}/{rest:.+}")
     async def unknown_endpoint(request: web.Request) -> web.Response:
-        raise _json_error(
-            web.HTTPNotFound,
-            f"no sim endpoint {request.method} {request.path}; write the session as "
-            "<company>%2F<session> (URL-encoded) or <session>",
+        return _answer(
+            404,
+            f"no sim endpoint {_short(request.method, 20)} {_short(request.path)}; write the "
+            "session as <company>%2F<session> (URL-encoded) or <session>",
         )
 
     return routes

@@ -7,6 +7,14 @@ message that cannot be read becomes a visible placeholder (``Unsupported``) plus
 :class:`EngineErrorEvent`, or only the error event when not even its envelope is
 readable, and a log line says why.
 
+Every field read from a protobuf is checked for what protobufs allow but WhatsApp
+should never send (see "Limits" below): an empty or oversized JID or id makes the
+message unreadable (an :class:`EngineErrorEvent` that names it); an oversized text,
+vCard or name makes its part a placeholder; a missing or implausible timestamp
+becomes 0.0 ("unknown": the relay stamps the message when it arrives); an unknown
+enum value gets its number as its name; a ban expiry or file size out of range is
+treated as unknown or capped.
+
 Media stays lazy: :class:`Media` carries a ``ref`` (direct path, keys and hashes,
 base64 for bytes) that :func:`download_message` turns back into the protobuf
 whatsmeow's ``DownloadAny`` needs, even after a restart.
@@ -106,6 +114,81 @@ class _Unreadable(Exception):
     """A message part is present but cannot be used (no media key, bad coordinates…)."""
 
 
+# --- limits -----------------------------------------------------------------------
+# Far above anything WhatsApp sends; beyond them a field is hostile or corrupt.
+
+MAX_TEXT_CHARS = 65_536  # a text or caption (WhatsApp's own limit)
+MAX_VCARD_CHARS = 256 * 1024  # a vCard may carry a photo
+MAX_FIELD_CHARS = 4_096  # a name, file name, mimetype, address, emoji …
+MAX_PUSH_NAME_CHARS = 256  # a push name is cut to this (WhatsApp allows 25)
+MAX_QUOTE_CHARS = 1_024  # the quoted text kept for a reply's preview
+MAX_ID_CHARS = 128  # a message id (WhatsApp's are 16 to 32)
+MAX_JID_PART_CHARS = 64  # a JID's user or server
+MAX_CARDS = 256  # contacts shared in one message
+MAX_MENTIONS = 256  # mentions read from one message
+MAX_RECEIPT_IDS = 1_024  # message ids acknowledged by one receipt
+MAX_REASON_CHARS = 200  # an error text from WhatsApp, shown to people
+MAX_BAN_SECONDS = 366 * 24 * 3600  # a longer "temporary" ban expiry is unknown
+MAX_JSON_INT = 2**53 - 1  # the largest integer every JSON reader keeps exactly
+EARLIEST_TIMESTAMP = 1_230_768_000.0  # 2009-01-01: before WhatsApp, a timestamp is wrong
+LATEST_TIMESTAMP = 4_102_444_800.0  # 2100-01-01
+
+_TEXT_FIELDS = frozenset({"body", "caption"})
+
+
+def _check_sizes(content: AnyContent) -> None:
+    """Raises :class:`_Unreadable` when a string or a list of ``content`` is too long."""
+    if isinstance(content, ContactList) and len(content.cards) > MAX_CARDS:
+        raise _Unreadable(f"it shares {len(content.cards)} contacts, over {MAX_CARDS}")
+    parts: list[Any] = [content]
+    while parts:
+        part = parts.pop()
+        for name, value in vars(part).items():
+            if isinstance(value, str):
+                _check_length(name, value)
+            elif isinstance(value, tuple):
+                parts.extend(v for v in value if hasattr(v, "__dataclass_fields__"))
+            elif hasattr(value, "__dataclass_fields__"):
+                parts.append(value)
+
+
+def _check_length(name: str, value: str) -> None:
+    if name in _TEXT_FIELDS:
+        limit = MAX_TEXT_CHARS
+    elif name == "vcard":
+        limit = MAX_VCARD_CHARS
+    else:
+        limit = MAX_FIELD_CHARS
+    if len(value) > limit:
+        raise _Unreadable(f"its {name} has {len(value)} characters, over {limit}")
+
+
+def _message_id(value: str, what: str) -> str:
+    """``value`` when it can be a WhatsApp message id, else :class:`_Unreadable`."""
+    if not value:
+        raise _Unreadable(f"{what} names no message")
+    if len(value) > MAX_ID_CHARS:
+        raise _Unreadable(f"{what} names a message id of {len(value)} characters")
+    return value
+
+
+def _short(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    """The name of ``value`` in a protobuf ``enum``, or the number when it has none."""
+    try:
+        return str(enum.Name(value))
+    except ValueError:
+        return str(value)
+
+
+def _check_jid(jid: neonize.JID, what: str) -> None:
+    if len(jid.User) > MAX_JID_PART_CHARS or len(jid.Server) > MAX_JID_PART_CHARS:
+        raise InvalidInput(f"the {what} is not a WhatsApp JID (too long)")
+
+
 # --- messages -------------------------------------------------------------------
 
 # Envelopes around the real content, outermost first. whatsmeow already strips
@@ -164,6 +247,8 @@ def type_name(field: str) -> str:
 
 
 _FRIENDLY_TYPES = {
+    "conversation": "text",
+    "extendedText": "text",
     "pollCreation": "poll",
     "pollUpdate": "poll vote",
     "groupInvite": "group invite",
@@ -190,7 +275,10 @@ def parse_content(msg: wa.Message) -> ParsedContent:
     part = getattr(msg, field)
     context = _context_of(part)
     try:
-        return ParsedContent(parser(part), context)
+        content = parser(part)
+        if content is not None:
+            _check_sizes(content)
+        return ParsedContent(content, context)
     except (_Unreadable, InvalidInput, ValueError) as exc:
         unreadable = Unsupported(type_name=type_name(field))
         return ParsedContent(unreadable, context, f"unreadable {field}: {exc}")
@@ -212,7 +300,7 @@ def _extended_text(part: wa.ExtendedTextMessage) -> Text:
 
 
 def _mentions(context: wa.ContextInfo) -> tuple[str, ...]:
-    phones = (jids.mention_phone(m) for m in context.mentionedJID)
+    phones = (jids.mention_phone(m) for m in context.mentionedJID[:MAX_MENTIONS])
     return tuple(dict.fromkeys(p for p in phones if p))
 
 
@@ -234,6 +322,8 @@ def media_ref(message_type: str, part: Any) -> dict[str, Any]:
         raise _Unreadable("it has no media key, so it cannot be downloaded or decrypted")
     if not (part.directPath or part.URL):
         raise _Unreadable("it has no download path")
+    if max(len(part.directPath), len(part.URL), len(part.mediaKey)) > MAX_FIELD_CHARS:
+        raise _Unreadable("its download path or key is too long")
     return {
         "message_type": message_type,
         "direct_path": part.directPath,
@@ -279,7 +369,7 @@ def _media(field: str, kind: MediaKind, part: Any, **extra: Any) -> Media:
         media_kind=kind,
         mimetype=part.mimetype or default_mime,
         ref=media_ref(message_type, part),
-        size=int(part.fileLength) or None,
+        size=min(int(part.fileLength), MAX_JSON_INT) or None,
         sha256=part.fileSHA256.hex() or None,
         **extra,
     )
@@ -371,6 +461,8 @@ def _vcard_name(vcard: str) -> str:
 
 
 def _contacts(part: wa.ContactsArrayMessage) -> ContactList:
+    if len(part.contacts) > MAX_CARDS:
+        raise _Unreadable(f"it shares {len(part.contacts)} contacts, over {MAX_CARDS}")
     cards = tuple(_contact(c) for c in part.contacts)
     if not cards:
         raise _Unreadable("the shared contact list is empty")
@@ -379,26 +471,23 @@ def _contacts(part: wa.ContactsArrayMessage) -> ContactList:
 
 
 def _reaction(part: wa.ReactionMessage) -> Reaction:
-    if not part.key.ID:
-        raise _Unreadable("the reaction names no message")
-    return Reaction(target=part.key.ID, emoji=part.text)
+    return Reaction(target=_message_id(part.key.ID, "the reaction"), emoji=part.text)
 
 
 def _protocol(part: wa.ProtocolMessage) -> AnyContent | None:
     if part.type == wa.ProtocolMessage.REVOKE:
-        if not part.key.ID:
-            raise _Unreadable("the deletion names no message")
-        return Deletion(target=part.key.ID)
+        return Deletion(target=_message_id(part.key.ID, "the deletion"))
     if part.type == wa.ProtocolMessage.MESSAGE_EDIT:
-        if not part.key.ID:
-            raise _Unreadable("the edit names no message")
+        target = _message_id(part.key.ID, "the edit")
         new = text_of(unwrap(part.editedMessage))
         if new is None:
             raise _Unreadable("the edit carries no text")
-        return Edit(target=part.key.ID, new=new)
+        return Edit(target=target, new=new)
     if part.type in _VISIBLE_PROTOCOL:
         return Unsupported(type_name="protocolMessage")
-    log.debug("ignoring protocol message of type %s", wa.ProtocolMessage.Type.Name(part.type))
+    log.debug(
+        "ignoring protocol message of type %s", _enum_name(wa.ProtocolMessage.Type, part.type)
+    )
     return None
 
 
@@ -435,11 +524,14 @@ _PARSERS: dict[str, Callable[[Any], AnyContent | None]] = {
 def _quote(context: wa.ContextInfo | None, me: Identity) -> Quote | None:
     if context is None or not context.stanzaID:
         return None
+    if len(context.stanzaID) > MAX_ID_CHARS:
+        log.warning("ignoring a quoted message id of %d characters", len(context.stanzaID))
+        return None
     text = text_of(unwrap(context.quotedMessage)) if context.HasField("quotedMessage") else None
     return Quote(
         wa_id=context.stanzaID,
         sender=_quoted_sender(context.participant, me),
-        text=text.body if text else "",
+        text=_short(text.body, MAX_QUOTE_CHARS) if text else "",
     )
 
 
@@ -452,13 +544,19 @@ def _quoted_sender(participant: str, me: Identity) -> str | None:
             return None
         return jids.party_of(jid).address
     except (InvalidInput, ValueError) as exc:
-        log.warning("quoted message author %r is not a valid JID: %s", participant, exc)
-        return participant
+        log.warning("quoted message author %r is not a valid JID: %s", _short(participant, 80), exc)
+        return participant if len(participant) <= MAX_ID_CHARS else None
 
 
 def seconds(timestamp: int) -> float:
-    """A neonize timestamp in seconds: newer neonize sends milliseconds."""
-    return timestamp / 1000.0 if timestamp > 100_000_000_000 else float(timestamp)
+    """A neonize timestamp in seconds (newer neonize sends milliseconds); 0.0, meaning
+    unknown, when it is missing or not between 2009 and 2100."""
+    value = timestamp / 1000.0 if timestamp > 100_000_000_000 else float(timestamp)
+    if not EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP:
+        if timestamp:
+            log.debug("ignoring an implausible WhatsApp timestamp %d", timestamp)
+        return 0.0
+    return value
 
 
 def _body(ev: neonize.Message) -> wa.Message:
@@ -480,11 +578,14 @@ def message_from_event(
     chat_jid = source.Chat
     if jids.is_empty(chat_jid):
         raise InvalidInput("the message names no chat")
+    _check_jid(chat_jid, "chat")
     if not jids.is_bridgeable_chat(chat_jid):
-        log.debug("ignoring message %s in %s", info.ID, jids.jid_to_str(chat_jid))
+        log.debug("ignoring message %.128s in %s", info.ID, jids.jid_to_str(chat_jid))
         return None, None
     if not info.ID:
         raise InvalidInput("the message has no id")
+    if len(info.ID) > MAX_ID_CHARS:
+        raise InvalidInput(f"the message id has {len(info.ID)} characters (not a WhatsApp id)")
     parsed = parse_content(_body(ev))
     if parsed.content is None:
         if ev.UnavailableRequestID:
@@ -504,8 +605,14 @@ def _envelope(
     source = info.MessageSource
     if jids.is_empty(source.Sender):
         raise InvalidInput("the message names no sender")
+    for alt, what in (
+        (source.Sender, "sender"),
+        (source.SenderAlt, "sender"),
+        (source.RecipientAlt, "recipient"),
+    ):
+        _check_jid(alt, what)
     from_me = source.IsFromMe or me.owns(source.Sender)
-    name = info.Pushname or None
+    name = _push_name(info.Pushname)
     sender = jids.party_of(jids.non_ad(source.Sender), alt=source.SenderAlt, name=name)
     if jids.is_group(source.Chat):
         chat = jids.party_of(source.Chat)
@@ -529,6 +636,11 @@ def _envelope(
     )
 
 
+def _push_name(name: str) -> str | None:
+    """A push name, cut to :data:`MAX_PUSH_NAME_CHARS`; None when empty."""
+    return _short(name, MAX_PUSH_NAME_CHARS) or None
+
+
 def contact_update(session: str, message: Message) -> ContactUpdateEvent | None:
     """What a message teaches about its sender: push name, LID ↔ phone."""
     sender = message.sender
@@ -546,8 +658,8 @@ def translate_message(
     try:
         message, problem = message_from_event(ev, me=me)
     except (InvalidInput, ValueError) as exc:
-        log.warning("unreadable WhatsApp message %r: %s", ev.Info.ID, exc)
-        ident = ev.Info.ID or "without an id"
+        ident = _short(ev.Info.ID, MAX_ID_CHARS) or "without an id"
+        log.warning("unreadable WhatsApp message %r: %s", ident, exc)
         explanation = f"a WhatsApp message ({ident}) could not be read: {exc}"
         return [EngineErrorEvent(session=session, explanation=explanation)]
     if message is None:
@@ -600,7 +712,7 @@ def history_message_event(
             ),
             ID=web.key.ID,
             Pushname=web.pushName,
-            Timestamp=int(web.messageTimestamp) * 1000,
+            Timestamp=int(seconds(web.messageTimestamp) * 1000),
         ),
         Message=web.message,
     )
@@ -631,13 +743,13 @@ def _mapping_update(session: str, pn: str, lid: str) -> list[EngineEvent]:
 
 
 def _pushname_update(session: str, jid_text: str, name: str) -> list[EngineEvent]:
-    if not name:
+    if not name or len(jid_text) > 2 * MAX_JID_PART_CHARS:
         return []
     try:
         jid = jids.parse_jid(jid_text)
         if jids.is_group(jid):
             return []
-        party = jids.party_of(jid, name=name)
+        party = jids.party_of(jid, name=_push_name(name))
     except (InvalidInput, ValueError) as exc:
         log.debug("history sync: skipping push name of %r: %s", jid_text, exc)
         return []
@@ -678,10 +790,19 @@ _RECEIPT_STATUS = {
 def translate_receipt(session: str, ev: neonize.Receipt) -> ReceiptEvent | None:
     """Delivered / read receipts for our messages; other receipt kinds give None."""
     status = _RECEIPT_STATUS.get(ev.Type)
-    if status is None or not ev.MessageIDs:
+    ids = tuple(i for i in ev.MessageIDs[:MAX_RECEIPT_IDS] if 0 < len(i) <= MAX_ID_CHARS)
+    if status is None or not ids:
         return None
+    if len(ev.MessageIDs) > MAX_RECEIPT_IDS:
+        log.warning(
+            "a receipt for %d messages: only the first %d are read",
+            len(ev.MessageIDs),
+            MAX_RECEIPT_IDS,
+        )
     source = ev.MessageSource
     try:
+        _check_jid(source.Chat, "chat")
+        _check_jid(source.SenderAlt, "sender")
         alt = None if jids.is_group(source.Chat) else source.SenderAlt
         chat = jids.party_of(jids.non_ad(source.Chat), alt=alt)
     except (InvalidInput, ValueError) as exc:
@@ -690,7 +811,7 @@ def translate_receipt(session: str, ev: neonize.Receipt) -> ReceiptEvent | None:
     return ReceiptEvent(
         session=session,
         chat=chat,
-        ids=tuple(ev.MessageIDs),
+        ids=ids,
         status=status,
         timestamp=seconds(ev.Timestamp),
     )
@@ -711,10 +832,7 @@ _FAILURES_WITH_OWN_EVENT = frozenset(
 
 
 def _reason_name(reason: int) -> str:
-    try:
-        return neonize.ConnectFailureReason.Name(reason)  # type: ignore[arg-type]
-    except ValueError:
-        return str(reason)
+    return _enum_name(neonize.ConnectFailureReason, reason)
 
 
 def translate_connection(
@@ -730,10 +848,8 @@ def translate_connection(
         reason = _LOGOUT_REASONS.get(ev.Reason, default)
         return LoggedOutEvent(session=session, reason=reason)
     if isinstance(ev, neonize.TemporaryBan):
-        code = neonize.TemporaryBan.TempBanReason.Name(ev.Code) if ev.Code else "UNKNOWN"
-        return TemporaryBanEvent(
-            session=session, code=code, expires_in=float(ev.Expire) if ev.Expire > 0 else None
-        )
+        code = _enum_name(neonize.TemporaryBan.TempBanReason, ev.Code) if ev.Code else "UNKNOWN"
+        return TemporaryBanEvent(session=session, code=code, expires_in=_ban_seconds(ev.Expire))
     if isinstance(ev, neonize.ClientOutdated):
         return ClientOutdatedEvent(session=session)
     if isinstance(ev, neonize.StreamReplaced):
@@ -741,16 +857,25 @@ def translate_connection(
     if isinstance(ev, neonize.ConnectFailure):
         if ev.Reason in _FAILURES_WITH_OWN_EVENT:
             return None
-        detail = f": {ev.Message}" if ev.Message else ""
+        detail = f": {_short(ev.Message)}" if ev.Message else ""
         return DisconnectedEvent(
             session=session,
             reason=f"WhatsApp refused the connection ({_reason_name(ev.Reason)}{detail})",
         )
     if isinstance(ev, neonize.OfflineSyncCompleted):
-        return OfflineSyncCompletedEvent(session=session, count=ev.Count)
+        return OfflineSyncCompletedEvent(session=session, count=max(ev.Count, 0))
     if isinstance(ev, neonize.PairStatus):
         return _pair_status(session, ev)
     return None
+
+
+def _ban_seconds(expire: int) -> float | None:
+    """A ban's expiry in seconds; None (unknown) when missing or over a year."""
+    if not 0 < expire <= MAX_BAN_SECONDS:
+        if expire:
+            log.warning("ignoring an implausible ban expiry of %d s", expire)
+        return None
+    return float(expire)
 
 
 def _pair_status(session: str, ev: neonize.PairStatus) -> EngineEvent:
@@ -759,7 +884,7 @@ def _pair_status(session: str, ev: neonize.PairStatus) -> EngineEvent:
             return PairSuccessEvent(session=session, phone=normalize_phone(ev.ID.User))
         except InvalidInput as exc:
             return EngineErrorEvent(session=session, explanation=f"paired, but {exc}")
-    detail = ev.Error or "no reason given"
+    detail = _short(ev.Error) or "no reason given"
     return EngineErrorEvent(session=session, explanation=f"pairing with the phone failed: {detail}")
 
 

@@ -86,7 +86,7 @@ from neonize.utils.enum import MediaType, ReceiptType
 
 from bridge import files
 from bridge.clock import Clock, SystemClock
-from bridge.errors import EngineError, InvalidInput, SessionNotConnected
+from bridge.errors import BridgeError, EngineError, InvalidInput, SessionNotConnected
 from bridge.model import (
     ContactCard,
     ContactList,
@@ -107,6 +107,7 @@ from bridge.whatsapp.engine import (
     ContactUpdateEvent,
     DisconnectedEvent,
     Engine,
+    EngineErrorEvent,
     EngineEvent,
     EventHandler,
     LoggedOutEvent,
@@ -634,8 +635,18 @@ class WhatsmeowEngine(Engine):
                 return
             try:
                 await self._dispatch(session, ev)
-            except Exception:
+            except Exception as exc:
                 log.exception("session %s: handling %s failed", session.key, type(ev).__name__)
+                await self._report_unhandled(session, ev, exc)
+
+    async def _report_unhandled(self, session: _Session, ev: ProtoMessage, exc: Exception) -> None:
+        """Tell the bridge (an :class:`EngineErrorEvent`) that an event was set aside."""
+        detail = exc.explanation if isinstance(exc, BridgeError) else repr(exc)
+        explanation = f"a WhatsApp {type(ev).__name__} event was set aside: {detail[:200]}"
+        try:
+            await self.emit(EngineErrorEvent(session=session.key, explanation=explanation))
+        except Exception:
+            log.exception("session %s: reporting an unhandled event failed", session.key)
 
     async def _dispatch(self, session: _Session, ev: ProtoMessage) -> None:
         key = session.key
@@ -650,7 +661,7 @@ class WhatsmeowEngine(Engine):
         elif isinstance(ev, neonize.HistorySync):
             await self._emit_all(inbound.translate_history(key, ev, me=session.me))
         elif isinstance(ev, neonize.StreamError):
-            log.warning("session %s: WhatsApp stream error %s", key, ev.Code)
+            log.warning("session %s: WhatsApp stream error %.200r", key, ev.Code)
         elif isinstance(ev, neonize.KeepAliveTimeout):
             log.warning("session %s: keepalive timeout (%d errors)", key, ev.ErrorCount)
         elif isinstance(ev, neonize.KeepAliveRestored):

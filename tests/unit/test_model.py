@@ -17,10 +17,13 @@ from bridge.model import (
     MediaKind,
     Message,
     Party,
+    Quote,
     Reaction,
     Receipt,
     Text,
     Unsupported,
+    clean_text,
+    cleaned,
     content_from_dict,
     content_to_dict,
     default_filename,
@@ -113,3 +116,67 @@ def test_party_address_and_message_kind_label() -> None:
     assert Message(chat=person, sender=person, content=Text("a")).kind_label == "text"
     with pytest.raises(ValueError, match="phone, a LID or a group"):
         Party(name="nobody")
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Maria", "Maria"),
+        ("Ma\x00ria", "Maria"),
+        ("tab\tnew\nline\r\n", "tab\tnew\nline\r\n"),  # kept: they are text
+        ("".join(map(chr, range(32))), "\t\n\r"),
+        ("\x1b[31mred\x1b[0m", "[31mred[0m"),
+        ("\x7f\x85\u200b", "\x7f\x85\u200b"),  # DEL, C1 and zero-width space are kept
+        ("a\ud800b", "a\ufffdb"),
+        ("\udfff", "\ufffd"),
+        ("\ud83d\ude00", "😀"),  # a surrogate pair is its character
+        ("x\ud83d\ude00\udc00\x00y", "x😀\ufffdy"),
+        ("", ""),
+    ],
+)
+def test_clean_text(raw: str, clean: str) -> None:
+    assert clean_text(raw) == clean
+    clean.encode("utf-8")  # every database and UTF-8 can hold it
+
+
+def test_clean_text_returns_clean_text_itself() -> None:
+    text = "já está limpo 😀" * 100
+    assert clean_text(text) is text
+
+
+def test_cleaned_reaches_every_string_of_a_message() -> None:
+    group = Party(group="1203@g.us", name="Clientes\x00 VIP")
+    card = ContactCard("Ana\x00", VCARD + "\x00")
+    message = Message(
+        chat=group,
+        sender=Party(phone="+5511987654321", lid="123", name="\ud800Maria"),
+        content=ContactList("2 contatos\x01", (card, card)),
+        wa_id="3EB0\x00",
+        quote=Quote("3EB0\x02", sender="+5511900000001", text="oi\x03"),
+        extra={"chat_jid\x00": "1203@g.us\x00"},
+    )
+    clean = cleaned(message)
+    assert clean.chat.name == "Clientes VIP"
+    assert clean.sender.name == "\ufffdMaria"
+    assert clean.content == ContactList("2 contatos", (ContactCard("Ana", VCARD),) * 2)
+    assert (clean.wa_id, clean.quote) == ("3EB0", Quote("3EB0", sender="+5511900000001", text="oi"))
+    assert clean.extra == {"chat_jid": "1203@g.us"}
+    assert message.chat.name == "Clientes\x00 VIP"  # the original is unchanged (frozen)
+
+
+def test_cleaned_covers_locations_media_edits_and_refs() -> None:
+    location = Location(1.0, 2.0, name="Pa\x00ulista", address="Av.\x1f 1000")
+    assert cleaned(location) == Location(1.0, 2.0, name="Paulista", address="Av. 1000")
+    media = Media(MediaKind.VOICE, "audio/ogg\x00", ref={"direct_path": "/v\x00", "n": [1, "\x00"]})
+    assert cleaned(media) == Media(
+        MediaKind.VOICE, "audio/ogg", ref={"direct_path": "/v", "n": [1, ""]}
+    )
+    edit = Edit("3EB0\x00", Text("novo\x00", mentions=("+55\x00",)))
+    assert cleaned(edit) == Edit("3EB0", Text("novo", mentions=("+55",)))
+    assert cleaned(Reaction("X", "\x00👍")) == Reaction("X", "👍")
+    assert cleaned(Unsupported("poll\x00")) == Unsupported("poll")
+
+
+@pytest.mark.parametrize("content", KINDS, ids=lambda c: c.kind)
+def test_cleaned_returns_clean_objects_themselves(content: object) -> None:
+    assert cleaned(content) is content

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ import pytest
 from bridge.clock import FakeClock
 from bridge.core.metrics import Metrics
 from bridge.errors import DatabaseError, EngineError, InvalidInput, SessionNotConnected
+from bridge.model import Media, MediaKind, Party, Quote, Text
 from bridge.model import Message as WaMessage
-from bridge.model import Party, Text
 from bridge.whatsapp.backoff import Backoff
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
+    ContactUpdateEvent,
     DisconnectedEvent,
     EngineErrorEvent,
     EngineEvent,
@@ -483,6 +485,15 @@ async def test_a_ban_across_midnight_names_the_day() -> None:
     assert "(until 2023-11-15 22:13 UTC)" in (h.changes[-1].action or "")
 
 
+@pytest.mark.parametrize("expires_in", [1e300, 9.2e18, math.inf])
+async def test_an_absurd_ban_expiry_still_bans(expires_in: float) -> None:
+    h = await started()
+    await h.engine.send_event(TemporaryBanEvent(KEY, code="403", expires_in=expires_in))
+    await h.settle()
+    assert h.manager.status(KEY) is S.BANNED
+    assert "(until an unknown time)" in (h.changes[-1].action or "")
+
+
 async def test_stream_replaced_then_login_reconnects_the_paired_device() -> None:
     h = await started()
     await h.engine.send_event(StreamReplacedEvent(KEY))
@@ -664,6 +675,49 @@ async def test_other_events_go_downstream_and_a_lost_message_is_raised(
             await h.engine.send_event(message)
     record = next(r for r in caplog.records if "downstream handler failed" in r.getMessage())
     assert record.name == "bridge.session.acme.sales" and record.exc_info is not None
+    assert h.manager.status(KEY) is S.CONNECTED
+
+
+async def test_every_event_goes_downstream_cleaned() -> None:
+    h = await started()
+    sender = Party(phone="+5511987654321", name="Ma\x00ria\ud800")
+    dirty = WaMessage(
+        chat=sender,
+        sender=sender,
+        content=Media(
+            MediaKind.DOCUMENT, "application/pdf", data=b"\x00%PDF", filename="a\x1b.pdf"
+        ),
+        wa_id="3EB0\x00AA",
+        quote=Quote(wa_id="3EB0\x01BB", text="\udc00"),
+    )
+    await h.engine.send_event(MessageEvent(KEY, dirty))
+    await h.engine.send_event(ContactUpdateEvent(KEY, party=sender))
+    await h.engine.send_event(EngineErrorEvent(KEY, explanation="bad\x00"))
+    message, update, error = h.forwarded
+    assert isinstance(message, MessageEvent) and isinstance(update, ContactUpdateEvent)
+    clean_sender = Party(phone="+5511987654321", name="Maria\ufffd")
+    assert message.message.sender == message.message.chat == clean_sender
+    assert message.message.wa_id == "3EB0AA"
+    assert message.message.quote == Quote(wa_id="3EB0BB", text="\ufffd")
+    assert isinstance(message.message.content, Media)
+    assert message.message.content.filename == "a.pdf"
+    assert message.message.content.data == b"\x00%PDF"  # bytes are not text
+    assert update.party == clean_sender
+    assert error == EngineErrorEvent(KEY, explanation="bad")
+
+
+async def test_an_event_that_cleaning_empties_is_set_aside_and_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = await started()
+    group = Party(group="\x00\x01")  # nothing left of its only address
+    message = WaMessage(chat=group, sender=Party(phone="+5511987654321"), content=Text("oi"))
+    with caplog.at_level(logging.WARNING, logger="bridge.session"):
+        await h.engine.send_event(MessageEvent(KEY, message))
+    [event] = h.forwarded
+    assert isinstance(event, EngineErrorEvent)
+    assert "MessageEvent from WhatsApp was set aside" in event.explanation
+    assert "unusable MessageEvent set aside" in caplog.text
     assert h.manager.status(KEY) is S.CONNECTED
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -447,9 +448,15 @@ async def test_fault_ends_a_pending_login(
     ("kind", "seconds", "reason"),
     [
         ("explode", 0, "kind must be one of"),
-        ("ban", -1, "seconds must be a non-negative number"),
-        ("ban", "10", "seconds must be a non-negative number"),
-        ("ban", True, "seconds must be a non-negative number"),
+        ("ban", -1, "seconds must be a number from 0 to 2592000"),
+        ("ban", "10", "seconds must be a number"),
+        ("ban", True, "seconds must be a number"),
+        ("ban", None, "seconds must be a number"),
+        ("disconnect", math.inf, "seconds must be a number from 0 to 2592000"),
+        ("disconnect", math.nan, "seconds must be a number from 0 to 2592000"),
+        ("disconnect", -math.inf, "seconds must be a number from 0 to 2592000"),
+        ("ban", 2_592_001, "seconds must be a number from 0 to 2592000"),
+        ("ban", 10**400, "seconds must be a number from 0 to 2592000"),  # no float overflow
     ],
 )
 async def test_bad_faults_are_invalid(
@@ -697,7 +704,7 @@ INVALID_INBOUND: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"from": CUSTOMER, "kind": "video", "media": {"data_b64": "AA==", "duration": -1}},
-        "media.duration must be a non-negative integer",
+        "media.duration must be an integer from 0 to 604800",
     ),
     ({"from": CUSTOMER, "kind": "location", "location": {"lat": 1}}, "location.lon is required"),
     (
@@ -706,7 +713,88 @@ INVALID_INBOUND: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"from": CUSTOMER, "kind": "location", "location": {"lat": 91, "lon": 2}},
-        "out of range",
+        "location.lat must be a number from -90 to 90",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "location", "location": {"lat": 1, "lon": math.inf}},
+        "location.lon must be a number from -180 to 180",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "location", "location": {"lat": math.nan, "lon": 1}},
+        "location.lat must be a number from -90 to 90",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "location", "location": {"lat": 10**400, "lon": 1}},
+        "location.lat must be a number from -90 to 90",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "location", "location": {"lat": 1, "lon": 1, "name": 5}},
+        "location.name must be a string",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "image", "media": {"data_b64": "AAéé"}},
+        "media.data_b64 is not valid base64",  # not ASCII
+    ),
+    (
+        {"from": CUSTOMER, "kind": "image", "media": {"data_b64": ""}},
+        "media.data_b64 must not be empty",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "image", "media": {"data_b64": "AA==", "mimetype": "x"}},
+        "media.mimetype must be an ASCII type/subtype",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "image", "media": {"data_b64": "AA==", "width": 10**6}},
+        "media.width must be an integer from 0 to 100000",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "image", "media": {"data_b64": "AA==", "height": 1.5}},
+        "media.height must be an integer",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "image", "media": {"data_b64": "AA==", "caption": ["x"]}},
+        "media.caption must be a string",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "image", "media": "AA=="},
+        "media must be an object",
+    ),
+    ({"from": CUSTOMER, "kind": "text", "text": "x" * 65_537}, "text is longer than 65536"),
+    ({"from": CUSTOMER, "kind": "text", "text": ""}, "text must not be empty"),
+    ({"from": CUSTOMER, "kind": "text", "text": "x", "push_name": "n" * 1025}, "push_name is"),
+    ({"from": CUSTOMER, "kind": 5, "text": "x"}, "kind must be a string"),
+    ({"from": CUSTOMER, "kind": "x" * 10_000}, "kind must be one of text, image"),
+    ({"from": 5511987654321, "kind": "text", "text": "x"}, "from must be a string"),
+    ({"from": "+٥٥ letters", "kind": "text", "text": "x"}, "from: not a phone number"),
+    ({"kind": "text", "text": "x"}, "from is required"),
+    ({"from": CUSTOMER, "kind": "reaction", "target": "X", "emoji": "👍" * 40}, "emoji is"),
+    ({"from": CUSTOMER, "kind": "reaction", "target": "X Y", "emoji": ""}, "target must be"),
+    ({"from": CUSTOMER, "kind": "revoke", "target": "3EB0\x00"}, "target must be printable"),
+    ({"from": CUSTOMER, "kind": "revoke", "target": "A" * 129}, "target is longer than 128"),
+    ({"from": CUSTOMER, "kind": "unsupported", "type": "p" * 65}, "type is longer than 64"),
+    (
+        {"from": CUSTOMER, "kind": "contact", "contact": {"display_name": "J", "vcard": []}},
+        "contact.vcard must be a string",
+    ),
+    ({"from": CUSTOMER, "kind": "text", "text": "x", "quote": "a b"}, "quote must be printable"),
+    ({"from": CUSTOMER, "kind": "text", "text": "x", "id": ""}, "id must not be empty"),
+    ({"from": CUSTOMER, "kind": "text", "text": "x", "id": 7}, "id must be a string"),
+    ({"from": CUSTOMER, "kind": "text", "text": "x", "group": "g"}, "group must be an object"),
+    (
+        {"from": CUSTOMER, "kind": "text", "text": "x", "group": {"id": "friends"}},
+        "group.id must be a group JID",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "text", "text": "x", "group": {"id": "1@g.us", "name": 1}},
+        "group.name must be a string",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "text", "text": "x", "avatar_url": "http://h/a b.png"},
+        "avatar_url must be an http(s) URL",
+    ),
+    (
+        {"from": CUSTOMER, "kind": "text", "text": "x", "avatar_url": "https://h/" + "a" * 2048},
+        "avatar_url is longer than 2048",
     ),
     (
         {"from": CUSTOMER, "kind": "contact", "contact": {"display_name": "J"}},
@@ -914,8 +1002,11 @@ async def test_fail_next_sends(connected: SimEngine) -> None:
             await connected.send(KEY, CUSTOMER, Text("hi"))
     await connected.send(KEY, CUSTOMER, Text("hi"))
     assert len(connected.outbound(KEY)) == 1
-    with pytest.raises(InvalidInput):
-        connected.fail_next_sends(KEY, -1)
+    for count in (-1, 1_001, True, 1.0, "1", None):
+        with pytest.raises(InvalidInput, match="count must be an integer from 0 to 1000"):
+            connected.fail_next_sends(KEY, count)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="error must be a string"):
+        connected.fail_next_sends(KEY, 1, "x" * 1025)
 
 
 async def test_fail_next_sends_counts_only_sends_that_reach_the_network(
@@ -977,6 +1068,8 @@ async def test_bad_receipts_are_invalid(connected: SimEngine) -> None:
         await connected.receipt(KEY, theirs, "read")
     with pytest.raises(InvalidInput, match="status must be one of delivered, read"):
         await connected.receipt(KEY, wa_id, "sent")
+    with pytest.raises(InvalidInput, match="id must be printable ASCII"):
+        await connected.receipt(KEY, "3EB0 NOPE", "read")
 
 
 def test_bad_session_key_is_invalid(sim: SimEngine) -> None:

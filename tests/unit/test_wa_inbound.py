@@ -11,7 +11,9 @@ import math
 from typing import Any
 
 import pytest
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
+from google.protobuf.message_factory import GetMessageClass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neonize.proto import Neonize_pb2 as neonize
@@ -842,6 +844,280 @@ def test_connection_events(ev: Any, expected: EngineEvent | None) -> None:
     assert inbound.translate_connection(S, ev, me=ME) == expected
 
 
+# --- odd fields: checked by type and range -------------------------------------------
+
+HUGE = "9" * 10_000
+
+
+def translated(msg: wa.Message, **kw: Any) -> list[EngineEvent]:
+    return inbound.translate_message(S, event(msg, **kw), me=ME)
+
+
+def only_error(events: list[EngineEvent]) -> str:
+    assert len(events) == 1 and isinstance(events[0], EngineErrorEvent), events
+    return events[0].explanation
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"ident": ""}, "the message has no id"),
+        ({"ident": "3EB0" + "A" * 200}, "the message id has 204 characters"),
+        ({"chat": jid(HUGE)}, "the chat is not a WhatsApp JID (too long)"),
+        ({"chat": jid(CUSTOMER, "x" * 100)}, "the chat is not a WhatsApp JID (too long)"),
+        ({"sender": jid(HUGE)}, "the sender is not a WhatsApp JID (too long)"),
+        ({"sender_alt": jid(HUGE, "lid")}, "the sender is not a WhatsApp JID (too long)"),
+        ({"chat": jid("", "")}, "the message names no chat"),
+        ({"chat": jid("abc")}, "not a phone number"),
+    ],
+)
+def test_an_unusable_envelope_is_an_error_event(kw: dict[str, Any], reason: str) -> None:
+    explanation = only_error(translated(wa.Message(conversation="oi"), **kw))
+    assert reason in explanation
+    assert len(explanation) < 400
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        (1_700_000_000_000, 1_700_000_000.0),  # milliseconds
+        (1_700_000_000, 1_700_000_000.0),  # seconds
+        (0, 0.0),  # missing: the relay stamps it on arrival
+        (-5, 0.0),
+        (1, 0.0),  # 1970
+        (2**63 - 1, 0.0),
+        (5_000_000_000, 0.0),  # year 2128
+    ],
+)
+def test_a_missing_or_implausible_timestamp_is_unknown(timestamp: int, expected: float) -> None:
+    message = only_message(translated(wa.Message(conversation="oi"), timestamp=timestamp))
+    assert message.timestamp == expected
+
+
+def test_a_huge_push_name_is_cut() -> None:
+    events = translated(wa.Message(conversation="oi"), push="M" * 100_000)
+    message = only_message(events)
+    assert message.sender.name is not None and len(message.sender.name) == 256
+    [update] = [e for e in events if isinstance(e, ContactUpdateEvent)]
+    assert update.party.name == message.sender.name
+
+
+CONTACT_300 = wa.ContactsArrayMessage(
+    contacts=[wa.ContactMessage(displayName="A", vcard=VCARD)] * 300
+)
+ODD_PARTS: list[tuple[str, wa.Message, str, str]] = [
+    ("huge text", wa.Message(conversation="x" * 65_537), "text", "its body has 65537"),
+    (
+        "huge extended text",
+        wa.Message(extendedTextMessage=wa.ExtendedTextMessage(text="x" * 70_000)),
+        "text",
+        "its body has 70000",
+    ),
+    (
+        "huge caption",
+        wa.Message(imageMessage=wa.ImageMessage(caption="c" * 70_000, **MEDIA)),
+        "image",
+        "its caption has 70000",
+    ),
+    (
+        "huge file name",
+        wa.Message(documentMessage=wa.DocumentMessage(fileName="f" * 5_000, **MEDIA)),
+        "document",
+        "its filename has 5000",
+    ),
+    (
+        "huge mimetype",
+        wa.Message(audioMessage=wa.AudioMessage(mimetype="a/" + "b" * 5_000, **MEDIA)),
+        "audio",
+        "its mimetype has 5002",
+    ),
+    (
+        "huge download path",
+        wa.Message(stickerMessage=wa.StickerMessage(**{**MEDIA, "directPath": "/" * 5_000})),
+        "sticker",
+        "download path or key is too long",
+    ),
+    (
+        "huge vcard",
+        wa.Message(contactMessage=wa.ContactMessage(displayName="J", vcard="V" * 300_000)),
+        "contact",
+        "its vcard has 300000",
+    ),
+    ("300 contacts", wa.Message(contactsArrayMessage=CONTACT_300), "contactsArray", "300 contacts"),
+    (
+        "huge location name",
+        wa.Message(locationMessage=wa.LocationMessage(degreesLatitude=1, name="n" * 5_000)),
+        "location",
+        "its name has 5000",
+    ),
+    (
+        "infinite latitude",
+        wa.Message(locationMessage=wa.LocationMessage(degreesLatitude=math.inf)),
+        "location",
+        "location out of range",
+    ),
+    (
+        "reaction to a huge id",
+        wa.Message(reactionMessage=wa.ReactionMessage(key=MessageKey(ID="R" * 200), text="👍")),
+        "reaction",
+        "a message id of 200 characters",
+    ),
+    (
+        "revoke of a huge id",
+        wa.Message(
+            protocolMessage=wa.ProtocolMessage(
+                type=wa.ProtocolMessage.REVOKE, key=MessageKey(ID="R" * 129)
+            )
+        ),
+        "protocol",
+        "a message id of 129 characters",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("msg", "placeholder", "problem"), [c[1:] for c in ODD_PARTS], ids=[c[0] for c in ODD_PARTS]
+)
+def test_an_oversized_or_impossible_part_is_a_placeholder_and_an_error(
+    msg: wa.Message, placeholder: str, problem: str
+) -> None:
+    events = translated(msg)
+    [message] = [e.message for e in events if isinstance(e, MessageEvent)]
+    assert message.content == Unsupported(type_name=placeholder)
+    [error] = [e for e in events if isinstance(e, EngineErrorEvent)]
+    assert problem in error.explanation
+    assert "is shown as a placeholder" in error.explanation
+
+
+def test_a_huge_file_size_is_capped_to_what_json_keeps_exactly() -> None:
+    media = content_of(
+        wa.Message(imageMessage=wa.ImageMessage(**{**MEDIA, "fileLength": 2**64 - 1}))
+    )
+    assert media.size == 2**53 - 1
+
+
+def test_mentions_are_read_up_to_a_limit() -> None:
+    mentions = [f"55119{n:08d}@s.whatsapp.net" for n in range(5_000)]
+    text = wa.ExtendedTextMessage(text="oi", contextInfo=wa.ContextInfo(mentionedJID=mentions))
+    content = content_of(wa.Message(extendedTextMessage=text))
+    assert len(content.mentions) == 256
+
+
+def test_an_oversized_quote_id_drops_the_quote_and_a_long_quoted_text_is_cut() -> None:
+    quoted = wa.Message(conversation="q" * 5_000)
+    for stanza, expected in (("S" * 129, None), ("3EB0Q", "q" * 1_023 + "…")):
+        context = wa.ContextInfo(stanzaID=stanza, quotedMessage=quoted, participant=HUGE + "@x")
+        msg = wa.Message(extendedTextMessage=wa.ExtendedTextMessage(text="oi", contextInfo=context))
+        message = only_message(translated(msg))
+        if expected is None:
+            assert message.quote is None
+        else:
+            assert message.quote == Quote(wa_id="3EB0Q", sender=None, text=expected)
+
+
+def test_an_odd_receipt_keeps_only_usable_ids() -> None:
+    ids = ["", "I" * 200, "3EB0A", *(f"3EB0{n}" for n in range(2_000))]
+    ev = neonize.Receipt(
+        MessageSource=neonize.MessageSource(Chat=jid(CUSTOMER), Sender=jid(CUSTOMER)),
+        MessageIDs=ids,
+        Timestamp=2**63 - 1,
+        Type=neonize.Receipt.READ,
+    )
+    receipt = inbound.translate_receipt(S, ev)
+    assert receipt is not None
+    assert receipt.ids[0] == "3EB0A" and len(receipt.ids) == 1_024 - 2
+    assert all(0 < len(i) <= 128 for i in receipt.ids)
+    assert receipt.timestamp == 0.0
+
+
+@pytest.mark.parametrize(
+    "ev",
+    [
+        neonize.Receipt(MessageIDs=["3EB0A"], Type=neonize.Receipt.READ),  # no chat
+        neonize.Receipt(
+            MessageSource=neonize.MessageSource(Chat=jid(HUGE)),
+            MessageIDs=["3EB0A"],
+            Type=neonize.Receipt.READ,
+        ),
+        neonize.Receipt(
+            MessageSource=neonize.MessageSource(Chat=jid(CUSTOMER)),
+            MessageIDs=["I" * 200],
+            Type=neonize.Receipt.READ,
+        ),
+    ],
+)
+def test_an_unusable_receipt_is_ignored(ev: neonize.Receipt) -> None:
+    assert inbound.translate_receipt(S, ev) is None
+
+
+@pytest.mark.parametrize(
+    ("ev", "expected"),
+    [
+        (
+            neonize.TemporaryBan(Code=neonize.TemporaryBan.BLOCKED_BY_USERS, Expire=2**63 - 1),
+            TemporaryBanEvent(session=S, code="BLOCKED_BY_USERS", expires_in=None),
+        ),
+        (
+            neonize.TemporaryBan(Expire=-60),
+            TemporaryBanEvent(session=S, code="SEND_TO_TOO_MANY_PEOPLE", expires_in=None),
+        ),
+        (
+            neonize.ConnectFailure(Reason=neonize.SERVICE_UNAVAILABLE, Message="m" * 10_000),
+            DisconnectedEvent(
+                session=S,
+                reason=(
+                    "WhatsApp refused the connection (SERVICE_UNAVAILABLE: " + "m" * 199 + "…)"
+                ),
+            ),
+        ),
+        (
+            neonize.PairStatus(Status=neonize.PairStatus.ERROR, Error="e" * 10_000),
+            EngineErrorEvent(
+                session=S, explanation="pairing with the phone failed: " + "e" * 199 + "…"
+            ),
+        ),
+        (
+            neonize.PairStatus(ID=jid("abc"), Status=neonize.PairStatus.SUCCESS),
+            EngineErrorEvent(
+                session=S,
+                explanation="paired, but not a phone number: 'abc' ('a' (U+0061) is not part "
+                "of a phone number)",
+            ),
+        ),
+        (neonize.OfflineSyncCompleted(Count=-3), OfflineSyncCompletedEvent(session=S, count=0)),
+    ],
+)
+def test_odd_connection_events(ev: Any, expected: EngineEvent) -> None:
+    assert inbound.translate_connection(S, ev, me=ME) == expected
+
+
+def test_unknown_enum_values_are_named_by_number() -> None:
+    failure = neonize.ConnectFailure()
+    failure.MergeFromString(b"\x08\xe7\x07")  # Reason = 999, unknown to this neonize
+    event = inbound.translate_connection(S, failure, me=ME)
+    assert isinstance(event, DisconnectedEvent) and event.transient
+    assert inbound._enum_name(neonize.TemporaryBan.TempBanReason, 999) == "999"
+
+
+def test_history_with_an_implausible_timestamp_keeps_the_message() -> None:
+    chat = f"{CUSTOMER}@s.whatsapp.net"
+    web = WebMessageInfo(
+        key=MessageKey(remoteJID=chat, ID="3EB0OLD"),
+        message=wa.Message(conversation="ontem"),
+        messageTimestamp=2**64 - 1,
+        pushName="P" * 1_000,
+    )
+    data = hs.HistorySync(
+        conversations=[hs.Conversation(ID=chat, messages=[hs.HistorySyncMsg(message=web)])],
+        pushnames=[hs.Pushname(ID=chat, pushname="N" * 1_000)],
+    )
+    events = inbound.translate_history(S, neonize.HistorySync(Data=data), me=ME)
+    [message] = [e.message for e in events if isinstance(e, MessageEvent)]
+    assert message.content == Text("ontem") and message.timestamp == 0.0
+    names = [e.party.name for e in events if isinstance(e, ContactUpdateEvent)]
+    assert names and all(n is not None and len(n) == 256 for n in names)
+
+
 # --- fuzz: nothing raises -------------------------------------------------------------
 
 _texts = st.text(max_size=40)
@@ -941,3 +1217,148 @@ def test_translation_never_raises(
 def test_placeholders_name_types_as_people_know_them(field: str, name: str) -> None:
     # the sim engine's "unsupported" kind uses the same names ({"type": "poll"})
     assert inbound.type_name(field) == name
+
+
+# --- fuzz: any protobuf of each event type ---------------------------------------------
+
+_ODD_STRINGS = st.sampled_from(
+    [
+        "",
+        HUGE,
+        "\x00",
+        "\ud800",
+        f"{CUSTOMER}@s.whatsapp.net",
+        "99000001@lid",
+        GROUP,
+        "3EB0AAA",
+        "a" * 70_000,
+    ]
+)
+_INT_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+_INT_KINDS = {
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_SINT32: "int32",
+    FieldDescriptor.TYPE_SFIXED32: "int32",
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_SINT64: "int64",
+    FieldDescriptor.TYPE_SFIXED64: "int64",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_FIXED32: "uint32",
+    FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_FIXED64: "uint64",
+}
+
+
+def _scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return st.text(max_size=12) | _ODD_STRINGS.filter(lambda t: "\ud800" not in t)
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return st.binary(max_size=40)
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return st.booleans()
+    if field.type == FieldDescriptor.TYPE_DOUBLE:
+        return st.floats()
+    if field.type == FieldDescriptor.TYPE_FLOAT:
+        return st.floats(width=32)
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return st.sampled_from([v.number for v in field.enum_type.values])
+    low, high = _INT_RANGES[_INT_KINDS[field.type]]
+    return st.sampled_from([low, high, 0, 1]) | st.integers(low, high)
+
+
+@st.composite
+def _proto(draw: st.DrawFn, cls: Any, depth: int = 0) -> Any:
+    """A protobuf of ``cls`` with a few fields set to anything their type allows."""
+    msg = cls()
+    fields = [
+        f
+        for f in cls.DESCRIPTOR.fields
+        if f.type != FieldDescriptor.TYPE_GROUP
+        and not (f.message_type is not None and f.message_type.GetOptions().map_entry)
+        and (f.type != FieldDescriptor.TYPE_MESSAGE or depth < 3)
+    ]
+    if not fields:
+        return msg
+    chosen = draw(st.lists(st.sampled_from(fields), max_size=4, unique_by=lambda f: f.name))
+    for field in chosen:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            sub = _proto(_message_class(field), depth + 1)
+            values = draw(st.lists(sub, max_size=2)) if field.is_repeated else [draw(sub)]
+            target = getattr(msg, field.name)
+            for value in values:
+                (target.add() if field.is_repeated else target).MergeFrom(value)
+        elif field.is_repeated:
+            getattr(msg, field.name).extend(draw(st.lists(_scalar(field), max_size=3)))
+        else:
+            setattr(msg, field.name, draw(_scalar(field)))
+    return msg
+
+
+def _message_class(field: FieldDescriptor) -> Any:
+    return GetMessageClass(field.message_type)
+
+
+def _envelope_of(message: wa.Message, chat: neonize.JID, sender: neonize.JID) -> Any:
+    return event(message, chat=chat, sender=sender)
+
+
+_WHATSAPP_EVENTS = st.one_of(
+    st.builds(_envelope_of, _proto(wa.Message), _jids, _jids),
+    _proto(neonize.Message),
+    _proto(neonize.Receipt),
+    _proto(neonize.HistorySync),
+    *(
+        _proto(cls)
+        for cls in (
+            neonize.TemporaryBan,
+            neonize.ConnectFailure,
+            neonize.LoggedOut,
+            neonize.PairStatus,
+            neonize.OfflineSyncCompleted,
+            neonize.Connected,
+            neonize.Disconnected,
+            neonize.StreamReplaced,
+            neonize.ClientOutdated,
+        )
+    ),
+)
+
+
+def _translate_any(ev: Any) -> list[EngineEvent]:
+    """What the whatsmeow engine's dispatch does with one neonize event."""
+    if isinstance(ev, neonize.Message):
+        return inbound.translate_message(S, ev, me=ME)
+    if isinstance(ev, neonize.Receipt):
+        receipt = inbound.translate_receipt(S, ev)
+        return [receipt] if receipt else []
+    if isinstance(ev, neonize.HistorySync):
+        return inbound.translate_history(S, ev, me=ME)
+    connection = inbound.translate_connection(S, ev, me=ME)
+    return [connection] if connection else []
+
+
+@settings(max_examples=400, deadline=None)
+@given(ev=_WHATSAPP_EVENTS)
+def test_any_protobuf_of_any_event_type_translates_without_raising(ev: Any) -> None:
+    for out in _translate_any(ev):
+        assert isinstance(out, EngineEvent)
+        if isinstance(out, MessageEvent):
+            message = out.message
+            json.dumps(content_to_dict(message.content))
+            assert message.wa_id and len(message.wa_id) <= inbound.MAX_ID_CHARS
+            stamp = message.timestamp
+            assert stamp == 0.0 or inbound.EARLIEST_TIMESTAMP <= stamp < inbound.LATEST_TIMESTAMP
+            assert message.sender.name is None or len(message.sender.name) <= 256
+            if isinstance(message.content, Media) and message.content.size is not None:
+                assert message.content.size <= 2**53 - 1
+        elif isinstance(out, ReceiptEvent):
+            assert all(0 < len(i) <= inbound.MAX_ID_CHARS for i in out.ids)
+        elif isinstance(out, TemporaryBanEvent):
+            assert out.expires_in is None or 0 < out.expires_in <= inbound.MAX_BAN_SECONDS
+        elif isinstance(out, EngineErrorEvent):
+            assert len(out.explanation) < 1_000

@@ -24,6 +24,7 @@ from bridge.whatsapp.engine import (
     ConnectedEvent,
     ContactUpdateEvent,
     DisconnectedEvent,
+    EngineErrorEvent,
     EngineEvent,
     LoggedOutEvent,
     MessageEvent,
@@ -378,6 +379,43 @@ async def test_a_failing_handler_does_not_stop_the_session(h: EngineHarness) -> 
     await client.deliver(text_event("a", "3EB0A", push=""))
     await client.deliver(text_event("b", "3EB0B", push=""))
     assert calls == ["3EB0A", "3EB0B"]
+    assert not client.stopped
+
+
+async def test_odd_events_are_reported_and_the_next_one_is_handled(h: EngineHarness) -> None:
+    client = await h.connected()
+    await client.deliver(text_event("oi", "3EB0" + "A" * 500))  # not a WhatsApp id
+    await client.deliver(
+        neonize.Receipt(MessageIDs=["3EB0OURS"], Type=neonize.Receipt.READ)  # no chat
+    )
+    await client.deliver(neonize.TemporaryBan(Expire=2**63 - 1))
+    await client.deliver(text_event("tudo bem?", "3EB0B"))
+    errors = h.of_type(EngineErrorEvent)
+    assert len(errors) == 1 and "the message id has 504 characters" in errors[0].explanation
+    [ban] = h.of_type(TemporaryBanEvent)
+    assert ban.expires_in is None  # an absurd expiry is unknown, the ban is real
+
+
+async def test_an_event_whose_handling_fails_is_reported(
+    h: EngineHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await h.connected()
+
+    def broken(*args: Any, **kwargs: Any) -> list[EngineEvent]:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("bridge.whatsapp.wa_inbound.translate_receipt", broken)
+    await client.deliver(
+        neonize.Receipt(
+            MessageSource=neonize.MessageSource(Chat=jid(CUSTOMER), Sender=jid(CUSTOMER)),
+            MessageIDs=["3EB0OURS"],
+            Type=neonize.Receipt.READ,
+        )
+    )
+    [error] = h.of_type(EngineErrorEvent)
+    assert error.explanation.startswith("a WhatsApp Receipt event was set aside: RecursionError")
+    await client.deliver(text_event("ainda aqui", "3EB0C"))
+    assert [e.message.wa_id for e in h.of_type(MessageEvent)] == ["3EB0C"]
     assert not client.stopped
 
 
