@@ -11,7 +11,7 @@ reads its body through :func:`read_body` and parses JSON with :func:`parse_json`
   in the body's size.
 
 A refusal is a :class:`RequestRefused` with the HTTP status to answer (400, 408,
-413) and a short reason; each endpoint answers it in its own format. The request
+413, 415) and a short reason; each endpoint answers it in its own format. The request
 head has its own deadline: :data:`HEAD_TIMEOUT_SECONDS`, given to the server as
 aiohttp's keep-alive timeout, which starts when a connection opens and closes it
 if no complete request arrived by then (see ``docs/operations.md``).
@@ -33,12 +33,18 @@ __all__ = [
     "BODY_TIMEOUT_SECONDS",
     "HEAD_TIMEOUT_SECONDS",
     "MAX_JSON_DEPTH",
+    "SERVER_OPTIONS",
     "parse_json",
     "read_body",
     "read_json",
 ]
 
 HEAD_TIMEOUT_SECONDS = 15.0  # from connection open (or the last answer) to a whole head
+SERVER_OPTIONS: dict[str, Any] = {
+    # for every aiohttp server of the bridge: web.AppRunner(app, **SERVER_OPTIONS)
+    "keepalive_timeout": HEAD_TIMEOUT_SECONDS,  # cuts off a request head slower than this
+    "auto_decompress": False,  # a gzip bomb would inflate on the loop (read_body: 415)
+}
 BODY_TIMEOUT_SECONDS = 30.0  # from the handler's first read to the body's last byte
 MAX_JSON_DEPTH = 64  # far above any JSON Slack, Synapse or the /sim API sends
 
@@ -46,7 +52,12 @@ MAX_JSON_DEPTH = 64  # far above any JSON Slack, Synapse or the /sim API sends
 async def read_body(
     request: web.Request, *, limit: int, seconds: float = BODY_TIMEOUT_SECONDS
 ) -> bytes:
-    """The whole body, at most ``limit`` bytes, arrived within ``seconds``."""
+    """The whole body, at most ``limit`` bytes, arrived within ``seconds``. A
+    compressed body is refused (415): servers run with aiohttp's decompression off,
+    since 1 MB of gzip can inflate to gigabytes on the event loop."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise RequestRefused(415, "compressed bodies are not accepted (Content-Encoding)")
     declared = request.content_length
     if declared is not None and declared > limit:
         raise RequestRefused(413, f"the body is over {_size(limit)}")
@@ -61,6 +72,8 @@ async def read_body(
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestRefused(408, f"the body did not arrive within {seconds:g} s") from None
+    except web.RequestPayloadError:  # a malformed chunked body, say
+        raise RequestRefused(400, "the body could not be read (malformed framing)") from None
     return b"".join(chunks)
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bridge.core.metrics import Metrics
 from bridge.errors import BridgeError
-from bridge.http_input import HEAD_TIMEOUT_SECONDS
+from bridge.http_input import SERVER_OPTIONS
 
 log = logging.getLogger("bridge.web")
 
@@ -50,13 +50,9 @@ class WebServer:
         self.app.router.add_routes(routes)
 
     async def start(self) -> None:
-        # The keep-alive timeout runs from the connection's opening (and from each
-        # answer): a client that has not sent a whole request head by then is cut off.
+        # A request head slower than 15 s is cut off; bodies are never decompressed.
         self._runner = web.AppRunner(
-            self.app,
-            access_log=None,
-            handle_signals=False,
-            keepalive_timeout=HEAD_TIMEOUT_SECONDS,
+            self.app, access_log=None, handle_signals=False, **SERVER_OPTIONS
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

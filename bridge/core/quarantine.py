@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from bridge.clock import Clock
 from bridge.core.metrics import Metrics
 from bridge.core.ops import OpsNotifier
 from bridge.db.quarantine import QuarantineRepository
+from bridge.model import clean_text
 
 __all__ = ["EXCERPT_LIMIT", "Quarantine", "excerpt_of"]
 
@@ -39,10 +39,6 @@ log = logging.getLogger("bridge.core.quarantine")
 EXCERPT_LIMIT = 2048  # bytes of the raw event kept (ASCII, so characters too)
 REASON_LIMIT = 500
 EVENT_ID_LIMIT = 255
-
-# What neither database stores the same way: NUL (PostgreSQL refuses it) and lone
-# surrogates (not encodable as UTF-8).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class Quarantine:
@@ -68,13 +64,13 @@ class Quarantine:
         """Record the event and, the first time only, report it; True when it is new.
         Raises ``DatabaseError`` when it cannot be recorded (the source retries)."""
         event_id = _bounded_id(event_id)
-        reason = _storable(reason)[:REASON_LIMIT]
+        reason = clean_text(reason)[:REASON_LIMIT]
         new = await self._repo.add(
             source=source,
             event_id=event_id,
             company_id=company_id,
             reason=reason,
-            excerpt=_storable(excerpt)[:EXCERPT_LIMIT],
+            excerpt=clean_text(excerpt)[:EXCERPT_LIMIT],
             now=self._clock.now(),
         )
         if not new:
@@ -91,14 +87,10 @@ class Quarantine:
         return True
 
 
-def _storable(text: str) -> str:
-    return _UNSTORABLE.sub("\ufffd", text)
-
-
 def _bounded_id(event_id: str) -> str:
     """The id as stored: cleaned, and a long one cut with a digest of the whole kept
     (so two long ids sharing a prefix stay two events)."""
-    event_id = _storable(event_id)
+    event_id = clean_text(event_id)
     if len(event_id) <= EVENT_ID_LIMIT:
         return event_id
     digest = hashlib.sha256(event_id.encode()).hexdigest()[:16]

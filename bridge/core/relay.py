@@ -10,6 +10,7 @@ delivers afterwards (``bridge.core.deliveries``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -149,7 +150,23 @@ class Relay:
         elif isinstance(event, ContactUpdateEvent):
             await self._handle_contact_update(event)
         elif isinstance(event, EngineErrorEvent):
-            log.warning("session %s: %s", event.session, event.explanation)
+            await self._set_aside_engine_error(event)
+
+    async def _set_aside_engine_error(self, event: EngineErrorEvent) -> None:
+        """What an engine could not understand is recorded and reported once in the
+        ops channel of the session's company (bridge.core.quarantine), under its
+        message id, or under its session and explanation when it has none."""
+        if self.quarantine is None:
+            raise BridgeError("the quarantine is not set up")
+        session = self._session(event.session)
+        digest = hashlib.sha256(event.explanation.encode()).hexdigest()[:16]
+        await self.quarantine.set_aside(
+            source=WHATSAPP,
+            event_id=event.event_id or f"{event.session}:{digest}",
+            company_id=session.company_id,
+            reason=f"{event.session}: {event.explanation}",
+            excerpt="",
+        )
 
     async def handle_whatsapp_message(self, session_key: str, message: Message) -> None:
         received = self._clock.now()

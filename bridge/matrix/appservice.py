@@ -52,9 +52,10 @@ from mautrix.types import JSON, SerializerError, StateEvent, UserID
 from bridge.clock import Clock, SystemClock
 from bridge.config import AppserviceConfig, HomeserverConfig
 from bridge.errors import DatabaseError, InvalidInput, RequestRefused
-from bridge.http_input import HEAD_TIMEOUT_SECONDS, parse_json, read_body
-from bridge.matrix.fields import Fields, MalformedEvent, clean_text
+from bridge.http_input import SERVER_OPTIONS, parse_json, read_body
+from bridge.matrix.fields import Fields, MalformedEvent
 from bridge.matrix.health import PING_EVERY_SECONDS, AppserviceHealth
+from bridge.model import clean_text
 
 __all__ = [
     "TRANSACTION_LIMIT",
@@ -173,7 +174,7 @@ class _Listener(AppService):
             client_session=self._http_session,
             default_retry_count=self.default_http_retry_count,
         ).bot_intent()
-        self.runner = web.AppRunner(self.app, keepalive_timeout=HEAD_TIMEOUT_SECONDS)
+        self.runner = web.AppRunner(self.app, **SERVER_OPTIONS)
         await self.runner.setup()
         await web.TCPSite(self.runner, host, port).start()
 

@@ -20,25 +20,19 @@ Past this edge the code trusts what it got.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from bridge.errors import InvalidInput
+from bridge.model import clean_text
 
-__all__ = ["Fields", "MalformedEvent", "clean_text"]
+__all__ = ["Fields", "MalformedEvent"]
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _MAX_METADATA = 2**53  # Matrix integers are within ±2**53 (canonical JSON)
 
 
 class MalformedEvent(InvalidInput):
     """A Matrix event with a field of the wrong type; the explanation names it."""
-
-
-def clean_text(text: str) -> str:
-    """``text`` with NUL and lone surrogates replaced by U+FFFD."""
-    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _kind(value: Any) -> str:

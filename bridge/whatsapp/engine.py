@@ -151,9 +151,12 @@ class OfflineSyncCompletedEvent(EngineEvent):
 
 @dataclass(frozen=True)
 class EngineErrorEvent(EngineEvent):
-    """Something from WhatsApp could not be understood; the session keeps running."""
+    """Something from WhatsApp could not be understood; the session keeps running.
+    The core sets it aside and reports it (``bridge.core.quarantine``), under
+    ``event_id`` (the WhatsApp message id, when known)."""
 
     explanation: str
+    event_id: str = ""
 
 
 EventHandler = Callable[[EngineEvent], Awaitable[None]]

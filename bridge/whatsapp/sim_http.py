@@ -124,10 +124,7 @@ def sim_routes(
     inbound_limit = inbound_body_limit(media_bytes)
 
     async def body_of(request: web.Request, limit: int = SMALL_BODY_BYTES) -> Any:
-        try:
-            return await read_json(request, limit=limit, seconds=body_seconds)
-        except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip, but not gzip
-            raise RequestRefused(400, "the body could not be decoded (Content-Encoding)") from exc
+        return await read_json(request, limit=limit, seconds=body_seconds)
 
     def status(key: str) -> str:
         return status_of(key) or sim.link_status(key)

@@ -661,7 +661,7 @@ def translate_message(
         ident = _short(ev.Info.ID, MAX_ID_CHARS) or "without an id"
         log.warning("unreadable WhatsApp message %r: %s", ident, exc)
         explanation = f"a WhatsApp message ({ident}) could not be read: {exc}"
-        return [EngineErrorEvent(session=session, explanation=explanation)]
+        return [EngineErrorEvent(session=session, explanation=explanation, event_id=ident)]
     if message is None:
         return []
     out: list[EngineEvent] = []
@@ -678,6 +678,7 @@ def translate_message(
                     f"message {message.wa_id} from {message.sender.address} is shown as a "
                     f"placeholder: {problem}"
                 ),
+                event_id=message.wa_id or "",
             )
         )
     return out

@@ -643,8 +643,11 @@ class WhatsmeowEngine(Engine):
         """Tell the bridge (an :class:`EngineErrorEvent`) that an event was set aside."""
         detail = exc.explanation if isinstance(exc, BridgeError) else repr(exc)
         explanation = f"a WhatsApp {type(ev).__name__} event was set aside: {detail[:200]}"
+        ident = str(ev.Info.ID)[:128] if isinstance(ev, neonize.Message) else ""
         try:
-            await self.emit(EngineErrorEvent(session=session.key, explanation=explanation))
+            await self.emit(
+                EngineErrorEvent(session=session.key, explanation=explanation, event_id=ident)
+            )
         except Exception:
             log.exception("session %s: reporting an unhandled event failed", session.key)
 

@@ -99,7 +99,7 @@ async def test_long_and_unstorable_values_are_bounded_and_cleaned(core: CoreHarn
         excerpt="e" * 10_000,
     )
     [row] = await core.db.fetch("SELECT event_id, reason, excerpt FROM quarantined_events")
-    assert row["event_id"].startswith("$nul\ufffdxxx") and len(row["event_id"]) <= 255
+    assert row["event_id"].startswith("$nulxxx") and len(row["event_id"]) <= 255
     assert row["reason"].startswith("bad \ufffd surrogate") and len(row["reason"]) <= 500
     assert len(row["excerpt"].encode()) <= 2048
 
@@ -112,3 +112,23 @@ async def test_a_failure_to_record_propagates_and_reports_nothing(core: CoreHarn
     await core.settle()
     assert not [t for t in ops_texts(core) if "set aside" in t]
     assert counted(core) == 0
+
+
+async def test_what_an_engine_cannot_read_is_set_aside_and_reported_once(
+    core: CoreHarness,
+) -> None:
+    from bridge.whatsapp.engine import EngineErrorEvent
+
+    event = EngineErrorEvent(
+        session="acme/sales",
+        explanation="a WhatsApp message (3EB0BAD) could not be read: no JID",
+        event_id="3EB0BAD",
+    )
+    await core.bridge.sessions.handle_event(event)
+    await core.bridge.sessions.handle_event(event)  # seen again: not reported again
+    await core.settle()
+    row = await core.bridge.repos.quarantine.get("whatsapp", "3EB0BAD")
+    assert row is not None and row.company_id == "acme"
+    assert "could not be read: no JID" in row.reason
+    [alert] = [t for t in ops_texts(core) if "set aside" in t]
+    assert "3EB0BAD" in alert and "acme/sales" in alert

@@ -251,7 +251,7 @@ async def test_what_the_homeserver_got_wrong_is_a_400_and_content_is_never_refus
 async def test_a_slow_request_head_is_cut_off(
     tmp_path: Path, homeserver: Homeserver, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(appservice, "HEAD_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setitem(appservice.SERVER_OPTIONS, "keepalive_timeout", 0.3)
     config = parse_config(
         f"""\
 homeserver: {{address: "http://127.0.0.1:{homeserver.port}", domain: localhost}}

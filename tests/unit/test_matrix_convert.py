@@ -301,7 +301,7 @@ def test_loose_metadata_and_odd_locations() -> None:
 def test_nul_and_lone_surrogates_become_replacement_characters() -> None:
     content = {"msgtype": "m.text", "body": "a\x00b\ud800c", "m.relates_to": {**THREAD}}
     parsed = convert.parse_event(_event("m.room.message", content))
-    assert parsed is not None and parsed.content == Text("a\ufffdb\ufffdc")
+    assert parsed is not None and parsed.content == Text("ab\ufffdc")
 
 
 _ODD = st.sampled_from(["", "\x00", "\ud800", "\udfff x", "mxc://s/m", "geo:1,2", "$t", "!"])
