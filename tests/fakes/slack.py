@@ -322,6 +322,11 @@ class SlackFake:
     def api_url(self) -> str:
         return f"http://{self._base}/api/"
 
+    @property
+    def origin(self) -> str:
+        """Where the fake serves everything, ``url_private`` files included."""
+        return f"http://{self._base}"
+
     # --- workspace state -----------------------------------------------------------
 
     def add_channel(self, channel_id: str, name: str, *, bot_member: bool = True) -> None:

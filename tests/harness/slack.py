@@ -33,6 +33,7 @@ slack:
   app_token: {app_token}
   signing_secret: {signing_secret}
   api_url: "{api_url}"
+  file_hosts: ["{file_host}"]
 whatsapp:
   engine: sim
   send_per_minute: 6000
@@ -80,6 +81,7 @@ class SlackHarness(BridgeHarness):
             app_token=fake.app_token,
             signing_secret=fake.signing_secret,
             api_url=fake.api_url,
+            file_host=fake.origin,
             auto_pair=str(auto_pair).lower(),
             admin=ADMIN,
             bob=BOB,
@@ -92,7 +94,12 @@ class SlackHarness(BridgeHarness):
         self.db = db
         self.clock = FakeClock()
         pacer = ChannelPacer(clock=self.clock, rate=1.0, burst=burst)
-        self.slack = SlackFrontend(self.config.slack, clock=self.clock, pacer=pacer)
+        self.slack = SlackFrontend(
+            self.config.slack,
+            clock=self.clock,
+            pacer=pacer,
+            max_file_bytes=self.config.media.max_size_bytes,
+        )
         self.bridge = Bridge(
             self.config,
             clock=self.clock,
