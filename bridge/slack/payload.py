@@ -60,6 +60,8 @@ class Fields:
             raise InvalidInput(f"{self._where(key)}: expected a string, got {_kind(value)}")
         if len(value) > limit:
             raise InvalidInput(f"{self._where(key)}: longer than {limit} characters")
+        if "\x00" in value:  # no database stores it in text (PostgreSQL refuses it)
+            raise InvalidInput(f"{self._where(key)}: holds a NUL character")
         return value
 
     def text(self, key: str, *, limit: int = MAX_TEXT) -> str:
@@ -159,6 +161,9 @@ def check_envelope(payload: object) -> dict[str, Any]:
     event = body.get("event")
     if event is not None and not isinstance(event.get("type", ""), str):
         raise InvalidInput("event.type: expected a string")
+    urls = body.get("response_urls")
+    if isinstance(urls, list) and len(urls) > 1:  # bolt logs through a logger it lacks yet
+        raise InvalidInput("response_urls: more than one (the bridge opens no modals)")
     if body.get("type") == "block_actions":
         actions = Fields(body, "").objects("actions")
         if not actions:
@@ -184,9 +189,9 @@ def _check_level(obj: Mapping[str, Any], path: str, depth: int) -> None:
         if depth + 1 < _DEPTH:
             _check_level(nested, where(key), depth + 1)
     for key in _OBJECT_LISTS:
-        value = obj.get(key)
-        if value is None:
+        if key not in obj:
             continue
+        value = obj[key]
         if not isinstance(value, list):
             raise InvalidInput(f"{where(key)}: expected a list, got {_kind(value)}")
         if value:
