@@ -109,9 +109,8 @@ class SlackFiles:
             raise PermanentDeliveryError("its address is not an http(s) URL")
         if origin not in self._hosts:
             where = "redirected to" if redirected else "on"
-            host = origin[1][:100]
             raise PermanentDeliveryError(
-                f"it is {where} {host}, not one of Slack's file hosts (slack.file_hosts)"
+                f"it is {where} {_shown(url)}, not one of Slack's file hosts (slack.file_hosts)"
             )
         return url
 
@@ -119,6 +118,12 @@ class SlackFiles:
         mib = self._max_bytes / (1024 * 1024)
         limit = f"{mib:g} MB" if mib >= 1 else f"{self._max_bytes} bytes"
         return f"it is larger than {limit} (media.max_size_mb)"
+
+
+def _shown(url: URL) -> str:
+    """``host`` (and ``:port`` when it is not the scheme's), bounded for a message."""
+    host = (url.host or "")[:100]
+    return f"{host}:{url.explicit_port}" if url.explicit_port is not None else host
 
 
 def _joined(base: URL, location: str) -> URL | None:
