@@ -66,7 +66,7 @@ def _describe(request: AsyncBoltRequest) -> str:
         event_id = body.get("event_id")
         known = isinstance(event_id, str) and _EVENT_ID.fullmatch(event_id)
         return f"event {event_id}" if known else "event"
-    if kind in _KNOWN_TYPES:
+    if isinstance(kind, str) and kind in _KNOWN_TYPES:
         return f"{kind} payload"
     return "slash command" if "command" in body else "request"
 

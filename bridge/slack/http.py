@@ -48,11 +48,12 @@ EVENTS_PATH = "/slack/events"
 
 # The largest body accepted. What Slack sends is far smaller: a message's text is at
 # most 40,000 characters (160 KB of UTF-8 at worst), a message has at most 50 blocks
-# and 10 files, a message_changed event carries the message twice, a modal has at
-# most 100 blocks; a slash command is a short form. bolt-js, Slack's own SDK, caps
-# bodies at 4 MB for the same reason. Until its signature is checked a body is only
-# held as bytes (no parsing), so this is what one unsigned request can cost.
-MAX_BODY_BYTES = 4 * 1024 * 1024
+# and 10 files, a message_changed event carries the message twice (with its blocks,
+# which mirror the text), a modal has at most 100 blocks; a slash command is a short
+# form. That is a few hundred KB at the very most. The limit also bounds what one
+# request costs: until its signature is checked a body is only held as bytes, and
+# the strict parse of a signed one takes up to ~90 ms of the event loop per MiB.
+MAX_BODY_BYTES = 1024 * 1024
 # Slack sends a body at once and gives up on an answer after 3 seconds.
 BODY_SECONDS = 10.0
 

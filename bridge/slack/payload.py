@@ -39,7 +39,7 @@ class Fields:
 
     def __init__(self, value: object, path: str) -> None:
         if not isinstance(value, dict):
-            raise InvalidInput(f"{path}: expected an object, got {_kind(value)}")
+            raise InvalidInput(f"{path or 'the payload'}: expected an object, got {_kind(value)}")
         self.data: dict[str, Any] = value
         self.path = path
 

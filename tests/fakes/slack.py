@@ -584,11 +584,8 @@ class SlackFake:
     def signed_headers(
         self, body: bytes, *, timestamp: int | None = None, secret: str | None = None
     ) -> dict[str, str]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        base = b"v0:" + ts.encode() + b":" + body
-        key = (secret if secret is not None else self.signing_secret).encode()
-        digest = hmac.new(key, base, hashlib.sha256).hexdigest()
-        return {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": ts}
+        secret = secret if secret is not None else self.signing_secret
+        return signed_headers(body, secret=secret, timestamp=timestamp)
 
     # --- a human in Slack ----------------------------------------------------------
 
@@ -1008,6 +1005,15 @@ class SlackFake:
 
 
 # --- request parsing -----------------------------------------------------------------
+
+
+def signed_headers(body: bytes, *, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """``X-Slack-Signature`` and ``X-Slack-Request-Timestamp`` for ``body``, as Slack
+    signs a request with the app's signing secret (now, unless ``timestamp``)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    base = b"v0:" + ts.encode() + b":" + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": ts}
 
 
 def _bearer(request: web.Request) -> str | None:
