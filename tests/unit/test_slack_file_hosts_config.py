@@ -21,9 +21,7 @@ companies:
 
 
 def slack(extra: str = "") -> str:
-    return (
-        "slack:\n  enabled: true\n  bot_token: xoxb-1\n  app_token: xapp-1\n" + extra + TAIL
-    )
+    return "slack:\n  enabled: true\n  bot_token: xoxb-1\n  app_token: xapp-1\n" + extra + TAIL
 
 
 def test_the_default_is_slacks_file_host() -> None:
