@@ -37,7 +37,7 @@ from bridge.core.frontend import (
 from bridge.errors import BridgeError, DeliveryError, InvalidInput, PermanentDeliveryError
 from bridge.model import AnyContent, Deletion, Edit, Media, Reaction, Text
 from bridge.slack import convert
-from bridge.slack.payload import Fields
+from bridge.slack.payload import Click, Fields, SharedFile
 from bridge.slack.ratelimit import PacedApi
 
 log = logging.getLogger("bridge.slack.events")
@@ -118,37 +118,7 @@ class Downloader(Protocol):
     async def __call__(self, url: str, *, announced: int | None) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class SharedFile:
-    """A file in a message event, read from its file object (``files[n]``)."""
-
-    id: str | None
-    name: str | None
-    url: str | None  # url_private_download, else url_private
-    mimetype: str
-    subtype: str | None
-    size: int | None  # as Slack announces it
-
-    @classmethod
-    def read(cls, file: Fields) -> SharedFile:
-        url = file.optional_text("url_private_download", limit=_MAX_URL)
-        return cls(
-            id=file.optional_ident("id"),
-            name=file.optional_text("name", limit=_MAX_NAME) or None,
-            url=url or file.optional_text("url_private", limit=_MAX_URL) or None,
-            mimetype=file.optional_text("mimetype", limit=_MAX_NAME) or "application/octet-stream",
-            subtype=file.optional_text("subtype", limit=_MAX_NAME),
-            size=file.optional_size("size"),
-        )
-
-    @property
-    def shown_name(self) -> str:
-        return self.name or self.id or "a file"
-
-
-_MAX_URL = 4096
 _MAX_NAME = 1000
-_EMPTY: dict[str, Any] = {}
 
 
 class SlackEvents:
@@ -220,7 +190,10 @@ class SlackEvents:
 
     async def on_button(self, body: dict[str, Any], ack: Any) -> None:
         """Accept / Close on a ticket card → ``!accept`` / ``!close`` in its thread."""
-        click = _Click.read(Fields(body, ""))
+        click = Click.read(Fields(body, ""))
+        command = BUTTON_COMMANDS.get(click.action_id)
+        if command is None:  # bolt routes only these ids here
+            raise InvalidInput("actions[0].action_id: not a ticket card button")
         event = ThreadEvent(
             frontend="slack",
             place=Place(click.channel, click.root),
@@ -228,7 +201,7 @@ class SlackEvents:
             event_id=f"action:{click.action_ts}:{click.user}:{click.root}",
             attendant=Attendant(click.user, await self._users.name_of(click.user)),
         )
-        reply = await self._command(event, click.command)
+        reply = await self._command(event, command)
         await ack()
         if reply is not None:
             await self.answer(event, reply)
@@ -281,8 +254,7 @@ class SlackEvents:
             await self.answer(notice, Reply(text))
 
     async def _changed(self, event: Fields, *, event_id: str) -> None:
-        message = event.optional_obj("message") or Fields(_EMPTY, "event.message")
-        previous = event.optional_obj("previous_message") or Fields(_EMPTY, "previous_message")
+        message, previous = event.obj_or_empty("message"), event.obj_or_empty("previous_message")
         new_text = message.optional_text("text")
         if self._from_bot(message) or new_text == previous.optional_text("text"):
             return  # our own edits, and unfurls / thread bookkeeping that change no text
@@ -295,7 +267,7 @@ class SlackEvents:
         await self._post(Place(channel, root), f"edit:{event_id}", attendant, content)
 
     async def _deleted(self, event: Fields, *, event_id: str) -> None:
-        previous = event.optional_obj("previous_message") or Fields(_EMPTY, "previous_message")
+        previous = event.obj_or_empty("previous_message")
         if self._from_bot(previous):
             return  # who deleted a bot message is unknown: nothing to relay
         root, ts = previous.optional_ts("thread_ts"), previous.ts("ts")
@@ -307,7 +279,7 @@ class SlackEvents:
         await self._post(Place(channel, root), f"delete:{event_id}", attendant, content)
 
     async def _reaction(self, event: Fields, *, event_id: str) -> None:
-        item = event.optional_obj("item") or Fields(_EMPTY, "event.item")
+        item = event.obj_or_empty("item")
         user = event.ident("user")
         name = event.text("reaction", limit=_MAX_NAME)
         if item.optional_text("type", limit=_MAX_NAME) != "message" or self._bot().is_self(
@@ -386,38 +358,3 @@ class SlackEvents:
         data = await self._download(file.url, announced=file.size)
         kind = convert.media_kind_of(file.mimetype, slack_subtype=file.subtype)
         return Media(kind, file.mimetype, data=data, filename=file.name, size=len(data))
-
-
-@dataclass(frozen=True)
-class _Click:
-    """A click on a ticket card's button (a ``block_actions`` payload)."""
-
-    command: str  # what the button means: !accept / !close
-    action_ts: str
-    user: str
-    channel: str
-    root: str  # the card's ts: the ticket's thread root
-
-    @classmethod
-    def read(cls, payload: Fields) -> _Click:
-        actions = payload.objects("actions")
-        if not actions:
-            raise InvalidInput("actions: expected at least one action")
-        action = actions[0]
-        command = BUTTON_COMMANDS.get(action.text("action_id", limit=_MAX_NAME))
-        if command is None:
-            raise InvalidInput("actions[0].action_id: not a ticket card button")
-        channel = payload.optional_obj("channel") or Fields(_EMPTY, "channel")
-        container = payload.optional_obj("container") or Fields(_EMPTY, "container")
-        message = payload.optional_obj("message") or Fields(_EMPTY, "message")
-        channel_id = channel.optional_ident("id") or container.optional_ident("channel_id")
-        root = message.optional_ts("ts") or container.optional_ts("message_ts")
-        if channel_id is None or root is None:
-            raise InvalidInput("the click names no channel and message (channel, container)")
-        return cls(
-            command=command,
-            action_ts=action.ts("action_ts"),
-            user=payload.obj("user").ident("id"),
-            channel=channel_id,
-            root=root,
-        )

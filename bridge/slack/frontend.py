@@ -6,6 +6,12 @@ per channel, Slack errors mapped to delivery errors). Inbound events arrive thro
 slack-bolt's ``AsyncApp`` (Socket Mode, or HTTP routes from :meth:`http_routes`) and
 are handled by :class:`~bridge.slack.events.SlackEvents`.
 
+Inbound requests are checked at the edge before bolt sees them (signatures and
+bodies in HTTP mode: :mod:`bridge.slack.http`; payload shapes:
+:mod:`bridge.slack.payload`), and what a listener raises is answered by
+:mod:`bridge.slack.failures`. Files attendants share are fetched by
+:mod:`bridge.slack.files`, with the bot token only for ``slack.file_hosts``.
+
 Receipts are not shown on Slack (``mark_receipt`` does nothing): a ✓✓ per message
 would be noise in a support thread.
 

@@ -8,7 +8,9 @@ field at fault (``event.channel: expected a Slack id``):
   and assumes their shapes, so a payload of the wrong shape would crash inside bolt
   instead of being refused;
 - :class:`Fields` is how the listeners (``bridge.slack.events``) read what they use:
-  each getter checks the type (and, for ids and timestamps, the form) of one field.
+  each getter checks the type (and, for ids and timestamps, the form) of one field;
+  :class:`SharedFile` and :class:`Click` are the objects read from a file share and
+  a button click, all their fields checked before any work starts.
 
 Past these, code trusts what it got. A refused payload is answered 400 in HTTP mode
 and acknowledged in Socket Mode (``bridge.slack.failures``): Slack would only send
@@ -19,14 +21,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import InvalidInput
 
-__all__ = ["MAX_TEXT", "Fields", "check_envelope"]
+__all__ = ["MAX_TEXT", "Click", "Fields", "SharedFile", "check_envelope"]
 
 MAX_TEXT = 40_000  # Slack truncates a message's text at 40,000 characters
 MAX_FILES = 100  # Slack attaches at most 10 files to a message; far above it is not Slack
+MAX_URL = 4096
+_MAX_NAME = 1000  # file names, mimetypes, subtypes, action ids
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")  # U0BOB, C0SALES, trigger ids, event ids
 _TS = re.compile(r"\d{1,12}(\.\d{1,9})?")  # 1700000000.000100
@@ -114,6 +119,11 @@ class Fields:
         value = self._get(key)
         return None if value is None else Fields(value, self._where(key))
 
+    def obj_or_empty(self, key: str) -> Fields:
+        """The object at ``key``, or an empty one when absent or null."""
+        found = self.optional_obj(key)
+        return found if found is not None else Fields({}, self._where(key))
+
     def obj(self, key: str) -> Fields:
         found = self.optional_obj(key)
         if found is None:
@@ -130,6 +140,68 @@ class Fields:
         if len(value) > limit:
             raise InvalidInput(f"{self._where(key)}: more than {limit} entries")
         return [Fields(item, f"{self._where(key)}[{n}]") for n, item in enumerate(value)]
+
+
+# --- the objects listeners read ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """A file in a message event, read from its file object (``files[n]``)."""
+
+    id: str | None
+    name: str | None
+    url: str | None  # url_private_download, else url_private
+    mimetype: str
+    subtype: str | None
+    size: int | None  # as Slack announces it
+
+    @classmethod
+    def read(cls, file: Fields) -> SharedFile:
+        url = file.optional_text("url_private_download", limit=MAX_URL)
+        return cls(
+            id=file.optional_ident("id"),
+            name=file.optional_text("name", limit=_MAX_NAME) or None,
+            url=url or file.optional_text("url_private", limit=MAX_URL) or None,
+            mimetype=file.optional_text("mimetype", limit=_MAX_NAME) or "application/octet-stream",
+            subtype=file.optional_text("subtype", limit=_MAX_NAME),
+            size=file.optional_size("size"),
+        )
+
+    @property
+    def shown_name(self) -> str:
+        return self.name or self.id or "a file"
+
+
+@dataclass(frozen=True)
+class Click:
+    """A click on a message button (a ``block_actions`` payload)."""
+
+    action_id: str
+    action_ts: str
+    user: str
+    channel: str
+    root: str  # the ts of the message the button is on
+
+    @classmethod
+    def read(cls, payload: Fields) -> Click:
+        actions = payload.objects("actions")
+        if not actions:
+            raise InvalidInput("actions: expected at least one action")
+        action = actions[0]
+        channel, container = payload.obj_or_empty("channel"), payload.obj_or_empty("container")
+        message = payload.obj_or_empty("message")
+        channel_id = channel.optional_ident("id") or container.optional_ident("channel_id")
+        root = message.optional_ts("ts") or container.optional_ts("message_ts")
+        if channel_id is None or root is None:
+            raise InvalidInput("the click names no channel and message (channel, container)")
+        return cls(
+            action_id=action.text("action_id", limit=_MAX_NAME),
+            action_ts=action.ts("action_ts"),
+            user=payload.obj("user").ident("id"),
+            channel=channel_id,
+            root=root,
+        )
 
 
 # --- what slack-bolt reads before a listener runs ----------------------------------------
