@@ -118,7 +118,7 @@ class Downloader(Protocol):
     async def __call__(self, url: str, *, announced: int | None) -> bytes: ...
 
 
-_MAX_NAME = 1000
+_MAX_NAME = 1000  # subtypes, reaction names
 
 
 class SlackEvents:
@@ -250,8 +250,8 @@ class SlackEvents:
             await self._post(place, ts if number == 0 else f"{ts}:{number}", attendant, item)
         for file, reason in refused:
             notice = ThreadEvent(frontend="slack", place=place, event_id=ts, attendant=attendant)
-            text = f"⚠️ {file.shown_name} was not sent to the customer: {reason}."
-            await self.answer(notice, Reply(text))
+            warning = f"⚠️ {file.shown_name} was not sent to the customer: {reason}."
+            await self.answer(notice, Reply(warning))
 
     async def _changed(self, event: Fields, *, event_id: str) -> None:
         message, previous = event.obj_or_empty("message"), event.obj_or_empty("previous_message")
