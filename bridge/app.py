@@ -381,7 +381,9 @@ def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
     if config.slack.enabled:
         from bridge.slack import SlackFrontend
 
-        frontends.append(SlackFrontend(config.slack, clock=clock))
+        frontends.append(
+            SlackFrontend(config.slack, clock=clock, max_file_bytes=config.media.max_size_bytes)
+        )
     return frontends
 
 

@@ -144,6 +144,9 @@ class AppserviceConfig:
         return GENERATE in (self.as_token, self.hs_token)
 
 
+SLACK_FILE_HOSTS = ("https://files.slack.com",)  # where Slack serves url_private files
+
+
 @dataclass(frozen=True, slots=True)
 class SlackConfig:
     enabled: bool = False
@@ -154,6 +157,8 @@ class SlackConfig:
     api_url: str = "https://slack.com/api/"
     per_channel_per_second: float = 1.0  # Slack allows about one message per second
     per_channel_burst: int = 4
+    # Origins that may receive the bot token when a shared file is downloaded
+    file_hosts: tuple[str, ...] = SLACK_FILE_HOSTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -885,6 +890,7 @@ def _read_slack(m: _Map) -> SlackConfig:
     api_url = m.get("api_url", _URL, "https://slack.com/api/")
     rate = m.get("per_channel_per_second", _number_kind(0, positive=True), 1.0)
     burst = m.get("per_channel_burst", _int_kind(1), 4)
+    file_hosts = _read_file_hosts(m)
     m.finish()
     if enabled:
         because = "because slack.enabled is true"
@@ -908,7 +914,42 @@ def _read_slack(m: _Map) -> SlackConfig:
         api_url=api_url if api_url.endswith("/") else api_url + "/",
         per_channel_per_second=rate,
         per_channel_burst=burst,
+        file_hosts=file_hosts,
     )
+
+
+def _convert_file_host(value: Any) -> str:
+    """``files.slack.com`` (https) or an origin like ``http://127.0.0.1:8080`` →
+    ``scheme://host[:port]``, lower case."""
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid
+    text = value.strip() if "://" in value else f"https://{value.strip()}"
+    match = _ORIGIN_RE.fullmatch(text)
+    if not match:
+        raise _Invalid
+    return text.lower()
+
+
+_ORIGIN_RE = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?")
+_FILE_HOST = _Kind(
+    "a host like files.slack.com, or an origin like https://files.example.com:8443 (no path)",
+    _convert_file_host,
+)
+
+
+def _read_file_hosts(m: _Map) -> tuple[str, ...]:
+    if not m.has("file_hosts"):
+        m.raw("file_hosts")  # known, so not reported as unknown
+        return SLACK_FILE_HOSTS
+    hosts = []
+    for raw, path, line in m.items("file_hosts"):
+        try:
+            hosts.append(_FILE_HOST.convert(raw))
+        except _Invalid:
+            m.ctx.problems.error(line, path, f"expected {_FILE_HOST.expected}, got {_shown(raw)}")
+    if not hosts:
+        m.warn("file_hosts", "no file hosts: files attendants share will not reach WhatsApp")
+    return tuple(dict.fromkeys(hosts))
 
 
 def _read_whatsapp(m: _Map) -> WhatsappConfig:

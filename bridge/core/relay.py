@@ -37,7 +37,7 @@ from bridge.core.tickets import InboundRoute, TicketChange, TicketService, Ticke
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, DatabaseError
 from bridge.model import (
     AnyContent,
     Deletion,
@@ -58,6 +58,9 @@ from bridge.whatsapp.engine import (
 log = logging.getLogger("bridge.core.relay")
 
 WHATSAPP = "whatsapp"
+
+ALREADY_DONE = Reply("Already done: this was received before and not run again.", ephemeral=True)
+"""The answer to a command event seen before (see :meth:`Relay.command`)."""
 
 
 def ticket_key(ticket_id: int, destination: str) -> str:
@@ -339,9 +342,8 @@ class Relay:
         """An attendant's message or action; returns a reply for the attendant, if any."""
         content = event.content
         if isinstance(content, Text) and self.commands and self.commands.is_command(content.body):
-            if await self._seen(event):
-                return None
-            return await self.command(event, content.body)
+            reply = await self.command(event, content.body)
+            return None if reply is ALREADY_DONE else reply  # a redelivery: answered before
         async with self._delivering():
             if await self._seen(event):
                 return None
@@ -355,10 +357,18 @@ class Relay:
         return reply
 
     async def _seen(self, event: ThreadEvent) -> bool:
-        """Whether this platform event was handled before (redeliveries, retries)."""
+        """Whether this platform event was handled before (redeliveries, retries);
+        records it otherwise."""
         return await self._repos.events.seen_before(
             event.frontend, f"{event.place.room}:{event.event_id}", now=self._clock.now()
         )
+
+    async def _forget(self, event: ThreadEvent) -> None:
+        """Undo :meth:`_seen` for an event whose handling failed, so a retry runs it."""
+        try:
+            await self._repos.events.forget(event.frontend, f"{event.place.room}:{event.event_id}")
+        except DatabaseError as exc:
+            log.warning("event %s stays recorded as handled: %s", event.event_id, exc.explanation)
 
     async def _ticket_of(self, event: ThreadEvent) -> TicketView | None:
         root = event.place.thread_root
@@ -467,12 +477,28 @@ class Relay:
     # --- commands ------------------------------------------------------------------
 
     async def command(self, event: ThreadEvent, text: str) -> Reply | None:
+        """Run a command once per platform event (a message, a slash command's trigger
+        id, a button click): the same event again (a redelivery, a replayed click or
+        slash command) is answered :data:`ALREADY_DONE` and changes nothing.
+
+        The event is recorded as handled just before the command runs, in a statement
+        of its own rather than in one transaction with the command: commands such as
+        !login talk to WhatsApp, which must not happen while a database transaction
+        (on SQLite, the one writer lock) is held. A command that raises has its record
+        removed, so the source's retry runs it."""
         if self.commands is None:
             return None
         ctx = await self._command_context(event)
         if ctx is None:
             return None
-        reply = await self.commands.handle(ctx, text)
+        if await self._seen(event):
+            log.info("%s event %s handled before: not run again", event.frontend, event.event_id)
+            return ALREADY_DONE
+        try:
+            reply = await self.commands.handle(ctx, text)
+        except BaseException:
+            await self._forget(event)
+            raise
         return Reply(reply.text, ephemeral=reply.ephemeral) if reply else None
 
     async def _command_context(self, event: ThreadEvent) -> CommandContext | None:

@@ -26,6 +26,13 @@ class ProcessedEventRepository:
         )
         return inserted == 0
 
+    async def forget(self, source: str, event_id: str) -> None:
+        """Remove the record of an event whose handling failed after it was recorded
+        outside the handling's transaction (commands), so its redelivery runs."""
+        await self._db.execute(
+            "DELETE FROM processed_events WHERE source = $1 AND event_id = $2", source, event_id
+        )
+
     async def prune(self, *, before: float) -> int:
         """Forget events processed before ``before``; return how many."""
         return await self._db.delete_where("processed_events", "processed_at < $1", before)

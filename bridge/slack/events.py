@@ -4,7 +4,14 @@ Each listener runs the core call to completion before acknowledging (the AsyncAp
 runs with ``process_before_response``), so an envelope or HTTP event is acked only
 once its work is persisted. Redeliveries are harmless: the relay ignores an event id
 it has seen in the same channel (message ``ts``; ``event_id`` for edits, deletions
-and reactions, which Slack keeps across retries).
+and reactions, which Slack keeps across retries), and runs a command once per event
+(a slash command's ``trigger_id``; a click's ``action_ts`` with its user and card),
+so a replayed click or slash command is answered "already done" instead of running
+again.
+
+Payloads are read by type (:mod:`bridge.slack.payload`); files attendants share are
+fetched by :mod:`bridge.slack.files`, and one that is refused there (another host,
+too large) is named in the thread instead of sent.
 """
 
 from __future__ import annotations
@@ -12,11 +19,10 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
 
 from bridge import formatting
@@ -28,9 +34,10 @@ from bridge.core.frontend import (
     Reply,
     ThreadEvent,
 )
-from bridge.errors import BridgeError, DeliveryError
+from bridge.errors import BridgeError, DeliveryError, InvalidInput, PermanentDeliveryError
 from bridge.model import AnyContent, Deletion, Edit, Media, Reaction, Text
 from bridge.slack import convert
+from bridge.slack.payload import Click, Fields, SharedFile
 from bridge.slack.ratelimit import PacedApi
 
 log = logging.getLogger("bridge.slack.events")
@@ -105,11 +112,21 @@ class MessageIndex:
 
 
 InboxSource = Callable[[], FrontendInbox | None]
-Downloader = Callable[[str], Awaitable[bytes]]
+
+
+class Downloader(Protocol):
+    async def __call__(self, url: str, *, announced: int | None) -> bytes: ...
+
+
+_MAX_NAME = 1000  # subtypes, reaction names
 
 
 class SlackEvents:
-    """The listeners registered on the bolt app (:meth:`register`)."""
+    """The listeners registered on the bolt app (:meth:`register`).
+
+    Every field a listener uses is read through :class:`~bridge.slack.payload.Fields`
+    before any work starts: a payload of the wrong shape raises InvalidInput (answered
+    by ``bridge.slack.failures``) with nothing persisted."""
 
     def __init__(
         self,
@@ -139,12 +156,14 @@ class SlackEvents:
 
     # --- listeners ----------------------------------------------------------------
 
-    async def on_message(self, body: dict[str, Any], event: dict[str, Any], ack: Any) -> None:
-        await self._message(event, event_id=str(body.get("event_id") or ""))
+    async def on_message(self, body: dict[str, Any], ack: Any) -> None:
+        envelope = Fields(body, "")
+        await self._message(envelope.obj("event"), event_id=envelope.ident("event_id"))
         await ack()  # only now: the work is persisted (an exception leaves it unacked)
 
-    async def on_reaction(self, body: dict[str, Any], event: dict[str, Any], ack: Any) -> None:
-        await self._reaction(event, event_id=str(body.get("event_id") or ""))
+    async def on_reaction(self, body: dict[str, Any], ack: Any) -> None:
+        envelope = Fields(body, "")
+        await self._reaction(envelope.obj("event"), event_id=envelope.ident("event_id"))
         await ack()
 
     async def on_other_event(self, ack: Any) -> None:
@@ -152,12 +171,14 @@ class SlackEvents:
 
     async def on_slash_command(self, command: dict[str, Any], ack: Any) -> None:
         """``/whatsapp tickets`` → ``!tickets``; the reply is the ack's response."""
-        channel, user = command.get("channel_id", ""), command.get("user_id", "")
-        text = "!" + (command.get("text") or "help").strip()
+        fields = Fields(command, "")
+        channel, user = fields.ident("channel_id"), fields.ident("user_id")
+        trigger = fields.ident("trigger_id")  # one per invocation: the dedupe key
+        text = "!" + ((fields.optional_text("text") or "").strip() or "help")
         event = ThreadEvent(
             frontend="slack",
             place=Place(channel),
-            event_id=f"slash:{command.get('trigger_id', '')}",
+            event_id=f"slash:{trigger}",
             attendant=Attendant(user, await self._users.name_of(user)),
         )
         reply = await self._command(event, text)
@@ -169,29 +190,26 @@ class SlackEvents:
 
     async def on_button(self, body: dict[str, Any], ack: Any) -> None:
         """Accept / Close on a ticket card → ``!accept`` / ``!close`` in its thread."""
-        action = (body.get("actions") or [{}])[0]
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-            "channel_id", ""
-        )
-        root = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(
-            "message_ts"
-        )
-        user = (body.get("user") or {}).get("id", "")
+        click = Click.read(Fields(body, ""))
+        command = BUTTON_COMMANDS.get(click.action_id)
+        if command is None:  # bolt routes only these ids here
+            raise InvalidInput("actions[0].action_id: not a ticket card button")
         event = ThreadEvent(
             frontend="slack",
-            place=Place(channel, root),
-            event_id=f"action:{action.get('action_ts', '')}",
-            attendant=Attendant(user, await self._users.name_of(user)),
+            place=Place(click.channel, click.root),
+            # one click: the same action_ts by the same user on the same card
+            event_id=f"action:{click.action_ts}:{click.user}:{click.root}",
+            attendant=Attendant(click.user, await self._users.name_of(click.user)),
         )
-        reply = await self._command(event, BUTTON_COMMANDS[action.get("action_id", "")])
+        reply = await self._command(event, command)
         await ack()
         if reply is not None:
             await self.answer(event, reply)
 
     # --- messages --------------------------------------------------------------------
 
-    async def _message(self, event: dict[str, Any], *, event_id: str) -> None:
-        subtype = event.get("subtype")
+    async def _message(self, event: Fields, *, event_id: str) -> None:
+        subtype = event.optional_text("subtype", limit=_MAX_NAME)
         if subtype not in _HANDLED_SUBTYPES:
             return
         if subtype == "message_changed":
@@ -201,13 +219,15 @@ class SlackEvents:
         elif not self._from_bot(event):
             await self._posted(event)
 
-    def _from_bot(self, item: dict[str, Any]) -> bool:
-        return bool(item.get("bot_id") or not item.get("user") or self._bot().is_self(item))
+    def _from_bot(self, item: Fields) -> bool:
+        bot_id, user = item.optional_ident("bot_id"), item.optional_ident("user")
+        return bool(bot_id or not user or self._bot().is_self(item.data))
 
-    async def _posted(self, event: dict[str, Any]) -> None:
-        channel, ts, user = event["channel"], event["ts"], event["user"]
-        root = event.get("thread_ts")
-        text = event.get("text") or ""
+    async def _posted(self, event: Fields) -> None:
+        channel, ts, user = event.ident("channel"), event.ts("ts"), event.ident("user")
+        root = event.optional_ts("thread_ts")
+        text = event.optional_text("text") or ""
+        files = [SharedFile.read(file) for file in event.objects("files")]
         in_thread = root is not None and root != ts
         if not in_thread and not text.lstrip().startswith("!"):
             return  # channel chatter outside ticket threads stays in Slack
@@ -215,53 +235,66 @@ class SlackEvents:
         self._index.remember(channel, ts, root=place.thread_root, text=text)
         attendant = Attendant(user, await self._users.name_of(user))
         body = await self._whatsapp_text(text)
-        files = event.get("files") or []
-        if not files:
+        media: list[Media] = []
+        refused: list[tuple[SharedFile, str]] = []
+        for file in files:
+            try:
+                media.append(await self._media(file))
+            except PermanentDeliveryError as exc:
+                refused.append((file, exc.explanation))
+        if not media and (body or not files):
             await self._post(place, ts, attendant, Text(body))
-            return
-        for number, file in enumerate(files):
-            media = await self._media(file, caption=body if number == 0 else None)
-            await self._post(place, ts if number == 0 else f"{ts}:{number}", attendant, media)
+        for number, item in enumerate(media):
+            if number == 0 and body:
+                item = replace(item, caption=body)
+            await self._post(place, ts if number == 0 else f"{ts}:{number}", attendant, item)
+        for file, reason in refused:
+            notice = ThreadEvent(frontend="slack", place=place, event_id=ts, attendant=attendant)
+            warning = f"⚠️ {file.shown_name} was not sent to the customer: {reason}."
+            await self.answer(notice, Reply(warning))
 
-    async def _changed(self, event: dict[str, Any], *, event_id: str) -> None:
-        message = event.get("message") or {}
-        previous = event.get("previous_message") or {}
-        if self._from_bot(message) or message.get("text") == previous.get("text"):
+    async def _changed(self, event: Fields, *, event_id: str) -> None:
+        message, previous = event.obj_or_empty("message"), event.obj_or_empty("previous_message")
+        new_text = message.optional_text("text")
+        if self._from_bot(message) or new_text == previous.optional_text("text"):
             return  # our own edits, and unfurls / thread bookkeeping that change no text
-        root = message.get("thread_ts")
-        if root is None or root == message.get("ts"):
+        root, ts = message.optional_ts("thread_ts"), message.ts("ts")
+        if root is None or root == ts:
             return
-        channel = event["channel"]
-        attendant = Attendant(message["user"], await self._users.name_of(message["user"]))
-        new = Text(await self._whatsapp_text(message.get("text") or ""))
-        content = Edit(target=message["ts"], new=new)
+        channel, user = event.ident("channel"), message.ident("user")
+        attendant = Attendant(user, await self._users.name_of(user))
+        content = Edit(target=ts, new=Text(await self._whatsapp_text(new_text or "")))
         await self._post(Place(channel, root), f"edit:{event_id}", attendant, content)
 
-    async def _deleted(self, event: dict[str, Any], *, event_id: str) -> None:
-        previous = event.get("previous_message") or {}
+    async def _deleted(self, event: Fields, *, event_id: str) -> None:
+        previous = event.obj_or_empty("previous_message")
         if self._from_bot(previous):
             return  # who deleted a bot message is unknown: nothing to relay
-        root = previous.get("thread_ts")
-        if root is None or root == previous.get("ts"):
+        root, ts = previous.optional_ts("thread_ts"), previous.ts("ts")
+        if root is None or root == ts:
             return
-        channel, user = event["channel"], previous["user"]
+        channel, user = event.ident("channel"), previous.ident("user")
         attendant = Attendant(user, await self._users.name_of(user))
-        content = Deletion(target=event.get("deleted_ts") or previous["ts"])
+        content = Deletion(target=event.optional_ts("deleted_ts") or ts)
         await self._post(Place(channel, root), f"delete:{event_id}", attendant, content)
 
-    async def _reaction(self, event: dict[str, Any], *, event_id: str) -> None:
-        item, user = event.get("item") or {}, event.get("user", "")
-        if item.get("type") != "message" or self._bot().is_self(event):
+    async def _reaction(self, event: Fields, *, event_id: str) -> None:
+        item = event.obj_or_empty("item")
+        user = event.ident("user")
+        name = event.text("reaction", limit=_MAX_NAME)
+        if item.optional_text("type", limit=_MAX_NAME) != "message" or self._bot().is_self(
+            event.data
+        ):
             return
-        channel, target = item["channel"], item["ts"]
-        emoji = convert.reaction_emoji(event.get("reaction", ""))
+        channel, target = item.ident("channel"), item.ts("ts")
+        emoji = convert.reaction_emoji(name)
         if emoji is None:
-            log.info("reaction :%s: has no WhatsApp emoji; not relayed", event.get("reaction"))
+            log.info("reaction :%s: has no WhatsApp emoji; not relayed", name[:50])
             return
         root = await self._thread_of(channel, target)
         if root is None:
             return
-        removed = event.get("type") == "reaction_removed"
+        removed = event.optional_text("type", limit=_MAX_NAME) == "reaction_removed"
         content = Reaction(target=target, emoji="" if removed else emoji)
         attendant = Attendant(user, await self._users.name_of(user))
         await self._post(Place(channel, root), f"reaction:{event_id}", attendant, content)
@@ -319,30 +352,9 @@ class SlackEvents:
         names = await self._users.names_in(text)
         return formatting.slack_to_whatsapp(text, user_resolver=names.get)
 
-    async def _media(self, file: dict[str, Any], *, caption: str | None) -> Media:
-        url = file.get("url_private_download") or file.get("url_private")
-        if not url:
-            raise BridgeError(f"Slack file {file.get('id')} has no download URL")
-        data = await self._download(url)
-        mimetype = file.get("mimetype") or "application/octet-stream"
-        kind = convert.media_kind_of(mimetype, slack_subtype=file.get("subtype"))
-        return Media(
-            kind,
-            mimetype,
-            data=data,
-            filename=file.get("name") or None,
-            caption=caption or None,
-            size=len(data),
-        )
-
-
-async def download_private(session: aiohttp.ClientSession, url: str, *, token: str) -> bytes:
-    """A ``url_private`` file's bytes (Slack wants the bot token as a Bearer header)."""
-    headers = {"Authorization": f"Bearer {token}"}
-    try:
-        async with session.get(url, headers=headers) as response:
-            if response.status != 200:
-                raise DeliveryError(f"Slack file download failed: HTTP {response.status}")
-            return await response.read()
-    except aiohttp.ClientError as exc:
-        raise DeliveryError(f"Slack file download failed: {exc}") from exc
+    async def _media(self, file: SharedFile) -> Media:
+        if not file.url:
+            raise PermanentDeliveryError("Slack gave no address to download it from")
+        data = await self._download(file.url, announced=file.size)
+        kind = convert.media_kind_of(file.mimetype, slack_subtype=file.subtype)
+        return Media(kind, file.mimetype, data=data, filename=file.name, size=len(data))

@@ -6,6 +6,12 @@ per channel, Slack errors mapped to delivery errors). Inbound events arrive thro
 slack-bolt's ``AsyncApp`` (Socket Mode, or HTTP routes from :meth:`http_routes`) and
 are handled by :class:`~bridge.slack.events.SlackEvents`.
 
+Inbound requests are checked at the edge before bolt sees them (signatures and
+bodies in HTTP mode: :mod:`bridge.slack.http`; payload shapes:
+:mod:`bridge.slack.payload`), and what a listener raises is answered by
+:mod:`bridge.slack.failures`. Files attendants share are fetched by
+:mod:`bridge.slack.files`, with the bot token only for ``slack.file_hosts``.
+
 Receipts are not shown on Slack (``mark_receipt`` does nothing): a ✓✓ per message
 would be noise in a support thread.
 
@@ -26,7 +32,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -53,16 +58,13 @@ from bridge.model import (
     Unsupported,
 )
 from bridge.slack import convert
-from bridge.slack.events import (
-    BotIdentity,
-    MessageIndex,
-    SlackEvents,
-    UserDirectory,
-    download_private,
-)
+from bridge.slack.events import BotIdentity, MessageIndex, SlackEvents, UserDirectory
+from bridge.slack.failures import answer_failure
+from bridge.slack.files import SlackFiles
 from bridge.slack.http import slack_routes
 from bridge.slack.ledger import FileKey, PostLedger, Thread, txn_metadata
 from bridge.slack.ratelimit import ChannelPacer, PacedApi, SlackCallError
+from bridge.slack.socket import SocketHandler
 
 log = logging.getLogger("bridge.slack")
 
@@ -71,13 +73,21 @@ class SlackFrontend(Frontend):
     name = "slack"
 
     def __init__(
-        self, config: SlackConfig, *, clock: Clock, pacer: ChannelPacer | None = None
+        self,
+        config: SlackConfig,
+        *,
+        clock: Clock,
+        pacer: ChannelPacer | None = None,
+        max_file_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self._config = config
         self._bot = BotIdentity()
         self._inbox: FrontendInbox | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._socket: AsyncSocketModeHandler | None = None
+        self._socket: SocketHandler | None = None
+        self._files = SlackFiles(
+            token=config.bot_token, hosts=config.file_hosts, max_bytes=max_file_bytes
+        )
         # No SDK retries: a blind resend of chat.postMessage after a dropped connection
         # could post twice; the outbox retries and the ledger checks first.
         client = AsyncWebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=[])
@@ -96,9 +106,14 @@ class SlackFrontend(Frontend):
         self.app = AsyncApp(
             client=client,  # carries the bot token
             signing_secret=config.signing_secret or "unused-in-socket-mode",
-            request_verification_enabled=config.mode == "http",
+            # HTTP mode: the route verifies every request itself, before parsing
+            # (bridge.slack.http); Socket Mode has nothing to verify.
+            request_verification_enabled=False,
             process_before_response=True,  # ack only after the listener persisted the work
+            raise_error_for_unhandled_request=True,  # to answer_failure, not a logged body
+            attaching_function_token_enabled=False,  # no workflow functions here
         )
+        self.app.error(answer_failure)
         self.events = SlackEvents(
             inbox=lambda: self._inbox,
             api=self._api,
@@ -119,7 +134,11 @@ class SlackFrontend(Frontend):
 
     def http_routes(self) -> list[web.RouteDef]:
         """``POST /slack/events`` for ``slack.mode: http``; mount before the server starts."""
-        return slack_routes(self.app, ready=lambda: self._inbox is not None)
+        return slack_routes(
+            self.app,
+            signing_secret=self._config.signing_secret,
+            ready=lambda: self._inbox is not None,
+        )
 
     async def start(self, inbox: FrontendInbox) -> None:
         # One HTTP session for every Web API call: without it slack_sdk opens a new
@@ -135,7 +154,7 @@ class SlackFrontend(Frontend):
         self._api.bot_name = identity.name
         self._inbox = inbox
         if self._config.mode == "socket":
-            self._socket = AsyncSocketModeHandler(self.app, self._config.app_token)
+            self._socket = SocketHandler(self.app, self._config.app_token)
             await self._socket.connect_async()
         log.info("Slack frontend started (%s mode) as @%s", self._config.mode, identity.name)
 
@@ -163,10 +182,10 @@ class SlackFrontend(Frontend):
             name=str(found.get("user") or "zapbridge"),
         )
 
-    async def _download(self, url: str) -> bytes:
+    async def _download(self, url: str, *, announced: int | None) -> bytes:
         if self._http is None:
             raise DeliveryError("the Slack frontend is not started")
-        return await download_private(self._http, url, token=self._config.bot_token)
+        return await self._files.download(self._http, url, announced=announced)
 
     # --- rooms -------------------------------------------------------------------------
 

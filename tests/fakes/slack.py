@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
@@ -322,6 +323,11 @@ class SlackFake:
     def api_url(self) -> str:
         return f"http://{self._base}/api/"
 
+    @property
+    def origin(self) -> str:
+        """Where the fake serves everything, ``url_private`` files included."""
+        return f"http://{self._base}"
+
     # --- workspace state -----------------------------------------------------------
 
     def add_channel(self, channel_id: str, name: str, *, bot_member: bool = True) -> None:
@@ -418,34 +424,37 @@ class SlackFake:
 
     # --- Socket Mode ---------------------------------------------------------------
 
+    def event_payload(self, event: dict) -> JsonDict:
+        """An Events API payload (``event_callback``) around ``event``, as Slack sends
+        it over Socket Mode or HTTP; a fresh ``event_id`` each time."""
+        return {
+            "token": "fake-verification-token",
+            "team_id": self.team_id,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": f"4-fake-{uuid.uuid4().hex[:8]}",
+        }
+
     async def send_event(
         self, event: dict, *, envelope_type: str = "events_api", retry_attempt: int = 0
     ) -> str:
         """Sends an Events API ``event`` (or, with another ``envelope_type``, ``event``
         as the payload itself); returns the envelope id. Without an open socket the
         envelope waits for the next connection, as Slack queues briefly."""
-        payload = event
-        if envelope_type == "events_api":
-            payload = {
-                "token": "fake-verification-token",
-                "team_id": self.team_id,
-                "api_app_id": self.app_id,
-                "event": event,
-                "type": "event_callback",
-                "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
-                "event_time": int(time.time()),
-                "authorizations": [
-                    {
-                        "enterprise_id": None,
-                        "team_id": self.team_id,
-                        "user_id": self.bot_user_id,
-                        "is_bot": True,
-                        "is_enterprise_install": False,
-                    }
-                ],
-                "is_ext_shared_channel": False,
-                "event_context": f"4-fake-{uuid.uuid4().hex[:8]}",
-            }
+        payload = self.event_payload(event) if envelope_type == "events_api" else event
         envelope = _Envelope(
             id=str(uuid.uuid4()),
             type=envelope_type,
@@ -455,12 +464,13 @@ class SlackFake:
         )
         return await self._socket.send(envelope)
 
-    async def send_slash_command(
+    def slash_command_payload(
         self, command: str, text: str, *, user_id: str, channel_id: str
-    ) -> str:
+    ) -> dict[str, str]:
+        """A slash command's fields (a form over HTTP, an object over Socket Mode)."""
         channel = self._channels.get(channel_id)
         user = self._users.get(user_id, {})
-        payload = {
+        return {
             "token": "fake-verification-token",
             "team_id": self.team_id,
             "team_domain": self.team_domain,
@@ -475,15 +485,21 @@ class SlackFake:
             "response_url": f"http://{self._base}/commands/{uuid.uuid4().hex}",
             "trigger_id": f"{uuid.uuid4().int % 10**13}.fake",
         }
+
+    async def send_slash_command(
+        self, command: str, text: str, *, user_id: str, channel_id: str
+    ) -> str:
+        payload = self.slash_command_payload(command, text, user_id=user_id, channel_id=channel_id)
         return await self.send_event(payload, envelope_type="slash_commands")
 
-    async def send_block_action(
+    def block_action_payload(
         self, action_id: str, *, user_id: str, channel_id: str, message_ts: str, value: str = ""
-    ) -> str:
+    ) -> JsonDict:
+        """A ``block_actions`` payload: ``user_id`` clicked ``action_id`` on a message."""
         channel = self._channels.get(channel_id)
         user = self._users.get(user_id, {})
         message = self._find(channel_id, message_ts) or {"type": "message", "ts": message_ts}
-        payload = {
+        return {
             "type": "block_actions",
             "user": {
                 "id": user_id,
@@ -518,6 +534,13 @@ class SlackFake:
                 }
             ],
         }
+
+    async def send_block_action(
+        self, action_id: str, *, user_id: str, channel_id: str, message_ts: str, value: str = ""
+    ) -> str:
+        payload = self.block_action_payload(
+            action_id, user_id=user_id, channel_id=channel_id, message_ts=message_ts, value=value
+        )
         return await self.send_event(payload, envelope_type="interactive")
 
     async def wait_ack(self, envelope_id: str, *, timeout: float = 5) -> dict:  # noqa: ASYNC109
@@ -540,14 +563,29 @@ class SlackFake:
 
     # --- HTTP mode -----------------------------------------------------------------
 
+    def http_request(
+        self, kind: str, payload: JsonDict, *, timestamp: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and signed headers Slack would POST to a Request URL: Events API
+        payloads (``events_api``) as JSON, interactions (``interactive``) as a form
+        whose ``payload`` field holds the JSON, slash commands as a form."""
+        if kind == "events_api":
+            body, content_type = json.dumps(payload).encode(), "application/json"
+        elif kind == "interactive":
+            body = urlencode({"payload": json.dumps(payload)}).encode()
+            content_type = "application/x-www-form-urlencoded"
+        elif kind == "slash_commands":
+            body, content_type = urlencode(payload).encode(), "application/x-www-form-urlencoded"
+        else:
+            raise ValueError(f"unknown request kind {kind!r}")
+        headers = self.signed_headers(body, timestamp=timestamp)
+        return body, {**headers, "Content-Type": content_type}
+
     def signed_headers(
         self, body: bytes, *, timestamp: int | None = None, secret: str | None = None
     ) -> dict[str, str]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        base = b"v0:" + ts.encode() + b":" + body
-        key = (secret if secret is not None else self.signing_secret).encode()
-        digest = hmac.new(key, base, hashlib.sha256).hexdigest()
-        return {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": ts}
+        secret = secret if secret is not None else self.signing_secret
+        return signed_headers(body, secret=secret, timestamp=timestamp)
 
     # --- a human in Slack ----------------------------------------------------------
 
@@ -967,6 +1005,15 @@ class SlackFake:
 
 
 # --- request parsing -----------------------------------------------------------------
+
+
+def signed_headers(body: bytes, *, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """``X-Slack-Signature`` and ``X-Slack-Request-Timestamp`` for ``body``, as Slack
+    signs a request with the app's signing secret (now, unless ``timestamp``)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    base = b"v0:" + ts.encode() + b":" + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": ts}
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import aiohttp
+from aiohttp import web
 
 from bridge.app import Bridge
 from bridge.clock import FakeClock
@@ -17,7 +22,7 @@ from bridge.slack.ratelimit import ChannelPacer
 from tests.fakes.slack import SlackFake
 from tests.harness.core import CUSTOMER, BridgeHarness, free_port, until
 
-__all__ = ["CUSTOMER", "SlackHarness", "until"]
+__all__ = ["CUSTOMER", "RecordingHost", "SlackHarness", "until"]
 
 SALES, SUPPORT, OPS = "C0SALES", "C0SUPPORT", "C0OPS"
 ADMIN, BOB, STRANGER = "U0ADMIN", "U0BOB", "U0EVE"
@@ -33,6 +38,7 @@ slack:
   app_token: {app_token}
   signing_secret: {signing_secret}
   api_url: "{api_url}"
+  file_hosts: ["{file_host}"]
 whatsapp:
   engine: sim
   send_per_minute: 6000
@@ -80,6 +86,7 @@ class SlackHarness(BridgeHarness):
             app_token=fake.app_token,
             signing_secret=fake.signing_secret,
             api_url=fake.api_url,
+            file_host=fake.origin,
             auto_pair=str(auto_pair).lower(),
             admin=ADMIN,
             bob=BOB,
@@ -92,7 +99,12 @@ class SlackHarness(BridgeHarness):
         self.db = db
         self.clock = FakeClock()
         pacer = ChannelPacer(clock=self.clock, rate=1.0, burst=burst)
-        self.slack = SlackFrontend(self.config.slack, clock=self.clock, pacer=pacer)
+        self.slack = SlackFrontend(
+            self.config.slack,
+            clock=self.clock,
+            pacer=pacer,
+            max_file_bytes=self.config.media.max_size_bytes,
+        )
         self.bridge = Bridge(
             self.config,
             clock=self.clock,
@@ -170,3 +182,58 @@ class SlackHarness(BridgeHarness):
 
     def customer_posts(self, channel: str = SALES, ticket_id: int = 1) -> list[dict[str, Any]]:
         return [m for m in self.replies(channel, ticket_id) if m.get("username") == "Maria"]
+
+    # --- HTTP mode -------------------------------------------------------------------
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    async def post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+        """POST ``body`` to ``/slack/events`` as it is: (status, answer text)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.events_url, data=body, headers=dict(headers)) as response,
+        ):
+            return response.status, await response.text()
+
+    async def http(self, kind: str, payload: dict[str, Any]) -> tuple[int, str]:
+        """Send ``payload`` signed, as Slack would in HTTP mode, then settle."""
+        body, headers = self.fake.http_request(kind, payload)
+        answer = await self.post(body, headers)
+        await self.settle()
+        return answer
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class RecordingHost:
+    """A local HTTP server that records every request (path, Authorization header)
+    and answers with ``handler`` (by default a few bytes): it stands for a file host,
+    Slack's or a foreign one ("evil.example"), in tests."""
+
+    handler: Handler | None = None
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    origin: str = ""
+    _runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> RecordingHost:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.origin = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.path, request.headers.get("Authorization")))
+        if self.handler is None:
+            return web.Response(body=b"file bytes")
+        return await self.handler(request)
