@@ -978,7 +978,7 @@ def _read_logging(m: _Map) -> LoggingConfig:
 def _read_media(m: _Map) -> MediaConfig:
     config = MediaConfig(
         m.get("max_size_mb", _int_kind(1), 100),
-        m.get("retention_hours", _number_kind(0), 24.0),
+        m.get("retention_hours", _number_kind(1), 24.0),
     )
     m.finish()
     return config
