@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mautrix.appservice import IntentAPI
+from mautrix.client import ClientAPI
 from mautrix.types import ContentURI, SpecVersions
 
 from bridge.errors import DeliveryError, PermanentDeliveryError
@@ -20,11 +20,12 @@ from bridge.media_limits import SizeLimit
 CHUNK_BYTES = 256 * 1024
 
 
-async def download_within(bot: IntentAPI, mxc: str, *, limit: SizeLimit) -> bytes:
-    """The bytes at ``mxc``; the limit's refusal once they are more than it allows.
-    aiohttp and mautrix errors propagate (the caller wraps it in ``matrix_call``)."""
-    api = bot.api
-    authenticated = bool((await bot.versions()).supports(SpecVersions.V111))
+async def download_within(client: ClientAPI, mxc: str, *, limit: SizeLimit) -> bytes:
+    """The bytes at ``mxc``, fetched as ``client`` (the appservice bot); the limit's
+    refusal once they are more than it allows. aiohttp and mautrix errors propagate
+    (the caller wraps the call in ``matrix_call``)."""
+    api = client.api
+    authenticated = bool((await client.versions()).supports(SpecVersions.V111))
     try:
         url = api.get_download_url(ContentURI(mxc), authenticated=authenticated)
     except ValueError as exc:
