@@ -2,7 +2,8 @@
 
 Message rows hold a reference to a file here (``{"sha256": …, "size": …}``), never
 the bytes themselves (``bridge.model.StoredBytes``). Layout:
-``media/<first two hex digits>/<sha256>``; directories are 0700, files 0600.
+``media/<first two hex digits>/<sha256>``; directories are 0700, files 0600
+(``bridge.files``).
 
 - **Writing is atomic**: the bytes go to a temporary file in the final directory,
   which is fsynced, renamed over the final name, and the directory fsynced. A crash
@@ -34,12 +35,11 @@ from pathlib import Path
 
 from bridge.clock import Clock
 from bridge.errors import PermanentDeliveryError
+from bridge.files import PRIVATE_FILE, private_dir
 from bridge.model import StoredBytes
 
 log = logging.getLogger("bridge.media_store")
 
-_DIR_MODE = 0o700
-_FILE_MODE = 0o600
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _TEMP_SUFFIX = ".tmp"
 _SHARDS = [f"{n:02x}" for n in range(256)]
@@ -77,7 +77,7 @@ class MediaStore:
         path = self.path_of(ref.sha256)
         if self._touch_if_whole(path, ref.size, now):
             return ref
-        _make_private_dirs(path.parent)
+        _private_dirs_synced(path.parent)
         temp = path.with_name(f".{ref.sha256}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
         try:
             _write_synced(temp, data)
@@ -188,26 +188,27 @@ class MediaStore:
         return removed
 
 
-# Private-mode files (folded into bridge/files.py once that lands on main).
+# bridge.files.write_private cannot serve here: the rename must happen under the
+# store's lock (see _put) and the directory be fsynced after it.
 
 
-def _make_private_dirs(directory: Path) -> None:
-    """``directory`` and its missing parents, each 0700, each entry made durable."""
+def _private_dirs_synced(directory: Path) -> None:
+    """``directory`` and its missing parents as private directories (bridge.files),
+    the entries of those it made durable."""
     missing = []
     current = directory
     while not current.exists():
         missing.append(current)
         current = current.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=_DIR_MODE)
-            os.chmod(path, _DIR_MODE)  # mkdir's mode is masked by the umask
-        _fsync_dir(path.parent)
+    private_dir(directory)
+    for made in reversed(missing):
+        _fsync_dir(made.parent)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     try:
+        os.fchmod(fd, PRIVATE_FILE)  # the umask may have taken bits away
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
