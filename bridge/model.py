@@ -301,11 +301,13 @@ def content_to_dict(content: AnyContent) -> dict[str, Any]:
     media store keep ``"data": {"sha256", "size"}``, never their bytes; other bytes
     are ``{"b64": …}`` (rows written before the store still hold those)."""
     out: dict[str, Any] = {"type": content.kind}
+    stored = content.stored if isinstance(content, Media) else None
     for f in fields(content):  # type: ignore[arg-type]
-        if f.name != "stored":
-            out[f.name] = _encode(getattr(content, f.name))
-    if isinstance(content, Media) and content.stored is not None:
-        out["data"] = {"sha256": content.stored.sha256, "size": content.stored.size}
+        if f.name == "stored" or (f.name == "data" and stored is not None):
+            continue
+        out[f.name] = _encode(getattr(content, f.name))
+    if stored is not None:
+        out["data"] = {"sha256": stored.sha256, "size": stored.size}
     return out
 
 
