@@ -17,6 +17,7 @@ from bridge.core.commands import CommandRegistry
 from bridge.core.deliveries import DeliveryContext, FrontendDeliveries, WhatsAppDeliveries
 from bridge.core.desk import TicketDesk
 from bridge.core.frontend import Frontend
+from bridge.core.media_cleanup import MediaCleanup
 from bridge.core.metrics import Metrics
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OutboxOpsSink
@@ -30,6 +31,7 @@ from bridge.db.migrate import migrate
 from bridge.db.outbox import OutboxRow
 from bridge.db.sessions import SessionRepository
 from bridge.errors import BridgeError
+from bridge.media_store import MediaStore
 from bridge.web import WebServer
 from bridge.whatsapp.engine import Engine, EngineEvent, SessionSpec, session_key
 from bridge.whatsapp.sessions import SessionManager
@@ -157,6 +159,7 @@ class Bridge:
         self.tickets = TicketService(
             repos, config, session_ids=self.session_ids, clock=clock, metrics=self.metrics
         )
+        self.media = MediaStore(config.data_path / "media", clock=clock)
         self.outbox = OutboxWorker(
             repos.outbox,
             clock=clock,
@@ -175,6 +178,7 @@ class Bridge:
             session_ids=self.session_ids,
             clock=clock,
             metrics=self.metrics,
+            media=self.media,
         )
         self.ops_sink = OutboxOpsSink(
             config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
@@ -199,6 +203,7 @@ class Bridge:
             clock=self.clock,
             metrics=self.metrics,
             download=self.sessions.download,
+            media=self.media,
         )
         self.outbox.register(WHATSAPP, WhatsAppDeliveries(ctx, self.sessions))
         for name, frontend in self.frontends.items():
@@ -207,6 +212,10 @@ class Bridge:
         self.outbox.on_backlog(self.notifier.on_backlog)
         self.outbox.on_prune("processed event ids", self._prune_processed_events)
         self.outbox.on_prune("quarantined events", self._prune_quarantined_events)
+        cleanup = MediaCleanup(
+            self.media, self.repos.messages, retention_seconds=self.config.media.retention_seconds
+        )
+        self.outbox.on_prune("media files", cleanup.prune)
         self.sessions.add_listener(self.notifier.on_status)
         self.sessions.set_downstream(self._downstream)
 

@@ -200,10 +200,15 @@ class OpsConfig:
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     max_size_mb: int = 100
+    retention_hours: float = 24.0  # stored files kept this long after their last delivery
 
     @property
     def max_size_bytes(self) -> int:
         return self.max_size_mb * 1024 * 1024
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_hours * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1012,7 +1017,10 @@ def _read_logging(m: _Map) -> LoggingConfig:
 
 
 def _read_media(m: _Map) -> MediaConfig:
-    config = MediaConfig(m.get("max_size_mb", _int_kind(1), 100))
+    config = MediaConfig(
+        m.get("max_size_mb", _int_kind(1), 100),
+        m.get("retention_hours", _number_kind(1), 24.0),
+    )
     m.finish()
     return config
 

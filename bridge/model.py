@@ -82,11 +82,21 @@ class Text:
 
 
 @dataclass(frozen=True)
+class StoredBytes:
+    """A file's bytes kept in the media store (``bridge.media_store``), by sha256 (hex)."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Media:
-    """A file. ``data`` holds the bytes, or ``ref`` tells the engine how to fetch them.
+    """A file. ``data`` holds the bytes, ``stored`` names them in the media store, or
+    ``ref`` tells the engine how to fetch them.
 
     ``ref`` is engine-specific and JSON-serialisable (for whatsmeow: the direct
     path, media key and hashes), so a download can be retried after a restart.
+    Stored content keeps only the reference (:func:`content_to_dict`).
     """
 
     kind: ClassVar[str] = "media"
@@ -102,14 +112,17 @@ class Media:
     height: int | None = None
     duration: int | None = None
     gif: bool = False
+    stored: StoredBytes | None = None
 
     def __post_init__(self) -> None:
-        if self.data is None and self.ref is None:
-            raise ValueError("Media needs data or a download ref")
+        if self.data is None and self.ref is None and self.stored is None:
+            raise ValueError("Media needs data or a download ref (or stored bytes)")
 
     @property
     def byte_size(self) -> int | None:
-        return len(self.data) if self.data is not None else self.size
+        if self.data is not None:
+            return len(self.data)
+        return self.stored.size if self.stored is not None else self.size
 
 
 @dataclass(frozen=True)
@@ -284,11 +297,17 @@ class Message:
 
 
 def content_to_dict(content: AnyContent) -> dict[str, Any]:
-    """A JSON-ready dict of ``content``, with ``"type"`` naming its kind."""
+    """A JSON-ready dict of ``content``, with ``"type"`` naming its kind. Media in the
+    media store keep ``"data": {"sha256", "size"}``, never their bytes; other bytes
+    are ``{"b64": …}`` (rows written before the store still hold those)."""
     out: dict[str, Any] = {"type": content.kind}
+    stored = content.stored if isinstance(content, Media) else None
     for f in fields(content):  # type: ignore[arg-type]
-        value = getattr(content, f.name)
-        out[f.name] = _encode(value)
+        if f.name == "stored" or (f.name == "data" and stored is not None):
+            continue
+        out[f.name] = _encode(getattr(content, f.name))
+    if stored is not None:
+        out["data"] = {"sha256": stored.sha256, "size": stored.size}
     return out
 
 
@@ -317,8 +336,12 @@ def _encode(value: Any) -> Any:
 def _decode(cls: type, kwargs: dict[str, Any]) -> Any:
     if cls is Media:
         kwargs["media_kind"] = MediaKind(kwargs["media_kind"])
-        if isinstance(kwargs.get("data"), dict):
-            kwargs["data"] = base64.b64decode(kwargs["data"]["b64"])
+        data = kwargs.get("data")
+        if isinstance(data, dict) and "sha256" in data:
+            kwargs["data"] = None
+            kwargs["stored"] = StoredBytes(str(data["sha256"]), int(data["size"]))
+        elif isinstance(data, dict):
+            kwargs["data"] = base64.b64decode(data["b64"])
     elif cls is Edit:
         kwargs["new"] = content_from_dict(kwargs["new"])
     elif cls is ContactList:

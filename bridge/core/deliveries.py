@@ -4,6 +4,11 @@ Each executor is idempotent: it checks what the row already achieved (a WhatsApp
 recorded, a message ref stored, a thread ref present) before acting, so a retry or
 a resumed row after a crash does not deliver twice. A failure raises
 ``DeliveryError`` (retried) or ``PermanentDeliveryError`` (dead letter).
+
+Media bytes are loaded once per attempt: from the media store (``bridge.media_store``;
+a missing or damaged file is a dead letter the thread is told about), from WhatsApp
+for customers' files that arrived as a download ref, or from rows written before
+the store (``{"b64": …}``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
 from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError
+from bridge.media_limits import toward_whatsapp
+from bridge.media_store import MediaStore
 from bridge.model import (
     AckStatus,
     AnyContent,
@@ -61,9 +68,10 @@ class DeliveryContext:
     clock: Clock
     metrics: Metrics
     download: MediaDownloader  # the bytes of WhatsApp media that arrived as a ref
+    media: MediaStore  # the bytes of media stored with their message
 
     async def media_bytes(self, session_key: str, content: AnyContent) -> AnyContent:
-        """``content`` with its media bytes, fetched from WhatsApp when they are lazy."""
+        """``content`` for a frontend, with its media bytes (within media.max_size_mb)."""
         if not isinstance(content, Media):
             return content
         limit = self.config.media.max_size_bytes
@@ -73,8 +81,15 @@ class DeliveryContext:
                 f"the customer's {content.media_kind.value} is {size / 2**20:.1f} MB, over the "
                 f"{self.config.media.max_size_mb} MB limit (media.max_size_mb)"
             )
+        return await self.with_bytes(session_key, content)
+
+    async def with_bytes(self, session_key: str, content: Media) -> Media:
+        """``content`` with its bytes: read from the media store, or fetched from
+        WhatsApp when they are lazy."""
         if content.data is not None:
             return content
+        if content.stored is not None:
+            return replace(content, data=await self.media.get(content.stored))
         try:
             data = await self.download(session_key, content)
         except EngineError as exc:
@@ -154,6 +169,9 @@ class WhatsAppDeliveries:
         content = content_from_dict(message.content)
         if isinstance(content, Reaction | Edit | Deletion | Receipt):
             raise PermanentDeliveryError(f"a {content.kind} is sent as an action, not a message")
+        if isinstance(content, Media):
+            toward_whatsapp(content.media_kind, self._ctx.config.media).check(content.byte_size)
+            content = await self._ctx.with_bytes(ticket.session_key, content)
         author = message.sender_name if message.sender not in (BOT, PHONE) else None
         if (
             isinstance(content, Text)

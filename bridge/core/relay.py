@@ -14,6 +14,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 from bridge.clock import Clock
@@ -37,11 +38,14 @@ from bridge.core.tickets import InboundRoute, TicketChange, TicketService, Ticke
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
-from bridge.errors import BridgeError, DatabaseError
+from bridge.errors import BridgeError, DatabaseError, PermanentDeliveryError
+from bridge.media_limits import toward_whatsapp
+from bridge.media_store import MediaStore
 from bridge.model import (
     AnyContent,
     Deletion,
     Edit,
+    Media,
     Message,
     Reaction,
     Text,
@@ -90,9 +94,11 @@ class Relay:
         session_ids: dict[str, int],
         clock: Clock,
         metrics: Metrics,
+        media: MediaStore,
     ) -> None:
         self._config = config
         self._repos = repos
+        self._media = media
         self._tickets = tickets
         self._outbox = outbox
         self._frontends = frontends
@@ -174,6 +180,7 @@ class Relay:
     async def handle_whatsapp_message(self, session_key: str, message: Message) -> None:
         received = self._clock.now()
         session_id = self._session_ids[session_key]
+        message = replace(message, content=await self._keep_bytes(message.content))
         async with self._delivering():
             if message.wa_id and await self._repos.messages.find_by_wa_id(
                 session_id, message.wa_id
@@ -344,6 +351,11 @@ class Relay:
         if isinstance(content, Text) and self.commands and self.commands.is_command(content.body):
             reply = await self.command(event, content.body)
             return None if reply is ALREADY_DONE else reply  # a redelivery: answered before
+        if isinstance(content, Media) and event.place.thread_root is not None:
+            too_big = _too_big_for_whatsapp(content, self._config)
+            if too_big is not None:
+                return too_big
+            event = replace(event, content=await self._keep_bytes(content))
         async with self._delivering():
             if await self._seen(event):
                 return None
@@ -355,6 +367,16 @@ class Relay:
                 return refusal
             reply = await self._relay_attendant_content(event, ticket)
         return reply
+
+    async def _keep_bytes(self, content: AnyContent) -> AnyContent:
+        """``content`` with its media bytes in the media store and only their reference
+        left, to store in a message row. Done before the transaction that stores the
+        row: a crash in between leaves a file no row names (the clean-up removes it),
+        never a row naming a missing file."""
+        if not isinstance(content, Media) or content.data is None:
+            return content
+        stored = await self._media.put(content.data)
+        return replace(content, data=None, stored=stored, size=stored.size)
 
     async def _seen(self, event: ThreadEvent) -> bool:
         """Whether this platform event was handled before (redeliveries, retries);
@@ -570,6 +592,15 @@ class Relay:
             frontend, room_id=place.room, thread_root=place.thread_root
         )
         return (await self._tickets.get(ref.ticket_id)).company_id if ref else None
+
+
+def _too_big_for_whatsapp(media: Media, config: Config) -> Reply | None:
+    """The attendant's notice when WhatsApp (or media.max_size_mb) refuses the file's size."""
+    try:
+        toward_whatsapp(media.media_kind, config.media).check(media.byte_size)
+    except PermanentDeliveryError as exc:
+        return Reply(f"⚠️ not sent: {exc.explanation}")
+    return None
 
 
 def _kind_label(content: AnyContent) -> str:

@@ -64,6 +64,22 @@ _INSERT = (
 )
 
 
+# The media-store files (``content.data.sha256``) of messages a pending delivery
+# names (``payload.message``): the subquery first, then the messages by primary key.
+_MEDIA_AWAITING_DELIVERY = {
+    "sqlite": (
+        "SELECT DISTINCT json_extract(content, '$.data.sha256') AS sha256 FROM messages "
+        "WHERE id IN (SELECT json_extract(payload, '$.message') FROM outbox "
+        "WHERE status = 'pending') AND json_extract(content, '$.data.sha256') IS NOT NULL"
+    ),
+    "postgres": (
+        "SELECT DISTINCT content::jsonb #>> '{data,sha256}' AS sha256 FROM messages "
+        "WHERE id = ANY(ARRAY(SELECT (payload::jsonb ->> 'message')::bigint FROM outbox "
+        "WHERE status = 'pending')) AND content::jsonb #>> '{data,sha256}' IS NOT NULL"
+    ),
+}
+
+
 def _message(row: Row) -> MessageRow:
     return MessageRow(**{**row, "content": from_json(row["content"])})
 
@@ -184,6 +200,11 @@ class MessageRepository:
         counts = {"in": 0, "out": 0}
         counts.update({row["direction"]: int(row["n"]) for row in rows})
         return counts
+
+    async def media_awaiting_delivery(self) -> set[str]:
+        """The sha256 of every stored file a pending outbox row's message refers to."""
+        rows = await self._db.fetch(_MEDIA_AWAITING_DELIVERY[self._db.dialect])
+        return {str(row["sha256"]) for row in rows}
 
     async def set_wa_id(self, message_id: int, wa_id: str) -> bool:
         """Record the WhatsApp id of a sent message (its ack becomes ``sent``)."""

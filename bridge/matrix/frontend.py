@@ -62,9 +62,11 @@ from bridge.matrix.appservice import (
     retry_after_of_last_429,
 )
 from bridge.matrix.catchup import HomeserverWatch, homeserver_watch
+from bridge.matrix.download import download_within
 from bridge.matrix.fields import Fields, MalformedEvent
 from bridge.matrix.ghosts import GhostDirectory
 from bridge.matrix.rooms import RoomDirectory
+from bridge.media_limits import toward_whatsapp
 from bridge.model import (
     AckStatus,
     ContactCard,
@@ -599,6 +601,8 @@ class MatrixFrontend(Frontend):
         root = parsed.thread_root or await self._thread_of(room, parsed)
         content = parsed.content
         if isinstance(content, convert.PendingMedia):
+            if root is None:
+                return  # a file outside ticket threads goes nowhere: not downloaded
             content = await self._download(content)
         post = AttendantPost(
             frontend=self.name,
@@ -635,13 +639,13 @@ class MatrixFrontend(Frontend):
         return root
 
     async def _download(self, pending: convert.PendingMedia) -> Media:
-        if pending.size is not None and pending.size > self._config.media.max_size_bytes:
-            raise PermanentDeliveryError(
-                f"the file is {_mb(pending.size)}, over media.max_size_mb "
-                f"({self._config.media.max_size_mb} MB)"
-            )
+        """An attendant's file, within what WhatsApp takes for its kind and
+        media.max_size_mb: the declared size is checked before asking for it, the
+        bytes as they arrive (bridge.media_limits)."""
+        limit = toward_whatsapp(pending.media_kind, self._config.media)
+        limit.check(pending.size)
         async with matrix_call("download the file"):
-            data = await self.bot.download_media(pending.url)  # type: ignore[arg-type]
+            data = await download_within(self.bot, pending.url, limit=limit)
         return pending.with_data(data)
 
     async def _tell(self, room: str, root: str | None, event_id: str, text: str) -> None:

@@ -104,6 +104,10 @@ TOP_LEVEL_CASES = [
         "config.yaml:1 outbox.base_delay_seconds: must not exceed max_delay_seconds (5)",
     ),
     ("media: {max_size_mb: 0}", "config.yaml:1 media.max_size_mb: expected an integer ≥ 1, got 0"),
+    (
+        "media: {retention_hours: 0.5}",
+        "config.yaml:1 media.retention_hours: expected a number ≥ 1, got 0.5",
+    ),
     ("data_dir: [a, b]", "config.yaml:1 data_dir: expected a file path, got a list"),
     (
         "shutdown_timeout_seconds: soon",
@@ -638,6 +642,7 @@ def test_defaults_match_the_design() -> None:
     assert config.ops.throttle_seconds == 300
     assert config.media.max_size_mb == 100
     assert config.media.max_size_bytes == 100 * 1024 * 1024
+    assert config.media.retention_seconds == 24 * 3600
     assert (config.outbox.max_attempts, config.outbox.base_delay_seconds) == (8, 1.0)
     assert config.outbox.max_delay_seconds == 300
     assert (config.logging.level, config.logging.format) == ("INFO", "text")
@@ -1077,6 +1082,7 @@ def test_example_config_documents_every_key() -> None:
         "backlog_threshold:",
         "throttle_seconds:",
         "max_size_mb:",
+        "retention_hours:",
         "max_attempts:",
         "base_delay_seconds:",
         "max_delay_seconds:",
