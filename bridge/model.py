@@ -141,21 +141,12 @@ class Location:
 
 @dataclass(frozen=True)
 class ContactCard:
-    """A shared contact (vCard)."""
+    """A shared contact: WhatsApp's display name and the vCard text as it came.
+    :mod:`bridge.vcard` reads it (numbers, labels), the same way for every reader."""
 
     kind: ClassVar[str] = "contact"
     display_name: str
     vcard: str
-
-    @property
-    def phones(self) -> tuple[str, ...]:
-        """Phone numbers found in the vCard's TEL lines, as written."""
-        found = []
-        for line in self.vcard.splitlines():
-            head, _, value = line.partition(":")
-            if head.split(";", 1)[0].upper() == "TEL" and value.strip():
-                found.append(value.strip())
-        return tuple(found)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from html import escape
 from typing import Any
 
-from bridge import formatting
+from bridge import formatting, vcard
 from bridge.matrix.fields import Fields
 from bridge.model import (
     AnyContent,
@@ -130,9 +130,11 @@ def location_content(location: Location) -> JSON:
 
 
 def contact_text(card: ContactCard) -> JSON:
-    """A shared contact as readable text (the ``.vcf`` goes as a separate ``m.file``)."""
-    phones = ", ".join(card.phones)
-    body = f"Contact: {card.display_name}" + (f" ({phones})" if phones else "")
+    """A shared contact as readable text, every number with its label (the ``.vcf``
+    goes as a separate ``m.file``): ``Contact: Maria Souza — Celular: +55 …``."""
+    shown = vcard.describe(card)
+    name = f"{shown.name} ({shown.organization})" if shown.organization else shown.name
+    body = f"Contact: {name} — {', '.join(shown.entries) or shown.problem}"
     return {"msgtype": "m.text", "body": body}
 
 

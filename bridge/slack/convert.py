@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote_plus
 
-from bridge import formatting
+from bridge import formatting, vcard
 from bridge.core.frontend import Author, AuthorKind, TicketCard
 from bridge.model import ContactCard, Location, Media, MediaKind, default_filename
 
@@ -131,10 +131,15 @@ def location_text(location: Location) -> str:
 
 
 def contact_text(card: ContactCard) -> str:
-    """A readable contact: name and numbers (the .vcf file follows separately)."""
-    numbers = card.phones
-    lines = [f"👤 *{escape(card.display_name)}*"]
-    lines += [f"📞 {escape(number)}" for number in numbers] or ["(no phone number)"]
+    """A readable contact: name, then every number with its label and every email
+    (the .vcf file follows separately)."""
+    shown = vcard.describe(card)
+    organization = f" ({escape(shown.organization)})" if shown.organization else ""
+    lines = [f"👤 *{escape(shown.name)}*{organization}"]
+    lines += [f"📞 {escape(number)}" for number in shown.numbers]
+    lines += [f"✉️ {escape(email)}" for email in shown.emails]
+    if shown.problem:
+        lines.append(f"_({escape(shown.problem)})_")
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
 
+from bridge import vcard
 from bridge.errors import InvalidInput
 from bridge.model import (
     AckStatus,
@@ -452,12 +453,12 @@ def _contact(part: wa.ContactMessage) -> ContactCard:
     return ContactCard(display_name=part.displayName or _vcard_name(part.vcard), vcard=part.vcard)
 
 
-def _vcard_name(vcard: str) -> str:
-    for line in vcard.splitlines():
-        head, _, value = line.partition(":")
-        if head.split(";", 1)[0].upper() == "FN" and value.strip():
-            return value.strip()
-    return "contact"
+def _vcard_name(text: str) -> str:
+    """The contact's name in its vCard (FN, else N), for a card WhatsApp did not name."""
+    try:
+        return vcard.read(text).name or "contact"
+    except InvalidInput:
+        return "contact"  # the thread shows the card cannot be read
 
 
 def _contacts(part: wa.ContactsArrayMessage) -> ContactList:

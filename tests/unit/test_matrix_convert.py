@@ -21,6 +21,7 @@ from bridge.model import (
     Text,
     Unsupported,
 )
+from tests.harness.vcards import ANDROID, ANDROID_21, FOLDED, IOS
 
 ROOT = "$root"
 
@@ -72,12 +73,42 @@ def test_location_contact_unsupported() -> None:
     loc = convert.location_content(Location(-23.5, -46.6, name="MASP"))
     assert loc["msgtype"] == "m.location" and loc["geo_uri"] == "geo:-23.5,-46.6"
     card = ContactCard("Ana", "BEGIN:VCARD\nFN:Ana\nTEL:+5511911112222\nEND:VCARD")
-    assert convert.contact_text(card)["body"] == "Contact: Ana (+5511911112222)"
+    assert convert.contact_text(card)["body"] == "Contact: Ana — +5511911112222"
     vcf = convert.contact_file(card)
     assert (vcf.filename, vcf.mimetype) == ("Ana.vcf", "text/vcard")
     assert convert.unsupported_content(Unsupported("poll"))["body"].endswith(
         "unsupported message: poll"
     )
+
+
+@pytest.mark.parametrize(
+    ("card", "body"),
+    [
+        (
+            ContactCard("Maria Souza", IOS),
+            "Contact: Maria Souza (Padaria Pão Quente) — Celular: +55 11 98765-4321,"
+            " Trabalho: +55 11 3333-4444, Home: +55 11 2222-1111, maria@padaria.com.br",
+        ),
+        (
+            ContactCard("Maria Souza", ANDROID),
+            "Contact: Maria Souza — Mobile: +55 11 98765-4321, Work: +55 11 3333-4444",
+        ),
+        (
+            ContactCard("João", ANDROID_21),
+            "Contact: João — Mobile: +5511912345678, Home: +551122223333",
+        ),
+        (ContactCard("Maria", FOLDED), "Contact: Maria — Celular: +55 11 98765-4321"),
+        (ContactCard("Ana", "BEGIN:VCARD\nFN:Ana\nEND:VCARD"), "Contact: Ana — no phone number"),
+        (
+            ContactCard("Ana", "BEGIN:VCARD\nFN:Ana"),
+            "Contact: Ana — contact card could not be read",
+        ),
+    ],
+)
+def test_a_shared_contact_shows_every_number_with_its_label(card: ContactCard, body: str) -> None:
+    assert convert.contact_text(card) == {"msgtype": "m.text", "body": body}
+    vcf = convert.contact_file(card)  # the raw card goes along, readable or not
+    assert vcf.data == card.vcard.encode() and vcf.mimetype == "text/vcard"
 
 
 def test_thread_relation_fallback_and_quote() -> None:

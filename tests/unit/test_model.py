@@ -83,10 +83,6 @@ def test_unsupported_has_a_visible_placeholder() -> None:
     assert Unsupported("poll").placeholder == "unsupported message: poll"
 
 
-def test_contact_card_lists_its_phones() -> None:
-    assert ContactCard("Ana", VCARD).phones == ("+55 11 98888-7777",)
-
-
 @pytest.mark.parametrize(
     ("kind", "mime", "expected"),
     [

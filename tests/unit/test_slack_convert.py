@@ -9,6 +9,7 @@ import pytest
 from bridge.core.frontend import Author, AuthorKind, TicketCard
 from bridge.model import ContactCard, Location, Media, MediaKind
 from bridge.slack import convert
+from tests.harness.vcards import ANDROID_21, IOS
 
 CARD = TicketCard(
     ticket_id=12,
@@ -75,8 +76,28 @@ def test_location_and_contact() -> None:
     text = convert.location_text(Location(-23.5, -46.6, name="MASP", address="Av. Paulista"))
     assert "|MASP>" in text and "Av. Paulista" in text and "-23.5" in text
     card = ContactCard("Ana Lú", "BEGIN:VCARD\nFN:Ana\nTEL;TYPE=CELL:+5511911112222\nEND:VCARD")
-    assert convert.contact_text(card) == "👤 *Ana Lú*\n📞 +5511911112222"
+    assert convert.contact_text(card) == "👤 *Ana Lú*\n📞 Mobile: +5511911112222"
     assert convert.vcard_filename(card) == "Ana_Lú.vcf"
+
+
+@pytest.mark.parametrize(
+    ("card", "text"),
+    [
+        (
+            ContactCard("Maria <Souza>", IOS),
+            "👤 *Maria &lt;Souza&gt;* (Padaria Pão Quente)\n📞 Celular: +55 11 98765-4321\n"
+            "📞 Trabalho: +55 11 3333-4444\n📞 Home: +55 11 2222-1111\n✉️ maria@padaria.com.br",
+        ),
+        (
+            ContactCard("João", ANDROID_21),
+            "👤 *João*\n📞 Mobile: +5511912345678\n📞 Home: +551122223333",
+        ),
+        (ContactCard("Ana", "BEGIN:VCARD\nFN:Ana\nEND:VCARD"), "👤 *Ana*\n_(no phone number)_"),
+        (ContactCard("Ana", "garbage"), "👤 *Ana*\n_(contact card could not be read)_"),
+    ],
+)
+def test_a_shared_contact_shows_every_number_with_its_label(card: ContactCard, text: str) -> None:
+    assert convert.contact_text(card) == text
 
 
 @pytest.mark.parametrize(

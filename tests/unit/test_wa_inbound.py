@@ -56,6 +56,7 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
+from tests.harness.vcards import ANDROID_21, IOS
 
 S = "acme/sales"
 CUSTOMER = "5511987654321"  # +55 11 98765-4321
@@ -276,6 +277,21 @@ CONTENT_CASES: list[tuple[str, wa.Message, Any]] = [
                 ContactCard(display_name="Ana", vcard=VCARD_2),
             ),
         ),
+    ),
+    (
+        "contact without a name: its vCard's, grouped as iOS writes it",
+        wa.Message(contactMessage=wa.ContactMessage(vcard=IOS)),
+        ContactCard(display_name="Maria Souza", vcard=IOS),
+    ),
+    (
+        "contact without a name: its vCard's, in quoted-printable (vCard 2.1)",
+        wa.Message(contactMessage=wa.ContactMessage(vcard=ANDROID_21)),
+        ContactCard(display_name="João Conceição da Silva", vcard=ANDROID_21),
+    ),
+    (
+        "contact without a name, its vCard unreadable",
+        wa.Message(contactMessage=wa.ContactMessage(vcard="BEGIN:VCARD\nFN:Ana")),
+        ContactCard(display_name="contact", vcard="BEGIN:VCARD\nFN:Ana"),
     ),
     (
         "reaction",
