@@ -38,6 +38,7 @@ from mautrix.errors import (
 )
 from mautrix.types import EventType, RoomID
 
+from bridge import vcard
 from bridge.clock import Clock, SystemClock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.frontend import (
@@ -603,7 +604,8 @@ class MatrixFrontend(Frontend):
         if isinstance(content, convert.PendingMedia):
             if root is None:
                 return  # a file outside ticket threads goes nowhere: not downloaded
-            content = await self._download(content)
+            media = await self._download(content)
+            content = vcard.contacts_of_file(media) or media  # a .vcf: a contact card
         post = AttendantPost(
             frontend=self.name,
             place=Place(room, root),

@@ -32,6 +32,7 @@ from tests.harness.synapse import (
     synapse,
     until,
 )
+from tests.harness.vcards import ANDROID_21, IOS
 
 __all__ = ["alice", "bob", "bridge", "synapse"]  # fixtures, re-exported for pytest
 
@@ -640,3 +641,66 @@ async def test_the_customer_avatar_becomes_the_ghost_avatar(
         assert hits == ["/ana.png"], "downloaded once while the URL stays the same"
     finally:
         await runner.cleanup()
+
+
+# --- shared contacts (vCards) both ways ------------------------------------------------
+
+
+async def test_a_phone_shaped_contact_shows_every_number_with_its_label(
+    bridge: MatrixBridge, bob: MatrixUser
+) -> None:
+    """As an iPhone's WhatsApp shares it: grouped ``item1.TEL;waid=…`` lines with
+    ``X-ABLabel`` labels, CRLF (issue 12: the thread said "no phone number")."""
+    room, root, _ = await open_ticket(bridge, bob)
+    await bridge.customer("contact", contact={"display_name": "Maria Souza", "vcard": IOS})
+    [card] = await wait_events(
+        bob,
+        room,
+        lambda e: in_thread(root)(e) and e["content"].get("body", "").startswith("Contact:"),
+        what="the contact's text",
+        bridge=bridge,
+    )
+    assert card["sender"] == GHOST
+    assert card["content"]["body"] == (
+        "Contact: Maria Souza (Padaria Pão Quente) — Celular: +55 11 98765-4321,"
+        " Trabalho: +55 11 3333-4444, Home: +55 11 2222-1111, maria@padaria.com.br"
+    )
+    [vcf] = await wait_events(
+        bob,
+        room,
+        lambda e: in_thread(root)(e) and e["content"].get("msgtype") == "m.file",
+        what="the .vcf",
+        bridge=bridge,
+    )
+    assert vcf["content"]["body"] == "Maria Souza.vcf"
+    assert vcf["content"]["info"]["mimetype"] == "text/vcard"
+    assert await bob.download(vcf["content"]["url"]) == IOS.encode()
+
+
+async def test_an_attendants_vcf_reaches_the_customer_as_a_contact_card(
+    bridge: MatrixBridge, bob: MatrixUser
+) -> None:
+    """A .vcf bob attaches becomes a WhatsApp contact card (the vCard rewritten as
+    phones write it); one that does not parse still goes as a document."""
+    room, root, _ = await open_ticket(bridge, bob)
+    for data, mimetype, name in (
+        (ANDROID_21.encode(), "text/x-vcard", "joao.vcf"),
+        (b"BEGIN:VCARD\nFN:Broken", "text/vcard", "broken.vcf"),
+    ):
+        url = await bob.upload(data, mimetype, name)
+        info = {"mimetype": mimetype, "size": len(data)}
+        await bob.send(
+            room, threaded({"msgtype": "m.file", "body": name, "url": url, "info": info}, root)
+        )
+
+    contact = await bridge.outbound(lambda m: m.get("kind") == "contact")
+    assert contact["to"] == CUSTOMER
+    assert contact["contact"]["display_name"] == "João Conceição da Silva"
+    assert "item1.TEL:+5511912345678\r\nitem1.X-ABLabel:Mobile\r\n" in contact["contact"]["vcard"]
+    document = await bridge.outbound(lambda m: m.get("kind") == "document")
+    assert document["media"]["filename"] == "broken.vcf"
+    assert document["media"]["sha256"] == hashlib.sha256(b"BEGIN:VCARD\nFN:Broken").hexdigest()
+    kinds = [
+        m["kind"] for m in bridge.sim.outbound(SESSION) if m["kind"] in ("contact", "document")
+    ]
+    assert kinds == ["contact", "document"]

@@ -18,6 +18,7 @@ from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from neonize.utils.enum import MediaType, ReceiptType
 
+from bridge import vcard
 from bridge.errors import EngineError, SessionNotConnected
 from bridge.model import (
     ContactCard,
@@ -33,6 +34,7 @@ from bridge.whatsapp import jid as jids
 from bridge.whatsapp import wa_outbound as outbound
 from bridge.whatsapp.whatsmeow import MediaConverter
 from tests.fakes.neonize_client import EngineHarness, FakeNeonizeClient
+from tests.harness.vcards import ANDROID_21
 
 KEY = "acme/sales"
 CUSTOMER = "+5511987654321"
@@ -388,6 +390,24 @@ async def test_contacts_array(h: EngineHarness, client: FakeNeonizeClient) -> No
     assert [(c.displayName, c.vcard) for c in array.contacts] == [
         (c.display_name, c.vcard) for c in cards
     ]
+
+
+async def test_an_attendants_vcf_goes_as_a_contact_card(
+    h: EngineHarness, client: FakeNeonizeClient
+) -> None:
+    """A phone's vCard 2.1 export, as an attendant attaches it: WhatsApp gets a contact
+    card with the contact's name and the vCard 3.0 phones write, not a document."""
+    vcf = Media(MediaKind.DOCUMENT, "text/x-vcard", data=ANDROID_21.encode(), filename="j.vcf")
+    card = vcard.contacts_of_file(vcf)
+    assert card is not None
+    await h.engine.send(KEY, CUSTOMER, card)
+    contact = last_sent(client)[1].contactMessage
+    assert contact.displayName == "João Conceição da Silva"
+    assert contact.vcard == (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Conceição;João;;;\r\nFN:João Conceição da Silva\r\n"
+        "item1.TEL:+5511912345678\r\nitem1.X-ABLabel:Mobile\r\n"
+        "item2.TEL:+551122223333\r\nitem2.X-ABLabel:Home\r\nEND:VCARD\r\n"
+    )
 
 
 # --- actions --------------------------------------------------------------------------
