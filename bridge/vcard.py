@@ -10,7 +10,7 @@ emails); :func:`write` produces the vCard 3.0 WhatsApp itself sends, for the
 contacts an attendant shares (:func:`contacts_of_file`).
 
 A vCard comes from outside, so reading it is bounded in size and time (measured
-in tests/unit/test_vcard.py; docs/operations.md):
+in tests/unit/test_vcard.py):
 
 - at most :data:`MAX_VCARD_CHARS` characters and :data:`MAX_TEXT_LINES` line
   breaks (counted before anything else); lines are unfolded here, linearly
