@@ -77,7 +77,9 @@ async def test_a_lid_only_customer_gets_a_contact_update_for_a_new_push_name(
     connected: SimEngine, events: Recorder
 ) -> None:
     for _ in range(2):
-        await connected.inbound(KEY, {"lid": LID, "push_name": "Maria", "kind": "text", "text": "x"})
+        await connected.inbound(
+            KEY, {"lid": LID, "push_name": "Maria", "kind": "text", "text": "x"}
+        )
     updates = events.of(ContactUpdateEvent)
     assert [u.party for u in updates] == [Party(lid=DIGITS, name="Maria")]
 
