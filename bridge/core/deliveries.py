@@ -509,4 +509,5 @@ def card_of(ticket: TicketView) -> TicketCard:
         is_group=ticket.is_group,
         status=ticket.status,
         assignee=ticket.assignee,
+        lid=ticket.lid,
     )

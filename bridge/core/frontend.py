@@ -34,6 +34,16 @@ class Author:
     avatar_url: str | None = None
 
 
+def contact_label(name: str | None, *, phone: str | None, lid: str | None = None) -> str:
+    """How a customer is shown: ``Maria (+5511987654321)``; ``Maria (LID 1234…)``
+    while WhatsApp hides the phone (a LID-only contact); the phone or ``LID 1234…``
+    alone when there is no other name. ``lid`` is the LID's digits."""
+    known_as = phone or (f"LID {lid}" if lid else None)
+    if not name or name == known_as:
+        return known_as or "WhatsApp contact"
+    return f"{name} ({known_as})" if known_as else name
+
+
 @dataclass(frozen=True)
 class TicketCard:
     """What a ticket's thread root shows."""
@@ -45,12 +55,19 @@ class TicketCard:
     is_group: bool
     status: str  # pending | open | closed
     assignee: str | None
+    lid: str | None = None  # the LID's digits, shown while the phone is unknown
+
+    @property
+    def who(self) -> str:
+        """``Maria (+5511987654321)``, ``Maria (LID 1234…)``, or a group's name."""
+        if self.is_group:
+            return self.contact_name
+        return contact_label(self.contact_name, phone=self.phone, lid=self.lid)
 
     @property
     def headline(self) -> str:
         """``Ticket #12 · Maria (+5511987654321) · pending`` (DESIGN section 7)."""
-        who = f"{self.contact_name} ({self.phone})" if self.phone else self.contact_name
-        line = f"Ticket #{self.ticket_id} · {who} · {self.status}"
+        line = f"Ticket #{self.ticket_id} · {self.who} · {self.status}"
         return f"{line} · {self.assignee}" if self.assignee else line
 
 

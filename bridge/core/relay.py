@@ -34,7 +34,13 @@ from bridge.core.frontend import (
 from bridge.core.metrics import Metrics
 from bridge.core.outbox import OutboxWorker
 from bridge.core.quarantine import Quarantine
-from bridge.core.tickets import InboundRoute, TicketChange, TicketService, TicketView
+from bridge.core.tickets import (
+    InboundRoute,
+    TicketChange,
+    TicketService,
+    TicketView,
+    merge_notice,
+)
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
@@ -222,10 +228,19 @@ class Relay:
     async def _announce_route(self, route: InboundRoute) -> None:
         if route.created or route.reopened:
             await self._to_frontends(route.ticket, {"op": "thread", "ticket": route.ticket.id})
-        if route.reopened:
+        if route.reopened or (route.contact_changed and not route.created):
             await self._to_frontends(route.ticket, {"op": "card", "ticket": route.ticket.id})
-        for closed in route.closed_tickets:  # merged away (LID ↔ phone)
-            await self._to_frontends(closed, {"op": "card", "ticket": closed.id})
+        await self._announce_merge(route.closed_tickets, into=route.ticket)
+
+    async def _announce_merge(
+        self, closed: tuple[TicketView, ...], *, into: TicketView | None
+    ) -> None:
+        """Tickets closed because WhatsApp linked their LID-only customer to a phone
+        with a ticket of its own: their cards, and a notice saying where to go on."""
+        for ticket in closed:
+            notice = {"op": "notice", "ticket": ticket.id, "text": merge_notice(ticket, into)}
+            await self._to_frontends(ticket, {"op": "card", "ticket": ticket.id})
+            await self._to_frontends(ticket, notice)
 
     async def _store_whatsapp_message(
         self, session_id: int, ticket: TicketView, message: Message
@@ -281,13 +296,12 @@ class Relay:
         party = event.party
         if party.is_group or not (party.phone or party.lid):
             return
-        contact = await self._repos.contacts.get_or_create(
-            self._session_ids[event.session],
-            phone=party.phone,
-            lid=party.lid,
-            push_name=party.name,
-            now=self._clock.now(),
-        )
+        async with self._delivering():
+            news = await self._tickets.learn_contact(event.session, party)
+            if news.active is not None:  # the phone became known, or the name changed
+                await self._to_frontends(news.active, {"op": "card", "ticket": news.active.id})
+            await self._announce_merge(news.closed_tickets, into=news.active)
+        contact = news.contact
         if event.avatar_url and event.avatar_url != contact.avatar_url:
             await self._repos.contacts.set_avatar(
                 contact.id, event.avatar_url, now=self._clock.now()

@@ -33,6 +33,7 @@ from typing import TypeAlias
 
 from bridge.clock import Clock
 from bridge.config import BusinessHours, CompanyConfig, Config, SessionConfig
+from bridge.core.frontend import contact_label
 from bridge.core.metrics import Metrics
 from bridge.db import ContactRow, Repositories, TicketRow, UniqueViolation
 from bridge.errors import DatabaseError, InvalidInput
@@ -64,7 +65,7 @@ class TicketView:
     session_key: str  # "<company>/<session>"
     company_id: str
     contact_id: int
-    contact_name: str  # push name, group name, or the phone when unknown
+    contact_name: str  # push name, group name, else the phone or "LID <digits>"
     phone: str | None  # E.164; None for groups and LID-only contacts
     is_group: bool
     status: str  # pending | open | closed
@@ -72,15 +73,17 @@ class TicketView:
     created_at: float
     first_response_at: float | None
     closed_at: float | None
+    lid: str | None = None  # the LID's digits, when known; None for groups
     contact: ContactRow | None = field(default=None, compare=False, repr=False)
     """The contact row the view was made from (deliveries read its addresses)."""
 
     @property
     def label(self) -> str:
-        """``Maria (+5511987654321)``; a group's name; the phone alone when no name."""
-        if self.is_group or self.phone is None or self.contact_name == self.phone:
+        """``Maria (+5511987654321)``; ``Maria (LID 1234…)`` while the phone is hidden;
+        a group's name; the phone alone when no name."""
+        if self.is_group:
             return self.contact_name
-        return f"{self.contact_name} ({self.phone})"
+        return contact_label(self.contact_name, phone=self.phone, lid=self.lid)
 
     @property
     def session_name(self) -> str:
@@ -101,6 +104,26 @@ class InboundRoute:
     auto_replies: tuple[str, ...]  # to the customer now, each already stamped on the ticket
     closed_tickets: tuple[TicketView, ...] = ()
     """Tickets closed because their contact (a LID) turned out to be this phone's."""
+    contact_changed: bool = False
+    """The contact learned its phone, LID or a new name (or absorbed a LID-only
+    contact): a ticket that was not created now shows something new on its card."""
+
+
+@dataclass(frozen=True)
+class ContactNews:
+    """What learning about a person changed: the contact; its active ticket when the
+    contact changed (its card shows something new); tickets a merge closed."""
+
+    contact: ContactRow
+    active: TicketView | None = None
+    closed_tickets: tuple[TicketView, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Person:
+    contact: ContactRow
+    closed_ids: tuple[int, ...] = ()  # tickets a LID ↔ phone merge closed
+    changed: bool = False  # an existing contact took a phone, LID or name (or a merge)
 
 
 @dataclass(frozen=True)
@@ -135,11 +158,18 @@ class CompanyStats:
 # Pure policy
 
 
+def merge_notice(closed: TicketView, into: TicketView | None) -> str:
+    """The notice in the thread of a ticket closed because WhatsApp linked its
+    customer's LID to a phone that had a ticket of its own."""
+    where = f"; the conversation goes on in ticket #{into.id}" if into is not None else ""
+    return f"Ticket #{closed.id} closed: WhatsApp linked this customer to {closed.label}{where}"
+
+
 def contact_name(contact: ContactRow) -> str:
     """The name a contact is shown by: push name or group name, else an address."""
     if contact.is_group:
         return contact.group_name or contact.group_jid or f"group {contact.id}"
-    return contact.push_name or contact.phone or f"{contact.lid}@lid"
+    return contact.push_name or contact.phone or f"LID {contact.lid}"
 
 
 def within_reopen_window(closed_at: float | None, *, now: float, minutes: int) -> bool:
@@ -314,7 +344,8 @@ class TicketService:
         now = self._clock.now()
         session_id = self._session_id(session)
         async with self._db.atomic():
-            contact, merged = await self._contact_of(session_id, message, now)
+            person = await self._contact_of(session_id, message, now)
+            contact = person.contact
             ticket, created, reopened = await self._ticket_for(
                 session_id, contact.id, from_me=message.from_me, now=now
             )
@@ -322,7 +353,7 @@ class TicketService:
                 session, ticket, created=created, from_me=message.from_me, now=now
             )
             view = self._view_with(ticket, contact, session.key)
-            closed = tuple([await self.get(i) for i in merged])
+            closed = tuple([await self.get(i) for i in person.closed_ids])
         if created or reopened:
             log.info(
                 "ticket #%d %s for contact %d on %s",
@@ -331,40 +362,56 @@ class TicketService:
                 contact.id,
                 session.key,
             )
-        return InboundRoute(view, created, reopened, replies, closed)
+        return InboundRoute(view, created, reopened, replies, closed, person.changed)
 
-    async def _contact_of(
-        self, session_id: int, message: Message, now: float
-    ) -> tuple[ContactRow, list[int]]:
-        """The chat's contact, and the tickets a LID ↔ phone merge closed."""
+    async def learn_contact(self, session_key: str, party: Party) -> ContactNews:
+        """What WhatsApp told about a person (push name, LID ↔ phone): the contact
+        takes it (a LID-only contact found to be a phone's is merged into it, as a
+        message would), and the tickets whose cards now show something new."""
+        session_id = self._session_id(self._session(session_key))
+        async with self._db.atomic():
+            person = await self._person(
+                session_id, party, push_name=party.name, now=self._clock.now()
+            )
+            contact = person.contact
+            closed = tuple([await self.get(i) for i in person.closed_ids])
+            active = await self._repos.tickets.find_active(session_id, contact.id)
+        if not person.changed or active is None:
+            return ContactNews(contact, None, closed)
+        return ContactNews(contact, self._view_with(active, contact, session_key), closed)
+
+    async def _contact_of(self, session_id: int, message: Message, now: float) -> _Person:
+        """The chat's contact, and what finding it changed."""
         chat = message.chat
         if chat.group is not None:
             group = await self._repos.contacts.get_or_create_group(
                 session_id, group_jid=chat.group, group_name=chat.name, now=now
             )
-            return group, []
+            return _Person(group)
         # From the phone itself the envelope's push name is the business's own.
         push_name = None if message.from_me else chat.name
         return await self._person(session_id, chat, push_name=push_name, now=now)
 
     async def _person(
         self, session_id: int, party: Party, *, push_name: str | None, now: float
-    ) -> tuple[ContactRow, list[int]]:
+    ) -> _Person:
         phone = normalize_phone(party.phone) if party.phone else None
-        contact = await self._repos.contacts.get_or_create(
+        found = await self._repos.contacts.resolve(
             session_id, phone=phone, lid=party.lid, push_name=push_name, now=now
         )
+        contact = found.contact
         if phone is None or party.lid is None or contact.lid == party.lid:
-            return contact, []
-        return await self._absorb_lid_contact(session_id, contact, party.lid, now)
+            return _Person(contact, changed=found.changed)
+        absorbed = await self._absorb_lid_contact(session_id, contact, party.lid, now)
+        return absorbed or _Person(contact, changed=found.changed)
 
     async def _absorb_lid_contact(
         self, session_id: int, contact: ContactRow, lid: str, now: float
-    ) -> tuple[ContactRow, list[int]]:
+    ) -> _Person | None:
         """Fold the contact known only by ``lid`` into the phone's ``contact``."""
         other = await self._repos.contacts.find(session_id, lid=lid)
         if other is None or other.id == contact.id:
-            return contact, []
+            return None
         merged = await self._repos.contacts.merge(keep_id=contact.id, drop_id=other.id, now=now)
         log.info(
             "contact %d (a LID) merged into contact %d; tickets closed: %s",
@@ -372,7 +419,7 @@ class TicketService:
             contact.id,
             merged.closed_ticket_ids or "none",
         )
-        return merged.contact, merged.closed_ticket_ids
+        return _Person(merged.contact, tuple(merged.closed_ticket_ids), changed=True)
 
     async def _ticket_for(
         self, session_id: int, contact_id: int, *, from_me: bool, now: float
@@ -623,7 +670,7 @@ class TicketService:
         dest_id = self._session_id(dest)
         after = await self._move(before, CLOSED, now=now)
         party = Party(phone=contact.phone, lid=contact.lid)
-        moved, _ = await self._person(dest_id, party, push_name=contact.push_name, now=now)
+        moved = (await self._person(dest_id, party, push_name=contact.push_name, now=now)).contact
         ticket, _ = await self._repos.tickets.open_or_get(dest_id, moved.id, now=now)
         new = self._view_with(ticket, moved, dest.key)
         log.info("ticket #%d transferred to %s as #%d by %s", before.id, dest.key, new.id, by)
@@ -683,6 +730,7 @@ class TicketService:
             contact_id=contact.id,
             contact_name=contact_name(contact),
             phone=None if contact.is_group else contact.phone,
+            lid=None if contact.is_group else contact.lid,
             is_group=contact.is_group,
             status=ticket.status,
             assignee=ticket.assignee,

@@ -1,8 +1,9 @@
 """Contacts: the customers of a session, a person (phone and/or LID) or a group chat.
 
 A person may be known by an E.164 phone, a WhatsApp LID, or both. ``get_or_create``
-links the identifier it is missing when the other one matches; when a phone and a
-LID turn out to name two existing contacts, ``merge`` folds one into the other.
+(and ``resolve``, which also says whether the contact changed) links the identifier
+it is missing when the other one matches; when a phone and a LID turn out to name
+two existing contacts, ``merge`` folds one into the other.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ class ContactMerge:
 
     contact: ContactRow
     closed_ticket_ids: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactResolution:
+    """The result of ``resolve``: the person's contact, and whether this call changed
+    a contact that existed (it took a phone, a LID or a push name it lacked)."""
+
+    contact: ContactRow
+    changed: bool
 
 
 COLUMNS = column_list(ContactRow)
@@ -90,11 +100,24 @@ class ContactRepository:
         it) and the newer push name. When phone and LID match two different contacts,
         the phone's is returned unchanged; call ``merge`` to fold them together.
         """
+        found = await self.resolve(session_id, phone=phone, lid=lid, push_name=push_name, now=now)
+        return found.contact
+
+    async def resolve(
+        self,
+        session_id: int,
+        *,
+        phone: str | None = None,
+        lid: str | None = None,
+        push_name: str | None = None,
+        now: float | None = None,
+    ) -> ContactResolution:
+        """``get_or_create``, also telling whether an existing contact changed."""
         if phone is None and lid is None:
             raise ValueError("a contact needs a phone or a LID")
         known = await self._find_unchanged(session_id, phone, lid, push_name)
         if known is not None:
-            return known  # the usual case: one read, no savepoint
+            return ContactResolution(known, False)  # the usual case: one read, no savepoint
         now = time.time() if now is None else now
         for _ in range(RACE_RETRIES):
             try:
@@ -104,7 +127,7 @@ class ContactRepository:
                         return found
                     created = await self._insert(session_id, phone, lid, push_name, now)
                     if created is not None:
-                        return created
+                        return ContactResolution(created, False)
             except UniqueViolation:
                 continue  # a concurrent caller took the phone or LID first: look again
         raise DatabaseError(f"contact {phone or lid} kept changing under concurrent writers")
@@ -146,8 +169,9 @@ class ContactRepository:
         """Fold contact ``drop_id`` into ``keep_id`` (same session) and delete it.
 
         Its tickets move to the kept contact; if both have a non-closed ticket, the
-        dropped contact's one is closed first (its id is in the result). The kept
-        contact takes the phone, LID and push name it lacked.
+        newer one is closed first (its id is in the result): the conversation goes
+        on where it began. The kept contact takes the phone, LID and push name it
+        lacked.
         """
         now = time.time() if now is None else now
         async with self._db.transaction():
@@ -188,19 +212,20 @@ class ContactRepository:
 
     async def _find_and_update(
         self, session_id: int, phone: str | None, lid: str | None, push_name: str | None, now: float
-    ) -> ContactRow | None:
+    ) -> ContactResolution | None:
         by_phone = await self._find_by(session_id, "phone", phone)
         by_lid = await self._find_by(session_id, "lid", lid)
         found = by_phone or by_lid
         if found is None:
             return None
-        return await self._update(
+        updated = await self._update(
             found,
             phone=phone if by_phone is None else None,
             lid=lid if by_lid is None else None,
             push_name=push_name,
             now=now,
         )
+        return ContactResolution(updated, updated != found)
 
     async def _update(
         self,
@@ -244,14 +269,21 @@ class ContactRepository:
         return _contact(row) if row else None
 
     async def _close_clashing_ticket(self, keep_id: int, drop_id: int, now: float) -> list[int]:
-        if not await self._db.fetchval(
-            "SELECT COUNT(*) FROM tickets WHERE contact_id = $1 AND status <> 'closed'", keep_id
-        ):
-            return []
-        rows = await self._db.fetch(
-            "UPDATE tickets SET status = 'closed', closed_at = $2, updated_at = $2 "
-            "WHERE contact_id = $1 AND status <> 'closed' RETURNING id",
+        """When both contacts have a non-closed ticket, close the newer one."""
+        active = await self._db.fetch(
+            "SELECT id FROM tickets WHERE contact_id IN ($1, $2) AND status <> 'closed' "
+            "ORDER BY created_at, id",
+            keep_id,
             drop_id,
-            now,
         )
-        return [row["id"] for row in rows]
+        if len(active) < 2:
+            return []
+        newer = [row["id"] for row in active[1:]]
+        for ticket_id in newer:
+            await self._db.execute(
+                "UPDATE tickets SET status = 'closed', closed_at = $2, updated_at = $2 "
+                "WHERE id = $1",
+                ticket_id,
+                now,
+            )
+        return newer

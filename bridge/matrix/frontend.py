@@ -24,6 +24,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -481,12 +482,12 @@ class MatrixFrontend(Frontend):
     async def edit(
         self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
     ) -> str | None:
-        intent = await self._intent_for(place, author)
+        intent = await self._intent_of_target(place, author, target)
         content = convert.edit_content(target, self._text(author, new))
         return await self._send(intent, Place(place.room), content, txn_id=txn_id, what="edit")
 
     async def delete(self, place: Place, author: Author, *, target: str) -> None:
-        intent = await self._intent_for(place, author)
+        intent = await self._intent_of_target(place, author, target)
         async with matrix_call("delete a message"):
             await intent.redact(RoomID(place.room), target)  # type: ignore[arg-type]
 
@@ -510,6 +511,20 @@ class MatrixFrontend(Frontend):
             return self.bot
         async with matrix_call("prepare the customer's Matrix user"):
             return await self.ghosts.ready_in(place.room, author)
+
+    async def _intent_of_target(self, place: Place, author: Author, target: str) -> IntentAPI:
+        """Who edits or deletes ``target``: the author's intent, except for a message
+        the customer wrote while WhatsApp showed her LID alone, which is her LID
+        ghost's (an edit counts only from the same sender; a ghost may not redact
+        another's event)."""
+        intent = await self._intent_for(place, author)
+        if author.kind is not AuthorKind.CUSTOMER or not (author.phone and author.lid):
+            return intent
+        lid_ghost = self.ghosts.mxid_of(replace(author, phone=None))
+        async with matrix_call("read the message to change"):
+            event = await self.bot.api.request(Method.GET, Path.v3.rooms[place.room].event[target])
+        sender = Fields(event if isinstance(event, dict) else {}).loose_text("sender")
+        return self.bot.user(lid_ghost) if sender == lid_ghost else intent  # type: ignore[arg-type]
 
     async def _send(
         self,

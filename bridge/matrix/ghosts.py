@@ -1,5 +1,13 @@
 """Ghost users: one Matrix user per WhatsApp contact, ``@<user_prefix><digits>:<domain>``,
-named ``Maria (+5511987654321)``, joined to a room before it posts there."""
+named ``Maria (+5511987654321)``, joined to a room before it posts there.
+
+A customer WhatsApp shows by LID alone (its phone hidden) posts as
+``@<user_prefix>lid-<digits>``, named ``Maria (LID <digits>)``. Once the phone is
+known the customer posts as the phone's ghost, the same one every session and every
+mention uses; Matrix users cannot be merged, so the LID ghost, when it ever spoke,
+is renamed ``Maria (+5511987654321)`` too: its earlier messages read as the same
+person.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ import aiohttp
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixError, MatrixRequestError
 
-from bridge.core.frontend import Author
+from bridge.core.frontend import Author, contact_label
 
 __all__ = ["GhostDirectory", "ghost_localpart", "ghost_name"]
 
@@ -60,11 +68,13 @@ def ghost_localpart(prefix: str, *, phone: str | None, lid: str | None = None) -
 
 
 def ghost_name(author: Author) -> str:
-    """``Maria (+5511987654321)``; just the name or the phone when one is missing."""
-    phone = author.phone if author.phone and not author.phone.endswith("@lid") else None
-    if author.name and phone and author.name != phone:
-        return f"{author.name} ({phone})"
-    return author.name or phone or "WhatsApp contact"
+    """``Maria (+5511987654321)``, ``Maria (LID 1234…)`` while the phone is hidden;
+    just the name or the phone when one is missing."""
+    phone, lid = author.phone, author.lid
+    if phone and phone.endswith("@lid"):  # a group member known by LID alone
+        lid = lid or phone.removesuffix("@lid")
+        phone = None
+    return contact_label(author.name, phone=phone, lid=lid)
 
 
 class GhostDirectory:
@@ -100,8 +110,22 @@ class GhostDirectory:
         if author.avatar_url and self._avatars.get(mxid) != author.avatar_url:
             self._avatars[mxid] = author.avatar_url  # tried once per URL, even on failure
             await self._set_avatar(intent, author.avatar_url)
+        if author.phone and author.lid:
+            await self._rename_lid_ghost(author.lid, name)
         await intent.ensure_joined(room)  # type: ignore[arg-type]
         return intent
+
+    async def _rename_lid_ghost(self, lid: str, name: str) -> None:
+        """The ghost that spoke for this person while only the LID was known takes
+        the name with the phone; one that never spoke is not created for it."""
+        mxid = f"@{ghost_localpart(self._prefix, phone=None, lid=lid)}:{self._domain}"
+        if self._names.get(mxid) == name:
+            return
+        current = await self._bot.get_displayname(mxid)  # type: ignore[arg-type]
+        if current is not None and current != name:
+            await self._bot.user(mxid).set_displayname(name, check_current=False)  # type: ignore[arg-type]
+            log.info("ghost %s (a LID) renamed %s: the phone is known now", mxid, name)
+        self._names[mxid] = name
 
     async def _set_name(self, intent: IntentAPI, name: str) -> None:
         try:

@@ -35,10 +35,7 @@ def escape(text: str) -> str:
 
 def card_message(card: TicketCard) -> dict[str, Any]:
     """``text`` (notification fallback) and ``blocks`` of a ticket's thread root."""
-    who = escape(card.contact_name)
-    if card.phone:
-        who += f" ({escape(card.phone)})"
-    lines = [f"*Ticket #{card.ticket_id}* · {who}", f"Status: *{card.status}*"]
+    lines = [f"*Ticket #{card.ticket_id}* · {escape(card.who)}", f"Status: *{card.status}*"]
     if card.assignee:
         lines.append(f"Assignee: {_assignee(card.assignee)}")
     if card.is_group:

@@ -53,6 +53,13 @@ Behaviour worth knowing (the DESIGN "/sim" contract, plus these choices):
 - **Avatars.** An inbound body may carry ``"avatar_url"`` (an extension; an
   http(s) URL): the sender's profile picture. A ``ContactUpdateEvent`` carrying it
   is emitted when the push name or the avatar changed.
+- **LIDs.** An inbound body may carry ``"lid": "<digits>@lid"`` and leave out
+  ``from`` (WhatsApp hid the phone): the sender is ``Party(phone=None, lid=…)``.
+  The first body with both links them, as WhatsApp's LID store does: the link is
+  kept in ``lids.jsonl`` (across restarts and logouts), a ``ContactUpdateEvent``
+  with both is emitted, and later bodies with either one give the sender both. A
+  body that would give a LID a second phone (or a phone a second LID) is refused.
+  A send to ``<digits>@lid`` is logged with ``to`` = that LID.
 - Files are tiny and written synchronously, so the log order is the send order.
 """
 
@@ -89,6 +96,7 @@ from bridge.model import (
     Edit,
     Location,
     Media,
+    Message,
     Party,
     Quote,
     Reaction,
@@ -254,12 +262,14 @@ class SimDevice:
 
 
 class SimSessionStore:
-    """The files of one simulated session: ``device.json`` and ``outbound.jsonl``."""
+    """The files of one simulated session: ``device.json``, ``outbound.jsonl`` and
+    ``lids.jsonl`` (the LID ↔ phone links it learned)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.device_path = directory / "device.json"
         self.outbound_path = directory / "outbound.jsonl"
+        self.lids_path = directory / "lids.jsonl"
 
     def load_device(self) -> SimDevice | None:
         if not self.device_path.exists():
@@ -278,24 +288,36 @@ class SimSessionStore:
         self.device_path.unlink(missing_ok=True)
 
     def load_outbound(self) -> list[dict[str, Any]]:
-        if not self.outbound_path.exists():
-            return []
-        entries = []
-        lines = self.outbound_path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(json.loads(line))
-            except ValueError as exc:
-                raise EngineError(
-                    f"sim outbound log {self.outbound_path} line {number} is corrupt: {exc}"
-                ) from exc
-        return entries
+        return _load_jsonl(self.outbound_path, "outbound log")
 
     def append_outbound(self, entry: Mapping[str, Any]) -> None:
         files.private_dir(self.directory)
         files.append_private(self.outbound_path, json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def load_lids(self) -> dict[str, str]:
+        """LID digits → E.164 phone, as linked so far."""
+        try:
+            return {e["lid"]: e["phone"] for e in _load_jsonl(self.lids_path, "LID store")}
+        except (KeyError, TypeError) as exc:
+            raise EngineError(f"sim LID store {self.lids_path} is corrupt: {exc!r}") from exc
+
+    def append_lid(self, lid: str, phone: str) -> None:
+        files.private_dir(self.directory)
+        files.append_private(self.lids_path, json.dumps({"lid": lid, "phone": phone}) + "\n")
+
+
+def _load_jsonl(path: Path, what: str) -> list[Any]:
+    if not path.exists():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except ValueError as exc:
+            raise EngineError(f"sim {what} {path} line {number} is corrupt: {exc}") from exc
+    return entries
 
 
 # --- per-session state -------------------------------------------------------
@@ -337,6 +359,8 @@ class _SimSession:
     push_names: dict[str, str] = field(default_factory=dict)
     avatars: dict[str, str] = field(default_factory=dict)
     read_ids: list[str] = field(default_factory=list)
+    lid_phones: dict[str, str] = field(default_factory=dict)  # LID digits → E.164
+    phone_lids: dict[str, str] = field(default_factory=dict)  # E.164 → LID digits
 
     @property
     def link_status(self) -> str:
@@ -360,6 +384,37 @@ def _apply_edit(session: _SimSession, target: str, text: str) -> None:
     known = session.known.get(target)
     if known is not None:
         session.known[target] = dataclasses.replace(known, text=text)
+
+
+def _identified(session: _SimSession, message: Message) -> tuple[Message, bool]:
+    """``message`` with its sender's other half (phone or LID) where the session's LID
+    store knows it, and whether this message linked the two (stored at once).
+    Raises :class:`InvalidInput` for a LID or phone already linked to another."""
+    sender = message.sender
+    phone, lid = sender.phone, sender.lid
+    linked = phone is not None and lid is not None and lid not in session.lid_phones
+    if phone is not None and lid is not None:
+        _check_link(session, phone, lid)
+        if linked:
+            session.store.append_lid(lid, phone)
+            session.lid_phones[lid], session.phone_lids[phone] = phone, lid
+        return message, linked
+    known_phone = session.lid_phones.get(lid) if lid else None
+    known_lid = session.phone_lids.get(phone) if phone else None
+    if known_phone is None and known_lid is None:
+        return message, False
+    sender = dataclasses.replace(sender, phone=phone or known_phone, lid=lid or known_lid)
+    chat = message.chat if message.chat.is_group else sender
+    return dataclasses.replace(message, sender=sender, chat=chat), False
+
+
+def _check_link(session: _SimSession, phone: str, lid: str) -> None:
+    known_phone = session.lid_phones.get(lid)
+    if known_phone not in (None, phone):
+        raise InvalidInput(f"lid {lid}@lid is linked to another phone, not to {phone}")
+    known_lid = session.phone_lids.get(phone)
+    if known_lid not in (None, lid):
+        raise InvalidInput(f"{phone} is linked to another LID, not to {lid}@lid")
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -438,6 +493,8 @@ class SimEngine(Engine):
             )
             for entry in session.outbound:
                 self._remember_outbound(session, entry)
+            session.lid_phones = store.load_lids()
+            session.phone_lids = {phone: lid for lid, phone in session.lid_phones.items()}
             self._sessions[key] = session
         return session
 
@@ -674,34 +731,35 @@ class SimEngine(Engine):
             body, wa_id=wa_id, timestamp=self._clock.now(), quote_of=session.quote_of
         )
         avatar_url = read_avatar_url(body)
+        message, linked = _identified(session, message)
         session.known[wa_id] = _KnownMessage(
             author=message.sender.address, text=_preview_text(message.content), chat=message.chat
         )
         if isinstance(message.content, Edit):
             _apply_edit(session, message.content.target, message.content.new.body)
-        await self._learn_contact(session, message.sender, avatar_url)
+        await self._learn_contact(session, message.sender, avatar_url, linked=linked)
         log.debug("sim session %s: inbound %s %s", key, message.kind_label, wa_id)
         await self.emit(MessageEvent(key, message=message))
         return wa_id
 
     async def _learn_contact(
-        self, session: _SimSession, sender: Party, avatar_url: str | None
+        self, session: _SimSession, sender: Party, avatar_url: str | None, *, linked: bool
     ) -> None:
-        """Emit a ContactUpdateEvent when the sender's push name or avatar is new."""
-        if not sender.phone:
+        """Emit a ContactUpdateEvent when the sender's push name or avatar is new, or
+        when this message linked its LID and phone."""
+        if sender.is_group:
             return
-        new_name = bool(sender.name) and session.push_names.get(sender.phone) != sender.name
-        new_avatar = avatar_url is not None and session.avatars.get(sender.phone) != avatar_url
-        if not (new_name or new_avatar):
+        who = sender.lid or sender.address  # the LID stays when the phone is learned
+        new_name = bool(sender.name) and session.push_names.get(who) != sender.name
+        new_avatar = avatar_url is not None and session.avatars.get(who) != avatar_url
+        if not (new_name or new_avatar or linked):
             return
         if new_name and sender.name:
-            session.push_names[sender.phone] = sender.name
+            session.push_names[who] = sender.name
         if avatar_url is not None:
-            session.avatars[sender.phone] = avatar_url
+            session.avatars[who] = avatar_url
         await self.emit(
-            ContactUpdateEvent(
-                session.key, party=sender, avatar_url=session.avatars.get(sender.phone)
-            )
+            ContactUpdateEvent(session.key, party=sender, avatar_url=session.avatars.get(who))
         )
 
     def _new_id(self, session: _SimSession) -> str:

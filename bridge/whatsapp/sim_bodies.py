@@ -16,6 +16,9 @@ real WhatsApp message stays far inside them):
   printable ASCII characters without spaces, as WhatsApp ids are;
 - a group ``id`` is a group JID (``1203…@g.us``), ``avatar_url`` an http(s) URL of
   at most :data:`MAX_URL_CHARS`, a mimetype ``type/subtype`` in ASCII;
+- a ``lid`` is a LID JID: 1 to :data:`MAX_LID_DIGITS` ASCII digits and ``@lid``
+  (``123456789012345@lid``); ``from`` may be left out when ``lid`` is given (WhatsApp
+  hides the phone), never both;
 - numbers are finite: ``lat`` -90…90, ``lon`` -180…180, ``width``/``height`` up to
   :data:`MAX_DIMENSION`, ``duration`` up to :data:`MAX_DURATION_SECONDS`, a fault's
   ``seconds`` 0…:data:`MAX_FAULT_SECONDS`, ``fail_sends`` ``count``
@@ -76,6 +79,7 @@ MAX_NAME_CHARS = 1_024
 MAX_TYPE_NAME_CHARS = 64
 MAX_EMOJI_CHARS = 32  # the longest emoji sequences (flags, families) are about 10
 MAX_ID_CHARS = 128
+MAX_LID_DIGITS = 24  # WhatsApp's LIDs have about 15
 MAX_URL_CHARS = 2_048
 MAX_MIMETYPE_CHARS = 255
 MAX_DIMENSION = 100_000  # pixels
@@ -95,6 +99,7 @@ DEFAULT_SEND_ERROR = "sim: send failed"
 
 _ID = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 _GROUP_JID = re.compile(r"[0-9]+(?:-[0-9]+)?@g\.us")
+_LID_JID = re.compile(rf"([0-9]{{1,{MAX_LID_DIGITS}}})@lid")  # [0-9]: ASCII digits only
 _MIMETYPE = re.compile(r"[!-~]+/[!-~]+(?:[ \t]*;[ -~]*)?")
 
 
@@ -264,6 +269,29 @@ def _read_phone(fields: Fields, key: str) -> str:
         raise InvalidInput(f"{fields.name(key)}: {exc.explanation}") from exc
 
 
+def _read_lid(fields: Fields) -> str | None:
+    """The digits of the optional ``lid`` (``123456789012345@lid``)."""
+    if not fields.has("lid"):
+        return None
+    match = _LID_JID.fullmatch(fields.text("lid", limit=MAX_ID_CHARS))
+    if match is None:
+        raise InvalidInput(
+            f"lid must be a LID such as 123456789012345@lid (1 to {MAX_LID_DIGITS} digits)"
+        )
+    return match.group(1)
+
+
+def _read_sender(fields: Fields) -> Party:
+    """The customer: ``from`` (E.164) and/or ``lid``; ``from`` only when no ``lid``."""
+    name = fields.optional_text("push_name", limit=MAX_NAME_CHARS)
+    lid = _read_lid(fields)
+    if lid is not None and not fields.has("from"):
+        return Party(lid=lid, name=name)
+    if not fields.has("from"):
+        raise InvalidInput("from is required when there is no lid")
+    return Party(phone=_read_phone(fields, "from"), lid=lid, name=name)
+
+
 def _read_group(fields: Fields) -> Party:
     group = fields.obj("group")
     jid = group.text("id", limit=MAX_ID_CHARS)
@@ -291,8 +319,7 @@ def message_from_inbound(
     when the sim knows the message). Raises :class:`InvalidInput` naming the field.
     """
     fields = _object(body)
-    name = fields.optional_text("push_name", limit=MAX_NAME_CHARS)
-    sender = Party(phone=_read_phone(fields, "from"), name=name)
+    sender = _read_sender(fields)
     content = _read_content(fields, fields.choice("kind", INBOUND_KINDS))
     chat = _read_group(fields) if fields.has("group") else sender
     quote = quote_of(fields.ident("quote")) if fields.has("quote") else None

@@ -25,6 +25,10 @@ Every answer is JSON; every refusal is ``{"error": "<short reason>"}`` with
 - ``503`` when the bridge could not take an inbound message (its database is down):
   the phone sends it again, as WhatsApp does with an unacknowledged message.
 
+An inbound body may carry ``"lid"`` (``"<digits>@lid"``) and then leave out
+``from`` (DESIGN section 8, "LIDs"); one with neither is a 400, and so is one
+linking a LID to a second phone.
+
 Extensions beyond the contract: ``GET`` also answers ``"pair_code"``; an inbound
 body may carry ``"id"`` and ``"avatar_url"``;
 ``POST /sim/sessions/{s}/fail_sends {"count": n, "error": "…"}`` makes the next

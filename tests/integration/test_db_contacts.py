@@ -107,3 +107,37 @@ async def test_concurrent_get_or_create_makes_one_contact(repos: Repositories) -
         *(repos.contacts.get_or_create(session.id, phone=PHONE) for _ in range(20))
     )
     assert len({c.id for c in contacts}) == 1
+
+
+async def test_resolve_says_when_a_known_contact_changed(repos: Repositories) -> None:
+    session = await _session(repos)
+    new = await repos.contacts.resolve(session.id, lid="123", push_name="Maria", now=1.0)
+    assert not new.changed  # created: nothing shown anywhere yet
+    same = await repos.contacts.resolve(session.id, lid="123", push_name="Maria", now=2.0)
+    assert (same.contact, same.changed) == (new.contact, False)
+    linked = await repos.contacts.resolve(session.id, phone=PHONE, lid="123", now=3.0)
+    assert (linked.contact.id, linked.contact.phone, linked.changed) == (
+        new.contact.id,
+        PHONE,
+        True,
+    )
+    again = await repos.contacts.resolve(session.id, lid="123", now=4.0)
+    assert (again.contact.phone, again.changed) == (PHONE, False)  # by the LID alone too
+    renamed = await repos.contacts.resolve(session.id, phone=PHONE, push_name="Maria S.", now=5.0)
+    assert (renamed.contact.push_name, renamed.changed) == ("Maria S.", True)
+
+
+async def test_merge_keeps_the_older_of_two_active_tickets(repos: Repositories) -> None:
+    session = await _session(repos)
+    by_lid = await repos.contacts.get_or_create(session.id, lid="123", push_name="Maria")
+    by_phone = await repos.contacts.get_or_create(session.id, phone=PHONE)
+    older, _ = await repos.tickets.open_or_get(session.id, by_lid.id, now=10.0)
+    newer, _ = await repos.tickets.open_or_get(session.id, by_phone.id, now=20.0)
+
+    merged = await repos.contacts.merge(keep_id=by_phone.id, drop_id=by_lid.id, now=30.0)
+
+    assert merged.closed_ticket_ids == [newer.id]
+    kept = await repos.tickets.find_active(session.id, by_phone.id)
+    assert kept is not None and (kept.id, kept.contact_id) == (older.id, by_phone.id)
+    closed = await repos.tickets.get(newer.id)
+    assert closed is not None and (closed.status, closed.closed_at) == ("closed", 30.0)

@@ -14,7 +14,7 @@ import pytest
 from bridge.clock import FakeClock
 from bridge.config import Config, parse_config
 from bridge.core.metrics import Metrics
-from bridge.core.tickets import InboundRoute, TicketChange, TicketService
+from bridge.core.tickets import InboundRoute, TicketChange, TicketService, merge_notice
 from bridge.db import Repositories
 from bridge.errors import InvalidInput
 from bridge.model import Message, Party, Text
@@ -312,10 +312,14 @@ async def test_brazil_ninth_digit_shares_a_ticket(world: World) -> None:
 
 async def test_lid_then_phone_is_one_contact(world: World) -> None:
     lid_only = await world.route(text(phone=None, lid="123456789"))
-    assert (lid_only.ticket.phone, lid_only.ticket.label) == (None, "Maria")
+    assert (lid_only.ticket.phone, lid_only.ticket.label) == (None, "Maria (LID 123456789)")
+    assert not lid_only.contact_changed  # a new contact: its new ticket shows it
     both = await world.route(text(phone=PHONE, lid="123456789"))
     assert (both.ticket.id, both.created) == (lid_only.ticket.id, False)
-    assert both.ticket.phone == PHONE
+    assert (both.ticket.phone, both.ticket.label) == (PHONE, f"Maria ({PHONE})")
+    assert both.contact_changed  # the card must show the phone now
+    again = await world.route(text(phone=PHONE, lid="123456789"))
+    assert not again.contact_changed
     session_id = world.session_ids["acme/sales"]
     by_phone = await world.repos.contacts.find(session_id, phone=PHONE)
     by_lid = await world.repos.contacts.find(session_id, lid="123456789")
@@ -337,6 +341,47 @@ async def test_lid_contact_merges_into_the_phones(world: World) -> None:
     assert [t.id for t in await world.service.list("acme/sales", status="pending")] == [
         phone_first.ticket.id
     ]
+
+
+async def test_lid_alone_after_the_link_is_the_same_contact(world: World) -> None:
+    phone_first = await world.route(text(phone=PHONE))
+    await world.route(text(phone=PHONE, lid="123456789"))
+    lid_only = await world.route(text(phone=None, lid="123456789"))  # no phone given
+    assert (lid_only.ticket.id, lid_only.ticket.phone) == (phone_first.ticket.id, PHONE)
+    assert not lid_only.contact_changed
+    assert await world.tickets() == 1
+
+
+async def test_merge_keeps_the_older_ticket_when_the_lid_wrote_first(world: World) -> None:
+    lid_first = await world.route(text(phone=None, lid="123456789"))
+    await world.clock.advance(60)
+    phone_later = await world.route(text(phone=PHONE))  # not known to be her yet
+    both = await world.route(text(phone=PHONE, lid="123456789"))
+    assert both.ticket.id == lid_first.ticket.id  # where the conversation began
+    assert [t.id for t in both.closed_tickets] == [phone_later.ticket.id]
+    assert both.contact_changed and both.ticket.phone == PHONE
+    assert merge_notice(both.closed_tickets[0], both.ticket) == (
+        f"Ticket #{phone_later.ticket.id} closed: WhatsApp linked this customer to "
+        f"Maria ({PHONE}); the conversation goes on in ticket #{lid_first.ticket.id}"
+    )
+
+
+async def test_learning_the_phone_of_a_lid_only_contact_changes_its_card(world: World) -> None:
+    lid_only = await world.route(text(phone=None, lid="123456789"))
+    news = await world.service.learn_contact("acme/sales", Party(phone=PHONE, lid="123456789"))
+    assert news.active is not None and news.active.id == lid_only.ticket.id
+    assert (news.active.label, news.closed_tickets) == (f"Maria ({PHONE})", ())
+    again = await world.service.learn_contact("acme/sales", Party(phone=PHONE, lid="123456789"))
+    assert again.active is None  # nothing new to show
+
+
+async def test_a_link_learned_outside_a_message_merges_the_lid_contact(world: World) -> None:
+    phone_first = await world.route(text(phone=PHONE))
+    lid_only = await world.route(text(phone=None, lid="123456789"))
+    news = await world.service.learn_contact("acme/sales", Party(phone=PHONE, lid="123456789"))
+    assert news.active is not None and news.active.id == phone_first.ticket.id
+    assert [t.id for t in news.closed_tickets] == [lid_only.ticket.id]
+    assert news.contact.lid == "123456789"
 
 
 async def test_push_name_updates_the_contact(world: World) -> None:

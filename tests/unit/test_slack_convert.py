@@ -36,6 +36,23 @@ def test_card_has_the_contract_words_and_buttons() -> None:
 
 
 @pytest.mark.parametrize(
+    ("phone", "lid", "who"),
+    [
+        (None, "123456789012345", "Maria (LID 123456789012345)"),  # phone hidden
+        ("+5511987654321", "123456789012345", "Maria (+5511987654321)"),  # once known
+    ],
+)
+def test_card_of_a_lid_contact_shows_the_lid_until_the_phone_is_known(
+    phone: str | None, lid: str, who: str
+) -> None:
+    card = TicketCard(12, "acme/sales", "Maria", phone, False, "pending", None, lid=lid)
+    message = convert.card_message(card)
+    assert message["text"] == f"Ticket #12 · {who} · pending"
+    assert f"*Ticket #12* · {who}" in json.dumps(message["blocks"], ensure_ascii=False)
+    assert "()" not in message["text"]  # never an empty phone
+
+
+@pytest.mark.parametrize(
     ("assignee", "shown"), [("U0BOB", "<@U0BOB>"), ("@bob:localhost", "@bob:localhost")]
 )
 def test_card_assignee(assignee: str, shown: str) -> None:

@@ -138,7 +138,7 @@ def contact_row(**changes: object) -> ContactRow:
     [
         (contact_row(phone="+5511987654321", push_name="Maria"), "Maria"),
         (contact_row(phone="+5511987654321"), "+5511987654321"),
-        (contact_row(lid="123"), "123@lid"),
+        (contact_row(lid="123"), "LID 123"),
         (contact_row(is_group=True, group_jid="1@g.us", group_name="Família"), "Família"),
         (contact_row(is_group=True, group_jid="1@g.us"), "1@g.us"),
     ],
@@ -169,6 +169,9 @@ def test_label() -> None:
     assert view().label == "Maria (+5511987654321)"
     assert view(contact_name="+5511987654321").label == "+5511987654321"
     assert view(phone=None).label == "Maria"
+    assert view(phone=None, lid="123456789012345").label == "Maria (LID 123456789012345)"
+    assert view(lid="123456789012345").label == "Maria (+5511987654321)"  # phone once known
+    assert view(contact_name="LID 123", phone=None, lid="123").label == "LID 123"
     assert view(contact_name="Família", phone=None, is_group=True).label == "Família"
     assert (view().session_name, view().is_active, view(status="closed").is_active) == (
         "sales",
