@@ -147,6 +147,8 @@ class TicketLike(Protocol):
     @property
     def phone(self) -> str | None: ...  # E.164; None for groups and LID-only contacts
     @property
+    def lid(self) -> str | None: ...  # the LID's digits, when WhatsApp hides the phone
+    @property
     def is_group(self) -> bool: ...
     @property
     def assignee(self) -> str | None: ...  # a user id
@@ -617,7 +619,12 @@ async def run_tickets(services: Services, call: Invocation) -> CommandReply:
         return _reply(texts.no_tickets(statuses))
     lines = [
         texts.ticket_line(
-            t.id, status=t.status, name=t.contact_name, phone=t.phone, is_group=t.is_group
+            t.id,
+            status=t.status,
+            name=t.contact_name,
+            phone=t.phone,
+            lid=t.lid,
+            is_group=t.is_group,
         )
         for t in found[:MAX_TICKET_LINES]
     ]

@@ -216,11 +216,19 @@ def no_sessions(company_name: str) -> str:
 
 
 def ticket_line(
-    ticket_id: int, *, status: str, name: str, phone: str | None, is_group: bool
+    ticket_id: int,
+    *,
+    status: str,
+    name: str,
+    phone: str | None,
+    is_group: bool,
+    lid: str | None = None,
 ) -> str:
-    """``#12 pending Maria (+5511987654321)``; groups ``#13 open Family (group)`` (contract)."""
+    """``#12 pending Maria (+5511987654321)``; groups ``#13 open Family (group)``
+    (contract); a customer whose phone WhatsApp hides ``#14 open Ana (LID 1234…)``."""
     shown_name = " ".join(name.split()) or "unknown"
-    where_from = "group" if is_group else (phone or "no number")
+    known_as = phone or (f"LID {lid}" if lid else "no number")
+    where_from = "group" if is_group else known_as
     return f"#{ticket_id} {status} {shown_name} ({where_from})"
 
 

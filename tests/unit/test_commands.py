@@ -72,6 +72,7 @@ class FakeTicket:
     is_group: bool = False
     assignee: str | None = None
     session_key: str = "acme/sales"
+    lid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -495,6 +496,7 @@ async def test_tickets_lines_exactly(world: World):
         ("acme/sales", "open"): [
             FakeTicket(5, "open", "Família Silva", phone=None, is_group=True),
             FakeTicket(6, "open", "Ana \n Paula", phone=None),
+            FakeTicket(7, "open", "Bia", phone=None, lid="123456789012345"),
         ],
         ("acme/sales", "closed"): [FakeTicket(1, "closed", "João", phone="+5521912345678")],
     }
@@ -502,7 +504,8 @@ async def test_tickets_lines_exactly(world: World):
     assert reply == CommandReply(
         "#3 pending Maria (+5511987654321)\n"
         "#5 open Família Silva (group)\n"
-        "#6 open Ana Paula (no number)"
+        "#6 open Ana Paula (no number)\n"
+        "#7 open Bia (LID 123456789012345)"
     )
     assert world.calls == [("list", "acme/sales", "pending"), ("list", "acme/sales", "open")]
 
