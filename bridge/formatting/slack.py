@@ -8,6 +8,13 @@ family parser with Slack's atoms: ``<url|label>`` links, ``<@U0BOB>`` user menti
 
 On output ``&``, ``<`` and ``>`` in text are escaped, so text can never forge a link
 or a mention; lists (which mrkdwn lacks) are ``•`` and ``1.`` lines.
+
+Emoji (:mod:`bridge.formatting.slack_emoji`): a standard shortcode (``:tada:``,
+``:+1::skin-tone-2:``) in Slack text is read as its emoji, except in code, inside
+``<…>`` (links, mentions, channels) and right after a letter or digit; custom
+workspace emoji stay ``:name:``. On output emoji stay Unicode (Slack shows them) and
+a literal shortcode in text is protected (a word joiner after its first colon), so
+Slack shows it as typed and reading it back gives the same text.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from bridge.formatting.ast import (
     prefix_lines,
     render_list,
 )
+from bridge.formatting.slack_emoji import emojize, protect
 from bridge.formatting.whatsapp import Atom, Dialect, parse, wrap_lines
 
 _ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
@@ -65,26 +73,41 @@ def _angle(inner: str) -> Inline:
     url = unescape(target)
     if ":" not in url:
         return Text(label or url)
-    return Link(url, (Text(label or url),))
+    return Link(url, (Text(emojize(label) if label else url),))
 
 
 def _slack_atoms(line: str) -> list[Atom]:
+    """``<…>`` tokens, then the entities outside them."""
     atoms: list[Atom] = []
     if "<" in line:
         atoms.extend((m.start(), m.end(), _angle(m.group(1))) for m in _ANGLE.finditer(line))
     if "&" in line:
-        taken = [(start, end) for start, end, _ in atoms]
+        inside = _covered(line, atoms)
         for match in _ENTITY.finditer(line):
-            if not any(start <= match.start() < end for start, end in taken):
+            if not inside[match.start()]:
                 atoms.append((match.start(), match.end(), Text(_ENTITIES[match.group()])))
         atoms.sort(key=lambda atom: atom[0])
     return atoms
 
 
+def _covered(line: str, atoms: list[Atom]) -> bytearray:
+    """1 at every position of ``line`` inside one of ``atoms``: one pass, however many."""
+    inside = bytearray(len(line))
+    for start, end, _ in atoms:
+        inside[start:end] = b"\x01" * (end - start)
+    return inside
+
+
+def _text(raw: str) -> str:
+    """Text between markers and atoms (never code, never inside ``<…>``): entities
+    decoded, standard emoji shortcodes as emoji."""
+    return emojize(unescape(raw))
+
+
 SLACK = Dialect(
     find_atoms=_slack_atoms,
     literal=unescape,
-    decode_text=unescape,
+    decode_text=_text,
     quote_prefixes=("&gt; ", "> "),
     bullets=("• ", "◦ ", "- ", "* "),
 )
@@ -121,7 +144,7 @@ def render_inline(nodes: tuple[Inline, ...], active: frozenset[str] = frozenset(
     parts: list[str] = []
     for node in nodes:
         if isinstance(node, Text):
-            parts.append(escape(node.text))
+            parts.append(escape(protect(node.text)))
         elif isinstance(node, LineBreak):
             parts.append("\n")
         elif isinstance(node, Code):

@@ -3,7 +3,7 @@
 Text markup goes through :mod:`bridge.formatting` (WhatsApp markup ⇄ Slack mrkdwn);
 this module builds what surrounds it: the ticket card's Block Kit, the username a
 customer posts under, readable renderings of locations and contacts, file names,
-quotes, and the emoji ⇄ Slack reaction name table.
+quotes, and reaction names (Slack's emoji names, :mod:`bridge.formatting.slack_emoji`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 
 from bridge import formatting, vcard
 from bridge.core.frontend import Author, AuthorKind, TicketCard
+from bridge.formatting.slack_emoji import SLACK_EMOJI
 from bridge.model import ContactCard, Location, Media, MediaKind, default_filename
 
 ACCEPT_ACTION = "ticket_accept"
@@ -198,85 +199,13 @@ def mentioned_users(text: str) -> list[str]:
 
 # --- reactions ------------------------------------------------------------------------
 
-# Unicode emoji ⇄ Slack's standard names (the ones WhatsApp's quick reactions and
-# common replies use). Unknown emoji fall back to a text reply.
-EMOJI_NAMES: dict[str, str] = {
-    "👍": "+1",
-    "👎": "-1",
-    "❤️": "heart",
-    "❤": "heart",
-    "😂": "joy",
-    "😮": "open_mouth",
-    "😢": "cry",
-    "🙏": "pray",
-    "😡": "rage",
-    "🎉": "tada",
-    "🔥": "fire",
-    "✅": "white_check_mark",
-    "👀": "eyes",
-    "😀": "grinning",
-    "😃": "smiley",
-    "😄": "smile",
-    "😁": "grin",
-    "😊": "blush",
-    "😍": "heart_eyes",
-    "😘": "kissing_heart",
-    "🤔": "thinking_face",
-    "👏": "clap",
-    "👌": "ok_hand",
-    "🙌": "raised_hands",
-    "💯": "100",
-    "😭": "sob",
-    "😅": "sweat_smile",
-    "😉": "wink",
-    "🤣": "rolling_on_the_floor_laughing",
-    "😱": "scream",
-    "🥰": "smiling_face_with_3_hearts",
-    "😎": "sunglasses",
-    "😴": "sleeping",
-    "🤝": "handshake",
-    "💪": "muscle",
-    "👋": "wave",
-    "⭐": "star",
-    "❌": "x",
-    "⚠️": "warning",
-    "💔": "broken_heart",
-    "🙂": "slightly_smiling_face",
-    "🙁": "slightly_frowning_face",
-    "😐": "neutral_face",
-    "😕": "confused",
-    "😬": "grimacing",
-    "🤷": "shrug",
-}
-_NAME_ALIASES = {"thumbsup": "+1", "thumbsdown": "-1", "heavy_check_mark": "white_check_mark"}
-NAME_EMOJI: dict[str, str] = {}
-for _emoji, _name in EMOJI_NAMES.items():
-    NAME_EMOJI.setdefault(_name, _emoji)
-
 
 def reaction_name(emoji: str) -> str | None:
-    """Slack's name for ``emoji`` (skin tones become ``::skin-tone-N``), else None."""
-    base, tone = _split_skin_tone(emoji)
-    name = EMOJI_NAMES.get(base) or EMOJI_NAMES.get(base.replace("\ufe0f", ""))
-    if name is None:
-        return None
-    return f"{name}::skin-tone-{tone}" if tone else name
+    """Slack's name for ``emoji`` (``+1``; skin tones as ``+1::skin-tone-4``), else None
+    (an emoji the data does not know, or one with two different skin tones)."""
+    return SLACK_EMOJI.name(emoji)
 
 
 def reaction_emoji(name: str) -> str | None:
-    """The emoji of a Slack reaction name (skin tones kept), else None."""
-    base, _, tone = name.partition("::skin-tone-")
-    base = _NAME_ALIASES.get(base, base)
-    emoji = NAME_EMOJI.get(base)
-    if emoji is None:
-        return None
-    if tone.isdigit() and 2 <= int(tone) <= 6:
-        return emoji + chr(0x1F3FB + int(tone) - 2)
-    return emoji
-
-
-def _split_skin_tone(emoji: str) -> tuple[str, int | None]:
-    for char in emoji:
-        if 0x1F3FB <= ord(char) <= 0x1F3FF:
-            return emoji.replace(char, ""), ord(char) - 0x1F3FB + 2
-    return emoji, None
+    """The emoji of a Slack reaction name (skin tones kept), else None (custom emoji)."""
+    return SLACK_EMOJI.emoji(name)

@@ -43,6 +43,10 @@ from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
+# a reaction name: an emoji name, with Slack's skin tone when it has one
+# ("+1", "thumbsup::skin-tone-2"); colons elsewhere, spaces or an empty name are refused
+_REACTION_NAME = re.compile(r"[a-z0-9_+'-]{1,100}(::skin-tone-[2-6](-[2-6])?)?")
+
 JsonDict = dict[str, Any]
 
 JSON_ARGS = ("blocks", "attachments", "files", "metadata")
@@ -808,7 +812,7 @@ class SlackFake:
         name = args.get("name")
         if not args.get("channel") or not args.get("timestamp"):
             raise SlackError("no_item_specified")
-        if not name or ":" in name or " " in name:
+        if not isinstance(name, str) or not _REACTION_NAME.fullmatch(name):
             raise SlackError("invalid_name")
         channel = self._known_channel(args)
         if self._find(channel.id, args["timestamp"]) is None:

