@@ -9,9 +9,17 @@ and reactions, which Slack keeps across retries), and runs a command once per ev
 so a replayed click or slash command is answered "already done" instead of running
 again.
 
-Payloads are read by type (:mod:`bridge.slack.payload`); files attendants share are
-fetched by :mod:`bridge.slack.files`, and one that is refused there (another host,
-too large) is named in the thread instead of sent.
+Payloads are read by type (:mod:`bridge.slack.payload`); files attendants share in a
+ticket thread are fetched by :mod:`bridge.slack.files`. A file is checked against
+WhatsApp's limit for its kind and ``media.max_size_mb`` (:mod:`bridge.media_limits`)
+before it is downloaded (the size Slack declares) and while it is (the bytes that
+arrive); one refused there (too large, another host) is named in the thread instead of
+sent, and the message's text still goes.
+
+Every command (a ``!command`` message in a channel or a thread, ``/whatsapp``, a card
+button) gets an answer where it was typed: its reply, a refusal (someone who is not
+staff of the company: ephemeral, and nothing else happens), or, in a channel the bridge
+does not serve, :data:`NOT_BRIDGED`.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from typing import Any, Protocol
 from slack_bolt.async_app import AsyncApp
 
 from bridge import formatting
+from bridge.config import MediaConfig
+from bridge.core.commands import is_command
 from bridge.core.frontend import (
     Attendant,
     AttendantPost,
@@ -35,8 +45,10 @@ from bridge.core.frontend import (
     ThreadEvent,
 )
 from bridge.errors import BridgeError, DeliveryError, InvalidInput, PermanentDeliveryError
+from bridge.media_limits import SizeLimit, toward_whatsapp
 from bridge.model import AnyContent, Deletion, Edit, Media, Reaction, Text
 from bridge.slack import convert
+from bridge.slack.files import FileTooLarge, too_large
 from bridge.slack.payload import Click, Fields, SharedFile
 from bridge.slack.ratelimit import PacedApi
 
@@ -45,6 +57,11 @@ log = logging.getLogger("bridge.slack.events")
 SLASH_COMMAND = "/whatsapp"
 BUTTON_COMMANDS = {convert.ACCEPT_ACTION: "!accept", convert.CLOSE_ACTION: "!close"}
 _HANDLED_SUBTYPES = {None, "file_share", "thread_broadcast", "message_changed", "message_deleted"}
+NOT_BRIDGED = Reply(
+    "This channel is not bridged to WhatsApp: commands work in a session's channel, "
+    "its ticket threads and the ops channel.",
+    ephemeral=True,
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +132,7 @@ InboxSource = Callable[[], FrontendInbox | None]
 
 
 class Downloader(Protocol):
-    async def __call__(self, url: str, *, announced: int | None) -> bytes: ...
+    async def __call__(self, url: str, *, limit: SizeLimit, announced: int | None) -> bytes: ...
 
 
 _MAX_NAME = 1000  # subtypes, reaction names
@@ -137,6 +154,7 @@ class SlackEvents:
         index: MessageIndex,
         bot: Callable[[], BotIdentity],
         download: Downloader,
+        media: MediaConfig,
     ) -> None:
         self._inbox = inbox
         self._api = api
@@ -144,6 +162,7 @@ class SlackEvents:
         self._index = index
         self._bot = bot
         self._download = download
+        self._media_config = media
 
     def register(self, app: AsyncApp) -> None:
         app.event("message")(self.on_message)
@@ -181,10 +200,7 @@ class SlackEvents:
             event_id=f"slash:{trigger}",
             attendant=Attendant(user, await self._users.name_of(user)),
         )
-        reply = await self._command(event, text)
-        if reply is None:
-            await ack(text="This channel is not bridged to WhatsApp.")
-            return
+        reply = await self._command(event, text) or NOT_BRIDGED
         kind = "ephemeral" if reply.ephemeral else "in_channel"
         await ack(text=convert.text_of(reply.text), response_type=kind)
 
@@ -201,10 +217,9 @@ class SlackEvents:
             event_id=f"action:{click.action_ts}:{click.user}:{click.root}",
             attendant=Attendant(click.user, await self._users.name_of(click.user)),
         )
-        reply = await self._command(event, command)
+        reply = await self._command(event, command) or NOT_BRIDGED
         await ack()
-        if reply is not None:
-            await self.answer(event, reply)
+        await self.answer(event, reply)
 
     # --- messages --------------------------------------------------------------------
 
@@ -235,23 +250,26 @@ class SlackEvents:
         self._index.remember(channel, ts, root=place.thread_root, text=text)
         attendant = Attendant(user, await self._users.name_of(user))
         body = await self._whatsapp_text(text)
+        if is_command(body):  # its files, if any, are not sent
+            typed = ThreadEvent(frontend="slack", place=place, event_id=ts, attendant=attendant)
+            await self.answer(typed, await self._command(typed, body) or NOT_BRIDGED)
+            return
         media: list[Media] = []
-        refused: list[tuple[SharedFile, str]] = []
+        refused: list[tuple[SharedFile, PermanentDeliveryError]] = []
         for file in files:
             try:
                 media.append(await self._media(file))
             except PermanentDeliveryError as exc:
-                refused.append((file, exc.explanation))
+                refused.append((file, exc))
         if not media and (body or not files):
             await self._post(place, ts, attendant, Text(body))
         for number, item in enumerate(media):
             if number == 0 and body:
                 item = replace(item, caption=body)
             await self._post(place, ts if number == 0 else f"{ts}:{number}", attendant, item)
-        for file, reason in refused:
+        for file, error in refused:
             notice = ThreadEvent(frontend="slack", place=place, event_id=ts, attendant=attendant)
-            warning = f"⚠️ {file.shown_name} was not sent to the customer: {reason}."
-            await self.answer(notice, Reply(warning))
+            await self.answer(notice, Reply(_not_sent(file, error)))
 
     async def _changed(self, event: Fields, *, event_id: str) -> None:
         message, previous = event.obj_or_empty("message"), event.obj_or_empty("previous_message")
@@ -353,8 +371,21 @@ class SlackEvents:
         return formatting.slack_to_whatsapp(text, user_resolver=names.get)
 
     async def _media(self, file: SharedFile) -> Media:
+        """The file's bytes, within what WhatsApp takes for its kind: a size Slack
+        declares over the limit is refused before any request is made."""
+        kind = convert.media_kind_of(file.mimetype, slack_subtype=file.subtype)
+        limit = toward_whatsapp(kind, self._media_config)
+        if file.size is not None and file.size > limit.max_bytes:
+            raise too_large(limit, file.size)
         if not file.url:
             raise PermanentDeliveryError("Slack gave no address to download it from")
-        data = await self._download(file.url, announced=file.size)
-        kind = convert.media_kind_of(file.mimetype, slack_subtype=file.subtype)
+        data = await self._download(file.url, limit=limit, announced=file.size)
         return Media(kind, file.mimetype, data=data, filename=file.name, size=len(data))
+
+
+def _not_sent(file: SharedFile, error: PermanentDeliveryError) -> str:
+    """The thread's notice about a file that did not go: for one too large, the words
+    the relay and the Matrix frontend use (``⚠️ not sent: the video is 17 MB; …``)."""
+    if isinstance(error, FileTooLarge):
+        return f"⚠️ not sent: {error.explanation} ({file.shown_name})"
+    return f"⚠️ {file.shown_name} was not sent to the customer: {error.explanation}."

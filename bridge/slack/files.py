@@ -23,8 +23,9 @@ import aiohttp
 from yarl import URL
 
 from bridge.errors import DeliveryError, PermanentDeliveryError
+from bridge.media_limits import SizeLimit
 
-__all__ = ["DOWNLOAD_SECONDS", "SlackFiles", "origin_of"]
+__all__ = ["DOWNLOAD_SECONDS", "FileTooLarge", "SlackFiles", "origin_of", "too_large"]
 
 DOWNLOAD_SECONDS = 120.0  # 100 MB at under 1 MB/s still fits
 MAX_REDIRECTS = 3
@@ -33,6 +34,16 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _TRANSIENT = (408, 429)  # 4xx that a later try may pass
 
 Origin = tuple[str, str, int]  # scheme, host, port
+
+
+class FileTooLarge(PermanentDeliveryError):
+    """A file over the limit for its kind; the explanation names its size and the limit
+    (``the video is 17 MB; WhatsApp takes videos up to 16 MB``)."""
+
+
+def too_large(limit: SizeLimit, size: int, *, at_least: bool = False) -> FileTooLarge:
+    """The refusal of a file of ``size`` bytes (``at_least``: counted so far)."""
+    return FileTooLarge(limit.refusal(size, at_least=at_least).explanation)
 
 
 def origin_of(url: str | URL) -> Origin | None:
@@ -50,34 +61,34 @@ class SlackFiles:
     """Downloads of ``url_private`` files with the bot token, within the limits."""
 
     def __init__(
-        self,
-        *,
-        token: str,
-        hosts: Iterable[str],
-        max_bytes: int,
-        seconds: float = DOWNLOAD_SECONDS,
+        self, *, token: str, hosts: Iterable[str], seconds: float = DOWNLOAD_SECONDS
     ) -> None:
         self._token = token
         self._hosts = {found for host in hosts if (found := origin_of(host)) is not None}
-        self._max_bytes = max_bytes
         self._seconds = seconds
 
     async def download(
-        self, session: aiohttp.ClientSession, url: str, *, announced: int | None = None
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        limit: SizeLimit,
+        announced: int | None = None,
     ) -> bytes:
-        """The file's bytes; ``announced`` is the size the file object gave."""
-        if announced is not None and announced > self._max_bytes:
-            raise PermanentDeliveryError(self._too_large())
+        """The file's bytes, at most ``limit.max_bytes``; ``announced`` is the size the
+        file object gave (over the limit: refused without a request)."""
+        if announced is not None and announced > limit.max_bytes:
+            raise too_large(limit, announced)
         target = self._allowed(URL(url) if origin_of(url) else None)
         try:
             async with asyncio.timeout(self._seconds):
-                return await self._fetch(session, target)
+                return await self._fetch(session, target, limit)
         except TimeoutError:
             raise DeliveryError(f"Slack's file host took over {self._seconds:g} s") from None
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"Slack file download failed: {type(exc).__name__}") from exc
 
-    async def _fetch(self, session: aiohttp.ClientSession, url: URL) -> bytes:
+    async def _fetch(self, session: aiohttp.ClientSession, url: URL, limit: SizeLimit) -> bytes:
         headers = {"Authorization": f"Bearer {self._token}"}
         for _ in range(MAX_REDIRECTS + 1):
             async with session.get(url, headers=headers, allow_redirects=False) as response:
@@ -88,20 +99,10 @@ class SlackFiles:
                 if response.status != 200:
                     raise _status_error(response.status)
                 declared = response.content_length
-                if declared is not None and declared > self._max_bytes:
-                    raise PermanentDeliveryError(self._too_large())
-                return await self._read(response)
+                if declared is not None and declared > limit.max_bytes:
+                    raise too_large(limit, declared)
+                return await _read(response, limit)
         raise PermanentDeliveryError("Slack redirected the download too many times")
-
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise PermanentDeliveryError(self._too_large())
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _allowed(self, url: URL | None, *, redirected: bool = False) -> URL:
         origin = origin_of(url) if url is not None else None
@@ -114,10 +115,17 @@ class SlackFiles:
             )
         return url
 
-    def _too_large(self) -> str:
-        mib = self._max_bytes / (1024 * 1024)
-        limit = f"{mib:g} MB" if mib >= 1 else f"{self._max_bytes} bytes"
-        return f"it is larger than {limit} (media.max_size_mb)"
+
+async def _read(response: aiohttp.ClientResponse, limit: SizeLimit) -> bytes:
+    """The body, stopped at the first chunk that takes it past the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit.max_bytes:
+            raise too_large(limit, size, at_least=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _shown(url: URL) -> str:

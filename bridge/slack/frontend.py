@@ -36,7 +36,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.clock import Clock
-from bridge.config import CompanyConfig, SessionConfig, SlackConfig
+from bridge.config import CompanyConfig, MediaConfig, SessionConfig, SlackConfig
 from bridge.core.frontend import (
     Author,
     AuthorKind,
@@ -47,6 +47,7 @@ from bridge.core.frontend import (
     TicketCard,
 )
 from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
+from bridge.media_limits import MB, SizeLimit
 from bridge.model import (
     AckStatus,
     ContactCard,
@@ -78,16 +79,17 @@ class SlackFrontend(Frontend):
         *,
         clock: Clock,
         pacer: ChannelPacer | None = None,
-        max_file_bytes: int = 100 * 1024 * 1024,
+        media: MediaConfig | None = None,
+        max_file_bytes: int | None = None,
     ) -> None:
+        """``media`` sets the size limits of attendants' files (with WhatsApp's per
+        kind); ``max_file_bytes`` is the older way to give ``media.max_size_bytes``."""
         self._config = config
         self._bot = BotIdentity()
         self._inbox: FrontendInbox | None = None
         self._http: aiohttp.ClientSession | None = None
         self._socket: SocketHandler | None = None
-        self._files = SlackFiles(
-            token=config.bot_token, hosts=config.file_hosts, max_bytes=max_file_bytes
-        )
+        self._files = SlackFiles(token=config.bot_token, hosts=config.file_hosts)
         # No SDK retries: a blind resend of chat.postMessage after a dropped connection
         # could post twice; the outbox retries and the ledger checks first.
         client = AsyncWebClient(token=config.bot_token, base_url=config.api_url, retry_handlers=[])
@@ -121,6 +123,7 @@ class SlackFrontend(Frontend):
             index=self._index,
             bot=lambda: self._bot,
             download=self._download,
+            media=media or _media_config(max_file_bytes),
         )
         self.events.register(self.app)
 
@@ -182,10 +185,10 @@ class SlackFrontend(Frontend):
             name=str(found.get("user") or "zapbridge"),
         )
 
-    async def _download(self, url: str, *, announced: int | None) -> bytes:
+    async def _download(self, url: str, *, limit: SizeLimit, announced: int | None) -> bytes:
         if self._http is None:
             raise DeliveryError("the Slack frontend is not started")
-        return await self._files.download(self._http, url, announced=announced)
+        return await self._files.download(self._http, url, limit=limit, announced=announced)
 
     # --- rooms -------------------------------------------------------------------------
 
@@ -483,3 +486,10 @@ class SlackFrontend(Frontend):
             return await self._ledger.once(txn_id, part, send, thread=thread, file=file)
         channel = place.room if place is not None else None
         return await self._ledger.once(txn_id, part, send, channel=channel, file=file)
+
+
+def _media_config(max_file_bytes: int | None) -> MediaConfig:
+    """``media`` for a caller that gave only ``media.max_size_bytes`` (whole MB)."""
+    if max_file_bytes is None:
+        return MediaConfig()
+    return MediaConfig(max_size_mb=max(1, max_file_bytes // MB))

@@ -103,7 +103,7 @@ class SlackHarness(BridgeHarness):
             self.config.slack,
             clock=self.clock,
             pacer=pacer,
-            max_file_bytes=self.config.media.max_size_bytes,
+            media=self.config.media,
         )
         self.bridge = Bridge(
             self.config,

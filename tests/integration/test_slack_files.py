@@ -13,7 +13,9 @@ import pytest
 from aiohttp import web
 
 from bridge.errors import DeliveryError, PermanentDeliveryError
-from bridge.slack.files import SlackFiles
+from bridge.media_limits import SizeLimit
+from bridge.model import MediaKind
+from bridge.slack.files import FileTooLarge, SlackFiles
 from tests.harness.slack import RecordingHost as Host
 
 TOKEN = "xoxb-secret-bot-token"
@@ -31,15 +33,20 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
-def files_for(slack: Host, *, max_bytes: int = 1000, seconds: float = 5) -> SlackFiles:
-    return SlackFiles(token=TOKEN, hosts=[slack.origin], max_bytes=max_bytes, seconds=seconds)
+LIMIT = SizeLimit(MediaKind.DOCUMENT, 1000, "the test takes documents up to 1000 bytes")
+
+
+def files_for(slack: Host, *, seconds: float = 5) -> SlackFiles:
+    return SlackFiles(token=TOKEN, hosts=[slack.origin], seconds=seconds)
 
 
 async def test_a_file_on_the_file_host_is_fetched_with_the_token(
     hosts: tuple[Host, Host], session: aiohttp.ClientSession
 ) -> None:
     slack, _ = hosts
-    data = await files_for(slack).download(session, f"{slack.origin}/files-pri/T-F/a.png")
+    data = await files_for(slack).download(
+        session, f"{slack.origin}/files-pri/T-F/a.png", limit=LIMIT
+    )
     assert data == b"file bytes"
     assert slack.requests == [("/files-pri/T-F/a.png", f"Bearer {TOKEN}")]
 
@@ -66,7 +73,7 @@ async def test_any_other_address_is_refused_without_a_request(
         evil_host=evil.origin.removeprefix("http://"),
     )
     with pytest.raises(PermanentDeliveryError) as caught:
-        await files_for(slack).download(session, target)
+        await files_for(slack).download(session, target, limit=LIMIT)
     assert "not one of Slack's file hosts" in caught.value.explanation or (
         "not an http(s) URL" in caught.value.explanation
     )
@@ -87,9 +94,9 @@ async def test_a_redirect_away_from_the_file_host_is_not_followed(
 
     slack.handler = redirect
     files = files_for(slack)
-    assert await files.download(session, f"{slack.origin}/a") == b"moved inside"
+    assert await files.download(session, f"{slack.origin}/a", limit=LIMIT) == b"moved inside"
     with pytest.raises(PermanentDeliveryError) as caught:
-        await files.download(session, f"{slack.origin}/b")
+        await files.download(session, f"{slack.origin}/b", limit=LIMIT)
     assert f"redirected to {evil.origin.removeprefix('http://')}," in caught.value.explanation
     assert evil.requests == []
 
@@ -112,12 +119,33 @@ async def test_sizes_are_capped_before_and_while_reading(
         return response
 
     slack.handler = big
-    files = files_for(slack, max_bytes=1500)
-    with pytest.raises(PermanentDeliveryError, match="larger than 1500 bytes"):
-        await files.download(session, f"{slack.origin}/big", announced=2000)
+    files = files_for(slack)
+    limit = SizeLimit(MediaKind.VIDEO, 1500, "the test takes videos up to 1500 bytes")
+    with pytest.raises(FileTooLarge, match="up to 1500 bytes"):
+        await files.download(session, f"{slack.origin}/big", limit=limit, announced=2000)
     assert slack.requests == []  # the announced size was enough
-    with pytest.raises(PermanentDeliveryError, match="larger than 1500 bytes"):
-        await files.download(session, f"{slack.origin}/big", announced=10)  # it lied
+    # it lied: refused by the Content-Length, or (chunked) by the bytes counted so far
+    counted = r"over 0\.0 MB" if chunked else r"0\.0 MB"
+    with pytest.raises(FileTooLarge, match=f"the video is {counted}; the test takes videos"):
+        await files.download(session, f"{slack.origin}/big", limit=limit, announced=10)
+
+
+async def test_the_limit_is_the_one_given_for_the_kind(
+    hosts: tuple[Host, Host], session: aiohttp.ClientSession
+) -> None:
+    """The same 1200 bytes pass as a document and are refused as a video."""
+    slack, _ = hosts
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"y" * 1200)
+
+    slack.handler = answer
+    files = files_for(slack)
+    document = SizeLimit(MediaKind.DOCUMENT, 2000, "documents up to 2000 bytes")
+    video = SizeLimit(MediaKind.VIDEO, 1000, "videos up to 1000 bytes")
+    assert len(await files.download(session, f"{slack.origin}/f", limit=document)) == 1200
+    with pytest.raises(FileTooLarge, match=r"the video is 0\.0 MB; videos up to 1000 bytes"):
+        await files.download(session, f"{slack.origin}/f", limit=video)  # Content-Length
 
 
 async def test_a_download_that_stalls_is_cut_off(
@@ -133,7 +161,9 @@ async def test_a_download_that_stalls_is_cut_off(
     slack.handler = stall
     try:
         with pytest.raises(DeliveryError, match=r"took over 0\.3 s") as caught:
-            await files_for(slack, seconds=0.3).download(session, f"{slack.origin}/slow")
+            await files_for(slack, seconds=0.3).download(
+                session, f"{slack.origin}/slow", limit=LIMIT
+            )
     finally:
         never.set()  # let the server stop
     assert not isinstance(caught.value, PermanentDeliveryError)  # the event is retried
@@ -152,5 +182,5 @@ async def test_status_answers(
 
     slack.handler = answer
     with pytest.raises(DeliveryError, match=f"HTTP {status}") as caught:
-        await files_for(slack).download(session, f"{slack.origin}/x")
+        await files_for(slack).download(session, f"{slack.origin}/x", limit=LIMIT)
     assert isinstance(caught.value, PermanentDeliveryError) is permanent
