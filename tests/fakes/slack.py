@@ -283,6 +283,7 @@ class SlackFake:
     def __init__(self) -> None:
         self.calls: list[ApiCall] = []
         self.files: dict[str, FakeFile] = {}
+        self.downloads: list[str] = []  # file ids asked for at url_private, in order
         self._channels: dict[str, _Channel] = {}
         self._users: dict[str, JsonDict] = {}
         self._messages: dict[str, list[JsonDict]] = {}  # channel → messages, oldest first
@@ -678,6 +679,7 @@ class SlackFake:
         return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
 
     async def _serve_download(self, request: web.Request) -> web.Response:
+        self.downloads.append(request.match_info["file_id"])
         if _bearer(request) != self.bot_token:
             return web.Response(status=403, text="forbidden")
         file = self.files.get(request.match_info["file_id"])

@@ -47,6 +47,7 @@ whatsapp:
   sim: {{auto_pair: {auto_pair}}}
 outbox: {{max_attempts: 8, base_delay_seconds: 1, max_delay_seconds: 8}}
 ops: {{alert_grace_seconds: 60}}
+media: {{max_size_mb: {max_size_mb}}}
 tickets: {{reopen_window_minutes: 120}}
 companies:
   - id: acme
@@ -75,6 +76,7 @@ class SlackHarness(BridgeHarness):
         mode: str = "socket",
         auto_pair: bool = True,
         burst: int = 1000,
+        max_size_mb: int = 100,
     ) -> None:
         self.fake = fake
         self.auto_pair = auto_pair
@@ -93,6 +95,7 @@ class SlackHarness(BridgeHarness):
             ops=OPS,
             sales=SALES,
             support=SUPPORT,
+            max_size_mb=max_size_mb,
         )
         (tmp_path / "config.yaml").write_text(text)
         self.config = parse_config(text, path=tmp_path / "config.yaml")

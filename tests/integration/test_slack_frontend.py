@@ -123,6 +123,19 @@ async def test_close_command_in_the_thread(bridge: SlackHarness) -> None:
     assert any("#1" in text for text in replies)  # the command's reply, in the thread
 
 
+async def test_a_command_with_a_file_runs_and_the_file_stays(bridge: SlackHarness) -> None:
+    """``!close`` typed as a file's comment closes the ticket; the file is neither
+    downloaded nor sent with "!close" as its caption."""
+    await bridge.customer(text="Oi")
+    file = bridge.fake.host_file("recibo.png", PNG, "image/png")
+    await attendant_says(bridge, "!close", files=[file])
+    assert bridge.fake.downloads == []
+    assert [m["kind"] for m in bridge.outbound()][-1] == "text"
+    assert bridge.outbound()[-1]["text"] == "Atendimento encerrado. Obrigado!"
+    card = next(m for m in bridge.fake.messages(SALES) if m["ts"] == bridge.thread_root())
+    assert "closed" in card["text"]
+
+
 @pytest.mark.parametrize(
     ("action", "status"), [("ticket_accept", "open"), ("ticket_close", "closed")]
 )
