@@ -45,7 +45,7 @@ _SHORTCODE = re.compile(rf":({JOINER}*)([a-z0-9_+-]{{1,100}}):(?::skin-tone-([2-
 
 
 def _char(unified: str) -> str:
-    return "".join(chr(int(code, 16)) for code in unified.split("-"))
+    return "".join([chr(int(code, 16)) for code in unified.split("-")])
 
 
 def _tone_numbers(key: str) -> list[int]:
