@@ -50,7 +50,7 @@ from bridge.model import AnyContent, Deletion, Edit, Media, Reaction, Text
 from bridge.slack import convert
 from bridge.slack.files import FileTooLarge, too_large
 from bridge.slack.payload import Click, Fields, SharedFile
-from bridge.slack.ratelimit import PacedApi
+from bridge.slack.ratelimit import PacedApi, SlackCallError
 
 log = logging.getLogger("bridge.slack.events")
 
@@ -349,20 +349,34 @@ class SlackEvents:
         return await inbox.command(event, text)
 
     async def answer(self, event: ThreadEvent, reply: Reply) -> None:
-        """Post a reply where the attendant acted (ephemeral replies only to them)."""
+        """Post a reply where the attendant acted (ephemeral replies only to them).
+
+        An ephemeral reply Slack refuses (``user_not_in_channel``, a user of another
+        workspace …) is posted for the channel instead, naming the user, so nobody who
+        typed a command is left without an answer."""
         place = event.place
+        user = event.attendant.user_id
         args: dict[str, Any] = {"channel": place.room, "text": convert.text_of(reply.text)}
         if place.thread_root:
             args["thread_ts"] = place.thread_root
         try:
             if reply.ephemeral:
-                await self._api.call(
-                    "chat_postEphemeral", pace=place.room, user=event.attendant.user_id, **args
-                )
-            else:
-                await self._api.call("chat_postMessage", pace=place.room, **args)
+                try:
+                    await self._api.call("chat_postEphemeral", pace=place.room, user=user, **args)
+                    return
+                except SlackCallError as exc:
+                    if exc.retry_after is not None:
+                        raise
+                    log.warning(
+                        "cannot answer %s ephemerally in %s (%s): answering in the open",
+                        user,
+                        place.room,
+                        exc.error,
+                    )
+                args["text"] = f"<@{user}> {args['text']}"
+            await self._api.call("chat_postMessage", pace=place.room, **args)
         except DeliveryError as exc:
-            log.error("cannot answer %s in %s: %s", event.attendant.user_id, place.room, exc)
+            log.error("cannot answer %s in %s: %s", user, place.room, exc)
 
     # --- content ---------------------------------------------------------------------
 

@@ -215,3 +215,24 @@ async def test_plain_chatter_in_a_channel_the_bridge_does_not_serve_is_not_answe
     for text in ("bom dia", "!!!", "! não é comando"):
         await bridge.event(bridge.fake.user_message(RANDOM, STRANGER, text))
     assert ephemerals(bridge) == []
+
+
+# --- when Slack refuses the ephemeral answer ----------------------------------------------
+
+
+@pytest.mark.parametrize("error", ["user_not_in_channel", "internal_error"])
+async def test_a_refusal_slack_will_not_show_ephemerally_is_posted_naming_the_user(
+    bridge: SlackHarness, error: str
+) -> None:
+    """Slack refuses ephemeral messages to some users (one who left the channel, one
+    of another workspace): the refusal then goes to the thread for all to see, naming
+    the user, instead of only into the log."""
+    root = bridge.thread_root()
+    before = await State.of(bridge)
+    bridge.fake.script("chat.postEphemeral", error=error)
+    await bridge.event(bridge.fake.user_message(SALES, STRANGER, "!close", thread_ts=root))
+    await settle_a_while(bridge)
+    told = [m for m in bridge.replies() if m["text"].startswith(f"<@{STRANGER}> ")]
+    assert [m["text"] for m in told] == [f"<@{STRANGER}> {REFUSAL}"]
+    after = await State.of(bridge)
+    assert after == State(**{**before.__dict__, "bot_posts": before.bot_posts + 1})
