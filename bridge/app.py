@@ -390,9 +390,7 @@ def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
     if config.slack.enabled:
         from bridge.slack import SlackFrontend
 
-        frontends.append(
-            SlackFrontend(config.slack, clock=clock, max_file_bytes=config.media.max_size_bytes)
-        )
+        frontends.append(SlackFrontend(config.slack, clock=clock, media=config.media))
     return frontends
 
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 
-from bridge import formatting
+from bridge import formatting, vcard
 from bridge.config import MediaConfig
 from bridge.core.commands import is_command
 from bridge.core.frontend import (
@@ -264,9 +264,17 @@ class SlackEvents:
         if not media and (body or not files):
             await self._post(place, ts, attendant, Text(body))
         for number, item in enumerate(media):
+            event_id = ts if number == 0 else f"{ts}:{number}"
+            contact = vcard.contacts_of_file(item)  # a .vcf: a WhatsApp contact card
+            if contact is not None:
+                if number == 0 and body:  # a contact card has no caption: the text first
+                    await self._post(place, ts, attendant, Text(body))
+                    event_id = f"{ts}:contact"
+                await self._post(place, event_id, attendant, contact)
+                continue
             if number == 0 and body:
                 item = replace(item, caption=body)
-            await self._post(place, ts if number == 0 else f"{ts}:{number}", attendant, item)
+            await self._post(place, event_id, attendant, item)
         for file, error in refused:
             notice = ThreadEvent(frontend="slack", place=place, event_id=ts, attendant=attendant)
             await self.answer(notice, Reply(_not_sent(file, error)))

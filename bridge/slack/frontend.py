@@ -47,7 +47,7 @@ from bridge.core.frontend import (
     TicketCard,
 )
 from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
-from bridge.media_limits import MB, SizeLimit
+from bridge.media_limits import SizeLimit
 from bridge.model import (
     AckStatus,
     ContactCard,
@@ -80,10 +80,9 @@ class SlackFrontend(Frontend):
         clock: Clock,
         pacer: ChannelPacer | None = None,
         media: MediaConfig | None = None,
-        max_file_bytes: int | None = None,
     ) -> None:
-        """``media`` sets the size limits of attendants' files (with WhatsApp's per
-        kind); ``max_file_bytes`` is the older way to give ``media.max_size_bytes``."""
+        """``media`` sets the size limits of attendants' files (``media.max_size_mb``,
+        with WhatsApp's per kind); the defaults when None."""
         self._config = config
         self._bot = BotIdentity()
         self._inbox: FrontendInbox | None = None
@@ -123,7 +122,7 @@ class SlackFrontend(Frontend):
             index=self._index,
             bot=lambda: self._bot,
             download=self._download,
-            media=media or _media_config(max_file_bytes),
+            media=media or MediaConfig(),
         )
         self.events.register(self.app)
 
@@ -486,10 +485,3 @@ class SlackFrontend(Frontend):
             return await self._ledger.once(txn_id, part, send, thread=thread, file=file)
         channel = place.room if place is not None else None
         return await self._ledger.once(txn_id, part, send, channel=channel, file=file)
-
-
-def _media_config(max_file_bytes: int | None) -> MediaConfig:
-    """``media`` for a caller that gave only ``media.max_size_bytes`` (whole MB)."""
-    if max_file_bytes is None:
-        return MediaConfig()
-    return MediaConfig(max_size_mb=max(1, max_file_bytes // MB))

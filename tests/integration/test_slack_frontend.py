@@ -16,6 +16,7 @@ import pytest
 from bridge.db.database import Database
 from tests.fakes.slack import SlackFake
 from tests.harness.slack import ADMIN, BOB, OPS, SALES, STRANGER, SlackHarness, until
+from tests.harness.vcards import IOS
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -240,6 +241,28 @@ async def test_attendant_files_reach_the_customer(
     assert sent["kind"] == kind
     assert sent["media"]["size"] == len(PNG)
     assert sent["media"]["mimetype"].startswith(mimetype.split("/")[0])
+
+
+@pytest.mark.parametrize("text", ["", "o contato da loja"])
+async def test_an_attendants_vcf_reaches_the_customer_as_a_contact_card(
+    bridge: SlackHarness, text: str
+) -> None:
+    await bridge.customer(text="oi")
+    file = bridge.fake.host_file("maria.vcf", IOS.encode(), "text/vcard")
+    await attendant_says(bridge, text, files=[file])
+    await until(lambda: bridge.outbound()[-1]["kind"] == "contact", what="the contact card")
+    kinds = [m["kind"] for m in bridge.outbound()[1:]]  # after the greeting
+    assert kinds == (["text", "contact"] if text else ["contact"])
+    card = bridge.outbound()[-1]["contact"]
+    assert card["display_name"] == "Maria Souza"
+    assert "waid=5511987654321" in card["vcard"]  # rewritten as phones write it
+
+
+async def test_a_vcf_that_does_not_parse_goes_as_a_document(bridge: SlackHarness) -> None:
+    await bridge.customer(text="oi")
+    file = bridge.fake.host_file("broken.vcf", b"BEGIN:VCARD\nthis is not", "text/vcard")
+    await attendant_says(bridge, "", files=[file])
+    assert bridge.outbound()[-1]["kind"] == "document"
 
 
 async def test_reactions_edits_and_deletions_both_ways(bridge: SlackHarness) -> None:
