@@ -20,7 +20,7 @@ from bridge.core.frontend import Frontend
 from bridge.core.media_cleanup import MediaCleanup
 from bridge.core.metrics import Metrics
 from bridge.core.ops import OpsNotifier
-from bridge.core.ops_sink import OutboxOpsSink
+from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
 from bridge.core.quarantine import Quarantine
 from bridge.core.relay import WHATSAPP, Relay
@@ -30,10 +30,12 @@ from bridge.db.database import Database
 from bridge.db.migrate import migrate
 from bridge.db.outbox import OutboxRow
 from bridge.db.sessions import SessionRepository
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, DatabaseError
+from bridge.journal import Journal, JournalStore, Limits
 from bridge.media_store import MediaStore
 from bridge.web import WebServer
 from bridge.whatsapp.engine import Engine, EngineEvent, SessionSpec, session_key
+from bridge.whatsapp.event_codec import EventCodec
 from bridge.whatsapp.sessions import SessionManager
 
 log = logging.getLogger("bridge.app")
@@ -93,6 +95,7 @@ class Bridge:
         self.frontends: dict[str, Frontend] = {fe.name: fe for fe in frontends}
         self.db: Database | None = database
         self._own_db = database is None
+        self._database_problem: str | None = None  # the last /health dead-letter count's error
         self._stack = contextlib.AsyncExitStack()
 
     @property
@@ -192,7 +195,38 @@ class Bridge:
             config, tickets=self.desk, sessions=self.sessions, login_origins=self.ops_sink
         )
         self.relay.commands = self.commands
+        self._build_journals()
         self._connect_paths()
+
+    def _build_journals(self) -> None:
+        """What the database refuses is kept under data_dir/journal and replayed in
+        order (bridge/journal): WhatsApp events, and ops rows."""
+        base = self.config.data_path / "journal"
+        self.event_journal: Journal[EngineEvent] = Journal(
+            "whatsapp",
+            JournalStore(base / "whatsapp"),
+            EventCodec(),
+            handler=self._downstream,
+            probe=self._probe_database,
+            clock=self.clock,
+            rng=self.rng,
+            metrics=self.metrics,
+            on_failed=self.sessions.set_aside_kept,
+            listener=self.notifier,
+        )
+        self.sessions.keep_refused_in(self.event_journal)
+        self.ops_journal: Journal[OpsRow] = Journal(
+            "ops",
+            JournalStore(base / "ops"),
+            OpsRowCodec(),
+            handler=self.ops_sink.enqueue,
+            probe=self._probe_database,
+            clock=self.clock,
+            rng=self.rng,
+            metrics=self.metrics,
+            limits=Limits(batch_records=1),  # an alert replayed twice after a crash is noise
+        )
+        self.ops_sink.keep_refused_in(self.ops_journal)
 
     def _connect_paths(self) -> None:
         ctx = DeliveryContext(
@@ -221,14 +255,16 @@ class Bridge:
 
     async def _start_services(self) -> None:
         self._stack.push_async_callback(self.engine.close)
+        await self.ops_journal.start()  # before anything may post an alert
+        self._stack.push_async_callback(self.ops_journal.stop)
         self._stack.push_async_callback(self.notifier.stop)
         self.web = WebServer(
             host=self.config.http.host,
             port=self.config.http.port,
             metrics=self.metrics,
             statuses=lambda: {k: str(v) for k, v in self.sessions.statuses().items()},
-            dead_letters=self.repos.outbox.count_dead,
-            problems=self._frontend_problems,
+            dead_letters=self._count_dead_letters,
+            problems=self._problems,
         )
         self._mount_sim_routes(self.web)
         self._mount_slack_routes(self.web)
@@ -246,6 +282,8 @@ class Bridge:
         # where the outbox was started).
         self._stack.push_async_callback(self.outbox.stop)
         self.outbox.wake()
+        await self.event_journal.start()  # what an earlier run kept goes before new events
+        self._stack.push_async_callback(self.event_journal.stop)
         await self.sessions.start()
         self._stack.push_async_callback(self._stop_sessions)
         log.info(
@@ -267,6 +305,12 @@ class Bridge:
         await self.relay.handle_engine_event(event)
         await self.notifier.on_engine_event(event)
 
+    async def _probe_database(self) -> None:
+        """Whether the database takes writes (a journal's probe): an empty write
+        transaction, which on SQLite waits for the write lock. Raises DatabaseError."""
+        async with self.db_required.transaction():
+            pass
+
     async def _prune_processed_events(self, now: float) -> int:
         """Platform event ids kept for dedupe: redeliveries come within hours, not weeks."""
         return await self.repos.events.prune(before=now - PROCESSED_EVENTS_KEEP_SECONDS)
@@ -275,8 +319,21 @@ class Bridge:
         """Events set aside stay long enough for someone to look at them."""
         return await self.repos.quarantine.prune(before=now - QUARANTINE_KEEP_SECONDS)
 
-    def _frontend_problems(self) -> list[str]:
-        return [problem for fe in self.frontends.values() for problem in fe.health_problems()]
+    async def _count_dead_letters(self) -> int:
+        """For /health: a database that cannot answer is a problem, not a 500."""
+        try:
+            count = await self.repos.outbox.count_dead()
+        except DatabaseError as exc:
+            self._database_problem = f"the database does not answer: {exc.explanation}"
+            return 0
+        self._database_problem = None
+        return count
+
+    def _problems(self) -> list[str]:
+        problems = [problem for fe in self.frontends.values() for problem in fe.health_problems()]
+        if self._database_problem is not None:
+            problems.append(self._database_problem)
+        return problems + self.event_journal.problems() + self.ops_journal.problems()
 
     async def _dead_letter(self, row: OutboxRow, error: str) -> None:
         ticket = await self.relay.on_dead_letter(row, error)

@@ -71,6 +71,24 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.journaled = Counter(
+            "zapbridge_inbound_journaled",
+            "Items the database refused, kept in a local journal to be replayed (bridge.journal)",
+            ["journal"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "zapbridge_inbound_dropped",
+            "Items the database refused that no journal could keep: lost (should stay 0)",
+            ["journal"],
+            registry=r,
+        )
+        self.journal_pending = Gauge(
+            "zapbridge_journal_pending",
+            "Items kept in a local journal, waiting for the database",
+            ["journal"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "zapbridge_reconnects",
             "Reconnection attempts after a transient disconnect",

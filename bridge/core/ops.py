@@ -5,7 +5,8 @@
 listener), to engine events (:meth:`OpsNotifier.on_engine_event`, for QR and
 pairing codes), to the outbox (:meth:`OpsNotifier.on_dead_letter`,
 :meth:`OpsNotifier.on_backlog`), to the quarantine (:meth:`OpsNotifier.on_quarantined`),
-and hands what should be said to an
+to the journals of refused items (:meth:`OpsNotifier.on_journal_backlog`,
+:meth:`OpsNotifier.on_journal_loss`), and hands what should be said to an
 :class:`OpsSink`, which the frontends side implements (it knows the rooms and
 channels; this module does not).
 
@@ -39,7 +40,7 @@ from typing import Protocol
 from bridge.clock import Clock
 from bridge.config import Config
 from bridge.core.qrcode import qr_png
-from bridge.errors import InvalidInput
+from bridge.errors import DatabaseError, InvalidInput
 from bridge.whatsapp.engine import EngineEvent, PairCodeEvent, QRCodeEvent
 from bridge.whatsapp.sessions import PERMANENT, SessionStatus, StatusChange
 
@@ -188,6 +189,27 @@ def backlog_resolved_text(*, pending: int) -> str:
     return f"✅ Outbox backlog resolved: {pending} deliveries pending"
 
 
+_JOURNAL_ITEMS = {"whatsapp": "WhatsApp events", "ops": "ops alerts"}
+
+
+def journal_backlog_text(name: str, *, pending: int) -> str:
+    items = _JOURNAL_ITEMS.get(name, f"{name} items")
+    return (
+        f"⚠️ The database is refusing {items}: {pending} are kept in the local journal "
+        "and will be replayed in order once it takes them again"
+    )
+
+
+def journal_resolved_text(name: str, *, pending: int) -> str:
+    items = _JOURNAL_ITEMS.get(name, f"{name} items")
+    return f"✅ The database takes {items} again: {pending} left to replay from the journal"
+
+
+def journal_loss_text(name: str, *, reason: str) -> str:
+    items = _JOURNAL_ITEMS.get(name, f"{name} items")
+    return f"❌ One of the {items} was lost: the database refused it and {reason}"
+
+
 def suppressed_text(count: int) -> str:
     return f" ({count} similar alert{'' if count == 1 else 's'} suppressed)"
 
@@ -269,6 +291,7 @@ class OpsNotifier:
         self._sessions: dict[str, _SessionState] = {}
         self._backlog_reported: set[str] = set()  # companies told about the backlog
         self._backlog_over = False
+        self._journal_reported: set[tuple[str, str]] = set()  # (company, journal) warned
         self._timers: set[asyncio.Task[None]] = set()  # grace timers still running
         self._stopped = False
 
@@ -517,6 +540,37 @@ class OpsNotifier:
                         OpsPost(company_id=company_id, text=text, severity=Severity.RESOLVED)
                     )
 
+    async def on_journal_backlog(self, name: str, *, pending: int, over: bool) -> None:
+        """A journal of refused items (bridge.journal) went past its alert threshold
+        (a warning to every company), or back under it (resolved, to those warned)."""
+        if over:
+            text = journal_backlog_text(name, pending=pending)
+            for company_id in self._company_ids:
+                admitted = self._throttle.admit(company_id, ("journal", name), text)
+                if admitted is not None:
+                    self._journal_reported.add((company_id, name))
+                    await self._post(
+                        OpsPost(company_id=company_id, text=admitted, severity=Severity.WARNING)
+                    )
+            return
+        text = journal_resolved_text(name, pending=pending)
+        for company_id in self._company_ids:
+            if (company_id, name) in self._journal_reported:
+                self._journal_reported.discard((company_id, name))
+                await self._post(
+                    OpsPost(company_id=company_id, text=text, severity=Severity.RESOLVED)
+                )
+
+    async def on_journal_loss(self, name: str, *, reason: str) -> None:
+        """An item the database refused could not be kept either: critical, throttled."""
+        text = journal_loss_text(name, reason=reason)
+        for company_id in self._company_ids:
+            admitted = self._throttle.admit(company_id, ("journal-loss", name, reason), text)
+            if admitted is not None:
+                await self._post(
+                    OpsPost(company_id=company_id, text=admitted, severity=Severity.CRITICAL)
+                )
+
     # --- lifecycle ------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -539,6 +593,8 @@ class OpsNotifier:
             log.debug("ops %s for %s: %s", post.severity, post.company_id, post.text)
         try:
             await self._sink.post_ops(post)
+        except DatabaseError as exc:  # neither stored nor kept in the ops journal
+            log.error("ops post for %s lost (%s): %r", post.company_id, exc.explanation, post.text)
         except Exception:
             log.exception("the ops sink failed to post for %s: %r", post.company_id, post.text)
 

@@ -1,5 +1,11 @@
 """Where the ops notifier's words go: outbox rows for each frontend of the company,
-and login codes to the room where ``!login`` was typed."""
+and login codes to the room where ``!login`` was typed.
+
+An ops row the database refuses is kept in the ``ops`` journal
+(:meth:`OutboxOpsSink.keep_refused_in`, :mod:`bridge.journal`) and enqueued once the
+database is back, in order per ops channel. Login codes are not kept: a QR code is
+stale within a minute, and the next one replaces it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import base64
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import Config
@@ -14,8 +21,33 @@ from bridge.core.frontend import Frontend
 from bridge.core.ops import OpsPost
 from bridge.core.outbox import OutboxWorker
 from bridge.db.outbox import OutboxRepository
+from bridge.journal import Journal
 
 log = logging.getLogger("bridge.core.ops")
+
+
+@dataclass(frozen=True)
+class OpsRow:
+    """One outbox row for an ops channel or a control room topic."""
+
+    destination: str
+    ordering_key: str
+    payload: dict[str, Any]
+
+
+class OpsRowCodec:
+    """The ``ops`` journal's :class:`~bridge.journal.Codec`."""
+
+    def encode(self, item: OpsRow) -> dict[str, Any]:
+        return {"destination": item.destination, "key": item.ordering_key, "payload": item.payload}
+
+    def decode(self, body: dict[str, Any]) -> OpsRow:
+        destination, key, payload = body.get("destination"), body.get("key"), body.get("payload")
+        if not (
+            isinstance(destination, str) and isinstance(key, str) and isinstance(payload, dict)
+        ):
+            raise ValueError("an ops row needs a destination, a key and a payload object")
+        return OpsRow(destination, key, payload)
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,11 @@ class OutboxOpsSink:
         self._frontends = frontends
         self._clock = clock
         self._origins: dict[str, LoginOrigin] = {}
+        self._kept: Journal[OpsRow] | None = None
+
+    def keep_refused_in(self, journal: Journal[OpsRow] | None) -> None:
+        """Ops rows the database refuses go to ``journal`` (its handler: :meth:`enqueue`)."""
+        self._kept = journal
 
     def remember(
         self, session_key: str, *, frontend: str, room: str, thread_root: str | None
@@ -67,7 +104,11 @@ class OutboxOpsSink:
                 "topic": topic,
                 "severity": str(post.severity),
             }
-            await self._enqueue(name, f"ops:{company.id}:{name}", payload)
+            row = OpsRow(name, f"ops:{company.id}:{name}", payload)
+            if self._kept is not None:
+                await self._kept.deliver(row)  # refused by the database: kept and replayed
+            else:
+                await self.enqueue(row)
         if not post.has_message:
             return
         log.info("ops %s: %s", post.company_id, post.text)
@@ -103,6 +144,10 @@ class OutboxOpsSink:
             "png": base64.b64encode(png).decode() if png else None,
         }
         await self._enqueue(origin.frontend, f"login:{session_key}:{origin.frontend}", payload)
+
+    async def enqueue(self, row: OpsRow) -> None:
+        """Insert ``row`` into the outbox (the ``ops`` journal replays through this)."""
+        await self._enqueue(row.destination, row.ordering_key, row.payload)
 
     async def _enqueue(self, destination: str, key: str, payload: Mapping[str, object]) -> None:
         await self._repo.enqueue(

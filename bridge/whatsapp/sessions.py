@@ -19,7 +19,11 @@ worker (so a listener may call back into the manager, e.g. ``login``, safely).
 Other events (messages, receipts, contacts, QR and pairing codes, …) go to the
 downstream handler set with :meth:`SessionManager.set_downstream`. Every event is
 cleaned first (:func:`bridge.model.cleaned`: no NUL or other control characters, no
-lone surrogates in any string), whichever engine sent it.
+lone surrogates in any string), whichever engine sent it. The events the core
+persists (messages, receipts, contact updates, engine errors) go through the journal
+given to :meth:`SessionManager.keep_refused_in` when there is one: an event the
+database refuses is kept on disk and replayed in order (:mod:`bridge.journal`), so
+an event whatsmeow acknowledged already is never lost to a database outage.
 
 Outbound operations go through one :class:`~bridge.whatsapp.pacing.Pacer` per
 session: paced, and completed in the order they were asked for.
@@ -46,7 +50,8 @@ from typing import Protocol, TypeVar
 
 from bridge.clock import Clock
 from bridge.core.metrics import Metrics
-from bridge.errors import EngineError, InvalidInput, SessionNotConnected
+from bridge.errors import BridgeError, DatabaseError, EngineError, InvalidInput, SessionNotConnected
+from bridge.journal import Journal
 from bridge.model import Content, Media, Quote, cleaned
 from bridge.whatsapp.backoff import Backoff
 from bridge.whatsapp.engine import (
@@ -66,6 +71,7 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
+from bridge.whatsapp.event_codec import JOURNALED_EVENTS
 from bridge.whatsapp.pacing import Pacer
 
 log = logging.getLogger("bridge.session")
@@ -339,6 +345,7 @@ class SessionManager:
         self._stagger_seconds = stagger_seconds
         self._journal = _StatusJournal(store)
         self._downstream: EventHandler | None = None
+        self._kept: Journal[EngineEvent] | None = None
         self._stopping = False
         self._sessions: dict[str, _Session] = {}
         for spec in specs:
@@ -366,6 +373,23 @@ class SessionManager:
     def set_downstream(self, handler: EventHandler | None) -> None:
         """Forward non-status events (messages, receipts, QR codes, …) to ``handler``."""
         self._downstream = handler
+
+    def keep_refused_in(self, journal: Journal[EngineEvent] | None) -> None:
+        """Send the events the core persists through ``journal`` (whose handler is the
+        downstream): what the database refuses is kept and replayed in order."""
+        self._kept = journal
+
+    async def set_aside_kept(self, event: EngineEvent, exc: Exception) -> None:
+        """The journal's ``on_failed``: a kept event the downstream cannot take even
+        with the database up is reported like any event the bridge cannot handle."""
+        if self._downstream is None:
+            raise BridgeError("no downstream handler")
+        detail = exc.explanation if isinstance(exc, BridgeError) else repr(exc)
+        event_id = event.message.wa_id if isinstance(event, MessageEvent) else None
+        explanation = f"a kept {type(event).__name__} could not be handled: {detail[:200]}"
+        await self._downstream(
+            EngineErrorEvent(event.session, explanation=explanation, event_id=event_id or "")
+        )
 
     # --- queries --------------------------------------------------------------
 
@@ -458,8 +482,8 @@ class SessionManager:
 
     async def handle_event(self, event: EngineEvent) -> None:
         """The engine's event handler. Errors are logged; only a message the downstream
-        could not persist is raised back to the engine, which then must not treat it
-        as delivered."""
+        could not handle is raised back to the engine (a ``DatabaseError``: neither
+        persisted nor kept in the journal), which then must not treat it as delivered."""
         session = self._sessions.get(event.session)
         if session is None:
             log.warning(
@@ -524,8 +548,17 @@ class SessionManager:
         if self._downstream is None:
             session.log.warning("no downstream handler: %s dropped", type(event).__name__)
             return
+        kept = self._kept if isinstance(event, JOURNALED_EVENTS) else None
         try:
-            await self._downstream(event)
+            if kept is not None:
+                await kept.deliver(event)  # refused by the database: kept and replayed
+            else:
+                await self._downstream(event)
+        except DatabaseError as exc:
+            if kept is None:  # (a journal reports its own losses)
+                session.log.error("%s not persisted: %s", type(event).__name__, exc.explanation)
+            if isinstance(event, MessageEvent):
+                raise  # not persisted: the engine must not acknowledge it (DESIGN §5)
         except Exception:
             session.log.exception("downstream handler failed on %s", type(event).__name__)
             if isinstance(event, MessageEvent):

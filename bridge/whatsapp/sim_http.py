@@ -22,8 +22,12 @@ Every answer is JSON; every refusal is ``{"error": "<short reason>"}`` with
   (:func:`inbound_body_limit`), the other bodies :data:`SMALL_BODY_BYTES`;
 - ``408`` for a body that has not arrived within ``body_seconds`` (30 s);
 - ``404`` for an unknown session or endpoint, ``405`` for another method;
-- ``503`` when the bridge could not take an inbound message (its database is down):
-  the phone sends it again, as WhatsApp does with an unacknowledged message.
+- ``503`` when the bridge could not take an inbound message: neither stored nor kept
+  in its journal (bridge/journal: a database that refuses it and a disk that is
+  full). The phone sends it again, as WhatsApp does with an unacknowledged message.
+  A database outage alone is a ``200``: the message is journaled and replayed in
+  order once the database is back, as with whatsmeow, which acknowledges a message
+  before the bridge handles it.
 
 An inbound body may carry ``"lid"`` (``"<digits>@lid"``) and then leave out
 ``from`` (DESIGN section 8, "LIDs"); one with neither is a 400, and so is one
@@ -98,8 +102,8 @@ def _refusals(handler: Handler) -> Handler:
             log.info("sim %s %s refused: %s", request.method, _short(request.path), exc.explanation)
             return _answer(400, exc.explanation)
         except BridgeError as exc:
-            # the bridge could not take the event (its database is down, say): like a
-            # phone whose message was not acknowledged, the caller should send it again
+            # the bridge could not take the event (neither stored nor journaled): like
+            # a phone whose message was not acknowledged, the caller should send it again
             log.warning(
                 "sim %s %s failed: %s", request.method, _short(request.path), exc.explanation
             )

@@ -86,7 +86,13 @@ from neonize.utils.enum import MediaType, ReceiptType
 
 from bridge import files
 from bridge.clock import Clock, SystemClock
-from bridge.errors import BridgeError, EngineError, InvalidInput, SessionNotConnected
+from bridge.errors import (
+    BridgeError,
+    DatabaseError,
+    EngineError,
+    InvalidInput,
+    SessionNotConnected,
+)
 from bridge.model import (
     ContactCard,
     ContactList,
@@ -640,7 +646,13 @@ class WhatsmeowEngine(Engine):
                 await self._report_unhandled(session, ev, exc)
 
     async def _report_unhandled(self, session: _Session, ev: ProtoMessage, exc: Exception) -> None:
-        """Tell the bridge (an :class:`EngineErrorEvent`) that an event was set aside."""
+        """Tell the bridge (an :class:`EngineErrorEvent`) that an event was set aside.
+
+        Not a ``DatabaseError``: that event was neither stored nor kept in the
+        journal (bridge.journal), which counted and reported the loss already; an
+        engine error would only need the same database."""
+        if isinstance(exc, DatabaseError):
+            return
         detail = exc.explanation if isinstance(exc, BridgeError) else repr(exc)
         explanation = f"a WhatsApp {type(ev).__name__} event was set aside: {detail[:200]}"
         ident = str(ev.Info.ID)[:128] if isinstance(ev, neonize.Message) else ""

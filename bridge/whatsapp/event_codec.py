@@ -1,0 +1,218 @@
+"""Engine events ↔ JSON-ready dicts, for the journal of events the database refused
+(:mod:`bridge.journal`).
+
+Only the events the core persists go through it (:data:`JOURNALED_EVENTS`): messages,
+receipts, contact updates and engine errors. A body is ``{"v": 1, "type": …, …}``;
+message content uses :func:`bridge.model.content_to_dict`. Media keeps what the event
+holds: whatsmeow's download reference (``ref``: the bytes stay on WhatsApp's servers
+and are fetched at delivery, as for any message), or the sim's inline bytes (base64).
+
+:func:`decode_event` checks every field by type and raises ``ValueError`` on
+anything else: a journal is our own file, but it outlives versions of the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.model import AckStatus, Message, Party, Quote, content_from_dict, content_to_dict
+from bridge.whatsapp.engine import (
+    ContactUpdateEvent,
+    EngineErrorEvent,
+    EngineEvent,
+    MessageEvent,
+    ReceiptEvent,
+)
+
+VERSION = 1
+JOURNALED_EVENTS = (MessageEvent, ReceiptEvent, ContactUpdateEvent, EngineErrorEvent)
+
+JournaledEvent = MessageEvent | ReceiptEvent | ContactUpdateEvent | EngineErrorEvent
+
+
+class EventCodec:
+    """The journal's :class:`~bridge.journal.Codec` of engine events."""
+
+    def encode(self, item: EngineEvent) -> dict[str, Any]:
+        return encode_event(item)
+
+    def decode(self, body: dict[str, Any]) -> EngineEvent:
+        return decode_event(body)
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+
+def encode_event(event: EngineEvent) -> dict[str, Any]:
+    """A JSON-ready dict of ``event``; ``TypeError`` for an event not journaled."""
+    head: dict[str, Any] = {"v": VERSION, "session": event.session}
+    match event:
+        case MessageEvent(message=message, history=history):
+            return {
+                **head,
+                "type": "message",
+                "message": message_to_dict(message),
+                "history": history,
+            }
+        case ReceiptEvent(chat=chat, ids=ids, status=status, timestamp=timestamp):
+            return {
+                **head,
+                "type": "receipt",
+                "chat": party_to_dict(chat),
+                "ids": list(ids),
+                "status": status.value,
+                "timestamp": timestamp,
+            }
+        case ContactUpdateEvent(party=party, avatar_url=avatar_url):
+            return {
+                **head,
+                "type": "contact",
+                "party": party_to_dict(party),
+                "avatar_url": avatar_url,
+            }
+        case EngineErrorEvent(explanation=explanation, event_id=event_id):
+            return {**head, "type": "error", "explanation": explanation, "event_id": event_id}
+    raise TypeError(f"{type(event).__name__} is not journaled")
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    return {
+        "chat": party_to_dict(message.chat),
+        "sender": party_to_dict(message.sender),
+        "content": content_to_dict(message.content),
+        "wa_id": message.wa_id,
+        "timestamp": message.timestamp,
+        "quote": quote_to_dict(message.quote) if message.quote else None,
+        "from_me": message.from_me,
+        "forwarded": message.forwarded,
+        "extra": message.extra,
+    }
+
+
+def party_to_dict(party: Party) -> dict[str, Any]:
+    return {"phone": party.phone, "lid": party.lid, "group": party.group, "name": party.name}
+
+
+def quote_to_dict(quote: Quote) -> dict[str, Any]:
+    return {"wa_id": quote.wa_id, "sender": quote.sender, "text": quote.text}
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def decode_event(body: dict[str, Any]) -> EngineEvent:
+    """The inverse of :func:`encode_event`; ``ValueError`` on anything else."""
+    if body.get("v") != VERSION:
+        raise ValueError(f"unknown event record version {body.get('v')!r}")
+    session = _str(body, "session")
+    kind = body.get("type")
+    if kind == "message":
+        return MessageEvent(
+            session,
+            message=message_from_dict(_dict(body, "message")),
+            history=_bool(body, "history"),
+        )
+    if kind == "receipt":
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError("receipt ids must be a list of strings")
+        try:
+            status = AckStatus(_str(body, "status"))
+        except ValueError as exc:
+            raise ValueError(f"unknown receipt status {body.get('status')!r}") from exc
+        return ReceiptEvent(
+            session,
+            chat=party_from_dict(_dict(body, "chat")),
+            ids=tuple(ids),
+            status=status,
+            timestamp=_number(body, "timestamp"),
+        )
+    if kind == "contact":
+        return ContactUpdateEvent(
+            session,
+            party=party_from_dict(_dict(body, "party")),
+            avatar_url=_opt_str(body, "avatar_url"),
+        )
+    if kind == "error":
+        return EngineErrorEvent(
+            session, explanation=_str(body, "explanation"), event_id=_str(body, "event_id")
+        )
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+def message_from_dict(data: dict[str, Any]) -> Message:
+    quote = data.get("quote")
+    extra = data.get("extra")
+    if not isinstance(extra, dict):
+        raise ValueError("message extra must be an object")
+    try:
+        content = content_from_dict(_dict(data, "content"))
+    except (KeyError, TypeError) as exc:  # a field missing or of another shape
+        raise ValueError(f"message content unreadable: {exc!r}") from exc
+    return Message(
+        chat=party_from_dict(_dict(data, "chat")),
+        sender=party_from_dict(_dict(data, "sender")),
+        content=content,
+        wa_id=_opt_str(data, "wa_id"),
+        timestamp=_number(data, "timestamp"),
+        quote=_opt_quote(quote),
+        from_me=_bool(data, "from_me"),
+        forwarded=_bool(data, "forwarded"),
+        extra=extra,
+    )
+
+
+def party_from_dict(data: dict[str, Any]) -> Party:
+    return Party(
+        phone=_opt_str(data, "phone"),
+        lid=_opt_str(data, "lid"),
+        group=_opt_str(data, "group"),
+        name=_opt_str(data, "name"),
+    )
+
+
+def quote_from_dict(data: dict[str, Any]) -> Quote:
+    return Quote(
+        wa_id=_str(data, "wa_id"), sender=_opt_str(data, "sender"), text=_str(data, "text")
+    )
+
+
+def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    return value
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else _str(data, key)
+
+
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false")
+    return value
+
+
+def _number(data: dict[str, Any], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} must be a number")
+    return float(value)
+
+
+def _opt_quote(value: Any) -> Quote | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("quote must be an object or null")
+    return quote_from_dict(value)
