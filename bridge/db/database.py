@@ -544,7 +544,15 @@ class PostgresDatabase(Database):
     """An asyncpg pool."""
 
     dialect = "postgres"
-    _driver_errors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+    # InternalClientError: a query on a pooled connection the server has just
+    # terminated (pg_terminate_backend, a restart) before asyncpg saw it close
+    # (MagicStack/asyncpg#1069): the connection is gone, the pool replaces it.
+    _driver_errors = (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+    )
 
     def __init__(self, pool: asyncpg.Pool, display_url: str) -> None:
         super().__init__(display_url)
