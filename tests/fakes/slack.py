@@ -147,6 +147,7 @@ class _Envelope:
     retry_attempt: int
     delivered: bool = False
     socket: web.WebSocketResponse | None = None  # where it was last delivered
+    delivered_at: float = 0.0  # time.monotonic() of the last delivery
 
     def frame(self) -> JsonDict:
         return {
@@ -226,6 +227,7 @@ class _SocketHub:
         if envelope.delivered:
             envelope.retry_attempt += 1
         envelope.delivered, envelope.socket = True, ws
+        envelope.delivered_at = time.monotonic()
         with contextlib.suppress(ConnectionResetError):
             await ws.send_json(envelope.frame())
 
@@ -249,6 +251,16 @@ class _SocketHub:
             if self.sockets:
                 await self._deliver(self.sockets[-1], envelope)
         return envelope.id
+
+    async def retry_unacked(self, after: float) -> int:
+        """Deliver again every envelope delivered ``after`` s ago or more and not acked."""
+        now, count = time.monotonic(), 0
+        async with self._send_lock:
+            for envelope in list(self.envelopes.values()):
+                if self.sockets and envelope.delivered and now - envelope.delivered_at >= after:
+                    await self._deliver(self.sockets[-1], envelope)
+                    count += 1
+        return count
 
     def drop_all(self) -> None:
         sockets, self.sockets = self.sockets, []
@@ -468,6 +480,12 @@ class SlackFake:
             retry_attempt=retry_attempt,
         )
         return await self._socket.send(envelope)
+
+    async def retry_unacked(self, *, after: float = 3.0) -> int:
+        """Slack retries an event not acknowledged within 3 s (then after 1 and 5
+        minutes): call this to redeliver every envelope unacknowledged for ``after`` s,
+        with ``retry_attempt`` raised; returns how many were sent again."""
+        return await self._socket.retry_unacked(after)
 
     def slash_command_payload(
         self, command: str, text: str, *, user_id: str, channel_id: str
