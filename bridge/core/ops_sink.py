@@ -49,6 +49,9 @@ class OpsRowCodec:
             raise ValueError("an ops row needs a destination, a key and a payload object")
         return OpsRow(destination, key, payload)
 
+    def lane(self, item: OpsRow) -> str:
+        return item.ordering_key
+
 
 @dataclass(frozen=True)
 class LoginOrigin:

@@ -11,11 +11,14 @@ handling of a WhatsApp event; the outbox insert of an ops alert):
 - While anything is kept, every new item goes to the journal too, behind the older
   ones, so the order is kept.
 - One replay task hands the kept items to the handler, oldest first, and removes
-  them once handled. A refusal makes it wait (exponential backoff with jitter) and
-  try the same item again: the first item is the probe that detects the database's
-  return. When the database answers the ``probe`` (a write transaction) but keeps
-  refusing one item, that item is set aside after a few tries (``on_failed``) so it
-  cannot block the ones behind it.
+  them once handled. Order is kept per lane (the codec names an item's lane: for
+  WhatsApp events, the session and the chat, whose order is the one that matters);
+  lanes are replayed side by side, so a backlog drains about as fast as the
+  database takes work. A refusal makes a lane wait (exponential backoff with
+  jitter) and try the same item again: the item is the probe that detects the
+  database's return. When the database answers the ``probe`` (a write
+  transaction) but keeps refusing one item, that item is set aside after a few
+  tries (``on_failed``) so it cannot block the ones behind it.
 - :meth:`Journal.start` replays what an earlier run kept (after a crash, or a stop
   while the database was away) before any new item: new items queue behind.
 - Replay is at-least-once: a crash between handling an item and recording it as
@@ -54,13 +57,16 @@ R = TypeVar("R")
 
 
 class Codec(Protocol[T]):
-    """How an item becomes a journal record's body and back."""
+    """How an item becomes a journal record's body and back, and its replay lane."""
 
     def encode(self, item: T) -> dict[str, Any]:
         """A JSON-ready dict."""
 
     def decode(self, body: dict[str, Any]) -> T:
         """The item again; ``ValueError`` when ``body`` is not one."""
+
+    def lane(self, item: T) -> str:
+        """Items of one lane are replayed in their order; lanes side by side."""
 
 
 class JournalListener(Protocol):
@@ -81,6 +87,7 @@ class Limits:
     retry_max: float = 4.0
     refusals: int = 3  # tries of one item while the database answers the probe
     batch_records: int = 256  # records read (and consumed) at a time
+    lanes: int = 32  # lanes replayed at once
     batch_bytes: int = 4 * 1024 * 1024
 
 
@@ -307,8 +314,7 @@ class Journal(Generic[T]):
                     await asyncio.sleep(0)  # let the writers' callers resume
                     continue
                 break
-            for record in records:
-                await self._replay_one(record)
+            await self._replay_lanes(records)
             self._stored = await self._run(self._store.consume, records[-1].seq)
             self._stored_bytes = self._store.pending_bytes
             self._replayed += len(records)
@@ -325,12 +331,27 @@ class Journal(Generic[T]):
             )
             self._replayed = 0
 
-    async def _replay_one(self, record: Record) -> None:
-        try:
-            item = self._codec.decode(record.body)
-        except ValueError as exc:
-            await self._lose(f"record {record.seq} cannot be read back: {exc}")
-            return
+    async def _replay_lanes(self, records: list[Record]) -> None:
+        """``records`` in their lanes (``Codec.lane``): in order within a lane, lanes
+        side by side (at most ``Limits.lanes`` at once)."""
+        lanes: dict[str, list[tuple[Record, T]]] = {}
+        for record in records:
+            try:
+                item = self._codec.decode(record.body)
+            except ValueError as exc:
+                await self._lose(f"record {record.seq} cannot be read back: {exc}")
+                continue
+            lanes.setdefault(self._codec.lane(item), []).append((record, item))
+        slots = asyncio.Semaphore(self._limits.lanes)
+
+        async def run(lane: list[tuple[Record, T]]) -> None:
+            async with slots:
+                for record, item in lane:
+                    await self._replay_one(record, item)
+
+        await asyncio.gather(*(run(lane) for lane in lanes.values()))
+
+    async def _replay_one(self, record: Record, item: T) -> None:
         attempt = refusals = 0
         while True:
             try:

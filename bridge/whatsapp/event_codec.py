@@ -1,8 +1,9 @@
 """Engine events ↔ JSON-ready dicts, for the journal of events the database refused
 (:mod:`bridge.journal`).
 
-Only the events the core persists go through it (:data:`JOURNALED_EVENTS`): messages,
-receipts, contact updates and engine errors. A body is ``{"v": 1, "type": …, …}``;
+Only the events the core persists go through it (:data:`JOURNALED_EVENTS`):
+messages, receipts, contact updates and engine errors. Replay keeps their order per
+session and chat (:func:`event_lane`). A body is ``{"v": 1, "type": …, …}``;
 message content uses :func:`bridge.model.content_to_dict`. Media keeps what the event
 holds: whatsmeow's download reference (``ref``: the bytes stay on WhatsApp's servers
 and are fetched at delivery, as for any message), or the sim's inline bytes (base64).
@@ -38,6 +39,22 @@ class EventCodec:
 
     def decode(self, body: dict[str, Any]) -> EngineEvent:
         return decode_event(body)
+
+    def lane(self, item: EngineEvent) -> str:
+        return event_lane(item)
+
+
+def event_lane(event: EngineEvent) -> str:
+    """Replay lane: the session and the chat (a reaction, an edit or a receipt is in the
+    chat of the message it is about); an engine error has its session's own lane."""
+    match event:
+        case MessageEvent(message=message):
+            return f"{event.session} {message.chat.address}"
+        case ReceiptEvent(chat=chat):
+            return f"{event.session} {chat.address}"
+        case ContactUpdateEvent(party=party):
+            return f"{event.session} {party.address}"
+    return event.session
 
 
 # --- encoding ---------------------------------------------------------------------------

@@ -81,6 +81,22 @@ def test_faults_smoke_prints_every_slack_variant(db: str) -> None:
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_faults_smoke_database_outage_loses_nothing(db: str) -> None:
+    """The database away 6 s at half (PostgreSQL terminated and refused, SQLite locked by
+    another process): customer messages meanwhile are journaled and replayed, attendant
+    messages redelivered by Slack; nothing lost, duplicated or reordered, none dropped."""
+    (record,) = run_bench("bench.faults", "--db", db, "--faults", "db-outage")
+    assert FAULT_KEYS <= record.keys()
+    assert record["db"] == db and record["frontend"] == "slack"
+    for sink in ("to_frontend", "to_whatsapp"):
+        for what in ("lost", "duplicated", "out_of_order"):
+            assert record[f"{sink}_{what}"] == 0, (sink, what, record)
+    assert record["dead_letters"] == 0
+    assert record["journaled"] > 0 and record["dropped"] == 0
+    assert record["slack_redeliveries"] > 0  # attendant messages were refused, then retried
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
 def test_faults_smoke_synapse_restart_loses_nothing(db: str) -> None:
     """A real Synapse stopped and started again mid-run: nothing lost toward Matrix,
     order kept, no dead letter. Toward WhatsApp, Synapse itself can drop an attendant

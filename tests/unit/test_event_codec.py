@@ -36,7 +36,7 @@ from bridge.whatsapp.engine import (
     QRCodeEvent,
     ReceiptEvent,
 )
-from bridge.whatsapp.event_codec import EventCodec, decode_event, encode_event
+from bridge.whatsapp.event_codec import EventCodec, decode_event, encode_event, event_lane
 
 KEY = "acme/sales"
 MARIA = Party(phone="+5511987654321", name="Maria")
@@ -208,3 +208,15 @@ def test_any_text_message_round_trips(
         history=history,
     )
     assert through_json(event) == event
+
+
+def test_a_chat_is_a_replay_lane() -> None:
+    receipt = ReceiptEvent(KEY, chat=MARIA, ids=("3EB0A",), status=AckStatus.READ, timestamp=1)
+    contact = ContactUpdateEvent(KEY, party=MARIA)
+    lanes = {event_lane(e) for e in (EVENTS[0], EVENTS[7], receipt, contact)}
+    assert lanes == {"acme/sales +5511987654321"}  # a message, a reaction, a receipt
+    assert event_lane(EVENTS[10]) == "acme/sales 120363025246125486@g.us"
+    assert event_lane(EVENTS[11]) == "acme/sales 123456789012345@lid"
+    other = MessageEvent("acme/support", message=EVENTS[0].message)  # type: ignore[attr-defined]
+    assert event_lane(other) == "acme/support +5511987654321"
+    assert event_lane(EVENTS[-1]) == "acme/sales"  # an engine error

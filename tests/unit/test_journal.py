@@ -32,6 +32,9 @@ class IntCodec:
             raise ValueError("not an item")
         return int(body["n"])
 
+    def lane(self, item: int) -> str:
+        return "one"  # a single lane: the global order is the lane's order
+
 
 @dataclass
 class Database:
@@ -312,3 +315,30 @@ async def test_before_start_and_after_stop_the_handler_answers_alone(tmp_path: P
     with pytest.raises(DatabaseError, match="connection refused"):
         await kit.journal.deliver(2)
     assert kit.metric("zapbridge_inbound_dropped_total") == 0
+
+
+class ParityCodec(IntCodec):
+    def lane(self, item: int) -> str:
+        return "even" if item % 2 == 0 else "odd"
+
+
+async def test_lanes_keep_their_own_order_and_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    kit = make(tmp_path / "j", Database(down=True))
+    kit.journal._codec = ParityCodec()  # type: ignore[assignment]
+    await kit.journal.start()
+    await kit.deliver_all(range(8))
+    gate = asyncio.Event()
+    handle = kit.db.handle
+
+    async def slow_zero(item: int) -> None:
+        if item == 0:
+            await gate.wait()
+        await handle(item)
+
+    kit.journal._handler = slow_zero
+    kit.db.down = False
+    await until(lambda: kit.db.taken == [1, 3, 5, 7], clock=kit.clock, what="the odd lane")
+    gate.set()
+    await replayed(kit)
+    assert [n for n in kit.db.taken if n % 2 == 0] == [0, 2, 4, 6]
+    await kit.journal.stop()
