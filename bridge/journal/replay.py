@@ -7,7 +7,11 @@ handling of a WhatsApp event; the outbox insert of an ops alert):
   ``DatabaseError`` (a connection refused or terminated, a locked SQLite file…),
   the item is appended to the journal (:mod:`bridge.journal.store`: fsynced before
   ``deliver`` returns) instead of being lost; the source that already acknowledged
-  it (whatsmeow acknowledges a message before our handler runs) loses nothing.
+  it (whatsmeow acknowledges a message before our handler runs) loses nothing. A
+  handler that has not answered within ``answer_seconds`` (a database that hangs,
+  SQLite waiting out another process's lock) gets the same treatment, without being
+  interrupted: the replay waits for that first attempt's outcome and hands the kept
+  copy over only if it failed, so the caller never waits longer than that.
 - While anything is kept, every new item goes to the journal too, behind the older
   ones, so the order is kept.
 - One replay task hands the kept items to the handler, oldest first, and removes
@@ -86,6 +90,7 @@ class Limits:
     retry_initial: float = 0.25  # seconds before the first retry of a refused replay
     retry_max: float = 4.0
     refusals: int = 3  # tries of one item while the database answers the probe
+    answer_seconds: float = 2.0  # a handler still busy after this: the item is kept too
     batch_records: int = 256  # records read (and consumed) at a time
     lanes: int = 32  # lanes replayed at once
     batch_bytes: int = 4 * 1024 * 1024
@@ -131,7 +136,8 @@ class Journal(Generic[T]):
         self._stored = 0  # records in the store, not yet consumed
         self._stored_bytes = 0
         self._writing = 0  # items handed to the writer, not yet written (or failed)
-        self._batch: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._batch: list[tuple[bytes, asyncio.Future[None], asyncio.Future[None] | None]] = []
+        self._attempts: dict[int, asyncio.Future[None]] = {}  # seq → first attempt, running
         self._writer: asyncio.Task[None] | None = None
         self._replay: asyncio.Task[None] | None = None
         self._over = False
@@ -191,6 +197,10 @@ class Journal(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await replay
         await self._flushed()
+        attempts, self._attempts = list(self._attempts.values()), {}
+        for attempt in attempts:  # kept: the next start replays them
+            attempt.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -213,47 +223,73 @@ class Journal(Generic[T]):
         if self._executor is None:
             await self._handler(item)
             return
-        if not self.holding:
-            try:
-                await self._handler(item)
-                return
-            except DatabaseError as exc:
-                refusal = exc
-            if not self.holding:
-                log.warning(
-                    "journal %s: the database refused an item (%s); keeping items in %s "
-                    "until it takes them again",
-                    self.name,
-                    refusal.explanation,
-                    self._store.directory,
-                )
-                self._replayed = 0
-        await self._keep(item)
+        if self.holding:
+            await self._keep(item)
+            return
+        attempt = asyncio.ensure_future(self._handler(item))
+        try:
+            await asyncio.wait({attempt}, timeout=self._limits.answer_seconds)
+        except asyncio.CancelledError:
+            attempt.cancel()  # the caller gave up: so does its attempt, as before
+            raise
+        if not attempt.done():  # no answer yet: keep a copy now, so the order holds
+            self._start_holding(
+                f"the database has not answered for {self._limits.answer_seconds:g} s"
+            )
+            await self._keep(item, attempt)
+            return
+        try:
+            attempt.result()
+        except DatabaseError as exc:
+            self._start_holding(f"the database refused an item ({exc.explanation})")
+            await self._keep(item)
 
-    async def _keep(self, item: T) -> None:
+    def _start_holding(self, why: str) -> None:
+        if self.holding:
+            return
+        log.warning(
+            "journal %s: %s; keeping items in %s until it takes them again",
+            self.name,
+            why,
+            self._store.directory,
+        )
+        self._replayed = 0
+
+    async def _keep(self, item: T, attempt: asyncio.Future[None] | None = None) -> None:
+        """Append ``item``. ``attempt``: the handler still working on it; the replay
+        waits for its outcome before handing the kept copy over (at most once more)."""
+        failure: str | None = None
         try:
             payload = dump_body(self._codec.encode(item))
         except (ValueError, TypeError) as exc:  # a codec that cannot write it: a bug
-            await self._lose(f"it cannot be written to the journal: {exc}")
-            raise DatabaseError(f"refused by the database and not journaled: {exc}") from exc
-        self._writing += 1
-        self._update_gauge()
-        self._ensure_replay()
-        try:
-            await self._write(payload)
-        except OSError as exc:
-            reason = f"the journal cannot be written: {exc.strerror or exc}"
-            await self._lose(reason)
-            raise DatabaseError(f"refused by the database and not journaled ({reason})") from exc
-        finally:
-            self._writing -= 1
-        self._journaled.inc()
-        await self._check_size()
+            failure = f"it cannot be written to the journal: {exc}"
+        if failure is None:
+            self._writing += 1
+            self._update_gauge()
+            self._ensure_replay()
+            try:
+                await self._write(payload, attempt)
+            except OSError as exc:
+                failure = f"the journal cannot be written: {exc.strerror or exc}"
+            finally:
+                self._writing -= 1
+        if failure is None:
+            self._journaled.inc()
+            await self._check_size()
+            return
+        if attempt is not None:
+            try:
+                await attempt  # not kept, but the database may take it after all
+                return
+            except DatabaseError:
+                pass
+        await self._lose(failure)
+        raise DatabaseError(f"refused by the database and not journaled ({failure})")
 
-    async def _write(self, payload: bytes) -> None:
+    async def _write(self, payload: bytes, attempt: asyncio.Future[None] | None) -> None:
         """Append through the writer task: items arriving together share one fsync."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._batch.append((payload, done))
+        self._batch.append((payload, done, attempt))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(
                 self._write_batches(), name=f"journal-{self.name}-writer"
@@ -264,17 +300,26 @@ class Journal(Generic[T]):
         while self._batch:
             batch, self._batch = self._batch, []
             try:
-                pending = await self._run(self._store.append, [p for p, _ in batch])
+                first, pending = await self._run(self._append, [p for p, _, _ in batch])
             except OSError as exc:
-                for _, done in batch:
+                for _, done, _ in batch:
                     if not done.done():
                         done.set_exception(exc)
                 continue
+            # before anything else runs: the replay may read these records next
+            for seq, (_, _, attempt) in enumerate(batch, start=first):
+                if attempt is not None:
+                    self._attempts[seq] = attempt
             self._stored = pending
             self._stored_bytes = self._store.pending_bytes
-            for _, done in batch:
+            for _, done, _ in batch:
                 if not done.done():
                     done.set_result(None)
+
+    def _append(self, payloads: list[bytes]) -> tuple[int, int]:
+        """(the first record's sequence number, the pending count); on the journal's thread."""
+        first = self._store.next_seq
+        return first, self._store.append(payloads)
 
     async def _flushed(self) -> None:
         while self._writer is not None and not self._writer.done():
@@ -352,6 +397,8 @@ class Journal(Generic[T]):
         await asyncio.gather(*(run(lane) for lane in lanes.values()))
 
     async def _replay_one(self, record: Record, item: T) -> None:
+        if await self._attempt_took(record, item):
+            return
         attempt = refusals = 0
         while True:
             try:
@@ -369,6 +416,22 @@ class Journal(Generic[T]):
                 log.exception("journal %s: the handler failed on record %d", self.name, record.seq)
                 await self._set_aside(item, record, exc)
                 return
+
+    async def _attempt_took(self, record: Record, item: T) -> bool:
+        """Whether the handler's first attempt at ``record`` (still running when it was
+        kept) handled it in the end, or failed otherwise than by a refusal (then it is
+        set aside). A refusal leaves it to the replay."""
+        attempt = self._attempts.pop(record.seq, None)
+        if attempt is None:
+            return False
+        try:
+            await attempt
+        except DatabaseError:
+            return False
+        except Exception as exc:  # the replay's boundary, as below
+            log.error("journal %s: the first attempt at record %d failed", self.name, record.seq)
+            await self._set_aside(item, record, exc)
+        return True
 
     async def _database_answers(self) -> bool:
         try:

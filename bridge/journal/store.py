@@ -141,6 +141,11 @@ class JournalStore:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next record appended gets."""
+        return self._next_seq
+
     # --- opening ------------------------------------------------------------------
 
     def open(self) -> Opened:

@@ -190,10 +190,8 @@ async def test_deliver_returns_only_once_the_item_is_fsynced(
 async def test_the_replay_waits_while_the_database_is_away(kit: Kit) -> None:
     kit.db.down = True
     await kit.deliver_all(range(3))
-    for _ in range(20):
-        await kit.clock.advance(5)
+    await until(lambda: kit.db.probes >= 10, clock=kit.clock, what="ten probes")
     assert kit.db.taken == [] and kit.set_aside == []  # retried, never set aside
-    assert kit.db.probes >= 10
     kit.db.down = False
     await replayed(kit)
     assert kit.db.taken == [0, 1, 2]
@@ -342,3 +340,63 @@ async def test_lanes_keep_their_own_order_and_do_not_wait_for_each_other(tmp_pat
     await replayed(kit)
     assert [n for n in kit.db.taken if n % 2 == 0] == [0, 2, 4, 6]
     await kit.journal.stop()
+
+
+class Hanging(Database):
+    """A database that does not answer until released (a lock held, a network cut)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.refuse_after = False
+        self.calls: list[int] = []
+
+    async def handle(self, item: int) -> None:
+        self.calls.append(item)
+        if not self.release.is_set():
+            await self.release.wait()
+            if self.refuse_after:
+                raise DatabaseError("database is locked")
+        await super().handle(item)
+
+
+async def test_a_database_that_does_not_answer_in_time_is_kept_waiting(tmp_path: Path) -> None:
+    db = Hanging()
+    kit = make(tmp_path / "j", db, answer_seconds=0.05)
+    await kit.journal.start()
+    await asyncio.wait_for(kit.journal.deliver(0), 5)  # returns: kept, still being tried
+    assert kit.journal.holding and db.calls == [0]
+    await kit.deliver_all([1, 2])  # behind it, without trying the database
+    assert db.calls == [0]
+    db.release.set()  # the first attempt goes through after all
+    await replayed(kit)
+    assert db.taken == [0, 1, 2]
+    assert db.calls == [0, 1, 2]  # the kept copy of 0 was not handed over again
+    await kit.journal.stop()
+
+
+async def test_a_first_attempt_refused_late_is_replayed_from_the_journal(tmp_path: Path) -> None:
+    db = Hanging()
+    db.refuse_after = True
+    kit = make(tmp_path / "j", db, answer_seconds=0.05)
+    await kit.journal.start()
+    await kit.deliver_all([0, 1])
+    db.release.set()
+    await replayed(kit)
+    assert db.taken == [0, 1] and db.calls == [0, 0, 1]
+    await kit.journal.stop()
+
+
+async def test_a_first_attempt_still_running_at_stop_is_replayed_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    db = Hanging()
+    kit = make(tmp_path / "j", db, answer_seconds=0.05)
+    await kit.journal.start()
+    await kit.deliver_all([0])
+    await kit.journal.stop()  # the attempt is cancelled; the kept copy stays
+    second = make(tmp_path / "j")
+    await second.journal.start()
+    await replayed(second)
+    assert second.db.taken == [0] and db.taken == []
+    await second.journal.stop()
