@@ -224,7 +224,8 @@ class Bridge:
             clock=self.clock,
             rng=self.rng,
             metrics=self.metrics,
-            limits=Limits(batch_records=1),  # an alert replayed twice after a crash is noise
+            # an alert replayed twice after a crash is noise; nobody waits on an alert
+            limits=Limits(batch_records=1, answer_seconds=None),
         )
         self.ops_sink.keep_refused_in(self.ops_journal)
 

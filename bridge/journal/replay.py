@@ -90,7 +90,8 @@ class Limits:
     retry_initial: float = 0.25  # seconds before the first retry of a refused replay
     retry_max: float = 4.0
     refusals: int = 3  # tries of one item while the database answers the probe
-    answer_seconds: float = 2.0  # a handler still busy after this: the item is kept too
+    # a handler still busy after this long: the item is kept too (None: wait for it)
+    answer_seconds: float | None = 2.0
     batch_records: int = 256  # records read (and consumed) at a time
     lanes: int = 32  # lanes replayed at once
     batch_bytes: int = 4 * 1024 * 1024
@@ -225,6 +226,13 @@ class Journal(Generic[T]):
             return
         if self.holding:
             await self._keep(item)
+            return
+        if self._limits.answer_seconds is None:
+            try:
+                await self._handler(item)
+            except DatabaseError as exc:
+                self._start_holding(f"the database refused an item ({exc.explanation})")
+                await self._keep(item)
             return
         attempt = asyncio.ensure_future(self._handler(item))
         try:

@@ -400,3 +400,24 @@ async def test_a_first_attempt_still_running_at_stop_is_replayed_at_the_next_sta
     await replayed(second)
     assert second.db.taken == [0] and db.taken == []
     await second.journal.stop()
+
+
+async def test_without_a_deadline_the_caller_waits_for_the_handler(tmp_path: Path) -> None:
+    """``answer_seconds=None`` (ops alerts: nobody waits on them): refusals are kept,
+    a slow handler is simply awaited."""
+    db = Hanging()
+    kit = make(tmp_path / "j", db, answer_seconds=None)
+    await kit.journal.start()
+    slow = asyncio.ensure_future(kit.journal.deliver(0))
+    await asyncio.sleep(0.1)
+    assert not slow.done() and not kit.journal.holding
+    db.release.set()
+    await slow
+    assert db.taken == [0]
+    db.down = True
+    await kit.deliver_all([1, 2])
+    assert kit.journal.pending == 2
+    db.down = False
+    await replayed(kit)
+    assert db.taken == [0, 1, 2]
+    await kit.journal.stop()
