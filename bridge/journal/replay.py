@@ -309,7 +309,7 @@ class Journal(Generic[T]):
             batch, self._batch = self._batch, []
             try:
                 first, pending = await self._run(self._append, [p for p, _, _ in batch])
-            except OSError as exc:
+            except Exception as exc:  # the writer's boundary: no caller is left waiting
                 for _, done, _ in batch:
                     if not done.done():
                         done.set_exception(exc)
