@@ -29,6 +29,7 @@ __all__ = [
     "PRIVATE_FILE",
     "append_private",
     "create_private",
+    "fsync_dir",
     "private_dir",
     "tighten_files",
     "tighten_tree",
@@ -99,6 +100,16 @@ def create_private(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush ``directory`` itself, so a file created or renamed in it survives a crash
+    under its new name."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def tighten_tree(root: Path) -> list[Path]:

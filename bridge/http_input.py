@@ -34,6 +34,7 @@ __all__ = [
     "HEAD_TIMEOUT_SECONDS",
     "MAX_JSON_DEPTH",
     "SERVER_OPTIONS",
+    "json_kind",
     "parse_json",
     "read_body",
     "read_json",
@@ -109,6 +110,24 @@ def parse_json(
     if not surrogates and _has_lone_surrogate(text, value):
         raise RequestRefused(400, "the JSON holds a lone surrogate (not a Unicode character)")
     return value
+
+
+def json_kind(value: object) -> str:
+    """The JSON name of a value's type, for refusals that name a field (never the
+    value itself): ``a string``, ``an object``, ``null``…"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _no_constant(name: str) -> Any:

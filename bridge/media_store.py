@@ -35,7 +35,7 @@ from pathlib import Path
 
 from bridge.clock import Clock
 from bridge.errors import PermanentDeliveryError
-from bridge.files import PRIVATE_FILE, private_dir
+from bridge.files import PRIVATE_FILE, fsync_dir, private_dir
 from bridge.model import StoredBytes
 
 log = logging.getLogger("bridge.media_store")
@@ -88,7 +88,7 @@ class MediaStore:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return ref
 
     def _touch_if_whole(self, path: Path, size: int, now: float) -> bool:
@@ -202,7 +202,7 @@ def _private_dirs_synced(directory: Path) -> None:
         current = current.parent
     private_dir(directory)
     for made in reversed(missing):
-        _fsync_dir(made.parent)
+        fsync_dir(made.parent)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -212,14 +212,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -274,7 +274,7 @@ class JournalStore:
         path = self.directory / f"{self._next_seq:020d}.jnl"
         fd = _open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL)
         os.close(fd)
-        _fsync_dir(self.directory)  # the file's name survives a crash too
+        files.fsync_dir(self.directory)  # the file's name survives a crash too
         segment = _Segment(self._next_seq, path, size=0, last_seq=self._next_seq - 1)
         self._segments.append(segment)
         if self._cursor is None:
@@ -438,14 +438,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _truncate(path: Path, size: int) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge.errors import InvalidInput
+from bridge.http_input import json_kind
 from bridge.model import clean_text
 
 __all__ = ["Fields", "MalformedEvent"]
@@ -33,22 +34,6 @@ _MAX_METADATA = 2**53  # Matrix integers are within ±2**53 (canonical JSON)
 
 class MalformedEvent(InvalidInput):
     """A Matrix event with a field of the wrong type; the explanation names it."""
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 class Fields:
@@ -65,7 +50,7 @@ class Fields:
     def of(cls, value: Any, path: str = "") -> Fields:
         """``value`` as an object; raises :class:`MalformedEvent` when it is not one."""
         if not isinstance(value, dict):
-            raise MalformedEvent(f"{path or 'the event'} is {_kind(value)}, not an object")
+            raise MalformedEvent(f"{path or 'the event'} is {json_kind(value)}, not an object")
         return cls(value, path)
 
     def __bool__(self) -> bool:
@@ -123,4 +108,4 @@ class Fields:
         return f"{self.path}.{key}" if self.path else key
 
     def _wrong(self, key: str, value: Any, expected: str) -> MalformedEvent:
-        return MalformedEvent(f"{self._name(key)} is {_kind(value)}, not {expected}")
+        return MalformedEvent(f"{self._name(key)} is {json_kind(value)}, not {expected}")

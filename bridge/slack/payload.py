@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import InvalidInput
+from bridge.http_input import json_kind
 
 __all__ = ["MAX_TEXT", "Click", "Fields", "SharedFile", "check_envelope"]
 
@@ -44,7 +45,9 @@ class Fields:
 
     def __init__(self, value: object, path: str) -> None:
         if not isinstance(value, dict):
-            raise InvalidInput(f"{path or 'the payload'}: expected an object, got {_kind(value)}")
+            raise InvalidInput(
+                f"{path or 'the payload'}: expected an object, got {json_kind(value)}"
+            )
         self.data: dict[str, Any] = value
         self.path = path
 
@@ -62,7 +65,7 @@ class Fields:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise InvalidInput(f"{self._where(key)}: expected a string, got {_kind(value)}")
+            raise InvalidInput(f"{self._where(key)}: expected a string, got {json_kind(value)}")
         if len(value) > limit:
             raise InvalidInput(f"{self._where(key)}: longer than {limit} characters")
         if "\x00" in value:  # no database stores it in text (PostgreSQL refuses it)
@@ -136,7 +139,7 @@ class Fields:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise InvalidInput(f"{self._where(key)}: expected a list, got {_kind(value)}")
+            raise InvalidInput(f"{self._where(key)}: expected a list, got {json_kind(value)}")
         if len(value) > limit:
             raise InvalidInput(f"{self._where(key)}: more than {limit} entries")
         return [Fields(item, f"{self._where(key)}[{n}]") for n, item in enumerate(value)]
@@ -257,7 +260,7 @@ def _check_level(obj: Mapping[str, Any], path: str, depth: int) -> None:
             continue
         nested = obj[key]
         if not isinstance(nested, dict):
-            raise InvalidInput(f"{where(key)}: expected an object, got {_kind(nested)}")
+            raise InvalidInput(f"{where(key)}: expected an object, got {json_kind(nested)}")
         if depth + 1 < _DEPTH:
             _check_level(nested, where(key), depth + 1)
     for key in _OBJECT_LISTS:
@@ -265,27 +268,10 @@ def _check_level(obj: Mapping[str, Any], path: str, depth: int) -> None:
             continue
         value = obj[key]
         if not isinstance(value, list):
-            raise InvalidInput(f"{where(key)}: expected a list, got {_kind(value)}")
+            raise InvalidInput(f"{where(key)}: expected a list, got {json_kind(value)}")
         if value:
             first = value[0]
             if not isinstance(first, dict):
-                raise InvalidInput(f"{where(key)}[0]: expected an object, got {_kind(first)}")
+                raise InvalidInput(f"{where(key)}[0]: expected an object, got {json_kind(first)}")
             if depth + 1 < _DEPTH:
                 _check_level(first, f"{where(key)}[0]", depth + 1)
-
-
-def _kind(value: object) -> str:
-    """The JSON name of a value's type, for refusals (never the value itself)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
