@@ -69,6 +69,7 @@ class OutboxWorker:
         self._idle = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._drained_during_pass: set[str] | None = None  # see _dispatch_due
 
     def register(self, destination: str, executor: Executor) -> None:
         self._executors[destination] = executor
@@ -149,14 +150,24 @@ class OutboxWorker:
             sleeper.cancel()
 
     async def _dispatch_due(self) -> int:
+        """Start a drain for each due key not in flight. A key whose drain ended while
+        the rows were being read is left to the next pass: its row in this snapshot
+        may have been delivered and marked done meanwhile (woken by key), and
+        starting it again would deliver it twice."""
+        drained: set[str] = set()
+        self._drained_during_pass = drained
         try:
             rows = await self._repo.next_due(200, now=self._clock.now())
         except BridgeError as exc:
             log.error("cannot read the outbox: %s", exc.explanation)
             return 0
+        finally:
+            self._drained_during_pass = None
         started = 0
         for row in rows:
-            if row.ordering_key not in self._in_flight:
+            if row.ordering_key in drained:
+                self._wake.set()  # read again: what is still pending goes then
+            elif row.ordering_key not in self._in_flight:
                 self._start(row.ordering_key, row)
                 started += 1
         return started
@@ -173,6 +184,8 @@ class OutboxWorker:
     def _finished(self, task: asyncio.Task[None], *, key: str) -> None:
         self._tasks.discard(task)
         self._in_flight.discard(key)
+        if self._drained_during_pass is not None:
+            self._drained_during_pass.add(key)
         if key in self._recheck:
             self._recheck.discard(key)
             self._start(key, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 
 from bridge.clock import FakeClock
@@ -61,3 +62,84 @@ async def test_delivered_rows_and_registered_tables_are_pruned_periodically() ->
     await clock.advance(OutboxWorker.PRUNE_EVERY_SECONDS + 1)
     assert len(repo.pruned_before) == 2 and len(other) == 2
     await worker.stop()
+
+
+class RacingOutbox:
+    """One pending row whose pass (``next_due``) is slow: the keyed drain started by
+    ``wake(keys)`` delivers and finishes it while the pass is still reading."""
+
+    def __init__(self) -> None:
+        self.row = OutboxRow(
+            id=1,
+            destination="matrix",
+            ordering_key="login:acme/sales:matrix",
+            payload={"op": "login"},
+            status="pending",
+            attempts=0,
+            next_attempt_at=0.0,
+            last_error=None,
+            created_at=0.0,
+            updated_at=0.0,
+        )
+        self.pass_started = asyncio.Event()
+        self.release_pass = asyncio.Event()
+        self.finished = asyncio.Event()
+
+    async def next_due(self, limit: int = 100, *, now: float | None = None) -> list[OutboxRow]:
+        snapshot = [self.row] if self.row.status == "pending" else []
+        self.pass_started.set()
+        await self.release_pass.wait()  # read before the drain marked it done
+        return snapshot
+
+    async def next_for_key(self, ordering_key: str) -> OutboxRow | None:
+        return self.row if self.row.status == "pending" else None
+
+    async def finish(
+        self, outbox_id: int, ordering_key: str, *, now: float | None = None
+    ) -> OutboxRow | None:
+        self.row = dataclasses.replace(self.row, status="done")
+        self.finished.set()
+        return None
+
+    async def count_pending(self) -> int:
+        return 0
+
+    async def count_dead(self) -> int:
+        return 0
+
+    async def prune_done(self, *, before: float) -> int:
+        return 0
+
+
+async def test_a_row_a_keyed_drain_delivered_during_a_pass_is_not_delivered_again() -> None:
+    """A pass reads due rows while a drain woken by key delivers one of them: the pass
+    must not start that stale row again (it posted a second QR image, and would send
+    a WhatsApp message twice through an engine that cannot choose message ids)."""
+    clock = FakeClock()
+    repo = RacingOutbox()
+    worker = OutboxWorker(
+        repo,  # type: ignore[arg-type]
+        clock=clock,
+        rng=random.Random(1),
+        max_attempts=3,
+        base_delay=1,
+        max_delay=10,
+        metrics=Metrics(),
+    )
+    delivered: list[int] = []
+
+    async def executor(row: OutboxRow) -> None:
+        delivered.append(row.id)
+
+    worker.register("matrix", executor)
+    await worker.start()
+    async with asyncio.timeout(5):
+        await repo.pass_started.wait()  # the pass holds its snapshot of row 1
+        worker.wake([repo.row.ordering_key])  # the relay's commit wakes the key
+        await repo.finished.wait()  # delivered and marked done by the keyed drain
+        repo.release_pass.set()
+        await clock.settle()
+        await worker.wait_idle()
+    await clock.settle()
+    await worker.stop()
+    assert delivered == [1]
