@@ -172,6 +172,10 @@ class Bridge:
             max_delay=config.outbox.max_delay_seconds,
             metrics=self.metrics,
         )
+        self.ops_sink = OutboxOpsSink(
+            config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
+        )
+        self.notifier = OpsNotifier(config, self.ops_sink, clock=clock)
         self.relay = Relay(
             config,
             repos,
@@ -182,13 +186,9 @@ class Bridge:
             clock=clock,
             metrics=self.metrics,
             media=self.media,
-        )
-        self.ops_sink = OutboxOpsSink(
-            config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
-        )
-        self.notifier = OpsNotifier(config, self.ops_sink, clock=clock)
-        self.relay.quarantine = Quarantine(
-            repos.quarantine, ops=self.notifier, metrics=self.metrics, clock=clock
+            quarantine=Quarantine(
+                repos.quarantine, ops=self.notifier, metrics=self.metrics, clock=clock
+            ),
         )
         self.desk = TicketDesk(self.db_required, self.tickets, self.relay, self.outbox)
         self.commands = CommandRegistry(

@@ -3,7 +3,7 @@
 Reading a config never stops at the first mistake: every problem is collected with
 its file, line and key path (``config.yaml:14 companies[0].sessions[1].slack_channel:
 expected a Slack channel id like C0123ABC``) so one ``check-config`` run shows them
-all. Attribute names are exactly the YAML key names (DESIGN section 8).
+all. Attribute names are exactly the YAML key names (config.example.yaml).
 
 Secrets (``appservice.as_token``/``hs_token``, ``slack.bot_token``/``app_token``/
 ``signing_secret``, ``database.url``) may come from three places, strongest first:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
+
 from bridge.config import MediaConfig
 from bridge.errors import PermanentDeliveryError
 from bridge.model import MediaKind
@@ -33,6 +35,12 @@ WHATSAPP_MAX_BYTES: dict[MediaKind, int] = {
 }
 
 _NAMES = {MediaKind.VOICE: "voice note", MediaKind.AUDIO: "audio file"}
+_CHUNK_BYTES = 256 * 1024
+
+
+class FileTooLarge(PermanentDeliveryError):
+    """A file over the limit for its kind; the explanation names its size and the limit
+    (``the video is 17 MB; WhatsApp takes videos up to 16 MB``)."""
 
 
 def kind_name(kind: MediaKind) -> str:
@@ -53,10 +61,23 @@ class SizeLimit:
         if size is not None and size > self.max_bytes:
             raise self.refusal(size)
 
-    def refusal(self, size: int, *, at_least: bool = False) -> PermanentDeliveryError:
+    def refusal(self, size: int, *, at_least: bool = False) -> FileTooLarge:
         """The error to tell the attendant; ``at_least`` when only part was counted."""
         amount = f"over {megabytes(self.max_bytes)}" if at_least else megabytes(size)
-        return PermanentDeliveryError(f"the {kind_name(self.kind)} is {amount}; {self.rule}")
+        return FileTooLarge(f"the {kind_name(self.kind)} is {amount}; {self.rule}")
+
+    async def read(self, response: aiohttp.ClientResponse) -> bytes:
+        """A download's body within the limit: refused by its ``Content-Length``
+        before reading, else at the first chunk that takes it past the limit."""
+        self.check(response.content_length)
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+            received += len(chunk)
+            if received > self.max_bytes:
+                raise self.refusal(received, at_least=True)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def toward_whatsapp(kind: MediaKind, media: MediaConfig) -> SizeLimit:

@@ -44,7 +44,8 @@ class AckStatus(enum.StrEnum):
     READ = "read"
 
 
-# File extensions for media without a name on WhatsApp (DESIGN: `voice-<id>.ogg` …).
+# File extensions for media without a name on WhatsApp: `voice-<id>.ogg` …
+# (docs/messages.md, "File names").
 _DEFAULT_EXT = {
     "image/jpeg": "jpg",
     "image/png": "png",

@@ -101,10 +101,12 @@ class Relay:
         clock: Clock,
         metrics: Metrics,
         media: MediaStore,
+        quarantine: Quarantine,
     ) -> None:
         self._config = config
         self._repos = repos
         self._media = media
+        self.quarantine = quarantine
         self._tickets = tickets
         self._outbox = outbox
         self._frontends = frontends
@@ -112,7 +114,6 @@ class Relay:
         self._clock = clock
         self._metrics = metrics
         self.commands: CommandRegistry | None = None
-        self.quarantine: Quarantine | None = None  # set by the composition root
         self._thread_tickets: FixedFacts[tuple[str, str, str], int] = FixedFacts()
 
     # --- where things go ------------------------------------------------------
@@ -171,8 +172,6 @@ class Relay:
         """What an engine could not understand is recorded and reported once in the
         ops channel of the session's company (bridge.core.quarantine), under its
         message id, or under its session and explanation when it has none."""
-        if self.quarantine is None:
-            raise BridgeError("the quarantine is not set up")
         session = self._session(event.session)
         digest = hashlib.sha256(event.explanation.encode()).hexdigest()[:16]
         await self.quarantine.set_aside(
@@ -583,8 +582,6 @@ class Relay:
     async def set_aside(self, event: UnhandledEvent) -> bool:
         """Set aside ``event`` for the company of its room (bridge.core.quarantine);
         True the first time. Raises ``DatabaseError`` when it cannot be recorded."""
-        if self.quarantine is None:
-            raise BridgeError("the quarantine is not set up")
         return await self.quarantine.set_aside(
             source=event.frontend,
             event_id=event.event_id,

@@ -17,8 +17,6 @@ from mautrix.types import ContentURI, SpecVersions
 from bridge.errors import DeliveryError, PermanentDeliveryError
 from bridge.media_limits import SizeLimit
 
-CHUNK_BYTES = 256 * 1024
-
 
 async def download_within(client: ClientAPI, mxc: str, *, limit: SizeLimit) -> bytes:
     """The bytes at ``mxc``, fetched as ``client`` (the appservice bot); the limit's
@@ -39,15 +37,7 @@ async def download_within(client: ClientAPI, mxc: str, *, limit: SizeLimit) -> b
     async with api.session.get(url, params=params, headers=headers) as response:
         if response.status >= 400:
             raise _status_error(response.status)
-        limit.check(response.content_length)
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-            received += len(chunk)
-            if received > limit.max_bytes:
-                raise limit.refusal(received, at_least=True)
-            chunks.append(chunk)
-    return b"".join(chunks)
+        return await limit.read(response)
 
 
 def _status_error(status: int) -> DeliveryError:

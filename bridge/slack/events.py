@@ -45,10 +45,9 @@ from bridge.core.frontend import (
     ThreadEvent,
 )
 from bridge.errors import BridgeError, DeliveryError, InvalidInput, PermanentDeliveryError
-from bridge.media_limits import SizeLimit, toward_whatsapp
+from bridge.media_limits import FileTooLarge, SizeLimit, toward_whatsapp
 from bridge.model import AnyContent, Deletion, Edit, Media, Reaction, Text
 from bridge.slack import convert
-from bridge.slack.files import FileTooLarge, too_large
 from bridge.slack.payload import Click, Fields, SharedFile
 from bridge.slack.ratelimit import PacedApi, SlackCallError
 
@@ -397,8 +396,7 @@ class SlackEvents:
         declares over the limit is refused before any request is made."""
         kind = convert.media_kind_of(file.mimetype, slack_subtype=file.subtype)
         limit = toward_whatsapp(kind, self._media_config)
-        if file.size is not None and file.size > limit.max_bytes:
-            raise too_large(limit, file.size)
+        limit.check(file.size)
         if not file.url:
             raise PermanentDeliveryError("Slack gave no address to download it from")
         data = await self._download(file.url, limit=limit, announced=file.size)

@@ -23,27 +23,16 @@ import aiohttp
 from yarl import URL
 
 from bridge.errors import DeliveryError, PermanentDeliveryError
-from bridge.media_limits import SizeLimit
+from bridge.media_limits import FileTooLarge, SizeLimit
 
-__all__ = ["DOWNLOAD_SECONDS", "FileTooLarge", "SlackFiles", "origin_of", "too_large"]
+__all__ = ["DOWNLOAD_SECONDS", "FileTooLarge", "SlackFiles", "origin_of"]
 
 DOWNLOAD_SECONDS = 120.0  # 100 MB at under 1 MB/s still fits
 MAX_REDIRECTS = 3
-_CHUNK = 64 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
 _TRANSIENT = (408, 429)  # 4xx that a later try may pass
 
 Origin = tuple[str, str, int]  # scheme, host, port
-
-
-class FileTooLarge(PermanentDeliveryError):
-    """A file over the limit for its kind; the explanation names its size and the limit
-    (``the video is 17 MB; WhatsApp takes videos up to 16 MB``)."""
-
-
-def too_large(limit: SizeLimit, size: int, *, at_least: bool = False) -> FileTooLarge:
-    """The refusal of a file of ``size`` bytes (``at_least``: counted so far)."""
-    return FileTooLarge(limit.refusal(size, at_least=at_least).explanation)
 
 
 def origin_of(url: str | URL) -> Origin | None:
@@ -77,8 +66,7 @@ class SlackFiles:
     ) -> bytes:
         """The file's bytes, at most ``limit.max_bytes``; ``announced`` is the size the
         file object gave (over the limit: refused without a request)."""
-        if announced is not None and announced > limit.max_bytes:
-            raise too_large(limit, announced)
+        limit.check(announced)
         target = self._allowed(URL(url) if origin_of(url) else None)
         try:
             async with asyncio.timeout(self._seconds):
@@ -98,10 +86,7 @@ class SlackFiles:
                     continue
                 if response.status != 200:
                     raise _status_error(response.status)
-                declared = response.content_length
-                if declared is not None and declared > limit.max_bytes:
-                    raise too_large(limit, declared)
-                return await _read(response, limit)
+                return await limit.read(response)
         raise PermanentDeliveryError("Slack redirected the download too many times")
 
     def _allowed(self, url: URL | None, *, redirected: bool = False) -> URL:
@@ -114,18 +99,6 @@ class SlackFiles:
                 f"it is {where} {_shown(url)}, not one of Slack's file hosts (slack.file_hosts)"
             )
         return url
-
-
-async def _read(response: aiohttp.ClientResponse, limit: SizeLimit) -> bytes:
-    """The body, stopped at the first chunk that takes it past the limit."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit.max_bytes:
-            raise too_large(limit, size, at_least=True)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _shown(url: URL) -> str:

@@ -1,7 +1,7 @@
 """Session status, reconnects and outbound pacing for every WhatsApp number.
 
 :class:`SessionManager` is the engine's event handler. It turns connection events
-into the session status (DESIGN section 8, "Session status transitions"):
+into the session status (docs/operations.md, "Session status"):
 
 - never paired → ``LOGGED_OUT``; ``login`` → ``QRCODE`` → ``CONNECTED``;
 - paired → ``OPENING`` → ``CONNECTED`` (connects staggered by ``stagger_seconds``);
@@ -558,11 +558,11 @@ class SessionManager:
             if kept is None:  # (a journal reports its own losses)
                 session.log.error("%s not persisted: %s", type(event).__name__, exc.explanation)
             if isinstance(event, MessageEvent):
-                raise  # not persisted: the engine must not acknowledge it (DESIGN §5)
+                raise  # neither stored nor journaled: the engine must not acknowledge it
         except Exception:
             session.log.exception("downstream handler failed on %s", type(event).__name__)
             if isinstance(event, MessageEvent):
-                raise  # not persisted: the engine must not acknowledge it (DESIGN §5)
+                raise  # neither stored nor journaled: the engine must not acknowledge it
 
     def _on_login_code(self, session: _Session, reason: str) -> None:
         self._cancel_retry(session)

@@ -16,11 +16,11 @@ Bodies and arguments are checked by type and range in
 :mod:`bridge.whatsapp.sim_bodies` (the limits are listed there), whether they come
 over HTTP or from a test.
 
-Behaviour worth knowing (the DESIGN "/sim" contract, plus these choices):
+Behaviour worth knowing (docs/sim.md, plus these choices):
 
 - **Link state.** The sim tracks each session's connection itself: inbound
   messages, receipts, sends and read marks need a connected session. Its view,
-  :meth:`SimEngine.link_status`, uses the DESIGN status words (``CONNECTED``,
+  :meth:`SimEngine.link_status`, uses the status words of docs/operations.md (``CONNECTED``,
   ``QRCODE``, ``DISCONNECTED``, ``LOGGED_OUT``, ``BANNED``, ``OUTDATED``,
   ``STOPPED``); the session manager's status is the authoritative one.
 - **Pairing.** A device is ``data_dir/sim/<company>/<session>/device.json``. With
@@ -499,7 +499,7 @@ class SimEngine(Engine):
         return session
 
     def link_status(self, key: str) -> str:
-        """The sim's own view of the session, in the DESIGN status words."""
+        """The sim's own view of the session, in the status words of docs/operations.md."""
         return self._session(key).link_status
 
     def phone_of(self, key: str) -> str | None:

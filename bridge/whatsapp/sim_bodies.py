@@ -1,4 +1,4 @@
-"""The ``/sim`` request bodies (DESIGN section 8), read and checked at the edge.
+"""The ``/sim`` request bodies (docs/sim.md), read and checked at the edge.
 
 Pure functions: a parsed JSON body in, a typed value out, or :class:`InvalidInput`
 naming the field (``media.data_b64 is not valid base64``). Every field is checked

@@ -1,4 +1,4 @@
-"""The ``/sim`` HTTP API (DESIGN section 8, contract) that drives a :class:`SimEngine`.
+"""The ``/sim`` HTTP API (docs/sim.md) that drives a :class:`SimEngine`.
 
 Mount it only when ``whatsapp.engine: sim``::
 
@@ -30,7 +30,7 @@ Every answer is JSON; every refusal is ``{"error": "<short reason>"}`` with
   before the bridge handles it.
 
 An inbound body may carry ``"lid"`` (``"<digits>@lid"``) and then leave out
-``from`` (DESIGN section 8, "LIDs"); one with neither is a 400, and so is one
+``from`` (docs/sim.md, "Inbound bodies"); one with neither is a 400, and so is one
 linking a LID to a second phone.
 
 Extensions beyond the contract: ``GET`` also answers ``"pair_code"``; an inbound

@@ -26,7 +26,8 @@ CHECK = SignatureCheck(SECRET, now=lambda: NOW)
 def test_a_signed_body_passes() -> None:
     headers = signed(b'{"a": 1}')
     stamp = CHECK.timestamp(headers)
-    CHECK.verify(headers, stamp, b'{"a": 1}')
+    assert stamp == str(NOW)
+    CHECK.verify(headers, stamp, b'{"a": 1}')  # raises RequestRefused when it does not pass
 
 
 @pytest.mark.parametrize(
