@@ -18,7 +18,6 @@ from bridge.core.deliveries import DeliveryContext, FrontendDeliveries, WhatsApp
 from bridge.core.desk import TicketDesk
 from bridge.core.frontend import Frontend
 from bridge.core.media_cleanup import MediaCleanup
-from bridge.core.metrics import Metrics
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
@@ -33,6 +32,7 @@ from bridge.db.sessions import SessionRepository
 from bridge.errors import BridgeError, DatabaseError
 from bridge.journal import Journal, JournalStore, Limits
 from bridge.media_store import MediaStore
+from bridge.metrics import Metrics
 from bridge.web import WebServer
 from bridge.whatsapp.engine import Engine, EngineEvent, SessionSpec, session_key
 from bridge.whatsapp.event_codec import EventCodec

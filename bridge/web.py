@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from bridge.core.metrics import Metrics
 from bridge.errors import BridgeError
 from bridge.http_input import SERVER_OPTIONS
+from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.web")
 

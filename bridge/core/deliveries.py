@@ -23,7 +23,6 @@ from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.cache import FixedFacts
 from bridge.core.frontend import Author, AuthorKind, Frontend, Place, TicketCard
-from bridge.core.metrics import Metrics
 from bridge.core.tickets import TicketService, TicketView
 from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
@@ -31,6 +30,7 @@ from bridge.db.outbox import OutboxRow
 from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError
 from bridge.media_limits import toward_whatsapp
 from bridge.media_store import MediaStore
+from bridge.metrics import Metrics
 from bridge.model import (
     AckStatus,
     AnyContent,

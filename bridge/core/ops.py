@@ -1,7 +1,7 @@
 """What the ops channel hears: session status, login codes, dead letters, backlog.
 
 :class:`OpsNotifier` is pure policy plus timers. It listens to the session manager
-(:meth:`OpsNotifier.on_status`, a :class:`~bridge.whatsapp.sessions.StatusChange`
+(:meth:`OpsNotifier.on_status`, a :class:`~bridge.whatsapp.status.StatusChange`
 listener), to engine events (:meth:`OpsNotifier.on_engine_event`, for QR and
 pairing codes), to the outbox (:meth:`OpsNotifier.on_dead_letter`,
 :meth:`OpsNotifier.on_backlog`), to the quarantine (:meth:`OpsNotifier.on_quarantined`),
@@ -42,7 +42,7 @@ from bridge.config import Config
 from bridge.core.qrcode import qr_png
 from bridge.errors import DatabaseError, InvalidInput
 from bridge.whatsapp.engine import EngineEvent, PairCodeEvent, QRCodeEvent
-from bridge.whatsapp.sessions import PERMANENT, SessionStatus, StatusChange
+from bridge.whatsapp.status import PERMANENT, SessionStatus, StatusChange
 
 log = logging.getLogger("bridge.core.ops")
 

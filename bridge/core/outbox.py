@@ -16,11 +16,11 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 
+from bridge.backoff import Backoff
 from bridge.clock import Clock
-from bridge.core.metrics import Metrics
 from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
-from bridge.whatsapp.backoff import Backoff
+from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.core.outbox")
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.clock import Clock
-from bridge.core.metrics import Metrics
 from bridge.core.ops import OpsNotifier
 from bridge.db.quarantine import QuarantineRepository
+from bridge.metrics import Metrics
 from bridge.model import clean_text
 
 __all__ = ["EXCERPT_LIMIT", "Quarantine", "excerpt_of"]

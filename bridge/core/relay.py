@@ -31,7 +31,6 @@ from bridge.core.frontend import (
     ThreadEvent,
     UnhandledEvent,
 )
-from bridge.core.metrics import Metrics
 from bridge.core.outbox import OutboxWorker
 from bridge.core.quarantine import Quarantine
 from bridge.core.tickets import (
@@ -47,6 +46,7 @@ from bridge.db.outbox import OutboxRow
 from bridge.errors import BridgeError, DatabaseError, PermanentDeliveryError
 from bridge.media_limits import toward_whatsapp
 from bridge.media_store import MediaStore
+from bridge.metrics import Metrics
 from bridge.model import (
     AnyContent,
     Deletion,

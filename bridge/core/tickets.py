@@ -34,9 +34,9 @@ from typing import TypeAlias
 from bridge.clock import Clock
 from bridge.config import BusinessHours, CompanyConfig, Config, SessionConfig
 from bridge.core.frontend import contact_label
-from bridge.core.metrics import Metrics
 from bridge.db import ContactRow, Repositories, TicketRow, UniqueViolation
 from bridge.errors import DatabaseError, InvalidInput
+from bridge.metrics import Metrics
 from bridge.model import Message, Party
 from bridge.phone import normalize_phone
 

@@ -50,9 +50,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from bridge.clock import Clock
-from bridge.core.metrics import Metrics
 from bridge.errors import BridgeError, DatabaseError
 from bridge.journal.store import JournalStore, Record, dump_body
+from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.journal")
 

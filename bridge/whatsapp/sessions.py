@@ -6,7 +6,7 @@ into the session status (docs/operations.md, "Session status"):
 - never paired → ``LOGGED_OUT``; ``login`` → ``QRCODE`` → ``CONNECTED``;
 - paired → ``OPENING`` → ``CONNECTED`` (connects staggered by ``stagger_seconds``);
 - a transient loss → ``DISCONNECTED`` while waiting, ``OPENING`` during each attempt,
-  with exponential backoff and jitter (:mod:`bridge.whatsapp.backoff`); the attempt
+  with exponential backoff and jitter (:mod:`bridge.backoff`); the attempt
   counter resets only after a connection stayed up ``stable_seconds``, so a flapping
   session keeps backing off;
 - logged out, banned, outdated, stream replaced → ``LOGGED_OUT``, ``BANNED``,
@@ -39,21 +39,19 @@ the engine, so build the manager first and attach the engine::
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
+from bridge.backoff import Backoff
 from bridge.clock import Clock
-from bridge.core.metrics import Metrics
 from bridge.errors import BridgeError, DatabaseError, EngineError, InvalidInput, SessionNotConnected
 from bridge.journal import Journal
+from bridge.metrics import Metrics
 from bridge.model import Content, Media, Quote, cleaned
-from bridge.whatsapp.backoff import Backoff
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -73,117 +71,26 @@ from bridge.whatsapp.engine import (
 )
 from bridge.whatsapp.event_codec import JOURNALED_EVENTS
 from bridge.whatsapp.pacing import Pacer
+from bridge.whatsapp.status import (
+    ACTION_ADMIN_LOGOUT,
+    ACTION_NEVER_PAIRED,
+    ACTION_OUTDATED,
+    ACTION_PHONE_UNLINKED,
+    ACTION_STREAM_REPLACED,
+    ERROR_STATUSES,
+    PERMANENT,
+    SessionStatus,
+    StatusChange,
+    StatusListener,
+    StatusStore,
+    action_banned,
+    action_ended,
+    format_utc,
+)
 
 log = logging.getLogger("bridge.session")
 
 T = TypeVar("T")
-
-
-class SessionStatus(enum.StrEnum):
-    """The session status words (contract)."""
-
-    OPENING = "OPENING"
-    QRCODE = "QRCODE"
-    CONNECTED = "CONNECTED"
-    DISCONNECTED = "DISCONNECTED"
-    LOGGED_OUT = "LOGGED_OUT"
-    BANNED = "BANNED"
-    OUTDATED = "OUTDATED"
-    STOPPED = "STOPPED"
-
-
-# Statuses that wait for a human: no automatic retry leaves them.
-PERMANENT = frozenset(
-    {
-        SessionStatus.LOGGED_OUT,
-        SessionStatus.BANNED,
-        SessionStatus.OUTDATED,
-        SessionStatus.STOPPED,
-    }
-)
-# Statuses whose reason is a problem worth keeping as the session's last error.
-_ERROR_STATUSES = PERMANENT | {SessionStatus.DISCONNECTED}
-
-
-# --- what a human must do (every action text of this module) ------------------
-
-_LOGIN_HINT = "An admin must type !login in the control room"
-ACTION_NEVER_PAIRED = f"This number is not linked yet. {_LOGIN_HINT} to link it."
-ACTION_PHONE_UNLINKED = f"The phone unlinked this device. {_LOGIN_HINT} to link it again."
-ACTION_ADMIN_LOGOUT = (
-    "An admin logged this session out. Type !login in the control room to link it again."
-)
-ACTION_OUTDATED = (
-    "WhatsApp says this client is outdated: upgrade zapbridge (neonize), then restart."
-)
-ACTION_STREAM_REPLACED = (
-    "Another client took over this session (stream replaced). "
-    "Close the other WhatsApp Web/Desktop session, then !login."
-)
-
-
-def action_ended(reason: str) -> str:
-    """A connection WhatsApp closed for good, e.g. a QR login that timed out."""
-    return f"The session cannot resume on its own ({reason}). {_LOGIN_HINT} to link it again."
-
-
-def action_banned(until: float | None, *, now: float) -> str:
-    when = f" (until {format_utc(until, now=now)})" if until is not None else ""
-    return (
-        f"WhatsApp banned this number temporarily{when}. "
-        "Wait for the ban to end, then !login; check the number is not sending spam."
-    )
-
-
-def format_utc(at: float, *, now: float) -> str:
-    """``14:05 UTC`` today, ``2024-05-02 14:05 UTC`` on another day; ``an unknown
-    time`` for a moment no calendar holds (an absurd expiry from WhatsApp)."""
-    try:
-        moment = datetime.fromtimestamp(at, UTC)
-    except (OverflowError, ValueError, OSError):
-        return "an unknown time"
-    same_day = moment.date() == datetime.fromtimestamp(now, UTC).date()
-    return moment.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
-
-
-# --- status changes, their store and their listeners --------------------------
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    """One session status change, as announced to listeners."""
-
-    key: str
-    old: SessionStatus | None  # None: the first status since the bridge started
-    new: SessionStatus
-    reason: str | None
-    action: str | None  # what a human must do; set for the permanent statuses
-    phone: str | None
-    at: float  # epoch seconds
-    attempt: int = 0  # the reconnect attempt (OPENING: being made; DISCONNECTED: next)
-    until: float | None = None  # BANNED: the ban's end; DISCONNECTED: the next attempt
-
-
-class StatusStore(Protocol):
-    """Where session statuses are persisted (the app adapts the sessions repository).
-
-    ``error`` is the reason of a problem status (DISCONNECTED and the permanent
-    ones), else None; ``connected_at`` is set with CONNECTED, else None; ``phone``
-    is the last known number of the session, kept across statuses.
-    """
-
-    async def save_status(
-        self,
-        key: str,
-        status: str,
-        *,
-        phone: str | None,
-        error: str | None,
-        connected_at: float | None,
-    ) -> None: ...
-
-
-StatusListener = Callable[[StatusChange], Awaitable[None] | None]
 
 
 def session_logger(key: str) -> logging.Logger:
@@ -892,7 +799,7 @@ class SessionManager:
 
     def _persist(self, session: _Session, *, change: StatusChange | None) -> None:
         status = session.shown_status
-        error = change.reason if change and status in _ERROR_STATUSES else None
+        error = change.reason if change and status in ERROR_STATUSES else None
         self._journal.record(
             _Record(
                 key=session.key,

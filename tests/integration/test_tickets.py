@@ -13,10 +13,10 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.config import Config, parse_config
-from bridge.core.metrics import Metrics
 from bridge.core.tickets import InboundRoute, TicketChange, TicketService, merge_notice
 from bridge.db import Repositories
 from bridge.errors import InvalidInput
+from bridge.metrics import Metrics
 from bridge.model import Message, Party, Text
 from bridge.phone import normalize_phone
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bridge.core.metrics import Metrics
+from bridge.metrics import Metrics
 from bridge.web import WebServer
 
 

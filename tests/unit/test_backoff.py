@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.whatsapp.backoff import Backoff
+from bridge.backoff import Backoff
 
 
 def test_ceiling_doubles_from_initial_and_stops_at_the_cap() -> None:

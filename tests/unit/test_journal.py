@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from bridge.clock import FakeClock
-from bridge.core.metrics import Metrics
 from bridge.errors import DatabaseError
 from bridge.journal import Journal, JournalStore, Limits
 from bridge.journal import store as store_module
+from bridge.metrics import Metrics
 from tests.harness.core import until
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from bridge.clock import FakeClock
-from bridge.core.metrics import Metrics
 from bridge.core.ops import OpsNotifier, OpsPost, Severity
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.errors import DatabaseError
 from bridge.journal import Journal, JournalStore
 from bridge.journal import store as store_module
+from bridge.metrics import Metrics
 from bridge.model import AckStatus, Message, Party, Text
 from bridge.whatsapp.engine import (
     EngineErrorEvent,

@@ -24,13 +24,13 @@ from bridge.whatsapp.engine import (
     QRCodeEvent,
     SessionSpec,
 )
-from bridge.whatsapp.sessions import (
+from bridge.whatsapp.sessions import SessionManager
+from bridge.whatsapp.status import (
     ACTION_ADMIN_LOGOUT,
     ACTION_NEVER_PAIRED,
     ACTION_OUTDATED,
     ACTION_PHONE_UNLINKED,
     ACTION_STREAM_REPLACED,
-    SessionManager,
     SessionStatus,
     StatusChange,
     action_ended,

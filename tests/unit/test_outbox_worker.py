@@ -7,9 +7,9 @@ import dataclasses
 import random
 
 from bridge.clock import FakeClock
-from bridge.core.metrics import Metrics
 from bridge.core.outbox import OutboxWorker
 from bridge.db.outbox import OutboxRow
+from bridge.metrics import Metrics
 
 
 class MemoryOutbox:

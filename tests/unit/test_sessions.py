@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from bridge.backoff import Backoff
 from bridge.clock import FakeClock
-from bridge.core.metrics import Metrics
 from bridge.errors import DatabaseError, EngineError, InvalidInput, SessionNotConnected
+from bridge.metrics import Metrics
 from bridge.model import Media, MediaKind, Party, Quote, Text
 from bridge.model import Message as WaMessage
-from bridge.whatsapp.backoff import Backoff
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -37,13 +37,13 @@ from bridge.whatsapp.engine import (
     TemporaryBanEvent,
     session_key,
 )
-from bridge.whatsapp.sessions import (
+from bridge.whatsapp.sessions import SessionManager
+from bridge.whatsapp.status import (
     ACTION_ADMIN_LOGOUT,
     ACTION_NEVER_PAIRED,
     ACTION_OUTDATED,
     ACTION_PHONE_UNLINKED,
     ACTION_STREAM_REPLACED,
-    SessionManager,
     SessionStatus,
     StatusChange,
 )
