@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import CompanyConfig, SessionConfig
-from bridge.core.frontend import Author, Frontend, Place, Posted, TicketCard
+from bridge.core.frontend import Author, ChatAddress, Frontend, Posted, TicketCard
 from bridge.db.database import Database
 from bridge.model import AckStatus, Content, Text
 
@@ -96,7 +96,7 @@ class NullFrontend(Frontend):
     name: str = "null"
     posted: dict[str, float] = field(default_factory=dict)  # text → arrival (monotonic)
     posts: int = 0
-    threads: dict[int, Place] = field(default_factory=dict)  # ticket id → thread
+    threads: dict[int, ChatAddress] = field(default_factory=dict)  # ticket id → thread
     _ids: int = 0
 
     def _next(self) -> str:
@@ -117,14 +117,20 @@ class NullFrontend(Frontend):
 
     async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
         root = self._next()
-        self.threads[card.ticket_id] = Place(room, root)
+        self.threads[card.ticket_id] = ChatAddress(room, root)
         return root
 
-    async def update_card(self, place: Place, card: TicketCard) -> None:
+    async def update_card(self, place: ChatAddress, card: TicketCard) -> None:
         return None
 
     async def post(
-        self, place: Place, author: Author, content: Content, *, reply_to: str | None, txn_id: str
+        self,
+        place: ChatAddress,
+        author: Author,
+        content: Content,
+        *,
+        reply_to: str | None,
+        txn_id: str,
     ) -> Posted:
         self.posts += 1
         if isinstance(content, Text):
@@ -132,28 +138,28 @@ class NullFrontend(Frontend):
         return Posted((self._next(),))
 
     async def react(
-        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, emoji: str, txn_id: str
     ) -> str | None:
         return self._next()
 
     async def edit(
-        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, new: Text, txn_id: str
     ) -> str | None:
         return self._next()
 
-    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+    async def delete(self, place: ChatAddress, author: Author, *, target: str) -> None:
         return None
 
     async def mark_receipt(
-        self, place: Place, author: Author, *, target: str, status: AckStatus
+        self, place: ChatAddress, author: Author, *, target: str, status: AckStatus
     ) -> None:
         return None
 
-    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+    async def notice(self, place: ChatAddress, text: str, *, txn_id: str) -> str:
         return self._next()
 
     async def post_image(
-        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+        self, place: ChatAddress, *, data: bytes, filename: str, caption: str, replaces: str | None
     ) -> str:
         return self._next()
 

@@ -81,7 +81,7 @@ from bench.sinks import SETUPS, Sink
 from bridge.app import Bridge
 from bridge.clock import SystemClock
 from bridge.config import parse_config
-from bridge.core.frontend import Attendant, AttendantPost, Author, AuthorKind, Place
+from bridge.core.frontend import Attendant, AttendantPost, Author, AuthorKind, ChatAddress
 from bridge.model import Text
 from bridge.whatsapp.sim import SimEngine
 from tests.harness.core import free_port
@@ -141,7 +141,7 @@ class NullRun:
         self.tickets = [
             (t, f"acme/{names[t % len(names)]}", customer_phone(t)) for t in range(tickets)
         ]
-        self.places: dict[int, Place] = {}
+        self.places: dict[int, ChatAddress] = {}
 
     @property
     def sim(self) -> SimEngine:

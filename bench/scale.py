@@ -42,7 +42,7 @@ from bench.relay import NullRun
 from bridge.app import Bridge
 from bridge.clock import SystemClock
 from bridge.config import parse_config
-from bridge.core.frontend import Place
+from bridge.core.frontend import ChatAddress
 from bridge.db.database import Database
 from tests.harness.core import free_port
 
@@ -205,7 +205,7 @@ async def _probe(
             ticket_id,
         )
         run.tickets.append((number, "acme/s0000", phone))
-        run.places[number] = Place(ROOM, f"root-{ticket_id}")
+        run.places[number] = ChatAddress(ROOM, f"root-{ticket_id}")
     figures = await run.phase(offset=level, per_ticket=args.per_ticket, rate=args.rate)
     return {
         "bench": "scale",

@@ -18,7 +18,7 @@ the command was typed. Every command runs through the same ordered stages:
    generic reply. This is the only place those errors are caught.
 
 Each command is one :class:`Command` entry in :data:`COMMANDS` (name, role, places,
-help text, handler); its words live in :mod:`bridge.core.texts`.
+help text, handler); its words live in :mod:`bridge.core.command_texts`.
 
 Tenancy: a session named in the ops room must belong to ``ctx.company_id``; any other
 name is answered as if it did not exist, so no reply ever reveals another company.
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bridge.config import CompanyConfig, Config, SessionConfig
-from bridge.core import texts
+from bridge.core import command_texts as texts
 from bridge.errors import BridgeError, InvalidInput
 from bridge.phone import is_valid_e164
 
@@ -47,8 +47,8 @@ __all__ = [
     "CommandReply",
     "Invocation",
     "LoginOrigins",
-    "Place",
     "Role",
+    "RoomKind",
     "Services",
     "SessionControl",
     "TicketActions",
@@ -73,7 +73,7 @@ MAX_TICKET_LINES = 50
 # --- where and who ---------------------------------------------------------------------
 
 
-class Place(enum.StrEnum):
+class RoomKind(enum.StrEnum):
     """Where a command was typed."""
 
     CONTROL = "control"  # a session's control room (Matrix) or channel (Slack)
@@ -81,7 +81,7 @@ class Place(enum.StrEnum):
     OPS = "ops"  # the company's ops room/channel
 
 
-ANYWHERE = frozenset(Place)
+ANYWHERE = frozenset(RoomKind)
 
 
 class Role(enum.StrEnum):
@@ -108,7 +108,7 @@ class CommandContext:
 
     frontend: str  # "matrix" | "slack"
     company_id: str  # the company owning the room/channel
-    place: Place
+    place: RoomKind
     session_key: str | None  # "acme/sales" in a control room or ticket thread
     ticket_id: int | None  # in a ticket thread
     user_id: str  # "@bob:localhost" or "U0BOB"
@@ -117,10 +117,10 @@ class CommandContext:
     thread_root: str | None
 
     def __post_init__(self) -> None:
-        in_session = self.place in (Place.CONTROL, Place.THREAD)
+        in_session = self.place in (RoomKind.CONTROL, RoomKind.THREAD)
         if in_session != (self.session_key is not None):
             raise ValueError(f"session_key must be set in a {self.place} context iff in a session")
-        if (self.place == Place.THREAD) != (self.ticket_id is not None):
+        if (self.place == RoomKind.THREAD) != (self.ticket_id is not None):
             raise ValueError(f"ticket_id must be set exactly in a thread, not in {self.place}")
         if self.session_key is not None and not self.session_key.startswith(f"{self.company_id}/"):
             raise ValueError(f"session {self.session_key} is not of company {self.company_id}")
@@ -249,7 +249,7 @@ class Invocation:
 
     @property
     def usage(self) -> str:
-        return self.command.help.usage_in(ops=self.ctx.place == Place.OPS)
+        return self.command.help.usage_in(ops=self.ctx.place == RoomKind.OPS)
 
     @property
     def session_key(self) -> str:
@@ -276,7 +276,7 @@ class Command:
 
     name: str
     role: Role  # the least role that may run it
-    places: frozenset[Place]
+    places: frozenset[RoomKind]
     help: texts.CommandHelp
     run: Handler = field(repr=False)
 
@@ -412,8 +412,8 @@ def _reply(text: str) -> CommandReply:
     return CommandReply(text)
 
 
-def _ordered(places: Iterable[Place]) -> list[Place]:
-    return [place for place in Place if place in places]
+def _ordered(places: Iterable[RoomKind]) -> list[RoomKind]:
+    return [place for place in RoomKind if place in places]
 
 
 # --- argument helpers -----------------------------------------------------------------------
@@ -458,7 +458,7 @@ def _take_session(call: Invocation) -> tuple[str, tuple[str, ...]]:
     """
     args = call.args
     first = args[0] if args and args[0].lower() != "phone" else None
-    if call.ctx.place == Place.OPS:
+    if call.ctx.place == RoomKind.OPS:
         if first is None:
             names = _session_names(call.company)
             raise UsageError(texts.which_session(call.usage, sessions=names))
@@ -540,9 +540,9 @@ async def run_help(services: Services, call: Invocation) -> CommandReply:
         )
         return _reply(text)
     usable = [c for c in services.commands.values() if call.role.can(c.role)]
-    in_ops = ctx.place == Place.OPS
+    in_ops = ctx.place == RoomKind.OPS
     here = [(c.help.usage_in(ops=in_ops), c.help.summary) for c in usable if ctx.place in c.places]
-    elsewhere: dict[frozenset[Place], list[str]] = {}
+    elsewhere: dict[frozenset[RoomKind], list[str]] = {}
     for command in usable:
         if ctx.place not in command.places:
             elsewhere.setdefault(command.places, []).append(command.name)
@@ -582,7 +582,7 @@ async def run_logout(services: Services, call: Invocation) -> CommandReply:
 
 
 async def run_status(services: Services, call: Invocation) -> CommandReply:
-    if call.ctx.place == Place.OPS and not call.args:
+    if call.ctx.place == RoomKind.OPS and not call.args:
         return _every_session(services, call.company)
     key, rest = _take_session(call)
     if rest:
@@ -700,8 +700,8 @@ async def run_stats(services: Services, call: Invocation) -> CommandReply:
     return _reply(text)
 
 
-_SESSION_ROOMS = frozenset({Place.CONTROL, Place.OPS})
-_THREAD = frozenset({Place.THREAD})
+_SESSION_ROOMS = frozenset({RoomKind.CONTROL, RoomKind.OPS})
+_THREAD = frozenset({RoomKind.THREAD})
 _A, _T = Role.ADMIN, Role.ATTENDANT
 
 COMMANDS: tuple[Command, ...] = (
@@ -711,7 +711,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("reopen", _T, _THREAD, texts.REOPEN, run_reopen),
     Command("assign", _T, _THREAD, texts.ASSIGN, run_assign),
     Command("transfer", _T, _THREAD, texts.TRANSFER, run_transfer),
-    Command("tickets", _T, frozenset({Place.CONTROL}), texts.TICKETS, run_tickets),
+    Command("tickets", _T, frozenset({RoomKind.CONTROL}), texts.TICKETS, run_tickets),
     Command("login", _A, _SESSION_ROOMS, texts.LOGIN, run_login),
     Command("logout", _A, _SESSION_ROOMS, texts.LOGOUT, run_logout),
     Command("status", _T, ANYWHERE, texts.STATUS, run_status),

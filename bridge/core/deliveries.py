@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
-from bridge.core.cache import FixedFacts
-from bridge.core.frontend import Author, AuthorKind, Frontend, Place, TicketCard
+from bridge.core.frontend import Author, AuthorKind, ChatAddress, Frontend, TicketCard
 from bridge.core.tickets import TicketService, TicketView
 from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
@@ -247,7 +247,7 @@ class FrontendDeliveries:
         self._ctx = ctx
         self._fe = frontend
         self._login_images: dict[tuple[str, str], str] = {}
-        self._places: FixedFacts[int, Place] = FixedFacts()  # a ticket's thread never moves
+        self._places: MutableMapping[int, ChatAddress] = bounded()  # a ticket's thread never moves
 
     @property
     def name(self) -> str:
@@ -305,15 +305,15 @@ class FrontendDeliveries:
             if self._fe.serves_ops(company):
                 await self.ops_room(company.id)
 
-    async def _thread(self, ticket_id: int) -> Place:
+    async def _thread(self, ticket_id: int) -> ChatAddress:
         place = self._places.get(ticket_id)
         if place is not None:
             return place
         ref = await self._ctx.repos.threads.get(ticket_id, self.name)
         if ref is None:
             raise DeliveryError(f"the thread of ticket #{ticket_id} is not created yet")
-        place = Place(ref.room_id, ref.thread_root)
-        self._places.remember(ticket_id, place)
+        place = ChatAddress(ref.room_id, ref.thread_root)
+        self._places[ticket_id] = place
         return place
 
     # --- tickets -------------------------------------------------------------------
@@ -370,7 +370,7 @@ class FrontendDeliveries:
 
     async def _customer_action(
         self,
-        place: Place,
+        place: ChatAddress,
         author: Author,
         ticket: TicketView,
         message: MessageRow,
@@ -401,7 +401,9 @@ class FrontendDeliveries:
         )
         await self._mark_action_done(message, place, event)
 
-    async def _mark_action_done(self, action: MessageRow, place: Place, event: str | None) -> None:
+    async def _mark_action_done(
+        self, action: MessageRow, place: ChatAddress, event: str | None
+    ) -> None:
         """Record that ``action`` reached this frontend (its own event id when it has one;
         several reactions to one message each get their own ref)."""
         await self._ctx.repos.message_refs.put(
@@ -413,7 +415,7 @@ class FrontendDeliveries:
 
     async def _apply_action(
         self,
-        place: Place,
+        place: ChatAddress,
         author: Author,
         action: Reaction | Edit | Deletion,
         target: str,
@@ -478,14 +480,14 @@ class FrontendDeliveries:
         payload = row.payload
         if payload.get("text"):
             room = await self.ops_room(payload["company"])
-            await self._fe.notice(Place(room), payload["text"], txn_id=f"zb-ops-{row.id}")
+            await self._fe.notice(ChatAddress(room), payload["text"], txn_id=f"zb-ops-{row.id}")
         if payload.get("topic") and payload.get("session"):
             room = await self.control_room(payload["company"], payload["session"])
             await self._fe.set_topic(room, payload["topic"])
 
     async def _op_login(self, row: OutboxRow) -> None:
         payload = row.payload
-        place = Place(payload["room"], payload.get("thread"))
+        place = ChatAddress(payload["room"], payload.get("thread"))
         slot = (payload["session"], place.room)
         if payload.get("png"):
             event = await self._fe.post_image(

@@ -72,7 +72,7 @@ class TicketCard:
 
 
 @dataclass(frozen=True)
-class Place:
+class ChatAddress:
     """Where something is posted: a room or channel, optionally inside a thread."""
 
     room: str
@@ -118,13 +118,13 @@ class Frontend(abc.ABC):
         """Post the ticket's root; return its id (the thread root)."""
 
     @abc.abstractmethod
-    async def update_card(self, place: Place, card: TicketCard) -> None:
+    async def update_card(self, place: ChatAddress, card: TicketCard) -> None:
         """Show the ticket's new status or assignee on its root."""
 
     @abc.abstractmethod
     async def post(
         self,
-        place: Place,
+        place: ChatAddress,
         author: Author,
         content: Content,
         *,
@@ -135,33 +135,33 @@ class Frontend(abc.ABC):
 
     @abc.abstractmethod
     async def react(
-        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, emoji: str, txn_id: str
     ) -> str | None:
         """Add a reaction (an empty emoji removes the author's reaction on ``target``)."""
 
     @abc.abstractmethod
     async def edit(
-        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, new: Text, txn_id: str
     ) -> str | None:
         """Replace the text of ``target``."""
 
     @abc.abstractmethod
-    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+    async def delete(self, place: ChatAddress, author: Author, *, target: str) -> None:
         """Remove ``target`` (or mark it deleted where removal is impossible)."""
 
     @abc.abstractmethod
     async def mark_receipt(
-        self, place: Place, author: Author, *, target: str, status: AckStatus
+        self, place: ChatAddress, author: Author, *, target: str, status: AckStatus
     ) -> None:
         """Show that the customer received or read ``target``."""
 
     @abc.abstractmethod
-    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+    async def notice(self, place: ChatAddress, text: str, *, txn_id: str) -> str:
         """A bot notice (WhatsApp-style markup)."""
 
     @abc.abstractmethod
     async def post_image(
-        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+        self, place: ChatAddress, *, data: bytes, filename: str, caption: str, replaces: str | None
     ) -> str:
         """A bot image (QR codes); ``replaces`` is a previous one to remove."""
 
@@ -189,7 +189,7 @@ class ThreadEvent:
     """Something an attendant did in a room or thread."""
 
     frontend: str
-    place: Place
+    place: ChatAddress
     event_id: str  # platform id of this event (dedupe key)
     attendant: Attendant
 
@@ -215,7 +215,7 @@ class UnhandledEvent:
 
     frontend: str  # the source: "matrix" | "slack"
     event_id: str  # the platform's id of the event
-    place: Place | None  # where it was posted, as far as the frontend could tell
+    place: ChatAddress | None  # where it was posted, as far as the frontend could tell
     reason: str  # why it could not be handled; shown to operators: no secrets
     excerpt: str  # the raw event, bounded (``bridge.core.quarantine.excerpt_of``)
 

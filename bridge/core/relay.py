@@ -12,21 +12,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
+from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
-from bridge.core.cache import FixedFacts
-from bridge.core.commands import CommandContext, CommandRegistry, role_of
-from bridge.core.commands import Place as CommandPlace
+from bridge.core.commands import CommandContext, CommandRegistry, RoomKind, role_of
 from bridge.core.deliveries import BOT, PHONE
 from bridge.core.frontend import (
     AttendantPost,
+    ChatAddress,
     Frontend,
-    Place,
     Reply,
     ThreadEvent,
     UnhandledEvent,
@@ -114,7 +113,7 @@ class Relay:
         self._clock = clock
         self._metrics = metrics
         self.commands: CommandRegistry | None = None
-        self._thread_tickets: FixedFacts[tuple[str, str, str], int] = FixedFacts()
+        self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
 
     # --- where things go ------------------------------------------------------
 
@@ -418,7 +417,7 @@ class Relay:
             if ref is None:
                 return None
             ticket_id = ref.ticket_id
-            self._thread_tickets.remember(where, ticket_id)  # a thread keeps its ticket
+            self._thread_tickets[where] = ticket_id  # a thread keeps its ticket
         return await self._tickets.get(ticket_id)
 
     def _refuse(self, event: ThreadEvent, ticket: TicketView) -> Reply | None:
@@ -540,22 +539,22 @@ class Relay:
         ticket = await self._ticket_of(event)
         if ticket is not None:
             return self._context(
-                event, ticket.company_id, CommandPlace.THREAD, ticket.session_key, ticket.id
+                event, ticket.company_id, RoomKind.THREAD, ticket.session_key, ticket.id
             )
         rooms = await self._repos.rooms.find_by_room_id(event.frontend, event.place.room)
         for room in rooms:
             if room.kind == "ops":
-                return self._context(event, room.company_id, CommandPlace.OPS, None, None)
+                return self._context(event, room.company_id, RoomKind.OPS, None, None)
             key = self._key_of_session_id(room.session_id)
             if key is not None:
-                return self._context(event, room.company_id, CommandPlace.CONTROL, key, None)
+                return self._context(event, room.company_id, RoomKind.CONTROL, key, None)
         return None
 
     def _context(
         self,
         event: ThreadEvent,
         company_id: str,
-        place: CommandPlace,
+        place: RoomKind,
         session_key: str | None,
         ticket_id: int | None,
     ) -> CommandContext:
@@ -590,7 +589,7 @@ class Relay:
             excerpt=event.excerpt,
         )
 
-    async def _company_of_place(self, frontend: str, place: Place | None) -> str | None:
+    async def _company_of_place(self, frontend: str, place: ChatAddress | None) -> str | None:
         """The company whose room (or ticket thread) ``place`` is, if any."""
         if place is None:
             return None

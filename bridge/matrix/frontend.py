@@ -47,9 +47,9 @@ from bridge.core.frontend import (
     AttendantPost,
     Author,
     AuthorKind,
+    ChatAddress,
     Frontend,
     FrontendInbox,
-    Place,
     Posted,
     TicketCard,
     UnhandledEvent,
@@ -278,11 +278,13 @@ class MatrixFrontend(Frontend):
 
     async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
         content = {"msgtype": "m.notice", "body": card.headline}
-        root = await self._send(self.bot, Place(room), content, txn_id=txn_id, what="post a card")
+        root = await self._send(
+            self.bot, ChatAddress(room), content, txn_id=txn_id, what="post a card"
+        )
         self._threads.note(root, root)
         return root
 
-    async def update_card(self, place: Place, card: TicketCard) -> None:
+    async def update_card(self, place: ChatAddress, card: TicketCard) -> None:
         """Edit the root to ``card``: a no-op when it already shows it (a retry of an
         edit whose answer was lost). The transaction id follows from the edit it
         replaces, so two identical retries racing still make one event."""
@@ -294,7 +296,9 @@ class MatrixFrontend(Frontend):
         new = {"msgtype": "m.notice", "body": card.headline}
         content = convert.edit_content(root, new)
         txn = f"zb-card-{_digest(root, shown_by, card.headline)}"
-        await self._send(self.bot, Place(place.room), content, txn_id=txn, what="update a card")
+        await self._send(
+            self.bot, ChatAddress(place.room), content, txn_id=txn, what="update a card"
+        )
 
     async def _card_shown(self, room: str, root: str) -> tuple[str, str | None]:
         """(the event that set what the root shows, that text): its latest edit, as
@@ -308,14 +312,14 @@ class MatrixFrontend(Frontend):
             return edit_id, edit.loose_obj("content").loose_obj("m.new_content").loose_text("body")
         return root, event.loose_obj("content").loose_text("body")
 
-    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+    async def notice(self, place: ChatAddress, text: str, *, txn_id: str) -> str:
         content = convert.with_thread(convert.notice_content(text), root=place.thread_root)
         return await self._send(
-            self.bot, Place(place.room), content, txn_id=txn_id, what="post a notice"
+            self.bot, ChatAddress(place.room), content, txn_id=txn_id, what="post a notice"
         )
 
     async def post_image(
-        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+        self, place: ChatAddress, *, data: bytes, filename: str, caption: str, replaces: str | None
     ) -> str:
         """A bot image. The core gives no transaction id here, so one is derived from
         the image, where it goes and what it replaces: a retry of the same call
@@ -335,14 +339,14 @@ class MatrixFrontend(Frontend):
         return event
 
     async def _post_image(
-        self, place: Place, data: bytes, filename: str, caption: str, *, txn_id: str
+        self, place: ChatAddress, data: bytes, filename: str, caption: str, *, txn_id: str
     ) -> str:
         media = Media(MediaKind.IMAGE, "image/png", data=data, filename=filename, caption=caption)
         event_type, content = await self._media_part(self.bot, media, ident="image")
         content = convert.with_thread(content, root=place.thread_root)
         return await self._send(
             self.bot,
-            Place(place.room),
+            ChatAddress(place.room),
             content,
             txn_id=txn_id,
             what="post an image",
@@ -352,7 +356,13 @@ class MatrixFrontend(Frontend):
     # --- messages -------------------------------------------------------------------
 
     async def post(
-        self, place: Place, author: Author, content: Content, *, reply_to: str | None, txn_id: str
+        self,
+        place: ChatAddress,
+        author: Author,
+        content: Content,
+        *,
+        reply_to: str | None,
+        txn_id: str,
     ) -> Posted:
         intent = await self._intent_for(place, author)
         parts = await self._parts(intent, author, content, ident=txn_id)
@@ -366,7 +376,7 @@ class MatrixFrontend(Frontend):
             )
             part_txn = txn_id if index == 0 else f"{txn_id}.{index}"
             event = await self._send(
-                intent, Place(place.room), body, txn_id=part_txn, what="post", kind=event_type
+                intent, ChatAddress(place.room), body, txn_id=part_txn, what="post", kind=event_type
             )
             self._threads.note(event, place.thread_root)
             ids.append(event)
@@ -445,7 +455,7 @@ class MatrixFrontend(Frontend):
     # --- actions --------------------------------------------------------------------
 
     async def react(
-        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, emoji: str, txn_id: str
     ) -> str | None:
         intent = await self._intent_for(place, author)
         # WhatsApp keeps one reaction per person: a new one replaces the old.
@@ -457,7 +467,7 @@ class MatrixFrontend(Frontend):
             return None
         content = convert.reaction_content(target, emoji)
         return await self._send(
-            intent, Place(place.room), content, txn_id=txn_id, what="react", kind="m.reaction"
+            intent, ChatAddress(place.room), content, txn_id=txn_id, what="react", kind="m.reaction"
         )
 
     async def _own_reactions(
@@ -480,19 +490,21 @@ class MatrixFrontend(Frontend):
         return found
 
     async def edit(
-        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, new: Text, txn_id: str
     ) -> str | None:
         intent = await self._intent_of_target(place, author, target)
         content = convert.edit_content(target, self._text(author, new))
-        return await self._send(intent, Place(place.room), content, txn_id=txn_id, what="edit")
+        return await self._send(
+            intent, ChatAddress(place.room), content, txn_id=txn_id, what="edit"
+        )
 
-    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+    async def delete(self, place: ChatAddress, author: Author, *, target: str) -> None:
         intent = await self._intent_of_target(place, author, target)
         async with matrix_call("delete a message"):
             await intent.redact(RoomID(place.room), target)  # type: ignore[arg-type]
 
     async def mark_receipt(
-        self, place: Place, author: Author, *, target: str, status: AckStatus
+        self, place: ChatAddress, author: Author, *, target: str, status: AckStatus
     ) -> None:
         if status is not AckStatus.READ or author.kind is not AuthorKind.CUSTOMER:
             return  # Matrix shows no "delivered"; only the customer reads
@@ -504,7 +516,7 @@ class MatrixFrontend(Frontend):
 
     # --- sending ----------------------------------------------------------------------
 
-    async def _intent_for(self, place: Place, author: Author) -> IntentAPI:
+    async def _intent_for(self, place: ChatAddress, author: Author) -> IntentAPI:
         if author.kind is not AuthorKind.CUSTOMER:
             return self.bot
         if not (author.phone or author.lid):
@@ -512,7 +524,7 @@ class MatrixFrontend(Frontend):
         async with matrix_call("prepare the customer's Matrix user"):
             return await self.ghosts.ready_in(place.room, author)
 
-    async def _intent_of_target(self, place: Place, author: Author, target: str) -> IntentAPI:
+    async def _intent_of_target(self, place: ChatAddress, author: Author, target: str) -> IntentAPI:
         """Who edits or deletes ``target``: the author's intent, except for a message
         the customer wrote while WhatsApp showed her LID alone, which is her LID
         ghost's (an edit counts only from the same sender; a ghost may not redact
@@ -529,7 +541,7 @@ class MatrixFrontend(Frontend):
     async def _send(
         self,
         intent: IntentAPI,
-        place: Place,
+        place: ChatAddress,
         content: JSON,
         *,
         txn_id: str | None,
@@ -623,7 +635,7 @@ class MatrixFrontend(Frontend):
             content = vcard.contacts_of_file(media) or media  # a .vcf: a contact card
         post = AttendantPost(
             frontend=self.name,
-            place=Place(room, root),
+            place=ChatAddress(room, root),
             event_id=event_id,
             attendant=Attendant(sender, await self._display_name(room, sender)),
             content=content,
@@ -670,7 +682,7 @@ class MatrixFrontend(Frontend):
         content = convert.with_thread(convert.notice_content(text), root=root, reply_to=event_id)
         try:
             await self._send(
-                self.bot, Place(room), content, txn_id=f"zb-reply-{event_id}", what="reply"
+                self.bot, ChatAddress(room), content, txn_id=f"zb-reply-{event_id}", what="reply"
             )
         except DeliveryError as exc:
             log.warning("cannot answer %s in %s: %s", event_id, room, exc.explanation)
@@ -694,7 +706,7 @@ class MatrixFrontend(Frontend):
         unhandled = UnhandledEvent(
             frontend=self.name,
             event_id=event_id,
-            place=Place(room, root) if room else None,
+            place=ChatAddress(room, root) if room else None,
             reason=reason,
             excerpt=excerpt_of(raw),
         )

@@ -39,8 +39,8 @@ from bridge.core.commands import is_command
 from bridge.core.frontend import (
     Attendant,
     AttendantPost,
+    ChatAddress,
     FrontendInbox,
-    Place,
     Reply,
     ThreadEvent,
 )
@@ -195,7 +195,7 @@ class SlackEvents:
         text = "!" + ((fields.optional_text("text") or "").strip() or "help")
         event = ThreadEvent(
             frontend="slack",
-            place=Place(channel),
+            place=ChatAddress(channel),
             event_id=f"slash:{trigger}",
             attendant=Attendant(user, await self._users.name_of(user)),
         )
@@ -211,7 +211,7 @@ class SlackEvents:
             raise InvalidInput("actions[0].action_id: not a ticket card button")
         event = ThreadEvent(
             frontend="slack",
-            place=Place(click.channel, click.root),
+            place=ChatAddress(click.channel, click.root),
             # one click: the same action_ts by the same user on the same card
             event_id=f"action:{click.action_ts}:{click.user}:{click.root}",
             attendant=Attendant(click.user, await self._users.name_of(click.user)),
@@ -245,7 +245,7 @@ class SlackEvents:
         in_thread = root is not None and root != ts
         if not in_thread and not text.lstrip().startswith("!"):
             return  # channel chatter outside ticket threads stays in Slack
-        place = Place(channel, root if in_thread else None)
+        place = ChatAddress(channel, root if in_thread else None)
         self._index.remember(channel, ts, root=place.thread_root, text=text)
         attendant = Attendant(user, await self._users.name_of(user))
         body = await self._whatsapp_text(text)
@@ -289,7 +289,7 @@ class SlackEvents:
         channel, user = event.ident("channel"), message.ident("user")
         attendant = Attendant(user, await self._users.name_of(user))
         content = Edit(target=ts, new=Text(await self._whatsapp_text(new_text or "")))
-        await self._post(Place(channel, root), f"edit:{event_id}", attendant, content)
+        await self._post(ChatAddress(channel, root), f"edit:{event_id}", attendant, content)
 
     async def _deleted(self, event: Fields, *, event_id: str) -> None:
         previous = event.obj_or_empty("previous_message")
@@ -301,7 +301,7 @@ class SlackEvents:
         channel, user = event.ident("channel"), previous.ident("user")
         attendant = Attendant(user, await self._users.name_of(user))
         content = Deletion(target=event.optional_ts("deleted_ts") or ts)
-        await self._post(Place(channel, root), f"delete:{event_id}", attendant, content)
+        await self._post(ChatAddress(channel, root), f"delete:{event_id}", attendant, content)
 
     async def _reaction(self, event: Fields, *, event_id: str) -> None:
         item = event.obj_or_empty("item")
@@ -322,7 +322,7 @@ class SlackEvents:
         removed = event.optional_text("type", limit=_MAX_NAME) == "reaction_removed"
         content = Reaction(target=target, emoji="" if removed else emoji)
         attendant = Attendant(user, await self._users.name_of(user))
-        await self._post(Place(channel, root), f"reaction:{event_id}", attendant, content)
+        await self._post(ChatAddress(channel, root), f"reaction:{event_id}", attendant, content)
 
     async def _thread_of(self, channel: str, ts: str) -> str | None:
         known = self._index.get(channel, ts)
@@ -337,7 +337,7 @@ class SlackEvents:
         return str(messages[0].get("thread_ts") or ts) if messages else None
 
     async def _post(
-        self, place: Place, event_id: str, attendant: Attendant, content: AnyContent
+        self, place: ChatAddress, event_id: str, attendant: Attendant, content: AnyContent
     ) -> None:
         inbox = self._inbox()
         if inbox is None:

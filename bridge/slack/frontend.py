@@ -40,9 +40,9 @@ from bridge.config import CompanyConfig, MediaConfig, SessionConfig, SlackConfig
 from bridge.core.frontend import (
     Author,
     AuthorKind,
+    ChatAddress,
     Frontend,
     FrontendInbox,
-    Place,
     Posted,
     TicketCard,
 )
@@ -214,12 +214,12 @@ class SlackFrontend(Frontend):
     async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
         message = {**convert.card_message(card), "metadata": txn_metadata(txn_id, 0)}
         root = await self._once(
-            txn_id, 0, lambda: self._post_message(room, None, message), place=Place(room)
+            txn_id, 0, lambda: self._post_message(room, None, message), place=ChatAddress(room)
         )
         self._ledger.trust(room, root)  # a new thread: nothing of ours in it yet
         return root
 
-    async def update_card(self, place: Place, card: TicketCard) -> None:
+    async def update_card(self, place: ChatAddress, card: TicketCard) -> None:
         if place.thread_root is None:
             raise PermanentDeliveryError("a ticket card needs its thread root")
         message = convert.card_message(card)
@@ -231,7 +231,7 @@ class SlackFrontend(Frontend):
 
     async def post(
         self,
-        place: Place,
+        place: ChatAddress,
         author: Author,
         content: Content,
         *,
@@ -258,7 +258,7 @@ class SlackFrontend(Frontend):
 
     async def _text(
         self,
-        place: Place,
+        place: ChatAddress,
         author: Author,
         text: str,
         prefix: str | None,
@@ -274,7 +274,7 @@ class SlackFrontend(Frontend):
         return ts
 
     async def _media(
-        self, place: Place, author: Author, media: Media, prefix: str | None, txn_id: str
+        self, place: ChatAddress, author: Author, media: Media, prefix: str | None, txn_id: str
     ) -> str:
         if media.data is None:
             raise PermanentDeliveryError("the media was not downloaded from WhatsApp")
@@ -293,7 +293,7 @@ class SlackFrontend(Frontend):
 
     async def _contacts(
         self,
-        place: Place,
+        place: ChatAddress,
         author: Author,
         cards: tuple[ContactCard, ...],
         prefix: str | None,
@@ -314,7 +314,7 @@ class SlackFrontend(Frontend):
             ids.append(await self._once(txn_id, 2 * number + 1, upload, place=place, file=file))
         return tuple(ids)
 
-    async def _quote(self, place: Place, reply_to: str) -> str:
+    async def _quote(self, place: ChatAddress, reply_to: str) -> str:
         known = self._index.get(place.room, reply_to)
         if known is not None and known[1]:
             return convert.quoted(known[1])
@@ -329,7 +329,7 @@ class SlackFrontend(Frontend):
         return convert.quoted(messages[0].get("text") if messages else None)
 
     async def react(
-        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, emoji: str, txn_id: str
     ) -> str | None:
         """A WhatsApp reaction replaces the sender's previous one, as on the phone."""
         key = (place.room, target)
@@ -361,7 +361,7 @@ class SlackFrontend(Frontend):
         return None
 
     async def edit(
-        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, new: Text, txn_id: str
     ) -> str | None:
         text = convert.text_of(new.body)
         if target.startswith("F"):  # a file's caption cannot be edited: say so in the thread
@@ -372,7 +372,7 @@ class SlackFrontend(Frontend):
         self._index.remember(place.room, target, root=place.thread_root, text=text)
         return None
 
-    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+    async def delete(self, place: ChatAddress, author: Author, *, target: str) -> None:
         if target.startswith("F"):
             await self._tolerate("file_not_found", "files_delete", pace=place.room, file=target)
             return
@@ -381,18 +381,18 @@ class SlackFrontend(Frontend):
         )
 
     async def mark_receipt(
-        self, place: Place, author: Author, *, target: str, status: AckStatus
+        self, place: ChatAddress, author: Author, *, target: str, status: AckStatus
     ) -> None:
         """Not shown on Slack (see the module docstring)."""
 
-    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+    async def notice(self, place: ChatAddress, text: str, *, txn_id: str) -> str:
         args = {"text": convert.text_of(text), "metadata": txn_metadata(txn_id, 0)}
         return await self._once(
             txn_id, 0, lambda: self._post_message(place.room, place, args), place=place
         )
 
     async def post_image(
-        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+        self, place: ChatAddress, *, data: bytes, filename: str, caption: str, replaces: str | None
     ) -> str:
         """A QR code: the new image first, then the one it replaces is deleted."""
         posted = await self._upload(place, data, filename, convert.text_of(caption))
@@ -415,7 +415,9 @@ class SlackFrontend(Frontend):
 
     # --- Slack calls -----------------------------------------------------------------
 
-    async def _post_message(self, channel: str, place: Place | None, args: dict[str, Any]) -> str:
+    async def _post_message(
+        self, channel: str, place: ChatAddress | None, args: dict[str, Any]
+    ) -> str:
         if place is not None and place.thread_root:
             args = {**args, "thread_ts": place.thread_root}
         found = await self._api.call(
@@ -428,7 +430,7 @@ class SlackFrontend(Frontend):
         )
         return str(found["ts"])
 
-    async def _upload(self, place: Place, data: bytes, filename: str, comment: str) -> str:
+    async def _upload(self, place: ChatAddress, data: bytes, filename: str, comment: str) -> str:
         """Files v2 upload into the thread; returns the share's ts (else the file id)."""
         args: dict[str, Any] = {"channel": place.room, "file": data, "filename": filename}
         args["title"] = filename
@@ -443,7 +445,7 @@ class SlackFrontend(Frontend):
             raise DeliveryError("Slack did not return the uploaded file's id")
         return await self._share_ts(place, file_id)
 
-    async def _share_ts(self, place: Place, file_id: str) -> str:
+    async def _share_ts(self, place: ChatAddress, file_id: str) -> str:
         """The ts of the message that shares ``file_id`` in the thread, else the file id."""
         if not place.thread_root:
             return file_id
@@ -475,7 +477,7 @@ class SlackFrontend(Frontend):
         part: int,
         send: Callable[[], Awaitable[str]],
         *,
-        place: Place | None = None,
+        place: ChatAddress | None = None,
         file: FileKey | None = None,
     ) -> str:
         """Post part ``part`` of delivery ``txn_id`` into ``place`` (a thread, or the

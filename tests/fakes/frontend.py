@@ -12,9 +12,9 @@ from bridge.core.frontend import (
     Attendant,
     AttendantPost,
     Author,
+    ChatAddress,
     Frontend,
     FrontendInbox,
-    Place,
     Posted,
     Reply,
     TicketCard,
@@ -27,7 +27,7 @@ from bridge.model import AckStatus, AnyContent, Content, Text
 @dataclass
 class Call:
     op: str
-    place: Place | None
+    place: ChatAddress | None
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,30 +84,36 @@ class FakeFrontend(Frontend):
     async def ensure_control_room(self, company: CompanyConfig, session: SessionConfig) -> str:
         self._maybe_fail("room")
         room = f"!control-{company.id}-{session.name}"
-        self.calls.append(Call("room", Place(room), {"kind": "control"}))
+        self.calls.append(Call("room", ChatAddress(room), {"kind": "control"}))
         return room
 
     async def ensure_ops_room(self, company: CompanyConfig) -> str:
         self._maybe_fail("room")
         room = f"!ops-{company.id}"
-        self.calls.append(Call("room", Place(room), {"kind": "ops"}))
+        self.calls.append(Call("room", ChatAddress(room), {"kind": "ops"}))
         return room
 
     async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
         self._maybe_fail("thread")
         root = self._event(txn_id)
         self.cards[root] = card
-        self.calls.append(Call("thread", Place(room, root), {"card": card}))
+        self.calls.append(Call("thread", ChatAddress(room, root), {"card": card}))
         return root
 
-    async def update_card(self, place: Place, card: TicketCard) -> None:
+    async def update_card(self, place: ChatAddress, card: TicketCard) -> None:
         self._maybe_fail("card")
         assert place.thread_root is not None
         self.cards[place.thread_root] = card
         self.calls.append(Call("card", place, {"card": card}))
 
     async def post(
-        self, place: Place, author: Author, content: Content, *, reply_to: str | None, txn_id: str
+        self,
+        place: ChatAddress,
+        author: Author,
+        content: Content,
+        *,
+        reply_to: str | None,
+        txn_id: str,
     ) -> Posted:
         self._maybe_fail("post")
         event = self._event(txn_id)
@@ -121,7 +127,7 @@ class FakeFrontend(Frontend):
         return Posted((event,))
 
     async def react(
-        self, place: Place, author: Author, *, target: str, emoji: str, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, emoji: str, txn_id: str
     ) -> str | None:
         self._maybe_fail("react")
         event = self._event(txn_id)
@@ -131,30 +137,30 @@ class FakeFrontend(Frontend):
         return event
 
     async def edit(
-        self, place: Place, author: Author, *, target: str, new: Text, txn_id: str
+        self, place: ChatAddress, author: Author, *, target: str, new: Text, txn_id: str
     ) -> str | None:
         self._maybe_fail("edit")
         event = self._event(txn_id)
         self.calls.append(Call("edit", place, {"author": author, "target": target, "new": new}))
         return event
 
-    async def delete(self, place: Place, author: Author, *, target: str) -> None:
+    async def delete(self, place: ChatAddress, author: Author, *, target: str) -> None:
         self._maybe_fail("delete")
         self.calls.append(Call("delete", place, {"author": author, "target": target}))
 
     async def mark_receipt(
-        self, place: Place, author: Author, *, target: str, status: AckStatus
+        self, place: ChatAddress, author: Author, *, target: str, status: AckStatus
     ) -> None:
         self.calls.append(Call("receipt", place, {"target": target, "status": status}))
 
-    async def notice(self, place: Place, text: str, *, txn_id: str) -> str:
+    async def notice(self, place: ChatAddress, text: str, *, txn_id: str) -> str:
         self._maybe_fail("notice")
         event = self._event(txn_id)
         self.calls.append(Call("notice", place, {"text": text, "event": event}))
         return event
 
     async def post_image(
-        self, place: Place, *, data: bytes, filename: str, caption: str, replaces: str | None
+        self, place: ChatAddress, *, data: bytes, filename: str, caption: str, replaces: str | None
     ) -> str:
         event = self._event()
         self.calls.append(
@@ -168,13 +174,13 @@ class FakeFrontend(Frontend):
 
     async def set_topic(self, room: str, text: str) -> None:
         self.topics[room] = text
-        self.calls.append(Call("topic", Place(room), {"text": text}))
+        self.calls.append(Call("topic", ChatAddress(room), {"text": text}))
 
     # --- attendants ---------------------------------------------------------------
 
     async def attendant(
         self,
-        place: Place,
+        place: ChatAddress,
         user: str,
         content: AnyContent | str,
         *,
@@ -198,7 +204,7 @@ class FakeFrontend(Frontend):
         )
         return event, reply
 
-    async def unhandled(self, place: Place | None, event_id: str, reason: str) -> bool:
+    async def unhandled(self, place: ChatAddress | None, event_id: str, reason: str) -> bool:
         """Play an event this frontend could not handle into the core (set aside)."""
         assert self.inbox is not None, "frontend not started"
         return await self.inbox.set_aside(

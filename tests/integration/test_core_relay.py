@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.frontend import AuthorKind, Place
+from bridge.core.frontend import AuthorKind, ChatAddress
 from bridge.db.database import Database
 from bridge.errors import EngineError
 from bridge.model import (
@@ -50,7 +50,7 @@ async def mirrored(tmp_path: Path, db: Database) -> AsyncIterator[CoreHarness]:
     await harness.stop()
 
 
-def thread_of(fe: FakeFrontend, ticket_id: int = 1) -> Place:
+def thread_of(fe: FakeFrontend, ticket_id: int = 1) -> ChatAddress:
     call = next(c for c in fe.of("thread") if c.args["card"].ticket_id == ticket_id)
     assert call.place is not None
     return call.place
@@ -381,7 +381,7 @@ async def test_disconnect_alert_after_grace_then_resolved(core: CoreHarness) -> 
     await core.settle()
 
     def ops() -> list[str]:
-        return [c.args["text"] for c in fe.of("notice") if c.place == Place("!ops-acme")]
+        return [c.args["text"] for c in fe.of("notice") if c.place == ChatAddress("!ops-acme")]
 
     assert not any("DISCONNECTED" in t for t in ops())
     await core.clock.advance(31)
@@ -403,7 +403,7 @@ async def test_login_posts_the_qr_where_it_was_typed_and_connects_on_scan(
     fe = FakeFrontend("matrix")
     core = CoreHarness(tmp_path, db, frontends=[fe], auto_pair=False)
     await core.start()  # never paired: LOGGED_OUT
-    control = Place("!control-acme-support")
+    control = ChatAddress("!control-acme-support")
     try:
         _, refused = await fe.attendant(control, "@bob:localhost", "!login", name="Bob")
         assert refused is not None and refused.ephemeral  # attendants may not log in
@@ -422,7 +422,7 @@ async def test_login_posts_the_qr_where_it_was_typed_and_connects_on_scan(
         await core.sim.scan("acme/support", "+5511900000099")
         await until(lambda: str(core.bridge.sessions.status("acme/support")) == "CONNECTED")
         await core.settle()
-        ops = [c.args["text"] for c in fe.of("notice") if c.place == Place("!ops-acme")]
+        ops = [c.args["text"] for c in fe.of("notice") if c.place == ChatAddress("!ops-acme")]
         assert any("acme/support CONNECTED as +5511900000099" in t for t in ops), ops
     finally:
         await core.stop()

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bridge.core.frontend import Place, TicketCard
+from bridge.core.frontend import ChatAddress, TicketCard
 from bridge.db import migrate
 from bridge.matrix.local_synapse import free_port
 from tests.conftest import open_test_database
@@ -575,13 +575,13 @@ async def test_card_updates_and_images_are_idempotent(
     room, root, _ = await open_ticket(bridge, bob)
     card = TicketCard(1, SESSION, "Maria", CUSTOMER, False, "open", "Retry Tester")
     for _ in range(3):  # one delivery retried after its answer was lost
-        await bridge.frontend.update_card(Place(room, root), card)
+        await bridge.frontend.update_card(ChatAddress(room, root), card)
     edits = await wait_events(
         bob, room, card_edit(root, "Retry Tester"), what="card edit", bridge=bridge
     )
     assert len(edits) == 1
 
-    place = Place(room)
+    place = ChatAddress(room)
     kwargs = {"data": PNG, "filename": "login-acme-sales.png", "caption": "scan me"}
     first = await bridge.frontend.post_image(place, replaces=None, **kwargs)
     again = await bridge.frontend.post_image(place, replaces=None, **kwargs)

@@ -14,7 +14,7 @@ import pytest
 from mautrix.errors import MatrixConnectionError
 from mautrix.types import RoomID
 
-from bridge.core.frontend import Place
+from bridge.core.frontend import ChatAddress
 from bridge.errors import DeliveryError
 from tests.conftest import open_test_database
 from tests.harness.synapse import (
@@ -387,7 +387,7 @@ async def test_a_send_whose_answer_was_lost_is_looked_for_before_it_is_sent_agai
         return result
 
     monkeypatch.setattr(api, "request", answer_lost_once)
-    place = Place(room, root)
+    place = ChatAddress(room, root)
     with pytest.raises(DeliveryError) as lost:
         await bridge.frontend.notice(place, "aviso único", txn_id="zb-notice-lost")
     assert lost.value.ambiguous

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.frontend import Place
+from bridge.core.frontend import ChatAddress
 from bridge.db.database import Database
 from bridge.errors import DatabaseError
 from tests.fakes.frontend import FakeFrontend
@@ -41,7 +41,7 @@ def counted(core: CoreHarness) -> float:
 
 async def test_an_event_is_recorded_reported_once_and_counted(core: CoreHarness) -> None:
     fe = core.frontends["matrix"]
-    assert await fe.unhandled(Place(CONTROL, "$root"), "$poison", "content is not an object")
+    assert await fe.unhandled(ChatAddress(CONTROL, "$root"), "$poison", "content is not an object")
     await core.settle()
     row = await core.bridge.repos.quarantine.get("matrix", "$poison")
     assert row is not None
@@ -54,7 +54,7 @@ async def test_an_event_is_recorded_reported_once_and_counted(core: CoreHarness)
     assert {c.place.room for c in elsewhere if c.place} == {OPS}  # not globex's
 
     # the source redelivers it (a retried transaction, the catch-up): skipped quietly
-    assert not await fe.unhandled(Place(CONTROL), "$poison", "content is not an object")
+    assert not await fe.unhandled(ChatAddress(CONTROL), "$poison", "content is not an object")
     await core.settle()
     assert len([t for t in ops_texts(core) if "set aside" in t]) == 1
     assert counted(core) == 1
@@ -64,7 +64,7 @@ async def test_an_event_outside_any_company_is_recorded_but_reported_nowhere(
     core: CoreHarness,
 ) -> None:
     fe = core.frontends["matrix"]
-    assert await fe.unhandled(Place("!elsewhere:hs"), "$stray", "junk")
+    assert await fe.unhandled(ChatAddress("!elsewhere:hs"), "$stray", "junk")
     assert await fe.unhandled(None, "$nowhere", "junk")
     await core.settle()
     stray = await core.bridge.repos.quarantine.get("matrix", "$stray")
@@ -77,12 +77,12 @@ async def test_an_event_outside_any_company_is_recorded_but_reported_nowhere(
 async def test_alike_events_are_throttled_like_other_alerts(core: CoreHarness) -> None:
     fe = core.frontends["matrix"]
     for n in range(3):
-        assert await fe.unhandled(Place(CONTROL), f"$flood{n}", "the same reason")
+        assert await fe.unhandled(ChatAddress(CONTROL), f"$flood{n}", "the same reason")
     await core.settle()
     assert len([t for t in ops_texts(core) if "set aside" in t]) == 1
     assert await core.bridge.repos.quarantine.count() == 3
     await core.clock.advance(core.config.ops.throttle_seconds + 1)
-    assert await fe.unhandled(Place(CONTROL), "$flood3", "the same reason")
+    assert await fe.unhandled(ChatAddress(CONTROL), "$flood3", "the same reason")
     await core.settle()
     last = [t for t in ops_texts(core) if "set aside" in t][-1]
     assert "$flood3" in last and "2 similar alerts suppressed" in last
@@ -108,7 +108,7 @@ async def test_a_failure_to_record_propagates_and_reports_nothing(core: CoreHarn
     fe = core.frontends["matrix"]
     await core.db.execute("DROP TABLE quarantined_events")
     with pytest.raises(DatabaseError):
-        await fe.unhandled(Place(CONTROL), "$lost", "junk")
+        await fe.unhandled(ChatAddress(CONTROL), "$lost", "junk")
     await core.settle()
     assert not [t for t in ops_texts(core) if "set aside" in t]
     assert counted(core) == 0

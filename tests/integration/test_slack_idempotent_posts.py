@@ -10,7 +10,7 @@ import pytest
 
 from bridge.clock import SystemClock
 from bridge.config import SlackConfig
-from bridge.core.frontend import Author, AuthorKind, Place, Posted, TicketCard
+from bridge.core.frontend import Author, AuthorKind, ChatAddress, Posted, TicketCard
 from bridge.errors import DeliveryError
 from bridge.model import ContactCard, Media, MediaKind, Text
 from bridge.slack.frontend import SlackFrontend
@@ -83,16 +83,16 @@ async def frontends(fake: SlackFake) -> AsyncIterator[Frontends]:
         await frontend.stop()
 
 
-async def new_thread(frontend: SlackFrontend) -> Place:
+async def new_thread(frontend: SlackFrontend) -> ChatAddress:
     root = await frontend.create_thread(SALES, CARD, txn_id="zb-thread-1")
-    return Place(SALES, root)
+    return ChatAddress(SALES, root)
 
 
-async def post_text(frontend: SlackFrontend, place: Place, text: str, txn: str) -> Posted:
+async def post_text(frontend: SlackFrontend, place: ChatAddress, text: str, txn: str) -> Posted:
     return await frontend.post(place, MARIA, Text(text), reply_to=None, txn_id=txn)
 
 
-def thread_texts(fake: SlackFake, place: Place) -> list[str]:
+def thread_texts(fake: SlackFake, place: ChatAddress) -> list[str]:
     replies = fake.messages(SALES, place.thread_root)[1:]
     return [m["text"] for m in replies]
 
@@ -267,11 +267,13 @@ async def test_a_channel_notice_after_a_lost_answer_is_checked_before_the_retry(
     frontends: Frontends, fake: SlackFake
 ) -> None:
     frontend = await frontends.new()
-    await frontend.notice(Place(SALES), "primeiro", txn_id="zb-ops-1")  # the channel is trusted
+    await frontend.notice(
+        ChatAddress(SALES), "primeiro", txn_id="zb-ops-1"
+    )  # the channel is trusted
     fake.script("chat.postMessage", status=503, applied=True)  # posted, answer lost
     with pytest.raises(DeliveryError):
-        await frontend.notice(Place(SALES), "CONNECTED", txn_id="zb-ops-2")
-    ts = await frontend.notice(Place(SALES), "CONNECTED", txn_id="zb-ops-2")  # the retry
+        await frontend.notice(ChatAddress(SALES), "CONNECTED", txn_id="zb-ops-2")
+    ts = await frontend.notice(ChatAddress(SALES), "CONNECTED", txn_id="zb-ops-2")  # the retry
     texts = [m["text"] for m in fake.messages(SALES)]
     assert texts.count("CONNECTED") == 1
     assert ts == next(m["ts"] for m in fake.messages(SALES) if m["text"] == "CONNECTED")

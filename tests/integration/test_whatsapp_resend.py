@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.frontend import Place
+from bridge.core.frontend import ChatAddress
 from bridge.db.database import Database
 from bridge.model import Reaction
 from tests.fakes.frontend import FakeFrontend
@@ -34,7 +34,7 @@ async def test_a_send_resumed_after_a_crash_reaches_the_customer_once(
     fe = core.frontends["matrix"]
     await core.customer(text="Oi")
     thread = next(c.place for c in fe.of("thread"))
-    assert isinstance(thread, Place)
+    assert isinstance(thread, ChatAddress)
     answer, _ = await fe.attendant(thread, "@bob:localhost", "Posso ajudar?", name="Bob")
     await fe.attendant(thread, "@bob:localhost", Reaction(answer, "👍"), name="Bob")
     await core.settle()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bridge.config import Config, parse_config
-from bridge.core import texts
+from bridge.core import command_texts as texts
 from bridge.core.commands import (
     COMMANDS,
     Command,
@@ -21,8 +21,8 @@ from bridge.core.commands import (
     CommandRegistry,
     CommandReply,
     Invocation,
-    Place,
     Role,
+    RoomKind,
     Services,
     is_command,
     parse_command,
@@ -203,28 +203,28 @@ def world(config: Config) -> World:
 
 
 def make_ctx(
-    place: Place,
+    place: RoomKind,
     user: str = BOB,
     *,
     company: str = "acme",
     session: str = "acme/sales",
     frontend: str = "matrix",
 ) -> CommandContext:
-    in_session = place in (Place.CONTROL, Place.THREAD)
+    in_session = place in (RoomKind.CONTROL, RoomKind.THREAD)
     return CommandContext(
         frontend=frontend,
         company_id=company,
         place=place,
         session_key=session if in_session else None,
-        ticket_id=TICKET if place == Place.THREAD else None,
+        ticket_id=TICKET if place == RoomKind.THREAD else None,
         user_id=user,
         display_name={ALICE: "Alice", BOB: "Bob"}.get(user, user),
         room="!room:localhost",
-        thread_root="$root" if place == Place.THREAD else None,
+        thread_root="$root" if place == RoomKind.THREAD else None,
     )
 
 
-async def run(world: World, place: Place, text: str, user: str = BOB, **kw: Any) -> CommandReply:
+async def run(world: World, place: RoomKind, text: str, user: str = BOB, **kw: Any) -> CommandReply:
     reply = await world.registry.handle(make_ctx(place, user, **kw), text)
     assert reply is not None
     return reply
@@ -232,11 +232,11 @@ async def run(world: World, place: Place, text: str, user: str = BOB, **kw: Any)
 
 # --- every command x place x role -----------------------------------------------------------
 
-C, T, OPS = Place.CONTROL, Place.THREAD, Place.OPS  # short names for the tables
+C, T, OPS = RoomKind.CONTROL, RoomKind.THREAD, RoomKind.OPS  # short names for the tables
 
 # The contract, written out independently of COMMANDS: (text per place, least role,
 # places, the call a successful run makes (None: read-only)).
-CONTRACT: dict[str, tuple[dict[Place, str], str, set[Place], tuple[Any, ...] | None]] = {
+CONTRACT: dict[str, tuple[dict[RoomKind, str], str, set[RoomKind], tuple[Any, ...] | None]] = {
     "help": ({C: "!help", T: "!help", OPS: "!help"}, "attendant", {C, T, OPS}, None),
     "login": (
         {C: "!login", T: "!login", OPS: "!login sales"},
@@ -251,24 +251,24 @@ CONTRACT: dict[str, tuple[dict[Place, str], str, set[Place], tuple[Any, ...] | N
         ("logout", "acme/sales"),
     ),
     "status": ({C: "!status", T: "!status", OPS: "!status"}, "attendant", {C, T, OPS}, None),
-    "sessions": ({p: "!sessions" for p in Place}, "attendant", {C, T, OPS}, None),
-    "tickets": ({p: "!tickets" for p in Place}, "attendant", {C}, None),
-    "accept": ({p: "!accept" for p in Place}, "attendant", {T}, ("accept", TICKET, "?")),
-    "close": ({p: "!close" for p in Place}, "attendant", {T}, ("close", TICKET, "?")),
-    "reopen": ({p: "!reopen" for p in Place}, "attendant", {T}, ("reopen", TICKET, "?")),
+    "sessions": ({p: "!sessions" for p in RoomKind}, "attendant", {C, T, OPS}, None),
+    "tickets": ({p: "!tickets" for p in RoomKind}, "attendant", {C}, None),
+    "accept": ({p: "!accept" for p in RoomKind}, "attendant", {T}, ("accept", TICKET, "?")),
+    "close": ({p: "!close" for p in RoomKind}, "attendant", {T}, ("close", TICKET, "?")),
+    "reopen": ({p: "!reopen" for p in RoomKind}, "attendant", {T}, ("reopen", TICKET, "?")),
     "assign": (
-        {p: f"!assign {CAROL}" for p in Place},
+        {p: f"!assign {CAROL}" for p in RoomKind},
         "attendant",
         {T},
         ("assign", TICKET, CAROL, "?"),
     ),
     "transfer": (
-        {p: "!transfer support" for p in Place},
+        {p: "!transfer support" for p in RoomKind},
         "attendant",
         {T},
         ("transfer", TICKET, "acme/support", "?"),
     ),
-    "stats": ({p: "!stats" for p in Place}, "attendant", {C, T, OPS}, None),
+    "stats": ({p: "!stats" for p in RoomKind}, "attendant", {C, T, OPS}, None),
 }
 
 WRONG_PLACE = {
@@ -287,14 +287,14 @@ WRONG_PLACE = {
 def matrix_cases() -> list[Any]:
     cases = []
     for name in CONTRACT:
-        for place in Place:
+        for place in RoomKind:
             for role in ROLES:
                 cases.append(pytest.param(name, place, role, id=f"{name}-{place}-{role}"))
     return cases
 
 
 @pytest.mark.parametrize(("name", "place", "role"), matrix_cases())
-async def test_every_command_place_and_role(world: World, name: str, place: Place, role: str):
+async def test_every_command_place_and_role(world: World, name: str, place: RoomKind, role: str):
     by_place, least, places, effect = CONTRACT[name]
     user = ROLES[role]
     reply = await run(world, place, by_place[place], user)
@@ -471,7 +471,7 @@ ARGUMENT_CASES = [
 )
 async def test_arguments(
     world: World,
-    place: Place,
+    place: RoomKind,
     user: str,
     text: str,
     expected: str,
@@ -619,7 +619,7 @@ async def test_a_room_of_an_unknown_company_is_refused(world: World, caplog):
         (C, MALLORY, "status", NOT_A_MEMBER),
     ],
 )
-async def test_slash_command(world: World, place: Place, user: str, text: str, expected: str):
+async def test_slash_command(world: World, place: RoomKind, user: str, text: str, expected: str):
     ctx = make_ctx(place, user, frontend="slack")
     reply = await world.registry.handle_slash(ctx, text)
     assert reply.text == expected
@@ -693,8 +693,8 @@ async def test_help_for_an_admin_in_ops_names_sessions(world: World):
     )
 
 
-@pytest.mark.parametrize("place", list(Place))
-async def test_help_lists_only_what_the_role_may_use_here(world: World, place: Place):
+@pytest.mark.parametrize("place", list(RoomKind))
+async def test_help_lists_only_what_the_role_may_use_here(world: World, place: RoomKind):
     text = (await run(world, place, "!help", BOB)).text
     listed = {line.split()[0][1:] for line in text.splitlines() if line.startswith("!")}
     usable_here = {
@@ -796,7 +796,7 @@ def test_duration(seconds: float | None, shown: str):
     ],
 )
 async def test_bridge_errors_become_replies(
-    world: World, place: Place, user: str, text: str, error: Exception, expected: str, caplog
+    world: World, place: RoomKind, user: str, text: str, error: Exception, expected: str, caplog
 ):
     world.tickets.error = world.sessions.error = error
     with caplog.at_level(logging.INFO, logger="bridge.core.commands"):
@@ -839,18 +839,18 @@ async def test_cancellation_is_not_swallowed(world: World):
 @pytest.mark.parametrize(
     ("place", "session_key", "ticket_id"),
     [
-        (Place.THREAD, "acme/sales", None),
-        (Place.THREAD, None, 7),
-        (Place.CONTROL, None, None),
-        (Place.CONTROL, "acme/sales", 7),
-        (Place.OPS, "acme/sales", None),
-        (Place.CONTROL, "globex/sales", None),
+        (RoomKind.THREAD, "acme/sales", None),
+        (RoomKind.THREAD, None, 7),
+        (RoomKind.CONTROL, None, None),
+        (RoomKind.CONTROL, "acme/sales", 7),
+        (RoomKind.OPS, "acme/sales", None),
+        (RoomKind.CONTROL, "globex/sales", None),
     ],
 )
 def test_inconsistent_contexts_are_programming_errors(
-    place: Place, session_key: str | None, ticket_id: int | None
+    place: RoomKind, session_key: str | None, ticket_id: int | None
 ):
-    ctx = make_ctx(Place.OPS)
+    ctx = make_ctx(RoomKind.OPS)
     with pytest.raises(ValueError):
         replace(ctx, place=place, session_key=session_key, ticket_id=ticket_id)
 
@@ -862,7 +862,7 @@ async def test_adding_a_command_is_one_entry(config: Config, world: World):
     ping = Command(
         "ping",
         Role.ATTENDANT,
-        frozenset({Place.OPS}),
+        frozenset({RoomKind.OPS}),
         texts.CommandHelp("answer pong", "!ping [words]"),
         run_ping,
     )
