@@ -21,9 +21,11 @@ from bridge.formatting import (
 from bridge.formatting import slack as slack_markup
 from bridge.formatting import whatsapp as whatsapp_markup
 from bridge.formatting.ast import (
+    Block,
     Bold,
     Code,
     CodeBlock,
+    Inline,
     Italic,
     LineBreak,
     Link,
@@ -34,7 +36,9 @@ from bridge.formatting.ast import (
     Strike,
     Text,
     has_formatting,
+    map_mentions,
     mentions,
+    to_plain,
 )
 
 MARIA_PHONE = "+5511987654321"
@@ -403,11 +407,30 @@ def test_has_formatting() -> None:
     assert has_formatting(whatsapp_markup.parse("*b*"))
 
 
+def _depth(nodes: tuple[Block | Inline, ...]) -> int:
+    """How deeply blocks and marks nest in ``nodes``."""
+    deepest = 0
+    for node in nodes:
+        if isinstance(node, Quote):
+            deepest = max(deepest, 1 + _depth(node.blocks))
+        elif isinstance(node, ListBlock):
+            deepest = max([deepest, *(1 + _depth(item) for item in node.items)])
+        elif isinstance(node, Paragraph | Bold | Italic | Strike | Link):
+            deepest = max(deepest, 1 + _depth(node.children))
+    return deepest
+
+
 def test_deep_nesting_does_not_overflow() -> None:
-    whatsapp_markup.parse("> " * 5000 + "x")
-    whatsapp_markup.parse("*_~" * 3000 + "x" + "~_*" * 3000)
-    matrix_markup.parse_html("<b>" * 20000 + "x")
-    slack_markup.parse_mrkdwn("&gt; " * 5000 + "x")
+    quotes = "> " * 5000 + "x"
+    doc = whatsapp_markup.parse(quotes)
+    assert to_plain(doc) == quotes and whatsapp_markup.render(doc) == quotes
+    marks = "*_~" * 3000 + "x" + "~_*" * 3000
+    assert whatsapp_markup.render(whatsapp_markup.parse(marks)) == marks
+    html_doc = matrix_markup.parse_html("<b>" * 20000 + "x")
+    assert to_plain(html_doc) == "x"
+    assert _depth(html_doc) <= matrix_markup.MAX_DEPTH + 1  # the paragraph, then the marks
+    assert to_plain(matrix_markup.parse_html(matrix_markup.render_html(html_doc))) == "x"
+    assert to_plain(slack_markup.parse_mrkdwn("&gt; " * 5000 + "x")) == quotes
 
 
 def test_long_unbalanced_input_is_fast() -> None:
@@ -465,19 +488,82 @@ def test_fuzz_whatsapp_directions_never_raise(text: str) -> None:
 @settings(max_examples=300)
 @given(ANY_TEXT)
 def test_fuzz_matrix_and_slack_inputs_never_raise(text: str) -> None:
-    matrix_to_whatsapp(text, text, mention_resolver=mx_user_to_wa)
-    matrix_to_whatsapp(text, None)
-    slack_to_whatsapp(text, user_resolver=slack_user_name)
+    """Any text, read as Matrix HTML, a Matrix body or Slack mrkdwn, gives WhatsApp text
+    (a string), never an exception."""
+    for out in (
+        matrix_to_whatsapp(text, text, mention_resolver=mx_user_to_wa),
+        matrix_to_whatsapp(text, None),
+        slack_to_whatsapp(text, user_resolver=slack_user_name),
+    ):
+        assert isinstance(out, str)
 
 
 @settings(max_examples=300)
 @given(ANY_TEXT)
 def test_fuzz_matrix_html_reparses_to_same_document(text: str) -> None:
-    doc = whatsapp_markup.parse(text)
+    """What the bridge renders as Matrix HTML reads back as the document it rendered:
+    the same words, each under the same blocks and marks, the same line breaks, links
+    and mentions. Only whitespace may differ (HTML does not keep it at the edges)."""
+    doc = map_mentions(whatsapp_markup.parse(text), _to_matrix_user)
     html = matrix_markup.render_html(doc)
     assert_well_formed(html)
-    again = matrix_markup.render_html(matrix_markup.parse_html(html))
-    assert_well_formed(again)
+    again = matrix_markup.parse_html(html)
+    assert _marked_words(again) == _marked_words(doc)
+    assert_well_formed(matrix_markup.render_html(again))
+
+
+def _to_matrix_user(mention: Mention) -> Mention:
+    return Mention(f"@wa_{mention.user_id.lstrip('+')}:example.org", "Maria")
+
+
+Word = tuple[tuple[str, ...], object]
+
+
+def _marked_words(doc: tuple[Block, ...]) -> list[Word]:
+    """Every word of ``doc`` with the blocks and marks around it (its path); line
+    breaks, links and mentions as tokens; line breaks at a paragraph's edges dropped."""
+    words: list[Word] = []
+    for block in doc:
+        _block_words(block, (), words)
+    return words
+
+
+def _block_words(block: Block, path: tuple[str, ...], words: list[Word]) -> None:
+    if isinstance(block, Paragraph):
+        mine: list[Word] = []
+        _inline_words(block.children, (*path, "p"), mine)
+        while mine and mine[0][1] == "br":
+            mine.pop(0)
+        while mine and mine[-1][1] == "br":
+            mine.pop()
+        words += mine
+    elif isinstance(block, CodeBlock):
+        words += [((*path, "pre"), word) for word in block.text.split()]
+    elif isinstance(block, Quote):
+        for inner in block.blocks:
+            _block_words(inner, (*path, "quote"), words)
+    else:
+        kind = f"ol{block.start}" if block.ordered else "ul"
+        for number, item in enumerate(block.items):
+            for inner in item:
+                _block_words(inner, (*path, f"{kind}/{number}"), words)
+
+
+def _inline_words(nodes: tuple[Inline, ...], path: tuple[str, ...], words: list[Word]) -> None:
+    for node in nodes:
+        if isinstance(node, Text):
+            words += [(path, word) for word in node.text.split()]
+        elif isinstance(node, Code):
+            words += [((*path, "code"), word) for word in node.text.split()]
+        elif isinstance(node, Mention):
+            words.append((path, node))
+        elif isinstance(node, LineBreak):
+            words.append((path, "br"))
+        elif isinstance(node, Link):
+            words.append((path, ("link", node.url)))
+            _inline_words(node.children, (*path, "a"), words)
+        else:
+            _inline_words(node.children, (*path, type(node).__name__), words)
 
 
 @settings(max_examples=300)
