@@ -774,14 +774,28 @@ async def test_stop_cancels_retries_and_disconnects_without_persisting_stopped()
     assert "STOPPED" not in {s.status for s in h.store.saved}
 
 
-async def test_stop_is_bounded_when_the_engine_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_stop_is_bounded_when_the_engine_hangs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     h = await started()
+    hung: list[str] = []
+    cancelled: list[str] = []
 
     async def hang(key: str) -> None:
-        await asyncio.Event().wait()
+        hung.append(key)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(key)
+            raise
 
     monkeypatch.setattr(h.engine, "disconnect", hang)
+    loop = asyncio.get_running_loop()
+    started_at = loop.time()
     await asyncio.wait_for(h.manager.stop(grace_seconds=0.05), timeout=2)
+    assert loop.time() - started_at < 1.0  # about 2 × grace, far below the 2 s guard
+    assert hung == [KEY] and cancelled == [KEY]  # it tried, then gave up on the engine
+    assert "did not disconnect every session within" in caplog.text
 
 
 # --- outbound --------------------------------------------------------------------------------
