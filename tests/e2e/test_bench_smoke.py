@@ -73,11 +73,18 @@ def test_scale_smoke_prints_history_and_sessions() -> None:
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
 def test_faults_smoke_prints_every_slack_variant(db: str) -> None:
+    """kill -9 and restart, the sim disconnecting, Slack answering 429 and 503: each
+    prints its figures, and none loses, duplicates or reorders a message either way,
+    or leaves a dead letter."""
     records = run_bench("bench.faults", "--db", db, "--faults", ",".join(SLACK_FAULTS))
     assert {r["fault"] for r in records} == set(SLACK_FAULTS)
     for record in records:
         assert FAULT_KEYS <= record.keys()
         assert record["db"] == db and record["frontend"] == "slack"
+        for sink in ("to_frontend", "to_whatsapp"):
+            for what in ("lost", "duplicated", "out_of_order"):
+                assert record[f"{sink}_{what}"] == 0, (record["fault"], sink, what, record)
+        assert record["dead_letters"] == 0, record
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])

@@ -1,12 +1,17 @@
-"""bridge.core.qrcode: QR strings rendered as PNG, checked pixel by pixel."""
+"""bridge.core.qrcode: a QR string in, a PNG out that holds the QR symbol of that string.
+
+The PNG is read with Pillow (installed with neonize); the symbol is then checked for
+what a scanner needs: the quiet zone, the three finder patterns, format information
+saying error correction level M, and modules equal to the symbol of the string.
+"""
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 
 import pytest
 import segno
+from PIL import Image
 
 from bridge.core.qrcode import QUIET_ZONE_MODULES, qr_png
 from bridge.errors import InvalidInput
@@ -19,66 +24,109 @@ WA_CODE = (
     "Q0xq8p2KcB6Z4m7y3WlV9aQz1e5r8t2u4i6o8p0a2s4=,"
     "hX3t1k7Vt4m2wqv8dS0aXyZq5n9b3c7e1f5g9h3j7k1="
 )
+FORMAT_MASK = 0b101010000010010  # ISO/IEC 18004: format information is XORed with this
+FORMAT_GENERATOR = 0b10100110111  # its BCH(15, 5) code
+LEVEL_M = 0b00
 
 
-def read_png(data: bytes) -> tuple[int, int, list[list[int]]]:
-    """Width, height and 0/1 pixel rows of a 1-bit greyscale PNG (filters None, Up)."""
-    assert data.startswith(PNG_SIGNATURE)
-    pos, header, idat = len(PNG_SIGNATURE), b"", b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        header = body if kind == b"IHDR" else header
-        idat += body if kind == b"IDAT" else b""
-        pos += 12 + length
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    assert (depth, colour, interlace) == (1, 0, 0)
-    raw, stride = zlib.decompress(idat), (width + 7) // 8
-    rows: list[list[int]] = []
-    previous = bytes(stride)
-    for y in range(height):
-        line = raw[y * (stride + 1) : (y + 1) * (stride + 1)]
-        filter_type, scan = line[0], line[1:]
-        assert filter_type in (0, 2), f"unexpected PNG filter {filter_type}"
-        if filter_type == 2:
-            scan = bytes((a + b) & 0xFF for a, b in zip(scan, previous, strict=True))
-        previous = scan
-        rows.append([(scan[x // 8] >> (7 - x % 8)) & 1 for x in range(width)])
-    return width, height, rows
+def pixels(png: bytes) -> tuple[Image.Image, list[list[bool]]]:
+    """The decoded image, and its pixels as rows of "dark"."""
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    grey = image.convert("L")
+    width, height = grey.size
+    data = grey.tobytes()
+    return image, [[data[y * width + x] < 128 for x in range(width)] for y in range(height)]
 
 
 def modules_of(png: bytes, *, scale: int) -> list[list[bool]]:
-    """The dark modules of the rendered code, read back from the pixels."""
-    width, _, rows = read_png(png)
+    """The dark modules of the rendered code, read back from the pixels (one per module,
+    after checking every pixel of a module agrees)."""
+    _, rows = pixels(png)
     border = QUIET_ZONE_MODULES * scale
-    return [
-        [rows[y][x] == 0 for x in range(border, width - border, scale)]
-        for y in range(border, width - border, scale)
-    ]
+    size = (len(rows) - 2 * border) // scale
+    modules = []
+    for my in range(size):
+        line = []
+        for mx in range(size):
+            block = {
+                rows[border + my * scale + dy][border + mx * scale + dx]
+                for dy in range(scale)
+                for dx in range(scale)
+            }
+            assert len(block) == 1, f"module ({mx}, {my}) is not one colour"
+            line.append(block.pop())
+        modules.append(line)
+    return modules
+
+
+def is_finder(modules: list[list[bool]], x0: int, y0: int) -> bool:
+    """A 7×7 finder pattern at (x0, y0): dark ring, light ring, dark 3×3 centre."""
+    for y in range(7):
+        for x in range(7):
+            ring = max(abs(x - 3), abs(y - 3))
+            if modules[y0 + y][x0 + x] != (ring != 2):
+                return False
+    return True
+
+
+def format_information(modules: list[list[bool]]) -> int:
+    """The 15 format bits beside the top-left finder, unmasked (as zxing reads them)."""
+    spots = [(x, 8) for x in range(6)] + [(7, 8), (8, 8), (8, 7)]
+    spots += [(8, y) for y in range(5, -1, -1)]
+    bits = 0
+    for x, y in spots:
+        bits = (bits << 1) | modules[y][x]
+    return bits ^ FORMAT_MASK
+
+
+def bch_remainder(value: int) -> int:
+    for shift in range(14, 9, -1):
+        if value & (1 << shift):
+            value ^= FORMAT_GENERATOR << (shift - 10)
+    return value
+
+
+def test_the_png_is_a_qr_symbol_of_level_m_with_its_quiet_zone() -> None:
+    png = qr_png(WA_CODE, scale=2)
+    image, rows = pixels(png)
+    assert png.startswith(PNG_SIGNATURE) and image.format == "PNG"
+    width, height = image.size
+    assert width == height
+    border = QUIET_ZONE_MODULES * 2
+    assert not any(any(row[:border]) or any(row[-border:]) for row in rows)
+    assert not any(any(row) for row in rows[:border] + rows[-border:])
+    modules = modules_of(png, scale=2)
+    size = len(modules)
+    assert (size - 17) % 4 == 0 and size >= 21  # 17 + 4 × version modules a side
+    assert is_finder(modules, 0, 0) and is_finder(modules, size - 7, 0)
+    assert is_finder(modules, 0, size - 7) and not is_finder(modules, size - 7, size - 7)
+    info = format_information(modules)
+    assert bch_remainder(info) == 0  # read correctly, no bit flipped
+    assert info >> 13 == LEVEL_M
 
 
 @pytest.mark.parametrize("scale", [1, 3, 8])
 def test_png_pixels_are_the_qr_symbol_of_the_code(scale: int) -> None:
     png = qr_png(WA_CODE, scale=scale)
-    symbol = segno.make_qr(WA_CODE, error="m", boost_error=False)
+    symbol = segno.make_qr(WA_CODE, error="m", boost_error=False)  # the payload's symbol
     size = len(symbol.matrix)
-    width, height, rows = read_png(png)
+    image, rows = pixels(png)
 
-    assert width == height == (size + 2 * QUIET_ZONE_MODULES) * scale
+    assert image.size == ((size + 2 * QUIET_ZONE_MODULES) * scale,) * 2
     assert modules_of(png, scale=scale) == [[bool(m) for m in row] for row in symbol.matrix]
-    assert all(pixel == 1 for pixel in rows[0])  # the quiet zone is white
+    assert not any(rows[0])  # the quiet zone is white
 
 
 def test_default_scale_is_eight_pixels_a_module() -> None:
     png = qr_png(WA_CODE)
     size = len(segno.make_qr(WA_CODE, error="m", boost_error=False).matrix)
-    assert read_png(png)[0] == (size + 2 * QUIET_ZONE_MODULES) * 8
+    assert pixels(png)[0].size == ((size + 2 * QUIET_ZONE_MODULES) * 8,) * 2
 
 
 def test_different_codes_give_different_images() -> None:
     first, second = qr_png(WA_CODE), qr_png(WA_CODE.replace("2@y8", "2@z9"))
-    assert first.startswith(PNG_SIGNATURE) and second.startswith(PNG_SIGNATURE)
-    assert first != second
+    assert pixels(first)[0].size == pixels(second)[0].size  # same length, same version
     assert modules_of(first, scale=8) != modules_of(second, scale=8)
 
 
