@@ -1,4 +1,4 @@
-"""The CLI contract (DESIGN section 8) as a person uses it: real processes."""
+"""The CLI contract (docs/operations.md, "Command line") as a person uses it: real processes."""
 
 from __future__ import annotations
 

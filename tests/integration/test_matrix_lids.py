@@ -1,7 +1,8 @@
 """Customers known only by their LID, end to end on Matrix (a real Synapse, the sim
 engine, both database engines): one contact, one ticket and one thread whatever
 order the LID and the phone come in; replies reach a LID-only customer; the card
-shows the phone once WhatsApp links it (DESIGN §8, "LIDs").
+shows the phone once WhatsApp links it (docs/messages.md,
+"Customers known only by their LID").
 
 Ghosts: a LID-only customer posts as ``@wa_lid-<digits>``, named ``Maria (LID …)``.
 Once the phone is known she posts as the phone's ghost ``@wa_<digits>`` (the one

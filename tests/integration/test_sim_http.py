@@ -1,4 +1,4 @@
-"""The /sim HTTP API (DESIGN section 8) over aiohttp's test client."""
+"""The /sim HTTP API (docs/sim.md) over aiohttp's test client."""
 
 from __future__ import annotations
 

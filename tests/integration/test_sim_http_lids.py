@@ -1,4 +1,4 @@
-"""The /sim HTTP API and LIDs (DESIGN §8, "LIDs"): ``lid`` in inbound bodies, ``from``
+"""The /sim HTTP API and LIDs (docs/sim.md, "LIDs"): ``lid`` in inbound bodies, ``from``
 optional with it, 400 for a body with neither or a malformed LID, ``to`` = the LID."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Customers known only by their LID, end to end on Slack (the strict SlackFake, the
 sim engine, both database engines): one contact and one ticket whatever order the
 LID and the phone come in, replies reach a LID-only customer, and the card shows
-the phone once WhatsApp links it (DESIGN §8, "LIDs")."""
+the phone once WhatsApp links it (docs/messages.md,
+"Customers known only by their LID")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/health and /metrics as DESIGN section 8 states."""
+"""/health and /metrics as docs/operations.md ("Health", "Command line") states."""
 
 from __future__ import annotations
 

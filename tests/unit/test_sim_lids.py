@@ -1,4 +1,4 @@
-"""SimEngine and LIDs (DESIGN §8, "LIDs"): a customer known by LID alone, the link
+"""SimEngine and LIDs (docs/sim.md, "LIDs"): a customer known by LID alone, the link
 with the phone learned from a body carrying both, sends and receipts to a LID."""
 
 from __future__ import annotations
