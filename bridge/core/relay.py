@@ -32,13 +32,8 @@ from bridge.core.frontend import (
 )
 from bridge.core.outbox import OutboxWorker
 from bridge.core.quarantine import Quarantine
-from bridge.core.tickets import (
-    InboundRoute,
-    TicketChange,
-    TicketService,
-    TicketView,
-    merge_notice,
-)
+from bridge.core.ticket_policy import merge_notice
+from bridge.core.tickets import InboundRoute, TicketChange, TicketService, TicketView
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
