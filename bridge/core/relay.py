@@ -20,7 +20,8 @@ from typing import Any
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
-from bridge.core.commands import CommandContext, CommandRegistry, RoomKind, role_of
+from bridge.core.command_model import CommandContext, RoomKind, role_of
+from bridge.core.commands import CommandRegistry
 from bridge.core.deliveries import BOT, PHONE
 from bridge.core.frontend import (
     AttendantPost,
