@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from bridge.db.companies import CompanyRepository, CompanyRow
 from bridge.db.contacts import ContactMerge, ContactRepository, ContactRow
-from bridge.db.database import Database, Row, UniqueViolation, redact_url
+from bridge.db.database import Database, Row, UniqueViolation
 from bridge.db.events import ProcessedEventRepository
 from bridge.db.messages import MessageRefRepository, MessageRefRow, MessageRepository, MessageRow
 from bridge.db.migrate import migrate
+from bridge.db.opening import redact_url
 from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.db.quarantine import QuarantinedEventRow, QuarantineRepository
 from bridge.db.rooms import RoomRepository, RoomRow
