@@ -4,7 +4,7 @@ db = await Database.connect("sqlite:/var/lib/zapbridge/zapbridge.db")
 await migrate(db)
 repos = Repositories.over(db)
 async with db.transaction():
-    contact = await repos.contacts.get_or_create(session.id, phone="+5511987654321")
+    contact = (await repos.contacts.resolve(session.id, phone="+5511987654321")).contact
     ticket, created = await repos.tickets.open_or_get(session.id, contact.id)
 """
 
