@@ -29,16 +29,16 @@ def find_session(company: CompanyConfig, name: str) -> SessionConfig | None:
     return next((s for s in company.sessions if s.name.lower() == wanted), None)
 
 
-def session_names(company: CompanyConfig) -> list[str]:
+def _session_names(company: CompanyConfig) -> list[str]:
     return [s.name for s in company.sessions]
 
 
-def require_session(call: Invocation, name: str) -> SessionConfig:
+def _require_session(call: Invocation, name: str) -> SessionConfig:
     session = find_session(call.company, name)
     if session is None:
         raise UsageError(
             texts.no_session(
-                name, company_name=call.company.name, sessions=session_names(call.company)
+                name, company_name=call.company.name, sessions=_session_names(call.company)
             )
         )
     return session
@@ -55,9 +55,9 @@ def take_session(call: Invocation) -> tuple[str, tuple[str, ...]]:
     first = args[0] if args and args[0].lower() != "phone" else None
     if call.ctx.place == RoomKind.OPS:
         if first is None:
-            names = session_names(call.company)
+            names = _session_names(call.company)
             raise UsageError(texts.which_session(call.usage, sessions=names))
-        return require_session(call, first).key, args[1:]
+        return _require_session(call, first).key, args[1:]
     own = call.session_key
     if first is None:
         return own, args
