@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from bridge.core.commands import TicketStats
+from bridge.core.command_model import TicketStats
 from bridge.core.outbox import OutboxWorker
 from bridge.core.relay import Relay
 from bridge.core.tickets import TicketChange, TicketService, TicketView

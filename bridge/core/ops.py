@@ -10,7 +10,8 @@ to the journals of refused items (:meth:`OpsNotifier.on_journal_backlog`,
 :class:`OpsSink`, which the frontends side implements (it knows the rooms and
 channels; this module does not).
 
-The rules (DESIGN section 6):
+The rules (docs/operations.md, "The ops channel"); the words are in
+:mod:`bridge.core.ops_texts`:
 
 - every status change sets the control room's topic; whether the ops channel also
   gets a *message* depends on the change;
@@ -39,6 +40,25 @@ from typing import Protocol
 
 from bridge.clock import Clock
 from bridge.config import Config
+from bridge.core.ops_texts import (
+    backlog_resolved_text,
+    backlog_text,
+    connected_text,
+    dead_letter_text,
+    disconnected_text,
+    flapping_text,
+    journal_backlog_text,
+    journal_loss_text,
+    journal_resolved_text,
+    login_code_text,
+    login_ended_text,
+    never_linked_text,
+    permanent_text,
+    quarantined_text,
+    reconnected_text,
+    suppressed_text,
+    topic_text,
+)
 from bridge.core.qrcode import qr_png
 from bridge.errors import DatabaseError, InvalidInput
 from bridge.whatsapp.engine import EngineEvent, PairCodeEvent, QRCodeEvent
@@ -82,6 +102,19 @@ class OpsPost:
         return bool(self.text)
 
 
+@dataclass(frozen=True)
+class LoginCode:
+    """A login code to show where ``!login`` was typed: a QR code (``png`` its image,
+    ``expires_in`` seconds until the next one) or a pairing code typed on the phone
+    (``png`` None)."""
+
+    session_key: str
+    code: str
+    kind: str  # "qr" | "pair"
+    png: bytes | None = None
+    expires_in: float | None = None
+
+
 class OpsSink(Protocol):
     """Where ops posts and login codes go (implemented by the relay/outbox side)."""
 
@@ -103,115 +136,6 @@ class OpsSink(Protocol):
         ``kind`` is ``"qr"`` (``png`` is the image; ``expires_in`` seconds until the
         next one) or ``"pair"`` (``code`` is typed on the phone; ``png`` is None).
         """
-
-
-# --- every text the ops channel gets ----------------------------------------------
-
-
-def topic_text(change: StatusChange) -> str:
-    """``acme/sales: CONNECTED +5511900000001``; other statuses add their reason."""
-    line = f"{change.key}: {change.new}"
-    if change.phone:
-        line += f" {change.phone}"
-    if change.new is not SessionStatus.CONNECTED and change.reason:
-        line += f" · {change.reason}"
-    return line
-
-
-def seconds_text(seconds: float) -> str:
-    return f"{round(seconds)} s"
-
-
-def disconnected_text(key: str, *, seconds: float, reason: str) -> str:
-    return f"⚠️ {key} DISCONNECTED for {seconds_text(seconds)}: {reason}; reconnecting"
-
-
-def reconnected_text(key: str, *, seconds: float) -> str:
-    return f"✅ {key} CONNECTED again (resolved after {seconds_text(seconds)})"
-
-
-def flapping_text(key: str, *, disconnects: int, reason: str) -> str:
-    minutes = round(FLAP_WINDOW_SECONDS / 60)
-    return (
-        f"⚠️ {key} is flapping: {disconnects} disconnects in the last {minutes} min "
-        f"(last reason: {reason}); DISCONNECTED now, reconnecting"
-    )
-
-
-def permanent_text(change: StatusChange) -> str:
-    """A permanent status: what happened and what a human must do."""
-    reason = f": {change.reason}" if change.reason else ""
-    action = f" {change.action}" if change.action else ""
-    return f"🛑 {change.key} {change.new}{reason}.{action}"
-
-
-def login_ended_text(change: StatusChange) -> str:
-    """A login (QR or pairing code) that ended without a connection."""
-    reason = change.reason or "login not completed"
-    action = f" {change.action}" if change.action else ""
-    return f"⚠️ {change.key} LOGGED_OUT: {reason}.{action}"
-
-
-def never_linked_text(key: str) -> str:
-    return (
-        f"{key} is not linked to a phone yet (LOGGED_OUT): "
-        "an admin types !login in its control room."
-    )
-
-
-def login_code_text(change: StatusChange) -> str:
-    reason = f": {change.reason}" if change.reason else ""
-    return f"{change.key} QRCODE{reason}"
-
-
-def connected_text(key: str, *, phone: str | None, was: SessionStatus | None) -> str:
-    line = f"{key} CONNECTED as {phone}" if phone else f"{key} CONNECTED"
-    return f"✅ {line} (was {was})" if was is not None else line
-
-
-def dead_letter_text(*, destination: str, ticket_id: int | None, error: str) -> str:
-    ticket = f" for ticket #{ticket_id}" if ticket_id is not None else ""
-    return f"❌ Not delivered to {destination}{ticket} after retries: {error}"
-
-
-def quarantined_text(*, source: str, event_id: str, reason: str) -> str:
-    return (
-        f"⚠️ An event from {source} could not be handled and was set aside, not relayed: "
-        f"{event_id} ({reason})"
-    )
-
-
-def backlog_text(*, pending: int, threshold: int) -> str:
-    return f"⚠️ Outbox backlog: {pending} deliveries pending (alert threshold {threshold})"
-
-
-def backlog_resolved_text(*, pending: int) -> str:
-    return f"✅ Outbox backlog resolved: {pending} deliveries pending"
-
-
-_JOURNAL_ITEMS = {"whatsapp": "WhatsApp events", "ops": "ops alerts"}
-
-
-def journal_backlog_text(name: str, *, pending: int) -> str:
-    items = _JOURNAL_ITEMS.get(name, f"{name} items")
-    return (
-        f"⚠️ The database is refusing {items}: {pending} are kept in the local journal "
-        "and will be replayed in order once it takes them again"
-    )
-
-
-def journal_resolved_text(name: str, *, pending: int) -> str:
-    items = _JOURNAL_ITEMS.get(name, f"{name} items")
-    return f"✅ The database takes {items} again: {pending} left to replay from the journal"
-
-
-def journal_loss_text(name: str, *, reason: str) -> str:
-    items = _JOURNAL_ITEMS.get(name, f"{name} items")
-    return f"❌ One of the {items} was lost: the database refused it and {reason}"
-
-
-def suppressed_text(count: int) -> str:
-    return f" ({count} similar alert{'' if count == 1 else 's'} suppressed)"
 
 
 # --- throttling of identical alerts -------------------------------------------------
@@ -386,7 +310,9 @@ class OpsNotifier:
             log.debug("%s still flapping (%d disconnects); quiet", change.key, count)
             return None
         state.quiet_until = now + self._ops.throttle_seconds
-        text = flapping_text(change.key, disconnects=count, reason=reason)
+        text = flapping_text(
+            change.key, disconnects=count, window_seconds=FLAP_WINDOW_SECONDS, reason=reason
+        )
         return text, Severity.WARNING
 
     async def _report_outage_later(self, key: str, state: _SessionState, outage: _Outage) -> None:
@@ -466,11 +392,9 @@ class OpsNotifier:
         match event:
             case QRCodeEvent(session=key, code=code, expires_in=expires_in):
                 png = self._render_qr(key, code)
-                await self._post_login_code(
-                    key, png=png, code=code, kind="qr", expires_in=expires_in
-                )
+                await self._post_login_code(LoginCode(key, code, "qr", png, expires_in))
             case PairCodeEvent(session=key, code=code):
-                await self._post_login_code(key, png=None, code=code, kind="pair", expires_in=None)
+                await self._post_login_code(LoginCode(key, code, "pair"))
 
     @staticmethod
     def _render_qr(key: str, code: str) -> bytes | None:
@@ -598,18 +522,16 @@ class OpsNotifier:
         except Exception:
             log.exception("the ops sink failed to post for %s: %r", post.company_id, post.text)
 
-    async def _post_login_code(
-        self,
-        key: str,
-        *,
-        png: bytes | None,
-        code: str,
-        kind: str,
-        expires_in: float | None,
-    ) -> None:
+    async def _post_login_code(self, login: LoginCode) -> None:
         try:
             await self._sink.post_login_code(
-                key, png=png, code=code, kind=kind, expires_in=expires_in
+                login.session_key,
+                png=login.png,
+                code=login.code,
+                kind=login.kind,
+                expires_in=login.expires_in,
             )
         except Exception:
-            log.exception("the ops sink failed to show the %s login code of %s", kind, key)
+            log.exception(
+                "the ops sink failed to show the %s login code of %s", login.kind, login.session_key
+            )

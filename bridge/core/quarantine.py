@@ -28,7 +28,7 @@ from typing import Any
 
 from bridge.clock import Clock
 from bridge.core.ops import OpsNotifier
-from bridge.db.quarantine import QuarantineRepository
+from bridge.db.quarantine import QuarantineRepository, SetAsideEvent
 from bridge.metrics import Metrics
 from bridge.model import clean_text
 
@@ -63,26 +63,27 @@ class Quarantine:
     ) -> bool:
         """Record the event and, the first time only, report it; True when it is new.
         Raises ``DatabaseError`` when it cannot be recorded (the source retries)."""
-        event_id = _bounded_id(event_id)
-        reason = clean_text(reason)[:REASON_LIMIT]
-        new = await self._repo.add(
+        event = SetAsideEvent(
             source=source,
-            event_id=event_id,
+            event_id=_bounded_id(event_id),
             company_id=company_id,
-            reason=reason,
+            reason=clean_text(reason)[:REASON_LIMIT],
             excerpt=clean_text(excerpt)[:EXCERPT_LIMIT],
-            now=self._clock.now(),
         )
-        if not new:
-            log.info("%s event %s was set aside before: skipped again", source, event_id)
+        if not await self._repo.add(event, now=self._clock.now()):
+            log.info("%s event %s was set aside before: skipped again", source, event.event_id)
             return False
         self._metrics.events_quarantined.labels(source).inc()
         log.warning(
-            "%s event %s set aside (company %s): %s", source, event_id, company_id or "-", reason
+            "%s event %s set aside (company %s): %s",
+            source,
+            event.event_id,
+            company_id or "-",
+            event.reason,
         )
         if company_id is not None:
             await self._ops.on_quarantined(
-                company_id=company_id, source=source, event_id=event_id, reason=reason
+                company_id=company_id, source=source, event_id=event.event_id, reason=event.reason
             )
         return True
 

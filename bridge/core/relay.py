@@ -20,7 +20,8 @@ from typing import Any
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
-from bridge.core.commands import CommandContext, CommandRegistry, RoomKind, role_of
+from bridge.core.command_model import CommandContext, RoomKind, role_of
+from bridge.core.commands import CommandRegistry
 from bridge.core.deliveries import BOT, PHONE
 from bridge.core.frontend import (
     AttendantPost,
@@ -32,13 +33,8 @@ from bridge.core.frontend import (
 )
 from bridge.core.outbox import OutboxWorker
 from bridge.core.quarantine import Quarantine
-from bridge.core.tickets import (
-    InboundRoute,
-    TicketChange,
-    TicketService,
-    TicketView,
-    merge_notice,
-)
+from bridge.core.ticket_policy import merge_notice
+from bridge.core.tickets import InboundRoute, TicketChange, TicketService, TicketView
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow

@@ -1,5 +1,7 @@
 """Ticket policy: which ticket a customer's message belongs to, and how attendants
-move tickets through ``pending`` → ``open`` → ``closed`` (DESIGN section 4).
+move tickets through ``pending`` → ``open`` → ``closed``. The decisions that need
+no database (the reopen window, business hours, allowed moves, notices) are in
+:mod:`bridge.core.ticket_policy`; this module coordinates them with the repositories.
 
 The service sends nothing and knows no frontend: it returns what should be said
 (auto replies for the customer, a notice for the thread) and the relay delivers it.
@@ -25,32 +27,48 @@ for them.
 from __future__ import annotations
 
 import logging
-import statistics
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta, tzinfo
-from typing import TypeAlias
 
 from bridge.clock import Clock
-from bridge.config import BusinessHours, CompanyConfig, Config, SessionConfig
+from bridge.config import CompanyConfig, Config, SessionConfig
+from bridge.core.contact_resolver import ContactResolver
 from bridge.core.frontend import contact_label
+from bridge.core.ticket_policy import (
+    CLOSED,
+    OPEN,
+    PENDING,
+    accepted_notice,
+    assigned_notice,
+    check_acceptable,
+    check_active,
+    check_closable,
+    check_member,
+    check_movable,
+    check_reassignable,
+    check_reopenable,
+    check_status,
+    closed_notice,
+    contact_name,
+    moved_notice,
+    opened_notice,
+    out_of_hours_due,
+    reopen_status,
+    reopened_notice,
+    taken_notice,
+    transfer_target,
+    transferred_notice,
+    within_reopen_window,
+)
+from bridge.core.ticket_stats import CompanyStats, company_timezone, summarize_stats
 from bridge.db import ContactRow, Repositories, TicketRow, UniqueViolation
 from bridge.errors import DatabaseError, InvalidInput
 from bridge.metrics import Metrics
 from bridge.model import Message, Party
-from bridge.phone import normalize_phone
 
 log = logging.getLogger("bridge.core.tickets")
 
-PENDING, OPEN, CLOSED = "pending", "open", "closed"
-STATUSES = (PENDING, OPEN, CLOSED)
 STATS_SCAN_LIMIT = 10_000
 """Newest tickets ``stats`` looks at for today's count and response times."""
-FIRST_RESPONSE_WINDOW_DAYS = 30
-"""``stats`` reports first response times of tickets created this many days back."""
-
-_DAY = 86_400.0
-_MINUTES_PER_DAY = 1440
 
 
 # ---------------------------------------------------------------------------
@@ -120,13 +138,6 @@ class ContactNews:
 
 
 @dataclass(frozen=True)
-class _Person:
-    contact: ContactRow
-    closed_ids: tuple[int, ...] = ()  # tickets a LID ↔ phone merge closed
-    changed: bool = False  # an existing contact took a phone, LID or name (or a merge)
-
-
-@dataclass(frozen=True)
 class TicketChange:
     """A visible change of a ticket: its new state and the notice for its thread."""
 
@@ -135,174 +146,6 @@ class TicketChange:
     notice: str  # "Ticket #12 closed by @bob:localhost"
     auto_reply: str | None = None  # to the customer (the farewell on close)
     new_ticket: TicketView | None = None  # a transfer to another session opens one there
-
-
-@dataclass(frozen=True)
-class CompanyStats:
-    """A company's ticket figures for ``!stats``."""
-
-    company_id: str
-    by_status: Mapping[str, int]  # every status, exact
-    created_today: int  # since midnight in ``timezone``
-    timezone: str  # the company's (its first session with business hours), else UTC
-    first_response_median_seconds: float | None  # None when nothing was answered
-    first_response_mean_seconds: float | None
-    answered: int  # tickets the response times cover (created in the last 30 days)
-    open_by_assignee: Mapping[str, int]  # non-closed tickets per assignee, most first
-    unassigned: int  # non-closed tickets nobody owns
-    messages_in: int = 0  # from customers, every ticket of the company
-    messages_out: int = 0  # to customers (attendants, auto replies, the phone)
-
-
-# ---------------------------------------------------------------------------
-# Pure policy
-
-
-def merge_notice(closed: TicketView, into: TicketView | None) -> str:
-    """The notice in the thread of a ticket closed because WhatsApp linked its
-    customer's LID to a phone that had a ticket of its own."""
-    where = f"; the conversation goes on in ticket #{into.id}" if into is not None else ""
-    return f"Ticket #{closed.id} closed: WhatsApp linked this customer to {closed.label}{where}"
-
-
-def contact_name(contact: ContactRow) -> str:
-    """The name a contact is shown by: push name or group name, else an address."""
-    if contact.is_group:
-        return contact.group_name or contact.group_jid or f"group {contact.id}"
-    return contact.push_name or contact.phone or f"LID {contact.lid}"
-
-
-def within_reopen_window(closed_at: float | None, *, now: float, minutes: int) -> bool:
-    """Whether a ticket closed at ``closed_at`` is still reopened by a new message."""
-    return closed_at is not None and now - closed_at <= minutes * 60
-
-
-def reopen_status(ticket: TicketRow) -> str:
-    """``open`` when an attendant had answered or accepted the ticket (DESIGN §4),
-    else ``pending`` again."""
-    had_attendant = ticket.first_response_at is not None or ticket.assignee is not None
-    return OPEN if had_attendant else PENDING
-
-
-def was_open_between(hours: BusinessHours, start: float, end: float) -> bool:
-    """Whether the business was open at some moment after ``start`` and up to ``end``."""
-    if end <= start:
-        return False
-    if end - start > 8 * _DAY:  # every weekday fits in: open unless never open
-        return bool(hours.weekdays and hours.intervals)
-    return any(
-        opens <= end and closes > start for opens, closes in _open_periods(hours, start, end)
-    )
-
-
-def _open_periods(hours: BusinessHours, start: float, end: float) -> Iterator[tuple[float, float]]:
-    """Open periods ``(opens, closes)`` as epoch seconds, for the local days around
-    ``start``..``end`` (from the day before, for periods spanning midnight)."""
-    zone = hours.tzinfo
-    day = datetime.fromtimestamp(start, zone).date() - timedelta(days=1)
-    last = datetime.fromtimestamp(end, zone).date()
-    while day <= last:
-        if day.weekday() in hours.weekdays:
-            midnight = datetime.combine(day, time.min, tzinfo=zone)
-            for first, stop in hours.intervals:
-                length = stop - first if stop > first else stop + _MINUTES_PER_DAY - first
-                yield _wall_clock(midnight, first), _wall_clock(midnight, first + length)
-        day += timedelta(days=1)
-
-
-def _wall_clock(midnight: datetime, minutes: int) -> float:
-    # Adding a timedelta to an aware datetime moves its wall clock: DST is honoured.
-    return (midnight + timedelta(minutes=minutes)).timestamp()
-
-
-def out_of_hours_due(session: SessionConfig, *, last_sent: float | None, now: float) -> bool:
-    """Whether the out-of-hours text should go out now.
-
-    Only when the session has one and business hours, is closed now, and (if it was
-    sent before) the business was open at some moment since: once per closed period.
-    """
-    if not session.out_of_hours or session.business_hours is None:
-        return False
-    if session.is_open(datetime.fromtimestamp(now, UTC)):
-        return False
-    return last_sent is None or was_open_between(session.business_hours, last_sent, now)
-
-
-def company_members(company: CompanyConfig) -> tuple[str, ...]:
-    """Who may own a ticket of the company: its admins and attendants."""
-    return tuple(dict.fromkeys((*company.admins, *company.attendants)))
-
-
-TransferTarget: TypeAlias = str | SessionConfig
-"""A member's user id, or a session of the same company."""
-
-
-def transfer_target(config: Config, company: CompanyConfig, target: str) -> TransferTarget:
-    """What ``!transfer <target>`` names: a member of ``company``, or one of its sessions
-    (``sales`` or ``acme/sales``). Anything else, another company's session included,
-    is refused without saying whether it exists elsewhere."""
-    word = target.strip()
-    if word in company_members(company):
-        return word
-    company_id, _, name = word.rpartition("/")
-    session = config.find_session(company_id or company.id, name)
-    if session is not None and session.company_id == company.id:
-        return session
-    sessions = ", ".join(s.name for s in company.sessions) or "none"
-    raise InvalidInput(
-        f"{word!r} is neither an admin or attendant of {company.name} "
-        f"nor one of its sessions ({sessions})"
-    )
-
-
-def company_timezone(company: CompanyConfig) -> tzinfo:
-    """The zone of the company's first session with business hours, else UTC."""
-    for session in company.sessions:
-        if session.business_hours is not None:
-            return session.business_hours.tzinfo
-    return UTC
-
-
-def summarize_stats(
-    company_id: str,
-    *,
-    by_status: Mapping[str, int],
-    recent: Iterable[TicketRow],
-    active: Iterable[TicketRow],
-    now: float,
-    zone: tzinfo,
-) -> CompanyStats:
-    """The figures of ``!stats`` from the newest tickets and the non-closed ones."""
-    recent = list(recent)
-    midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = now - FIRST_RESPONSE_WINDOW_DAYS * _DAY
-    waits = [
-        t.first_response_at - t.created_at
-        for t in recent
-        if t.first_response_at is not None and t.created_at >= since
-    ]
-    owners: dict[str, int] = {}
-    unassigned = 0
-    for ticket in active:
-        if ticket.assignee is None:
-            unassigned += 1
-        else:
-            owners[ticket.assignee] = owners.get(ticket.assignee, 0) + 1
-    return CompanyStats(
-        company_id=company_id,
-        by_status={status: by_status.get(status, 0) for status in STATUSES},
-        created_today=sum(1 for t in recent if t.created_at >= midnight.timestamp()),
-        timezone=str(zone),
-        first_response_median_seconds=statistics.median(waits) if waits else None,
-        first_response_mean_seconds=statistics.fmean(waits) if waits else None,
-        answered=len(waits),
-        open_by_assignee=dict(sorted(owners.items(), key=lambda item: (-item[1], item[0]))),
-        unassigned=unassigned,
-    )
-
-
-# ---------------------------------------------------------------------------
-# Compare-and-set writes
 
 
 # ---------------------------------------------------------------------------
@@ -328,6 +171,7 @@ class TicketService:
         self._session_keys = {sid: key for key, sid in session_ids.items()}
         self._clock = clock
         self._metrics = metrics
+        self._contacts = ContactResolver(repos)
 
     # -- customers --------------------------------------------------------------
 
@@ -344,7 +188,7 @@ class TicketService:
         now = self._clock.now()
         session_id = self._session_id(session)
         async with self._db.atomic():
-            person = await self._contact_of(session_id, message, now)
+            person = await self._contacts.of_message(session_id, message, now=now)
             contact = person.contact
             ticket, created, reopened = await self._ticket_for(
                 session_id, contact.id, from_me=message.from_me, now=now
@@ -370,7 +214,7 @@ class TicketService:
         message would), and the tickets whose cards now show something new."""
         session_id = self._session_id(self._session(session_key))
         async with self._db.atomic():
-            person = await self._person(
+            person = await self._contacts.person(
                 session_id, party, push_name=party.name, now=self._clock.now()
             )
             contact = person.contact
@@ -379,47 +223,6 @@ class TicketService:
         if not person.changed or active is None:
             return ContactNews(contact, None, closed)
         return ContactNews(contact, self._view_with(active, contact, session_key), closed)
-
-    async def _contact_of(self, session_id: int, message: Message, now: float) -> _Person:
-        """The chat's contact, and what finding it changed."""
-        chat = message.chat
-        if chat.group is not None:
-            group = await self._repos.contacts.get_or_create_group(
-                session_id, group_jid=chat.group, group_name=chat.name, now=now
-            )
-            return _Person(group)
-        # From the phone itself the envelope's push name is the business's own.
-        push_name = None if message.from_me else chat.name
-        return await self._person(session_id, chat, push_name=push_name, now=now)
-
-    async def _person(
-        self, session_id: int, party: Party, *, push_name: str | None, now: float
-    ) -> _Person:
-        phone = normalize_phone(party.phone) if party.phone else None
-        found = await self._repos.contacts.resolve(
-            session_id, phone=phone, lid=party.lid, push_name=push_name, now=now
-        )
-        contact = found.contact
-        if phone is None or party.lid is None or contact.lid == party.lid:
-            return _Person(contact, changed=found.changed)
-        absorbed = await self._absorb_lid_contact(session_id, contact, party.lid, now)
-        return absorbed or _Person(contact, changed=found.changed)
-
-    async def _absorb_lid_contact(
-        self, session_id: int, contact: ContactRow, lid: str, now: float
-    ) -> _Person | None:
-        """Fold the contact known only by ``lid`` into the phone's ``contact``."""
-        other = await self._repos.contacts.find(session_id, lid=lid)
-        if other is None or other.id == contact.id:
-            return None
-        merged = await self._repos.contacts.merge(keep_id=contact.id, drop_id=other.id, now=now)
-        log.info(
-            "contact %d (a LID) merged into contact %d; tickets closed: %s",
-            other.id,
-            contact.id,
-            merged.closed_ticket_ids or "none",
-        )
-        return _Person(merged.contact, tuple(merged.closed_ticket_ids), changed=True)
 
     async def _ticket_for(
         self, session_id: int, contact_id: int, *, from_me: bool, now: float
@@ -513,10 +316,10 @@ class TicketService:
             won = await self._repos.tickets.transition(
                 before.id, frm=PENDING, to=OPEN, now=now, owner=attendant
             )
-            return f"Ticket #{before.id} opened by {attendant}" if won else None
+            return opened_notice(before.id, by=attendant) if won else None
         if before.assignee is None:
             await self._repos.tickets.set_assignee(before.id, attendant, now=now)
-            return f"Ticket #{before.id} taken by {attendant}"
+            return taken_notice(before.id, by=attendant)
         return None
 
     def _observe_first_response(self, ticket: TicketView, seconds: float) -> None:
@@ -528,21 +331,20 @@ class TicketService:
         """``attendant`` takes the ticket: it becomes open and theirs."""
         now = self._clock.now()
         async with self._db.transaction():
-            before = await self._require_active(ticket_id)
-            if before.status == OPEN and before.assignee == attendant:
-                raise InvalidInput(f"ticket #{ticket_id} is already accepted by {attendant}")
+            before = await self._require(ticket_id)
+            check_acceptable(before, attendant)
             change = await self._hand_over(before, attendant, now=now)
-        was = f" (was {before.assignee})" if before.assignee not in (None, attendant) else ""
-        return change(f"Ticket #{ticket_id} accepted by {attendant}{was}")
+        return change(accepted_notice(ticket_id, by=attendant, previous=before.assignee))
 
     async def assign(self, ticket_id: int, user: str, *, by: str) -> TicketChange:
         """Give the ticket to ``user``, an admin or attendant of its company."""
         now = self._clock.now()
         async with self._db.transaction():
             before = await self._require_active(ticket_id)
-            self._check_member(await self._company_of_row(before), user)
-            change = await self._reassign(before, user, now=now)
-        return change(f"Ticket #{ticket_id} assigned to {user} by {by}")
+            check_member(await self._company_of_row(before), user)
+            check_reassignable(before, user)
+            change = await self._hand_over(before, user, now=now)
+        return change(assigned_notice(ticket_id, to=user, by=by))
 
     async def transfer(self, ticket_id: int, target: str, *, by: str) -> TicketChange:
         """To a member of the company (reassign), or to another of its sessions: this
@@ -554,29 +356,28 @@ class TicketService:
             dest = transfer_target(self._config, company, target)
             if isinstance(dest, SessionConfig):
                 return await self._move_to_session(before, dest, by=by, now=now)
-            change = await self._reassign(before, dest, now=now)
-        return change(f"Ticket #{ticket_id} transferred to {dest} by {by}")
+            check_reassignable(before, dest)
+            change = await self._hand_over(before, dest, now=now)
+        return change(transferred_notice(ticket_id, to=dest, by=by))
 
     async def close(self, ticket_id: int, *, by: str) -> TicketChange:
         """Close the ticket; the session's farewell goes to the customer."""
         now = self._clock.now()
         async with self._db.transaction():
             before = await self._require(ticket_id)
-            if before.status == CLOSED:
-                raise InvalidInput(f"ticket #{ticket_id} is already closed")
+            check_closable(before)
             after = await self._move(before, CLOSED, now=now)
         session = self._config.session_for_key(after.session_key)
         farewell = session.farewell if session is not None else None
         log.info("ticket #%d closed by %s", ticket_id, by)
-        return TicketChange(after, before.status, f"Ticket #{ticket_id} closed by {by}", farewell)
+        return TicketChange(after, before.status, closed_notice(ticket_id, by=by), farewell)
 
     async def reopen(self, ticket_id: int, *, by: str) -> TicketChange:
         """Reopen a closed ticket (as open, ``by``'s when nobody owned it)."""
         now = self._clock.now()
         async with self._db.transaction():
             before = await self._require(ticket_id)
-            if before.status != CLOSED:
-                raise InvalidInput(f"ticket #{ticket_id} is not closed: it is {before.status}")
+            check_reopenable(before)
             await self._refuse_second_active(before)
             try:
                 async with self._db.transaction():
@@ -585,7 +386,7 @@ class TicketService:
                 await self._refuse_second_active(before)
                 raise
         log.info("ticket #%d reopened by %s", ticket_id, by)
-        return TicketChange(after, before.status, f"Ticket #{ticket_id} reopened by {by}")
+        return TicketChange(after, before.status, reopened_notice(ticket_id, by=by))
 
     # -- reading ------------------------------------------------------------------
 
@@ -600,8 +401,7 @@ class TicketService:
         self, session_key: str, *, status: str | None = None, limit: int = 50
     ) -> list[TicketView]:
         """The session's tickets, newest first, optionally of one status."""
-        if status is not None and status not in STATUSES:
-            raise InvalidInput(f"unknown ticket status {status!r}: use pending, open or closed")
+        check_status(status)
         session = self._session(session_key)
         rows = await self._repos.tickets.list_by_session(
             self._session_id(session), status=status, limit=limit
@@ -610,7 +410,7 @@ class TicketService:
 
     async def stats(self, company_id: str) -> CompanyStats:
         company = self._company(company_id)
-        by_status = dict.fromkeys(STATUSES, 0)
+        by_status = dict.fromkeys((PENDING, OPEN, CLOSED), 0)
         volume = {"in": 0, "out": 0}
         for session in await self._repos.sessions.list_by_company(company_id):
             for status, count in (await self._repos.tickets.count_by_status(session.id)).items():
@@ -650,31 +450,22 @@ class TicketService:
         log.info("ticket #%d now belongs to %s", before.id, user)
         return _ChangeMaker(after, before.status)
 
-    async def _reassign(self, before: TicketRow, user: str, *, now: float) -> _ChangeMaker:
-        if before.assignee == user:
-            raise InvalidInput(f"ticket #{before.id} is already assigned to {user}")
-        return await self._hand_over(before, user, now=now)
-
     async def _move_to_session(
         self, before: TicketRow, dest: SessionConfig, *, by: str, now: float
     ) -> TicketChange:
         """Close ``before`` and open (or find) the same person's ticket on ``dest``."""
         contact = await self._require_contact(before.contact_id)
-        if await self._key_of(before.session_id) == dest.key:
-            raise InvalidInput(f"ticket #{before.id} is already on session {dest.name}")
-        if contact.is_group:
-            raise InvalidInput(
-                "a group ticket cannot move to another session: the group chat "
-                "belongs to this session's number"
-            )
+        key = await self._key_of(before.session_id)
+        check_movable(before, contact=contact, session_key=key, dest=dest)
         dest_id = self._session_id(dest)
         after = await self._move(before, CLOSED, now=now)
         party = Party(phone=contact.phone, lid=contact.lid)
-        moved = (await self._person(dest_id, party, push_name=contact.push_name, now=now)).contact
+        found = await self._contacts.person(dest_id, party, push_name=contact.push_name, now=now)
+        moved = found.contact
         ticket, _ = await self._repos.tickets.open_or_get(dest_id, moved.id, now=now)
         new = self._view_with(ticket, moved, dest.key)
         log.info("ticket #%d transferred to %s as #%d by %s", before.id, dest.key, new.id, by)
-        notice = f"Ticket #{before.id} transferred to {dest.name} by {by} (ticket #{new.id} there)"
+        notice = moved_notice(before.id, session_name=dest.name, new_id=new.id, by=by)
         return TicketChange(after, before.status, notice, new_ticket=new)
 
     async def _move(
@@ -707,8 +498,7 @@ class TicketService:
 
     async def _require_active(self, ticket_id: int) -> TicketRow:
         ticket = await self._require(ticket_id)
-        if ticket.status == CLOSED:
-            raise InvalidInput(f"ticket #{ticket_id} is closed; reopen it first (!reopen)")
+        check_active(ticket)
         return ticket
 
     async def _require_contact(self, contact_id: int) -> ContactRow:
@@ -770,11 +560,6 @@ class TicketService:
     async def _company_of_row(self, ticket: TicketRow) -> CompanyConfig:
         key = await self._key_of(ticket.session_id)
         return self._company(key.partition("/")[0])
-
-    @staticmethod
-    def _check_member(company: CompanyConfig, user: str) -> None:
-        if user not in company_members(company):
-            raise InvalidInput(f"{user} is not an admin or attendant of {company.name}")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ db = await Database.connect("sqlite:/var/lib/zapbridge/zapbridge.db")
 await migrate(db)
 repos = Repositories.over(db)
 async with db.transaction():
-    contact = await repos.contacts.get_or_create(session.id, phone="+5511987654321")
+    contact = (await repos.contacts.resolve(session.id, phone="+5511987654321")).contact
     ticket, created = await repos.tickets.open_or_get(session.id, contact.id)
 """
 
@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from bridge.db.companies import CompanyRepository, CompanyRow
 from bridge.db.contacts import ContactMerge, ContactRepository, ContactRow
-from bridge.db.database import Database, Row, UniqueViolation, redact_url
+from bridge.db.database import Database, Row, UniqueViolation
 from bridge.db.events import ProcessedEventRepository
 from bridge.db.messages import MessageRefRepository, MessageRefRow, MessageRepository, MessageRow
 from bridge.db.migrate import migrate
+from bridge.db.opening import redact_url
 from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.db.quarantine import QuarantinedEventRow, QuarantineRepository
 from bridge.db.rooms import RoomRepository, RoomRow

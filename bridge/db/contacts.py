@@ -1,8 +1,8 @@
 """Contacts: the customers of a session, a person (phone and/or LID) or a group chat.
 
-A person may be known by an E.164 phone, a WhatsApp LID, or both. ``get_or_create``
-(and ``resolve``, which also says whether the contact changed) links the identifier
-it is missing when the other one matches; when a phone and a LID turn out to name
+A person may be known by an E.164 phone, a WhatsApp LID, or both. ``resolve`` (which
+also says whether the contact changed) links the identifier it is missing when the
+other one matches; when a phone and a LID turn out to name
 two existing contacts, ``merge`` folds one into the other.
 """
 
@@ -85,24 +85,6 @@ class ContactRepository:
             session_id, "lid", lid
         )
 
-    async def get_or_create(
-        self,
-        session_id: int,
-        *,
-        phone: str | None = None,
-        lid: str | None = None,
-        push_name: str | None = None,
-        now: float | None = None,
-    ) -> ContactRow:
-        """The person's contact, created if new; safe against concurrent callers.
-
-        A known contact gets the identifier it lacked (unless another contact holds
-        it) and the newer push name. When phone and LID match two different contacts,
-        the phone's is returned unchanged; call ``merge`` to fold them together.
-        """
-        found = await self.resolve(session_id, phone=phone, lid=lid, push_name=push_name, now=now)
-        return found.contact
-
     async def resolve(
         self,
         session_id: int,
@@ -112,7 +94,13 @@ class ContactRepository:
         push_name: str | None = None,
         now: float | None = None,
     ) -> ContactResolution:
-        """``get_or_create``, also telling whether an existing contact changed."""
+        """The person's contact, created if new, and whether an existing one changed;
+        safe against concurrent callers.
+
+        A known contact gets the identifier it lacked (unless another contact holds
+        it) and the newer push name. When phone and LID match two different contacts,
+        the phone's is returned unchanged; call ``merge`` to fold them together.
+        """
         if phone is None and lid is None:
             raise ValueError("a contact needs a phone or a LID")
         known = await self._find_unchanged(session_id, phone, lid, push_name)

@@ -24,31 +24,34 @@ inherit the transaction: it waits for the lock the transaction holds.
 
 Errors: a failing statement raises :class:`DatabaseError` (a unique-constraint
 violation the subclass :class:`UniqueViolation`), with the driver error as its
-cause. Connection failures name the URL with its password removed.
+cause. Opening (URLs, the SQLite file and settings, the PostgreSQL pool) is in
+:mod:`bridge.db.opening`; its failures name the URL with its password removed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import re
-import socket
 import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from bridge import files
+from bridge.db.opening import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    open_pg_pool,
+    open_sqlite,
+    redact_url,
+    sqlite_path,
+)
 from bridge.errors import DatabaseError
 
 log = logging.getLogger("bridge.db")
@@ -57,11 +60,7 @@ Row = dict[str, Any]
 T = TypeVar("T")
 _Operation = Callable[[Any, str, tuple[Any, ...]], Awaitable[T]]
 
-SQLITE_MIN_VERSION = (3, 35, 0)  # RETURNING, and upserts on partial indexes
-SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_CONVERTED_CACHE_SIZE = 1000
-PG_CONNECT_TIMEOUT_SECONDS = 10.0
-PG_POOL_MAX_SIZE = 10
 
 __all__ = [
     "Database",
@@ -72,7 +71,6 @@ __all__ = [
     "UniqueViolation",
     "column_list",
     "from_json",
-    "redact_url",
     "to_json",
 ]
 
@@ -104,52 +102,6 @@ def from_json(text: str) -> dict[str, Any]:
     """Parse a JSON column value."""
     value: dict[str, Any] = json.loads(text)
     return value
-
-
-# ---------------------------------------------------------------------------
-# URLs
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (userinfo and ``password``-like query parameters);
-    a URL that cannot be parsed is not shown at all, only its scheme."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port or IPv6 host
-    except ValueError:
-        return f"{url.partition(':')[0][:20]}:<a malformed URL>"
-    if not parts.netloc and "password" not in parts.query:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if "password" not in k]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _host_of(url: str) -> str:
-    try:
-        return urlsplit(url).hostname or "?"
-    except ValueError:
-        return "?"
-
-
-def _password_of(url: str) -> str | None:
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
-
-
-def sqlite_path(url: str) -> str:
-    """``sqlite:/abs.db`` → ``/abs.db``; ``sqlite:///abs.db`` → ``/abs.db``; ``sqlite::memory:``."""
-    path = url.split(":", 1)[1]
-    if path.startswith("//"):
-        path = path[2:]
-    if not path:
-        raise DatabaseError(f"database URL {url!r} names no file; use sqlite:/path/to/file.db")
-    return path
 
 
 # ---------------------------------------------------------------------------
@@ -326,42 +278,6 @@ def to_sqlite_placeholders(sql: str) -> str:
     return _SQL_TOKENS.sub(lambda m: f"?{m.group(1)}" if m.group(1) else m.group(0), sql)
 
 
-def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
-    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
-
-
-def _sqlite_open_reason(path: str, exc: BaseException) -> str:
-    if path == ":memory:":
-        return str(exc)
-    parent = Path(path).absolute().parent
-    if not parent.exists():
-        return f"directory {parent} does not exist"
-    if not parent.is_dir():
-        return f"{parent} is not a directory"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
-
-
-def _private_files(path: str) -> None:
-    """The database file created 0600 before SQLite creates it with the umask (its
-    -wal, -shm and -journal files then get the same mode); existing ones tightened."""
-    database = Path(path)
-    if not files.create_private(database):
-        siblings = [database.with_name(database.name + s) for s in ("-wal", "-shm", "-journal")]
-        files.tighten_files([database, *siblings])
-
-
-def _probe_writable(path: str) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
-
-
 class SQLiteDatabase(Database):
     """One sqlite3 connection used from the event loop's thread; statements and
     transactions take turns on a lock.
@@ -391,32 +307,7 @@ class SQLiteDatabase(Database):
     @classmethod
     async def open(cls, path: str) -> SQLiteDatabase:
         """Open (creating if needed) the database file and check it is writable."""
-        if sqlite3.sqlite_version_info < SQLITE_MIN_VERSION:
-            raise DatabaseError(
-                f"SQLite {sqlite3.sqlite_version} is too old; zapbridge needs 3.35 or newer"
-            )
-        conn: sqlite3.Connection | None = None
-        try:
-            if path != ":memory:":
-                await asyncio.to_thread(_private_files, path)
-                await asyncio.to_thread(_probe_writable, path)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            cls._configure(conn)
-        except (sqlite3.Error, OSError) as exc:
-            if conn is not None:
-                conn.close()
-            reason = _sqlite_open_reason(path, exc)
-            raise DatabaseError(f"cannot open SQLite database {path}: {reason}") from exc
-        return cls(conn, path)
-
-    @staticmethod
-    def _configure(conn: sqlite3.Connection) -> None:
-        conn.row_factory = _dict_row
-        # Busy waits happen in _retry_busy, asynchronously; the driver must not block.
-        conn.execute("PRAGMA busy_timeout = 0")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
+        return cls(await open_sqlite(path), path)
 
     async def close(self) -> None:
         async with self._lock:
@@ -515,29 +406,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 # ---------------------------------------------------------------------------
 # PostgreSQL
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _PG_STATUS_COUNT = re.compile(r"(\d+)$")
-
-
-def _pg_connect_reason(exc: BaseException, url: str) -> str:
-    text = str(exc)
-    refused = getattr(exc, "errno", None) == errno.ECONNREFUSED
-    if refused or isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text:
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host {_host_of(url)} ({exc.strerror})"
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {PG_CONNECT_TIMEOUT_SECONDS:g} s"
-    password = _password_of(url)
-    text = text or type(exc).__name__
-    return text.replace(password, "***") if password else text
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """A pooled connection's reset: nothing to undo. The bridge leaves no session
-    state behind (no LISTEN, advisory locks, cursors or SET; the schema comes from
-    the connection's start-up settings) and asyncpg rolls back an open transaction
-    itself. asyncpg's default reset is one more round trip per statement."""
 
 
 class PostgresDatabase(Database):
@@ -561,21 +430,7 @@ class PostgresDatabase(Database):
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> PostgresDatabase:
         """Create the pool (one connection checked at once) and the schema if given."""
-        if schema is not None and not _IDENTIFIER.fullmatch(schema):
-            raise DatabaseError(f"invalid PostgreSQL schema name {schema!r}")
-        settings = {"search_path": f'"{schema}"'} if schema else {}
-        try:
-            pool = await asyncpg.create_pool(
-                url,
-                min_size=1,
-                max_size=PG_POOL_MAX_SIZE,
-                timeout=PG_CONNECT_TIMEOUT_SECONDS,
-                server_settings=settings,
-                reset=_keep_session,
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-            reason = _pg_connect_reason(exc, url)
-            raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from exc
+        pool = await open_pg_pool(url, schema=schema)
         db = cls(pool, redact_url(url))
         if schema:
             try:

@@ -19,6 +19,17 @@ class QuarantinedEventRow:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class SetAsideEvent:
+    """An event to set aside, as :meth:`QuarantineRepository.add` records it."""
+
+    source: str
+    event_id: str
+    company_id: str | None
+    reason: str
+    excerpt: str
+
+
 COLUMNS = column_list(QuarantinedEventRow)
 
 
@@ -30,27 +41,18 @@ class QuarantineRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(
-        self,
-        *,
-        source: str,
-        event_id: str,
-        company_id: str | None,
-        reason: str,
-        excerpt: str,
-        now: float | None = None,
-    ) -> bool:
+    async def add(self, event: SetAsideEvent, *, now: float | None = None) -> bool:
         """Record the event; True if it is new, False if it was set aside before (a
         redelivery). Atomic: two deliveries racing record it once."""
         inserted = await self._db.execute(
             "INSERT INTO quarantined_events "
             "(source, event_id, company_id, reason, excerpt, created_at) "
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, event_id) DO NOTHING",
-            source,
-            event_id,
-            company_id,
-            reason,
-            excerpt,
+            event.source,
+            event.event_id,
+            event.company_id,
+            event.reason,
+            event.excerpt,
             time.time() if now is None else now,
         )
         return inserted > 0

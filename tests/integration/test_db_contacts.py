@@ -20,7 +20,9 @@ async def _session(repos: Repositories) -> SessionRow:
 
 async def test_contact_roundtrip(repos: Repositories) -> None:
     session = await _session(repos)
-    maria = await repos.contacts.get_or_create(session.id, phone=PHONE, push_name="Maria", now=5.0)
+    maria = (
+        await repos.contacts.resolve(session.id, phone=PHONE, push_name="Maria", now=5.0)
+    ).contact
     assert maria == ContactRow(
         id=maria.id,
         session_id=session.id,
@@ -36,21 +38,21 @@ async def test_contact_roundtrip(repos: Repositories) -> None:
     )
     assert await repos.contacts.get(maria.id) == maria
     assert await repos.contacts.find(session.id, phone=PHONE) == maria
-    same = await repos.contacts.get_or_create(session.id, phone=PHONE, push_name="Maria")
+    same = (await repos.contacts.resolve(session.id, phone=PHONE, push_name="Maria")).contact
     assert same == maria  # nothing changed, nothing written
-    renamed = await repos.contacts.get_or_create(session.id, phone=PHONE, push_name="Maria S.")
+    renamed = (await repos.contacts.resolve(session.id, phone=PHONE, push_name="Maria S.")).contact
     assert (renamed.id, renamed.push_name) == (maria.id, "Maria S.")
     assert await repos.contacts.set_avatar(maria.id, "mxc://x/y", now=9.0)
     assert (await repos.contacts.get(maria.id)).avatar_url == "mxc://x/y"  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="phone or a LID"):
-        await repos.contacts.get_or_create(session.id)
+        await repos.contacts.resolve(session.id)
 
 
 async def test_lid_is_linked_to_the_phone_contact(repos: Repositories) -> None:
     session = await _session(repos)
-    by_lid = await repos.contacts.get_or_create(session.id, lid="123@lid", push_name="Maria")
+    by_lid = (await repos.contacts.resolve(session.id, lid="123@lid", push_name="Maria")).contact
     assert by_lid.phone is None
-    linked = await repos.contacts.get_or_create(session.id, phone=PHONE, lid="123@lid")
+    linked = (await repos.contacts.resolve(session.id, phone=PHONE, lid="123@lid")).contact
     assert (linked.id, linked.phone, linked.lid) == (by_lid.id, PHONE, "123@lid")
     assert await repos.contacts.find(session.id, phone=PHONE) == linked
     assert await repos.contacts.find(session.id, lid="123@lid") == linked
@@ -58,10 +60,10 @@ async def test_lid_is_linked_to_the_phone_contact(repos: Repositories) -> None:
 
 async def test_merge_folds_lid_contact_into_phone_contact(repos: Repositories) -> None:
     session = await _session(repos)
-    by_phone = await repos.contacts.get_or_create(session.id, phone=PHONE)
-    by_lid = await repos.contacts.get_or_create(session.id, lid="123@lid", push_name="Maria")
+    by_phone = (await repos.contacts.resolve(session.id, phone=PHONE)).contact
+    by_lid = (await repos.contacts.resolve(session.id, lid="123@lid", push_name="Maria")).contact
     # Both exist: the phone's contact wins, unchanged.
-    found = await repos.contacts.get_or_create(session.id, phone=PHONE, lid="123@lid")
+    found = (await repos.contacts.resolve(session.id, phone=PHONE, lid="123@lid")).contact
     assert (found.id, found.lid) == (by_phone.id, None)
     kept_ticket, _ = await repos.tickets.open_or_get(session.id, by_phone.id)
     dropped_ticket, _ = await repos.tickets.open_or_get(session.id, by_lid.id)
@@ -101,12 +103,12 @@ async def test_group_contact(repos: Repositories) -> None:
     assert renamed.group_name == "Team B"
 
 
-async def test_concurrent_get_or_create_makes_one_contact(repos: Repositories) -> None:
+async def test_concurrent_resolves_make_one_contact(repos: Repositories) -> None:
     session = await _session(repos)
-    contacts = await asyncio.gather(
-        *(repos.contacts.get_or_create(session.id, phone=PHONE) for _ in range(20))
+    found = await asyncio.gather(
+        *(repos.contacts.resolve(session.id, phone=PHONE) for _ in range(20))
     )
-    assert len({c.id for c in contacts}) == 1
+    assert len({f.contact.id for f in found}) == 1
 
 
 async def test_resolve_says_when_a_known_contact_changed(repos: Repositories) -> None:
@@ -129,8 +131,8 @@ async def test_resolve_says_when_a_known_contact_changed(repos: Repositories) ->
 
 async def test_merge_keeps_the_older_of_two_active_tickets(repos: Repositories) -> None:
     session = await _session(repos)
-    by_lid = await repos.contacts.get_or_create(session.id, lid="123", push_name="Maria")
-    by_phone = await repos.contacts.get_or_create(session.id, phone=PHONE)
+    by_lid = (await repos.contacts.resolve(session.id, lid="123", push_name="Maria")).contact
+    by_phone = (await repos.contacts.resolve(session.id, phone=PHONE)).contact
     older, _ = await repos.tickets.open_or_get(session.id, by_lid.id, now=10.0)
     newer, _ = await repos.tickets.open_or_get(session.id, by_phone.id, now=20.0)
 

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.db.database import (
-    Database,
-    SQLiteDatabase,
-    UniqueViolation,
-    redact_url,
-    to_sqlite_placeholders,
-)
+from bridge.db.database import Database, SQLiteDatabase, UniqueViolation, to_sqlite_placeholders
+from bridge.db.opening import redact_url
 from bridge.errors import DatabaseError
 
 CREATE_ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)"

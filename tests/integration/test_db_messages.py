@@ -14,7 +14,7 @@ PHONE = "+5511987654321"
 async def _ticket(repos: Repositories) -> TicketRow:
     await repos.companies.upsert("acme", "ACME")
     session = await repos.sessions.upsert("acme", "sales", engine="sim")
-    contact = await repos.contacts.get_or_create(session.id, phone=PHONE)
+    contact = (await repos.contacts.resolve(session.id, phone=PHONE)).contact
     ticket, _ = await repos.tickets.open_or_get(session.id, contact.id)
     return ticket
 

@@ -40,7 +40,7 @@ async def test_room_roundtrip(repos: Repositories) -> None:
 async def test_thread_ref_roundtrip(repos: Repositories) -> None:
     await repos.companies.upsert("acme", "ACME")
     session = await repos.sessions.upsert("acme", "sales", engine="sim")
-    contact = await repos.contacts.get_or_create(session.id, phone="+5511987654321")
+    contact = (await repos.contacts.resolve(session.id, phone="+5511987654321")).contact
     ticket, _ = await repos.tickets.open_or_get(session.id, contact.id)
     matrix = await repos.threads.put(
         ticket.id, frontend="matrix", room_id="!s:hs", thread_root="$root"

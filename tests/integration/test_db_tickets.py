@@ -17,7 +17,7 @@ PHONE = "+5511987654321"
 async def _seed(repos: Repositories) -> tuple[SessionRow, ContactRow]:
     await repos.companies.upsert("acme", "ACME")
     session = await repos.sessions.upsert("acme", "sales", engine="sim")
-    return session, await repos.contacts.get_or_create(session.id, phone=PHONE)
+    return session, (await repos.contacts.resolve(session.id, phone=PHONE)).contact
 
 
 async def test_ticket_roundtrip(repos: Repositories) -> None:
@@ -89,9 +89,9 @@ async def test_ticket_listing(repos: Repositories) -> None:
     other = await repos.sessions.upsert("acme", "support", engine="sim")
     await repos.companies.upsert("beta", "Beta")
     beta = await repos.sessions.upsert("beta", "main", engine="sim")
-    joao = await repos.contacts.get_or_create(session.id, phone="+5511900000002")
-    elsewhere = await repos.contacts.get_or_create(other.id, phone=PHONE)
-    foreign = await repos.contacts.get_or_create(beta.id, phone=PHONE)
+    joao = (await repos.contacts.resolve(session.id, phone="+5511900000002")).contact
+    elsewhere = (await repos.contacts.resolve(other.id, phone=PHONE)).contact
+    foreign = (await repos.contacts.resolve(beta.id, phone=PHONE)).contact
     t1, _ = await repos.tickets.open_or_get(session.id, maria.id)
     t2, _ = await repos.tickets.open_or_get(session.id, joao.id)
     t3, _ = await repos.tickets.open_or_get(other.id, elsewhere.id)
@@ -119,7 +119,7 @@ async def test_fifty_concurrent_first_messages_make_one_ticket(repos: Repositori
 
     async def first_message(n: int) -> bool:
         async with repos.db.transaction():
-            contact = await repos.contacts.get_or_create(session.id, phone=PHONE, push_name="M")
+            contact = (await repos.contacts.resolve(session.id, phone=PHONE, push_name="M")).contact
             ticket, created = await repos.tickets.open_or_get(session.id, contact.id)
             await repos.messages.insert_inbound(
                 ticket_id=ticket.id,

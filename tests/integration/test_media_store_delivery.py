@@ -199,7 +199,7 @@ async def stored_message(
         return ref
     await repos.companies.upsert("acme", "ACME")
     session = await repos.sessions.upsert("acme", "sales", engine="sim")
-    contact = await repos.contacts.get_or_create(session.id, phone="+5511987654321")
+    contact = (await repos.contacts.resolve(session.id, phone="+5511987654321")).contact
     ticket, _ = await repos.tickets.open_or_get(session.id, contact.id)
     media = Media(MediaKind.IMAGE, "image/png", stored=ref)
     row = await repos.messages.insert_outbound(

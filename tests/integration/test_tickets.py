@@ -13,7 +13,8 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.config import Config, parse_config
-from bridge.core.tickets import InboundRoute, TicketChange, TicketService, merge_notice
+from bridge.core.ticket_policy import merge_notice
+from bridge.core.tickets import InboundRoute, TicketChange, TicketService
 from bridge.db import Repositories
 from bridge.errors import InvalidInput
 from bridge.metrics import Metrics

@@ -14,19 +14,16 @@ import pytest
 
 from bridge.config import Config, parse_config
 from bridge.core import command_texts as texts
-from bridge.core.commands import (
-    COMMANDS,
+from bridge.core.command_model import (
     Command,
     CommandContext,
-    CommandRegistry,
     CommandReply,
     Invocation,
     Role,
     RoomKind,
     Services,
-    is_command,
-    parse_command,
 )
+from bridge.core.commands import COMMANDS, CommandRegistry, is_command, parse_command
 from bridge.errors import EngineError, InvalidInput, NotAuthorized
 
 CONFIG = """\

@@ -414,7 +414,7 @@ def test_debug_lets_library_info_through() -> None:
 
 
 def test_a_malformed_database_url_is_redacted_without_raising() -> None:
-    from bridge.db.database import redact_url
+    from bridge.db.opening import redact_url
 
     for url in ("postgres://u:pw@[::1/db", "postgres://u:pw@h:99999/db", "postgresql://[zz::1]/d"):
         shown = redact_url(url)

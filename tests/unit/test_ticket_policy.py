@@ -11,17 +11,33 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bridge.config import BusinessHours, Config, SessionConfig, parse_config
-from bridge.core.tickets import (
-    TicketView,
-    company_timezone,
+from bridge.core.ticket_policy import (
+    accepted_notice,
+    assigned_notice,
+    check_acceptable,
+    check_active,
+    check_closable,
+    check_member,
+    check_movable,
+    check_reassignable,
+    check_reopenable,
+    check_status,
+    closed_notice,
     contact_name,
+    merge_notice,
+    moved_notice,
+    opened_notice,
     out_of_hours_due,
     reopen_status,
-    summarize_stats,
+    reopened_notice,
+    taken_notice,
     transfer_target,
+    transferred_notice,
     was_open_between,
     within_reopen_window,
 )
+from bridge.core.ticket_stats import company_timezone, summarize_stats
+from bridge.core.tickets import TicketView
 from bridge.db import ContactRow, TicketRow
 from bridge.errors import InvalidInput
 
@@ -265,3 +281,110 @@ def test_summarize_stats() -> None:
     in_utc = summarize_stats("acme", by_status={}, recent=recent, active=[], now=now, zone=UTC)
     assert in_utc.created_today == 2  # Monday 23:30 in São Paulo is Tuesday in UTC
     assert in_utc.first_response_median_seconds == 60
+
+
+# --- allowed moves: None when allowed, else the refusal the attendant reads ----------
+
+BOB = "@bob:localhost"
+MOVE_CASES = [
+    (lambda: check_active(ticket_row(status="open")), None),
+    (lambda: check_active(ticket_row(status="closed")), "ticket #1 is closed; reopen it first"),
+    (lambda: check_acceptable(ticket_row(status="pending", assignee=BOB), BOB), None),
+    (lambda: check_acceptable(ticket_row(status="open", assignee="@eve:x"), BOB), None),
+    (
+        lambda: check_acceptable(ticket_row(status="open", assignee=BOB), BOB),
+        f"ticket #1 is already accepted by {BOB}",
+    ),
+    (lambda: check_acceptable(ticket_row(status="closed"), BOB), "ticket #1 is closed"),
+    (lambda: check_reassignable(ticket_row(assignee="@eve:x"), BOB), None),
+    (
+        lambda: check_reassignable(ticket_row(assignee=BOB), BOB),
+        f"ticket #1 is already assigned to {BOB}",
+    ),
+    (lambda: check_closable(ticket_row(status="pending")), None),
+    (lambda: check_closable(ticket_row(status="closed")), "ticket #1 is already closed"),
+    (lambda: check_reopenable(ticket_row(status="closed")), None),
+    (
+        lambda: check_reopenable(ticket_row(status="open")),
+        "ticket #1 is not closed: it is open",
+    ),
+    (lambda: check_status(None), None),
+    (lambda: check_status("open"), None),
+    (lambda: check_status("gone"), "unknown ticket status 'gone': use pending, open or closed"),
+]
+
+
+@pytest.mark.parametrize(("check", "refusal"), MOVE_CASES)
+def test_allowed_moves(check, refusal: str | None) -> None:
+    if refusal is None:
+        check()
+        return
+    with pytest.raises(InvalidInput) as caught:
+        check()
+    assert caught.value.explanation.startswith(refusal)
+
+
+def test_check_member(config: Config) -> None:
+    acme = config.companies[0]
+    check_member(acme, BOB)
+    check_member(acme, "@alice:localhost")
+    with pytest.raises(InvalidInput) as caught:
+        check_member(acme, "@hank:localhost")
+    assert (
+        caught.value.explanation == "@hank:localhost is not an admin or attendant of ACME Support"
+    )
+
+
+@pytest.mark.parametrize(
+    ("session_key", "is_group", "refusal"),
+    [
+        ("acme/sales", False, None),
+        ("acme/support", False, "ticket #1 is already on session support"),
+        ("acme/sales", True, "a group ticket cannot move to another session"),
+    ],
+)
+def test_check_movable(
+    config: Config, session_key: str, is_group: bool, refusal: str | None
+) -> None:
+    dest = config.companies[0].sessions[1]  # acme/support
+    contact = contact_row(is_group=is_group)
+    if refusal is None:
+        check_movable(ticket_row(), contact=contact, session_key=session_key, dest=dest)
+        return
+    with pytest.raises(InvalidInput) as caught:
+        check_movable(ticket_row(), contact=contact, session_key=session_key, dest=dest)
+    assert caught.value.explanation.startswith(refusal)
+
+
+@pytest.mark.parametrize(
+    ("notice", "expected"),
+    [
+        (opened_notice(7, by=BOB), f"Ticket #7 opened by {BOB}"),
+        (taken_notice(7, by=BOB), f"Ticket #7 taken by {BOB}"),
+        (accepted_notice(7, by=BOB, previous=None), f"Ticket #7 accepted by {BOB}"),
+        (accepted_notice(7, by=BOB, previous=BOB), f"Ticket #7 accepted by {BOB}"),
+        (
+            accepted_notice(7, by=BOB, previous="@eve:x"),
+            f"Ticket #7 accepted by {BOB} (was @eve:x)",
+        ),
+        (assigned_notice(7, to="@eve:x", by=BOB), f"Ticket #7 assigned to @eve:x by {BOB}"),
+        (transferred_notice(7, to="@eve:x", by=BOB), f"Ticket #7 transferred to @eve:x by {BOB}"),
+        (
+            moved_notice(7, session_name="support", new_id=9, by=BOB),
+            f"Ticket #7 transferred to support by {BOB} (ticket #9 there)",
+        ),
+        (closed_notice(7, by=BOB), f"Ticket #7 closed by {BOB}"),
+        (reopened_notice(7, by=BOB), f"Ticket #7 reopened by {BOB}"),
+        (
+            merge_notice(view(id=3, contact_name="Maria", phone="+5511987654321"), None),
+            "Ticket #3 closed: WhatsApp linked this customer to Maria (+5511987654321)",
+        ),
+        (
+            merge_notice(view(id=3, contact_name="Maria", phone="+5511987654321"), view(id=4)),
+            "Ticket #3 closed: WhatsApp linked this customer to Maria (+5511987654321); "
+            "the conversation goes on in ticket #4",
+        ),
+    ],
+)
+def test_notices(notice: str, expected: str) -> None:
+    assert notice == expected

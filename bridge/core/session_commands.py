@@ -1,0 +1,57 @@
+"""The session commands: ``!login``, ``!logout``, ``!status`` and ``!sessions``."""
+
+from __future__ import annotations
+
+from bridge.config import CompanyConfig
+from bridge.core import command_texts as texts
+from bridge.core.command_args import no_args, parse_phone, take_session
+from bridge.core.command_model import CommandReply, Invocation, RoomKind, Services
+
+
+def _session_line(services: Services, key: str) -> str:
+    sessions = services.sessions
+    return texts.session_line(key, status=str(sessions.status(key)), phone=sessions.phone(key))
+
+
+async def run_login(services: Services, call: Invocation) -> CommandReply:
+    key, rest = take_session(call)
+    phone = parse_phone(call, rest)
+    before = str(services.sessions.status(key))
+    ctx = call.ctx
+    services.login_origins.remember(
+        key, frontend=ctx.frontend, room=ctx.room, thread_root=ctx.thread_root
+    )
+    await services.sessions.login(key, phone=phone)
+    if phone is not None:
+        return CommandReply(texts.login_by_phone_started(key, phone))
+    if before in ("LOGGED_OUT", "QRCODE"):
+        return CommandReply(texts.login_started(key))
+    return CommandReply(texts.reconnecting(key, status=before))
+
+
+async def run_logout(services: Services, call: Invocation) -> CommandReply:
+    key, rest = take_session(call)
+    if rest:
+        raise call.usage_error()
+    await services.sessions.logout(key)
+    return CommandReply(texts.logged_out(key))
+
+
+async def run_status(services: Services, call: Invocation) -> CommandReply:
+    if call.ctx.place == RoomKind.OPS and not call.args:
+        return _every_session(services, call.company)
+    key, rest = take_session(call)
+    if rest:
+        raise call.usage_error()
+    return CommandReply(_session_line(services, key))
+
+
+async def run_sessions(services: Services, call: Invocation) -> CommandReply:
+    no_args(call)
+    return _every_session(services, call.company)
+
+
+def _every_session(services: Services, company: CompanyConfig) -> CommandReply:
+    if not company.sessions:
+        return CommandReply(texts.no_sessions(company.name))
+    return CommandReply("\n".join(_session_line(services, s.key) for s in company.sessions))
