@@ -13,15 +13,17 @@ from bridge.core.commands import COMMANDS
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 OPS_MODULE = REPO / "bridge" / "core" / "ops.py"
+OPS_TEXTS = REPO / "bridge" / "core" / "ops_texts.py"
 
 
-def alert_writers(source: str) -> set[str]:
-    """The ``*_text`` functions of ``bridge/core/ops.py`` the notifier calls: each writes
-    one kind of message for the ops channel (or the control room's topic)."""
+def alert_writers(source: str, texts_source: str) -> set[str]:
+    """The ``*_text`` functions of ``bridge/core/ops_texts.py`` that the notifier in
+    ``bridge/core/ops.py`` calls: each writes one kind of message for the ops channel
+    (or the control room's topic)."""
     tree = ast.parse(source)
     texts = {
         node.name
-        for node in tree.body
+        for node in ast.parse(texts_source).body
         if isinstance(node, ast.FunctionDef) and node.name.endswith("_text")
     }
     (notifier,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "OpsNotifier")
@@ -38,7 +40,9 @@ def runbook_rows(markdown: str) -> set[str]:
 
 
 def test_every_ops_alert_has_a_runbook_entry() -> None:
-    writers = alert_writers(OPS_MODULE.read_text(encoding="utf-8"))
+    writers = alert_writers(
+        OPS_MODULE.read_text(encoding="utf-8"), OPS_TEXTS.read_text(encoding="utf-8")
+    )
     assert {"dead_letter_text", "quarantined_text", "permanent_text"} <= writers  # it finds them
     documented = runbook_rows((DOCS / "operations.md").read_text(encoding="utf-8"))
     documented.add("topic_text")  # the control room's topic, described above the table
@@ -48,13 +52,14 @@ def test_every_ops_alert_has_a_runbook_entry() -> None:
 
 def test_the_alert_check_sees_a_new_alert() -> None:
     source = OPS_MODULE.read_text(encoding="utf-8")
+    texts = OPS_TEXTS.read_text(encoding="utf-8")
     extra = source.replace(
         "class OpsNotifier:",
-        "def brand_new_text() -> str:\n    return ''\n\n\nclass OpsNotifier:\n"
-        "    def _new(self) -> str:\n        return brand_new_text()\n",
+        "class OpsNotifier:\n    def _new(self) -> str:\n        return brand_new_text()\n",
         1,
     )
-    assert "brand_new_text" in alert_writers(extra) - alert_writers(source)
+    more_texts = texts + "\n\ndef brand_new_text() -> str:\n    return ''\n"
+    assert "brand_new_text" in alert_writers(extra, more_texts) - alert_writers(source, texts)
 
 
 def test_every_command_is_in_the_commands_doc() -> None:
