@@ -1,6 +1,6 @@
 """What the core asks of the WhatsApp sessions to deliver the outbox's WhatsApp rows
-(``bridge.whatsapp.sessions.SessionManager`` fits): each call is paced per number
-and raises ``EngineError`` (``SessionNotConnected`` when the session is down)."""
+(the session manager fits): each call is paced per number and raises
+``EngineError`` (``SessionNotConnected`` when the session is down)."""
 
 from __future__ import annotations
 
