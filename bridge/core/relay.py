@@ -3,8 +3,9 @@
 WhatsApp event → (dedupe, ticket, store) → outbox rows for each frontend of the
 session. Attendant event → (dedupe, authorise, store) → an outbox row for WhatsApp
 and a mirror row for every other frontend. Each inbound piece of work is persisted
-in one transaction before the caller acknowledges its source; the outbox worker
-delivers afterwards (``bridge.core.deliveries``).
+in one transaction before the caller acknowledges its source, with the operations
+it asks for (``bridge.core.outgoing``); the outbox worker delivers afterwards
+(``bridge.core.deliveries``).
 """
 
 from __future__ import annotations
