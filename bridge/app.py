@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import signal
@@ -14,22 +15,27 @@ from bridge import files
 from bridge.clock import Clock, SystemClock
 from bridge.config import Config
 from bridge.core.commands import CommandRegistry
+from bridge.core.config_sync import sync_config
+from bridge.core.dead_letters import DeadLetters
 from bridge.core.deliveries import DeliveryContext, FrontendDeliveries, WhatsAppDeliveries
 from bridge.core.desk import TicketDesk
+from bridge.core.downstream import Downstream
 from bridge.core.frontend import Frontend
+from bridge.core.health import Health, probe_writes
 from bridge.core.media_cleanup import MediaCleanup
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
+from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.quarantine import Quarantine
-from bridge.core.relay import WHATSAPP, Relay
+from bridge.core.relay import Relay
+from bridge.core.retention import Retention
+from bridge.core.status_store import DatabaseStatusStore
 from bridge.core.tickets import TicketService
 from bridge.db import Repositories
 from bridge.db.database import Database
 from bridge.db.migrate import migrate
-from bridge.db.outbox import OutboxRow
-from bridge.db.sessions import SessionRepository
-from bridge.errors import BridgeError, DatabaseError
+from bridge.errors import BridgeError
 from bridge.journal import Journal, JournalStore, Limits
 from bridge.media_store import MediaStore
 from bridge.metrics import Metrics
@@ -39,35 +45,6 @@ from bridge.whatsapp.event_codec import EventCodec
 from bridge.whatsapp.sessions import SessionManager
 
 log = logging.getLogger("bridge.app")
-
-PROCESSED_EVENTS_KEEP_SECONDS = 7 * 24 * 3600
-QUARANTINE_KEEP_SECONDS = 30 * 24 * 3600
-
-
-class DatabaseStatusStore:
-    """Adapts the sessions repository to the session manager's ``StatusStore``."""
-
-    def __init__(self, repo: SessionRepository, ids: dict[str, int]) -> None:
-        self._repo = repo
-        self._ids = ids
-
-    async def save_status(
-        self,
-        key: str,
-        status: str,
-        *,
-        phone: str | None,
-        error: str | None,
-        connected_at: float | None,
-    ) -> None:
-        await self._repo.set_status(
-            self._ids[key],
-            status,
-            phone=phone,
-            error=error,
-            connected=connected_at is not None,
-            now=connected_at,
-        )
 
 
 class Bridge:
@@ -95,7 +72,6 @@ class Bridge:
         self.frontends: dict[str, Frontend] = {fe.name: fe for fe in frontends}
         self.db: Database | None = database
         self._own_db = database is None
-        self._database_problem: str | None = None  # the last /health dead-letter count's error
         self._stack = contextlib.AsyncExitStack()
 
     @property
@@ -138,7 +114,7 @@ class Bridge:
         if applied:
             log.info("applied migrations %s", ", ".join(map(str, applied)))
         self.repos = Repositories.over(self.db)
-        self.session_ids = await self._sync_config(self.repos)
+        self.session_ids = await sync_config(self.config, self.repos)
 
     def _build_core(self) -> None:
         config, clock, repos = self.config, self.clock, self.repos
@@ -176,12 +152,24 @@ class Bridge:
             config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
         )
         self.notifier = OpsNotifier(config, self.ops_sink, clock=clock)
+        self.outgoing = Outgoing(
+            config,
+            repos,
+            outbox=self.outbox,
+            frontends=self.frontends,
+            session_ids=self.session_ids,
+            clock=clock,
+        )
+        self.desk = TicketDesk(self.db_required, self.tickets, self.outgoing, self.outbox)
+        self.commands = CommandRegistry(
+            config, tickets=self.desk, sessions=self.sessions, login_origins=self.ops_sink
+        )
         self.relay = Relay(
             config,
             repos,
             tickets=self.tickets,
-            outbox=self.outbox,
-            frontends=self.frontends,
+            outgoing=self.outgoing,
+            commands=self.commands,
             session_ids=self.session_ids,
             clock=clock,
             metrics=self.metrics,
@@ -190,11 +178,7 @@ class Bridge:
                 repos.quarantine, ops=self.notifier, metrics=self.metrics, clock=clock
             ),
         )
-        self.desk = TicketDesk(self.db_required, self.tickets, self.relay, self.outbox)
-        self.commands = CommandRegistry(
-            config, tickets=self.desk, sessions=self.sessions, login_origins=self.ops_sink
-        )
-        self.relay.commands = self.commands
+        self.downstream = Downstream(self.relay, self.notifier)
         self._build_journals()
         self._connect_paths()
 
@@ -206,8 +190,8 @@ class Bridge:
             "whatsapp",
             JournalStore(base / "whatsapp"),
             EventCodec(),
-            handler=self._downstream,
-            probe=self._probe_database,
+            handler=self.downstream,
+            probe=functools.partial(probe_writes, self.db_required),
             clock=self.clock,
             rng=self.rng,
             metrics=self.metrics,
@@ -220,7 +204,7 @@ class Bridge:
             JournalStore(base / "ops"),
             OpsRowCodec(),
             handler=self.ops_sink.enqueue,
-            probe=self._probe_database,
+            probe=functools.partial(probe_writes, self.db_required),
             clock=self.clock,
             rng=self.rng,
             metrics=self.metrics,
@@ -243,29 +227,39 @@ class Bridge:
         self.outbox.register(WHATSAPP, WhatsAppDeliveries(ctx, self.sessions))
         for name, frontend in self.frontends.items():
             self.outbox.register(name, FrontendDeliveries(ctx, frontend))
-        self.outbox.on_dead_letter(self._dead_letter)
+        self.outbox.on_dead_letter(
+            DeadLetters(
+                self.repos, tickets=self.tickets, outgoing=self.outgoing, notifier=self.notifier
+            )
+        )
         self.outbox.on_backlog(self.notifier.on_backlog)
-        self.outbox.on_prune("processed event ids", self._prune_processed_events)
-        self.outbox.on_prune("quarantined events", self._prune_quarantined_events)
+        retention = Retention(self.repos)
+        self.outbox.on_prune("processed event ids", retention.prune_processed_events)
+        self.outbox.on_prune("quarantined events", retention.prune_quarantined_events)
         cleanup = MediaCleanup(
             self.media, self.repos.messages, retention_seconds=self.config.media.retention_seconds
         )
         self.outbox.on_prune("media files", cleanup.prune)
         self.sessions.add_listener(self.notifier.on_status)
-        self.sessions.set_downstream(self._downstream)
+        self.sessions.set_downstream(self.downstream)
 
     async def _start_services(self) -> None:
         self._stack.push_async_callback(self.engine.close)
         await self.ops_journal.start()  # before anything may post an alert
         self._stack.push_async_callback(self.ops_journal.stop)
         self._stack.push_async_callback(self.notifier.stop)
+        health = Health(
+            self.repos.outbox,
+            frontends=list(self.frontends.values()),
+            journal_problems=[self.event_journal.problems, self.ops_journal.problems],
+        )
         self.web = WebServer(
             host=self.config.http.host,
             port=self.config.http.port,
             metrics=self.metrics,
             statuses=lambda: {k: str(v) for k, v in self.sessions.statuses().items()},
-            dead_letters=self._count_dead_letters,
-            problems=self._problems,
+            dead_letters=health.dead_letters,
+            problems=health.problems,
         )
         self._mount_sim_routes(self.web)
         self._mount_slack_routes(self.web)
@@ -276,9 +270,7 @@ class Bridge:
         for name, frontend in self.frontends.items():
             await frontend.start(self.relay)
             self._stack.push_async_callback(frontend.stop)
-            await self.repos.outbox.enqueue(
-                name, ordering_key=f"rooms:{name}", payload={"op": "rooms"}, now=self.clock.now()
-            )
+            await self.outgoing.request_rooms(name)
         # Deliveries stop before the frontends they use close (and again, harmlessly,
         # where the outbox was started).
         self._stack.push_async_callback(self.outbox.stop)
@@ -301,53 +293,6 @@ class Bridge:
         if self.db is None:
             raise BridgeError("the database is not open")
         return self.db
-
-    async def _downstream(self, event: EngineEvent) -> None:
-        await self.relay.handle_engine_event(event)
-        await self.notifier.on_engine_event(event)
-
-    async def _probe_database(self) -> None:
-        """Whether the database takes writes (a journal's probe): an empty write
-        transaction, which on SQLite waits for the write lock. Raises DatabaseError."""
-        async with self.db_required.transaction():
-            pass
-
-    async def _prune_processed_events(self, now: float) -> int:
-        """Platform event ids kept for dedupe: redeliveries come within hours, not weeks."""
-        return await self.repos.events.prune(before=now - PROCESSED_EVENTS_KEEP_SECONDS)
-
-    async def _prune_quarantined_events(self, now: float) -> int:
-        """Events set aside stay long enough for someone to look at them."""
-        return await self.repos.quarantine.prune(before=now - QUARANTINE_KEEP_SECONDS)
-
-    async def _count_dead_letters(self) -> int:
-        """For /health: a database that cannot answer is a problem, not a 500."""
-        try:
-            count = await self.repos.outbox.count_dead()
-        except DatabaseError as exc:
-            self._database_problem = f"the database does not answer: {exc.explanation}"
-            return 0
-        self._database_problem = None
-        return count
-
-    def _problems(self) -> list[str]:
-        problems = [problem for fe in self.frontends.values() for problem in fe.health_problems()]
-        if self._database_problem is not None:
-            problems.append(self._database_problem)
-        return problems + self.event_journal.problems() + self.ops_journal.problems()
-
-    async def _dead_letter(self, row: OutboxRow, error: str) -> None:
-        ticket = await self.relay.on_dead_letter(row, error)
-        company = ticket.company_id if ticket else _company_of_key(row.ordering_key)
-        if company is None:
-            return
-        await self.notifier.on_dead_letter(
-            company_id=company,
-            session_key=ticket.session_key if ticket else None,
-            ticket_id=ticket.id if ticket else None,
-            destination=row.destination,
-            error=error,
-        )
 
     async def stop(self) -> None:
         """Stop every component in reverse order, within the configured time."""
@@ -372,18 +317,6 @@ class Bridge:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.stop()
-
-    async def _sync_config(self, repos: Repositories) -> dict[str, int]:
-        """Make the companies and sessions tables match the config; map keys to ids."""
-        ids: dict[str, int] = {}
-        for company in self.config.companies:
-            await repos.companies.upsert(company.id, company.name)
-            for session in company.sessions:
-                row = await repos.sessions.upsert(
-                    company.id, session.name, engine=self.config.whatsapp.engine
-                )
-                ids[session_key(company.id, session.name)] = row.id
-        return ids
 
     def _build_engine(self) -> Engine:
         wa = self.config.whatsapp
@@ -450,13 +383,3 @@ def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
 
         frontends.append(SlackFrontend(config.slack, clock=clock, media=config.media))
     return frontends
-
-
-def _company_of_key(ordering_key: str) -> str | None:
-    """``ops:<company>:<frontend>`` and ``login:<company>/<session>:…`` keys name a company."""
-    kind, _, rest = ordering_key.partition(":")
-    if kind == "ops":
-        return rest.split(":", 1)[0]
-    if kind == "login":
-        return rest.split("/", 1)[0]
-    return None

@@ -17,12 +17,29 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.frontend import Author, AuthorKind, ChatAddress, Frontend, TicketCard
+from bridge.core.operations import (
+    CreateThread,
+    EnsureRooms,
+    LoginCode,
+    MarkReceipt,
+    MirrorAction,
+    Operation,
+    OpsMessage,
+    PostMessage,
+    SendAttendantMessage,
+    SendBotMessage,
+    ThreadNotice,
+    UnknownOperation,
+    UpdateCard,
+    decode,
+    op_name,
+)
+from bridge.core.session_port import WhatsAppSessions
 from bridge.core.tickets import TicketService, TicketView
 from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
@@ -45,7 +62,6 @@ from bridge.model import (
     content_from_dict,
 )
 from bridge.whatsapp.engine import derived_message_id
-from bridge.whatsapp.sessions import SessionManager
 
 log = logging.getLogger("bridge.core.deliveries")
 
@@ -140,28 +156,42 @@ def _party_of_contact(contact: ContactRow) -> Party:
     return Party(phone=contact.phone, lid=contact.lid, name=contact.push_name)
 
 
-def _op(row: OutboxRow) -> str:
-    return str(row.payload.get("op", ""))
+def _operation(row: OutboxRow, destination: str) -> Operation:
+    """The row's operation; a dead letter when it holds none."""
+    try:
+        return decode(row.payload)
+    except UnknownOperation as exc:
+        raise PermanentDeliveryError(
+            f"unknown {destination} delivery {op_name(row.payload)!r}"
+        ) from exc
+    except ValueError as exc:
+        raise PermanentDeliveryError(f"a malformed {destination} delivery: {exc}") from exc
+
+
+def _not_for(destination: str, row: OutboxRow) -> PermanentDeliveryError:
+    return PermanentDeliveryError(f"unknown {destination} delivery {op_name(row.payload)!r}")
 
 
 class WhatsAppDeliveries:
     """Executes ``whatsapp`` rows through the session manager (paced per number)."""
 
-    def __init__(self, ctx: DeliveryContext, sessions: SessionManager) -> None:
+    def __init__(self, ctx: DeliveryContext, sessions: WhatsAppSessions) -> None:
         self._ctx = ctx
         self._sessions = sessions
 
     async def __call__(self, row: OutboxRow) -> None:
-        op = _op(row)
-        if op == "send":
-            await self._send(row.payload)
-        elif op == "action":
-            await self._action(row.payload)
-        else:
-            raise PermanentDeliveryError(f"unknown WhatsApp delivery {op!r}")
+        match _operation(row, "WhatsApp"):
+            case SendAttendantMessage(message=message, quote=quote):
+                await self._send(message, quote=quote)
+            case SendBotMessage(message=message):
+                await self._send(message, quote=None)
+            case MirrorAction() as action:
+                await self._action(action)
+            case _:
+                raise _not_for("WhatsApp", row)
 
-    async def _send(self, payload: dict[str, Any]) -> None:
-        message = await self._ctx.message(payload["message"])
+    async def _send(self, message_id: int, *, quote: int | None) -> None:
+        message = await self._ctx.message(message_id)
         if message.wa_id:
             return  # sent before a crash or a retry
         ticket = await self._ctx.tickets.get(message.ticket_id)
@@ -179,12 +209,11 @@ class WhatsAppDeliveries:
             and self._ctx.session(ticket.session_key).sign_messages
         ):
             content = Text(f"*{author}:*\n{content.body}", mentions=content.mentions)
-        quote = await self._quote(payload.get("quote"), to)
         wa_id = await self._sessions.send(
             ticket.session_key,
             to,
             content,
-            quote=quote,
+            quote=await self._quote(quote, to),
             message_id=self.wa_id_for(ticket.session_key, message),
         )
         await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
@@ -207,11 +236,11 @@ class WhatsAppDeliveries:
         sender = None if quoted.direction == "out" else (quoted.sender or customer)
         return Quote(wa_id=quoted.wa_id, sender=sender, text=str(body))
 
-    async def _action(self, payload: dict[str, Any]) -> None:
-        action_row = await self._ctx.message(payload["message"])
+    async def _action(self, operation: MirrorAction) -> None:
+        action_row = await self._ctx.message(operation.message)
         if action_row.wa_id:
             return
-        target = await self._ctx.message(payload["target"])
+        target = await self._ctx.message(operation.target)
         if not target.wa_id:
             raise DeliveryError(f"message {target.id} has not reached WhatsApp yet")
         ticket = await self._ctx.tickets.get(action_row.ticket_id)
@@ -254,10 +283,27 @@ class FrontendDeliveries:
         return self._fe.name
 
     async def __call__(self, row: OutboxRow) -> None:
-        handler = getattr(self, f"_op_{_op(row)}", None)
-        if handler is None:
-            raise PermanentDeliveryError(f"unknown {self.name} delivery {_op(row)!r}")
-        await handler(row)
+        match _operation(row, self.name):
+            case EnsureRooms():
+                await self._ensure_rooms()
+            case CreateThread(ticket=ticket):
+                await self._create_thread(ticket, txn_id=f"zb-thread-{row.id}")
+            case UpdateCard(ticket=ticket):
+                await self._update_card(ticket)
+            case ThreadNotice(ticket=ticket, text=text):
+                await self._thread_notice(ticket, text, txn_id=f"zb-notice-{row.id}")
+            case PostMessage() as post:
+                await self._post(post)
+            case MirrorAction() as action:
+                await self._mirror_action(action)
+            case MarkReceipt() as receipt:
+                await self._mark_receipt(receipt)
+            case OpsMessage() as ops:
+                await self._ops_message(ops, txn_id=f"zb-ops-{row.id}")
+            case LoginCode() as login:
+                await self._login_code(login, txn_id=f"zb-login-{row.id}")
+            case _:
+                raise _not_for(self.name, row)
 
     # --- rooms -------------------------------------------------------------------
 
@@ -296,7 +342,7 @@ class FrontendDeliveries:
         )
         return room
 
-    async def _op_rooms(self, row: OutboxRow) -> None:
+    async def _ensure_rooms(self) -> None:
         """At start: every control room and ops room this frontend serves."""
         for company in self._ctx.config.companies:
             for session in company.sessions:
@@ -318,29 +364,27 @@ class FrontendDeliveries:
 
     # --- tickets -------------------------------------------------------------------
 
-    async def _op_thread(self, row: OutboxRow) -> None:
-        ticket_id = row.payload["ticket"]
+    async def _create_thread(self, ticket_id: int, *, txn_id: str) -> None:
         if await self._ctx.repos.threads.get(ticket_id, self.name) is not None:
             return
         ticket = await self._ctx.tickets.get(ticket_id)
         room = await self.control_room(ticket.company_id, ticket.session_key)
-        root = await self._fe.create_thread(room, card_of(ticket), txn_id=f"zb-thread-{row.id}")
+        root = await self._fe.create_thread(room, card_of(ticket), txn_id=txn_id)
         await self._ctx.repos.threads.put(
             ticket_id, frontend=self.name, room_id=room, thread_root=root
         )
 
-    async def _op_card(self, row: OutboxRow) -> None:
-        ticket = await self._ctx.tickets.get(row.payload["ticket"])
+    async def _update_card(self, ticket_id: int) -> None:
+        ticket = await self._ctx.tickets.get(ticket_id)
         await self._fe.update_card(await self._thread(ticket.id), card_of(ticket))
 
-    async def _op_notice(self, row: OutboxRow) -> None:
-        place = await self._thread(row.payload["ticket"])
-        await self._fe.notice(place, row.payload["text"], txn_id=f"zb-notice-{row.id}")
+    async def _thread_notice(self, ticket_id: int, text: str, *, txn_id: str) -> None:
+        await self._fe.notice(await self._thread(ticket_id), text, txn_id=txn_id)
 
     # --- messages ------------------------------------------------------------------
 
-    async def _op_post(self, row: OutboxRow) -> None:
-        message = await self._ctx.message(row.payload["message"])
+    async def _post(self, post: PostMessage) -> None:
+        message = await self._ctx.message(post.message)
         if await self._ctx.repos.message_refs.get(message.id, self.name) is not None:
             return
         ticket = await self._ctx.tickets.get(message.ticket_id)
@@ -366,7 +410,7 @@ class FrontendDeliveries:
             await self._ctx.repos.message_refs.put(
                 message.id, frontend=self.name, room_id=place.room, event_id=event_id, part=part
             )
-        self._ctx.observe_latency(self.name, row.payload.get("received_at"))
+        self._ctx.observe_latency(self.name, post.received_at)
 
     async def _customer_action(
         self,
@@ -383,14 +427,14 @@ class FrontendDeliveries:
         event = await self._apply_action(place, author, action, target, f"zb-msg-{message.id}")
         await self._mark_action_done(message, place, event)
 
-    async def _op_action(self, row: OutboxRow) -> None:
+    async def _mirror_action(self, operation: MirrorAction) -> None:
         """An attendant's reaction, edit or deletion mirrored from the other frontend."""
-        message = await self._ctx.message(row.payload["message"])
+        message = await self._ctx.message(operation.message)
         if await self._ctx.repos.message_refs.get(message.id, self.name) is not None:
             return
-        target = await self._ctx.repos.message_refs.get(row.payload["target"], self.name)
+        target = await self._ctx.repos.message_refs.get(operation.target, self.name)
         if target is None:
-            raise DeliveryError(f"message {row.payload['target']} is not on {self.name} yet")
+            raise DeliveryError(f"message {operation.target} is not on {self.name} yet")
         ticket = await self._ctx.tickets.get(message.ticket_id)
         place = await self._thread(ticket.id)
         author = await self._author(ticket, message)
@@ -430,8 +474,8 @@ class FrontendDeliveries:
         await self._fe.delete(place, author, target=target)
         return None
 
-    async def _op_receipt(self, row: OutboxRow) -> None:
-        message = await self._ctx.message(row.payload["message"])
+    async def _mark_receipt(self, receipt: MarkReceipt) -> None:
+        message = await self._ctx.message(receipt.message)
         ref = await self._ctx.repos.message_refs.get(message.id, self.name)
         if ref is None:
             return  # not shown here (yet): nothing to mark
@@ -439,7 +483,7 @@ class FrontendDeliveries:
         place = await self._thread(ticket.id)
         author = await self._author(ticket, message, customer_side=True)
         await self._fe.mark_receipt(
-            place, author, target=ref.event_id, status=AckStatus(row.payload["status"])
+            place, author, target=ref.event_id, status=AckStatus(receipt.status)
         )
 
     async def _ref_of_wa_id(self, ticket: TicketView, wa_id: str | None) -> str | None:
@@ -476,30 +520,28 @@ class FrontendDeliveries:
 
     # --- ops channel -----------------------------------------------------------------
 
-    async def _op_ops(self, row: OutboxRow) -> None:
-        payload = row.payload
-        if payload.get("text"):
-            room = await self.ops_room(payload["company"])
-            await self._fe.notice(ChatAddress(room), payload["text"], txn_id=f"zb-ops-{row.id}")
-        if payload.get("topic") and payload.get("session"):
-            room = await self.control_room(payload["company"], payload["session"])
-            await self._fe.set_topic(room, payload["topic"])
+    async def _ops_message(self, ops: OpsMessage, *, txn_id: str) -> None:
+        if ops.text:
+            room = await self.ops_room(ops.company)
+            await self._fe.notice(ChatAddress(room), ops.text, txn_id=txn_id)
+        if ops.topic and ops.session:
+            room = await self.control_room(ops.company, ops.session)
+            await self._fe.set_topic(room, ops.topic)
 
-    async def _op_login(self, row: OutboxRow) -> None:
-        payload = row.payload
-        place = ChatAddress(payload["room"], payload.get("thread"))
-        slot = (payload["session"], place.room)
-        if payload.get("png"):
+    async def _login_code(self, login: LoginCode, *, txn_id: str) -> None:
+        place = ChatAddress(login.room, login.thread)
+        slot = (login.session, place.room)
+        if login.png:
             event = await self._fe.post_image(
                 place,
-                data=base64.b64decode(payload["png"]),
-                filename=f"login-{payload['session'].replace('/', '-')}.png",
-                caption=payload["text"],
+                data=base64.b64decode(login.png),
+                filename=f"login-{login.session.replace('/', '-')}.png",
+                caption=login.text,
                 replaces=self._login_images.get(slot),
             )
             self._login_images[slot] = event
         else:
-            await self._fe.notice(place, payload["text"], txn_id=f"zb-login-{row.id}")
+            await self._fe.notice(place, login.text, txn_id=txn_id)
 
 
 def card_of(ticket: TicketView) -> TicketCard:

@@ -1,6 +1,6 @@
 """The ticket desk: what commands do to tickets. Each action changes the ticket
-(TicketService) and publishes the change (cards, notices, farewell) through the
-relay, in one transaction."""
+(TicketService) and publishes the change (cards, notices, farewell) to the outbox,
+in one transaction."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bridge.core.command_model import TicketStats
 from bridge.core.outbox import OutboxWorker
-from bridge.core.relay import Relay
+from bridge.core.outgoing import Outgoing
 from bridge.core.tickets import TicketChange, TicketService, TicketView
 from bridge.db.database import Database
 
@@ -17,17 +17,17 @@ class TicketDesk:
     """Implements the commands' ``TicketActions``."""
 
     def __init__(
-        self, db: Database, tickets: TicketService, relay: Relay, outbox: OutboxWorker
+        self, db: Database, tickets: TicketService, outgoing: Outgoing, outbox: OutboxWorker
     ) -> None:
         self._db = db
         self._tickets = tickets
-        self._relay = relay
+        self._outgoing = outgoing
         self._outbox = outbox
 
     async def _apply(self, change: Callable[[], Awaitable[TicketChange]]) -> TicketView:
         async with self._db.transaction():
             result = await change()
-            await self._relay.publish_change(result)
+            await self._outgoing.publish_change(result)
         self._outbox.wake()
         return result.ticket
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import Config
 from bridge.core.frontend import Frontend
+from bridge.core.operations import LoginCode, Operation, OpsMessage, decode, encode, op_name
 from bridge.core.ops import OpsPost
+from bridge.core.ordering_keys import LoginKey, OpsKey
 from bridge.core.outbox import OutboxWorker
 from bridge.db.outbox import OutboxRepository
 from bridge.journal import Journal
@@ -32,14 +33,18 @@ class OpsRow:
 
     destination: str
     ordering_key: str
-    payload: dict[str, Any]
+    message: OpsMessage
 
 
 class OpsRowCodec:
     """The ``ops`` journal's :class:`~bridge.journal.Codec`."""
 
     def encode(self, item: OpsRow) -> dict[str, Any]:
-        return {"destination": item.destination, "key": item.ordering_key, "payload": item.payload}
+        return {
+            "destination": item.destination,
+            "key": item.ordering_key,
+            "payload": encode(item.message),
+        }
 
     def decode(self, body: dict[str, Any]) -> OpsRow:
         destination, key, payload = body.get("destination"), body.get("key"), body.get("payload")
@@ -47,7 +52,10 @@ class OpsRowCodec:
             isinstance(destination, str) and isinstance(key, str) and isinstance(payload, dict)
         ):
             raise ValueError("an ops row needs a destination, a key and a payload object")
-        return OpsRow(destination, key, payload)
+        message = decode(payload)
+        if not isinstance(message, OpsMessage):
+            raise ValueError(f"an ops row holds an ops message, not {op_name(payload)!r}")
+        return OpsRow(destination, key, message)
 
     def lane(self, item: OpsRow) -> str:
         return item.ordering_key
@@ -99,15 +107,14 @@ class OutboxOpsSink:
             topic = post.topic if session is not None and frontend.serves_session(session) else None
             if not text and not topic:
                 continue
-            payload = {
-                "op": "ops",
-                "company": company.id,
-                "session": post.session_key,
-                "text": text,
-                "topic": topic,
-                "severity": str(post.severity),
-            }
-            row = OpsRow(name, f"ops:{company.id}:{name}", payload)
+            message = OpsMessage(
+                company=company.id,
+                session=post.session_key,
+                text=text,
+                topic=topic,
+                severity=str(post.severity),
+            )
+            row = OpsRow(name, str(OpsKey(company.id, name)), message)
             if self._kept is not None:
                 await self._kept.deliver(row)  # refused by the database: kept and replayed
             else:
@@ -138,22 +145,21 @@ class OutboxOpsSink:
                 f"Pairing code for {session_key}: *{code}*\n"
                 "On the phone: WhatsApp › Linked devices › Link with phone number."
             )
-        payload = {
-            "op": "login",
-            "session": session_key,
-            "room": origin.room,
-            "thread": origin.thread_root,
-            "text": text,
-            "png": base64.b64encode(png).decode() if png else None,
-        }
-        await self._enqueue(origin.frontend, f"login:{session_key}:{origin.frontend}", payload)
+        code_op = LoginCode(
+            session=session_key,
+            room=origin.room,
+            thread=origin.thread_root,
+            text=text,
+            png=base64.b64encode(png).decode() if png else None,
+        )
+        await self._enqueue(origin.frontend, str(LoginKey(session_key, origin.frontend)), code_op)
 
     async def enqueue(self, row: OpsRow) -> None:
         """Insert ``row`` into the outbox (the ``ops`` journal replays through this)."""
-        await self._enqueue(row.destination, row.ordering_key, row.payload)
+        await self._enqueue(row.destination, row.ordering_key, row.message)
 
-    async def _enqueue(self, destination: str, key: str, payload: Mapping[str, object]) -> None:
+    async def _enqueue(self, destination: str, key: str, operation: Operation) -> None:
         await self._repo.enqueue(
-            destination, ordering_key=key, payload=payload, now=self._clock.now()
+            destination, ordering_key=key, payload=encode(operation), now=self._clock.now()
         )
         self._outbox.wake()

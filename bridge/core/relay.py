@@ -3,41 +3,46 @@
 WhatsApp event → (dedupe, ticket, store) → outbox rows for each frontend of the
 session. Attendant event → (dedupe, authorise, store) → an outbox row for WhatsApp
 and a mirror row for every other frontend. Each inbound piece of work is persisted
-in one transaction before the caller acknowledges its source; the outbox worker
-delivers afterwards (``bridge.core.deliveries``).
+in one transaction before the caller acknowledges its source, with the operations
+it asks for (``bridge.core.outgoing``); the outbox worker delivers afterwards
+(``bridge.core.deliveries``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, MutableMapping
-from contextvars import ContextVar
+from collections.abc import MutableMapping
 from dataclasses import replace
-from typing import Any
 
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.commands import CommandRegistry
-from bridge.core.deliveries import BOT, PHONE
+from bridge.core.deliveries import PHONE
 from bridge.core.frontend import (
     AttendantPost,
     ChatAddress,
-    Frontend,
     Reply,
     ThreadEvent,
     UnhandledEvent,
 )
-from bridge.core.outbox import OutboxWorker
+from bridge.core.operations import (
+    CreateThread,
+    MarkReceipt,
+    MirrorAction,
+    PostMessage,
+    SendAttendantMessage,
+    ThreadNotice,
+    UpdateCard,
+)
+from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.quarantine import Quarantine
 from bridge.core.ticket_policy import merge_notice
-from bridge.core.tickets import InboundRoute, TicketChange, TicketService, TicketView
+from bridge.core.tickets import InboundRoute, TicketService, TicketView
 from bridge.db import Repositories
 from bridge.db.messages import MessageRow
-from bridge.db.outbox import OutboxRow
 from bridge.errors import BridgeError, DatabaseError, PermanentDeliveryError
 from bridge.media_limits import toward_whatsapp
 from bridge.media_store import MediaStore
@@ -62,25 +67,8 @@ from bridge.whatsapp.engine import (
 
 log = logging.getLogger("bridge.core.relay")
 
-WHATSAPP = "whatsapp"
-
 ALREADY_DONE = Reply("Already done: this was received before and not run again.", ephemeral=True)
 """The answer to a command event seen before (see :meth:`Relay.command`)."""
-
-
-def ticket_key(ticket_id: int, destination: str) -> str:
-    """Ordering key: deliveries of one ticket to one destination keep their order."""
-    return f"t{ticket_id}:{destination}"
-
-
-def ticket_of_key(ordering_key: str) -> int | None:
-    """The ticket id in an ordering key made by :func:`ticket_key`, else None."""
-    head = ordering_key.split(":", 1)[0]
-    return int(head[1:]) if head.startswith("t") and head[1:].isdigit() else None
-
-
-_ENQUEUED: ContextVar[set[str] | None] = ContextVar("zapbridge_enqueued", default=None)
-"""The ordering keys the current relay transaction enqueued to."""
 
 
 class Relay:
@@ -90,8 +78,8 @@ class Relay:
         repos: Repositories,
         *,
         tickets: TicketService,
-        outbox: OutboxWorker,
-        frontends: dict[str, Frontend],
+        outgoing: Outgoing,
+        commands: CommandRegistry,
         session_ids: dict[str, int],
         clock: Clock,
         metrics: Metrics,
@@ -103,52 +91,18 @@ class Relay:
         self._media = media
         self.quarantine = quarantine
         self._tickets = tickets
-        self._outbox = outbox
-        self._frontends = frontends
+        self._out = outgoing
+        self._commands = commands
         self._session_ids = session_ids
         self._clock = clock
         self._metrics = metrics
-        self.commands: CommandRegistry | None = None
         self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
-
-    # --- where things go ------------------------------------------------------
-
-    def frontends_of(self, session_key: str) -> list[str]:
-        session = self._session(session_key)
-        return [name for name, fe in self._frontends.items() if fe.serves_session(session)]
 
     def _session(self, key: str) -> SessionConfig:
         session = self._config.session_for_key(key)
         if session is None:
             raise BridgeError(f"no session named {key}")
         return session
-
-    async def _enqueue(self, destination: str, *, key: str, payload: dict[str, Any]) -> None:
-        await self._repos.outbox.enqueue(
-            destination, ordering_key=key, payload=payload, now=self._clock.now()
-        )
-        keys = _ENQUEUED.get()
-        if keys is not None:
-            keys.add(key)
-
-    @contextlib.asynccontextmanager
-    async def _delivering(self) -> AsyncIterator[None]:
-        """A transaction; once it committed, the outbox looks at the keys it enqueued to."""
-        keys: set[str] = set()
-        token = _ENQUEUED.set(keys)
-        try:
-            async with self._repos.db.transaction():
-                yield
-        finally:
-            _ENQUEUED.reset(token)
-        self._outbox.wake(keys)
-
-    async def _to_frontends(
-        self, ticket: TicketView, payload: dict[str, Any], *, skip: str | None = None
-    ) -> None:
-        for name in self.frontends_of(ticket.session_key):
-            if name != skip:
-                await self._enqueue(name, key=ticket_key(ticket.id, name), payload=payload)
 
     # --- WhatsApp → frontends ---------------------------------------------------
 
@@ -181,7 +135,7 @@ class Relay:
         received = self._clock.now()
         session_id = self._session_ids[session_key]
         message = replace(message, content=await self._keep_bytes(message.content))
-        async with self._delivering():
+        async with self._out.transaction():
             if message.wa_id and await self._repos.messages.find_by_wa_id(
                 session_id, message.wa_id
             ):
@@ -207,11 +161,9 @@ class Relay:
             row = await self._store_whatsapp_message(session_id, ticket, message)
             if row is None:
                 return
-            await self._to_frontends(
-                ticket, {"op": "post", "message": row.id, "received_at": received}
-            )
+            await self._out.to_frontends(ticket, PostMessage(row.id, received_at=received))
             for text in auto_replies:
-                await self._send_bot_text(ticket, text)
+                await self._out.send_bot_text(ticket, text)
         self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
 
     async def _ticket_of_target(self, session_id: int, wa_id: str) -> TicketView | None:
@@ -221,9 +173,9 @@ class Relay:
 
     async def _announce_route(self, route: InboundRoute) -> None:
         if route.created or route.reopened:
-            await self._to_frontends(route.ticket, {"op": "thread", "ticket": route.ticket.id})
+            await self._out.to_frontends(route.ticket, CreateThread(route.ticket.id))
         if route.reopened or (route.contact_changed and not route.created):
-            await self._to_frontends(route.ticket, {"op": "card", "ticket": route.ticket.id})
+            await self._out.to_frontends(route.ticket, UpdateCard(route.ticket.id))
         await self._announce_merge(route.closed_tickets, into=route.ticket)
 
     async def _announce_merge(
@@ -232,9 +184,10 @@ class Relay:
         """Tickets closed because WhatsApp linked their LID-only customer to a phone
         with a ticket of its own: their cards, and a notice saying where to go on."""
         for ticket in closed:
-            notice = {"op": "notice", "ticket": ticket.id, "text": merge_notice(ticket, into)}
-            await self._to_frontends(ticket, {"op": "card", "ticket": ticket.id})
-            await self._to_frontends(ticket, notice)
+            await self._out.to_frontends(ticket, UpdateCard(ticket.id))
+            await self._out.to_frontends(
+                ticket, ThreadNotice(ticket.id, merge_notice(ticket, into))
+            )
 
     async def _store_whatsapp_message(
         self, session_id: int, ticket: TicketView, message: Message
@@ -274,7 +227,7 @@ class Relay:
 
     async def _handle_receipt(self, event: ReceiptEvent) -> None:
         session_id = self._session_ids[event.session]
-        async with self._delivering():
+        async with self._out.transaction():
             for wa_id in event.ids:
                 row = await self._repos.messages.find_by_wa_id(session_id, wa_id)
                 if row is None or row.direction != "out":
@@ -283,17 +236,16 @@ class Relay:
                     continue
                 self._metrics.delivery_acks.labels(event.status.value).inc()
                 ticket = await self._tickets.get(row.ticket_id)
-                payload = {"op": "receipt", "message": row.id, "status": event.status.value}
-                await self._to_frontends(ticket, payload)
+                await self._out.to_frontends(ticket, MarkReceipt(row.id, event.status.value))
 
     async def _handle_contact_update(self, event: ContactUpdateEvent) -> None:
         party = event.party
         if party.is_group or not (party.phone or party.lid):
             return
-        async with self._delivering():
+        async with self._out.transaction():
             news = await self._tickets.learn_contact(event.session, party)
             if news.active is not None:  # the phone became known, or the name changed
-                await self._to_frontends(news.active, {"op": "card", "ticket": news.active.id})
+                await self._out.to_frontends(news.active, UpdateCard(news.active.id))
             await self._announce_merge(news.closed_tickets, into=news.active)
         contact = news.contact
         if event.avatar_url and event.avatar_url != contact.avatar_url:
@@ -301,62 +253,12 @@ class Relay:
                 contact.id, event.avatar_url, now=self._clock.now()
             )
 
-    # --- bot messages to the customer (auto replies) ------------------------------
-
-    async def _send_bot_text(self, ticket: TicketView, text: str) -> None:
-        """Send ``text`` to the customer and show it in the thread; inside a transaction."""
-        row = await self._repos.messages.insert_outbound(
-            ticket_id=ticket.id,
-            session_id=self._session_ids[ticket.session_key],
-            kind="text",
-            sender=BOT,
-            content=content_to_dict(Text(text)),
-            timestamp=self._clock.now(),
-            now=self._clock.now(),
-        )
-        await self._enqueue(
-            WHATSAPP, key=ticket_key(ticket.id, WHATSAPP), payload={"op": "send", "message": row.id}
-        )
-        await self._to_frontends(ticket, {"op": "post", "message": row.id})
-
-    async def publish_change(self, change: TicketChange) -> None:
-        """A ticket changed (command, first reply): cards, notices, farewell; in a transaction."""
-        await self._to_frontends(change.ticket, {"op": "card", "ticket": change.ticket.id})
-        await self._to_frontends(
-            change.ticket, {"op": "notice", "ticket": change.ticket.id, "text": change.notice}
-        )
-        if change.auto_reply:
-            await self._send_bot_text(change.ticket, change.auto_reply)
-        if change.new_ticket is not None:
-            await self._to_frontends(
-                change.new_ticket, {"op": "thread", "ticket": change.new_ticket.id}
-            )
-
-    async def on_dead_letter(self, row: OutboxRow, error: str) -> TicketView | None:
-        """A delivery gave up: say so in the ticket's threads; returns the ticket."""
-        ticket_id = ticket_of_key(row.ordering_key)
-        if ticket_id is None:
-            return None
-        async with self._delivering():
-            ticket = await self._tickets.get(ticket_id)
-            if row.destination == WHATSAPP and "message" in row.payload:
-                await self._repos.messages.set_ack(row.payload["message"], "failed")
-            if row.payload.get("op") != "notice":  # a notice about a notice would loop
-                where = (
-                    "to the customer" if row.destination == WHATSAPP else f"to {row.destination}"
-                )
-                text = f"⚠️ not delivered {where}: {error}"
-                await self._to_frontends(
-                    ticket, {"op": "notice", "ticket": ticket_id, "text": text}
-                )
-        return ticket
-
     # --- frontends → WhatsApp -----------------------------------------------------
 
     async def attendant_event(self, event: AttendantPost) -> Reply | None:
         """An attendant's message or action; returns a reply for the attendant, if any."""
         content = event.content
-        if isinstance(content, Text) and self.commands and self.commands.is_command(content.body):
+        if isinstance(content, Text) and self._commands.is_command(content.body):
             reply = await self.command(event, content.body)
             return None if reply is ALREADY_DONE else reply  # a redelivery: answered before
         if isinstance(content, Media) and event.place.thread_root is not None:
@@ -364,7 +266,7 @@ class Relay:
             if too_big is not None:
                 return too_big
             event = replace(event, content=await self._keep_bytes(content))
-        async with self._delivering():
+        async with self._out.transaction():
             if await self._seen(event):
                 return None
             ticket = await self._ticket_of(event)
@@ -452,15 +354,11 @@ class Relay:
         await self._repos.message_refs.put(
             row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
         )
-        await self._enqueue(
-            WHATSAPP,
-            key=ticket_key(ticket.id, WHATSAPP),
-            payload={"op": "send", "message": row.id, "quote": quote_id},
-        )
-        await self._to_frontends(ticket, {"op": "post", "message": row.id}, skip=event.frontend)
+        await self._out.to_whatsapp(ticket, SendAttendantMessage(row.id, quote=quote_id))
+        await self._out.to_frontends(ticket, PostMessage(row.id), skip=event.frontend)
         change = await self._tickets.record_attendant_reply(ticket, event.attendant.user_id)
         if change is not None:
-            await self.publish_change(change)
+            await self._out.publish_change(change)
         self._metrics.messages.labels("outbound", _kind_label(content), ticket.session_key).inc()
         return None
 
@@ -491,9 +389,9 @@ class Relay:
         await self._repos.message_refs.put(
             row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
         )
-        payload = {"op": "action", "message": row.id, "target": target.id}
-        await self._enqueue(WHATSAPP, key=ticket_key(ticket.id, WHATSAPP), payload=payload)
-        await self._to_frontends(ticket, payload, skip=event.frontend)
+        action = MirrorAction(row.id, target=target.id)
+        await self._out.to_whatsapp(ticket, action)
+        await self._out.to_frontends(ticket, action, skip=event.frontend)
         return None
 
     async def _message_id_of(self, event: ThreadEvent, platform_event: str | None) -> int | None:
@@ -516,8 +414,6 @@ class Relay:
         !login talk to WhatsApp, which must not happen while a database transaction
         (on SQLite, the one writer lock) is held. A command that raises has its record
         removed, so the source's retry runs it."""
-        if self.commands is None:
-            return None
         ctx = await self._command_context(event)
         if ctx is None:
             return None
@@ -525,7 +421,7 @@ class Relay:
             log.info("%s event %s handled before: not run again", event.frontend, event.event_id)
             return ALREADY_DONE
         try:
-            reply = await self.commands.handle(ctx, text)
+            reply = await self._commands.handle(ctx, text)
         except BaseException:
             await self._forget(event)
             raise

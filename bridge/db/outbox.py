@@ -19,7 +19,7 @@ from bridge.db.database import Database, Row, column_list, from_json, to_json
 class OutboxRow:
     id: int
     destination: str  # e.g. "matrix", "slack", "whatsapp"
-    ordering_key: str  # e.g. "ticket:42:matrix"; rows of one key go out in id order
+    ordering_key: str  # e.g. "t42:matrix" (bridge/core/ordering_keys.py); in id order per key
     payload: dict[str, Any]
     status: str  # pending | done | dead
     attempts: int

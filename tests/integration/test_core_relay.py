@@ -332,6 +332,57 @@ async def test_a_dead_letter_is_told_in_the_thread_and_the_ops_channel(
     assert await mirrored.bridge.repos.outbox.count_dead() == 1
 
 
+async def test_rows_an_earlier_version_wrote_are_delivered(core: CoreHarness) -> None:
+    """Pending rows survive an upgrade: payloads written as the code before typed
+    operations wrote them are still delivered."""
+    fe = core.frontends["matrix"]
+    await core.customer(text="Oi")
+    await core.settle()
+    outbox = core.bridge.repos.outbox
+    await outbox.enqueue(
+        "matrix",
+        ordering_key="t1:matrix",
+        payload={"op": "notice", "ticket": 1, "text": "written before"},
+        now=core.clock.now(),
+    )
+    await outbox.enqueue(
+        "whatsapp",
+        ordering_key="t1:whatsapp",
+        payload={"op": "send", "message": 1, "quote": None},  # "Oi": on WhatsApp already
+        now=core.clock.now(),
+    )
+    await core.settle()
+    assert "written before" in [c.args["text"] for c in fe.of("notice")]
+    assert await outbox.count_pending() == 0 and await outbox.count_dead() == 0
+
+
+@pytest.mark.parametrize(
+    ("destination", "payload", "error"),
+    [
+        ("matrix", {"op": "teleport", "ticket": 1}, "unknown matrix delivery 'teleport'"),
+        ("whatsapp", {"op": "post", "message": 1}, "unknown WhatsApp delivery 'post'"),
+        ("matrix", {"op": "send", "message": 1}, "unknown matrix delivery 'send'"),
+        ("matrix", {"op": "notice", "ticket": "one", "text": "x"}, "'ticket'"),
+    ],
+)
+async def test_a_row_holding_no_operation_is_a_dead_letter_at_once(
+    core: CoreHarness, destination: str, payload: dict[str, object], error: str
+) -> None:
+    fe = core.frontends["matrix"]
+    await core.customer(text="Oi")
+    await core.settle()
+    key = f"t1:{destination}"
+    await core.bridge.repos.outbox.enqueue(
+        destination, ordering_key=key, payload=payload, now=core.clock.now()
+    )
+    core.bridge.outbox.wake([key])
+    await core.settle()
+    [dead] = await core.bridge.repos.outbox.list_dead()
+    assert dead.attempts == 1 and dead.last_error is not None and error in dead.last_error
+    notices = [c.args["text"] for c in fe.of("notice")]
+    assert any(t.startswith("⚠️ not delivered") and error in t for t in notices), notices
+
+
 async def test_an_outsider_cannot_answer_in_a_thread(core: CoreHarness) -> None:
     fe = core.frontends["matrix"]
     await core.customer(text="Oi")

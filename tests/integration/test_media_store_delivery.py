@@ -17,7 +17,9 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.core.media_cleanup import MediaCleanup
-from bridge.core.relay import WHATSAPP, ticket_key
+from bridge.core.operations import Operation, PostMessage, SendBotMessage, encode
+from bridge.core.ordering_keys import ticket_key
+from bridge.core.outgoing import WHATSAPP
 from bridge.db import Repositories
 from bridge.db.database import Database
 from bridge.media_store import MediaStore
@@ -101,11 +103,15 @@ async def enqueue_attendant_message(
         timestamp=core.clock.now(),
         now=core.clock.now(),
     )
-    for destination, op in ((WHATSAPP, "send"), ("slack", "post")):
+    operations: tuple[tuple[str, Operation], ...] = (
+        (WHATSAPP, SendBotMessage(row.id)),
+        ("slack", PostMessage(row.id)),
+    )
+    for destination, operation in operations:
         await repos.outbox.enqueue(
             destination,
             ordering_key=ticket_key(1, destination),
-            payload={"op": op, "message": row.id},
+            payload=encode(operation),
             now=core.clock.now(),
         )
     core.bridge.outbox.wake()
@@ -211,9 +217,9 @@ async def stored_message(
         timestamp=1.0,
     )
     destination = WHATSAPP if op == "send" else "slack"
+    operation = SendBotMessage(row.id) if op == "send" else PostMessage(row.id)
     key = ticket_key(ticket.id, destination)
-    payload = {"op": op, "message": row.id}
-    box = await repos.outbox.enqueue(destination, ordering_key=key, payload=payload)
+    box = await repos.outbox.enqueue(destination, ordering_key=key, payload=encode(operation))
     if status == "done":
         await repos.outbox.mark_done(box.id)
     elif status == "dead":

@@ -202,8 +202,7 @@ async def test_a_command_that_fails_to_persist_runs_on_the_retry(
 ) -> None:
     h = socket_bridge
     await h.customer(text="Oi")
-    registry = h.bridge.relay.commands
-    assert registry is not None
+    registry = h.bridge.commands
     handle = registry.handle
     failures = iter([DatabaseError("database is down")])
 

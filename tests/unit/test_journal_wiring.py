@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bridge.clock import FakeClock
+from bridge.core.operations import OpsMessage
 from bridge.core.ops import OpsNotifier, OpsPost, Severity
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.errors import DatabaseError
@@ -231,10 +232,33 @@ async def test_ops_rows_the_database_refuses_are_kept_and_enqueued_later(tmp_pat
 
 def test_ops_rows_round_trip_and_bad_ones_are_refused() -> None:
     codec = OpsRowCodec()
-    row = OpsRow("slack", "ops:acme:slack", {"op": "ops", "text": "⚠️ x", "topic": None})
+    message = OpsMessage(company="acme", session=None, text="⚠️ x", topic=None, severity="warning")
+    row = OpsRow("slack", "ops:acme:slack", message)
     assert codec.decode(codec.encode(row)) == row
     with pytest.raises(ValueError):
         codec.decode({"destination": "slack", "key": 3, "payload": {}})
+    with pytest.raises(ValueError):
+        codec.decode({"destination": "slack", "key": "t1:slack", "payload": {"op": "rooms"}})
+
+
+def test_an_ops_record_kept_by_an_earlier_version_is_read_back() -> None:
+    body = {
+        "destination": "matrix",
+        "key": "ops:acme:matrix",
+        "payload": {
+            "op": "ops",
+            "company": "acme",
+            "session": "acme/sales",
+            "text": "",
+            "topic": "🟢 connected",
+            "severity": "info",
+        },
+    }
+    row = OpsRowCodec().decode(body)
+    assert row.message == OpsMessage(
+        company="acme", session="acme/sales", text="", topic="🟢 connected", severity="info"
+    )
+    assert OpsRowCodec().encode(row) == body
 
 
 async def test_the_notifier_warns_once_past_the_threshold_and_says_when_it_is_back() -> None:

@@ -64,16 +64,6 @@ PLATFORM_LIBRARIES: dict[str, str] = {
     "asyncpg": "db",
 }
 
-# Violations that exist today and are being removed. This set may only shrink: the
-# test fails when a pair listed here no longer occurs, so remove it then.
-KNOWN_TODAY: frozenset[tuple[str, str]] = frozenset(
-    {
-        # The delivery worker sends through the session manager itself; it is to
-        # receive an interface defined in core (or bridge.whatsapp.engine) instead.
-        ("bridge.core.deliveries", "bridge.whatsapp.sessions"),
-    }
-)
-
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
@@ -154,12 +144,9 @@ def violations(root: Path) -> dict[tuple[str, str], list[str]]:
 
 def test_the_bridge_follows_the_dependency_rules() -> None:
     found = violations(BRIDGE)
-    new = {pair: where for pair, where in found.items() if pair not in KNOWN_TODAY}
-    assert not new, "imports that break the rules of docs/architecture.md: " + "; ".join(
-        f"{a} imports {b} ({', '.join(where)})" for (a, b), where in sorted(new.items())
+    assert not found, "imports that break the rules of docs/architecture.md: " + "; ".join(
+        f"{a} imports {b} ({', '.join(where)})" for (a, b), where in sorted(found.items())
     )
-    gone = KNOWN_TODAY - found.keys()
-    assert not gone, f"no longer violated, remove from KNOWN_TODAY: {sorted(gone)}"
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:

@@ -7,6 +7,8 @@ import dataclasses
 import random
 
 from bridge.clock import FakeClock
+from bridge.core.operations import LoginCode, encode
+from bridge.core.ordering_keys import LoginKey
 from bridge.core.outbox import OutboxWorker
 from bridge.db.outbox import OutboxRow
 from bridge.metrics import Metrics
@@ -72,8 +74,10 @@ class RacingOutbox:
         self.row = OutboxRow(
             id=1,
             destination="matrix",
-            ordering_key="login:acme/sales:matrix",
-            payload={"op": "login"},
+            ordering_key=str(LoginKey("acme/sales", "matrix")),
+            payload=encode(
+                LoginCode(session="acme/sales", room="!ctl", thread=None, text="QR", png="iVBO")
+            ),
             status="pending",
             attempts=0,
             next_attempt_at=0.0,

@@ -1,0 +1,120 @@
+"""What the core sends: operations (``bridge.core.operations``) written to the outbox
+for WhatsApp and for each frontend of a ticket's session, in the transaction that
+stored what they deliver; once it commits, the outbox drains the keys it wrote to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+
+from bridge.clock import Clock
+from bridge.config import Config
+from bridge.core.deliveries import BOT
+from bridge.core.frontend import Frontend
+from bridge.core.operations import (
+    CreateThread,
+    EnsureRooms,
+    Operation,
+    PostMessage,
+    SendBotMessage,
+    ThreadNotice,
+    UpdateCard,
+    encode,
+)
+from bridge.core.ordering_keys import RoomsKey, ticket_key
+from bridge.core.outbox import OutboxWorker
+from bridge.core.tickets import TicketChange, TicketView
+from bridge.db import Repositories
+from bridge.errors import BridgeError
+from bridge.model import Text, content_to_dict
+
+WHATSAPP = "whatsapp"
+"""The outbox destination of everything sent to customers."""
+
+_ENQUEUED: ContextVar[set[str] | None] = ContextVar("zapbridge_enqueued", default=None)
+"""The ordering keys the current :meth:`Outgoing.transaction` enqueued to."""
+
+
+class Outgoing:
+    def __init__(
+        self,
+        config: Config,
+        repos: Repositories,
+        *,
+        outbox: OutboxWorker,
+        frontends: dict[str, Frontend],
+        session_ids: dict[str, int],
+        clock: Clock,
+    ) -> None:
+        self._config = config
+        self._repos = repos
+        self._outbox = outbox
+        self._frontends = frontends
+        self._session_ids = session_ids
+        self._clock = clock
+
+    def frontends_of(self, session_key: str) -> list[str]:
+        """The frontends showing ``session_key``'s tickets."""
+        session = self._config.session_for_key(session_key)
+        if session is None:
+            raise BridgeError(f"no session named {session_key}")
+        return [name for name, fe in self._frontends.items() if fe.serves_session(session)]
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """A transaction; once it committed, the outbox looks at the keys it enqueued to."""
+        keys: set[str] = set()
+        token = _ENQUEUED.set(keys)
+        try:
+            async with self._repos.db.transaction():
+                yield
+        finally:
+            _ENQUEUED.reset(token)
+        self._outbox.wake(keys)
+
+    async def enqueue(self, destination: str, *, key: str, operation: Operation) -> None:
+        await self._repos.outbox.enqueue(
+            destination, ordering_key=key, payload=encode(operation), now=self._clock.now()
+        )
+        keys = _ENQUEUED.get()
+        if keys is not None:
+            keys.add(key)
+
+    async def to_whatsapp(self, ticket: TicketView, operation: Operation) -> None:
+        await self.enqueue(WHATSAPP, key=ticket_key(ticket.id, WHATSAPP), operation=operation)
+
+    async def to_frontends(
+        self, ticket: TicketView, operation: Operation, *, skip: str | None = None
+    ) -> None:
+        for name in self.frontends_of(ticket.session_key):
+            if name != skip:
+                await self.enqueue(name, key=ticket_key(ticket.id, name), operation=operation)
+
+    async def request_rooms(self, frontend: str) -> None:
+        """At start: ``frontend`` makes every control and ops room it serves."""
+        await self.enqueue(frontend, key=str(RoomsKey(frontend)), operation=EnsureRooms())
+
+    async def send_bot_text(self, ticket: TicketView, text: str) -> None:
+        """Send ``text`` to the customer and show it in the thread; inside a transaction."""
+        row = await self._repos.messages.insert_outbound(
+            ticket_id=ticket.id,
+            session_id=self._session_ids[ticket.session_key],
+            kind="text",
+            sender=BOT,
+            content=content_to_dict(Text(text)),
+            timestamp=self._clock.now(),
+            now=self._clock.now(),
+        )
+        await self.to_whatsapp(ticket, SendBotMessage(row.id))
+        await self.to_frontends(ticket, PostMessage(row.id))
+
+    async def publish_change(self, change: TicketChange) -> None:
+        """A ticket changed (command, first reply): cards, notices, farewell; in a transaction."""
+        await self.to_frontends(change.ticket, UpdateCard(change.ticket.id))
+        await self.to_frontends(change.ticket, ThreadNotice(change.ticket.id, change.notice))
+        if change.auto_reply:
+            await self.send_bot_text(change.ticket, change.auto_reply)
+        if change.new_ticket is not None:
+            await self.to_frontends(change.new_ticket, CreateThread(change.new_ticket.id))
