@@ -118,7 +118,7 @@ class SlackFrontend(Frontend):
         self.events = SlackEvents(
             inbox=lambda: self._inbox,
             api=self._api,
-            users=UserDirectory(self._api),
+            users=UserDirectory(self._api, clock=clock),
             index=self._index,
             bot=lambda: self._bot,
             download=self._download,
