@@ -20,7 +20,7 @@ import hashlib
 import logging
 from collections.abc import MutableMapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from mautrix.api import Method, Path, PathBuilder
@@ -72,6 +72,7 @@ UNREACHABLE_GRACE_SECONDS = 30.0  # /health says so once the homeserver is down 
 
 JSON = dict[str, Any]
 Part = tuple[str, JSON]  # (event type, content)
+T = TypeVar("T")
 
 
 class MatrixFrontend(Frontend):
@@ -166,16 +167,12 @@ class MatrixFrontend(Frontend):
     @property
     def events(self) -> MatrixEvents:
         """What the appservice receives goes here (see :mod:`bridge.matrix.events`)."""
-        if self._events is None:
-            raise BridgeError("the Matrix frontend is not started")
-        return self._events
+        return _started(self._events)
 
     @property
     def watch(self) -> HomeserverWatch:
         """The homeserver watch that runs catch-ups (see :mod:`bridge.matrix.catchup`)."""
-        if self._watch is None:
-            raise BridgeError("the Matrix frontend is not started")
-        return self._watch
+        return _started(self._watch)
 
     async def stop(self) -> None:
         if self._watch is not None:
@@ -185,9 +182,7 @@ class MatrixFrontend(Frontend):
 
     @property
     def _service(self) -> BridgeAppService:
-        if self._running_service is None:
-            raise BridgeError("the Matrix frontend is not started")
-        return self._running_service
+        return _started(self._running_service)
 
     @property
     def bot(self) -> IntentAPI:
@@ -195,21 +190,17 @@ class MatrixFrontend(Frontend):
 
     @property
     def ghosts(self) -> GhostDirectory:
-        if self._ghosts is None:
-            raise BridgeError("the Matrix frontend is not started")
-        return self._ghosts
+        return _started(self._ghosts)
 
     # --- rooms ------------------------------------------------------------------
 
     async def ensure_control_room(self, company: CompanyConfig, session: SessionConfig) -> str:
-        assert self._rooms is not None, "not started"
         async with matrix_call(f"create the control room of {session.key}"):
-            return await self._rooms.control_room(company, session)
+            return await _started(self._rooms).control_room(company, session)
 
     async def ensure_ops_room(self, company: CompanyConfig) -> str:
-        assert self._rooms is not None, "not started"
         async with matrix_call(f"create the ops room of {company.id}"):
-            return await self._rooms.ops_room(company)
+            return await _started(self._rooms).ops_room(company)
 
     async def set_topic(self, room: str, text: str) -> None:
         async with matrix_call("set the room topic"):
@@ -473,6 +464,13 @@ class MatrixFrontend(Frontend):
             event = await self.bot.api.request(Method.GET, Path.v3.rooms[place.room].event[target])
         sender = Fields(event if isinstance(event, dict) else {}).loose_text("sender")
         return self.bot.user(lid_ghost) if sender == lid_ghost else intent  # type: ignore[arg-type]
+
+
+def _started(part: T | None) -> T:
+    """A part the frontend builds in ``start``."""
+    if part is None:
+        raise BridgeError("the Matrix frontend is not started")
+    return part
 
 
 def _digest(*parts: str | bytes) -> str:
