@@ -67,7 +67,6 @@ log = logging.getLogger("bridge.matrix")
 
 BOT_DISPLAY_NAME = "WhatsApp bridge"
 _THREAD_INDEX_SIZE = 50_000
-_IMAGE_INDEX_SIZE = 1_000
 UNREACHABLE_GRACE_SECONDS = 30.0  # /health says so once the homeserver is down this long
 
 JSON = dict[str, Any]
@@ -96,8 +95,6 @@ class MatrixFrontend(Frontend):
         # which thread an event belongs to, for events that do not say (reactions,
         # edits, redactions), learnt from every event seen or sent
         self._threads: MutableMapping[str, str] = bounded(_THREAD_INDEX_SIZE)
-        # which image a retried post_image already posted: its digest → the event
-        self._images: MutableMapping[str, str] = bounded(_IMAGE_INDEX_SIZE)
         self._server_upload_limit: int | None = None
         self._rooms: RoomDirectory | None = None
         self._ghosts: GhostDirectory | None = None
@@ -254,10 +251,9 @@ class MatrixFrontend(Frontend):
         returns the event already posted (remembered, else deduplicated by the
         homeserver) instead of posting the image twice."""
         key = _digest(place.room, place.thread_root or "", filename, caption, replaces or "", data)
-        event = self._images.get(key)
-        if event is None:
-            event = await self._post_image(place, data, filename, caption, txn_id=f"zb-img-{key}")
-            self._images[key] = event
+        event = await self._ledger.once(
+            key, lambda: self._post_image(place, data, filename, caption, txn_id=f"zb-img-{key}")
+        )
         if replaces:
             try:
                 async with matrix_call("remove the previous image"):

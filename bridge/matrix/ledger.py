@@ -11,18 +11,24 @@ with the connection) would be stored twice. :class:`SendLedger` closes that wind
   landed), the retry first looks for the txn id among the sender's latest
   ``LOOKBACK`` events in the room and answers the event found there instead of
   sending again.
+
+A send the core gives no txn id (a QR code image) is known instead by a digest of
+what it sends: :meth:`SendLedger.once` answers the event such a send made before in
+this process (the latest ``REMEMBERED`` of them).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
 from mautrix.types import EventType
 
+from bridge.cache import bounded
 from bridge.errors import DeliveryError
 from bridge.matrix import convert
 from bridge.matrix.calls import matrix_call
@@ -34,6 +40,7 @@ log = logging.getLogger("bridge.matrix.ledger")
 
 TXN_KEY = "io.zapbridge.txn"  # in every event's content: the delivery it came from
 LOOKBACK = 100  # events of the sender read back after an ambiguous failure
+REMEMBERED = 1_000  # sends known by a digest
 
 JSON = dict[str, Any]
 
@@ -43,6 +50,16 @@ class SendLedger:
 
     def __init__(self) -> None:
         self._unsure: set[tuple[str, str]] = set()  # (room, txn) sends that may have landed
+        self._by_digest: MutableMapping[str, str] = bounded(REMEMBERED)  # digest → event
+
+    async def once(self, digest: str, send: Callable[[], Awaitable[str]]) -> str:
+        """The event the send known by ``digest`` made before, else the one ``send``
+        makes now."""
+        event = self._by_digest.get(digest)
+        if event is None:
+            event = await send()
+            self._by_digest[digest] = event
+        return event
 
     async def send(
         self,
