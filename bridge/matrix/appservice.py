@@ -37,8 +37,7 @@ import contextvars
 import hashlib
 import hmac
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
 import aiohttp
@@ -49,6 +48,7 @@ from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import JSON, SerializerError, StateEvent, UserID
 
+from bridge.cache import bounded
 from bridge.clock import Clock, SystemClock
 from bridge.config import AppserviceConfig, HomeserverConfig
 from bridge.errors import DatabaseError, InvalidInput, RequestRefused
@@ -150,7 +150,7 @@ class _Listener(AppService):
         kwargs["aiohttp_params"] = {"client_max_size": SMALL_BODY_LIMIT}
         super().__init__(*args, **kwargs)
         self.health = health
-        self._acknowledged: OrderedDict[str, None] = OrderedDict()
+        self._acknowledged: MutableMapping[str, None] = bounded(_REMEMBERED_TRANSACTIONS)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -223,7 +223,7 @@ class _Listener(AppService):
                     return web.json_response({})
                 if not await self._process(txn_id, events):
                     return _error(500, "M_UNKNOWN", "not persisted; retry the transaction")
-                self._remember(key)
+                self._acknowledged[key] = None
                 return web.json_response({})
         finally:
             if not lock.locked():
@@ -286,11 +286,6 @@ class _Listener(AppService):
         self.health.reached()
         log.debug("the homeserver pinged the appservice")
         return web.json_response({})
-
-    def _remember(self, txn_id: str) -> None:
-        self._acknowledged[txn_id] = None
-        while len(self._acknowledged) > _REMEMBERED_TRANSACTIONS:
-            self._acknowledged.popitem(last=False)
 
 
 _ERRCODES = {400: "M_NOT_JSON", 408: "M_UNKNOWN", 413: "M_TOO_LARGE"}

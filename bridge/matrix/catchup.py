@@ -35,8 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import aiohttp
@@ -44,6 +43,7 @@ from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
+from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.matrix.fields import Fields
 from bridge.matrix.rooms import tagged_rooms
@@ -75,8 +75,7 @@ class PushLog:
     and the last transaction id with the time it came."""
 
     def __init__(self, size: int = _REMEMBERED_EVENTS) -> None:
-        self._events: OrderedDict[str, None] = OrderedDict()
-        self._size = size
+        self._events: MutableMapping[str, None] = bounded(size)
         self._last: tuple[int, float] | None = None  # (transaction number, arrival)
 
     def note(self, txn_id: str, events: Iterable[Any], *, now: float) -> float | None:
@@ -85,7 +84,7 @@ class PushLog:
         for raw in events:
             event_id = raw.get("event_id") if isinstance(raw, dict) else None
             if isinstance(event_id, str):
-                self._remember(event_id)
+                self._events[event_id] = None
         if not (txn_id.isascii() and txn_id.isdigit() and len(txn_id) <= _MAX_TXN_DIGITS):
             return None  # not Synapse's numbering (any id is valid for the spec)
         number = int(txn_id)
@@ -94,12 +93,6 @@ class PushLog:
 
     def was_pushed(self, event_id: str) -> bool:
         return event_id in self._events
-
-    def _remember(self, event_id: str) -> None:
-        self._events[event_id] = None
-        self._events.move_to_end(event_id)
-        while len(self._events) > self._size:
-            self._events.popitem(last=False)
 
 
 class HomeserverWatch:

@@ -27,7 +27,7 @@ from bridge.errors import InvalidInput
 from bridge.http_input import json_kind
 from bridge.model import clean_text
 
-__all__ = ["Fields", "MalformedEvent"]
+__all__ = ["Fields", "MalformedEvent", "page_events"]
 
 _MAX_METADATA = 2**53  # Matrix integers are within ±2**53 (canonical JSON)
 
@@ -109,3 +109,10 @@ class Fields:
 
     def _wrong(self, key: str, value: Any, expected: str) -> MalformedEvent:
         return MalformedEvent(f"{self._name(key)} is {json_kind(value)}, not {expected}")
+
+
+def page_events(data: Any) -> list[Fields]:
+    """The events of a client API page (its ``chunk``), each an object; what is not
+    one is skipped."""
+    chunk = data.get("chunk") if isinstance(data, dict) else None
+    return [Fields(e) for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []

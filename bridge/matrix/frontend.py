@@ -1,16 +1,14 @@
-"""``MatrixFrontend``: the core's Matrix side (DESIGN section 7).
+"""``MatrixFrontend``: the core's Matrix side (how each kind looks: docs/messages.md).
 
-Outbound (core → Matrix): rooms through :class:`RoomDirectory`, customers' messages
-through their ghosts (:class:`GhostDirectory`), everything else through the bot;
-content built by :mod:`bridge.matrix.convert`. Every homeserver failure becomes a
-``DeliveryError`` (retried: rate limits with the server's ``retry_after_ms``, 5xx,
-timeouts) or a ``PermanentDeliveryError`` (refusals, files too large).
+Outbound (core → Matrix), here: rooms through :class:`RoomDirectory`, customers'
+messages through their ghosts (:class:`GhostDirectory`), everything else through the
+bot; content built by :mod:`bridge.matrix.convert`; every event sent through the
+:class:`~bridge.matrix.ledger.SendLedger`, which makes a retried send a no-op; every
+homeserver failure a delivery error (:func:`~bridge.matrix.calls.matrix_call`).
 
-Inbound (Matrix → core): each event of a transaction from a real user (not the bot,
-not a ghost) becomes an ``AttendantPost``; the transaction is acknowledged only
-after the inbox returned. A command's ``Reply`` is posted where it was typed. Every
-field is read by type (:mod:`bridge.matrix.fields`); an event that cannot be handled
-is set aside through the inbox (``bridge.core.quarantine``) and its sender told.
+Inbound (Matrix → core): the appservice's events go to
+:class:`~bridge.matrix.events.MatrixEvents`, and so do those the catch-up
+(:mod:`bridge.matrix.catchup`) reads back after a homeserver restart.
 
 Receipts: only ``read`` is shown (the ghost's threaded read receipt); Matrix has no
 "delivered" marker, so ``delivered`` is not shown.
@@ -18,33 +16,21 @@ Receipts: only ``read`` is shown (the ghost's threaded read receipt); Matrix has
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import MutableMapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-import aiohttp
 from mautrix.api import Method, Path, PathBuilder
 from mautrix.appservice import IntentAPI
-from mautrix.errors import (
-    IntentError,
-    MatrixConnectionError,
-    MatrixRequestError,
-    MLimitExceeded,
-)
-from mautrix.types import EventType, RoomID
+from mautrix.types import RoomID
 
-from bridge import vcard
+from bridge.cache import bounded
 from bridge.clock import Clock, SystemClock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.frontend import (
-    Attendant,
-    AttendantPost,
     Author,
     AuthorKind,
     ChatAddress,
@@ -52,34 +38,25 @@ from bridge.core.frontend import (
     FrontendInbox,
     Posted,
     TicketCard,
-    UnhandledEvent,
 )
-from bridge.core.quarantine import excerpt_of
-from bridge.errors import BridgeError, DatabaseError, DeliveryError, PermanentDeliveryError
+from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
 from bridge.matrix import convert
-from bridge.matrix.appservice import (
-    BridgeAppService,
-    event_id_of,
-    handle_or_set_aside,
-    retry_after_of_last_429,
-)
+from bridge.matrix.appservice import BridgeAppService, handle_or_set_aside
+from bridge.matrix.calls import matrix_call
 from bridge.matrix.catchup import HomeserverWatch, homeserver_watch
-from bridge.matrix.download import download_within
-from bridge.matrix.fields import Fields, MalformedEvent
+from bridge.matrix.events import FRONTEND, MatrixEvents
+from bridge.matrix.fields import Fields, page_events
 from bridge.matrix.ghosts import GhostDirectory
+from bridge.matrix.ledger import SendLedger
 from bridge.matrix.rooms import RoomDirectory
-from bridge.media_limits import toward_whatsapp
 from bridge.model import (
     AckStatus,
     ContactCard,
     ContactList,
     Content,
-    Deletion,
-    Edit,
     Location,
     Media,
     MediaKind,
-    Reaction,
     Text,
     Unsupported,
 )
@@ -90,71 +67,15 @@ log = logging.getLogger("bridge.matrix")
 
 BOT_DISPLAY_NAME = "WhatsApp bridge"
 _THREAD_INDEX_SIZE = 50_000
-_UNSURE_LOOKBACK = 100  # events of the sender read back after an ambiguous failure
-TXN_KEY = "io.zapbridge.txn"  # in every event's content: the delivery it came from
-_IMAGE_INDEX_SIZE = 1_000
 UNREACHABLE_GRACE_SECONDS = 30.0  # /health says so once the homeserver is down this long
-_TOLD_KINDS = frozenset({convert.MESSAGE, convert.STICKER, convert.REACTION, convert.REDACTION})
 
 JSON = dict[str, Any]
 Part = tuple[str, JSON]  # (event type, content)
-
-
-@contextlib.asynccontextmanager
-async def matrix_call(what: str) -> AsyncIterator[None]:
-    """Translate homeserver failures while doing ``what`` into delivery errors."""
-    try:
-        yield
-    except IntentError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, MatrixRequestError):
-            raise _delivery_error(what, cause) from exc
-        raise PermanentDeliveryError(f"{what}: {exc}") from exc
-    except MatrixRequestError as exc:
-        raise _delivery_error(what, exc) from exc
-    except (MatrixConnectionError, aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryError(f"{what}: the homeserver is unreachable ({exc})") from exc
-
-
-def _delivery_error(what: str, exc: MatrixRequestError) -> DeliveryError:
-    errcode = getattr(exc, "errcode", None) or "M_UNKNOWN"
-    message = getattr(exc, "message", None) or str(exc)
-    status = getattr(exc, "http_status", 0)
-    if isinstance(exc, MLimitExceeded) or status == 429:
-        return DeliveryError(
-            f"{what}: rate limited by the homeserver", retry_after=retry_after_of_last_429()
-        )
-    if errcode == "M_TOO_LARGE" or status == 413:
-        return PermanentDeliveryError(f"{what}: the file is too large for the homeserver")
-    if status >= 500 or status == 0:
-        return DeliveryError(f"{what}: the homeserver failed ({status} {errcode})")
-    return PermanentDeliveryError(f"{what}: {errcode}: {message}")
-
-
-class RecentIndex:
-    """A bounded map of recent keys to event ids, the oldest forgotten first: which
-    thread an event belongs to, for events that do not say (reactions, edits,
-    redactions), learnt from every event seen or sent; which image a retried
-    ``post_image`` already posted."""
-
-    def __init__(self, size: int = _THREAD_INDEX_SIZE) -> None:
-        self._roots: OrderedDict[str, str] = OrderedDict()
-        self._size = size
-
-    def note(self, event_id: str, root: str | None) -> None:
-        if root is None:
-            return
-        self._roots[event_id] = root
-        self._roots.move_to_end(event_id)
-        while len(self._roots) > self._size:
-            self._roots.popitem(last=False)
-
-    def get(self, event_id: str) -> str | None:
-        return self._roots.get(event_id)
+T = TypeVar("T")
 
 
 class MatrixFrontend(Frontend):
-    name = "matrix"
+    name = FRONTEND
 
     def __init__(
         self,
@@ -169,12 +90,12 @@ class MatrixFrontend(Frontend):
         # built in start(): mautrix binds its aiohttp app to the loop running then
         self._given_service = service
         self._running_service: BridgeAppService | None = None
-        self._inbox: FrontendInbox | None = None
-        self._threads = RecentIndex()  # event → its thread root
-        self._images = RecentIndex(_IMAGE_INDEX_SIZE)  # image digest → the event posted
-        self._member_names: dict[tuple[str, str], str] = {}
+        self._events: MatrixEvents | None = None
+        self._ledger = SendLedger()
+        # which thread an event belongs to, for events that do not say (reactions,
+        # edits, redactions), learnt from every event seen or sent
+        self._threads: MutableMapping[str, str] = bounded(_THREAD_INDEX_SIZE)
         self._server_upload_limit: int | None = None
-        self._unsure: set[tuple[str, str]] = set()  # (room, txn) sends that may have landed
         self._rooms: RoomDirectory | None = None
         self._ghosts: GhostDirectory | None = None
 
@@ -187,13 +108,15 @@ class MatrixFrontend(Frontend):
         return company.ops.matrix
 
     async def start(self, inbox: FrontendInbox) -> None:
-        self._inbox = inbox
         self._running_service = self._given_service or BridgeAppService(
             homeserver=self._config.homeserver,
             appservice=self._config.appservice,
             clock=self._clock,
         )
-        self._service.on_event(self.handle_event, set_aside=self._set_aside)
+        self._service.on_event(
+            lambda raw: self.events.handle(raw),
+            set_aside=lambda raw, error: self.events.set_aside(raw, error),
+        )
         async with matrix_call("start the appservice"):
             await self._service.start(bot_name=BOT_DISPLAY_NAME)
         bot = self._service.bot
@@ -202,6 +125,15 @@ class MatrixFrontend(Frontend):
             bot,
             prefix=self._config.appservice.user_prefix,
             domain=self._config.homeserver.domain,
+        )
+        self._events = MatrixEvents(
+            inbox=inbox,
+            bot=bot,
+            bot_mxid=self._service.bot_mxid,
+            ghosts=self._ghosts,
+            ledger=self._ledger,
+            threads=self._threads,
+            media=self._config.media,
         )
         await self._start_watch()
 
@@ -217,7 +149,7 @@ class MatrixFrontend(Frontend):
 
     async def _handle_caught_up(self, raw: JSON) -> None:
         """An event the catch-up read back: handled, or set aside like a pushed one."""
-        await handle_or_set_aside(raw, self.handle_event, self._set_aside)
+        await handle_or_set_aside(raw, self.events.handle, self.events.set_aside)
 
     def health_problems(self) -> list[str]:
         """Whether the homeserver reaches the appservice, and answers the bridge."""
@@ -230,11 +162,14 @@ class MatrixFrontend(Frontend):
         return problems
 
     @property
+    def events(self) -> MatrixEvents:
+        """What the appservice receives goes here (see :mod:`bridge.matrix.events`)."""
+        return _started(self._events)
+
+    @property
     def watch(self) -> HomeserverWatch:
         """The homeserver watch that runs catch-ups (see :mod:`bridge.matrix.catchup`)."""
-        if self._watch is None:
-            raise BridgeError("the Matrix frontend is not started")
-        return self._watch
+        return _started(self._watch)
 
     async def stop(self) -> None:
         if self._watch is not None:
@@ -244,9 +179,7 @@ class MatrixFrontend(Frontend):
 
     @property
     def _service(self) -> BridgeAppService:
-        if self._running_service is None:
-            raise BridgeError("the Matrix frontend is not started")
-        return self._running_service
+        return _started(self._running_service)
 
     @property
     def bot(self) -> IntentAPI:
@@ -254,21 +187,17 @@ class MatrixFrontend(Frontend):
 
     @property
     def ghosts(self) -> GhostDirectory:
-        if self._ghosts is None:
-            raise BridgeError("the Matrix frontend is not started")
-        return self._ghosts
+        return _started(self._ghosts)
 
     # --- rooms ------------------------------------------------------------------
 
     async def ensure_control_room(self, company: CompanyConfig, session: SessionConfig) -> str:
-        assert self._rooms is not None, "not started"
         async with matrix_call(f"create the control room of {session.key}"):
-            return await self._rooms.control_room(company, session)
+            return await _started(self._rooms).control_room(company, session)
 
     async def ensure_ops_room(self, company: CompanyConfig) -> str:
-        assert self._rooms is not None, "not started"
         async with matrix_call(f"create the ops room of {company.id}"):
-            return await self._rooms.ops_room(company)
+            return await _started(self._rooms).ops_room(company)
 
     async def set_topic(self, room: str, text: str) -> None:
         async with matrix_call("set the room topic"):
@@ -278,10 +207,8 @@ class MatrixFrontend(Frontend):
 
     async def create_thread(self, room: str, card: TicketCard, *, txn_id: str) -> str:
         content = {"msgtype": "m.notice", "body": card.headline}
-        root = await self._send(
-            self.bot, ChatAddress(room), content, txn_id=txn_id, what="post a card"
-        )
-        self._threads.note(root, root)
+        root = await self._ledger.send(self.bot, room, content, txn_id=txn_id, what="post a card")
+        self._threads[root] = root
         return root
 
     async def update_card(self, place: ChatAddress, card: TicketCard) -> None:
@@ -296,9 +223,7 @@ class MatrixFrontend(Frontend):
         new = {"msgtype": "m.notice", "body": card.headline}
         content = convert.edit_content(root, new)
         txn = f"zb-card-{_digest(root, shown_by, card.headline)}"
-        await self._send(
-            self.bot, ChatAddress(place.room), content, txn_id=txn, what="update a card"
-        )
+        await self._ledger.send(self.bot, place.room, content, txn_id=txn, what="update a card")
 
     async def _card_shown(self, room: str, root: str) -> tuple[str, str | None]:
         """(the event that set what the root shows, that text): its latest edit, as
@@ -314,8 +239,8 @@ class MatrixFrontend(Frontend):
 
     async def notice(self, place: ChatAddress, text: str, *, txn_id: str) -> str:
         content = convert.with_thread(convert.notice_content(text), root=place.thread_root)
-        return await self._send(
-            self.bot, ChatAddress(place.room), content, txn_id=txn_id, what="post a notice"
+        return await self._ledger.send(
+            self.bot, place.room, content, txn_id=txn_id, what="post a notice"
         )
 
     async def post_image(
@@ -326,10 +251,9 @@ class MatrixFrontend(Frontend):
         returns the event already posted (remembered, else deduplicated by the
         homeserver) instead of posting the image twice."""
         key = _digest(place.room, place.thread_root or "", filename, caption, replaces or "", data)
-        event = self._images.get(key)
-        if event is None:
-            event = await self._post_image(place, data, filename, caption, txn_id=f"zb-img-{key}")
-            self._images.note(key, event)
+        event = await self._ledger.once(
+            key, lambda: self._post_image(place, data, filename, caption, txn_id=f"zb-img-{key}")
+        )
         if replaces:
             try:
                 async with matrix_call("remove the previous image"):
@@ -344,9 +268,9 @@ class MatrixFrontend(Frontend):
         media = Media(MediaKind.IMAGE, "image/png", data=data, filename=filename, caption=caption)
         event_type, content = await self._media_part(self.bot, media, ident="image")
         content = convert.with_thread(content, root=place.thread_root)
-        return await self._send(
+        return await self._ledger.send(
             self.bot,
-            ChatAddress(place.room),
+            place.room,
             content,
             txn_id=txn_id,
             what="post an image",
@@ -375,10 +299,11 @@ class MatrixFrontend(Frontend):
                 latest=ids[-1] if ids else None,
             )
             part_txn = txn_id if index == 0 else f"{txn_id}.{index}"
-            event = await self._send(
-                intent, ChatAddress(place.room), body, txn_id=part_txn, what="post", kind=event_type
+            event = await self._ledger.send(
+                intent, place.room, body, txn_id=part_txn, what="post", kind=event_type
             )
-            self._threads.note(event, place.thread_root)
+            if place.thread_root is not None:
+                self._threads[event] = place.thread_root
             ids.append(event)
         return Posted(tuple(ids))
 
@@ -407,7 +332,7 @@ class MatrixFrontend(Frontend):
         raise PermanentDeliveryError(f"cannot show a {content.kind} on Matrix")
 
     def _text(self, author: Author, text: Text) -> JSON:
-        resolver = self._ghost_of_phone
+        resolver = self.ghosts.mention_of
         if author.kind is AuthorKind.ATTENDANT:
             return convert.labelled_text(author.name, text, mention_resolver=resolver)
         msgtype = "m.notice" if author.kind is AuthorKind.BOT else "m.text"
@@ -466,8 +391,8 @@ class MatrixFrontend(Frontend):
         if not emoji:
             return None
         content = convert.reaction_content(target, emoji)
-        return await self._send(
-            intent, ChatAddress(place.room), content, txn_id=txn_id, what="react", kind="m.reaction"
+        return await self._ledger.send(
+            intent, place.room, content, txn_id=txn_id, what="react", kind="m.reaction"
         )
 
     async def _own_reactions(
@@ -482,7 +407,7 @@ class MatrixFrontend(Frontend):
                 Method.GET, PathBuilder(path), query_params={"limit": "100"}
             )
         found: list[tuple[str, str]] = []
-        for event in _chunk(data):
+        for event in page_events(data):
             relation = event.loose_obj("content").loose_obj("m.relates_to")
             event_id = event.loose_text("event_id")
             if event.loose_text("sender") == intent.mxid and event_id and relation:
@@ -494,9 +419,7 @@ class MatrixFrontend(Frontend):
     ) -> str | None:
         intent = await self._intent_of_target(place, author, target)
         content = convert.edit_content(target, self._text(author, new))
-        return await self._send(
-            intent, ChatAddress(place.room), content, txn_id=txn_id, what="edit"
-        )
+        return await self._ledger.send(intent, place.room, content, txn_id=txn_id, what="edit")
 
     async def delete(self, place: ChatAddress, author: Author, *, target: str) -> None:
         intent = await self._intent_of_target(place, author, target)
@@ -514,7 +437,7 @@ class MatrixFrontend(Frontend):
         async with matrix_call("mark as read"):
             await intent.api.request(Method.POST, path, body)
 
-    # --- sending ----------------------------------------------------------------------
+    # --- who sends ----------------------------------------------------------------------
 
     async def _intent_for(self, place: ChatAddress, author: Author) -> IntentAPI:
         if author.kind is not AuthorKind.CUSTOMER:
@@ -538,228 +461,12 @@ class MatrixFrontend(Frontend):
         sender = Fields(event if isinstance(event, dict) else {}).loose_text("sender")
         return self.bot.user(lid_ghost) if sender == lid_ghost else intent  # type: ignore[arg-type]
 
-    async def _send(
-        self,
-        intent: IntentAPI,
-        place: ChatAddress,
-        content: JSON,
-        *,
-        txn_id: str | None,
-        what: str,
-        kind: str = convert.MESSAGE,
-    ) -> str:
-        """Send one event; ``txn_id`` makes a retry of the same delivery a no-op.
 
-        The homeserver recognises a repeated transaction id only while it remembers
-        it: Synapse keeps those of appservice users in memory, so a send that landed
-        just before Synapse restarted (the answer lost with the connection) would be
-        stored twice. So the event carries the txn id in its content too, and after an
-        ambiguous failure the retry first looks for it among the sender's latest
-        events in the room."""
-        event_type = EventType.find(kind, EventType.Class.MESSAGE)
-        if txn_id is not None:
-            content = {**content, TXN_KEY: txn_id}
-            if (place.room, txn_id) in self._unsure:
-                found = await self._sent_before(intent, place.room, txn_id)
-                if found is not None:
-                    self._unsure.discard((place.room, txn_id))
-                    return found
-        txn = txn_id or intent.api.get_txn_id()
-        path = Path.v3.rooms[place.room].send[str(event_type)][txn]
-        try:
-            async with matrix_call(what):
-                data = await intent.api.request(Method.PUT, path, content)
-        except DeliveryError as exc:
-            if txn_id is not None and exc.ambiguous:
-                self._unsure.add((place.room, txn_id))
-            raise
-        if txn_id is not None:
-            self._unsure.discard((place.room, txn_id))
-        return str(data["event_id"])
-
-    async def _sent_before(self, intent: IntentAPI, room: str, txn_id: str) -> str | None:
-        """The event ``intent`` sent into ``room`` with ``txn_id``, among its latest."""
-        query = {
-            "dir": "b",
-            "limit": str(_UNSURE_LOOKBACK),
-            "filter": json.dumps({"senders": [intent.mxid]}),
-        }
-        async with matrix_call("look for a send that may have landed"):
-            data = await intent.api.request(
-                Method.GET, Path.v3.rooms[room].messages, query_params=query
-            )
-        for event in _chunk(data):
-            found = event.loose_text("event_id")
-            if found and event.loose_obj("content").loose_text(TXN_KEY) == txn_id:
-                log.info("%s reached %s before its answer was lost: not sent again", txn_id, room)
-                return found
-        return None
-
-    # --- inbound ------------------------------------------------------------------------
-
-    async def handle_event(self, raw: JSON) -> None:
-        """One event of a transaction; returns once the core persisted it. Raises
-        ``MalformedEvent`` for a field of the wrong type (the caller sets it aside)."""
-        event = Fields.of(raw)
-        room, sender = event.text("room_id"), event.text("sender")
-        event_id, kind = event.text("event_id"), event.text("type")
-        if not (room and sender and event_id):
-            return
-        if kind == "m.room.member":
-            self._note_member(room, event)
-            return
-        if self._is_ours(sender):
-            if kind in _TOLD_KINDS:  # learn the threads of what the bridge posted
-                self._threads.note(event_id, convert.thread_root_of(event.loose_obj("content")))
-            return
-        parsed = convert.parse_event(raw, mention_resolver=self._phone_of_ghost)
-        if parsed is None or self._inbox is None:
-            return
-        self._threads.note(event_id, parsed.thread_root)
-        try:
-            await self._relay(room, sender, event_id, parsed)
-        except DatabaseError:
-            raise  # not persisted: the transaction is not acknowledged, the server retries
-        except BridgeError as exc:
-            log.warning("event %s from %s not relayed: %s", event_id, sender, exc.explanation)
-            await self._tell(room, parsed.thread_root, event_id, f"⚠️ not sent: {exc.explanation}")
-
-    async def _relay(self, room: str, sender: str, event_id: str, parsed: convert.Inbound) -> None:
-        assert self._inbox is not None
-        root = parsed.thread_root or await self._thread_of(room, parsed)
-        content = parsed.content
-        if isinstance(content, convert.PendingMedia):
-            if root is None:
-                return  # a file outside ticket threads goes nowhere: not downloaded
-            media = await self._download(content)
-            content = vcard.contacts_of_file(media) or media  # a .vcf: a contact card
-        post = AttendantPost(
-            frontend=self.name,
-            place=ChatAddress(room, root),
-            event_id=event_id,
-            attendant=Attendant(sender, await self._display_name(room, sender)),
-            content=content,
-            reply_to=parsed.reply_to,
-        )
-        reply = await self._inbox.attendant_event(post)
-        if reply is not None:
-            await self._tell(room, root, event_id, reply.text)
-
-    async def _thread_of(self, room: str, parsed: convert.Inbound) -> str | None:
-        """The thread of an event that does not name it: through its target."""
-        content = parsed.content
-        target = (
-            content.target if isinstance(content, Reaction | Edit | Deletion) else parsed.reply_to
-        )
-        if target is None:
-            return None
-        known = self._threads.get(target)
-        if known is not None:
-            return known
-        try:
-            async with matrix_call("read an event"):
-                event = await self.bot.api.request(Method.GET, Path.v3.rooms[room].event[target])
-            root = convert.thread_root_of(Fields.of(event).obj("content"))
-        except DeliveryError:
-            return None
-        except MalformedEvent:  # a malformed target: the action stays outside threads
-            root = None
-        self._threads.note(target, root)
-        return root
-
-    async def _download(self, pending: convert.PendingMedia) -> Media:
-        """An attendant's file, within what WhatsApp takes for its kind and
-        media.max_size_mb: the declared size is checked before asking for it, the
-        bytes as they arrive (bridge.media_limits)."""
-        limit = toward_whatsapp(pending.media_kind, self._config.media)
-        limit.check(pending.size)
-        async with matrix_call("download the file"):
-            data = await download_within(self.bot, pending.url, limit=limit)
-        return pending.with_data(data)
-
-    async def _tell(self, room: str, root: str | None, event_id: str, text: str) -> None:
-        """A bot notice where ``event_id`` was posted (command replies, refusals)."""
-        content = convert.with_thread(convert.notice_content(text), root=root, reply_to=event_id)
-        try:
-            await self._send(
-                self.bot, ChatAddress(room), content, txn_id=f"zb-reply-{event_id}", what="reply"
-            )
-        except DeliveryError as exc:
-            log.warning("cannot answer %s in %s: %s", event_id, room, exc.explanation)
-
-    async def _set_aside(self, raw: JSON, error: Exception) -> None:
-        """The appservice's hook for an event that cannot be handled: the core records
-        it and reports it to the ops channel; the sender is told, the first time."""
-        assert self._inbox is not None, "not started"
-        event = Fields(raw)
-        room, sender = event.loose_text("room_id"), event.loose_text("sender")
-        try:
-            root = convert.thread_root_of(Fields.of(raw.get("content"), "content"))
-        except MalformedEvent:
-            root = None
-        event_id = event_id_of(raw)
-        reason = (
-            error.explanation
-            if isinstance(error, BridgeError)
-            else f"the bridge failed on it ({type(error).__name__}; see its log)"
-        )
-        unhandled = UnhandledEvent(
-            frontend=self.name,
-            event_id=event_id,
-            place=ChatAddress(room, root) if room else None,
-            reason=reason,
-            excerpt=excerpt_of(raw),
-        )
-        if not await self._inbox.set_aside(unhandled) or not (room and sender):
-            return
-        if event.loose_text("type") in _TOLD_KINDS and not self._is_ours(sender):
-            text = f"⚠️ not relayed: {reason}. It was set aside for the bridge's operators."
-            await self._tell(room, root, event_id, text)
-
-    def _is_ours(self, user: str) -> bool:
-        return user == self._service.bot_mxid or self.ghosts.is_ghost(user)
-
-    def _note_member(self, room: str, event: Fields) -> None:
-        name = event.loose_obj("content").loose_text("displayname")
-        user = event.loose_text("state_key")
-        if user and name:
-            self._member_names[(room, user)] = name
-
-    async def _display_name(self, room: str, user: str) -> str:
-        known = self._member_names.get((room, user))
-        if known:
-            return known
-        path = Path.v3.rooms[room].state["m.room.member"][user]
-        try:
-            async with matrix_call("read a member's name"):
-                member = await self.bot.api.request(Method.GET, path)
-            name = Fields(member if isinstance(member, dict) else {}).loose_text("displayname")
-        except DeliveryError:
-            name = None
-        name = name or user.split(":", 1)[0].lstrip("@")
-        self._member_names[(room, user)] = name
-        return name
-
-    # --- mentions -------------------------------------------------------------------------
-
-    def _ghost_of_phone(self, phone: str) -> tuple[str, str] | None:
-        try:
-            return self.ghosts.mxid_of(Author(AuthorKind.CUSTOMER, "", phone=phone)), phone
-        except ValueError:
-            return None
-
-    def _phone_of_ghost(self, user_id: str) -> str | None:
-        prefix = f"@{self._config.appservice.user_prefix}"
-        if not self.ghosts.is_ghost(user_id):
-            return None
-        digits = user_id[len(prefix) :].split(":", 1)[0]
-        return f"+{digits}" if digits.isdigit() else None
-
-
-def _chunk(data: Any) -> list[Fields]:
-    """The events of a client API page (``chunk``), each an object."""
-    chunk = data.get("chunk") if isinstance(data, dict) else None
-    return [Fields(e) for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+def _started(part: T | None) -> T:
+    """A part the frontend builds in ``start``."""
+    if part is None:
+        raise BridgeError("the Matrix frontend is not started")
+    return part
 
 
 def _digest(*parts: str | bytes) -> str:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import MutableMapping
 
 import aiohttp
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixError, MatrixRequestError
 
-from bridge.core.frontend import Author, contact_label
+from bridge.cache import bounded
+from bridge.core.frontend import Author, AuthorKind, contact_label
 
 __all__ = ["GhostDirectory", "ghost_localpart", "ghost_name"]
 
@@ -87,8 +89,8 @@ class GhostDirectory:
         self._bot = bot
         self._prefix = prefix
         self._domain = domain
-        self._names: dict[str, str] = {}
-        self._avatars: dict[str, str] = {}  # mxid → the source URL last tried for it
+        self._names: MutableMapping[str, str] = bounded()  # mxid → the name it was given
+        self._avatars: MutableMapping[str, str] = bounded()  # mxid → the source URL last tried
 
     def mxid_of(self, author: Author) -> str:
         return (
@@ -97,6 +99,21 @@ class GhostDirectory:
 
     def is_ghost(self, mxid: str) -> bool:
         return mxid.startswith(f"@{self._prefix}") and mxid.endswith(f":{self._domain}")
+
+    def mention_of(self, phone: str) -> tuple[str, str] | None:
+        """(the ghost's mxid, ``phone``) for a mention of ``phone``; None when the
+        phone makes no ghost."""
+        try:
+            return self.mxid_of(Author(AuthorKind.CUSTOMER, "", phone=phone)), phone
+        except ValueError:
+            return None
+
+    def phone_of(self, mxid: str) -> str | None:
+        """The phone a phone ghost stands for; None for anyone else (a LID ghost too)."""
+        if not self.is_ghost(mxid):
+            return None
+        digits = mxid[len(f"@{self._prefix}") :].split(":", 1)[0]
+        return f"+{digits}" if digits.isdigit() else None
 
     async def ready_in(self, room: str, author: Author) -> IntentAPI:
         """The author's ghost, registered, named and joined to ``room``."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from mautrix.appservice import IntentAPI
@@ -62,6 +63,18 @@ def matrix_users(ids: tuple[str, ...]) -> list[str]:
     return [i for i in dict.fromkeys(ids) if i.startswith("@") and ":" in i]
 
 
+@dataclass(frozen=True)
+class RoomPlan:
+    """What a room of the bridge is: its tag, name and topic, who is invited and who
+    moderates."""
+
+    state: dict[str, str]  # the io.zapbridge.room content that finds it again
+    name: str
+    topic: str
+    invitees: list[str]
+    admins: list[str]
+
+
 class RoomDirectory:
     """Creates (or finds again) the bridge's rooms, through the bot."""
 
@@ -71,61 +84,47 @@ class RoomDirectory:
 
     async def control_room(self, company: CompanyConfig, session: SessionConfig) -> str:
         return await self._ensure(
-            state=room_state(company, session),
-            name=f"{company.name} · {session.name}",
-            topic=f"WhatsApp tickets of {company.name} · {session.name}",
-            invitees=matrix_users(company.admins + company.attendants),
-            admins=matrix_users(company.admins),
+            RoomPlan(
+                state=room_state(company, session),
+                name=f"{company.name} · {session.name}",
+                topic=f"WhatsApp tickets of {company.name} · {session.name}",
+                invitees=matrix_users(company.admins + company.attendants),
+                admins=matrix_users(company.admins),
+            )
         )
 
     async def ops_room(self, company: CompanyConfig) -> str:
         return await self._ensure(
-            state=room_state(company, None),
-            name=f"{company.name} · ops",
-            topic=f"WhatsApp sessions of {company.name}: status, QR codes and alerts",
-            invitees=matrix_users(company.admins),
-            admins=matrix_users(company.admins),
+            RoomPlan(
+                state=room_state(company, None),
+                name=f"{company.name} · ops",
+                topic=f"WhatsApp sessions of {company.name}: status, QR codes and alerts",
+                invitees=matrix_users(company.admins),
+                admins=matrix_users(company.admins),
+            )
         )
 
-    async def _ensure(
-        self,
-        *,
-        state: dict[str, str],
-        name: str,
-        topic: str,
-        invitees: list[str],
-        admins: list[str],
-    ) -> str:
+    async def _ensure(self, plan: RoomPlan) -> str:
         async with self._creating:
-            found = await self._find(state)
+            found = await self._find(plan.state)
             if found is not None:
-                log.info("room %s (%s) found again", found, name)
-                await self._invite(RoomID(found), await self._absent(RoomID(found), invitees))
+                log.info("room %s (%s) found again", found, plan.name)
+                await self._invite(RoomID(found), await self._absent(RoomID(found), plan.invitees))
                 return found
-            return await self._create(
-                state=state, name=name, topic=topic, invitees=invitees, admins=admins
-            )
+            return await self._create(plan)
 
-    async def _create(
-        self,
-        *,
-        state: dict[str, str],
-        name: str,
-        topic: str,
-        invitees: list[str],
-        admins: list[str],
-    ) -> str:
+    async def _create(self, plan: RoomPlan) -> str:
         # The creator (the bot) keeps its own level: room version 12 forbids listing it.
-        levels: dict[str, Any] = {"users": dict.fromkeys(admins, ADMIN_LEVEL)}
+        levels: dict[str, Any] = {"users": dict.fromkeys(plan.admins, ADMIN_LEVEL)}
         room = await self._bot.create_room(
-            name=name,
-            topic=topic,
+            name=plan.name,
+            topic=plan.topic,
             preset=RoomCreatePreset.PRIVATE,
-            initial_state=[{"type": str(ROOM_STATE), "state_key": "", "content": state}],
+            initial_state=[{"type": str(ROOM_STATE), "state_key": "", "content": plan.state}],
             power_level_override=levels,
         )
-        log.info("created room %s (%s)", room, name)
-        await self._invite(room, invitees)
+        log.info("created room %s (%s)", room, plan.name)
+        await self._invite(room, plan.invitees)
         return str(room)
 
     async def _invite(self, room: RoomID, users: list[str]) -> None:

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 
 from bridge import formatting, vcard
+from bridge.cache import bounded, expiring
+from bridge.clock import Clock
 from bridge.config import MediaConfig
 from bridge.core.commands import is_command
 from bridge.core.frontend import (
@@ -54,6 +55,7 @@ from bridge.slack.ratelimit import PacedApi, SlackCallError
 log = logging.getLogger("bridge.slack.events")
 
 SLASH_COMMAND = "/whatsapp"
+NAME_LIFETIME_SECONDS = 3600.0  # a display name is asked for again after an hour
 BUTTON_COMMANDS = {convert.ACCEPT_ACTION: "!accept", convert.CLOSE_ACTION: "!close"}
 _HANDLED_SUBTYPES = {None, "file_share", "thread_broadcast", "message_changed", "message_deleted"}
 NOT_BRIDGED = Reply(
@@ -77,12 +79,14 @@ class BotIdentity:
 
 
 class UserDirectory:
-    """Slack user id → the name the bridge shows (display name, else real name)."""
+    """Slack user id → the name the bridge shows (display name, else real name),
+    remembered for ``NAME_LIFETIME_SECONDS``: people rename themselves."""
 
-    def __init__(self, api: PacedApi, *, size: int = 2000) -> None:
+    def __init__(self, api: PacedApi, *, clock: Clock, size: int = 2000) -> None:
         self._api = api
-        self._names: OrderedDict[str, str] = OrderedDict()
-        self._size = size
+        self._names: MutableMapping[str, str] = expiring(
+            NAME_LIFETIME_SECONDS, size=size, timer=clock.monotonic
+        )
 
     async def name_of(self, user_id: str) -> str:
         cached = self._names.get(user_id)
@@ -102,8 +106,6 @@ class UserDirectory:
             or user_id
         )
         self._names[user_id] = name
-        while len(self._names) > self._size:
-            self._names.popitem(last=False)
         return name
 
     async def names_in(self, text: str) -> dict[str, str]:
@@ -115,13 +117,10 @@ class MessageIndex:
     restart, when the Web API is asked instead."""
 
     def __init__(self, size: int = 5000) -> None:
-        self._items: OrderedDict[tuple[str, str], tuple[str | None, str]] = OrderedDict()
-        self._size = size
+        self._items: MutableMapping[tuple[str, str], tuple[str | None, str]] = bounded(size)
 
     def remember(self, channel: str, ts: str, *, root: str | None, text: str = "") -> None:
         self._items[(channel, ts)] = (root, text)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
 
     def get(self, channel: str, ts: str) -> tuple[str | None, str] | None:
         return self._items.get((channel, ts))

@@ -118,7 +118,7 @@ class SlackFrontend(Frontend):
         self.events = SlackEvents(
             inbox=lambda: self._inbox,
             api=self._api,
-            users=UserDirectory(self._api),
+            users=UserDirectory(self._api, clock=clock),
             index=self._index,
             bot=lambda: self._bot,
             download=self._download,
@@ -335,28 +335,14 @@ class SlackFrontend(Frontend):
         key = (place.room, target)
         previous = self._reactions.pop(key, None)
         if previous is not None:
-            await self._tolerate(
-                "no_reaction",
-                "reactions_remove",
-                pace=place.room,
-                channel=place.room,
-                timestamp=target,
-                name=previous,
-            )
+            await self._reaction("reactions_remove", place, target, previous)
         if not emoji:
             return None
         name = convert.reaction_name(emoji)
         if name is None or target.startswith("F"):  # unknown emoji, or a file id
             text = f"_reacted {emoji}_"
             return await self._text(place, author, text, None, txn_id)
-        await self._tolerate(
-            "already_reacted",
-            "reactions_add",
-            pace=place.room,
-            channel=place.room,
-            timestamp=target,
-            name=name,
-        )
+        await self._reaction("reactions_add", place, target, name)
         self._reactions[key] = name
         return None
 
@@ -462,6 +448,14 @@ class SlackFrontend(Frontend):
                 self._index.remember(place.room, ts, root=place.thread_root)
                 return ts
         return file_id
+
+    async def _reaction(self, method: str, place: ChatAddress, target: str, name: str) -> None:
+        """``reactions_add`` or ``reactions_remove``: Slack's answer that the reaction
+        is there already, or gone already, means it is done."""
+        harmless = "already_reacted" if method == "reactions_add" else "no_reaction"
+        await self._tolerate(
+            harmless, method, pace=place.room, channel=place.room, timestamp=target, name=name
+        )
 
     async def _tolerate(self, harmless: str, method: str, **args: Any) -> None:
         """Call ``method``; Slack's ``harmless`` error means it is done already."""

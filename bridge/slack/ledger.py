@@ -40,10 +40,11 @@ the channel between the post and its resumption).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.cache import bounded
 from bridge.errors import DeliveryError
 from bridge.slack.events import BotIdentity
 from bridge.slack.ratelimit import PacedApi, SlackCallError
@@ -90,8 +91,8 @@ class PostLedger:
     ) -> None:
         self._api = api
         self._bot = bot
-        self._capacity = capacity
-        self._sent: dict[tuple[str, int], str] = {}  # (txn id, part) → ts (or file id)
+        # (txn id, part) → ts (or file id)
+        self._sent: MutableMapping[tuple[str, int], str] = bounded(capacity)
         self._trusted: set[Thread] = set()  # threads whose posts of ours are all in _sent
         self._trusted_channels: set[str] = set()  # the same for channel-level posts
         # thread → (the delivery resumed there, the bot's file shares that may be its own)
@@ -133,7 +134,7 @@ class PostLedger:
                 elif channel:
                     self._trusted_channels.discard(channel)
             raise
-        self._remember((txn_id, part), ts)
+        self._sent[(txn_id, part)] = ts
         return ts
 
     async def _find(self, thread: Thread, txn_id: str, part: int) -> str | None:
@@ -144,7 +145,7 @@ class PostLedger:
         for number, message in enumerate(ours):
             tagged = txn_of(message)
             if tagged is not None:
-                self._remember(tagged, str(message["ts"]))
+                self._sent[tagged] = str(message["ts"])
                 if tagged[0] != txn_id:
                     start = number + 1
         self._trusted.add(thread)
@@ -163,7 +164,7 @@ class PostLedger:
         for message in found.get("messages") or []:
             tagged = txn_of(message) if bot.is_self(message) else None
             if tagged is not None and tagged not in self._sent:
-                self._remember(tagged, str(message["ts"]))
+                self._sent[tagged] = str(message["ts"])
         self._trusted_channels.add(channel)
         done = self._sent.get((txn_id, part))
         if done is not None:
@@ -204,11 +205,6 @@ class PostLedger:
             for shared in message.get("files") or []:
                 if shared.get("name") == file.name and shared.get("size") == file.size:
                     log.info("%s part %d was uploaded before: not uploaded again", txn_id, part)
-                    self._remember((txn_id, part), ts)
+                    self._sent[(txn_id, part)] = ts
                     return ts
         return None
-
-    def _remember(self, key: tuple[str, int], ts: str) -> None:
-        self._sent[key] = ts
-        while len(self._sent) > self._capacity:
-            self._sent.pop(next(iter(self._sent)))

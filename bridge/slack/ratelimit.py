@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -22,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.clock import Clock
 from bridge.errors import DeliveryError, PermanentDeliveryError
+from bridge.token_bucket import TokenBucket
 
 log = logging.getLogger("bridge.slack.ratelimit")
 
@@ -34,13 +34,6 @@ class RateLimited(Exception):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"rate limited, retry after {retry_after} s")
         self.retry_after = retry_after
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-    paused_until: float = 0.0
 
 
 class ChannelPacer:
@@ -57,10 +50,10 @@ class ChannelPacer:
     ) -> None:
         self._clock = clock
         self._rate = rate
-        self._burst = float(burst)
+        self._burst = burst
         self._retries = retries
         self._max_wait = max_wait
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def call(self, channel: str, send: Callable[[], Awaitable[T]]) -> T:
@@ -87,33 +80,21 @@ class ChannelPacer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def pause(self, channel: str, seconds: float) -> None:
-        """Hold every call to ``channel`` back for ``seconds`` (Slack's ``Retry-After``)."""
-        bucket = self._bucket(channel)
-        bucket.paused_until = max(bucket.paused_until, self._clock.monotonic() + seconds)
-        bucket.tokens, bucket.updated = 1.0, bucket.paused_until  # one call at resume
+        """Hold every call to ``channel`` back for ``seconds`` (Slack's ``Retry-After``);
+        one call goes at resume, then the channel's rate."""
+        self._bucket(channel).hold_until(self._clock.monotonic() + seconds)
 
     async def _take(self, channel: str) -> None:
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:  # FIFO: waiters are served in arrival order
             bucket = self._bucket(channel)
-            while True:
-                now = self._clock.monotonic()
-                if now < bucket.paused_until:
-                    await self._clock.sleep(bucket.paused_until - now)
-                    continue
-                bucket.tokens = min(
-                    self._burst, bucket.tokens + (now - bucket.updated) * self._rate
-                )
-                bucket.updated = now
-                if bucket.tokens >= 1.0:
-                    bucket.tokens -= 1.0
-                    return
-                await self._clock.sleep((1.0 - bucket.tokens) / self._rate)
+            await bucket.wait_for_token()
+            bucket.take()
 
-    def _bucket(self, channel: str) -> _Bucket:
+    def _bucket(self, channel: str) -> TokenBucket:
         bucket = self._buckets.get(channel)
         if bucket is None:
-            bucket = _Bucket(tokens=self._burst, updated=self._clock.monotonic())
+            bucket = TokenBucket(per_second=self._rate, burst=self._burst, clock=self._clock)
             self._buckets[channel] = bucket
         return bucket
 

@@ -294,6 +294,8 @@ class SlackFake:
 
     def __init__(self) -> None:
         self.calls: list[ApiCall] = []
+        # What stamps ApiCall.at: a test on a fake clock sets its monotonic here.
+        self.timer: Callable[[], float] = time.monotonic
         self.files: dict[str, FakeFile] = {}
         self.downloads: list[str] = []  # file ids asked for at url_private, in order
         self._channels: dict[str, _Channel] = {}
@@ -658,7 +660,7 @@ class SlackFake:
         args, body_token, parse_error = await _read_args(request)
         token = _bearer(request) or body_token
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        call = ApiCall(method=method, args=args, token=token, at=time.monotonic(), peer=peer)
+        call = ApiCall(method=method, args=args, token=token, at=self.timer(), peer=peer)
         self.calls.append(call)
         status, headers = 200, {}
         failure = self._script.next_for(method)

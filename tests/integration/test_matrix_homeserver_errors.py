@@ -15,7 +15,7 @@ from mautrix.api import Path as MatrixPath
 from bridge.config import parse_config
 from bridge.errors import DeliveryError, PermanentDeliveryError
 from bridge.matrix.appservice import BridgeAppService
-from bridge.matrix.frontend import matrix_call
+from bridge.matrix.calls import matrix_call
 from tests.harness.core import free_port
 
 ANSWERS = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-import bridge.matrix.frontend as matrix_frontend
+import bridge.matrix.events as matrix_events
 from bridge.db import migrate
 from bridge.media_limits import SizeLimit
 from tests.conftest import ENGINES, open_test_database
@@ -122,13 +122,13 @@ async def test_a_file_declared_too_big_for_whatsapp_is_refused_before_any_downlo
     bridge: MatrixBridge, bob: MatrixUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     downloads: list[str] = []
-    real = matrix_frontend.download_within
+    real = matrix_events.download_within
 
     async def spy(bot: Any, mxc: str, *, limit: SizeLimit) -> bytes:
         downloads.append(mxc)
         return await real(bot, mxc, limit=limit)
 
-    monkeypatch.setattr(matrix_frontend, "download_within", spy)
+    monkeypatch.setattr(matrix_events, "download_within", spy)
     room, root = await ticket_thread(bridge, bob)
     small = await bob.upload(b"tiny mp4", "video/mp4", "ok.mp4")
     video = {

@@ -13,7 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bridge.clock import FakeClock
+from bridge.config import SlackConfig
+from bridge.core.frontend import ChatAddress
 from bridge.db.database import Database
+from bridge.slack.frontend import SlackFrontend
 from tests.fakes.slack import SlackFake
 from tests.harness.slack import ADMIN, BOB, OPS, SALES, STRANGER, SlackHarness, until
 from tests.harness.vcards import IOS
@@ -21,6 +25,7 @@ from tests.harness.vcards import IOS
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
+PACED = {"chat.postMessage", "chat.update", "conversations.setTopic", "reactions.add"}
 VCARD = "BEGIN:VCARD\nFN:Ana\nTEL:+5511911112222\nEND:VCARD"
 
 
@@ -405,19 +410,77 @@ async def test_429s_delay_but_keep_order_without_duplicates(bridge: SlackHarness
 async def test_pacing_keeps_about_one_message_per_second(
     tmp_path: Path, db: Database, fake: SlackFake
 ) -> None:
+    """Every customer message is posted, in order, and the channel's writes never
+    outrun a bucket of 3 refilled at one a second (times on the bridge's clock)."""
     h = SlackHarness(tmp_path, db, fake, burst=3)
+    fake.timer = h.clock.monotonic  # the fake stamps calls with the bridge's time
     await h.start()
     try:
+        started = h.clock.monotonic()
+
+        def writes() -> list[float]:
+            return [
+                call.at
+                for call in fake.calls
+                if call.method in PACED and call.args.get("channel") == SALES
+                if call.at >= started
+            ]
+
         for n in range(8):
             await h.customer(text=f"m{n}", settle=False)
-        await h.clock.settle()
+        await until(lambda: len(writes()) >= 3, what="the first burst")
         await asyncio.sleep(0.2)
-        posted = [m for m in h.fake.messages(SALES) if m.get("username") == "Maria"]
-        assert len(posted) < 8  # held back by the pacer
+        assert len(writes()) == 3  # the burst; the rest waits for time to pass
         await h.run_for(20, step=1)
         assert [m["text"] for m in h.customer_posts()] == [f"m{n}" for n in range(8)]
+        times = writes()
+        assert len(times) >= 8 + 1  # the card and the eight messages at least
+        for j, later in enumerate(times):
+            for i in range(j):  # writes i..j fit in a bucket of 3 refilled at 1/s
+                assert j - i + 1 <= 3 + (later - times[i]) + 1e-6, (i, j, times)
     finally:
         await h.stop()
+
+
+async def test_channel_pacing_follows_the_configuration(fake: SlackFake) -> None:
+    """slack.per_channel_per_second 20 and per_channel_burst 50: fifty notices go at
+    once, the fifty-first a twentieth of a second later."""
+    fake.add_channel(SALES, "sales")
+    clock = FakeClock()
+    fake.timer = clock.monotonic
+    config = SlackConfig(
+        enabled=True,
+        mode="http",
+        bot_token=fake.bot_token,
+        signing_secret=fake.signing_secret,
+        api_url=fake.api_url,
+        per_channel_per_second=20.0,
+        per_channel_burst=50,
+    )
+    frontend = SlackFrontend(config, clock=clock)
+    await frontend.start(NoInbox())  # type: ignore[arg-type]
+    try:
+        notices = [
+            asyncio.create_task(frontend.notice(ChatAddress(SALES), f"n{n}", txn_id=f"zb-{n}"))
+            for n in range(51)
+        ]
+        await until(lambda: len(fake.calls_of("chat.postMessage")) >= 50, what="the burst")
+        await asyncio.sleep(0.2)
+        assert len(fake.calls_of("chat.postMessage")) == 50  # the 51st waits for a token
+        await clock.advance(0.05)
+        await asyncio.gather(*notices)
+        times = [call.at for call in fake.calls_of("chat.postMessage")]
+        assert times == [0.0] * 50 + [pytest.approx(0.05)]
+    finally:
+        await frontend.stop()
+
+
+class NoInbox:
+    async def attendant_event(self, event: object) -> None:
+        return None
+
+    async def command(self, event: object, text: str) -> None:
+        return None
 
 
 async def test_socket_redelivery_does_not_duplicate(bridge: SlackHarness) -> None:
