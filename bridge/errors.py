@@ -5,16 +5,30 @@ carries an ``explanation``: one line a human can act on, safe to show in a chat
 room or on the command line (it never contains secrets).
 
     BridgeError
-    ├── ConfigError          the configuration is invalid (carries every problem)
-    ├── DatabaseError        the database cannot be reached or used
-    │   └── MigrationError   a migration failed or the schema is newer than the code
-    ├── NotAuthorized        the sender may not do this (commands, tokens)
-    ├── DeliveryError        a delivery to a frontend or an engine failed
-    │   └── PermanentDeliveryError   retrying cannot help (bad target, too big, …)
-    ├── EngineError          a WhatsApp engine failed
+    ├── ConfigError              the configuration is invalid (carries every problem)
+    ├── DatabaseError            the database cannot be reached or used
+    │   ├── MigrationError       a migration failed or the schema is newer than the code
+    │   └── UniqueViolation      (db/database.py) a unique index refused a row
+    ├── NotAuthorized            the sender may not do this (commands: membership, role)
+    ├── DeliveryError            a delivery to a frontend or an engine failed; retried
+    │   ├── PermanentDeliveryError   retrying cannot help (bad target, …): dead letter
+    │   │   └── FileTooLarge     (media_limits.py) a file over its size limit
+    │   ├── RateLimited          the far side said "too many requests"; ``retry_after``
+    │   └── SlackCallError       (slack/ratelimit.py) a Slack Web API call failed
+    ├── EngineError              a WhatsApp engine failed
     │   └── SessionNotConnected
-    └── InvalidInput         malformed input from outside (events, requests)
-        └── RequestRefused   an HTTP request refused, with the status to answer
+    ├── InvalidInput             malformed input from outside (events, requests, commands)
+    │   ├── RequestRefused       an HTTP request refused, with the status to answer
+    │   ├── MalformedEvent       (matrix/fields.py) a Matrix event field of the wrong type
+    │   ├── UsageError           (core/command_model.py) a command typed the wrong way
+    │   └── AvatarError          a contact's picture could not be fetched as an image
+    └── SynapseError             (matrix/local_synapse.py) the demo's Synapse did not start
+
+Classes named with a module live there, beside the code that raises them; the rest
+live here. Two kinds of failure are deliberately not in the tree: decoders of stored
+data (outbox operations, journal records, engine events) raise ``ValueError``, the
+codec convention the journal relies on; and a module's private signal that never
+leaves it (the config reader's ``_Invalid``) is caught where it is raised.
 """
 
 from __future__ import annotations
@@ -67,6 +81,17 @@ class PermanentDeliveryError(DeliveryError):
     """A delivery failed in a way retrying cannot fix."""
 
 
+class RateLimited(DeliveryError):
+    """The far side answered "too many requests" (Slack's 429 / ``ratelimited``): the
+    paced call waits ``retry_after`` seconds and tries again, or hands the outbox a
+    retry no sooner than that."""
+
+    retry_after: float  # always known here
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited, retry after {retry_after:g} s", retry_after=retry_after)
+
+
 class EngineError(BridgeError):
     """A WhatsApp engine call failed."""
 
@@ -77,6 +102,11 @@ class SessionNotConnected(EngineError):
 
 class InvalidInput(BridgeError):
     """Input from outside is malformed; the explanation says how."""
+
+
+class AvatarError(InvalidInput):
+    """A contact's picture could not be fetched as an image (HTTP error, not an
+    image, too large, empty); the ghost keeps its old avatar."""
 
 
 class RequestRefused(InvalidInput):

@@ -21,6 +21,7 @@ from mautrix.errors import MatrixError, MatrixRequestError
 
 from bridge.cache import bounded
 from bridge.core.frontend import Author, AuthorKind, contact_label
+from bridge.errors import AvatarError
 
 __all__ = ["GhostDirectory", "ghost_localpart", "ghost_name"]
 
@@ -28,10 +29,6 @@ log = logging.getLogger("bridge.matrix.ghosts")
 
 AVATAR_MAX_BYTES = 5 * 2**20
 AVATAR_TIMEOUT = 20.0
-
-
-class AvatarError(Exception):
-    """A contact's picture could not be fetched as an image."""
 
 
 async def download_avatar(url: str, *, max_bytes: int = AVATAR_MAX_BYTES) -> tuple[bytes, str]:

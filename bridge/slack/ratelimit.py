@@ -20,20 +20,12 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.clock import Clock
-from bridge.errors import DeliveryError, PermanentDeliveryError
+from bridge.errors import DeliveryError, PermanentDeliveryError, RateLimited
 from bridge.token_bucket import TokenBucket
 
 log = logging.getLogger("bridge.slack.ratelimit")
 
 T = TypeVar("T")
-
-
-class RateLimited(Exception):
-    """Raised by a paced call when Slack answered 429 / ``ratelimited``."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited, retry after {retry_after} s")
-        self.retry_after = retry_after
 
 
 class ChannelPacer:
