@@ -1,19 +1,13 @@
 """The real WhatsApp engine: whatsmeow, driven through neonize's async client.
 
-One neonize ``NewAClient`` per session. Its device store is, per session:
-
-- PostgreSQL, when the bridge runs on PostgreSQL: neonize takes the URL as its
-  database name and whatsmeow keeps every session's device in its own tables there;
-- otherwise one SQLite file per session in ``spec.device_dir``
-  (``<key slug>.whatsmeow.db``).
-
-Next to it, ``<key slug>.whatsmeow.json`` records the paired device's JID. It is
-what :meth:`WhatsmeowEngine.is_paired` reads (no connection needed) and what
-``connect`` uses to pick the device out of a shared PostgreSQL store (after checking
-the store still holds it: neonize builds a client on a missing device and Go then
-panics). It is written on pairing success and removed on logout. A SQLite store holds
-one device, so ``connect`` lets whatsmeow take its first one; if that store turns out
-empty, the QR code that follows tells, and the session is reported logged out.
+One neonize ``NewAClient`` per session. Its device store (PostgreSQL or one SQLite
+file per session) and the pairing record next to it are
+:mod:`bridge.whatsapp.device_files`. ``connect`` checks a shared PostgreSQL store
+still holds the recorded device (neonize builds a client on a missing device and Go
+then panics). A SQLite store holds one device, so ``connect`` lets whatsmeow take
+its first one; if that store turns out empty, the QR code that follows tells, and
+the session is reported logged out. Voice notes and stickers are converted for
+WhatsApp by :mod:`bridge.whatsapp.transcode`.
 
 Logins end with ``DisconnectedEvent(transient=False)`` when the QR codes run out
 (60 s, then 20 s per code, as whatsmeow rotates them) or the connection drops before
@@ -64,17 +58,12 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import json
 import logging
 import re
-import shutil
-import subprocess
-import tempfile
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 from google.protobuf.message import Message as ProtoMessage
@@ -84,7 +73,6 @@ from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DevicePr
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from neonize.utils.enum import MediaType, ReceiptType
 
-from bridge import files
 from bridge.clock import Clock, SystemClock
 from bridge.errors import (
     BridgeError,
@@ -107,6 +95,7 @@ from bridge.phone import normalize_phone, whatsapp_variants
 from bridge.whatsapp import jid as jids
 from bridge.whatsapp import wa_inbound as inbound
 from bridge.whatsapp import wa_outbound as outbound
+from bridge.whatsapp.device_files import DeviceFiles, Pairing, stored_devices
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -124,6 +113,7 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
+from bridge.whatsapp.transcode import MediaConverter, is_opus, is_webp
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +137,6 @@ SUBSCRIBED_EVENTS: tuple[type[ProtoMessage], ...] = (
     neonize.Message,
     neonize.Receipt,
     neonize.HistorySync,
-)
-
-_FFMPEG_MISSING = (
-    "ffmpeg is not installed: it is needed to convert {what} to the format WhatsApp "
-    "requires; install the ffmpeg package on the bridge host"
 )
 
 
@@ -192,174 +177,6 @@ def _new_neonize_client(
 
     client: NeonizeClient = NewAClient(name, jid=jid, props=props, uuid=uuid, new_device=new_device)
     return client
-
-
-def _stored_devices(database: str) -> list[str]:
-    """JIDs of the devices in a whatsmeow store (a static neonize call, no client)."""
-    from neonize.aioze.client import ClientFactory as NeonizeFactory
-
-    try:
-        devices = NeonizeFactory.get_all_devices_from_db(database)
-    except ValueError as exc:  # neonize cannot parse the Go side's error string
-        raise EngineError(f"could not read the WhatsApp device store: {exc}") from exc
-    return [jids.jid_to_str(device.JID) for device in devices]
-
-
-# --- device files -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pairing:
-    """What the engine remembers of a paired device (the ``.whatsmeow.json`` file)."""
-
-    jid: str
-    lid: str | None = None
-
-    @property
-    def identity(self) -> inbound.Identity:
-        return inbound.Identity(phone_user=jids.parse_jid(self.jid).User, lid_user=self.lid)
-
-
-def _file_stem(key: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_") or "session"
-    return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-
-
-class DeviceFiles:
-    """A session's device store location and pairing record. Blocking file I/O:
-    call through ``asyncio.to_thread``."""
-
-    def __init__(self, spec: SessionSpec) -> None:
-        stem = _file_stem(spec.key)
-        self.spec = spec
-        self.record = spec.device_dir / f"{stem}.whatsmeow.json"
-        self.sqlite = spec.device_dir / f"{stem}.whatsmeow.db"
-
-    @property
-    def postgres(self) -> bool:
-        url = self.spec.database_url or ""
-        return url.startswith(("postgres://", "postgresql://"))
-
-    @property
-    def database(self) -> str:
-        """What neonize gets as its database name: the URL, or the SQLite path."""
-        if self.postgres and self.spec.database_url:
-            return self.spec.database_url
-        return str(self.sqlite.resolve())
-
-    def prepare(self) -> None:
-        """A 0700 directory, and for SQLite the store made 0600 before go-sqlite3
-        creates it with the umask (bridge/files.py)."""
-        files.private_dir(self.spec.device_dir)
-        if not self.postgres:
-            files.create_private(self.sqlite)
-
-    def read(self) -> Pairing | None:
-        try:
-            data = json.loads(self.record.read_text(encoding="utf-8"))
-            pairing = Pairing(jid=str(data["jid"]), lid=data.get("lid") or None)
-            jids.parse_jid(pairing.jid)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError, InvalidInput) as exc:
-            log.warning("ignoring unreadable pairing record %s: %s", self.record, exc)
-            return None
-        return pairing
-
-    def is_paired(self) -> bool:
-        return self.read() is not None and (self.postgres or self.sqlite.exists())
-
-    def write(self, pairing: Pairing) -> None:
-        files.private_dir(self.spec.device_dir)
-        files.write_private(self.record, json.dumps({"jid": pairing.jid, "lid": pairing.lid}))
-
-    def forget(self) -> None:
-        """Drop the pairing record and, for SQLite, the device store itself."""
-        paths = [self.record]
-        if not self.postgres:
-            paths += [self.sqlite.with_name(self.sqlite.name + s) for s in ("", "-wal", "-shm")]
-        for path in paths:
-            path.unlink(missing_ok=True)
-
-
-# --- media conversion ---------------------------------------------------------------
-
-
-def _is_webp(mimetype: str) -> bool:
-    return mimetype.lower().partition(";")[0].strip() == "image/webp"
-
-
-def is_opus(mimetype: str) -> bool:
-    """Whether a mimetype names ogg/opus audio (``audio/ogg`` alone counts)."""
-    base, _, params = mimetype.lower().partition(";")
-    if base.strip() not in ("audio/ogg", "audio/opus"):
-        return False
-    return "codecs" not in params or "opus" in params
-
-
-class MediaConverter:
-    """The ffmpeg conversions WhatsApp needs: voice notes as ogg/opus, stickers as webp."""
-
-    def __init__(self, *, ffmpeg: str = "ffmpeg", ffprobe: str = "ffprobe", timeout: float = 120.0):
-        self._ffmpeg = ffmpeg
-        self._ffprobe = ffprobe
-        self._timeout = timeout
-
-    async def to_opus(self, data: bytes) -> bytes:
-        args = ["-vn", "-map_metadata", "-1", "-ac", "1", "-ar", "48000"]
-        args += ["-c:a", "libopus", "-b:a", "32k", "-application", "voip", "-f", "ogg"]
-        return await self._transcode(data, ".ogg", args, what="voice notes")
-
-    async def to_webp(self, data: bytes) -> bytes:
-        scale = (
-            "scale=512:512:force_original_aspect_ratio=decrease,format=rgba,"
-            "pad=512:512:(ow-iw)/2:(oh-ih)/2:color=black@0"
-        )
-        args = ["-vf", scale, "-frames:v", "1", "-c:v", "libwebp", "-f", "webp"]
-        return await self._transcode(data, ".webp", args, what="stickers")
-
-    async def duration(self, data: bytes) -> int | None:
-        """Seconds of audio/video in ``data``, None when ffprobe cannot tell."""
-        exe = shutil.which(self._ffprobe)
-        if exe is None:
-            log.debug("ffprobe not found; sending without a duration")
-            return None
-        args = ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
-        with tempfile.TemporaryDirectory(prefix="zapbridge-") as tmp:
-            src = Path(tmp) / "input"
-            await asyncio.to_thread(src.write_bytes, data)
-            out, err, code = await self._run(exe, [*args, str(src)])
-        try:
-            return max(1, round(float(out.decode().strip()))) if code == 0 else None
-        except ValueError:
-            log.debug("ffprobe gave no duration: %s", err.decode(errors="replace").strip())
-            return None
-
-    async def _transcode(self, data: bytes, suffix: str, args: list[str], *, what: str) -> bytes:
-        exe = shutil.which(self._ffmpeg)
-        if exe is None:
-            raise EngineError(_FFMPEG_MISSING.format(what=what))
-        with tempfile.TemporaryDirectory(prefix="zapbridge-") as tmp:
-            src, dst = Path(tmp) / "input", Path(tmp) / f"output{suffix}"
-            await asyncio.to_thread(src.write_bytes, data)
-            head = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(src)]
-            _, err, code = await self._run(exe, [*head, *args, str(dst)])
-            if code != 0:
-                detail = err.decode(errors="replace").strip()[-400:]
-                raise EngineError(f"ffmpeg could not convert the file for WhatsApp: {detail}")
-            return await asyncio.to_thread(dst.read_bytes)
-
-    async def _run(self, exe: str, args: list[str]) -> tuple[bytes, bytes, int]:
-        proc = await asyncio.create_subprocess_exec(
-            exe, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), self._timeout)
-        except TimeoutError as exc:
-            proc.kill()
-            await proc.wait()
-            raise EngineError(f"{Path(exe).name} took longer than {self._timeout:.0f} s") from exc
-        return out, err, proc.returncode if proc.returncode is not None else -1
 
 
 # --- sessions -----------------------------------------------------------------------
@@ -421,7 +238,7 @@ class WhatsmeowEngine(Engine):
     ) -> None:
         super().__init__(handler)
         self._factory = client_factory or _new_neonize_client
-        self._list_devices = device_lister or _stored_devices
+        self._list_devices = device_lister or stored_devices
         self._clock = clock or SystemClock()
         self._converter = converter or MediaConverter()
         self._jid_users: MutableMapping[str, str] = jid_cache if jid_cache is not None else {}
@@ -1059,7 +876,7 @@ class WhatsmeowEngine(Engine):
                 data = await self._converter.to_opus(data)
             mimetype = outbound.VOICE_MIMETYPE
             duration = duration or await self._converter.duration(data)
-        elif media.media_kind is MediaKind.STICKER and not _is_webp(mimetype):
+        elif media.media_kind is MediaKind.STICKER and not is_webp(mimetype):
             data = await self._converter.to_webp(data)
             mimetype = outbound.STICKER_MIMETYPE
         try:
