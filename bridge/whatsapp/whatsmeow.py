@@ -114,6 +114,7 @@ from bridge.whatsapp.engine import (
     TemporaryBanEvent,
 )
 from bridge.whatsapp.transcode import MediaConverter, is_opus, is_webp
+from bridge.whatsapp.wa_inbound_content import download_message
 
 log = logging.getLogger(__name__)
 
@@ -795,7 +796,7 @@ class WhatsmeowEngine(Engine):
         if not media.ref:
             raise EngineError("the file has neither bytes nor a WhatsApp download reference")
         try:
-            message = inbound.download_message(media.ref)
+            message = download_message(media.ref)
         except InvalidInput as exc:
             raise EngineError(exc.explanation) from exc
         async with self._op(key) as session:
