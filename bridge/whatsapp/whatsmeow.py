@@ -713,11 +713,11 @@ class WhatsmeowEngine(Engine):
         quote: Quote | None = None,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
+        async def build(session: _Session, _chat: str) -> wa.Message:
             context = await self._quote_context(session, quote) if quote else None
-            message = await self._build(session, content, context)
-            return await self._send(session, chat, message, f"sending a {content.kind} to {to}")
+            return await self._build(session, content, context)
+
+        return await self._send_to(key, to, build, f"sending a {content.kind} to {to}")
 
     async def react(
         self,
@@ -729,17 +729,17 @@ class WhatsmeowEngine(Engine):
         emoji: str,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
+        async def build(session: _Session, chat: str) -> wa.Message:
             sender = await self._resolve(session, target_sender) if target_sender else None
-            message = outbound.reaction_message(
-                chat=jids.jid_to_str(chat),
+            return outbound.reaction_message(
+                chat=chat,
                 target=target,
                 target_sender=jids.jid_to_str(sender) if sender is not None else None,
                 emoji=emoji,
-                now_ms=int(self._clock.now() * 1000),
+                now_ms=self._now_ms(),
             )
-            return await self._send(session, chat, message, f"reacting in {to}")
+
+        return await self._send_to(key, to, build, f"reacting in {to}")
 
     async def edit(
         self,
@@ -750,15 +750,10 @@ class WhatsmeowEngine(Engine):
         text: str,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
-            message = outbound.edit_message(
-                chat=jids.jid_to_str(chat),
-                target=target,
-                text=text,
-                now_ms=int(self._clock.now() * 1000),
-            )
-            return await self._send(session, chat, message, f"editing a message in {to}")
+        async def build(_session: _Session, chat: str) -> wa.Message:
+            return outbound.edit_message(chat=chat, target=target, text=text, now_ms=self._now_ms())
+
+        return await self._send_to(key, to, build, f"editing a message in {to}")
 
     async def revoke(
         self,
@@ -768,10 +763,10 @@ class WhatsmeowEngine(Engine):
         target: str,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
-            message = outbound.revoke_message(chat=jids.jid_to_str(chat), target=target)
-            return await self._send(session, chat, message, f"deleting a message in {to}")
+        async def build(_session: _Session, chat: str) -> wa.Message:
+            return outbound.revoke_message(chat=chat, target=target)
+
+        return await self._send_to(key, to, build, f"deleting a message in {to}")
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         if not ids:
@@ -807,6 +802,22 @@ class WhatsmeowEngine(Engine):
         if not data:
             raise EngineError(f"WhatsApp returned an empty {media.media_kind.value} file")
         return data
+
+    async def _send_to(
+        self,
+        key: str,
+        to: str,
+        build: Callable[[_Session, str], Awaitable[wa.Message]],
+        what: str,
+    ) -> str:
+        """Send the message ``build`` makes for the chat ``to`` (given its JID)."""
+        async with self._op(key) as session:
+            chat = await self._resolve(session, to)
+            message = await build(session, jids.jid_to_str(chat))
+            return await self._send(session, chat, message, what)
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
 
     async def _send(
         self, session: _Session, chat: neonize.JID, message: wa.Message, what: str
