@@ -8,9 +8,12 @@ import logging
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.errors import EngineError
+from bridge.model import Media, MediaKind
+from bridge.whatsapp import wa_outbound as outbound
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,15 @@ def is_opus(mimetype: str) -> bool:
     return "codecs" not in params or "opus" in params
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file as WhatsApp takes it."""
+
+    data: bytes
+    mimetype: str
+    duration: int | None
+
+
 class MediaConverter:
     """The ffmpeg conversions WhatsApp needs: voice notes as ogg/opus, stickers as webp."""
 
@@ -40,6 +52,20 @@ class MediaConverter:
         self._ffmpeg = ffmpeg
         self._ffprobe = ffprobe
         self._timeout = timeout
+
+    async def for_whatsapp(self, media: Media, data: bytes) -> Upload:
+        """``data`` of ``media`` as WhatsApp needs it: a voice note in ogg/opus with its
+        duration, a sticker in webp; anything else as it is."""
+        mimetype, duration = media.mimetype, media.duration
+        if media.media_kind is MediaKind.VOICE:
+            if not is_opus(mimetype):
+                data = await self.to_opus(data)
+            mimetype = outbound.VOICE_MIMETYPE
+            duration = duration or await self.duration(data)
+        elif media.media_kind is MediaKind.STICKER and not is_webp(mimetype):
+            data = await self.to_webp(data)
+            mimetype = outbound.STICKER_MIMETYPE
+        return Upload(data=data, mimetype=mimetype, duration=duration)
 
     async def to_opus(self, data: bytes) -> bytes:
         args = ["-vn", "-map_metadata", "-1", "-ac", "1", "-ar", "48000"]

@@ -63,7 +63,7 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from google.protobuf.message import Message as ProtoMessage
@@ -87,7 +87,6 @@ from bridge.model import (
     Content,
     Location,
     Media,
-    MediaKind,
     Quote,
     Text,
 )
@@ -95,25 +94,25 @@ from bridge.phone import normalize_phone, whatsapp_variants
 from bridge.whatsapp import jid as jids
 from bridge.whatsapp import wa_inbound as inbound
 from bridge.whatsapp import wa_outbound as outbound
+from bridge.whatsapp.contact_news import ContactNews
 from bridge.whatsapp.device_files import DeviceFiles, Pairing, stored_devices
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
-    ContactUpdateEvent,
     DisconnectedEvent,
     Engine,
     EngineErrorEvent,
     EngineEvent,
     EventHandler,
     LoggedOutEvent,
-    MessageEvent,
     PairCodeEvent,
     QRCodeEvent,
     SessionSpec,
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
-from bridge.whatsapp.transcode import MediaConverter, is_opus, is_webp
+from bridge.whatsapp.phone_spellings import PhoneSpellings
+from bridge.whatsapp.transcode import MediaConverter
 from bridge.whatsapp.wa_inbound_content import download_message
 
 log = logging.getLogger(__name__)
@@ -242,7 +241,7 @@ class WhatsmeowEngine(Engine):
         self._list_devices = device_lister or stored_devices
         self._clock = clock or SystemClock()
         self._converter = converter or MediaConverter()
-        self._jid_users: MutableMapping[str, str] = jid_cache if jid_cache is not None else {}
+        self._spellings = PhoneSpellings(jid_cache)
         self._props = DeviceProps(os=device_name, platformType=DeviceProps.SAFARI)
         self._pair_timeout = pair_timeout
         self._qr_grace = qr_grace
@@ -251,8 +250,7 @@ class WhatsmeowEngine(Engine):
         self._executor: ThreadPoolExecutor | None = None
         self._sessions: dict[str, _Session] = {}
         self._specs: dict[str, SessionSpec] = {}
-        self._contacts: dict[tuple[str, str], ContactUpdateEvent] = {}
-        self._avatars: dict[str, str | None] = {}  # party address → picture URL, per run
+        self._contact_news = ContactNews()
         self._avatar_timeout = avatar_timeout
         self._background: set[asyncio.Task[None]] = set()
         self._generations = itertools.count(1)
@@ -484,9 +482,12 @@ class WhatsmeowEngine(Engine):
     async def _dispatch(self, session: _Session, ev: ProtoMessage) -> None:
         key = session.key
         if isinstance(ev, neonize.Message):
-            self._learn_spellings(ev.Info.MessageSource)
+            self._spellings.learn(ev.Info.MessageSource)
             events = inbound.translate_message(key, ev, me=session.me)
-            await self._emit_all(await self._with_avatar(session, ev, events))
+            events = await self._contact_news.with_avatar(
+                key, ev, events, lambda jid: self._profile_picture(session, jid)
+            )
+            await self._emit_all(events)
         elif isinstance(ev, neonize.Receipt):
             receipt = inbound.translate_receipt(key, ev)
             if receipt is not None:
@@ -616,38 +617,6 @@ class WhatsmeowEngine(Engine):
             await asyncio.to_thread(session.files.write, pairing)
         session.me = pairing.identity
 
-    def _learn_spellings(self, source: neonize.MessageSource) -> None:
-        """Remember which digits WhatsApp uses for phones (Brazil's ninth digit)."""
-        for jid in (source.Chat, source.Sender, source.SenderAlt, source.RecipientAlt):
-            if jids.is_phone(jid) and jid.User:
-                try:
-                    self._jid_users[normalize_phone(jid.User)] = jid.User
-                except InvalidInput:
-                    log.debug("not a phone JID user: %r", jid.User)
-
-    async def _with_avatar(
-        self, session: _Session, ev: neonize.Message, events: list[EngineEvent]
-    ) -> list[EngineEvent]:
-        """``events`` with the sender's profile picture URL, asked of WhatsApp the first
-        time this process hears from that person (a ContactUpdateEvent carries it)."""
-        message = next((e.message for e in events if isinstance(e, MessageEvent)), None)
-        if message is None or message.from_me or message.sender.is_group:
-            return events
-        address = message.sender.address
-        if address in self._avatars:
-            return events
-        source = ev.Info.MessageSource.Sender
-        url = await self._profile_picture(
-            session, neonize.JID(User=source.User, Server=source.Server)
-        )
-        self._avatars[address] = url
-        if url is None:
-            return events
-        if any(isinstance(e, ContactUpdateEvent) and e.party.address == address for e in events):
-            return events  # _emit_all adds the URL
-        update = ContactUpdateEvent(session=session.key, party=message.sender, avatar_url=url)
-        return [update, *events]
-
     async def _profile_picture(self, session: _Session, jid: neonize.JID) -> str | None:
         """The URL of ``jid``'s profile picture; None when it has none or asking fails."""
         if not jid.User:
@@ -664,14 +633,9 @@ class WhatsmeowEngine(Engine):
 
     async def _emit_all(self, events: list[EngineEvent]) -> None:
         for event in events:
-            if isinstance(event, ContactUpdateEvent):
-                if event.avatar_url is None and self._avatars.get(event.party.address):
-                    event = replace(event, avatar_url=self._avatars[event.party.address])
-                known = (event.session, event.party.address)
-                if self._contacts.get(known) == event:
-                    continue
-                self._contacts[known] = event
-            await self.emit(event)
+            news = self._contact_news.news(event)
+            if news is not None:
+                await self.emit(news)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(self._guarded(coro))
@@ -831,29 +795,8 @@ class WhatsmeowEngine(Engine):
         return response.ID
 
     async def _resolve(self, session: _Session, address: str) -> neonize.JID:
-        """The JID to send to: JIDs pass through; a phone becomes the spelling WhatsApp
-        knows (learned from traffic, else asked with ``is_on_whatsapp``)."""
-        try:
-            if "@" in address:
-                return jids.address_jid(address)
-            e164 = normalize_phone(address)
-        except InvalidInput as exc:
-            raise EngineError(exc.explanation) from exc
-        known = self._jid_users.get(e164)
-        if known is not None:
-            return jids.phone_jid(known)
         check = getattr(session.client, "is_on_whatsapp", None)
-        if not callable(check):
-            return jids.phone_jid(e164)
-        try:
-            answers = await check(*("+" + digits for digits in whatsapp_variants(e164)))
-        except NeonizeError as exc:
-            raise EngineError(f"could not check whether {e164} is on WhatsApp: {exc}") from exc
-        for answer in answers:
-            if answer.IsIn and answer.JID.User:
-                self._jid_users[e164] = answer.JID.User
-                return jids.non_ad(answer.JID)
-        raise EngineError(f"{e164} is not on WhatsApp")
+        return await self._spellings.jid(address, ask=check if callable(check) else None)
 
     async def _quote_context(self, session: _Session, quote: Quote) -> wa.ContextInfo:
         if quote.sender is None:
@@ -882,28 +825,21 @@ class WhatsmeowEngine(Engine):
         self, session: _Session, media: Media, context: wa.ContextInfo | None
     ) -> wa.Message:
         data = media.data if media.data is not None else await self.download(session.key, media)
-        mimetype, duration = media.mimetype, media.duration
-        if media.media_kind is MediaKind.VOICE:
-            if not is_opus(mimetype):
-                data = await self._converter.to_opus(data)
-            mimetype = outbound.VOICE_MIMETYPE
-            duration = duration or await self._converter.duration(data)
-        elif media.media_kind is MediaKind.STICKER and not is_webp(mimetype):
-            data = await self._converter.to_webp(data)
-            mimetype = outbound.STICKER_MIMETYPE
+        ready = await self._converter.for_whatsapp(media, data)
+        kind = outbound.upload_media_type(media.media_kind)
         try:
-            upload = await session.client.upload(data, outbound.upload_media_type(media.media_kind))
+            upload = await session.client.upload(ready.data, kind)
         except NeonizeError as exc:
             what = media.media_kind.value
             raise EngineError(f"uploading the {what} to WhatsApp failed: {exc}") from exc
         return outbound.media_message(
             media,
             upload,
-            mimetype=mimetype,
+            mimetype=ready.mimetype,
             now=self._clock.now(),
             context=context,
-            duration=duration,
-            ident=hashlib.sha256(data).hexdigest()[:10],
+            duration=ready.duration,
+            ident=hashlib.sha256(ready.data).hexdigest()[:10],
         )
 
 
