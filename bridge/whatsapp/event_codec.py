@@ -14,7 +14,7 @@ anything else: a journal is our own file, but it outlives versions of the code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from bridge.model import AckStatus, Message, Party, Quote, content_from_dict, content_to_dict
 from bridge.whatsapp.engine import (
@@ -25,9 +25,10 @@ from bridge.whatsapp.engine import (
     ReceiptEvent,
 )
 
+T = TypeVar("T")
+
 VERSION = 1
 JOURNALED_EVENTS = (MessageEvent, ReceiptEvent, ContactUpdateEvent, EngineErrorEvent)
-
 JournaledEvent = MessageEvent | ReceiptEvent | ContactUpdateEvent | EngineErrorEvent
 
 
@@ -194,18 +195,20 @@ def quote_from_dict(data: dict[str, Any]) -> Quote:
     )
 
 
-def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
+def _typed(data: dict[str, Any], key: str, kind: type[T], must_be: str) -> T:
+    """``data[key]`` when it is a ``kind``; else ValueError("<key> must be <must_be>")."""
     value = data.get(key)
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be an object")
+    if not isinstance(value, kind):
+        raise ValueError(f"{key} must be {must_be}")
     return value
+
+
+def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return _typed(data, key, dict, "an object")
 
 
 def _str(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str):
-        raise ValueError(f"{key} must be a string")
-    return value
+    return _typed(data, key, str, "a string")
 
 
 def _opt_str(data: dict[str, Any], key: str) -> str | None:
@@ -214,10 +217,7 @@ def _opt_str(data: dict[str, Any], key: str) -> str | None:
 
 
 def _bool(data: dict[str, Any], key: str) -> bool:
-    value = data.get(key)
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false")
-    return value
+    return _typed(data, key, bool, "true or false")
 
 
 def _number(data: dict[str, Any], key: str) -> float:

@@ -14,16 +14,12 @@ into the session status (docs/operations.md, "Session status"):
   change carries an ``action`` saying what to do.
 
 Every change is persisted through a :class:`StatusStore`, fed to the metrics and
-announced to listeners as a :class:`StatusChange`, in order, by one background
-worker (so a listener may call back into the manager, e.g. ``login``, safely).
-Other events (messages, receipts, contacts, QR and pairing codes, …) go to the
-downstream handler set with :meth:`SessionManager.set_downstream`. Every event is
-cleaned first (:func:`bridge.model.cleaned`: no NUL or other control characters, no
-lone surrogates in any string), whichever engine sent it. The events the core
-persists (messages, receipts, contact updates, engine errors) go through the journal
-given to :meth:`SessionManager.keep_refused_in` when there is one: an event the
-database refuses is kept on disk and replayed in order (:mod:`bridge.journal`), so
-an event whatsmeow acknowledged already is never lost to a database outage.
+announced to listeners as a :class:`StatusChange`, in order
+(:mod:`bridge.whatsapp.status_announcer`). Other events (messages, receipts,
+contacts, QR and pairing codes, …) are cleaned and go to the downstream handler set
+with :meth:`SessionManager.set_downstream`, through the journal given to
+:meth:`SessionManager.keep_refused_in` for the events the core persists
+(:mod:`bridge.whatsapp.downstream`).
 
 Outbound operations go through one :class:`~bridge.whatsapp.pacing.Pacer` per
 session: paced, and completed in the order they were asked for.
@@ -39,19 +35,18 @@ the engine, so build the manager first and attach the engine::
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from bridge.backoff import Backoff
 from bridge.clock import Clock
-from bridge.errors import BridgeError, DatabaseError, EngineError, InvalidInput, SessionNotConnected
+from bridge.errors import EngineError, InvalidInput, SessionNotConnected
 from bridge.journal import Journal
 from bridge.metrics import Metrics
-from bridge.model import Content, Media, Quote, cleaned
+from bridge.model import Content, Media, Quote
+from bridge.whatsapp.downstream import Downstream, clean_event
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -61,7 +56,6 @@ from bridge.whatsapp.engine import (
     EngineEvent,
     EventHandler,
     LoggedOutEvent,
-    MessageEvent,
     PairCodeEvent,
     PairSuccessEvent,
     QRCodeEvent,
@@ -69,8 +63,8 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
-from bridge.whatsapp.event_codec import JOURNALED_EVENTS
 from bridge.whatsapp.pacing import Pacer
+from bridge.whatsapp.session_state import SessionState
 from bridge.whatsapp.status import (
     ACTION_ADMIN_LOGOUT,
     ACTION_NEVER_PAIRED,
@@ -87,138 +81,11 @@ from bridge.whatsapp.status import (
     action_ended,
     format_utc,
 )
+from bridge.whatsapp.status_announcer import StatusAnnouncer, StatusRecord
 
 log = logging.getLogger("bridge.session")
 
 T = TypeVar("T")
-
-
-def session_logger(key: str) -> logging.Logger:
-    """``bridge.session.<company>.<session>``."""
-    return logging.getLogger(f"bridge.session.{key.replace('/', '.')}")
-
-
-@dataclass(frozen=True)
-class _Record:
-    """A status to persist and, when ``change`` is set, announce."""
-
-    key: str
-    status: SessionStatus
-    phone: str | None
-    error: str | None
-    connected_at: float | None
-    change: StatusChange | None
-
-
-class _StatusJournal:
-    """Persists and announces status changes in the order they happened.
-
-    One worker task does it, off the caller's task: a slow store or listener never
-    blocks event handling, and a listener calling back into the manager cannot
-    deadlock or reorder the announcements.
-    """
-
-    def __init__(self, store: StatusStore) -> None:
-        self._store = store
-        self._listeners: list[StatusListener] = []
-        self._queue: asyncio.Queue[_Record] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
-
-    def add_listener(self, listener: StatusListener) -> None:
-        self._listeners.append(listener)
-
-    def record(self, record: _Record) -> None:
-        self._queue.put_nowait(record)
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(
-                self._run(), name="session-status-journal"
-            )
-
-    async def flush(self) -> None:
-        await self._queue.join()
-
-    async def close(self, *, grace_seconds: float) -> None:
-        try:
-            async with asyncio.timeout(grace_seconds):
-                await self.flush()
-        except TimeoutError:
-            log.warning(
-                "%d session status changes were not persisted/announced within %.0f s",
-                self._queue.qsize(),
-                grace_seconds,
-            )
-        worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        worker.cancel()
-        try:
-            await worker
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # our caller is being cancelled too
-
-    async def _run(self) -> None:
-        while True:
-            record = await self._queue.get()
-            try:
-                await self._deliver(record)
-            finally:
-                self._queue.task_done()
-
-    async def _deliver(self, record: _Record) -> None:
-        slog = session_logger(record.key)
-        try:
-            await self._store.save_status(
-                record.key,
-                record.status.value,
-                phone=record.phone,
-                error=record.error,
-                connected_at=record.connected_at,
-            )
-        except Exception:
-            slog.exception("could not save status %s", record.status)
-        if record.change is None:
-            return
-        for listener in list(self._listeners):
-            try:
-                result = listener(record.change)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                slog.exception("status listener %r failed on %s", listener, record.change.new)
-
-
-# --- one session's state --------------------------------------------------------
-
-
-class _Session:
-    """What the manager knows about one session (internal, mutable)."""
-
-    def __init__(self, spec: SessionSpec, pacer: Pacer) -> None:
-        self.spec = spec
-        self.key = spec.key
-        self.log = session_logger(spec.key)
-        self.pacer = pacer
-        self.status: SessionStatus | None = None
-        self.phone: str | None = None
-        self.paired = False
-        self.attempt = 0  # reconnect attempts since the last stable connection
-        self.retry_delay = 0.0  # the delay before the next attempt, when DISCONNECTED
-        self.connected_since: float | None = None  # monotonic, while CONNECTED
-        self.connected_at: float | None = None  # epoch, while CONNECTED
-        self.ban_until: float | None = None
-        self.connector: asyncio.Task[None] | None = None  # waits and connects
-        self.connecting = False  # an engine.connect call is in flight
-        self.admin_logout = False
-
-    @property
-    def shown_status(self) -> SessionStatus:
-        return self.status if self.status is not None else SessionStatus.OPENING
-
-    @property
-    def connector_running(self) -> bool:
-        return self.connector is not None and not self.connector.done()
 
 
 # --- the manager ----------------------------------------------------------------
@@ -250,16 +117,15 @@ class SessionManager:
         self._backoff = Backoff(initial=reconnect_initial, maximum=reconnect_max)
         self._stable_seconds = stable_seconds
         self._stagger_seconds = stagger_seconds
-        self._journal = _StatusJournal(store)
-        self._downstream: EventHandler | None = None
-        self._kept: Journal[EngineEvent] | None = None
+        self._announcer = StatusAnnouncer(store)
+        self._downstream = Downstream()
         self._stopping = False
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, SessionState] = {}
         for spec in specs:
             if spec.key in self._sessions:
                 raise ValueError(f"session {spec.key} is configured twice")
             pacer = Pacer(per_minute=send_per_minute, burst=send_burst, clock=clock)
-            self._sessions[spec.key] = _Session(spec, pacer)
+            self._sessions[spec.key] = SessionState(spec, pacer)
 
     # --- wiring -------------------------------------------------------------
 
@@ -275,28 +141,21 @@ class SessionManager:
 
     def add_listener(self, listener: StatusListener) -> None:
         """Call ``listener`` (sync or async) with every :class:`StatusChange`."""
-        self._journal.add_listener(listener)
+        self._announcer.add_listener(listener)
 
     def set_downstream(self, handler: EventHandler | None) -> None:
         """Forward non-status events (messages, receipts, QR codes, …) to ``handler``."""
-        self._downstream = handler
+        self._downstream.handler = handler
 
     def keep_refused_in(self, journal: Journal[EngineEvent] | None) -> None:
         """Send the events the core persists through ``journal`` (whose handler is the
         downstream): what the database refuses is kept and replayed in order."""
-        self._kept = journal
+        self._downstream.journal = journal
 
     async def set_aside_kept(self, event: EngineEvent, exc: Exception) -> None:
         """The journal's ``on_failed``: a kept event the downstream cannot take even
         with the database up is reported like any event the bridge cannot handle."""
-        if self._downstream is None:
-            raise BridgeError("no downstream handler")
-        detail = exc.explanation if isinstance(exc, BridgeError) else repr(exc)
-        event_id = event.message.wa_id if isinstance(event, MessageEvent) else None
-        explanation = f"a kept {type(event).__name__} could not be handled: {detail[:200]}"
-        await self._downstream(
-            EngineErrorEvent(event.session, explanation=explanation, event_id=event_id or "")
-        )
+        await self._downstream.set_aside(event, exc)
 
     # --- queries --------------------------------------------------------------
 
@@ -325,7 +184,7 @@ class SessionManager:
         """Wait until every status change so far is persisted and announced.
 
         Not from a listener: it would wait for itself."""
-        await self._journal.flush()
+        await self._announcer.flush()
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -377,9 +236,9 @@ class SessionManager:
                 log.warning(
                     "the engine did not disconnect every session within %.0f s", grace_seconds
                 )
-        await self._journal.close(grace_seconds=grace_seconds)
+        await self._announcer.close(grace_seconds=grace_seconds)
 
-    async def _disconnect(self, session: _Session) -> None:
+    async def _disconnect(self, session: SessionState) -> None:
         try:
             await self.engine.disconnect(session.key)
         except EngineError as exc:
@@ -397,27 +256,16 @@ class SessionManager:
                 "event %s for unknown session %s dropped", type(event).__name__, event.session
             )
             return
-        event = self._clean(session, event)
+        event = clean_event(event, session.log)
         try:
             forward = self._apply(session, event)
         except Exception:
             session.log.exception("could not apply %s", type(event).__name__)
             forward = False
         if forward:
-            await self._forward(session, event)
+            await self._downstream.forward(event, session.log)
 
-    @staticmethod
-    def _clean(session: _Session, event: EngineEvent) -> EngineEvent:
-        """``event`` with every string cleaned (:func:`bridge.model.clean_text`): the one
-        place every engine's events pass, so both databases store the same text."""
-        try:
-            return cleaned(event)
-        except ValueError as exc:  # e.g. an address made only of control characters
-            session.log.warning("unusable %s set aside: %s", type(event).__name__, exc)
-            explanation = f"a {type(event).__name__} from WhatsApp was set aside: {exc}"
-            return EngineErrorEvent(session=event.session, explanation=explanation)
-
-    def _apply(self, session: _Session, event: EngineEvent) -> bool:
+    def _apply(self, session: SessionState, event: EngineEvent) -> bool:
         """Update the status for ``event``; True when it goes downstream too."""
         match event:
             case QRCodeEvent():
@@ -451,31 +299,11 @@ class SessionManager:
                 session.log.warning("engine error: %s", explanation)
         return True
 
-    async def _forward(self, session: _Session, event: EngineEvent) -> None:
-        if self._downstream is None:
-            session.log.warning("no downstream handler: %s dropped", type(event).__name__)
-            return
-        kept = self._kept if isinstance(event, JOURNALED_EVENTS) else None
-        try:
-            if kept is not None:
-                await kept.deliver(event)  # refused by the database: kept and replayed
-            else:
-                await self._downstream(event)
-        except DatabaseError as exc:
-            if kept is None:  # (a journal reports its own losses)
-                session.log.error("%s not persisted: %s", type(event).__name__, exc.explanation)
-            if isinstance(event, MessageEvent):
-                raise  # neither stored nor journaled: the engine must not acknowledge it
-        except Exception:
-            session.log.exception("downstream handler failed on %s", type(event).__name__)
-            if isinstance(event, MessageEvent):
-                raise  # neither stored nor journaled: the engine must not acknowledge it
-
-    def _on_login_code(self, session: _Session, reason: str) -> None:
+    def _on_login_code(self, session: SessionState, reason: str) -> None:
         self._cancel_retry(session)
         self._set_status(session, SessionStatus.QRCODE, reason=reason)
 
-    def _on_connected(self, session: _Session, phone: str | None) -> None:
+    def _on_connected(self, session: SessionState, phone: str | None) -> None:
         self._cancel_retry(session)
         session.paired = True
         session.ban_until = None
@@ -491,7 +319,7 @@ class SessionManager:
         reason = f"connected as {session.phone}" if session.phone else "connected"
         self._set_status(session, SessionStatus.CONNECTED, reason=reason)
 
-    def _on_transient_loss(self, session: _Session, reason: str) -> None:
+    def _on_transient_loss(self, session: SessionState, reason: str) -> None:
         if self._stopping:
             session.log.debug("disconnected while the bridge stops: %s", reason)
             return
@@ -516,7 +344,7 @@ class SessionManager:
             session.connected_since = None
         self._retry_later(session, reason)
 
-    def _on_logged_out(self, session: _Session, reason: str) -> None:
+    def _on_logged_out(self, session: SessionState, reason: str) -> None:
         session.paired = False
         if session.admin_logout:
             self._fail(
@@ -525,7 +353,7 @@ class SessionManager:
         else:
             self._fail(session, SessionStatus.LOGGED_OUT, reason, ACTION_PHONE_UNLINKED)
 
-    def _on_banned(self, session: _Session, code: str, expires_in: float | None) -> None:
+    def _on_banned(self, session: SessionState, code: str, expires_in: float | None) -> None:
         now = self._clock.now()
         session.ban_until = now + expires_in if expires_in is not None else None
         reason = f"temporarily banned (code {code})"
@@ -534,7 +362,7 @@ class SessionManager:
 
     def _fail(
         self,
-        session: _Session,
+        session: SessionState,
         status: SessionStatus,
         reason: str,
         action: str,
@@ -549,7 +377,7 @@ class SessionManager:
 
     # --- reconnects -------------------------------------------------------------
 
-    def _retry_later(self, session: _Session, reason: str) -> None:
+    def _retry_later(self, session: SessionState, reason: str) -> None:
         """DISCONNECTED now; the next attempt after the backoff delay."""
         session.attempt += 1
         session.retry_delay = self._backoff.delay(session.attempt, self._rng)
@@ -565,12 +393,12 @@ class SessionManager:
         if not session.connector_running:
             session.connector = self._spawn_connector(session, session.retry_delay)
 
-    def _spawn_connector(self, session: _Session, delay: float) -> asyncio.Task[None]:
+    def _spawn_connector(self, session: SessionState, delay: float) -> asyncio.Task[None]:
         return asyncio.get_running_loop().create_task(
             self._connect_loop(session, delay), name=f"connect {session.key}"
         )
 
-    async def _connect_loop(self, session: _Session, delay: float) -> None:
+    async def _connect_loop(self, session: SessionState, delay: float) -> None:
         """Wait, attempt, and again after each failure, until an attempt holds or
         someone else (an event, a command) decides the status."""
         while True:
@@ -584,7 +412,7 @@ class SessionManager:
                 return
             delay = session.retry_delay
 
-    async def _attempt(self, session: _Session, *, reason: str | None = None) -> str | None:
+    async def _attempt(self, session: SessionState, *, reason: str | None = None) -> str | None:
         """OPENING, then one engine.connect; the failure's reason, or None."""
         if reason is None:
             reason = f"reconnect attempt {session.attempt}" if session.attempt else "connecting"
@@ -602,7 +430,7 @@ class SessionManager:
             session.connecting = False
         return None
 
-    def _cancel_retry(self, session: _Session) -> None:
+    def _cancel_retry(self, session: SessionState) -> None:
         """Cancel a scheduled attempt; one in flight ends on its own (its loop sees
         the status someone else set)."""
         task = session.connector
@@ -645,7 +473,7 @@ class SessionManager:
                 self._retry_later(session, failure)
             raise EngineError(f"session {key} could not connect: {failure}; retrying")
 
-    def _check_login_allowed(self, session: _Session) -> None:
+    def _check_login_allowed(self, session: SessionState) -> None:
         status = session.shown_status
         if status is SessionStatus.CONNECTED:
             as_phone = f" as {session.phone}" if session.phone else ""
@@ -754,13 +582,13 @@ class SessionManager:
         )
 
     @staticmethod
-    def _require_connected(session: _Session) -> None:
+    def _require_connected(session: SessionState) -> None:
         if session.status is not SessionStatus.CONNECTED:
             raise SessionNotConnected(f"session {session.key} is {session.shown_status}")
 
     # --- status bookkeeping ---------------------------------------------------------
 
-    def _session(self, key: str) -> _Session:
+    def _session(self, key: str) -> SessionState:
         try:
             return self._sessions[key]
         except KeyError:
@@ -768,7 +596,7 @@ class SessionManager:
 
     def _set_status(
         self,
-        session: _Session,
+        session: SessionState,
         new: SessionStatus,
         *,
         reason: str,
@@ -797,11 +625,11 @@ class SessionManager:
         )
         self._persist(session, change=change)
 
-    def _persist(self, session: _Session, *, change: StatusChange | None) -> None:
+    def _persist(self, session: SessionState, *, change: StatusChange | None) -> None:
         status = session.shown_status
         error = change.reason if change and status in ERROR_STATUSES else None
-        self._journal.record(
-            _Record(
+        self._announcer.record(
+            StatusRecord(
                 key=session.key,
                 status=status,
                 phone=session.phone,

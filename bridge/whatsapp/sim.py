@@ -37,9 +37,8 @@ Behaviour worth knowing (docs/sim.md, plus these choices):
   ``disconnect`` and ``ban`` make ``connect`` (and ``login``) raise ``EngineError``
   until their seconds have passed; ``outdated`` and ``stream_replaced`` do not
   block a later ``connect`` (the sim has no client version to upgrade).
-- **Outbound log** entries use the inbound field names (see :func:`outbound_fields`).
-  A :class:`ContactList` is one WhatsApp message, so one entry: kind ``contact``
-  with the first card in ``contact`` and every card in ``contacts``.
+- **Outbound log** entries use the inbound field names; their shape, and the
+  session view, are :mod:`bridge.whatsapp.sim_wire`.
 - **Ids** are ``3EB0`` + 18 uppercase hex digits from a seeded generator: pass
   ``seed`` for a reproducible run; without it each engine draws a random seed, so
   a restarted bridge never reuses an id. An inbound body may carry its own
@@ -55,30 +54,22 @@ Behaviour worth knowing (docs/sim.md, plus these choices):
   is emitted when the push name or the avatar changed.
 - **LIDs.** An inbound body may carry ``"lid": "<digits>@lid"`` and leave out
   ``from`` (WhatsApp hid the phone): the sender is ``Party(phone=None, lid=…)``.
-  The first body with both links them, as WhatsApp's LID store does: the link is
-  kept in ``lids.jsonl`` (across restarts and logouts), a ``ContactUpdateEvent``
-  with both is emitted, and later bodies with either one give the sender both. A
-  body that would give a LID a second phone (or a phone a second LID) is refused.
+  How the sim links a LID and a phone is :mod:`bridge.whatsapp.sim_session`.
   A send to ``<digits>@lid`` is logged with ``to`` = that LID.
-- Files are tiny and written synchronously, so the log order is the send order.
+- The session files are :mod:`bridge.whatsapp.sim_store`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
-import hashlib
-import json
 import logging
 import random
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge import files
 from bridge.clock import Clock
 from bridge.errors import (
     ConfigError,
@@ -89,20 +80,16 @@ from bridge.errors import (
 )
 from bridge.model import (
     AnyContent,
-    ContactCard,
-    ContactList,
     Content,
     Deletion,
     Edit,
-    Location,
     Media,
-    Message,
     Party,
     Quote,
     Reaction,
     Text,
 )
-from bridge.phone import digits_of, normalize_phone
+from bridge.phone import normalize_phone
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -122,7 +109,6 @@ from bridge.whatsapp.engine import (
 )
 from bridge.whatsapp.sim_bodies import (
     DEFAULT_SEND_ERROR,
-    MEDIA_KINDS,
     check_fail_sends,
     check_fault,
     message_from_inbound,
@@ -130,6 +116,16 @@ from bridge.whatsapp.sim_bodies import (
     read_inbound_id,
     read_receipt,
 )
+from bridge.whatsapp.sim_session import (
+    KnownMessage,
+    PendingLogin,
+    SimSession,
+    apply_edit,
+    identified,
+    preview_text,
+)
+from bridge.whatsapp.sim_store import SimDevice, SimSessionStore
+from bridge.whatsapp.sim_wire import entry_chat, entry_preview, outbound_entry, outbound_fields
 
 log = logging.getLogger("bridge.whatsapp.sim")
 
@@ -167,256 +163,6 @@ class SimRandom:
         return f"{chars[:4]}-{chars[4:]}"
 
 
-# --- outbound: content → log entry fields (pure) ------------------------------
-
-
-def _card_fields(card: ContactCard) -> dict[str, Any]:
-    return {"display_name": card.display_name, "vcard": card.vcard}
-
-
-def _media_fields(media: Media) -> dict[str, Any]:
-    data = media.data
-    size = len(data) if data is not None else media.size
-    sha256 = hashlib.sha256(data).hexdigest() if data is not None else media.sha256
-    return {
-        "sha256": sha256,
-        "size": size,
-        "mimetype": media.mimetype,
-        "filename": media.filename,
-        "caption": media.caption,
-    }
-
-
-def outbound_fields(content: AnyContent) -> dict[str, Any]:
-    """The outbound-log fields of ``content``, named as in a ``/sim`` inbound body.
-
-    Media gives ``{sha256 (hex), size, mimetype, filename, caption}`` instead of
-    bytes; a :class:`ContactList` gives kind ``contact`` with its first card in
-    ``contact`` and all of them in ``contacts``. Raises
-    :class:`PermanentDeliveryError` for content WhatsApp cannot be sent.
-    """
-    match content:
-        case Text(body=body, mentions=mentions):
-            out: dict[str, Any] = {"kind": "text", "text": body}
-            if mentions:
-                out["mentions"] = list(mentions)
-            return out
-        case Media():
-            return {"kind": content.media_kind.value, "media": _media_fields(content)}
-        case Location():
-            loc = {"lat": content.lat, "lon": content.lon}
-            return {
-                "kind": "location",
-                "location": loc | {"name": content.name, "address": content.address},
-            }
-        case ContactCard():
-            return {"kind": "contact", "contact": _card_fields(content)}
-        case ContactList(cards=cards) if cards:
-            cards_out = [_card_fields(c) for c in cards]
-            return {"kind": "contact", "contact": cards_out[0], "contacts": cards_out}
-        case Reaction(target=target, emoji=emoji):
-            return {"kind": "reaction", "target": target, "emoji": emoji}
-        case Edit(target=target, new=new):
-            return {"kind": "edit", "target": target, "text": new.body}
-        case Deletion(target=target):
-            return {"kind": "revoke", "target": target}
-    raise PermanentDeliveryError(f"the sim cannot send {content.kind} content to WhatsApp")
-
-
-def _preview_text(content: AnyContent) -> str:
-    """What a reply to this content quotes."""
-    if isinstance(content, Text):
-        return content.body
-    if isinstance(content, Media):
-        return content.caption or ""
-    if isinstance(content, Location):
-        return content.name or ""
-    if isinstance(content, ContactCard | ContactList):
-        return content.display_name
-    return ""
-
-
-def _entry_preview(entry: Mapping[str, Any]) -> str:
-    """What a reply to an outbound-log entry quotes (as :func:`_preview_text`)."""
-    if entry["kind"] == "text":
-        return str(entry["text"])
-    if entry["kind"] in MEDIA_KINDS:
-        return entry["media"].get("caption") or ""
-    if entry["kind"] == "location":
-        return entry["location"].get("name") or ""
-    if entry["kind"] == "contact":
-        return str(entry["contact"]["display_name"])
-    return ""
-
-
-# --- storage ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SimDevice:
-    """A paired (linked) device of one simulated session."""
-
-    phone: str
-    paired_at: float
-    auto: bool = False
-
-
-class SimSessionStore:
-    """The files of one simulated session: ``device.json``, ``outbound.jsonl`` and
-    ``lids.jsonl`` (the LID ↔ phone links it learned)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.device_path = directory / "device.json"
-        self.outbound_path = directory / "outbound.jsonl"
-        self.lids_path = directory / "lids.jsonl"
-
-    def load_device(self) -> SimDevice | None:
-        if not self.device_path.exists():
-            return None
-        try:
-            data = json.loads(self.device_path.read_text(encoding="utf-8"))
-            return SimDevice(phone=data["phone"], paired_at=data["paired_at"], auto=data["auto"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise EngineError(f"sim device store {self.device_path} is corrupt: {exc}") from exc
-
-    def save_device(self, device: SimDevice) -> None:
-        files.private_dir(self.directory)  # 0700 dirs, 0600 files (bridge/files.py)
-        files.write_private(self.device_path, json.dumps(dataclasses.asdict(device)))
-
-    def forget_device(self) -> None:
-        self.device_path.unlink(missing_ok=True)
-
-    def load_outbound(self) -> list[dict[str, Any]]:
-        return _load_jsonl(self.outbound_path, "outbound log")
-
-    def append_outbound(self, entry: Mapping[str, Any]) -> None:
-        files.private_dir(self.directory)
-        files.append_private(self.outbound_path, json.dumps(entry, ensure_ascii=False) + "\n")
-
-    def load_lids(self) -> dict[str, str]:
-        """LID digits → E.164 phone, as linked so far."""
-        try:
-            return {e["lid"]: e["phone"] for e in _load_jsonl(self.lids_path, "LID store")}
-        except (KeyError, TypeError) as exc:
-            raise EngineError(f"sim LID store {self.lids_path} is corrupt: {exc!r}") from exc
-
-    def append_lid(self, lid: str, phone: str) -> None:
-        files.private_dir(self.directory)
-        files.append_private(self.lids_path, json.dumps({"lid": lid, "phone": phone}) + "\n")
-
-
-def _load_jsonl(path: Path, what: str) -> list[Any]:
-    if not path.exists():
-        return []
-    entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except ValueError as exc:
-            raise EngineError(f"sim {what} {path} line {number} is corrupt: {exc}") from exc
-    return entries
-
-
-# --- per-session state -------------------------------------------------------
-
-
-@dataclass
-class _PendingLogin:
-    noise_key: str
-    identity_key: str
-    adv_secret: str
-    pair_phone: str | None = None
-    qr: str | None = None
-    pair_code: str | None = None
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass(frozen=True)
-class _KnownMessage:
-    author: str | None  # address of the author; None = us (the bridge)
-    text: str
-    chat: Party
-
-
-@dataclass
-class _SimSession:
-    key: str
-    store: SimSessionStore
-    device: SimDevice | None
-    outbound: list[dict[str, Any]]
-    connected: bool = False
-    halt: str | None = None  # BANNED / OUTDATED / STOPPED after a fault or a stop
-    refuse_until: float = 0.0
-    refuse_reason: str = ""
-    login: _PendingLogin | None = None
-    fail_sends: int = 0
-    fail_error: str = ""
-    known: dict[str, _KnownMessage] = field(default_factory=dict)
-    sent_ids: set[str] = field(default_factory=set)  # ids of our outbound entries
-    push_names: dict[str, str] = field(default_factory=dict)
-    avatars: dict[str, str] = field(default_factory=dict)
-    read_ids: list[str] = field(default_factory=list)
-    lid_phones: dict[str, str] = field(default_factory=dict)  # LID digits → E.164
-    phone_lids: dict[str, str] = field(default_factory=dict)  # E.164 → LID digits
-
-    @property
-    def link_status(self) -> str:
-        if self.connected:
-            return "CONNECTED"
-        if self.login is not None:
-            return "QRCODE"
-        if self.halt is not None:
-            return self.halt
-        return "DISCONNECTED" if self.device is not None else "LOGGED_OUT"
-
-    def quote_of(self, wa_id: str) -> Quote:
-        known = self.known.get(wa_id)
-        if known is None:
-            return Quote(wa_id=wa_id)
-        return Quote(wa_id=wa_id, sender=known.author, text=known.text)
-
-
-def _apply_edit(session: _SimSession, target: str, text: str) -> None:
-    """Keep quoting an edited message faithful: a reply quotes its new text."""
-    known = session.known.get(target)
-    if known is not None:
-        session.known[target] = dataclasses.replace(known, text=text)
-
-
-def _identified(session: _SimSession, message: Message) -> tuple[Message, bool]:
-    """``message`` with its sender's other half (phone or LID) where the session's LID
-    store knows it, and whether this message linked the two (stored at once).
-    Raises :class:`InvalidInput` for a LID or phone already linked to another."""
-    sender = message.sender
-    phone, lid = sender.phone, sender.lid
-    linked = phone is not None and lid is not None and lid not in session.lid_phones
-    if phone is not None and lid is not None:
-        _check_link(session, phone, lid)
-        if linked:
-            session.store.append_lid(lid, phone)
-            session.lid_phones[lid], session.phone_lids[phone] = phone, lid
-        return message, linked
-    known_phone = session.lid_phones.get(lid) if lid else None
-    known_lid = session.phone_lids.get(phone) if phone else None
-    if known_phone is None and known_lid is None:
-        return message, False
-    sender = dataclasses.replace(sender, phone=phone or known_phone, lid=lid or known_lid)
-    chat = message.chat if message.chat.is_group else sender
-    return dataclasses.replace(message, sender=sender, chat=chat), False
-
-
-def _check_link(session: _SimSession, phone: str, lid: str) -> None:
-    known_phone = session.lid_phones.get(lid)
-    if known_phone not in (None, phone):
-        raise InvalidInput(f"lid {lid}@lid is linked to another phone, not to {phone}")
-    known_lid = session.phone_lids.get(phone)
-    if known_lid not in (None, lid):
-        raise InvalidInput(f"{phone} is linked to another LID, not to {lid}@lid")
-
-
 def _split_key(key: str) -> tuple[str, str]:
     parts = key.split("/")
     if len(parts) != 2 or any(p in ("", ".", "..") or "\\" in p for p in parts):
@@ -432,14 +178,6 @@ def _address(to: str) -> str:
         return normalize_phone(to)
     except InvalidInput as exc:
         raise PermanentDeliveryError(f"cannot send to {to!r}: {exc.explanation}") from exc
-
-
-def _party_of(address: str) -> Party:
-    if address.endswith("@g.us"):
-        return Party(group=address)
-    if address.endswith("@lid"):
-        return Party(lid=digits_of(address))
-    return Party(phone=address)
 
 
 # --- the engine ---------------------------------------------------------------
@@ -477,18 +215,18 @@ class SimEngine(Engine):
             seed = secrets.randbits(64)
         log.debug("sim engine seed %d", seed)
         self._random = SimRandom(seed)
-        self._sessions: dict[str, _SimSession] = {}
+        self._sessions: dict[str, SimSession] = {}
         self._taken: set[str] | None = None  # phones paired here or found on disk
         self._next_auto = 1
 
     # --- session state ----------------------------------------------------
 
-    def _session(self, key: str) -> _SimSession:
+    def _session(self, key: str) -> SimSession:
         session = self._sessions.get(key)
         if session is None:
             company, name = _split_key(key)
             store = SimSessionStore(self._root / company / name)
-            session = _SimSession(
+            session = SimSession(
                 key=key, store=store, device=store.load_device(), outbound=store.load_outbound()
             )
             for entry in session.outbound:
@@ -550,7 +288,7 @@ class SimEngine(Engine):
             raise EngineError(f"session {spec.key} is already paired; log out first")
         self._check_network(session)
         self._end_login(session)
-        pending = _PendingLogin(
+        pending = PendingLogin(
             noise_key=self._random.key_b64(),
             identity_key=self._random.key_b64(),
             adv_secret=self._random.key_b64(),
@@ -605,13 +343,13 @@ class SimEngine(Engine):
         self._unpair(session)
         log.info("sim session %s logged out", key)
 
-    def _pair(self, session: _SimSession, phone: str, *, auto: bool) -> None:
+    def _pair(self, session: SimSession, phone: str, *, auto: bool) -> None:
         session.device = SimDevice(phone=phone, paired_at=self._clock.now(), auto=auto)
         session.store.save_device(session.device)
         self._taken_phones().add(phone)
         log.info("sim session %s paired with %s%s", session.key, phone, " (auto)" if auto else "")
 
-    def _unpair(self, session: _SimSession) -> None:
+    def _unpair(self, session: SimSession) -> None:
         session.device = None
         session.store.forget_device()
 
@@ -633,7 +371,7 @@ class SimEngine(Engine):
                     self._taken.add(device.phone)
         return self._taken
 
-    def _check_network(self, session: _SimSession) -> None:
+    def _check_network(self, session: SimSession) -> None:
         remaining = session.refuse_until - self._clock.now()
         if remaining > 0:
             raise EngineError(
@@ -641,11 +379,11 @@ class SimEngine(Engine):
                 f"({session.refuse_reason})"
             )
 
-    def _qr(self, pending: _PendingLogin) -> str:
+    def _qr(self, pending: PendingLogin) -> str:
         ref = self._random.qr_ref()
         return f"{ref},{pending.noise_key},{pending.identity_key},{pending.adv_secret}"
 
-    async def _run_login_clock(self, session: _SimSession, pending: _PendingLogin) -> None:
+    async def _run_login_clock(self, session: SimSession, pending: PendingLogin) -> None:
         """Rotate QR codes on the clock, then give up (as whatsmeow's QR channel does)."""
         if pending.pair_phone is None:
             await self._clock.sleep(self._qr_first)
@@ -665,7 +403,7 @@ class SimEngine(Engine):
                 DisconnectedEvent(session.key, reason=QR_TIMEOUT_REASON, transient=False)
             )
 
-    def _end_login(self, session: _SimSession) -> None:
+    def _end_login(self, session: SimSession) -> None:
         pending, session.login = session.login, None
         if pending and pending.task and pending.task is not asyncio.current_task():
             pending.task.cancel()
@@ -703,7 +441,7 @@ class SimEngine(Engine):
             session.halt = "STOPPED"
             await self.emit(StreamReplacedEvent(key))
 
-    def _refuse(self, session: _SimSession, seconds: float, reason: str) -> None:
+    def _refuse(self, session: SimSession, seconds: float, reason: str) -> None:
         session.refuse_until = self._clock.now() + seconds
         session.refuse_reason = reason
 
@@ -716,7 +454,7 @@ class SimEngine(Engine):
 
     # --- inbound ----------------------------------------------------------
 
-    def _require_connected(self, session: _SimSession) -> None:
+    def _require_connected(self, session: SimSession) -> None:
         if not session.connected:
             raise InvalidInput(
                 f"session {session.key} is not connected (status {session.link_status})"
@@ -731,19 +469,19 @@ class SimEngine(Engine):
             body, wa_id=wa_id, timestamp=self._clock.now(), quote_of=session.quote_of
         )
         avatar_url = read_avatar_url(body)
-        message, linked = _identified(session, message)
-        session.known[wa_id] = _KnownMessage(
-            author=message.sender.address, text=_preview_text(message.content), chat=message.chat
+        message, linked = identified(session, message)
+        session.known[wa_id] = KnownMessage(
+            author=message.sender.address, text=preview_text(message.content), chat=message.chat
         )
         if isinstance(message.content, Edit):
-            _apply_edit(session, message.content.target, message.content.new.body)
+            apply_edit(session, message.content.target, message.content.new.body)
         await self._learn_contact(session, message.sender, avatar_url, linked=linked)
         log.debug("sim session %s: inbound %s %s", key, message.kind_label, wa_id)
         await self.emit(MessageEvent(key, message=message))
         return wa_id
 
     async def _learn_contact(
-        self, session: _SimSession, sender: Party, avatar_url: str | None, *, linked: bool
+        self, session: SimSession, sender: Party, avatar_url: str | None, *, linked: bool
     ) -> None:
         """Emit a ContactUpdateEvent when the sender's push name or avatar is new, or
         when this message linked its LID and phone."""
@@ -762,7 +500,7 @@ class SimEngine(Engine):
             ContactUpdateEvent(session.key, party=sender, avatar_url=session.avatars.get(who))
         )
 
-    def _new_id(self, session: _SimSession) -> str:
+    def _new_id(self, session: SimSession) -> str:
         while (wa_id := self._random.message_id()) in session.known:
             pass  # 72 random bits: a repeat is practically impossible, but be sure
         return wa_id
@@ -787,7 +525,7 @@ class SimEngine(Engine):
 
     # --- outbound ---------------------------------------------------------
 
-    def _sending_session(self, key: str) -> _SimSession:
+    def _sending_session(self, key: str) -> SimSession:
         session = self._session(key)
         if not session.connected:
             raise SessionNotConnected(
@@ -797,7 +535,7 @@ class SimEngine(Engine):
 
     def _record(
         self,
-        session: _SimSession,
+        session: SimSession,
         to: str,
         content: AnyContent,
         quote: Quote | None,
@@ -819,10 +557,13 @@ class SimEngine(Engine):
             )
             return message_id
         wa_id = message_id or self._new_id(session)
-        entry: dict[str, Any] = {"id": wa_id, "to": address, "timestamp": self._clock.now()}
-        entry |= fields
-        if quote is not None:
-            entry["quote"] = quote.wa_id
+        entry = outbound_entry(
+            wa_id=wa_id,
+            to=address,
+            timestamp=self._clock.now(),
+            fields=fields,
+            quote=quote.wa_id if quote is not None else None,
+        )
         session.store.append_outbound(entry)
         session.outbound.append(entry)
         self._remember_outbound(session, entry)
@@ -832,14 +573,13 @@ class SimEngine(Engine):
         return wa_id
 
     @staticmethod
-    def _remember_outbound(session: _SimSession, entry: Mapping[str, Any]) -> None:
-        chat = _party_of(entry["to"])
+    def _remember_outbound(session: SimSession, entry: Mapping[str, Any]) -> None:
         session.sent_ids.add(entry["id"])
-        session.known[entry["id"]] = _KnownMessage(
-            author=None, text=_entry_preview(entry), chat=chat
+        session.known[entry["id"]] = KnownMessage(
+            author=None, text=entry_preview(entry), chat=entry_chat(entry)
         )
         if entry["kind"] == "edit":
-            _apply_edit(session, entry["target"], entry["text"])
+            apply_edit(session, entry["target"], entry["text"])
 
     async def send(
         self,

@@ -51,7 +51,7 @@ from aiohttp import web
 
 from bridge.errors import BridgeError, InvalidInput, RequestRefused
 from bridge.http_input import BODY_TIMEOUT_SECONDS, read_json
-from bridge.whatsapp import sim_bodies
+from bridge.whatsapp import sim_bodies, sim_wire
 from bridge.whatsapp.sim import SimEngine
 
 log = logging.getLogger("bridge.whatsapp.sim.http")
@@ -154,14 +154,13 @@ def sim_routes(
     @routes.get("/sim/sessions/{s}")
     @known
     async def get_session(request: web.Request, key: str) -> web.Response:
-        return web.json_response(
-            {
-                "status": status(key),
-                "phone": sim.phone_of(key),
-                "qr": sim.current_qr(key),
-                "pair_code": sim.current_pair_code(key),
-            }
+        view = sim_wire.session_view(
+            status=status(key),
+            phone=sim.phone_of(key),
+            qr=sim.current_qr(key),
+            pair_code=sim.current_pair_code(key),
         )
+        return web.json_response(view)
 
     @routes.post("/sim/sessions/{s}/scan")
     @known

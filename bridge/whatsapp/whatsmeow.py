@@ -1,19 +1,13 @@
 """The real WhatsApp engine: whatsmeow, driven through neonize's async client.
 
-One neonize ``NewAClient`` per session. Its device store is, per session:
-
-- PostgreSQL, when the bridge runs on PostgreSQL: neonize takes the URL as its
-  database name and whatsmeow keeps every session's device in its own tables there;
-- otherwise one SQLite file per session in ``spec.device_dir``
-  (``<key slug>.whatsmeow.db``).
-
-Next to it, ``<key slug>.whatsmeow.json`` records the paired device's JID. It is
-what :meth:`WhatsmeowEngine.is_paired` reads (no connection needed) and what
-``connect`` uses to pick the device out of a shared PostgreSQL store (after checking
-the store still holds it: neonize builds a client on a missing device and Go then
-panics). It is written on pairing success and removed on logout. A SQLite store holds
-one device, so ``connect`` lets whatsmeow take its first one; if that store turns out
-empty, the QR code that follows tells, and the session is reported logged out.
+One neonize ``NewAClient`` per session. Its device store (PostgreSQL or one SQLite
+file per session) and the pairing record next to it are
+:mod:`bridge.whatsapp.device_files`. ``connect`` checks a shared PostgreSQL store
+still holds the recorded device (neonize builds a client on a missing device and Go
+then panics). A SQLite store holds one device, so ``connect`` lets whatsmeow take
+its first one; if that store turns out empty, the QR code that follows tells, and
+the session is reported logged out. Voice notes and stickers are converted for
+WhatsApp by :mod:`bridge.whatsapp.transcode`.
 
 Logins end with ``DisconnectedEvent(transient=False)`` when the QR codes run out
 (60 s, then 20 s per code, as whatsmeow rotates them) or the connection drops before
@@ -64,17 +58,12 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import json
 import logging
 import re
-import shutil
-import subprocess
-import tempfile
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from google.protobuf.message import Message as ProtoMessage
@@ -84,7 +73,6 @@ from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DevicePr
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from neonize.utils.enum import MediaType, ReceiptType
 
-from bridge import files
 from bridge.clock import Clock, SystemClock
 from bridge.errors import (
     BridgeError,
@@ -99,7 +87,6 @@ from bridge.model import (
     Content,
     Location,
     Media,
-    MediaKind,
     Quote,
     Text,
 )
@@ -107,23 +94,26 @@ from bridge.phone import normalize_phone, whatsapp_variants
 from bridge.whatsapp import jid as jids
 from bridge.whatsapp import wa_inbound as inbound
 from bridge.whatsapp import wa_outbound as outbound
+from bridge.whatsapp.contact_news import ContactNews
+from bridge.whatsapp.device_files import DeviceFiles, Pairing, stored_devices
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
-    ContactUpdateEvent,
     DisconnectedEvent,
     Engine,
     EngineErrorEvent,
     EngineEvent,
     EventHandler,
     LoggedOutEvent,
-    MessageEvent,
     PairCodeEvent,
     QRCodeEvent,
     SessionSpec,
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
+from bridge.whatsapp.phone_spellings import PhoneSpellings
+from bridge.whatsapp.transcode import MediaConverter
+from bridge.whatsapp.wa_inbound_content import download_message
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +137,6 @@ SUBSCRIBED_EVENTS: tuple[type[ProtoMessage], ...] = (
     neonize.Message,
     neonize.Receipt,
     neonize.HistorySync,
-)
-
-_FFMPEG_MISSING = (
-    "ffmpeg is not installed: it is needed to convert {what} to the format WhatsApp "
-    "requires; install the ffmpeg package on the bridge host"
 )
 
 
@@ -192,174 +177,6 @@ def _new_neonize_client(
 
     client: NeonizeClient = NewAClient(name, jid=jid, props=props, uuid=uuid, new_device=new_device)
     return client
-
-
-def _stored_devices(database: str) -> list[str]:
-    """JIDs of the devices in a whatsmeow store (a static neonize call, no client)."""
-    from neonize.aioze.client import ClientFactory as NeonizeFactory
-
-    try:
-        devices = NeonizeFactory.get_all_devices_from_db(database)
-    except ValueError as exc:  # neonize cannot parse the Go side's error string
-        raise EngineError(f"could not read the WhatsApp device store: {exc}") from exc
-    return [jids.jid_to_str(device.JID) for device in devices]
-
-
-# --- device files -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pairing:
-    """What the engine remembers of a paired device (the ``.whatsmeow.json`` file)."""
-
-    jid: str
-    lid: str | None = None
-
-    @property
-    def identity(self) -> inbound.Identity:
-        return inbound.Identity(phone_user=jids.parse_jid(self.jid).User, lid_user=self.lid)
-
-
-def _file_stem(key: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_") or "session"
-    return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-
-
-class DeviceFiles:
-    """A session's device store location and pairing record. Blocking file I/O:
-    call through ``asyncio.to_thread``."""
-
-    def __init__(self, spec: SessionSpec) -> None:
-        stem = _file_stem(spec.key)
-        self.spec = spec
-        self.record = spec.device_dir / f"{stem}.whatsmeow.json"
-        self.sqlite = spec.device_dir / f"{stem}.whatsmeow.db"
-
-    @property
-    def postgres(self) -> bool:
-        url = self.spec.database_url or ""
-        return url.startswith(("postgres://", "postgresql://"))
-
-    @property
-    def database(self) -> str:
-        """What neonize gets as its database name: the URL, or the SQLite path."""
-        if self.postgres and self.spec.database_url:
-            return self.spec.database_url
-        return str(self.sqlite.resolve())
-
-    def prepare(self) -> None:
-        """A 0700 directory, and for SQLite the store made 0600 before go-sqlite3
-        creates it with the umask (bridge/files.py)."""
-        files.private_dir(self.spec.device_dir)
-        if not self.postgres:
-            files.create_private(self.sqlite)
-
-    def read(self) -> Pairing | None:
-        try:
-            data = json.loads(self.record.read_text(encoding="utf-8"))
-            pairing = Pairing(jid=str(data["jid"]), lid=data.get("lid") or None)
-            jids.parse_jid(pairing.jid)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError, InvalidInput) as exc:
-            log.warning("ignoring unreadable pairing record %s: %s", self.record, exc)
-            return None
-        return pairing
-
-    def is_paired(self) -> bool:
-        return self.read() is not None and (self.postgres or self.sqlite.exists())
-
-    def write(self, pairing: Pairing) -> None:
-        files.private_dir(self.spec.device_dir)
-        files.write_private(self.record, json.dumps({"jid": pairing.jid, "lid": pairing.lid}))
-
-    def forget(self) -> None:
-        """Drop the pairing record and, for SQLite, the device store itself."""
-        paths = [self.record]
-        if not self.postgres:
-            paths += [self.sqlite.with_name(self.sqlite.name + s) for s in ("", "-wal", "-shm")]
-        for path in paths:
-            path.unlink(missing_ok=True)
-
-
-# --- media conversion ---------------------------------------------------------------
-
-
-def _is_webp(mimetype: str) -> bool:
-    return mimetype.lower().partition(";")[0].strip() == "image/webp"
-
-
-def is_opus(mimetype: str) -> bool:
-    """Whether a mimetype names ogg/opus audio (``audio/ogg`` alone counts)."""
-    base, _, params = mimetype.lower().partition(";")
-    if base.strip() not in ("audio/ogg", "audio/opus"):
-        return False
-    return "codecs" not in params or "opus" in params
-
-
-class MediaConverter:
-    """The ffmpeg conversions WhatsApp needs: voice notes as ogg/opus, stickers as webp."""
-
-    def __init__(self, *, ffmpeg: str = "ffmpeg", ffprobe: str = "ffprobe", timeout: float = 120.0):
-        self._ffmpeg = ffmpeg
-        self._ffprobe = ffprobe
-        self._timeout = timeout
-
-    async def to_opus(self, data: bytes) -> bytes:
-        args = ["-vn", "-map_metadata", "-1", "-ac", "1", "-ar", "48000"]
-        args += ["-c:a", "libopus", "-b:a", "32k", "-application", "voip", "-f", "ogg"]
-        return await self._transcode(data, ".ogg", args, what="voice notes")
-
-    async def to_webp(self, data: bytes) -> bytes:
-        scale = (
-            "scale=512:512:force_original_aspect_ratio=decrease,format=rgba,"
-            "pad=512:512:(ow-iw)/2:(oh-ih)/2:color=black@0"
-        )
-        args = ["-vf", scale, "-frames:v", "1", "-c:v", "libwebp", "-f", "webp"]
-        return await self._transcode(data, ".webp", args, what="stickers")
-
-    async def duration(self, data: bytes) -> int | None:
-        """Seconds of audio/video in ``data``, None when ffprobe cannot tell."""
-        exe = shutil.which(self._ffprobe)
-        if exe is None:
-            log.debug("ffprobe not found; sending without a duration")
-            return None
-        args = ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
-        with tempfile.TemporaryDirectory(prefix="zapbridge-") as tmp:
-            src = Path(tmp) / "input"
-            await asyncio.to_thread(src.write_bytes, data)
-            out, err, code = await self._run(exe, [*args, str(src)])
-        try:
-            return max(1, round(float(out.decode().strip()))) if code == 0 else None
-        except ValueError:
-            log.debug("ffprobe gave no duration: %s", err.decode(errors="replace").strip())
-            return None
-
-    async def _transcode(self, data: bytes, suffix: str, args: list[str], *, what: str) -> bytes:
-        exe = shutil.which(self._ffmpeg)
-        if exe is None:
-            raise EngineError(_FFMPEG_MISSING.format(what=what))
-        with tempfile.TemporaryDirectory(prefix="zapbridge-") as tmp:
-            src, dst = Path(tmp) / "input", Path(tmp) / f"output{suffix}"
-            await asyncio.to_thread(src.write_bytes, data)
-            head = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(src)]
-            _, err, code = await self._run(exe, [*head, *args, str(dst)])
-            if code != 0:
-                detail = err.decode(errors="replace").strip()[-400:]
-                raise EngineError(f"ffmpeg could not convert the file for WhatsApp: {detail}")
-            return await asyncio.to_thread(dst.read_bytes)
-
-    async def _run(self, exe: str, args: list[str]) -> tuple[bytes, bytes, int]:
-        proc = await asyncio.create_subprocess_exec(
-            exe, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), self._timeout)
-        except TimeoutError as exc:
-            proc.kill()
-            await proc.wait()
-            raise EngineError(f"{Path(exe).name} took longer than {self._timeout:.0f} s") from exc
-        return out, err, proc.returncode if proc.returncode is not None else -1
 
 
 # --- sessions -----------------------------------------------------------------------
@@ -421,10 +238,10 @@ class WhatsmeowEngine(Engine):
     ) -> None:
         super().__init__(handler)
         self._factory = client_factory or _new_neonize_client
-        self._list_devices = device_lister or _stored_devices
+        self._list_devices = device_lister or stored_devices
         self._clock = clock or SystemClock()
         self._converter = converter or MediaConverter()
-        self._jid_users: MutableMapping[str, str] = jid_cache if jid_cache is not None else {}
+        self._spellings = PhoneSpellings(jid_cache)
         self._props = DeviceProps(os=device_name, platformType=DeviceProps.SAFARI)
         self._pair_timeout = pair_timeout
         self._qr_grace = qr_grace
@@ -433,8 +250,7 @@ class WhatsmeowEngine(Engine):
         self._executor: ThreadPoolExecutor | None = None
         self._sessions: dict[str, _Session] = {}
         self._specs: dict[str, SessionSpec] = {}
-        self._contacts: dict[tuple[str, str], ContactUpdateEvent] = {}
-        self._avatars: dict[str, str | None] = {}  # party address → picture URL, per run
+        self._contact_news = ContactNews()
         self._avatar_timeout = avatar_timeout
         self._background: set[asyncio.Task[None]] = set()
         self._generations = itertools.count(1)
@@ -666,9 +482,12 @@ class WhatsmeowEngine(Engine):
     async def _dispatch(self, session: _Session, ev: ProtoMessage) -> None:
         key = session.key
         if isinstance(ev, neonize.Message):
-            self._learn_spellings(ev.Info.MessageSource)
+            self._spellings.learn(ev.Info.MessageSource)
             events = inbound.translate_message(key, ev, me=session.me)
-            await self._emit_all(await self._with_avatar(session, ev, events))
+            events = await self._contact_news.with_avatar(
+                key, ev, events, lambda jid: self._profile_picture(session, jid)
+            )
+            await self._emit_all(events)
         elif isinstance(ev, neonize.Receipt):
             receipt = inbound.translate_receipt(key, ev)
             if receipt is not None:
@@ -798,38 +617,6 @@ class WhatsmeowEngine(Engine):
             await asyncio.to_thread(session.files.write, pairing)
         session.me = pairing.identity
 
-    def _learn_spellings(self, source: neonize.MessageSource) -> None:
-        """Remember which digits WhatsApp uses for phones (Brazil's ninth digit)."""
-        for jid in (source.Chat, source.Sender, source.SenderAlt, source.RecipientAlt):
-            if jids.is_phone(jid) and jid.User:
-                try:
-                    self._jid_users[normalize_phone(jid.User)] = jid.User
-                except InvalidInput:
-                    log.debug("not a phone JID user: %r", jid.User)
-
-    async def _with_avatar(
-        self, session: _Session, ev: neonize.Message, events: list[EngineEvent]
-    ) -> list[EngineEvent]:
-        """``events`` with the sender's profile picture URL, asked of WhatsApp the first
-        time this process hears from that person (a ContactUpdateEvent carries it)."""
-        message = next((e.message for e in events if isinstance(e, MessageEvent)), None)
-        if message is None or message.from_me or message.sender.is_group:
-            return events
-        address = message.sender.address
-        if address in self._avatars:
-            return events
-        source = ev.Info.MessageSource.Sender
-        url = await self._profile_picture(
-            session, neonize.JID(User=source.User, Server=source.Server)
-        )
-        self._avatars[address] = url
-        if url is None:
-            return events
-        if any(isinstance(e, ContactUpdateEvent) and e.party.address == address for e in events):
-            return events  # _emit_all adds the URL
-        update = ContactUpdateEvent(session=session.key, party=message.sender, avatar_url=url)
-        return [update, *events]
-
     async def _profile_picture(self, session: _Session, jid: neonize.JID) -> str | None:
         """The URL of ``jid``'s profile picture; None when it has none or asking fails."""
         if not jid.User:
@@ -846,14 +633,9 @@ class WhatsmeowEngine(Engine):
 
     async def _emit_all(self, events: list[EngineEvent]) -> None:
         for event in events:
-            if isinstance(event, ContactUpdateEvent):
-                if event.avatar_url is None and self._avatars.get(event.party.address):
-                    event = replace(event, avatar_url=self._avatars[event.party.address])
-                known = (event.session, event.party.address)
-                if self._contacts.get(known) == event:
-                    continue
-                self._contacts[known] = event
-            await self.emit(event)
+            news = self._contact_news.news(event)
+            if news is not None:
+                await self.emit(news)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(self._guarded(coro))
@@ -895,11 +677,11 @@ class WhatsmeowEngine(Engine):
         quote: Quote | None = None,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
+        async def build(session: _Session, _chat: str) -> wa.Message:
             context = await self._quote_context(session, quote) if quote else None
-            message = await self._build(session, content, context)
-            return await self._send(session, chat, message, f"sending a {content.kind} to {to}")
+            return await self._build(session, content, context)
+
+        return await self._send_to(key, to, build, f"sending a {content.kind} to {to}")
 
     async def react(
         self,
@@ -911,17 +693,17 @@ class WhatsmeowEngine(Engine):
         emoji: str,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
+        async def build(session: _Session, chat: str) -> wa.Message:
             sender = await self._resolve(session, target_sender) if target_sender else None
-            message = outbound.reaction_message(
-                chat=jids.jid_to_str(chat),
+            return outbound.reaction_message(
+                chat=chat,
                 target=target,
                 target_sender=jids.jid_to_str(sender) if sender is not None else None,
                 emoji=emoji,
-                now_ms=int(self._clock.now() * 1000),
+                now_ms=self._now_ms(),
             )
-            return await self._send(session, chat, message, f"reacting in {to}")
+
+        return await self._send_to(key, to, build, f"reacting in {to}")
 
     async def edit(
         self,
@@ -932,15 +714,10 @@ class WhatsmeowEngine(Engine):
         text: str,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
-            message = outbound.edit_message(
-                chat=jids.jid_to_str(chat),
-                target=target,
-                text=text,
-                now_ms=int(self._clock.now() * 1000),
-            )
-            return await self._send(session, chat, message, f"editing a message in {to}")
+        async def build(_session: _Session, chat: str) -> wa.Message:
+            return outbound.edit_message(chat=chat, target=target, text=text, now_ms=self._now_ms())
+
+        return await self._send_to(key, to, build, f"editing a message in {to}")
 
     async def revoke(
         self,
@@ -950,10 +727,10 @@ class WhatsmeowEngine(Engine):
         target: str,
         message_id: str | None = None,  # ignored: see the module docstring
     ) -> str:
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
-            message = outbound.revoke_message(chat=jids.jid_to_str(chat), target=target)
-            return await self._send(session, chat, message, f"deleting a message in {to}")
+        async def build(_session: _Session, chat: str) -> wa.Message:
+            return outbound.revoke_message(chat=chat, target=target)
+
+        return await self._send_to(key, to, build, f"deleting a message in {to}")
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         if not ids:
@@ -978,7 +755,7 @@ class WhatsmeowEngine(Engine):
         if not media.ref:
             raise EngineError("the file has neither bytes nor a WhatsApp download reference")
         try:
-            message = inbound.download_message(media.ref)
+            message = download_message(media.ref)
         except InvalidInput as exc:
             raise EngineError(exc.explanation) from exc
         async with self._op(key) as session:
@@ -989,6 +766,22 @@ class WhatsmeowEngine(Engine):
         if not data:
             raise EngineError(f"WhatsApp returned an empty {media.media_kind.value} file")
         return data
+
+    async def _send_to(
+        self,
+        key: str,
+        to: str,
+        build: Callable[[_Session, str], Awaitable[wa.Message]],
+        what: str,
+    ) -> str:
+        """Send the message ``build`` makes for the chat ``to`` (given its JID)."""
+        async with self._op(key) as session:
+            chat = await self._resolve(session, to)
+            message = await build(session, jids.jid_to_str(chat))
+            return await self._send(session, chat, message, what)
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
 
     async def _send(
         self, session: _Session, chat: neonize.JID, message: wa.Message, what: str
@@ -1002,29 +795,8 @@ class WhatsmeowEngine(Engine):
         return response.ID
 
     async def _resolve(self, session: _Session, address: str) -> neonize.JID:
-        """The JID to send to: JIDs pass through; a phone becomes the spelling WhatsApp
-        knows (learned from traffic, else asked with ``is_on_whatsapp``)."""
-        try:
-            if "@" in address:
-                return jids.address_jid(address)
-            e164 = normalize_phone(address)
-        except InvalidInput as exc:
-            raise EngineError(exc.explanation) from exc
-        known = self._jid_users.get(e164)
-        if known is not None:
-            return jids.phone_jid(known)
         check = getattr(session.client, "is_on_whatsapp", None)
-        if not callable(check):
-            return jids.phone_jid(e164)
-        try:
-            answers = await check(*("+" + digits for digits in whatsapp_variants(e164)))
-        except NeonizeError as exc:
-            raise EngineError(f"could not check whether {e164} is on WhatsApp: {exc}") from exc
-        for answer in answers:
-            if answer.IsIn and answer.JID.User:
-                self._jid_users[e164] = answer.JID.User
-                return jids.non_ad(answer.JID)
-        raise EngineError(f"{e164} is not on WhatsApp")
+        return await self._spellings.jid(address, ask=check if callable(check) else None)
 
     async def _quote_context(self, session: _Session, quote: Quote) -> wa.ContextInfo:
         if quote.sender is None:
@@ -1053,28 +825,21 @@ class WhatsmeowEngine(Engine):
         self, session: _Session, media: Media, context: wa.ContextInfo | None
     ) -> wa.Message:
         data = media.data if media.data is not None else await self.download(session.key, media)
-        mimetype, duration = media.mimetype, media.duration
-        if media.media_kind is MediaKind.VOICE:
-            if not is_opus(mimetype):
-                data = await self._converter.to_opus(data)
-            mimetype = outbound.VOICE_MIMETYPE
-            duration = duration or await self._converter.duration(data)
-        elif media.media_kind is MediaKind.STICKER and not _is_webp(mimetype):
-            data = await self._converter.to_webp(data)
-            mimetype = outbound.STICKER_MIMETYPE
+        ready = await self._converter.for_whatsapp(media, data)
+        kind = outbound.upload_media_type(media.media_kind)
         try:
-            upload = await session.client.upload(data, outbound.upload_media_type(media.media_kind))
+            upload = await session.client.upload(ready.data, kind)
         except NeonizeError as exc:
             what = media.media_kind.value
             raise EngineError(f"uploading the {what} to WhatsApp failed: {exc}") from exc
         return outbound.media_message(
             media,
             upload,
-            mimetype=mimetype,
+            mimetype=ready.mimetype,
             now=self._clock.now(),
             context=context,
-            duration=duration,
-            ident=hashlib.sha256(data).hexdigest()[:10],
+            duration=ready.duration,
+            ident=hashlib.sha256(ready.data).hexdigest()[:10],
         )
 
 

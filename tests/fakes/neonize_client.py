@@ -319,7 +319,7 @@ class EngineHarness:
 
     def pair(self, device: str = OWN_DEVICE, lid: str | None = None) -> None:
         """Store a paired device, as a past login would have."""
-        from bridge.whatsapp.whatsmeow import DeviceFiles, Pairing
+        from bridge.whatsapp.device_files import DeviceFiles, Pairing
 
         files = DeviceFiles(self.spec)
         files.write(Pairing(jid=device, lid=lid))

@@ -12,9 +12,9 @@ import pytest
 
 from bridge import files
 from bridge.db.database import Database
+from bridge.whatsapp.device_files import DeviceFiles, Pairing
 from bridge.whatsapp.engine import SessionSpec
-from bridge.whatsapp.sim import SimDevice, SimSessionStore
-from bridge.whatsapp.whatsmeow import DeviceFiles, Pairing
+from bridge.whatsapp.sim_store import SimDevice, SimSessionStore
 
 
 @pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])

@@ -53,7 +53,8 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
-from bridge.whatsapp.sim import QR_TIMEOUT_REASON, SimEngine, SimSessionStore
+from bridge.whatsapp.sim import QR_TIMEOUT_REASON, SimEngine
+from bridge.whatsapp.sim_store import SimSessionStore
 
 KEY = "acme/sales"
 CUSTOMER = "+5511987654321"

@@ -22,6 +22,7 @@ from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from neonize.proto.waHistorySync import WAWebProtobufsHistorySync_pb2 as hs
 from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo
 
+from bridge.errors import InvalidInput
 from bridge.model import (
     AckStatus,
     ContactCard,
@@ -41,6 +42,7 @@ from bridge.model import (
     content_to_dict,
 )
 from bridge.whatsapp import wa_inbound as inbound
+from bridge.whatsapp import wa_inbound_content as inbound_content
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -646,7 +648,7 @@ def test_media_ref_survives_json_and_rebuilds_the_download_message() -> None:
     restored = content_from_dict(json.loads(json.dumps(content_to_dict(media))))
     assert restored == media
     assert isinstance(restored, Media) and restored.ref is not None
-    rebuilt = inbound.download_message(restored.ref)
+    rebuilt = inbound_content.download_message(restored.ref)
     assert rebuilt.videoMessage.directPath == MEDIA["directPath"]
     assert rebuilt.videoMessage.mediaKey == MEDIA["mediaKey"]
     assert rebuilt.videoMessage.fileEncSHA256 == MEDIA["fileEncSHA256"]
@@ -658,7 +660,7 @@ def test_media_ref_survives_json_and_rebuilds_the_download_message() -> None:
 def test_video_note_downloads_as_a_video() -> None:
     media = content_of(wa.Message(ptvMessage=wa.VideoMessage(mimetype="video/mp4", **MEDIA)))
     assert media.media_kind is MediaKind.VIDEO
-    assert inbound.download_message(media.ref).HasField("videoMessage")
+    assert inbound_content.download_message(media.ref).HasField("videoMessage")
 
 
 @pytest.mark.parametrize(
@@ -670,8 +672,8 @@ def test_video_note_downloads_as_a_video() -> None:
     ],
 )
 def test_foreign_refs_are_refused(bad: dict[str, Any]) -> None:
-    with pytest.raises(inbound.InvalidInput):
-        inbound.download_message(bad)
+    with pytest.raises(InvalidInput):
+        inbound_content.download_message(bad)
 
 
 # --- receipts -------------------------------------------------------------------------
@@ -1112,7 +1114,7 @@ def test_unknown_enum_values_are_named_by_number() -> None:
     failure.MergeFromString(b"\x08\xe7\x07")  # Reason = 999, unknown to this neonize
     event = inbound.translate_connection(S, failure, me=ME)
     assert isinstance(event, DisconnectedEvent) and event.transient
-    assert inbound._enum_name(neonize.TemporaryBan.TempBanReason, 999) == "999"
+    assert inbound_content.enum_name(neonize.TemporaryBan.TempBanReason, 999) == "999"
 
 
 def test_history_with_an_implausible_timestamp_keeps_the_message() -> None:
@@ -1232,7 +1234,7 @@ def test_translation_never_raises(
 )
 def test_placeholders_name_types_as_people_know_them(field: str, name: str) -> None:
     # the sim engine's "unsupported" kind uses the same names ({"type": "poll"})
-    assert inbound.type_name(field) == name
+    assert inbound_content.type_name(field) == name
 
 
 # --- fuzz: any protobuf of each event type ---------------------------------------------
@@ -1366,14 +1368,14 @@ def test_any_protobuf_of_any_event_type_translates_without_raising(ev: Any) -> N
         if isinstance(out, MessageEvent):
             message = out.message
             json.dumps(content_to_dict(message.content))
-            assert message.wa_id and len(message.wa_id) <= inbound.MAX_ID_CHARS
+            assert message.wa_id and len(message.wa_id) <= inbound_content.MAX_ID_CHARS
             stamp = message.timestamp
             assert stamp == 0.0 or inbound.EARLIEST_TIMESTAMP <= stamp < inbound.LATEST_TIMESTAMP
             assert message.sender.name is None or len(message.sender.name) <= 256
             if isinstance(message.content, Media) and message.content.size is not None:
                 assert message.content.size <= 2**53 - 1
         elif isinstance(out, ReceiptEvent):
-            assert all(0 < len(i) <= inbound.MAX_ID_CHARS for i in out.ids)
+            assert all(0 < len(i) <= inbound_content.MAX_ID_CHARS for i in out.ids)
         elif isinstance(out, TemporaryBanEvent):
             assert out.expires_in is None or 0 < out.expires_in <= inbound.MAX_BAN_SECONDS
         elif isinstance(out, EngineErrorEvent):

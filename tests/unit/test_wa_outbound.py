@@ -32,7 +32,7 @@ from bridge.model import (
 )
 from bridge.whatsapp import jid as jids
 from bridge.whatsapp import wa_outbound as outbound
-from bridge.whatsapp.whatsmeow import MediaConverter
+from bridge.whatsapp.transcode import MediaConverter
 from tests.fakes.neonize_client import EngineHarness, FakeNeonizeClient
 from tests.harness.vcards import ANDROID_21
 

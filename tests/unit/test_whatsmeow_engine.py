@@ -19,6 +19,7 @@ from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from bridge.errors import EngineError, SessionNotConnected
 from bridge.model import Media, MediaKind, Text
 from bridge.whatsapp import jid as jids
+from bridge.whatsapp.device_files import DeviceFiles
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -37,7 +38,7 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
-from bridge.whatsapp.whatsmeow import SUBSCRIBED_EVENTS, DeviceFiles, WhatsmeowEngine
+from bridge.whatsapp.whatsmeow import SUBSCRIBED_EVENTS, WhatsmeowEngine
 from tests.fakes.neonize_client import OWN_DEVICE, EngineHarness, FakeNeonizeClient
 
 KEY = "acme/sales"
