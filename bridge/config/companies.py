@@ -33,12 +33,34 @@ class _Seen:
         return earlier
 
 
+@dataclass(slots=True)
+class _SlackChannels:
+    """The Slack channels named so far, each by one session or ops channel only."""
+
+    slack_enabled: bool
+    seen: _Seen = field(default_factory=_Seen)
+
+    def check(self, m: MappingReader, channel: str | None) -> str | None:
+        """``channel`` as read into ``m``, reported if Slack is off or it is taken."""
+        if channel is None:
+            return None
+        if not self.slack_enabled:
+            m.error(
+                "slack_channel",
+                "Slack is not enabled (slack.enabled: false); enable it or remove this",
+            )
+        earlier = self.seen.claim(channel, m.path)
+        if earlier:
+            m.error("slack_channel", f"Slack channel {channel} is already used by {earlier}")
+        return channel
+
+
 def read_companies(root: MappingReader, slack: SlackConfig) -> tuple[CompanyConfig, ...]:
     companies = []
-    ids, channels = _Seen(), _Seen()
+    ids, channels = _Seen(), _SlackChannels(slack.enabled)
     for raw, path, line in root.items("companies"):
         m = MappingReader(root.ctx, raw, path=path, line=line)
-        company = _read_company(m, slack, channels)
+        company = _read_company(m, channels)
         earlier = ids.claim(company.id, f"{path} (line {m.line_of('id')})")
         if company.id and earlier:
             m.error("id", f"duplicate company id '{company.id}', already used by {earlier}")
@@ -49,13 +71,13 @@ def read_companies(root: MappingReader, slack: SlackConfig) -> tuple[CompanyConf
     return tuple(companies)
 
 
-def _read_company(m: MappingReader, slack: SlackConfig, channels: _Seen) -> CompanyConfig:
+def _read_company(m: MappingReader, channels: _SlackChannels) -> CompanyConfig:
     values = read_fields(
         m,
         CompanyConfig,
         readers={
-            "ops": lambda _: _read_company_ops(m.child("ops"), slack, channels),
-            "sessions": lambda read: _read_sessions(m, read["id"], slack, channels),
+            "ops": lambda _: _read_company_ops(m.child("ops"), channels),
+            "sessions": lambda read: _read_sessions(m, company_id=read["id"], channels=channels),
         },
         then={"id": lambda company_id: company_id or ""},
     ).values
@@ -69,37 +91,21 @@ def _read_company(m: MappingReader, slack: SlackConfig, channels: _Seen) -> Comp
     return company
 
 
-def _check_slack_channel(
-    m: MappingReader, channel: str | None, *, slack: SlackConfig, channels: _Seen
-) -> str | None:
-    """A channel needs Slack enabled, and serves one session or ops channel only."""
-    if channel is None:
-        return None
-    if not slack.enabled:
-        m.error(
-            "slack_channel", "Slack is not enabled (slack.enabled: false); enable it or remove this"
-        )
-    earlier = channels.claim(channel, m.path)
-    if earlier:
-        m.error("slack_channel", f"Slack channel {channel} is already used by {earlier}")
-    return channel
-
-
-def _read_company_ops(m: MappingReader, slack: SlackConfig, channels: _Seen) -> CompanyOpsConfig:
-    check = partial(_check_slack_channel, m, slack=slack, channels=channels)
+def _read_company_ops(m: MappingReader, channels: _SlackChannels) -> CompanyOpsConfig:
+    check = partial(channels.check, m)
     return CompanyOpsConfig(
         **read_fields(m, CompanyOpsConfig, then={"slack_channel": check}).values
     )
 
 
 def _read_sessions(
-    m: MappingReader, company_id: str, slack: SlackConfig, channels: _Seen
+    m: MappingReader, *, company_id: str, channels: _SlackChannels
 ) -> tuple[SessionConfig, ...]:
     sessions = []
     names = _Seen()
     for raw, path, line in m.items("sessions"):
         s = MappingReader(m.ctx, raw, path=path, line=line)
-        session = _read_session(s, company_id, slack, channels)
+        session = _read_session(s, company_id=company_id, channels=channels)
         earlier = names.claim(session.name, f"{path} (line {s.line_of('name')})")
         if session.name and earlier:
             s.error(
@@ -109,9 +115,7 @@ def _read_sessions(
     return tuple(sessions)
 
 
-def _read_session(
-    m: MappingReader, company_id: str, slack: SlackConfig, channels: _Seen
-) -> SessionConfig:
+def _read_session(m: MappingReader, *, company_id: str, channels: _SlackChannels) -> SessionConfig:
     def named(name: str | None) -> str:
         m.label = name or None  # every later problem of this session names it
         return name or ""
@@ -125,7 +129,7 @@ def _read_session(
         },
         then={
             "name": named,
-            "slack_channel": partial(_check_slack_channel, m, slack=slack, channels=channels),
+            "slack_channel": partial(channels.check, m),
         },
     ).values
     session = SessionConfig(**values)

@@ -166,7 +166,7 @@ def _convert_file_host(value: Any) -> str:
 
 
 TEXT = text_kind("a non-empty string")
-SECRET = text_kind("a string", secret=True)
+SECRET_TEXT = text_kind("a string", secret=True)
 PATH = text_kind("a file path")
 SLUG = text_kind("a lowercase id of letters, digits, '_' or '-' (like acme)", r"[a-z0-9_-]+")
 APPSERVICE_ID = text_kind("an appservice id of letters, digits, '_' or '-'", r"[A-Za-z0-9_.-]+")

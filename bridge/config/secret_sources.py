@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.config.kinds import PATH, SECRET
+from bridge.config.kinds import PATH, SECRET_TEXT
 from bridge.config.mapping import MISSING, MappingReader
 from bridge.config.problems import reason
 from bridge.config.urls import resolve_path
@@ -50,7 +50,7 @@ def read_secret(m: MappingReader, key: str) -> SecretValue:
         return _read_secret_file(m, file_key, file_raw)
     if inline is MISSING:
         return SecretValue()
-    return SecretValue(m.convert(key, inline, kind=SECRET, default=""), given=True)
+    return SecretValue(m.convert(key, inline, kind=SECRET_TEXT, default=""), given=True)
 
 
 def _read_secret_file(m: MappingReader, file_key: str, raw: Any) -> SecretValue:
