@@ -1,0 +1,159 @@
+"""The companies and their sessions, with the checks across them: company ids and
+session names unique, a Slack channel used once and only with Slack enabled, and
+the warnings for a company or a session nobody could work with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from bridge.config.fields import read_fields
+from bridge.config.kinds import DAYS, HOURS, TIMEZONE
+from bridge.config.mapping import MISSING, MappingReader
+from bridge.config.schema import (
+    BusinessHours,
+    CompanyConfig,
+    CompanyOpsConfig,
+    SessionConfig,
+    SlackConfig,
+)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """Names already used, to report duplicates with the first use's place."""
+
+    places: dict[str, str] = field(default_factory=dict)
+
+    def claim(self, name: str, place: str) -> str | None:
+        """Record ``name``; return the earlier place when it was already taken."""
+        earlier = self.places.get(name)
+        if earlier is None:
+            self.places[name] = place
+        return earlier
+
+
+@dataclass(slots=True)
+class _SlackChannels:
+    """The Slack channels named so far, each by one session or ops channel only."""
+
+    slack_enabled: bool
+    seen: _Seen = field(default_factory=_Seen)
+
+    def check(self, m: MappingReader, channel: str | None) -> str | None:
+        """``channel`` as read into ``m``, reported if Slack is off or it is taken."""
+        if channel is None:
+            return None
+        if not self.slack_enabled:
+            m.error(
+                "slack_channel",
+                "Slack is not enabled (slack.enabled: false); enable it or remove this",
+            )
+        earlier = self.seen.claim(channel, m.path)
+        if earlier:
+            m.error("slack_channel", f"Slack channel {channel} is already used by {earlier}")
+        return channel
+
+
+def read_companies(root: MappingReader, slack: SlackConfig) -> tuple[CompanyConfig, ...]:
+    companies = []
+    ids, channels = _Seen(), _SlackChannels(slack.enabled)
+    for raw, path, line in root.items("companies"):
+        m = MappingReader(root.ctx, raw, path=path, line=line)
+        company = _read_company(m, channels)
+        earlier = ids.claim(company.id, f"{path} (line {m.line_of('id')})")
+        if company.id and earlier:
+            m.error("id", f"duplicate company id '{company.id}', already used by {earlier}")
+        companies.append(company)
+    raw = root.raw("companies")
+    if not companies and not root.broken and (raw is MISSING or isinstance(raw, list)):
+        root.error("companies", "required; expected a list of at least one company")
+    return tuple(companies)
+
+
+def _read_company(m: MappingReader, channels: _SlackChannels) -> CompanyConfig:
+    values = read_fields(
+        m,
+        CompanyConfig,
+        readers={
+            "ops": lambda _: _read_company_ops(m.child("ops"), channels),
+            "sessions": lambda read: _read_sessions(m, company_id=read["id"], channels=channels),
+        },
+        then={"id": lambda company_id: company_id or ""},
+    ).values
+    company = CompanyConfig(**values)
+    if not company.admins:
+        m.warn("admins", "no admins: nobody can log this company's sessions in (!login)")
+    if not (company.ops.matrix or company.ops.slack_channel):
+        m.warn("ops", "no ops channel (matrix: true or slack_channel): alerts only reach the log")
+    if not company.sessions:
+        m.warn("sessions", "no sessions: this company has no WhatsApp number")
+    return company
+
+
+def _read_company_ops(m: MappingReader, channels: _SlackChannels) -> CompanyOpsConfig:
+    check = partial(channels.check, m)
+    return CompanyOpsConfig(
+        **read_fields(m, CompanyOpsConfig, then={"slack_channel": check}).values
+    )
+
+
+def _read_sessions(
+    m: MappingReader, *, company_id: str, channels: _SlackChannels
+) -> tuple[SessionConfig, ...]:
+    sessions = []
+    names = _Seen()
+    for raw, path, line in m.items("sessions"):
+        s = MappingReader(m.ctx, raw, path=path, line=line)
+        session = _read_session(s, company_id=company_id, channels=channels)
+        earlier = names.claim(session.name, f"{path} (line {s.line_of('name')})")
+        if session.name and earlier:
+            s.error(
+                "name", f"duplicate session name '{session.name}' in this company, see {earlier}"
+            )
+        sessions.append(session)
+    return tuple(sessions)
+
+
+def _read_session(m: MappingReader, *, company_id: str, channels: _SlackChannels) -> SessionConfig:
+    def named(name: str | None) -> str:
+        m.label = name or None  # every later problem of this session names it
+        return name or ""
+
+    values = read_fields(
+        m,
+        SessionConfig,
+        readers={
+            "company_id": lambda _: company_id,
+            "business_hours": lambda _: _read_business_hours(m),
+        },
+        then={
+            "name": named,
+            "slack_channel": partial(channels.check, m),
+        },
+    ).values
+    session = SessionConfig(**values)
+    if not session.matrix and session.slack_channel is None and not m.has("slack_channel"):
+        m.warn_here(
+            "no frontend (neither matrix: true nor slack_channel): nobody will see its tickets"
+        )
+    if session.out_of_hours and not m.has("business_hours"):
+        m.warn("out_of_hours", "never sent: this session has no business_hours (always open)")
+    return session
+
+
+def _read_business_hours(session: MappingReader) -> BusinessHours | None:
+    """Every key required; ``days`` and ``hours`` kept as written and parsed."""
+    if not session.has("business_hours"):
+        session.raw("business_hours")
+        return None
+    m = session.child("business_hours")
+    timezone = m.get("timezone", TIMEZONE)
+    days_text = m.raw("days")
+    weekdays = m.get("days", DAYS)
+    hours_text = m.raw("hours")
+    intervals = m.get("hours", HOURS)
+    m.finish()
+    if timezone is None or weekdays is None or intervals is None:
+        return None
+    return BusinessHours(timezone, str(days_text), str(hours_text), weekdays, intervals)
