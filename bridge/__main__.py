@@ -1,4 +1,4 @@
-"""Command line (DESIGN section 8, contract):
+"""Command line (the contract is docs/operations.md, "Command line"):
 
     python -m bridge run -c CONFIG
     python -m bridge migrate -c CONFIG

@@ -1,5 +1,6 @@
-"""Prometheus metrics (DESIGN section 8). One ``Metrics`` object per bridge, holding
-its own registry, passed to whoever feeds it (no module-level globals)."""
+"""Prometheus metrics, served at ``/metrics`` (each one listed in docs/operations.md,
+"Metrics"). One ``Metrics`` object per bridge, holding its own registry, passed to
+whoever feeds it (no module-level globals)."""
 
 from __future__ import annotations
 

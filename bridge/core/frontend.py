@@ -66,7 +66,7 @@ class TicketCard:
 
     @property
     def headline(self) -> str:
-        """``Ticket #12 · Maria (+5511987654321) · pending`` (DESIGN section 7)."""
+        """``Ticket #12 · Maria (+5511987654321) · pending`` (docs/tickets.md, "The card")."""
         line = f"Ticket #{self.ticket_id} · {self.who} · {self.status}"
         return f"{line} · {self.assignee}" if self.assignee else line
 

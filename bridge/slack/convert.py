@@ -147,7 +147,8 @@ def vcard_filename(card: ContactCard) -> str:
 
 
 def media_filename(media: Media, ident: str) -> str:
-    """The file's own name, else DESIGN's default (``voice-<id>.ogg`` …)."""
+    """The file's own name, else one from its kind (``voice-<id>.ogg`` …: docs/messages.md,
+    "File names")."""
     return media.filename or default_filename(media.media_kind, media.mimetype, ident)
 
 
