@@ -21,8 +21,8 @@ with :meth:`SessionManager.set_downstream`, through the journal given to
 :meth:`SessionManager.keep_refused_in` for the events the core persists
 (:mod:`bridge.whatsapp.downstream`).
 
-Outbound operations go through one :class:`~bridge.whatsapp.pacing.Pacer` per
-session: paced, and completed in the order they were asked for.
+Outbound operations (paced per session, in order) are
+:class:`~bridge.whatsapp.session_outbound.SessionOutbound`; the manager hands them on.
 
 Wiring: an engine takes its event handler in its constructor and the manager needs
 the engine, so build the manager first and attach the engine::
@@ -37,12 +37,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from bridge.backoff import Backoff
 from bridge.clock import Clock
-from bridge.errors import EngineError, InvalidInput, SessionNotConnected
+from bridge.errors import EngineError, InvalidInput
 from bridge.journal import Journal
 from bridge.metrics import Metrics
 from bridge.model import Content, Media, Quote
@@ -64,6 +63,7 @@ from bridge.whatsapp.engine import (
     TemporaryBanEvent,
 )
 from bridge.whatsapp.pacing import Pacer
+from bridge.whatsapp.session_outbound import SessionOutbound
 from bridge.whatsapp.session_state import SessionState
 from bridge.whatsapp.status import (
     ACTION_ADMIN_LOGOUT,
@@ -84,8 +84,6 @@ from bridge.whatsapp.status import (
 from bridge.whatsapp.status_announcer import StatusAnnouncer, StatusRecord
 
 log = logging.getLogger("bridge.session")
-
-T = TypeVar("T")
 
 
 # --- the manager ----------------------------------------------------------------
@@ -126,6 +124,7 @@ class SessionManager:
                 raise ValueError(f"session {spec.key} is configured twice")
             pacer = Pacer(per_minute=send_per_minute, burst=send_burst, clock=clock)
             self._sessions[spec.key] = SessionState(spec, pacer)
+        self._outbound = SessionOutbound(session=self._session, engine=lambda: self.engine)
 
     # --- wiring -------------------------------------------------------------
 
@@ -501,7 +500,7 @@ class SessionManager:
         session.paired = False
         self._fail(session, SessionStatus.LOGGED_OUT, "logged out by an admin", ACTION_ADMIN_LOGOUT)
 
-    # --- outbound -----------------------------------------------------------------
+    # --- outbound: bridge.whatsapp.session_outbound --------------------------------
 
     async def send(
         self,
@@ -512,17 +511,7 @@ class SessionManager:
         quote: Quote | None = None,
         message_id: str | None = None,
     ) -> str:
-        """Send ``content`` to ``to`` (paced, in order); the new WhatsApp id.
-
-        ``message_id`` is passed to the engine (the id to give the message, so a
-        resent delivery is dropped by the recipient; see :mod:`bridge.whatsapp.engine`).
-        Raises :class:`SessionNotConnected` at once when the session is not
-        CONNECTED, or when it drops while the send waits its turn.
-        """
-        return await self._paced(
-            key,
-            lambda engine: engine.send(key, to, content, quote=quote, message_id=message_id),
-        )
+        return await self._outbound.send(key, to, content, quote=quote, message_id=message_id)
 
     async def react(
         self,
@@ -534,57 +523,23 @@ class SessionManager:
         emoji: str,
         message_id: str | None = None,
     ) -> str:
-        return await self._paced(
-            key,
-            lambda engine: engine.react(
-                key,
-                to,
-                target=target,
-                target_sender=target_sender,
-                emoji=emoji,
-                message_id=message_id,
-            ),
+        return await self._outbound.react(
+            key, to, target=target, target_sender=target_sender, emoji=emoji, message_id=message_id
         )
 
     async def edit(
         self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
     ) -> str:
-        return await self._paced(
-            key,
-            lambda engine: engine.edit(key, to, target=target, text=text, message_id=message_id),
-        )
+        return await self._outbound.edit(key, to, target=target, text=text, message_id=message_id)
 
     async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
-        return await self._paced(
-            key, lambda engine: engine.revoke(key, to, target=target, message_id=message_id)
-        )
+        return await self._outbound.revoke(key, to, target=target, message_id=message_id)
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
-        """Read receipts: not paced (they are not messages), but only when CONNECTED."""
-        session = self._session(key)
-        self._require_connected(session)
-        await self.engine.mark_read(key, chat, ids=ids, sender=sender)
+        await self._outbound.mark_read(key, chat, ids=ids, sender=sender)
 
     async def download(self, key: str, media: Media) -> bytes:
-        """The bytes of inbound ``media``: not paced; whatsmeow needs the connection."""
-        if media.data is not None:
-            return media.data
-        session = self._session(key)
-        self._require_connected(session)
-        return await self.engine.download(key, media)
-
-    async def _paced(self, key: str, operation: Callable[[Engine], Awaitable[T]]) -> T:
-        session = self._session(key)
-        self._require_connected(session)
-        engine = self.engine
-        return await session.pacer.run(
-            lambda: operation(engine), check=lambda: self._require_connected(session)
-        )
-
-    @staticmethod
-    def _require_connected(session: SessionState) -> None:
-        if session.status is not SessionStatus.CONNECTED:
-            raise SessionNotConnected(f"session {session.key} is {session.shown_status}")
+        return await self._outbound.download(key, media)
 
     # --- status bookkeeping ---------------------------------------------------------
 

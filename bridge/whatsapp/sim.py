@@ -37,8 +37,8 @@ Behaviour worth knowing (docs/sim.md, plus these choices):
   ``disconnect`` and ``ban`` make ``connect`` (and ``login``) raise ``EngineError``
   until their seconds have passed; ``outdated`` and ``stream_replaced`` do not
   block a later ``connect`` (the sim has no client version to upgrade).
-- **Outbound log** entries use the inbound field names; their shape, and the
-  session view, are :mod:`bridge.whatsapp.sim_wire`.
+- **Outbound log** (:mod:`bridge.whatsapp.sim_outbound`) entries use the inbound
+  field names; their shape, and the session view, are :mod:`bridge.whatsapp.sim_wire`.
 - **Ids** are ``3EB0`` + 18 uppercase hex digits from a seeded generator: pass
   ``seed`` for a reproducible run; without it each engine draws a random seed, so
   a restarted bridge never reuses an id. An inbound body may carry its own
@@ -62,9 +62,7 @@ Behaviour worth knowing (docs/sim.md, plus these choices):
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import random
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -75,7 +73,6 @@ from bridge.errors import (
     ConfigError,
     EngineError,
     InvalidInput,
-    PermanentDeliveryError,
     SessionNotConnected,
 )
 from bridge.model import (
@@ -90,6 +87,7 @@ from bridge.model import (
     Text,
 )
 from bridge.phone import normalize_phone
+from bridge.whatsapp import sim_outbound
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -116,6 +114,7 @@ from bridge.whatsapp.sim_bodies import (
     read_inbound_id,
     read_receipt,
 )
+from bridge.whatsapp.sim_random import SimRandom
 from bridge.whatsapp.sim_session import (
     KnownMessage,
     PendingLogin,
@@ -125,7 +124,6 @@ from bridge.whatsapp.sim_session import (
     preview_text,
 )
 from bridge.whatsapp.sim_store import SimDevice, SimSessionStore
-from bridge.whatsapp.sim_wire import entry_chat, entry_preview, outbound_entry, outbound_fields
 
 log = logging.getLogger("bridge.whatsapp.sim")
 
@@ -133,51 +131,12 @@ QR_TIMEOUT_REASON = "QR code timed out"
 DISCONNECT_FAULT_REASON = "sim: connection lost (disconnect fault)"
 AUTO_PAIR_PREFIX = "+55119"  # + 8 digits: +5511900000001, +5511900000002 …
 
-_PAIR_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # WhatsApp's: no 0, I, O, U
-
-
-# --- ids and codes ----------------------------------------------------------
-
-
-class SimRandom:
-    """Every random thing the sim makes, from one seeded generator."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-
-    def message_id(self) -> str:
-        """A WhatsApp-like message id: ``3EB0`` and 18 uppercase hex digits."""
-        return f"3EB0{self._rng.getrandbits(72):018X}"
-
-    def key_b64(self) -> str:
-        """A base64 32-byte key, as in a QR code's noise/identity/adv-secret parts."""
-        return base64.b64encode(self._rng.randbytes(32)).decode()
-
-    def qr_ref(self) -> str:
-        """The server's rotating part of a QR code."""
-        return "2@" + base64.b64encode(self._rng.randbytes(48)).decode()
-
-    def pair_code(self) -> str:
-        """An 8-character phone pairing code such as ``ABCD-EFGH``."""
-        chars = "".join(self._rng.choice(_PAIR_CODE_ALPHABET) for _ in range(8))
-        return f"{chars[:4]}-{chars[4:]}"
-
 
 def _split_key(key: str) -> tuple[str, str]:
     parts = key.split("/")
     if len(parts) != 2 or any(p in ("", ".", "..") or "\\" in p for p in parts):
         raise InvalidInput(f"not a session key: {key!r} (expected <company>/<session>)")
     return parts[0], parts[1]
-
-
-def _address(to: str) -> str:
-    """The canonical address for ``to``: a group or LID JID as is, else E.164."""
-    if to.endswith(("@g.us", "@lid")):
-        return to
-    try:
-        return normalize_phone(to)
-    except InvalidInput as exc:
-        raise PermanentDeliveryError(f"cannot send to {to!r}: {exc.explanation}") from exc
 
 
 # --- the engine ---------------------------------------------------------------
@@ -230,7 +189,7 @@ class SimEngine(Engine):
                 key=key, store=store, device=store.load_device(), outbound=store.load_outbound()
             )
             for entry in session.outbound:
-                self._remember_outbound(session, entry)
+                sim_outbound.remember(session, entry)
             session.lid_phones = store.load_lids()
             session.phone_lids = {phone: lid for lid, phone in session.lid_phones.items()}
             self._sessions[key] = session
@@ -535,51 +494,22 @@ class SimEngine(Engine):
 
     def _record(
         self,
-        session: SimSession,
+        key: str,
         to: str,
         content: AnyContent,
         quote: Quote | None,
         message_id: str | None,
     ) -> str:
-        address = _address(to)
-        fields = outbound_fields(content)
-        if message_id is not None and not message_id:
-            raise PermanentDeliveryError("a chosen WhatsApp message id must not be empty")
-        if session.fail_sends > 0:
-            session.fail_sends -= 1
-            raise EngineError(session.fail_error)
-        if message_id in session.sent_ids:
-            log.info(
-                "sim session %s: %s %s already sent; the recipient drops the repeat",
-                session.key,
-                fields["kind"],
-                message_id,
-            )
-            return message_id
-        wa_id = message_id or self._new_id(session)
-        entry = outbound_entry(
-            wa_id=wa_id,
-            to=address,
-            timestamp=self._clock.now(),
-            fields=fields,
-            quote=quote.wa_id if quote is not None else None,
+        session = self._sending_session(key)
+        return sim_outbound.record(
+            session,
+            to=to,
+            content=content,
+            quote=quote,
+            message_id=message_id,
+            new_id=lambda: self._new_id(session),
+            now=self._clock.now(),
         )
-        session.store.append_outbound(entry)
-        session.outbound.append(entry)
-        self._remember_outbound(session, entry)
-        log.debug(
-            "sim session %s: outbound %s %s to %s", session.key, entry["kind"], wa_id, address
-        )
-        return wa_id
-
-    @staticmethod
-    def _remember_outbound(session: SimSession, entry: Mapping[str, Any]) -> None:
-        session.sent_ids.add(entry["id"])
-        session.known[entry["id"]] = KnownMessage(
-            author=None, text=entry_preview(entry), chat=entry_chat(entry)
-        )
-        if entry["kind"] == "edit":
-            apply_edit(session, entry["target"], entry["text"])
 
     async def send(
         self,
@@ -590,7 +520,7 @@ class SimEngine(Engine):
         quote: Quote | None = None,
         message_id: str | None = None,
     ) -> str:
-        return self._record(self._sending_session(key), to, content, quote, message_id)
+        return self._record(key, to, content, quote, message_id)
 
     async def react(
         self,
@@ -603,16 +533,16 @@ class SimEngine(Engine):
         message_id: str | None = None,
     ) -> str:
         action = Reaction(target, emoji)
-        return self._record(self._sending_session(key), to, action, None, message_id)
+        return self._record(key, to, action, None, message_id)
 
     async def edit(
         self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
     ) -> str:
         action = Edit(target, Text(text))
-        return self._record(self._sending_session(key), to, action, None, message_id)
+        return self._record(key, to, action, None, message_id)
 
     async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
-        return self._record(self._sending_session(key), to, Deletion(target), None, message_id)
+        return self._record(key, to, Deletion(target), None, message_id)
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         self._sending_session(key).read_ids.extend(ids)

@@ -1,44 +1,23 @@
 """The real WhatsApp engine: whatsmeow, driven through neonize's async client.
 
-One neonize ``NewAClient`` per session. Its device store (PostgreSQL or one SQLite
-file per session) and the pairing record next to it are
-:mod:`bridge.whatsapp.device_files`. ``connect`` checks a shared PostgreSQL store
-still holds the recorded device (neonize builds a client on a missing device and Go
-then panics). A SQLite store holds one device, so ``connect`` lets whatsmeow take
-its first one; if that store turns out empty, the QR code that follows tells, and
-the session is reported logged out. Voice notes and stickers are converted for
-WhatsApp by :mod:`bridge.whatsapp.transcode`.
+One neonize ``NewAClient`` per session (:mod:`bridge.whatsapp.whatsmeow_client`).
+Its device store (PostgreSQL or one SQLite file per session) and the pairing record
+next to it are :mod:`bridge.whatsapp.device_files`. ``connect`` checks a shared
+PostgreSQL store still holds the recorded device (neonize builds a client on a
+missing device and Go then panics). A SQLite store holds one device, so ``connect``
+lets whatsmeow take its first one; if that store turns out empty, the QR code that
+follows tells, and the session is reported logged out.
 
-Logins end with ``DisconnectedEvent(transient=False)`` when the QR codes run out
-(60 s, then 20 s per code, as whatsmeow rotates them) or the connection drops before
-pairing, like the sim engine does.
-
-Threads: neonize calls back from Go threads and already marshals every callback
-onto the event loop that first connected (``asyncio.run_coroutine_threadsafe`` in
-``neonize.aioze.events``), so the handlers here run on the loop; a per-session lock
-keeps their order. Each running client also holds one default-executor thread for
-its whole life (neonize runs its blocking Go main loop through
-``asyncio.to_thread``), so the engine installs a larger default executor
-(``executor_threads``) before starting clients; without it a handful of sessions
-would starve every other ``to_thread`` call.
-
-Reconnection belongs to the session manager. neonize offers no switch for
-whatsmeow's own auto-reconnect, so on an unexpected ``Disconnected`` the engine
-stops that client (which cancels whatsmeow's reconnect loop) before reporting
-``DisconnectedEvent(transient=True)``; the manager then calls :meth:`connect` when
-its backoff says so. Permanent failures (logout, ban, outdated, stream replaced)
-stop the client the same way.
+:class:`WhatsmeowEngine` is the :class:`~bridge.whatsapp.engine.Engine`. It hands the
+lifecycle (connect, logins, logout, neonize's callbacks → events, threads and
+reconnection: :mod:`bridge.whatsapp.whatsmeow_lifecycle`) and the calls into a
+connected client (sends, receipts, downloads: :mod:`bridge.whatsapp.whatsmeow_outbound`)
+to one collaborator each; both share the running clients.
 
 Never call a neonize client method before its Go side exists: neonize looks the
 client up in a Go map and a missing entry panics the whole process. Sends and
 downloads are therefore only allowed between ``Connected`` and the client's stop,
-and ``PairPhone`` only after the first QR code proved the client is up. Each client
-gets its own neonize uuid, and its garbage-collection finalizer (a Go ``Stop`` by
-uuid) is dropped once the engine stopped it, so it cannot hit a successor.
-
-whatsmeow acknowledges messages to WhatsApp without waiting for these handlers
-(neonize does not wait for the coroutines it schedules): a crash between the ack
-and the handler's persistence loses that message. neonize offers no hook to change it.
+and ``PairPhone`` only after the first QR code proved the client is up.
 
 Caller-chosen message ids (``message_id`` of ``send``/``react``/``edit``/``revoke``)
 are **ignored**: whatsmeow takes one in ``SendRequestExtra.ID`` (and recipients drop a
@@ -54,164 +33,24 @@ customer can see that one message twice. The sim engine honours the id.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
-import itertools
-import logging
-import re
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, MutableMapping
 
-from google.protobuf.message import Message as ProtoMessage
-from neonize.exc import NeonizeError
-from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
-from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
-from neonize.utils.enum import MediaType, ReceiptType
 
 from bridge.clock import Clock, SystemClock
-from bridge.errors import (
-    BridgeError,
-    DatabaseError,
-    EngineError,
-    InvalidInput,
-    SessionNotConnected,
-)
-from bridge.model import (
-    ContactCard,
-    ContactList,
-    Content,
-    Location,
-    Media,
-    Quote,
-    Text,
-)
-from bridge.phone import normalize_phone, whatsapp_variants
-from bridge.whatsapp import jid as jids
-from bridge.whatsapp import wa_inbound as inbound
-from bridge.whatsapp import wa_outbound as outbound
-from bridge.whatsapp.contact_news import ContactNews
-from bridge.whatsapp.device_files import DeviceFiles, Pairing, stored_devices
-from bridge.whatsapp.engine import (
-    ClientOutdatedEvent,
-    ConnectedEvent,
-    DisconnectedEvent,
-    Engine,
-    EngineErrorEvent,
-    EngineEvent,
-    EventHandler,
-    LoggedOutEvent,
-    PairCodeEvent,
-    QRCodeEvent,
-    SessionSpec,
-    StreamReplacedEvent,
-    TemporaryBanEvent,
-)
+from bridge.model import Content, Media, Quote
+from bridge.whatsapp.device_files import stored_devices
+from bridge.whatsapp.engine import Engine, EventHandler, SessionSpec
 from bridge.whatsapp.phone_spellings import PhoneSpellings
 from bridge.whatsapp.transcode import MediaConverter
-from bridge.whatsapp.wa_inbound_content import download_message
-
-log = logging.getLogger(__name__)
-
-QR_FIRST_SECONDS = 60.0  # whatsmeow shows the first QR code for 60 s …
-QR_NEXT_SECONDS = 20.0  # … and each following one for 20 s
-
-# Every neonize event the engine listens to.
-SUBSCRIBED_EVENTS: tuple[type[ProtoMessage], ...] = (
-    neonize.PairStatus,
-    neonize.Connected,
-    neonize.Disconnected,
-    neonize.LoggedOut,
-    neonize.TemporaryBan,
-    neonize.ClientOutdated,
-    neonize.StreamReplaced,
-    neonize.ConnectFailure,
-    neonize.StreamError,
-    neonize.KeepAliveTimeout,
-    neonize.KeepAliveRestored,
-    neonize.OfflineSyncCompleted,
-    neonize.Message,
-    neonize.Receipt,
-    neonize.HistorySync,
-)
-
-
-class NeonizeClient(Protocol):
-    """The part of neonize's ``NewAClient`` this engine uses."""
-
-    event: Any
-
-    async def connect(self) -> asyncio.Task[Any]: ...
-    async def stop(self) -> None: ...
-    async def logout(self) -> None: ...
-    async def get_me(self) -> neonize.Device: ...
-    async def PairPhone(self, phone: str, show_push_notification: bool) -> str: ...
-    async def send_message(self, to: neonize.JID, message: wa.Message) -> neonize.SendResponse: ...
-    async def upload(self, binary: bytes, media_type: MediaType | None = None) -> Any: ...
-    async def download_any(self, message: wa.Message) -> bytes | None: ...
-    async def get_profile_picture(
-        self, jid: neonize.JID, extra: neonize.GetProfilePictureParams = ...
-    ) -> neonize.ProfilePictureInfo: ...
-    async def mark_read(
-        self,
-        *message_ids: str,
-        chat: neonize.JID,
-        sender: neonize.JID,
-        receipt: ReceiptType,
-        timestamp: int | None = None,
-    ) -> None: ...
-
-
-ClientFactory = Callable[..., NeonizeClient]
-"""Called like ``NewAClient(name, jid=…, props=…, uuid=…, new_device=…)``."""
-
-
-def _new_neonize_client(
-    name: str, *, jid: neonize.JID | None, props: DeviceProps, uuid: str, new_device: bool
-) -> NeonizeClient:
-    from neonize.aioze.client import NewAClient
-
-    client: NeonizeClient = NewAClient(name, jid=jid, props=props, uuid=uuid, new_device=new_device)
-    return client
-
-
-# --- sessions -----------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Session:
-    spec: SessionSpec
-    files: DeviceFiles
-    client: NeonizeClient
-    login: str | None  # "qr" / "phone" while logging in, None for a paired device
-    me: inbound.Identity
-    task: asyncio.Task[Any] | None = None
-    connected: bool = False
-    closing: bool = False
-    qr_count: int = 0
-    qr_timer: asyncio.Task[None] | None = None
-    first_qr: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    events: asyncio.Lock = field(default_factory=asyncio.Lock)
-    ops: int = 0
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
-
-    def __post_init__(self) -> None:
-        self.idle.set()
+from bridge.whatsapp.whatsmeow_client import ClientFactory, ClientSessions, new_neonize_client
+from bridge.whatsapp.whatsmeow_lifecycle import ClientLifecycle
+from bridge.whatsapp.whatsmeow_outbound import ClientOutbound
 
 
 class WhatsmeowEngine(Engine):
-    """WhatsApp through whatsmeow (neonize). See the module doc for the threading,
-    device store and reconnection choices.
+    """WhatsApp through whatsmeow (neonize). See the module doc for the device store
+    and the two collaborators this delegates to.
 
     ``client_factory`` builds the neonize client (tests pass a fake); ``device_lister``
     lists the device JIDs of a store (used to check a PostgreSQL store before
@@ -237,436 +76,52 @@ class WhatsmeowEngine(Engine):
         avatar_timeout: float = 10.0,
     ) -> None:
         super().__init__(handler)
-        self._factory = client_factory or _new_neonize_client
-        self._list_devices = device_lister or stored_devices
-        self._clock = clock or SystemClock()
-        self._converter = converter or MediaConverter()
-        self._spellings = PhoneSpellings(jid_cache)
-        self._props = DeviceProps(os=device_name, platformType=DeviceProps.SAFARI)
-        self._pair_timeout = pair_timeout
-        self._qr_grace = qr_grace
-        self._drain_timeout = drain_timeout
-        self._executor_threads = executor_threads
-        self._executor: ThreadPoolExecutor | None = None
-        self._sessions: dict[str, _Session] = {}
-        self._specs: dict[str, SessionSpec] = {}
-        self._contact_news = ContactNews()
-        self._avatar_timeout = avatar_timeout
-        self._background: set[asyncio.Task[None]] = set()
-        self._generations = itertools.count(1)
+        clock = clock or SystemClock()
+        sessions = ClientSessions()
+        spellings = PhoneSpellings(jid_cache)
+        self._lifecycle = ClientLifecycle(
+            self.emit,
+            sessions=sessions,
+            client_factory=client_factory or new_neonize_client,
+            device_lister=device_lister or stored_devices,
+            clock=clock,
+            spellings=spellings,
+            props=DeviceProps(os=device_name, platformType=DeviceProps.SAFARI),
+            pair_timeout=pair_timeout,
+            qr_grace=qr_grace,
+            drain_timeout=drain_timeout,
+            executor_threads=executor_threads,
+            avatar_timeout=avatar_timeout,
+        )
+        self._outbound = ClientOutbound(
+            sessions=sessions,
+            clock=clock,
+            converter=converter or MediaConverter(),
+            spellings=spellings,
+        )
 
-    # --- lifecycle ------------------------------------------------------------------
+    # --- lifecycle: bridge.whatsapp.whatsmeow_lifecycle ------------------------------
 
     async def is_paired(self, spec: SessionSpec) -> bool:
-        """True when the pairing record exists (and, for SQLite, the store file)."""
-        self._specs[spec.key] = spec
-        return await asyncio.to_thread(DeviceFiles(spec).is_paired)
+        return await self._lifecycle.is_paired(spec)
 
     async def connect(self, spec: SessionSpec) -> None:
-        self._specs[spec.key] = spec
-        current = self._sessions.get(spec.key)
-        if current is not None and not current.closing:
-            log.info("session %s already has a running WhatsApp client", spec.key)
-            return
-        files = DeviceFiles(spec)
-        pairing = await asyncio.to_thread(files.read)
-        if pairing is None or not await asyncio.to_thread(files.is_paired):
-            raise EngineError(f"session {spec.key} is not paired with a phone; log in first")
-        device: neonize.JID | None = None
-        if files.postgres:
-            device = jids.parse_jid(pairing.jid)
-            stored = await asyncio.to_thread(self._list_devices, files.database)
-            if pairing.jid not in stored:
-                await self._device_gone(spec, files)
-                return
-        await self._start(spec, files, jid=device, login=None, me=pairing.identity)
+        await self._lifecycle.connect(spec)
 
     async def login(self, spec: SessionSpec, *, phone: str | None = None) -> None:
-        self._specs[spec.key] = spec
-        files = DeviceFiles(spec)
-        if await asyncio.to_thread(files.is_paired):
-            raise EngineError(f"session {spec.key} is already paired; log out before a new login")
-        e164 = normalize_phone(phone) if phone else None
-        current = self._sessions.get(spec.key)
-        if current is not None:
-            await self._retire(current)
-        await asyncio.to_thread(files.forget)  # a fresh device, not a stale half-login
-        session = await self._start(
-            spec, files, jid=None, login="phone" if e164 else "qr", me=inbound.NOBODY
-        )
-        if e164 is not None:
-            await self._request_pair_code(session, e164)
-
-    async def _start(
-        self,
-        spec: SessionSpec,
-        files: DeviceFiles,
-        *,
-        jid: neonize.JID | None,
-        login: str | None,
-        me: inbound.Identity,
-    ) -> _Session:
-        await asyncio.to_thread(files.prepare)
-        self._ensure_executor()
-        client = self._factory(
-            files.database,
-            jid=jid,
-            props=self._props,
-            uuid=f"{spec.key}#{next(self._generations)}",  # neonize keys its Go clients by it
-            new_device=login is not None,
-        )
-        session = _Session(spec=spec, files=files, client=client, login=login, me=me)
-        self._subscribe(session)
-        self._sessions[spec.key] = session
-        try:
-            session.task = await client.connect()
-        except NeonizeError as exc:
-            self._sessions.pop(spec.key, None)
-            raise EngineError(f"could not start the WhatsApp client: {exc}") from exc
-        session.task.add_done_callback(lambda task: self._client_exited(session, task))
-        log.info("session %s: WhatsApp client started (%s)", spec.key, login or "paired device")
-        return session
-
-    def _ensure_executor(self) -> None:
-        if not self._executor_threads:
-            return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self._executor_threads, thread_name_prefix="neonize"
-            )
-            asyncio.get_running_loop().set_default_executor(self._executor)
-        if len(self._sessions) + 1 > self._executor_threads // 2:
-            log.warning(
-                "%d WhatsApp clients hold most of the %d executor threads; raise executor_threads",
-                len(self._sessions) + 1,
-                self._executor_threads,
-            )
-
-    async def _request_pair_code(self, session: _Session, e164: str) -> None:
-        if not await self._wait(session.first_qr, self._pair_timeout):
-            await self._retire(session)
-            raise EngineError(
-                f"WhatsApp did not open the login within {self._pair_timeout:.0f} s; try again"
-            )
-        if self._sessions.get(session.key) is not session:
-            raise EngineError("the login ended before the pairing code could be requested")
-        digits = whatsapp_variants(e164)[0]
-        try:
-            code = await session.client.PairPhone(digits, True)
-        except NeonizeError as exc:
-            await self._retire(session)
-            raise EngineError(f"WhatsApp refused a pairing code for {e164}: {exc}") from exc
-        async with session.events:
-            await self.emit(PairCodeEvent(session=session.key, code=code, phone=e164))
-
-    async def _wait(self, future: asyncio.Future[Any], seconds: float) -> bool:
-        timer = asyncio.ensure_future(self._clock.sleep(seconds))
-        try:
-            await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-        return future.done()
+        await self._lifecycle.login(spec, phone=phone)
 
     async def disconnect(self, key: str) -> None:
-        session = self._sessions.get(key)
-        if session is not None:
-            await self._retire(session)
+        await self._lifecycle.disconnect(key)
 
     async def logout(self, key: str) -> None:
-        session = self._sessions.get(key)
-        spec = session.spec if session is not None else self._specs.get(key)
-        if session is not None and session.connected:
-            async with self._op(key) as live:
-                try:
-                    await live.client.logout()
-                except NeonizeError as exc:
-                    raise EngineError(f"WhatsApp did not accept the logout: {exc}") from exc
-        elif spec is not None:
-            log.warning(
-                "session %s: logging out offline; the phone still lists this device "
-                "under Linked devices until it is removed there",
-                key,
-            )
-        if session is not None:
-            await self._retire(session)
-        if spec is None:
-            raise EngineError(f"unknown session {key}")
-        await asyncio.to_thread(DeviceFiles(spec).forget)
+        await self._lifecycle.logout(key)
 
     async def close(self) -> None:
-        for session in list(self._sessions.values()):
-            await self._retire(session)
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._lifecycle.close()
 
-    async def _retire(self, session: _Session) -> None:
-        """Stop a session's client for good; later events from it are dropped."""
-        if self._sessions.get(session.key) is session:
-            del self._sessions[session.key]
-        if session.closing:
-            return
-        session.closing = True
-        session.connected = False
-        self._cancel_qr_timer(session)
-        if not session.idle.is_set():
-            drained = asyncio.ensure_future(session.idle.wait())
-            if not await self._wait(drained, self._drain_timeout):
-                log.warning("session %s: stopping with %d calls running", session.key, session.ops)
-            drained.cancel()
-        try:
-            await session.client.stop()
-        except NeonizeError as exc:
-            log.warning("session %s: stopping the WhatsApp client failed: %s", session.key, exc)
-        _drop_stop_finalizer(session.client)
-        log.info("session %s: WhatsApp client stopped", session.key)
-
-    async def _device_gone(self, spec: SessionSpec, files: DeviceFiles) -> None:
-        log.warning("session %s: the device store no longer holds the paired device", spec.key)
-        await asyncio.to_thread(files.forget)
-        await self.emit(
-            LoggedOutEvent(
-                session=spec.key,
-                reason="the paired device is missing from the device store; log in again",
-            )
-        )
-
-    # --- callbacks from neonize -------------------------------------------------------
-
-    def _subscribe(self, session: _Session) -> None:
-        async def on_event(_client: Any, ev: ProtoMessage) -> None:
-            await self._handle_event(session, ev)
-
-        async def on_qr(_client: Any, code: bytes) -> None:
-            await self._handle_qr(session, code)
-
-        for event_type in SUBSCRIBED_EVENTS:
-            session.client.event(event_type)(on_event)
-        session.client.event.qr(on_qr)
-
-    def _live(self, session: _Session) -> bool:
-        return self._sessions.get(session.key) is session and not session.closing
-
-    async def _handle_event(self, session: _Session, ev: ProtoMessage) -> None:
-        """Boundary for every neonize event: nothing raised here reaches neonize."""
-        if not self._live(session):
-            log.debug("session %s: dropped %s of a stopped client", session.key, type(ev).__name__)
-            return
-        async with session.events:
-            if not self._live(session):
-                return
-            try:
-                await self._dispatch(session, ev)
-            except Exception as exc:
-                log.exception("session %s: handling %s failed", session.key, type(ev).__name__)
-                await self._report_unhandled(session, ev, exc)
-
-    async def _report_unhandled(self, session: _Session, ev: ProtoMessage, exc: Exception) -> None:
-        """Tell the bridge (an :class:`EngineErrorEvent`) that an event was set aside.
-
-        Not a ``DatabaseError``: that event was neither stored nor kept in the
-        journal (bridge.journal), which counted and reported the loss already; an
-        engine error would only need the same database."""
-        if isinstance(exc, DatabaseError):
-            return
-        detail = exc.explanation if isinstance(exc, BridgeError) else repr(exc)
-        explanation = f"a WhatsApp {type(ev).__name__} event was set aside: {detail[:200]}"
-        ident = str(ev.Info.ID)[:128] if isinstance(ev, neonize.Message) else ""
-        try:
-            await self.emit(
-                EngineErrorEvent(session=session.key, explanation=explanation, event_id=ident)
-            )
-        except Exception:
-            log.exception("session %s: reporting an unhandled event failed", session.key)
-
-    async def _dispatch(self, session: _Session, ev: ProtoMessage) -> None:
-        key = session.key
-        if isinstance(ev, neonize.Message):
-            self._spellings.learn(ev.Info.MessageSource)
-            events = inbound.translate_message(key, ev, me=session.me)
-            events = await self._contact_news.with_avatar(
-                key, ev, events, lambda jid: self._profile_picture(session, jid)
-            )
-            await self._emit_all(events)
-        elif isinstance(ev, neonize.Receipt):
-            receipt = inbound.translate_receipt(key, ev)
-            if receipt is not None:
-                await self.emit(receipt)
-        elif isinstance(ev, neonize.HistorySync):
-            await self._emit_all(inbound.translate_history(key, ev, me=session.me))
-        elif isinstance(ev, neonize.StreamError):
-            log.warning("session %s: WhatsApp stream error %.200r", key, ev.Code)
-        elif isinstance(ev, neonize.KeepAliveTimeout):
-            log.warning("session %s: keepalive timeout (%d errors)", key, ev.ErrorCount)
-        elif isinstance(ev, neonize.KeepAliveRestored):
-            log.info("session %s: keepalive restored", key)
-        else:
-            if isinstance(ev, neonize.PairStatus) and ev.Status == neonize.PairStatus.SUCCESS:
-                await self._paired(session, ev.ID)
-            event = inbound.translate_connection(key, ev, me=session.me)
-            if event is not None:
-                await self._on_connection(session, event)
-
-    async def _paired(self, session: _Session, device: neonize.JID) -> None:
-        pairing = Pairing(jid=jids.jid_to_str(device))
-        await asyncio.to_thread(session.files.write, pairing)
-        session.me = pairing.identity
-        session.login = None
-        self._cancel_qr_timer(session)
-        log.info("session %s: paired as %s", session.key, pairing.jid)
-
-    @staticmethod
-    def _cancel_qr_timer(session: _Session) -> None:
-        timer, session.qr_timer = session.qr_timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-
-    async def _on_connection(self, session: _Session, event: EngineEvent) -> None:
-        if isinstance(event, ConnectedEvent):
-            session.connected = True
-            if session.login is not None:  # paired without a PairStatus event reaching us
-                session.login = None
-                self._cancel_qr_timer(session)
-            await self.emit(event)
-            self._spawn(self._learn_identity(session))
-        elif isinstance(event, DisconnectedEvent):
-            await self._retire(session)
-            if session.login is not None:  # a login ends for good, like a timed-out QR
-                reason = f"login interrupted: {event.reason}"
-                event = DisconnectedEvent(session=session.key, reason=reason, transient=False)
-            await self.emit(event)
-        elif isinstance(event, LoggedOutEvent):
-            await self._retire(session)
-            await asyncio.to_thread(session.files.forget)
-            await self.emit(event)
-        elif isinstance(event, _PERMANENT):
-            await self._retire(session)
-            await self.emit(event)
-        else:
-            await self.emit(event)
-
-    async def _handle_qr(self, session: _Session, data: bytes) -> None:
-        if not self._live(session):
-            return
-        async with session.events:
-            if not self._live(session):
-                return
-            try:
-                await self._on_qr(session, data.decode("utf-8", errors="replace"))
-            except Exception:
-                log.exception("session %s: handling a QR code failed", session.key)
-
-    async def _on_qr(self, session: _Session, code: str) -> None:
-        if session.login is None:
-            # A paired device would log straight in; a QR code means the store is empty.
-            await self._retire(session)
-            await self._device_gone(session.spec, session.files)
-            return
-        session.qr_count += 1
-        expires = QR_FIRST_SECONDS if session.qr_count == 1 else QR_NEXT_SECONDS
-        self._cancel_qr_timer(session)
-        session.qr_timer = self._spawn(self._login_expired(session, expires + self._qr_grace))
-        if session.login == "phone":
-            if not session.first_qr.done():
-                session.first_qr.set_result(None)
-            return
-        await self.emit(QRCodeEvent(session=session.key, code=code, expires_in=expires))
-
-    async def _login_expired(self, session: _Session, seconds: float) -> None:
-        await self._clock.sleep(seconds)
-        async with session.events:
-            if not self._live(session) or session.login is None:
-                return
-            reason = "QR code timed out" if session.login == "qr" else "pairing code timed out"
-            log.info("session %s: login ended: %s", session.key, reason)
-            await self._retire(session)
-            await self.emit(DisconnectedEvent(session=session.key, reason=reason, transient=False))
-
-    def _client_exited(self, session: _Session, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():  # the loop is shutting down
-            log.debug("session %s: client task cancelled", session.key)
-            return
-        error = task.exception()
-        if not self._live(session):
-            if error is not None:
-                log.debug("session %s: client ended with %s after its stop", session.key, error)
-            return
-        reason = f"the WhatsApp client stopped: {error}" if error else "the WhatsApp client stopped"
-        log.warning("session %s: %s", session.key, reason)
-        self._spawn(self._handle_exit(session, reason))
-
-    async def _handle_exit(self, session: _Session, reason: str) -> None:
-        async with session.events:
-            if self._live(session):
-                lost = DisconnectedEvent(session=session.key, reason=reason)
-                await self._on_connection(session, lost)
-
-    async def _learn_identity(self, session: _Session) -> None:
-        """Ask who we are once connected: our LID (so it is recognised as us), and our
-        device JID when the pairing record is missing it."""
-        async with self._op(session.key) as live:
-            device = await live.client.get_me()
-        current = await asyncio.to_thread(session.files.read)
-        jid = current.jid if current is not None else jids.jid_to_str(device.JID)
-        lid = device.LID.User or (current.lid if current is not None else None)
-        if not device.JID.User and current is None:
-            log.warning("session %s: connected, but WhatsApp did not say who we are", session.key)
-            return
-        pairing = Pairing(jid=jid, lid=lid)
-        if pairing != current:
-            await asyncio.to_thread(session.files.write, pairing)
-        session.me = pairing.identity
-
-    async def _profile_picture(self, session: _Session, jid: neonize.JID) -> str | None:
-        """The URL of ``jid``'s profile picture; None when it has none or asking fails."""
-        if not jid.User:
-            return None
-        try:
-            async with self._op(session.key) as live:
-                info = await asyncio.wait_for(
-                    live.client.get_profile_picture(jid), self._avatar_timeout
-                )
-        except Exception as exc:  # no picture, privacy settings, timeouts: not fatal
-            log.debug("session %s: no profile picture for %s: %s", session.key, jid.User, exc)
-            return None
-        return (info.URL or None) if info is not None else None
-
-    async def _emit_all(self, events: list[EngineEvent]) -> None:
-        for event in events:
-            news = self._contact_news.news(event)
-            if news is not None:
-                await self.emit(news)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(self._guarded(coro))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    @staticmethod
-    async def _guarded(coro: Awaitable[None]) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("WhatsApp engine background task failed")
-
-    # --- calls into the client -------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _op(self, key: str) -> AsyncIterator[_Session]:
-        session = self._sessions.get(key)
-        if session is None or session.closing or not session.connected:
-            raise SessionNotConnected(f"session {key} is not connected to WhatsApp")
-        session.ops += 1
-        session.idle.clear()
-        try:
-            yield session
-        finally:
-            session.ops -= 1
-            if session.ops == 0:
-                session.idle.set()
+    # --- calls into the client: bridge.whatsapp.whatsmeow_outbound --------------------
+    # ``message_id`` is ignored: see the module docstring.
 
     async def send(
         self,
@@ -675,13 +130,9 @@ class WhatsmeowEngine(Engine):
         content: Content,
         *,
         quote: Quote | None = None,
-        message_id: str | None = None,  # ignored: see the module docstring
+        message_id: str | None = None,
     ) -> str:
-        async def build(session: _Session, _chat: str) -> wa.Message:
-            context = await self._quote_context(session, quote) if quote else None
-            return await self._build(session, content, context)
-
-        return await self._send_to(key, to, build, f"sending a {content.kind} to {to}")
+        return await self._outbound.send(key, to, content, quote=quote)
 
     async def react(
         self,
@@ -691,173 +142,22 @@ class WhatsmeowEngine(Engine):
         target: str,
         target_sender: str | None,
         emoji: str,
-        message_id: str | None = None,  # ignored: see the module docstring
+        message_id: str | None = None,
     ) -> str:
-        async def build(session: _Session, chat: str) -> wa.Message:
-            sender = await self._resolve(session, target_sender) if target_sender else None
-            return outbound.reaction_message(
-                chat=chat,
-                target=target,
-                target_sender=jids.jid_to_str(sender) if sender is not None else None,
-                emoji=emoji,
-                now_ms=self._now_ms(),
-            )
-
-        return await self._send_to(key, to, build, f"reacting in {to}")
-
-    async def edit(
-        self,
-        key: str,
-        to: str,
-        *,
-        target: str,
-        text: str,
-        message_id: str | None = None,  # ignored: see the module docstring
-    ) -> str:
-        async def build(_session: _Session, chat: str) -> wa.Message:
-            return outbound.edit_message(chat=chat, target=target, text=text, now_ms=self._now_ms())
-
-        return await self._send_to(key, to, build, f"editing a message in {to}")
-
-    async def revoke(
-        self,
-        key: str,
-        to: str,
-        *,
-        target: str,
-        message_id: str | None = None,  # ignored: see the module docstring
-    ) -> str:
-        async def build(_session: _Session, chat: str) -> wa.Message:
-            return outbound.revoke_message(chat=chat, target=target)
-
-        return await self._send_to(key, to, build, f"deleting a message in {to}")
-
-    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
-        if not ids:
-            return
-        async with self._op(key) as session:
-            chat_jid = await self._resolve(session, chat)
-            sender_jid = await self._resolve(session, sender)
-            try:
-                await session.client.mark_read(
-                    *ids,
-                    chat=chat_jid,
-                    sender=sender_jid,
-                    receipt=ReceiptType.READ,
-                    timestamp=int(self._clock.now()),
-                )
-            except NeonizeError as exc:
-                raise EngineError(f"WhatsApp refused the read receipt in {chat}: {exc}") from exc
-
-    async def download(self, key: str, media: Media) -> bytes:
-        if media.data is not None:
-            return media.data
-        if not media.ref:
-            raise EngineError("the file has neither bytes nor a WhatsApp download reference")
-        try:
-            message = download_message(media.ref)
-        except InvalidInput as exc:
-            raise EngineError(exc.explanation) from exc
-        async with self._op(key) as session:
-            try:
-                data = await session.client.download_any(message)
-            except NeonizeError as exc:
-                raise EngineError(_download_failure(media, exc)) from exc
-        if not data:
-            raise EngineError(f"WhatsApp returned an empty {media.media_kind.value} file")
-        return data
-
-    async def _send_to(
-        self,
-        key: str,
-        to: str,
-        build: Callable[[_Session, str], Awaitable[wa.Message]],
-        what: str,
-    ) -> str:
-        """Send the message ``build`` makes for the chat ``to`` (given its JID)."""
-        async with self._op(key) as session:
-            chat = await self._resolve(session, to)
-            message = await build(session, jids.jid_to_str(chat))
-            return await self._send(session, chat, message, what)
-
-    def _now_ms(self) -> int:
-        return int(self._clock.now() * 1000)
-
-    async def _send(
-        self, session: _Session, chat: neonize.JID, message: wa.Message, what: str
-    ) -> str:
-        try:
-            response = await session.client.send_message(chat, message)
-        except NeonizeError as exc:
-            raise EngineError(f"WhatsApp refused {what}: {exc}") from exc
-        if not response.ID:
-            raise EngineError(f"WhatsApp gave no message id when {what}")
-        return response.ID
-
-    async def _resolve(self, session: _Session, address: str) -> neonize.JID:
-        check = getattr(session.client, "is_on_whatsapp", None)
-        return await self._spellings.jid(address, ask=check if callable(check) else None)
-
-    async def _quote_context(self, session: _Session, quote: Quote) -> wa.ContextInfo:
-        if quote.sender is None:
-            own = session.me.jid
-            participant = jids.jid_to_str(own) if own is not None else ""
-        else:
-            participant = jids.jid_to_str(await self._resolve(session, quote.sender))
-        return outbound.quote_context(quote, participant=participant)
-
-    async def _build(
-        self, session: _Session, content: Content, context: wa.ContextInfo | None
-    ) -> wa.Message:
-        if isinstance(content, Text):
-            return outbound.text_message(content, context=context)
-        if isinstance(content, Media):
-            return await self._media_message(session, content, context)
-        if isinstance(content, Location):
-            return outbound.location_message(content, context=context)
-        if isinstance(content, ContactCard):
-            return outbound.contact_message(content, context=context)
-        if isinstance(content, ContactList):
-            return outbound.contacts_message(content, context=context)
-        raise EngineError(f"a {content.kind} message cannot be sent to WhatsApp")
-
-    async def _media_message(
-        self, session: _Session, media: Media, context: wa.ContextInfo | None
-    ) -> wa.Message:
-        data = media.data if media.data is not None else await self.download(session.key, media)
-        ready = await self._converter.for_whatsapp(media, data)
-        kind = outbound.upload_media_type(media.media_kind)
-        try:
-            upload = await session.client.upload(ready.data, kind)
-        except NeonizeError as exc:
-            what = media.media_kind.value
-            raise EngineError(f"uploading the {what} to WhatsApp failed: {exc}") from exc
-        return outbound.media_message(
-            media,
-            upload,
-            mimetype=ready.mimetype,
-            now=self._clock.now(),
-            context=context,
-            duration=ready.duration,
-            ident=hashlib.sha256(ready.data).hexdigest()[:10],
+        return await self._outbound.react(
+            key, to, target=target, target_sender=target_sender, emoji=emoji
         )
 
+    async def edit(
+        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
+    ) -> str:
+        return await self._outbound.edit(key, to, target=target, text=text)
 
-_PERMANENT = (TemporaryBanEvent, ClientOutdatedEvent, StreamReplacedEvent)
+    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
+        return await self._outbound.revoke(key, to, target=target)
 
+    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
+        await self._outbound.mark_read(key, chat, ids=ids, sender=sender)
 
-def _drop_stop_finalizer(client: NeonizeClient) -> None:
-    """neonize stops a client's Go side by uuid when the Python object is collected.
-    With a device JID the uuid is the phone's digits, the same for the next client of
-    the session: once stopped here, that finalizer could only kill its successor."""
-    finalizer = getattr(client, "_stop_finalizer", None)
-    if isinstance(finalizer, weakref.finalize):
-        finalizer.detach()
-
-
-def _download_failure(media: Media, exc: Exception) -> str:
-    text = str(exc)
-    what = f"the {media.media_kind.value}"
-    if re.search(r"\b(404|410)\b|expired|not found", text, re.IGNORECASE):
-        return f"{what} is no longer on WhatsApp's servers (media expires after some weeks): {text}"
-    return f"downloading {what} from WhatsApp failed: {text}"
+    async def download(self, key: str, media: Media) -> bytes:
+        return await self._outbound.download(key, media)

@@ -38,7 +38,8 @@ from bridge.whatsapp.engine import (
     StreamReplacedEvent,
     TemporaryBanEvent,
 )
-from bridge.whatsapp.whatsmeow import SUBSCRIBED_EVENTS, WhatsmeowEngine
+from bridge.whatsapp.whatsmeow import WhatsmeowEngine
+from bridge.whatsapp.whatsmeow_lifecycle import SUBSCRIBED_EVENTS
 from tests.fakes.neonize_client import OWN_DEVICE, EngineHarness, FakeNeonizeClient
 
 KEY = "acme/sales"

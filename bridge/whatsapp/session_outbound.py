@@ -1,0 +1,117 @@
+"""The outbound operations of the WhatsApp sessions: what the core asks of them
+(``WhatsAppSessions`` in ``bridge/core/session_port.py``), in front of the engine.
+
+Sends, reactions, edits and deletions go through the session's
+:class:`~bridge.whatsapp.pacing.Pacer`: paced, and completed in the order they were
+asked for. Read receipts and downloads are not paced. Every operation needs the
+session ``CONNECTED`` (the status :mod:`bridge.whatsapp.sessions` decides) and raises
+:class:`SessionNotConnected` otherwise, also when the session drops while a paced
+operation waits its turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bridge.errors import SessionNotConnected
+from bridge.model import Content, Media, Quote
+from bridge.whatsapp.engine import Engine
+from bridge.whatsapp.session_state import SessionState
+from bridge.whatsapp.status import SessionStatus
+
+T = TypeVar("T")
+
+
+class SessionOutbound:
+    """Outbound operations of every session: ``session`` finds a session's state by key
+    (raising ``InvalidInput`` for an unknown one), ``engine`` gives the engine."""
+
+    def __init__(
+        self, *, session: Callable[[str], SessionState], engine: Callable[[], Engine]
+    ) -> None:
+        self._session = session
+        self._engine = engine
+
+    async def send(
+        self,
+        key: str,
+        to: str,
+        content: Content,
+        *,
+        quote: Quote | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Send ``content`` to ``to`` (paced, in order); the new WhatsApp id.
+
+        ``message_id`` is passed to the engine (the id to give the message, so a
+        resent delivery is dropped by the recipient; see :mod:`bridge.whatsapp.engine`).
+        Raises :class:`SessionNotConnected` at once when the session is not
+        CONNECTED, or when it drops while the send waits its turn.
+        """
+        return await self._paced(
+            key,
+            lambda engine: engine.send(key, to, content, quote=quote, message_id=message_id),
+        )
+
+    async def react(
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        target_sender: str | None,
+        emoji: str,
+        message_id: str | None = None,
+    ) -> str:
+        return await self._paced(
+            key,
+            lambda engine: engine.react(
+                key,
+                to,
+                target=target,
+                target_sender=target_sender,
+                emoji=emoji,
+                message_id=message_id,
+            ),
+        )
+
+    async def edit(
+        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
+    ) -> str:
+        return await self._paced(
+            key,
+            lambda engine: engine.edit(key, to, target=target, text=text, message_id=message_id),
+        )
+
+    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
+        return await self._paced(
+            key, lambda engine: engine.revoke(key, to, target=target, message_id=message_id)
+        )
+
+    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
+        """Read receipts: not paced (they are not messages), but only when CONNECTED."""
+        session = self._session(key)
+        self._require_connected(session)
+        await self._engine().mark_read(key, chat, ids=ids, sender=sender)
+
+    async def download(self, key: str, media: Media) -> bytes:
+        """The bytes of inbound ``media``: not paced; whatsmeow needs the connection."""
+        if media.data is not None:
+            return media.data
+        session = self._session(key)
+        self._require_connected(session)
+        return await self._engine().download(key, media)
+
+    async def _paced(self, key: str, operation: Callable[[Engine], Awaitable[T]]) -> T:
+        session = self._session(key)
+        self._require_connected(session)
+        engine = self._engine()
+        return await session.pacer.run(
+            lambda: operation(engine), check=lambda: self._require_connected(session)
+        )
+
+    @staticmethod
+    def _require_connected(session: SessionState) -> None:
+        if session.status is not SessionStatus.CONNECTED:
+            raise SessionNotConnected(f"session {session.key} is {session.shown_status}")
