@@ -43,7 +43,10 @@ from bridge.app import Bridge
 from bridge.clock import SystemClock
 from bridge.config import parse_config
 from bridge.core.frontend import ChatAddress
-from bridge.db.database import Database
+from bridge.core.operations import PostMessage, encode
+from bridge.core.ordering_keys import ticket_key
+from bridge.db.database import Database, to_json
+from bridge.model import Text, content_to_dict
 from tests.harness.core import free_port
 
 ROOM = "!acme-s0000"
@@ -95,12 +98,27 @@ async def insert_tickets(db: Database, *, session_id: int, tickets: int, now: fl
     return int(await db.fetchval("SELECT MIN(id) FROM tickets"))
 
 
+# Stands for a row's id in the stored shapes below, which the codecs build and SQL
+# fills in row by row (up to a million rows: no round trip per row).
+_ID = 987654321
+
+
+def _around_id(stored: str) -> tuple[str, str]:
+    """``stored`` (made with ``_ID``) split into what stands before and after the id."""
+    before, found, after = stored.partition(str(_ID))
+    if not found:
+        raise ValueError(f"{stored!r} does not hold the id placeholder")
+    return before, after
+
+
 async def insert_history(
     db: Database, *, session_id: int, first: int, last: int, tickets: int, now: float
 ) -> None:
     """Messages ``first``..``last`` spread over the tickets, with refs and done outbox rows."""
     series = _series(db.dialect)
-    body = '{"kind": "text", "body": "history", "mentions": []}'
+    body = to_json(content_to_dict(Text("history")))
+    key_before, key_after = _around_id(ticket_key(_ID, NullFrontend.name))
+    post_before, post_after = _around_id(to_json(encode(PostMessage(_ID))))
     async with db.transaction():
         start = int(await db.fetchval("SELECT COALESCE(MAX(id), 0) FROM messages"))
         await db.execute(
@@ -118,18 +136,24 @@ async def insert_history(
         )
         await db.execute(
             "INSERT INTO message_refs (message_id, frontend, room_id, event_id) "
-            "SELECT id, 'null', $2, 'ev' || id FROM messages WHERE id > $1",
+            "SELECT id, $3, $2, 'ev' || id FROM messages WHERE id > $1",
             start,
             ROOM,
+            NullFrontend.name,
         )
         await db.execute(
             "INSERT INTO outbox (destination, ordering_key, payload, status, next_attempt_at, "
             "created_at, updated_at) "
-            "SELECT 'null', 't' || ticket_id || ':null', "
-            "'{\"op\": \"post\", \"message\": ' || id || '}', 'done', $2, $2, $2 "
+            "SELECT $3, CAST($4 AS TEXT) || ticket_id || CAST($5 AS TEXT), "
+            "CAST($6 AS TEXT) || id || CAST($7 AS TEXT), 'done', $2, $2, $2 "
             "FROM messages WHERE id > $1",
             start,
             now,
+            NullFrontend.name,
+            key_before,
+            key_after,
+            post_before,
+            post_after,
         )
     await db.execute("ANALYZE")
 

@@ -122,20 +122,8 @@ class OpsSink(Protocol):
         """Post ``post.text`` (when not empty) to the company's ops channel(s), and
         set ``post.topic`` (when set) on the control room of ``post.session_key``."""
 
-    async def post_login_code(
-        self,
-        session_key: str,
-        *,
-        png: bytes | None,
-        code: str,
-        kind: str,
-        expires_in: float | None,
-    ) -> None:
-        """Show a login code where ``!login`` was typed, replacing the previous QR.
-
-        ``kind`` is ``"qr"`` (``png`` is the image; ``expires_in`` seconds until the
-        next one) or ``"pair"`` (``code`` is typed on the phone; ``png`` is None).
-        """
+    async def post_login_code(self, login: LoginCode) -> None:
+        """Show ``login`` where ``!login`` was typed, replacing the previous QR."""
 
 
 # --- throttling of identical alerts -------------------------------------------------
@@ -524,13 +512,7 @@ class OpsNotifier:
 
     async def _post_login_code(self, login: LoginCode) -> None:
         try:
-            await self._sink.post_login_code(
-                login.session_key,
-                png=login.png,
-                code=login.code,
-                kind=login.kind,
-                expires_in=login.expires_in,
-            )
+            await self._sink.post_login_code(login)
         except Exception:
             log.exception(
                 "the ops sink failed to show the %s login code of %s", login.kind, login.session_key

@@ -17,8 +17,9 @@ from typing import Any
 from bridge.clock import Clock
 from bridge.config import Config
 from bridge.core.frontend import Frontend
-from bridge.core.operations import LoginCode, Operation, OpsMessage, decode, encode, op_name
-from bridge.core.ops import OpsPost
+from bridge.core.operations import LoginCode as LoginCodeOperation
+from bridge.core.operations import Operation, OpsMessage, decode, encode, op_name
+from bridge.core.ops import LoginCode, OpsPost
 from bridge.core.ordering_keys import LoginKey, OpsKey
 from bridge.core.outbox import OutboxWorker
 from bridge.db.outbox import OutboxRepository
@@ -123,34 +124,27 @@ class OutboxOpsSink:
             return
         log.info("ops %s: %s", post.company_id, post.text)
 
-    async def post_login_code(
-        self,
-        session_key: str,
-        *,
-        png: bytes | None,
-        code: str,
-        kind: str,
-        expires_in: float | None,
-    ) -> None:
+    async def post_login_code(self, login: LoginCode) -> None:
+        session_key = login.session_key
         origin = self._origins.get(session_key)
         if origin is None or origin.frontend not in self._frontends:
             log.warning("login code for %s but nobody asked for it here; not shown", session_key)
             return
-        if kind == "qr":
+        if login.kind == "qr":
             text = f"Scan this QR code with WhatsApp on the phone of {session_key}"
-            if expires_in:
-                text += f" (valid {int(expires_in)} s)"
+            if login.expires_in:
+                text += f" (valid {int(login.expires_in)} s)"
         else:
             text = (
-                f"Pairing code for {session_key}: *{code}*\n"
+                f"Pairing code for {session_key}: *{login.code}*\n"
                 "On the phone: WhatsApp › Linked devices › Link with phone number."
             )
-        code_op = LoginCode(
+        code_op = LoginCodeOperation(
             session=session_key,
             room=origin.room,
             thread=origin.thread_root,
             text=text,
-            png=base64.b64encode(png).decode() if png else None,
+            png=base64.b64encode(login.png).decode() if login.png else None,
         )
         await self._enqueue(origin.frontend, str(LoginKey(session_key, origin.frontend)), code_op)
 

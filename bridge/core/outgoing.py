@@ -27,6 +27,7 @@ from bridge.core.ordering_keys import RoomsKey, ticket_key
 from bridge.core.outbox import OutboxWorker
 from bridge.core.tickets import TicketChange, TicketView
 from bridge.db import Repositories
+from bridge.db.messages import NewMessage
 from bridge.errors import BridgeError
 from bridge.model import Text, content_to_dict
 
@@ -99,12 +100,14 @@ class Outgoing:
     async def send_bot_text(self, ticket: TicketView, text: str) -> None:
         """Send ``text`` to the customer and show it in the thread; inside a transaction."""
         row = await self._repos.messages.insert_outbound(
-            ticket_id=ticket.id,
-            session_id=self._session_ids[ticket.session_key],
-            kind="text",
-            sender=BOT,
-            content=content_to_dict(Text(text)),
-            timestamp=self._clock.now(),
+            NewMessage(
+                ticket_id=ticket.id,
+                session_id=self._session_ids[ticket.session_key],
+                kind="text",
+                sender=BOT,
+                content=content_to_dict(Text(text)),
+                timestamp=self._clock.now(),
+            ),
             now=self._clock.now(),
         )
         await self.to_whatsapp(ticket, SendBotMessage(row.id))

@@ -42,7 +42,7 @@ from bridge.core.quarantine import Quarantine
 from bridge.core.ticket_policy import merge_notice
 from bridge.core.tickets import InboundRoute, TicketService, TicketView
 from bridge.db import Repositories
-from bridge.db.messages import MessageRow
+from bridge.db.messages import MessageRow, NewMessage
 from bridge.errors import BridgeError, DatabaseError, PermanentDeliveryError
 from bridge.media_limits import toward_whatsapp
 from bridge.media_store import MediaStore
@@ -192,37 +192,25 @@ class Relay:
     async def _store_whatsapp_message(
         self, session_id: int, ticket: TicketView, message: Message
     ) -> MessageRow | None:
-        content = content_to_dict(message.content)
-        sender = message.sender.address
-        stamp = message.timestamp or self._clock.now()
-        quote = message.quote.wa_id if message.quote else None
+        stored = NewMessage(
+            ticket_id=ticket.id,
+            session_id=session_id,
+            kind=message.kind_label,
+            sender=PHONE if message.from_me else message.sender.address,
+            sender_name=None if message.from_me else message.sender.name,
+            content=content_to_dict(message.content),
+            quote_wa_id=message.quote.wa_id if message.quote else None,
+            timestamp=message.timestamp or self._clock.now(),
+        )
         if message.from_me:
-            row = await self._repos.messages.insert_outbound(
-                ticket_id=ticket.id,
-                session_id=session_id,
-                kind=message.kind_label,
-                sender=PHONE,
-                content=content,
-                quote_wa_id=quote,
-                timestamp=stamp,
-                now=self._clock.now(),
-            )
+            row = await self._repos.messages.insert_outbound(stored, now=self._clock.now())
             if message.wa_id:
                 await self._repos.messages.set_wa_id(row.id, message.wa_id)
             return row
         if not message.wa_id:
             raise BridgeError("a WhatsApp message without an id cannot be deduplicated")
         return await self._repos.messages.insert_inbound(
-            ticket_id=ticket.id,
-            session_id=session_id,
-            kind=message.kind_label,
-            wa_id=message.wa_id,
-            sender=sender,
-            sender_name=message.sender.name,
-            content=content,
-            quote_wa_id=quote,
-            timestamp=stamp,
-            now=self._clock.now(),
+            stored, wa_id=message.wa_id, now=self._clock.now()
         )
 
     async def _handle_receipt(self, event: ReceiptEvent) -> None:
@@ -341,19 +329,7 @@ class Relay:
         if isinstance(content, Reaction | Edit | Deletion):
             return await self._relay_attendant_action(event, ticket)
         quote_id = await self._message_id_of(event, event.reply_to)
-        row = await self._repos.messages.insert_outbound(
-            ticket_id=ticket.id,
-            session_id=self._session_ids[ticket.session_key],
-            kind=_kind_label(content),
-            sender=event.attendant.user_id,
-            sender_name=event.attendant.display_name,
-            content=content_to_dict(content),
-            timestamp=self._clock.now(),
-            now=self._clock.now(),
-        )
-        await self._repos.message_refs.put(
-            row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
-        )
+        row = await self._store_attendant_message(event, ticket, kind=_kind_label(content))
         await self._out.to_whatsapp(ticket, SendAttendantMessage(row.id, quote=quote_id))
         await self._out.to_frontends(ticket, PostMessage(row.id), skip=event.frontend)
         change = await self._tickets.record_attendant_reply(ticket, event.attendant.user_id)
@@ -376,23 +352,32 @@ class Relay:
             # WhatsApp lets no one edit or delete another person's message: the
             # redaction hides it on this frontend only.
             return None
+        row = await self._store_attendant_message(event, ticket, kind=content.kind)
+        action = MirrorAction(row.id, target=target.id)
+        await self._out.to_whatsapp(ticket, action)
+        await self._out.to_frontends(ticket, action, skip=event.frontend)
+        return None
+
+    async def _store_attendant_message(
+        self, event: AttendantPost, ticket: TicketView, *, kind: str
+    ) -> MessageRow:
+        """Store what the attendant posted, with its event id on their frontend."""
         row = await self._repos.messages.insert_outbound(
-            ticket_id=ticket.id,
-            session_id=self._session_ids[ticket.session_key],
-            kind=content.kind,
-            sender=event.attendant.user_id,
-            sender_name=event.attendant.display_name,
-            content=content_to_dict(content),
-            timestamp=self._clock.now(),
+            NewMessage(
+                ticket_id=ticket.id,
+                session_id=self._session_ids[ticket.session_key],
+                kind=kind,
+                sender=event.attendant.user_id,
+                sender_name=event.attendant.display_name,
+                content=content_to_dict(event.content),
+                timestamp=self._clock.now(),
+            ),
             now=self._clock.now(),
         )
         await self._repos.message_refs.put(
             row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
         )
-        action = MirrorAction(row.id, target=target.id)
-        await self._out.to_whatsapp(ticket, action)
-        await self._out.to_frontends(ticket, action, skip=event.frontend)
-        return None
+        return row
 
     async def _message_id_of(self, event: ThreadEvent, platform_event: str | None) -> int | None:
         if platform_event is None:

@@ -44,6 +44,21 @@ class MessageRow:
     sender_name: str | None = None  # a group member's push name, an attendant's name
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewMessage:
+    """A message to store, either direction: the row before it has an id, an ack or a
+    WhatsApp id of its own (the inbound insert adds the id it came with)."""
+
+    ticket_id: int
+    session_id: int
+    kind: str
+    sender: str
+    content: Mapping[str, Any]  # the neutral message, stored as JSON
+    timestamp: float
+    quote_wa_id: str | None = None
+    sender_name: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class MessageRefRow:
     message_id: int
@@ -80,6 +95,25 @@ _MEDIA_AWAITING_DELIVERY = {
 }
 
 
+def _insert_values(
+    message: NewMessage, *, direction: str, wa_id: str | None, now: float | None
+) -> tuple[Any, ...]:
+    """The ``_INSERT`` parameters, in its column order."""
+    return (
+        message.ticket_id,
+        message.session_id,
+        direction,
+        message.kind,
+        wa_id,
+        message.sender,
+        to_json(message.content),
+        message.quote_wa_id,
+        message.timestamp,
+        time.time() if now is None else now,
+        message.sender_name,
+    )
+
+
 def _message(row: Row) -> MessageRow:
     return MessageRow(**{**row, "content": from_json(row["content"])})
 
@@ -98,63 +132,20 @@ class MessageRepository:
         self._db = db
 
     async def insert_inbound(
-        self,
-        *,
-        ticket_id: int,
-        session_id: int,
-        kind: str,
-        wa_id: str,
-        sender: str,
-        content: Mapping[str, Any],
-        quote_wa_id: str | None = None,
-        timestamp: float,
-        sender_name: str | None = None,
-        now: float | None = None,
+        self, message: NewMessage, *, wa_id: str, now: float | None = None
     ) -> MessageRow | None:
         """Store a customer message; None if this WhatsApp id is already stored."""
         row = await self._db.fetchrow(
             f"{_INSERT} ON CONFLICT (session_id, wa_id) DO NOTHING RETURNING {COLUMNS}",
-            ticket_id,
-            session_id,
-            "in",
-            kind,
-            wa_id,
-            sender,
-            to_json(content),
-            quote_wa_id,
-            timestamp,
-            time.time() if now is None else now,
-            sender_name,
+            *_insert_values(message, direction="in", wa_id=wa_id, now=now),
         )
         return _message(row) if row else None
 
-    async def insert_outbound(
-        self,
-        *,
-        ticket_id: int,
-        session_id: int,
-        kind: str,
-        sender: str,
-        content: Mapping[str, Any],
-        quote_wa_id: str | None = None,
-        timestamp: float,
-        sender_name: str | None = None,
-        now: float | None = None,
-    ) -> MessageRow:
+    async def insert_outbound(self, message: NewMessage, *, now: float | None = None) -> MessageRow:
         """Store an attendant message before it is sent; ``set_wa_id`` once it is."""
         row = await self._db.fetchrow_required(
             f"{_INSERT} RETURNING {COLUMNS}",
-            ticket_id,
-            session_id,
-            "out",
-            kind,
-            None,
-            sender,
-            to_json(content),
-            quote_wa_id,
-            timestamp,
-            time.time() if now is None else now,
-            sender_name,
+            *_insert_values(message, direction="out", wa_id=None, now=now),
         )
         return _message(row)
 

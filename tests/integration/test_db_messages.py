@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bridge.db import Repositories
-from bridge.db.messages import MessageRefRow, MessageRow
+from bridge.db.messages import MessageRefRow, MessageRow, NewMessage
 from bridge.db.tickets import TicketRow
 
 PHONE = "+5511987654321"
@@ -23,14 +25,16 @@ async def test_inbound_roundtrip_and_dedupe(repos: Repositories) -> None:
     ticket = await _ticket(repos)
     content = {"kind": "text", "text": "Olá, *tudo bem*?", "nested": {"n": [1, 2]}}
     message = await repos.messages.insert_inbound(
-        ticket_id=ticket.id,
-        session_id=ticket.session_id,
-        kind="text",
+        NewMessage(
+            ticket_id=ticket.id,
+            session_id=ticket.session_id,
+            kind="text",
+            sender=PHONE,
+            content=content,
+            quote_wa_id="3EB0A0",
+            timestamp=1700000000.5,
+        ),
         wa_id="3EB0A1",
-        sender=PHONE,
-        content=content,
-        quote_wa_id="3EB0A0",
-        timestamp=1700000000.5,
         now=1700000001.0,
     )
     assert message == MessageRow(
@@ -48,13 +52,15 @@ async def test_inbound_roundtrip_and_dedupe(repos: Repositories) -> None:
         created_at=1700000001.0,
     )
     duplicate = await repos.messages.insert_inbound(
-        ticket_id=ticket.id,
-        session_id=ticket.session_id,
-        kind="text",
+        NewMessage(
+            ticket_id=ticket.id,
+            session_id=ticket.session_id,
+            kind="text",
+            sender=PHONE,
+            content={"text": "again"},
+            timestamp=1.0,
+        ),
         wa_id="3EB0A1",
-        sender=PHONE,
-        content={"text": "again"},
-        timestamp=1.0,
     )
     assert duplicate is None
     assert await repos.messages.find_by_wa_id(ticket.session_id, "3EB0A1") == message
@@ -65,12 +71,14 @@ async def test_inbound_roundtrip_and_dedupe(repos: Repositories) -> None:
 async def test_outbound_send_and_acks(repos: Repositories) -> None:
     ticket = await _ticket(repos)
     message = await repos.messages.insert_outbound(
-        ticket_id=ticket.id,
-        session_id=ticket.session_id,
-        kind="text",
-        sender="@bob:localhost",
-        content={"text": "Bom dia"},
-        timestamp=10.0,
+        NewMessage(
+            ticket_id=ticket.id,
+            session_id=ticket.session_id,
+            kind="text",
+            sender="@bob:localhost",
+            content={"text": "Bom dia"},
+            timestamp=10.0,
+        ),
     )
     assert (message.direction, message.wa_id, message.ack) == ("out", None, None)
     assert await repos.messages.set_wa_id(message.id, "BAE5F1")
@@ -91,12 +99,14 @@ async def test_outbound_send_and_acks(repos: Repositories) -> None:
 async def test_failed_then_delivered(repos: Repositories) -> None:
     ticket = await _ticket(repos)
     message = await repos.messages.insert_outbound(
-        ticket_id=ticket.id,
-        session_id=ticket.session_id,
-        kind="image",
-        sender="@bob:localhost",
-        content={"caption": "x"},
-        timestamp=10.0,
+        NewMessage(
+            ticket_id=ticket.id,
+            session_id=ticket.session_id,
+            kind="image",
+            sender="@bob:localhost",
+            content={"caption": "x"},
+            timestamp=10.0,
+        ),
     )
     assert await repos.messages.set_ack(message.id, "failed")
     assert not await repos.messages.set_ack(message.id, "sent")
@@ -106,12 +116,14 @@ async def test_failed_then_delivered(repos: Repositories) -> None:
 async def test_message_refs_roundtrip(repos: Repositories) -> None:
     ticket = await _ticket(repos)
     message = await repos.messages.insert_outbound(
-        ticket_id=ticket.id,
-        session_id=ticket.session_id,
-        kind="contact",
-        sender=PHONE,
-        content={"display_name": "Ana"},
-        timestamp=1.0,
+        NewMessage(
+            ticket_id=ticket.id,
+            session_id=ticket.session_id,
+            kind="contact",
+            sender=PHONE,
+            content={"display_name": "Ana"},
+            timestamp=1.0,
+        ),
     )
     main = await repos.message_refs.put(
         message.id, frontend="matrix", room_id="!room:hs", event_id="$text"
@@ -141,14 +153,21 @@ async def test_message_refs_roundtrip(repos: Repositories) -> None:
 
 async def test_sender_name_and_counts_by_direction(repos: Repositories) -> None:
     ticket = await _ticket(repos)
-    common = {"ticket_id": ticket.id, "session_id": ticket.session_id, "kind": "text"}
+    common = NewMessage(
+        ticket_id=ticket.id,
+        session_id=ticket.session_id,
+        kind="text",
+        sender="",
+        content={},
+        timestamp=0.0,
+    )
     inbound = await repos.messages.insert_inbound(
-        **common, wa_id="W1", sender=PHONE, sender_name="Maria", content={}, timestamp=1.0
+        replace(common, sender=PHONE, sender_name="Maria", timestamp=1.0), wa_id="W1"
     )
     outbound = await repos.messages.insert_outbound(
-        **common, sender="@bob:localhost", sender_name="Bob", content={}, timestamp=2.0
+        replace(common, sender="@bob:localhost", sender_name="Bob", timestamp=2.0)
     )
-    await repos.messages.insert_outbound(**common, sender="bot", content={}, timestamp=3.0)
+    await repos.messages.insert_outbound(replace(common, sender="bot", timestamp=3.0))
     assert inbound is not None and inbound.sender_name == "Maria"
     assert (await repos.messages.get(outbound.id)).sender_name == "Bob"  # type: ignore[union-attr]
     assert await repos.messages.count_by_direction(ticket.session_id) == {"in": 1, "out": 2}

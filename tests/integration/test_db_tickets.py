@@ -8,6 +8,7 @@ import pytest
 
 from bridge.db import Repositories, UniqueViolation
 from bridge.db.contacts import ContactRow
+from bridge.db.messages import NewMessage
 from bridge.db.sessions import SessionRow
 from bridge.db.tickets import TicketRow
 
@@ -122,13 +123,15 @@ async def test_fifty_concurrent_first_messages_make_one_ticket(repos: Repositori
             contact = (await repos.contacts.resolve(session.id, phone=PHONE, push_name="M")).contact
             ticket, created = await repos.tickets.open_or_get(session.id, contact.id)
             await repos.messages.insert_inbound(
-                ticket_id=ticket.id,
-                session_id=session.id,
-                kind="text",
+                NewMessage(
+                    ticket_id=ticket.id,
+                    session_id=session.id,
+                    kind="text",
+                    sender=PHONE,
+                    content={"text": f"hello {n}"},
+                    timestamp=float(n),
+                ),
                 wa_id=f"WA{n}",
-                sender=PHONE,
-                content={"text": f"hello {n}"},
-                timestamp=float(n),
             )
             return created
 

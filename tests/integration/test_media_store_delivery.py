@@ -22,6 +22,7 @@ from bridge.core.ordering_keys import ticket_key
 from bridge.core.outgoing import WHATSAPP
 from bridge.db import Repositories
 from bridge.db.database import Database
+from bridge.db.messages import NewMessage
 from bridge.media_store import MediaStore
 from bridge.model import Media, MediaKind, StoredBytes, content_to_dict
 from tests.fakes.frontend import FakeFrontend
@@ -94,13 +95,15 @@ async def enqueue_attendant_message(
     by an older bridge), with its deliveries to WhatsApp and to Slack."""
     repos = core.bridge.repos
     row = await repos.messages.insert_outbound(
-        ticket_id=1,
-        session_id=core.bridge.session_ids["acme/sales"],
-        kind=kind,
-        sender="@bob:localhost",
-        sender_name="Bob",
-        content=content if isinstance(content, dict) else content_to_dict(content),
-        timestamp=core.clock.now(),
+        NewMessage(
+            ticket_id=1,
+            session_id=core.bridge.session_ids["acme/sales"],
+            kind=kind,
+            sender="@bob:localhost",
+            sender_name="Bob",
+            content=content if isinstance(content, dict) else content_to_dict(content),
+            timestamp=core.clock.now(),
+        ),
         now=core.clock.now(),
     )
     operations: tuple[tuple[str, Operation], ...] = (
@@ -209,12 +212,14 @@ async def stored_message(
     ticket, _ = await repos.tickets.open_or_get(session.id, contact.id)
     media = Media(MediaKind.IMAGE, "image/png", stored=ref)
     row = await repos.messages.insert_outbound(
-        ticket_id=ticket.id,
-        session_id=session.id,
-        kind="image",
-        sender="@bob:localhost",
-        content=content_to_dict(media),
-        timestamp=1.0,
+        NewMessage(
+            ticket_id=ticket.id,
+            session_id=session.id,
+            kind="image",
+            sender="@bob:localhost",
+            content=content_to_dict(media),
+            timestamp=1.0,
+        ),
     )
     destination = WHATSAPP if op == "send" else "slack"
     operation = SendBotMessage(row.id) if op == "send" else PostMessage(row.id)

@@ -13,7 +13,7 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.config import Config, parse_config
-from bridge.core.ops import OpsNotifier, OpsPost
+from bridge.core.ops import LoginCode, OpsNotifier, OpsPost
 from bridge.core.qrcode import qr_png
 from bridge.model import Message as WaMessage
 from bridge.model import Party, Text
@@ -74,15 +74,6 @@ class Sent:
     post: OpsPost
 
 
-@dataclass(frozen=True)
-class LoginCode:
-    session_key: str
-    png: bytes | None
-    code: str
-    kind: str
-    expires_in: float | None
-
-
 @dataclass
 class RecordingSink:
     clock: FakeClock
@@ -96,16 +87,8 @@ class RecordingSink:
             raise ConnectionError("ops room unreachable")
         self.sent.append(Sent(self.clock.now(), post))
 
-    async def post_login_code(
-        self,
-        session_key: str,
-        *,
-        png: bytes | None,
-        code: str,
-        kind: str,
-        expires_in: float | None,
-    ) -> None:
-        self.codes.append(LoginCode(session_key, png, code, kind, expires_in))
+    async def post_login_code(self, login: LoginCode) -> None:
+        self.codes.append(login)
 
     @property
     def messages(self) -> list[OpsPost]:
@@ -603,7 +586,7 @@ async def test_qr_code_event_posts_a_png_of_the_code(h: Harness) -> None:
 
 async def test_pairing_code_event_posts_the_code_without_image(h: Harness) -> None:
     await h.notifier.on_engine_event(PairCodeEvent(KEY, code="ABCD-EFGH", phone=PHONE))
-    assert h.sink.codes == [LoginCode(KEY, None, "ABCD-EFGH", "pair", None)]
+    assert h.sink.codes == [LoginCode(KEY, "ABCD-EFGH", "pair", png=None, expires_in=None)]
 
 
 async def test_unrenderable_qr_code_is_still_passed_on_without_image(
