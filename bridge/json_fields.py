@@ -43,10 +43,10 @@ Bounds = tuple[float, float]  # inclusive: (low, high)
 class Wording:
     """How one edge words its refusals, and the error it raises.
 
-    Each template is a :meth:`str.format` string over ``field`` (the field's path),
-    ``key`` (its name alone) and, where they apply, ``expected`` (``a string``),
-    ``got`` (the JSON kind found, never the value: ``a list``) and ``limit``. The
-    defaults are the ``/sim`` wording."""
+    Each template is a :meth:`str.format` string over ``field`` (the field's path)
+    and, where they apply, ``expected`` (``a string``), ``got`` (the JSON kind found,
+    never the value: ``a list``) and ``limit``. The defaults are the ``/sim``
+    wording."""
 
     error: Callable[[str], Exception]
     wrong_type: str = "{field} must be {expected}"  # a value of another JSON type
@@ -59,8 +59,8 @@ class Wording:
     whole: str = "the object"  # the object itself, when its path is empty
     boolean: str = "a boolean"  # what a boolean field is said to be
 
-    def refusal(self, template: str, *, field: str, key: str, **parts: object) -> Exception:
-        return self.error(template.format(field=field, key=key, **parts))
+    def refusal(self, template: str, field: str, **parts: object) -> Exception:
+        return self.error(template.format(field=field, **parts))
 
 
 def is_number(value: object) -> TypeGuard[int | float]:
@@ -84,6 +84,7 @@ class JsonFields:
     subclasses it and sets :attr:`wording`."""
 
     wording: ClassVar[Wording]
+    refuse_nul: ClassVar[bool] = False  # whether a string may not hold NUL (U+0000)
     __slots__ = ("data", "path")
 
     def __init__(self, data: dict[str, Any], path: str = "") -> None:
@@ -103,8 +104,7 @@ class JsonFields:
             return value
         field = path or cls.wording.whole
         got = json_kind(value)
-        template = cls.wording.wrong_type
-        raise cls.wording.refusal(template, field=field, key=field, expected="an object", got=got)
+        raise cls.wording.refusal(cls.wording.wrong_type, field, expected="an object", got=got)
 
     def where(self, key: str) -> str:
         """The path of the field ``key``: ``content.body``."""
@@ -123,7 +123,7 @@ class JsonFields:
     def refusal(self, template: str, key: str, **parts: object) -> Exception:
         """The edge's error about the field ``key``, worded by one of the wording's
         templates."""
-        return self.wording.refusal(template, field=self.where(key), key=key, **parts)
+        return self.wording.refusal(template, self.where(key), **parts)
 
     def wrong_type(self, key: str, value: object, expected: str) -> Exception:
         return self.refusal(self.wording.wrong_type, key, expected=expected, got=json_kind(value))
@@ -140,12 +140,7 @@ class JsonFields:
     # --- strings -----------------------------------------------------------------------
 
     def optional_string(
-        self,
-        key: str,
-        *,
-        limit: float = math.inf,
-        allow_empty: bool = True,
-        allow_nul: bool = True,
+        self, key: str, *, limit: float = math.inf, allow_empty: bool = True
     ) -> str | None:
         """A string of at most ``limit`` characters, None when absent."""
         value = self.data.get(key)
@@ -157,19 +152,12 @@ class JsonFields:
             raise self.refusal(self.wording.empty, key)
         if len(value) > limit:
             raise self.refusal(self.wording.too_long, key, limit=limit)
-        if not allow_nul and "\x00" in value:  # PostgreSQL refuses it in text
+        if self.refuse_nul and "\x00" in value:
             raise self.refusal(self.wording.nul, key)
         return value
 
-    def string(
-        self,
-        key: str,
-        *,
-        limit: float = math.inf,
-        allow_empty: bool = True,
-        allow_nul: bool = True,
-    ) -> str:
-        value = self.optional_string(key, limit=limit, allow_empty=allow_empty, allow_nul=allow_nul)
+    def string(self, key: str, *, limit: float = math.inf, allow_empty: bool = True) -> str:
+        value = self.optional_string(key, limit=limit, allow_empty=allow_empty)
         return self.present(key, value, "a string")
 
     # --- numbers and booleans ----------------------------------------------------------

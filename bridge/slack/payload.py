@@ -53,18 +53,19 @@ class Fields(JsonFields):
         too_many="{field}: more than {limit} entries",
         whole="the payload",
     )
+    refuse_nul = True  # no database stores it in text (PostgreSQL refuses it)
 
     def __init__(self, value: object, path: str) -> None:
         super().__init__(self.as_object(value, path), path)
 
-    # --- strings: no NUL, which no database stores in text ------------------------------
+    # --- strings ---------------------------------------------------------------------
 
     def optional_text(self, key: str, *, limit: int = MAX_TEXT) -> str | None:
         """A string (None when absent or null), at most ``limit`` characters."""
-        return self.optional_string(key, limit=limit, allow_nul=False)
+        return self.optional_string(key, limit=limit)
 
     def text(self, key: str, *, limit: int = MAX_TEXT) -> str:
-        return self.string(key, limit=limit, allow_nul=False)
+        return self.string(key, limit=limit)
 
     def optional_ident(self, key: str) -> str | None:
         """A Slack id (user, channel, team, bot, trigger, event): letters and digits."""

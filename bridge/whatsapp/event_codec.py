@@ -118,16 +118,12 @@ def quote_to_dict(quote: Quote) -> dict[str, Any]:
 
 
 class _Record(JsonFields):
-    """The fields of one object of a journaled event; a refusal is a ValueError that
-    names the field alone (``timestamp must be a number``)."""
+    """The fields of one object of a journaled event, each object read apart: a
+    refusal is a ValueError naming the field alone (``timestamp must be a number``)."""
 
     __slots__ = ()
     wording = Wording(
-        error=ValueError,
-        wrong_type="{key} must be {expected}",
-        missing="{key} must be {expected}",
-        unfit="{key} must be {expected}",
-        boolean="true or false",
+        error=ValueError, missing="{field} must be {expected}", boolean="true or false"
     )
 
 
@@ -154,7 +150,7 @@ def decode_event(body: dict[str, Any]) -> EngineEvent:
             raise ValueError(f"unknown receipt status {body.get('status')!r}") from exc
         return ReceiptEvent(
             session,
-            chat=party_from_dict(record.mapping("chat").data),
+            chat=_party(record, "chat"),
             ids=tuple(ids),
             status=status,
             timestamp=record.number("timestamp"),
@@ -162,7 +158,7 @@ def decode_event(body: dict[str, Any]) -> EngineEvent:
     if kind == "contact":
         return ContactUpdateEvent(
             session,
-            party=party_from_dict(record.mapping("party").data),
+            party=_party(record, "party"),
             avatar_url=record.optional_string("avatar_url"),
         )
     if kind == "error":
@@ -184,8 +180,8 @@ def message_from_dict(data: dict[str, Any]) -> Message:
     except (KeyError, TypeError) as exc:  # a field missing or of another shape
         raise ValueError(f"message content unreadable: {exc!r}") from exc
     return Message(
-        chat=party_from_dict(record.mapping("chat").data),
-        sender=party_from_dict(record.mapping("sender").data),
+        chat=_party(record, "chat"),
+        sender=_party(record, "sender"),
         content=content,
         wa_id=record.optional_string("wa_id"),
         timestamp=record.number("timestamp"),
@@ -208,11 +204,12 @@ def party_from_dict(data: dict[str, Any]) -> Party:
 
 def quote_from_dict(data: dict[str, Any]) -> Quote:
     record = _Record(data)
-    return Quote(
-        wa_id=record.string("wa_id"),
-        sender=record.optional_string("sender"),
-        text=record.string("text"),
-    )
+    wa_id, sender = record.string("wa_id"), record.optional_string("sender")
+    return Quote(wa_id=wa_id, sender=sender, text=record.string("text"))
+
+
+def _party(record: _Record, key: str) -> Party:
+    return party_from_dict(record.mapping(key).data)
 
 
 def _optional_quote(value: Any) -> Quote | None:

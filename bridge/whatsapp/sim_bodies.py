@@ -284,24 +284,6 @@ def read_avatar_url(body: Any) -> str | None:
 # --- the other bodies ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReceiptRequest:
-    wa_id: str
-    status: AckStatus
-
-
-@dataclass(frozen=True)
-class FaultRequest:
-    kind: str
-    seconds: int | float  # as given: the answer echoes it
-
-
-@dataclass(frozen=True)
-class FailSendsRequest:
-    count: int
-    error: str
-
-
 # Names the arguments of the sim's own API (check_fault, check_fail_sends) in
 # refusals worded as the bodies' are.
 _ARGUMENTS = Fields({})
@@ -312,9 +294,21 @@ def read_scan(body: Any) -> str:
     return _read_phone(_object(body), "phone")
 
 
+@dataclass(frozen=True)
+class ReceiptRequest:
+    wa_id: str
+    status: AckStatus
+
+
 def read_receipt(body: Any) -> ReceiptRequest:
     fields = _object(body)
     return ReceiptRequest(fields.ident("id"), AckStatus(fields.choice("status", RECEIPT_STATUSES)))
+
+
+@dataclass(frozen=True)
+class FaultRequest:
+    kind: str
+    seconds: int | float  # as given: the answer echoes it
 
 
 def read_fault(body: Any) -> FaultRequest:
@@ -331,10 +325,10 @@ def check_fault(kind: str, seconds: Any) -> int | float:
     return seconds
 
 
-def read_fail_sends(body: Any) -> FailSendsRequest:
-    fields = _object(body)
-    error = fields.optional_string("error", limit=MAX_NAME_CHARS)
-    return check_fail_sends(fields.raw("count"), DEFAULT_SEND_ERROR if error is None else error)
+@dataclass(frozen=True)
+class FailSendsRequest:
+    count: int
+    error: str
 
 
 def check_fail_sends(count: Any, error: Any) -> FailSendsRequest:
@@ -344,3 +338,9 @@ def check_fail_sends(count: Any, error: Any) -> FailSendsRequest:
     if not isinstance(error, str) or len(error) > MAX_NAME_CHARS:
         raise _ARGUMENTS.unfit("error", f"a string of at most {MAX_NAME_CHARS} characters")
     return FailSendsRequest(count, error)
+
+
+def read_fail_sends(body: Any) -> FailSendsRequest:
+    fields = _object(body)
+    error = fields.optional_string("error", limit=MAX_NAME_CHARS)
+    return check_fail_sends(fields.raw("count"), DEFAULT_SEND_ERROR if error is None else error)
