@@ -7,8 +7,9 @@ field at fault (``event.channel: expected a Slack id``):
   fields of every request on its own (to build its context, to route to a listener)
   and assumes their shapes, so a payload of the wrong shape would crash inside bolt
   instead of being refused;
-- :class:`Fields` is how the listeners (``bridge.slack.events``) read what they use:
-  each getter checks the type (and, for ids and timestamps, the form) of one field;
+- :class:`Fields` (a :class:`~bridge.json_fields.JsonFields` in Slack's wording) is
+  how the listeners (``bridge.slack.events``) read what they use: each getter checks
+  the type (and, for ids and timestamps, the form) of one field;
   :class:`SharedFile` and :class:`Click` are the objects read from a file share and
   a button click, all their fields checked before any work starts.
 

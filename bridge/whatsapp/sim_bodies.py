@@ -105,7 +105,8 @@ _MIMETYPE = re.compile(r"[!-~]+/[!-~]+(?:[ \t]*;[ -~]*)?")
 
 
 class Fields(JsonFields):
-    """Reads one JSON object of a body, naming the exact field path in every complaint."""
+    """Reads one JSON object of a body, naming the exact field path in every complaint
+    (the default :class:`~bridge.json_fields.Wording` is this one)."""
 
     __slots__ = ()
     wording = Wording(error=InvalidInput)
