@@ -7,8 +7,9 @@ field at fault (``event.channel: expected a Slack id``):
   fields of every request on its own (to build its context, to route to a listener)
   and assumes their shapes, so a payload of the wrong shape would crash inside bolt
   instead of being refused;
-- :class:`Fields` is how the listeners (``bridge.slack.events``) read what they use:
-  each getter checks the type (and, for ids and timestamps, the form) of one field;
+- :class:`Fields` (a :class:`~bridge.json_fields.JsonFields` in Slack's wording) is
+  how the listeners (``bridge.slack.events``) read what they use: each getter checks
+  the type (and, for ids and timestamps, the form) of one field;
   :class:`SharedFile` and :class:`Click` are the objects read from a file share and
   a button click, all their fields checked before any work starts.
 
@@ -19,13 +20,13 @@ it again.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import InvalidInput
-from bridge.http_input import json_kind
+from bridge.json_fields import JsonFields, Wording
 
 __all__ = ["MAX_TEXT", "Click", "Fields", "SharedFile", "check_envelope"]
 
@@ -38,111 +39,78 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")  # U0BOB, C0SALES, trigger
 _TS = re.compile(r"\d{1,12}(\.\d{1,9})?")  # 1700000000.000100
 
 
-class Fields:
-    """One JSON object of a Slack payload; ``path`` names it in refusals."""
+class Fields(JsonFields):
+    """One JSON object of a Slack payload; ``path`` names it in refusals. Made from a
+    value that is not an object, it refuses it."""
 
-    __slots__ = ("data", "path")
+    __slots__ = ()
+    wording = Wording(
+        error=InvalidInput,
+        wrong_type="{field}: expected {expected}, got {got}",
+        missing="{field}: missing",
+        unfit="{field}: expected {expected}",
+        too_long="{field}: longer than {limit} characters",
+        nul="{field}: holds a NUL character",
+        too_many="{field}: more than {limit} entries",
+        whole="the payload",
+    )
+    refuse_nul = True  # no database stores it in text (PostgreSQL refuses it)
 
     def __init__(self, value: object, path: str) -> None:
-        if not isinstance(value, dict):
-            raise InvalidInput(
-                f"{path or 'the payload'}: expected an object, got {json_kind(value)}"
-            )
-        self.data: dict[str, Any] = value
-        self.path = path
-
-    def _where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def _get(self, key: str) -> Any:
-        return self.data.get(key)
+        super().__init__(self.as_object(value, path), path)
 
     # --- strings ---------------------------------------------------------------------
 
     def optional_text(self, key: str, *, limit: int = MAX_TEXT) -> str | None:
         """A string (None when absent or null), at most ``limit`` characters."""
-        value = self._get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise InvalidInput(f"{self._where(key)}: expected a string, got {json_kind(value)}")
-        if len(value) > limit:
-            raise InvalidInput(f"{self._where(key)}: longer than {limit} characters")
-        if "\x00" in value:  # no database stores it in text (PostgreSQL refuses it)
-            raise InvalidInput(f"{self._where(key)}: holds a NUL character")
-        return value
+        return self.optional_string(key, limit=limit)
 
     def text(self, key: str, *, limit: int = MAX_TEXT) -> str:
-        value = self.optional_text(key, limit=limit)
-        if value is None:
-            raise InvalidInput(f"{self._where(key)}: missing")
-        return value
+        return self.string(key, limit=limit)
 
     def optional_ident(self, key: str) -> str | None:
         """A Slack id (user, channel, team, bot, trigger, event): letters and digits."""
         return self._match(key, _ID, "a Slack id")
 
     def ident(self, key: str) -> str:
-        return self._required(key, self.optional_ident(key))
+        return self.present(key, self.optional_ident(key), "a Slack id")
 
     def optional_ts(self, key: str) -> str | None:
         """A message timestamp like ``1700000000.000100``."""
         return self._match(key, _TS, "a Slack timestamp like 1700000000.000100")
 
     def ts(self, key: str) -> str:
-        return self._required(key, self.optional_ts(key))
+        return self.present(key, self.optional_ts(key), "a Slack timestamp")
 
     def _match(self, key: str, pattern: re.Pattern[str], what: str) -> str | None:
-        value = self._get(key)
+        """``key`` matching ``pattern``; None when absent or empty (as Slack leaves
+        out an id)."""
+        value = self.data.get(key)
         if value is None or value == "":
             return None
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise InvalidInput(f"{self._where(key)}: expected {what}")
+            raise self.unfit(key, what)
         return value
 
-    def _required(self, key: str, value: str | None) -> str:
-        if value is None:
-            raise InvalidInput(f"{self._where(key)}: missing")
-        return value
-
-    # --- numbers -----------------------------------------------------------------------
+    # --- numbers, objects, lists -------------------------------------------------------
 
     def optional_size(self, key: str) -> int | None:
         """A byte count (a non-negative integer), None when absent."""
-        value = self._get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInput(f"{self._where(key)}: expected a byte count")
-        return value
-
-    # --- objects -----------------------------------------------------------------------
+        return self.optional_integer(key, bounds=(0, math.inf), expected="a byte count")
 
     def optional_obj(self, key: str) -> Fields | None:
-        value = self._get(key)
-        return None if value is None else Fields(value, self._where(key))
+        return self.optional_mapping(key)
 
     def obj_or_empty(self, key: str) -> Fields:
         """The object at ``key``, or an empty one when absent or null."""
-        found = self.optional_obj(key)
-        return found if found is not None else Fields({}, self._where(key))
+        return self.mapping_or_empty(key)
 
     def obj(self, key: str) -> Fields:
-        found = self.optional_obj(key)
-        if found is None:
-            raise InvalidInput(f"{self._where(key)}: missing")
-        return found
+        return self.mapping(key)
 
     def objects(self, key: str, *, limit: int = MAX_FILES) -> list[Fields]:
         """A list of objects (empty when absent or null)."""
-        value = self._get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise InvalidInput(f"{self._where(key)}: expected a list, got {json_kind(value)}")
-        if len(value) > limit:
-            raise InvalidInput(f"{self._where(key)}: more than {limit} entries")
-        return [Fields(item, f"{self._where(key)}[{n}]") for n, item in enumerate(value)]
+        return super().objects(key, limit=limit)
 
 
 # --- the objects listeners read ------------------------------------------------------
@@ -188,10 +156,7 @@ class Click:
 
     @classmethod
     def read(cls, payload: Fields) -> Click:
-        actions = payload.objects("actions")
-        if not actions:
-            raise InvalidInput("actions: expected at least one action")
-        action = actions[0]
+        action = _first_action(payload)
         channel, container = payload.obj_or_empty("channel"), payload.obj_or_empty("container")
         message = payload.obj_or_empty("message")
         channel_id = channel.optional_ident("id") or container.optional_ident("channel_id")
@@ -231,47 +196,44 @@ def check_envelope(payload: object) -> dict[str, Any]:
 
     Cost: a few dictionary lookups per nested object, at most ``_DEPTH`` levels and
     the first entries of two lists; never a walk over the whole payload."""
-    body = Fields(payload, "").data
-    _check_level(body, "", 0)
-    event = body.get("event")
+    body = Fields(payload, "")
+    _check_level(body, 0)
+    event = body.raw("event")
     if event is not None and not isinstance(event.get("type", ""), str):
-        raise InvalidInput("event.type: expected a string")
-    urls = body.get("response_urls")
+        raise body.mapping("event").unfit("type", "a string")
+    urls = body.raw("response_urls")
     if isinstance(urls, list) and len(urls) > 1:  # bolt logs through a logger it lacks yet
         raise InvalidInput("response_urls: more than one (the bridge opens no modals)")
-    if body.get("type") == "block_actions":
-        actions = Fields(body, "").objects("actions")
-        if not actions:
-            raise InvalidInput("actions: expected at least one action")
-        actions[0].text("action_id", limit=255)
-    return body
+    if body.raw("type") == "block_actions":
+        _first_action(body).text("action_id", limit=255)
+    return body.data
 
 
-def _check_level(obj: Mapping[str, Any], path: str, depth: int) -> None:
-    def where(key: str) -> str:
-        return f"{path}.{key}" if path else key
+def _first_action(payload: Fields) -> Fields:
+    actions = payload.objects("actions")
+    if not actions:
+        raise payload.unfit("actions", "at least one action")
+    return actions[0]
 
+
+def _check_level(level: Fields, depth: int) -> None:
     for key in _ID_HOLDERS:
-        value = obj.get(key)
+        value = level.raw(key)
         if value is not None and not isinstance(value, str | dict):
-            raise InvalidInput(f"{where(key)}: expected a string or an object")
+            raise level.unfit(key, "a string or an object")
     for key in _NESTED:
-        if key not in obj or (obj[key] is None and key != "event"):
+        if key not in level.data or (level.data[key] is None and key != "event"):
             continue
-        nested = obj[key]
-        if not isinstance(nested, dict):
-            raise InvalidInput(f"{where(key)}: expected an object, got {json_kind(nested)}")
+        nested = Fields(level.data[key], level.where(key))
         if depth + 1 < _DEPTH:
-            _check_level(nested, where(key), depth + 1)
+            _check_level(nested, depth + 1)
     for key in _OBJECT_LISTS:
-        if key not in obj:
+        if key not in level.data:
             continue
-        value = obj[key]
+        value = level.data[key]
         if not isinstance(value, list):
-            raise InvalidInput(f"{where(key)}: expected a list, got {json_kind(value)}")
+            raise level.wrong_type(key, value, "a list")
         if value:
-            first = value[0]
-            if not isinstance(first, dict):
-                raise InvalidInput(f"{where(key)}[0]: expected an object, got {json_kind(first)}")
+            first = Fields(value[0], f"{level.where(key)}[0]")
             if depth + 1 < _DEPTH:
-                _check_level(first, f"{where(key)}[0]", depth + 1)
+                _check_level(first, depth + 1)

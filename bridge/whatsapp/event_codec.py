@@ -14,8 +14,9 @@ anything else: a journal is our own file, but it outlives versions of the code.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
+from bridge.json_fields import JsonFields, Wording
 from bridge.model import AckStatus, Message, Party, Quote, content_from_dict, content_to_dict
 from bridge.whatsapp.engine import (
     ContactUpdateEvent,
@@ -24,8 +25,6 @@ from bridge.whatsapp.engine import (
     MessageEvent,
     ReceiptEvent,
 )
-
-T = TypeVar("T")
 
 VERSION = 1
 JOURNALED_EVENTS = (MessageEvent, ReceiptEvent, ContactUpdateEvent, EngineErrorEvent)
@@ -118,116 +117,102 @@ def quote_to_dict(quote: Quote) -> dict[str, Any]:
 # --- decoding ---------------------------------------------------------------------------
 
 
+class _Record(JsonFields):
+    """The fields of one object of a journaled event, each object read apart: a
+    refusal is a ValueError naming the field alone (``timestamp must be a number``)."""
+
+    __slots__ = ()
+    wording = Wording(
+        error=ValueError, missing="{field} must be {expected}", boolean="true or false"
+    )
+
+
 def decode_event(body: dict[str, Any]) -> EngineEvent:
     """The inverse of :func:`encode_event`; ``ValueError`` on anything else."""
     if body.get("v") != VERSION:
         raise ValueError(f"unknown event record version {body.get('v')!r}")
-    session = _str(body, "session")
+    record = _Record(body)
+    session = record.string("session")
     kind = body.get("type")
     if kind == "message":
         return MessageEvent(
             session,
-            message=message_from_dict(_dict(body, "message")),
-            history=_bool(body, "history"),
+            message=message_from_dict(record.mapping("message").data),
+            history=record.boolean("history"),
         )
     if kind == "receipt":
         ids = body.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ValueError("receipt ids must be a list of strings")
         try:
-            status = AckStatus(_str(body, "status"))
+            status = AckStatus(record.string("status"))
         except ValueError as exc:
             raise ValueError(f"unknown receipt status {body.get('status')!r}") from exc
         return ReceiptEvent(
             session,
-            chat=party_from_dict(_dict(body, "chat")),
+            chat=_party(record, "chat"),
             ids=tuple(ids),
             status=status,
-            timestamp=_number(body, "timestamp"),
+            timestamp=record.number("timestamp"),
         )
     if kind == "contact":
         return ContactUpdateEvent(
             session,
-            party=party_from_dict(_dict(body, "party")),
-            avatar_url=_opt_str(body, "avatar_url"),
+            party=_party(record, "party"),
+            avatar_url=record.optional_string("avatar_url"),
         )
     if kind == "error":
         return EngineErrorEvent(
-            session, explanation=_str(body, "explanation"), event_id=_str(body, "event_id")
+            session,
+            explanation=record.string("explanation"),
+            event_id=record.string("event_id"),
         )
     raise ValueError(f"unknown event type {kind!r}")
 
 
 def message_from_dict(data: dict[str, Any]) -> Message:
-    quote = data.get("quote")
+    record = _Record(data)
     extra = data.get("extra")
     if not isinstance(extra, dict):
         raise ValueError("message extra must be an object")
     try:
-        content = content_from_dict(_dict(data, "content"))
+        content = content_from_dict(record.mapping("content").data)
     except (KeyError, TypeError) as exc:  # a field missing or of another shape
         raise ValueError(f"message content unreadable: {exc!r}") from exc
     return Message(
-        chat=party_from_dict(_dict(data, "chat")),
-        sender=party_from_dict(_dict(data, "sender")),
+        chat=_party(record, "chat"),
+        sender=_party(record, "sender"),
         content=content,
-        wa_id=_opt_str(data, "wa_id"),
-        timestamp=_number(data, "timestamp"),
-        quote=_opt_quote(quote),
-        from_me=_bool(data, "from_me"),
-        forwarded=_bool(data, "forwarded"),
+        wa_id=record.optional_string("wa_id"),
+        timestamp=record.number("timestamp"),
+        quote=_optional_quote(data.get("quote")),
+        from_me=record.boolean("from_me"),
+        forwarded=record.boolean("forwarded"),
         extra=extra,
     )
 
 
 def party_from_dict(data: dict[str, Any]) -> Party:
+    record = _Record(data)
     return Party(
-        phone=_opt_str(data, "phone"),
-        lid=_opt_str(data, "lid"),
-        group=_opt_str(data, "group"),
-        name=_opt_str(data, "name"),
+        phone=record.optional_string("phone"),
+        lid=record.optional_string("lid"),
+        group=record.optional_string("group"),
+        name=record.optional_string("name"),
     )
 
 
 def quote_from_dict(data: dict[str, Any]) -> Quote:
-    return Quote(
-        wa_id=_str(data, "wa_id"), sender=_opt_str(data, "sender"), text=_str(data, "text")
-    )
+    record = _Record(data)
+    wa_id, sender = record.string("wa_id"), record.optional_string("sender")
+    return Quote(wa_id=wa_id, sender=sender, text=record.string("text"))
 
 
-def _typed(data: dict[str, Any], key: str, kind: type[T], must_be: str) -> T:
-    """``data[key]`` when it is a ``kind``; else ValueError("<key> must be <must_be>")."""
-    value = data.get(key)
-    if not isinstance(value, kind):
-        raise ValueError(f"{key} must be {must_be}")
-    return value
+def _party(record: _Record, key: str) -> Party:
+    return party_from_dict(record.mapping(key).data)
 
 
-def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
-    return _typed(data, key, dict, "an object")
-
-
-def _str(data: dict[str, Any], key: str) -> str:
-    return _typed(data, key, str, "a string")
-
-
-def _opt_str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return None if value is None else _str(data, key)
-
-
-def _bool(data: dict[str, Any], key: str) -> bool:
-    return _typed(data, key, bool, "true or false")
-
-
-def _number(data: dict[str, Any], key: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key} must be a number")
-    return float(value)
-
-
-def _opt_quote(value: Any) -> Quote | None:
+def _optional_quote(value: Any) -> Quote | None:
     if value is None:
         return None
     if not isinstance(value, dict):

@@ -35,12 +35,13 @@ import binascii
 import hashlib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.errors import InvalidInput
+from bridge.json_fields import JsonFields, Wording, is_integer
 from bridge.model import (
     AckStatus,
     AnyContent,
@@ -103,92 +104,33 @@ _LID_JID = re.compile(rf"([0-9]{{1,{MAX_LID_DIGITS}}})@lid")  # [0-9]: ASCII dig
 _MIMETYPE = re.compile(r"[!-~]+/[!-~]+(?:[ \t]*;[ -~]*)?")
 
 
-class Fields:
-    """Reads one JSON object, naming the exact field path in every complaint."""
+class Fields(JsonFields):
+    """Reads one JSON object of a body, naming the exact field path in every complaint
+    (the default :class:`~bridge.json_fields.Wording` is this one)."""
 
-    def __init__(self, data: Mapping[str, Any], path: str = "") -> None:
-        self._data = data
-        self._path = path
-
-    def name(self, key: str) -> str:
-        return f"{self._path}{key}"
-
-    def has(self, key: str) -> bool:
-        return self._data.get(key) is not None
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        """The value as parsed, for a caller that checks it itself."""
-        return self._data.get(key, default)
+    __slots__ = ()
+    wording = Wording(error=InvalidInput)
 
     def text(self, key: str, *, limit: float, allow_empty: bool = False) -> str:
-        value = self._data.get(key)
-        if value is None:
-            raise InvalidInput(f"{self.name(key)} is required")
-        if not isinstance(value, str):
-            raise InvalidInput(f"{self.name(key)} must be a string")
-        if not value and not allow_empty:
-            raise InvalidInput(f"{self.name(key)} must not be empty")
-        if len(value) > limit:
-            raise InvalidInput(f"{self.name(key)} is longer than {limit} characters")
-        return value
-
-    def optional_text(self, key: str, *, limit: float) -> str | None:
-        return self.text(key, limit=limit, allow_empty=True) if self.has(key) else None
+        """A required string, not empty unless ``allow_empty``."""
+        return self.string(key, limit=limit, allow_empty=allow_empty)
 
     def ident(self, key: str) -> str:
         """A WhatsApp message id: printable ASCII without spaces."""
         value = self.text(key, limit=MAX_ID_CHARS)
         if _ID.fullmatch(value) is None:
-            raise InvalidInput(
-                f"{self.name(key)} must be printable ASCII without spaces (a WhatsApp id)"
-            )
+            raise self.unfit(key, "printable ASCII without spaces (a WhatsApp id)")
         return value
-
-    def number(self, key: str, *, low: float, high: float) -> float:
-        value = self._data.get(key)
-        if value is None:
-            raise InvalidInput(f"{self.name(key)} is required")
-        return self.checked_number(key, value, low=low, high=high)
-
-    def checked_number(self, key: str, value: Any, *, low: float, high: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(f"{self.name(key)} must be a number")
-        # a comparison, not float(): a huge JSON integer must not overflow a float
-        if not low <= value <= high:  # NaN fails it too
-            raise InvalidInput(
-                f"{self.name(key)} must be a number from {_shown(low)} to {_shown(high)}"
-            )
-        return float(value)
-
-    def optional_int(self, key: str, *, high: int) -> int | None:
-        if not self.has(key):
-            return None
-        value = self._data[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-            raise InvalidInput(f"{self.name(key)} must be an integer from 0 to {high}")
-        return value
-
-    def obj(self, key: str) -> Fields:
-        value = self._data.get(key)
-        if value is None:
-            raise InvalidInput(f"{self.name(key)} is required")
-        if not isinstance(value, Mapping):
-            raise InvalidInput(f"{self.name(key)} must be an object")
-        return Fields(value, f"{self.name(key)}.")
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
         value = self.text(key, limit=math.inf)  # compared, never shown
         if value not in choices:
-            raise InvalidInput(f"{self.name(key)} must be one of {', '.join(choices)}")
+            raise self.unfit(key, f"one of {', '.join(choices)}")
         return value
 
 
-def _shown(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else f"{number:g}"
-
-
 def _object(body: Any) -> Fields:
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     return Fields(body)
 
@@ -197,42 +139,42 @@ def _object(body: Any) -> Fields:
 
 
 def _read_media(fields: Fields, kind: str) -> Media:
-    media = fields.obj("media")
+    media = fields.mapping("media")
     raw = media.text("data_b64", limit=math.inf)  # bounded by the body's limit
     try:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:  # ValueError: not ASCII
-        raise InvalidInput(f"{media.name('data_b64')} is not valid base64") from exc
+        raise InvalidInput(f"{media.where('data_b64')} is not valid base64") from exc
     if not data:
-        raise InvalidInput(f"{media.name('data_b64')} holds no bytes")
+        raise InvalidInput(f"{media.where('data_b64')} holds no bytes")
     return Media(
         media_kind=MediaKind(kind),
         mimetype=_read_mimetype(media) or DEFAULT_MIMETYPES[kind],
         data=data,
-        filename=media.optional_text("filename", limit=MAX_NAME_CHARS),
-        caption=media.optional_text("caption", limit=MAX_TEXT_CHARS),
+        filename=media.optional_string("filename", limit=MAX_NAME_CHARS),
+        caption=media.optional_string("caption", limit=MAX_TEXT_CHARS),
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        width=media.optional_int("width", high=MAX_DIMENSION),
-        height=media.optional_int("height", high=MAX_DIMENSION),
-        duration=media.optional_int("duration", high=MAX_DURATION_SECONDS),
+        width=media.optional_integer("width", bounds=(0, MAX_DIMENSION)),
+        height=media.optional_integer("height", bounds=(0, MAX_DIMENSION)),
+        duration=media.optional_integer("duration", bounds=(0, MAX_DURATION_SECONDS)),
     )
 
 
 def _read_mimetype(media: Fields) -> str | None:
-    value = media.optional_text("mimetype", limit=MAX_MIMETYPE_CHARS)
+    value = media.optional_string("mimetype", limit=MAX_MIMETYPE_CHARS)
     if value and _MIMETYPE.fullmatch(value) is None:
-        raise InvalidInput(f"{media.name('mimetype')} must be an ASCII type/subtype")
+        raise media.unfit("mimetype", "an ASCII type/subtype")
     return value
 
 
 def _read_location(fields: Fields) -> Location:
-    loc = fields.obj("location")
+    loc = fields.mapping("location")
     return Location(
-        lat=loc.number("lat", low=-90, high=90),
-        lon=loc.number("lon", low=-180, high=180),
-        name=loc.optional_text("name", limit=MAX_NAME_CHARS),
-        address=loc.optional_text("address", limit=MAX_NAME_CHARS),
+        lat=loc.number("lat", bounds=(-90, 90)),
+        lon=loc.number("lon", bounds=(-180, 180)),
+        name=loc.optional_string("name", limit=MAX_NAME_CHARS),
+        address=loc.optional_string("address", limit=MAX_NAME_CHARS),
     )
 
 
@@ -244,7 +186,7 @@ def _read_content(fields: Fields, kind: str) -> AnyContent:
     if kind == "location":
         return _read_location(fields)
     if kind == "contact":
-        card = fields.obj("contact")
+        card = fields.mapping("contact")
         return ContactCard(
             display_name=card.text("display_name", limit=MAX_NAME_CHARS),
             vcard=card.text("vcard", limit=MAX_VCARD_CHARS),
@@ -266,7 +208,7 @@ def _read_phone(fields: Fields, key: str) -> str:
     try:
         return normalize_phone(raw)
     except InvalidInput as exc:
-        raise InvalidInput(f"{fields.name(key)}: {exc.explanation}") from exc
+        raise InvalidInput(f"{fields.where(key)}: {exc.explanation}") from exc
 
 
 def _read_lid(fields: Fields) -> str | None:
@@ -275,15 +217,15 @@ def _read_lid(fields: Fields) -> str | None:
         return None
     match = _LID_JID.fullmatch(fields.text("lid", limit=MAX_ID_CHARS))
     if match is None:
-        raise InvalidInput(
-            f"lid must be a LID such as 123456789012345@lid (1 to {MAX_LID_DIGITS} digits)"
+        raise fields.unfit(
+            "lid", f"a LID such as 123456789012345@lid (1 to {MAX_LID_DIGITS} digits)"
         )
     return match.group(1)
 
 
 def _read_sender(fields: Fields) -> Party:
     """The customer: ``from`` (E.164) and/or ``lid``; ``from`` only when no ``lid``."""
-    name = fields.optional_text("push_name", limit=MAX_NAME_CHARS)
+    name = fields.optional_string("push_name", limit=MAX_NAME_CHARS)
     lid = _read_lid(fields)
     if lid is not None and not fields.has("from"):
         return Party(lid=lid, name=name)
@@ -293,11 +235,11 @@ def _read_sender(fields: Fields) -> Party:
 
 
 def _read_group(fields: Fields) -> Party:
-    group = fields.obj("group")
+    group = fields.mapping("group")
     jid = group.text("id", limit=MAX_ID_CHARS)
     if _GROUP_JID.fullmatch(jid) is None:
-        raise InvalidInput(f"{group.name('id')} must be a group JID such as 1203…@g.us")
-    return Party(group=jid, name=group.optional_text("name", limit=MAX_NAME_CHARS))
+        raise group.unfit("id", "a group JID such as 1203…@g.us")
+    return Party(group=jid, name=group.optional_string("name", limit=MAX_NAME_CHARS))
 
 
 def read_inbound_id(body: Any) -> str | None:
@@ -336,11 +278,16 @@ def read_avatar_url(body: Any) -> str | None:
     url = fields.text("avatar_url", limit=MAX_URL_CHARS)
     parsed = urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc or _ID.fullmatch(url) is None:
-        raise InvalidInput("avatar_url must be an http(s) URL (printable ASCII, no spaces)")
+        raise fields.unfit("avatar_url", "an http(s) URL (printable ASCII, no spaces)")
     return url
 
 
 # --- the other bodies ------------------------------------------------------------
+
+
+# Names the arguments of the sim's own API (check_fault, check_fail_sends) in
+# refusals worded as the bodies' are.
+_ARGUMENTS = Fields({})
 
 
 def read_scan(body: Any) -> str:
@@ -356,8 +303,7 @@ class ReceiptRequest:
 
 def read_receipt(body: Any) -> ReceiptRequest:
     fields = _object(body)
-    wa_id = fields.ident("id")
-    return ReceiptRequest(wa_id, AckStatus(fields.choice("status", RECEIPT_STATUSES)))
+    return ReceiptRequest(fields.ident("id"), AckStatus(fields.choice("status", RECEIPT_STATUSES)))
 
 
 @dataclass(frozen=True)
@@ -369,15 +315,14 @@ class FaultRequest:
 def read_fault(body: Any) -> FaultRequest:
     fields = _object(body)
     kind = fields.choice("kind", FAULT_KINDS)
-    seconds = fields.raw("seconds", 0)
-    return FaultRequest(kind, check_fault(kind, seconds))
+    return FaultRequest(kind, check_fault(kind, fields.raw("seconds", 0)))
 
 
 def check_fault(kind: str, seconds: Any) -> int | float:
     """``seconds`` of a fault ``kind``, checked: a finite number 0…MAX_FAULT_SECONDS."""
     if kind not in FAULT_KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(FAULT_KINDS)}")
-    Fields({}).checked_number("seconds", seconds, low=0, high=MAX_FAULT_SECONDS)
+        raise _ARGUMENTS.unfit("kind", f"one of {', '.join(FAULT_KINDS)}")
+    _ARGUMENTS.checked_number("seconds", seconds, bounds=(0, MAX_FAULT_SECONDS))
     return seconds
 
 
@@ -387,17 +332,16 @@ class FailSendsRequest:
     error: str
 
 
-def read_fail_sends(body: Any) -> FailSendsRequest:
-    fields = _object(body)
-    count = fields.raw("count")
-    error = fields.optional_text("error", limit=MAX_NAME_CHARS)
-    return check_fail_sends(count, DEFAULT_SEND_ERROR if error is None else error)
-
-
 def check_fail_sends(count: Any, error: Any) -> FailSendsRequest:
     """``count`` (an integer 0…MAX_FAIL_SENDS) and ``error`` (a string), checked."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_FAIL_SENDS:
-        raise InvalidInput(f"count must be an integer from 0 to {MAX_FAIL_SENDS}")
+    if not is_integer(count, (0, MAX_FAIL_SENDS)):
+        raise _ARGUMENTS.unfit("count", f"an integer from 0 to {MAX_FAIL_SENDS}")
     if not isinstance(error, str) or len(error) > MAX_NAME_CHARS:
-        raise InvalidInput(f"error must be a string of at most {MAX_NAME_CHARS} characters")
+        raise _ARGUMENTS.unfit("error", f"a string of at most {MAX_NAME_CHARS} characters")
     return FailSendsRequest(count, error)
+
+
+def read_fail_sends(body: Any) -> FailSendsRequest:
+    fields = _object(body)
+    error = fields.optional_string("error", limit=MAX_NAME_CHARS)
+    return check_fail_sends(fields.raw("count"), DEFAULT_SEND_ERROR if error is None else error)

@@ -171,6 +171,27 @@ def test_a_body_that_is_not_an_event_is_refused(body: dict[str, Any]) -> None:
         decode_event(body)
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (broken({"session": 7}), "session must be a string"),
+        (broken({"history": "yes"}), "history must be true or false"),
+        (broken({"message": None}), "message must be an object"),
+        (broken({"timestamp": True}, path=("message",)), "timestamp must be a number"),
+        (broken({"from_me": None}, path=("message",)), "from_me must be true or false"),
+        (broken({"quote": "3EB0"}, path=("message",)), "quote must be an object or null"),
+        (broken({"text": 5}, path=("message", "quote")), "text must be a string"),
+        (broken({"extra": []}, path=("message",)), "message extra must be an object"),
+        (broken({"name": 5}, path=("message", "sender")), "name must be a string"),
+        (broken({"chat": [1]}, path=("message",)), "chat must be an object"),
+    ],
+)
+def test_a_refusal_names_the_field_alone(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        decode_event(body)
+    assert str(caught.value) == message
+
+
 def test_media_content_without_data_or_ref_is_refused() -> None:
     body = json.loads(dump_body(encode_event(EVENTS[1])))
     body["message"]["content"]["ref"] = None
