@@ -12,7 +12,8 @@ room or on the command line (it never contains secrets).
     ├── NotAuthorized            the sender may not do this (commands: membership, role)
     ├── DeliveryError            a delivery to a frontend or an engine failed; retried
     │   ├── PermanentDeliveryError   retrying cannot help (bad target, …): dead letter
-    │   │   └── FileTooLarge     (media_limits.py) a file over its size limit
+    │   │   ├── FileTooLarge     (media_limits.py) a file over its size limit
+    │   │   └── WindowClosed     the Cloud API's 24-hour window is closed: templates only
     │   ├── RateLimited          the far side said "too many requests"; ``retry_after``
     │   └── SlackCallError       (slack/ratelimit.py) a Slack Web API call failed
     ├── EngineError              a WhatsApp engine failed
@@ -79,6 +80,11 @@ class DeliveryError(BridgeError):
 
 class PermanentDeliveryError(DeliveryError):
     """A delivery failed in a way retrying cannot fix."""
+
+
+class WindowClosed(PermanentDeliveryError):
+    """The Cloud API refuses a free-form message: the customer's 24-hour
+    customer-service window is closed; only an approved template may be sent."""
 
 
 class RateLimited(DeliveryError):

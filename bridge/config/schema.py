@@ -219,6 +219,32 @@ class BusinessHours:
 
 
 @dataclass(frozen=True, slots=True)
+class CloudTemplate:
+    """An approved WhatsApp message template a Cloud API session may send
+    (``!template <name> [params…]``)."""
+
+    name: str
+    language: str = "en_US"
+    params: int = 0  # how many body parameters ({{1}}, {{2}}, …) it takes
+
+
+@dataclass(frozen=True, slots=True)
+class CloudConfig:
+    """A session on the official WhatsApp Business Cloud API (docs/cloud.md)."""
+
+    phone_number_id: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+    api_version: str = "v21.0"
+    base_url: str = "https://graph.facebook.com"
+    templates: tuple[CloudTemplate, ...] = ()
+
+    def template(self, name: str) -> CloudTemplate | None:
+        return next((t for t in self.templates if t.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     name: str = field(metadata=scalar(SLUG))
     company_id: str
@@ -230,6 +256,10 @@ class SessionConfig:
     sign_messages: bool = field(default=True, metadata=scalar(BOOL))
     groups: bool = field(default=False, metadata=scalar(BOOL))
     business_hours: BusinessHours | None = field(default=None, metadata=READ_BY_SECTION)
+    engine: Literal["whatsmeow", "sim", "cloud"] | None = field(
+        default=None, metadata=scalar(choice_kind("whatsmeow", "sim", "cloud"))
+    )
+    """None: ``whatsapp.engine``; see :meth:`Config.engine_of`."""
 
     @property
     def key(self) -> str:
@@ -311,6 +341,10 @@ class Config:
     def find_session(self, company_id: str, name: str) -> SessionConfig | None:
         company = self.find_company(company_id)
         return company.find_session(name) if company else None
+
+    def engine_of(self, session: SessionConfig) -> str:
+        """The engine serving ``session``: its own ``engine``, else ``whatsapp.engine``."""
+        return session.engine or self.whatsapp.engine
 
     def session_for_key(self, key: str) -> SessionConfig | None:
         """``<company>/<session>``, or a bare session name when it is unique."""

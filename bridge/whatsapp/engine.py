@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.errors import PermanentDeliveryError
 from bridge.model import AckStatus, Content, Media, Message, Party, Quote
 
 
@@ -159,6 +160,18 @@ class EngineErrorEvent(EngineEvent):
     event_id: str = ""
 
 
+@dataclass(frozen=True)
+class SendFailedEvent(EngineEvent):
+    """WhatsApp says one of our messages was not delivered (the Cloud API's status
+    ``failed``): ``message_id`` is its WhatsApp id, ``reason`` the provider's words
+    and ``code`` its error code (131047: the customer-service window is closed)."""
+
+    chat: Party
+    message_id: str
+    reason: str
+    code: int | None = None
+
+
 EventHandler = Callable[[EngineEvent], Awaitable[None]]
 
 
@@ -246,6 +259,26 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def download(self, key: str, media: Media) -> bytes:
         """The bytes of ``media`` (from ``media.data`` or its download ``ref``)."""
+
+    async def send_template(
+        self,
+        key: str,
+        to: str,
+        *,
+        name: str,
+        language: str,
+        params: Sequence[str],
+        message_id: str | None = None,
+    ) -> str:
+        """Send the approved template ``name``; only the Cloud API engine can."""
+        raise PermanentDeliveryError(
+            "message templates are a Cloud API feature: this session's engine cannot send them"
+        )
+
+    async def account_facts(self, key: str) -> dict[str, str]:
+        """What the provider reports about the number (the Cloud API: quality rating,
+        messaging limit), for ``!status``; nothing by default."""
+        return {}
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine-wide resources."""
