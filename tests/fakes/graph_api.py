@@ -1,0 +1,556 @@
+"""A strict local fake of Meta's Graph API for the WhatsApp Business Cloud API.
+
+``GraphApiFake`` runs an aiohttp server on 127.0.0.1 with a free port
+(``base_url``). It serves, under ``/{api_version}/``:
+
+- ``POST /{phone_number_id}/messages``: a message, checked the way Meta's reference
+  documents it (``messaging_product``, ``recipient_type``, ``to``, ``type`` and the
+  object of that type, ``context.message_id``; unknown fields refused), answered
+  ``{"messaging_product", "contacts": [{"input", "wa_id"}], "messages": [{"id"}]}``;
+  or a read mark ``{"messaging_product", "status": "read", "message_id"}``,
+  answered ``{"success": true}``;
+- ``POST /{phone_number_id}/media``: a multipart upload (``file``, ``type``,
+  ``messaging_product``) → ``{"id"}``;
+- ``GET /{media_id}``: ``{url, mime_type, sha256, file_size, id, messaging_product}``,
+  the ``url`` a download link on this fake valid for ``link_seconds``;
+- ``GET /{phone_number_id}?fields=…``: the requested facts of the number.
+
+The download links (``/files/{link}``) answer 404 once expired. Every call needs
+``Authorization: Bearer <token>``; without it, or after :meth:`revoke_token`, the
+answer is a 401 with Meta's error shape (``OAuthException``, code 190). A refused
+request is a 400 with code 100 and the problem in ``error_data.details``.
+
+Nothing has a magic value: failures are scripted per test (:meth:`fail_next`,
+:meth:`expire_next_links`) and every request is recorded (:attr:`calls`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+JsonDict = dict[str, Any]
+
+MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+MESSAGE_TYPES = ("text", "location", "contacts", "reaction", "template", *MEDIA_TYPES)
+CAPTIONED = ("image", "video", "document")
+MAX_TEXT = 4096
+NAME_PARTS = ("first_name", "last_name", "middle_name", "suffix", "prefix")
+_DIGITS = re.compile(r"\+?[1-9][0-9]{6,14}")
+
+
+class Refused(Exception):
+    """A request the fake refuses: Meta's error ``code`` with ``details``."""
+
+    def __init__(self, details: str, *, status: int = 400, code: int = 100) -> None:
+        super().__init__(details)
+        self.details = details
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class GraphCall:
+    """One request as received: ``route`` is ``messages``, ``media``, ``node`` (a
+    phone number or media id) or ``file`` (a download link)."""
+
+    method: str
+    path: str
+    route: str
+    token: str | None
+    json: JsonDict | None = None
+    form: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+@dataclass
+class FakeMedia:
+    id: str
+    data: bytes
+    mime_type: str
+    filename: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class PhoneNumber:
+    id: str
+    display_phone_number: str
+    verified_name: str = "Acme Support"
+    quality_rating: str = "GREEN"
+    messaging_limit_tier: str = "TIER_1K"
+
+
+@dataclass
+class ScriptedFailure:
+    status: int
+    code: int | None
+    message: str
+    retry_after: str | None
+    subcode: int | None
+    route: str | None
+    remaining: int
+
+
+class GraphApiFake:
+    """Scripted per test; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "graph-test-token",
+        api_version: str = "v21.0",
+        numbers: Mapping[str, str] | None = None,
+        templates: Mapping[str, tuple[str, int]] | None = None,
+        link_seconds: float = 300.0,
+    ) -> None:
+        self.token = token
+        self.api_version = api_version
+        self.numbers = {
+            pnid: PhoneNumber(pnid, shown)
+            for pnid, shown in (numbers or {"1000001": "+1 555-010-0001"}).items()
+        }
+        # name → (language code, number of body parameters); None: any template
+        self.templates = dict(templates) if templates is not None else None
+        self.link_seconds = link_seconds
+        self.calls: list[GraphCall] = []
+        self.messages: list[JsonDict] = []  # accepted message bodies, in order
+        self.read_marks: list[str] = []
+        self.media: dict[str, FakeMedia] = {}
+        self._links: dict[str, tuple[str, float]] = {}  # link → (media id, expiry)
+        self._expire_next = 0
+        self._failures: list[ScriptedFailure] = []
+        self._revoked = False
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> GraphApiFake:
+        app = web.Application(client_max_size=200 * 1024 * 1024)
+        app.router.add_post("/{version}/{number}/messages", self._messages)
+        app.router.add_post("/{version}/{number}/media", self._upload)
+        app.router.add_get("/files/{link}", self._file)
+        app.router.add_get("/{version}/{node}", self._node)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- scripting -------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        code: int | None = None,
+        *,
+        message: str = "scripted failure",
+        count: int = 1,
+        retry_after: str | None = None,
+        subcode: int | None = None,
+        route: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` calls (of ``route`` only, when given) with
+        ``status`` and Meta's error ``code`` (no error body when ``code`` is None)."""
+        self._failures.append(
+            ScriptedFailure(status, code, message, retry_after, subcode, route, count)
+        )
+
+    def revoke_token(self) -> None:
+        """From now on every call is refused with 190 (the token was revoked)."""
+        self._revoked = True
+
+    def add_media(self, data: bytes, mime_type: str, *, filename: str | None = None) -> str:
+        """A customer's file, as Meta holds it for a webhook's media id."""
+        media_id = str(next(self._ids) + 900_000_000)
+        self.media[media_id] = FakeMedia(media_id, data, mime_type, filename)
+        return media_id
+
+    def expire_next_links(self, count: int = 1) -> None:
+        """The next ``count`` download links handed out are already expired."""
+        self._expire_next += count
+
+    def sent(self, kind: str) -> list[JsonDict]:
+        """The accepted messages of ``type`` ``kind``."""
+        return [body for body in self.messages if body.get("type") == kind]
+
+    def calls_to(self, route: str) -> list[GraphCall]:
+        return [call for call in self.calls if call.route == route]
+
+    # --- the routes ------------------------------------------------------------------
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        call = self._record(request, "messages")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        call.json = body if isinstance(body, dict) else None
+        refusal = self._refusal(request, call)
+        if refusal is not None:
+            return refusal
+        try:
+            self._check_number(request)
+            if not isinstance(body, dict):
+                raise Refused("the body must be a JSON object")
+            if body.get("status") is not None:
+                return self._answer(call, self._read_mark(body))
+            return self._answer(call, self._message(body))
+        except Refused as exc:
+            return self._error(call, exc.status, exc.code, exc.details)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        call = self._record(request, "media")
+        form = await request.post() if request.content_type.startswith("multipart/") else None
+        refusal = self._refusal(request, call)
+        if refusal is not None:
+            return refusal
+        try:
+            self._check_number(request)
+            if form is None:
+                raise Refused("the upload must be multipart/form-data")
+            file = form.get("file")
+            call.form = {k: v for k, v in form.items() if isinstance(v, str)}
+            if form.get("messaging_product") != "whatsapp":
+                raise Refused("messaging_product must be whatsapp")
+            if not isinstance(file, web.FileField):
+                raise Refused("file is required")
+            mime_type = form.get("type")
+            if not isinstance(mime_type, str) or mime_type != file.content_type:
+                raise Refused("type must be the file's MIME type")
+            media_id = self.add_media(file.file.read(), mime_type, filename=file.filename)
+            return self._answer(call, {"id": media_id})
+        except Refused as exc:
+            return self._error(call, exc.status, exc.code, exc.details)
+
+    async def _node(self, request: web.Request) -> web.Response:
+        call = self._record(request, "node")
+        refusal = self._refusal(request, call)
+        if refusal is not None:
+            return refusal
+        node = request.match_info["node"]
+        if request.match_info["version"] != self.api_version:
+            return self._error(call, 400, 100, f"unknown version {request.match_info['version']}")
+        if node in self.numbers:
+            return self._answer(call, self._number_facts(node, request.query.get("fields")))
+        media = self.media.get(node)
+        if media is None:
+            return self._error(call, 400, 100, f"Object with ID '{node}' does not exist")
+        link = secrets.token_urlsafe(12)
+        expired = self._expire_next > 0
+        self._expire_next -= 1 if expired else 0
+        self._links[link] = (
+            media.id,
+            -math.inf if expired else time.monotonic() + self.link_seconds,
+        )
+        return self._answer(
+            call,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.base_url}/files/{link}",
+                "mime_type": media.mime_type,
+                "sha256": media.sha256,
+                "file_size": len(media.data),
+                "id": media.id,
+            },
+        )
+
+    async def _file(self, request: web.Request) -> web.Response:
+        call = self._record(request, "file")
+        if call.token != self.token or self._revoked:
+            call.status = 401
+            return web.Response(status=401, text="unauthorized")
+        media_id, expiry = self._links.get(request.match_info["link"], ("", -math.inf))
+        if time.monotonic() > expiry or media_id not in self.media:
+            call.status = 404
+            return web.Response(status=404, text="link expired")
+        media = self.media[media_id]
+        return web.Response(body=media.data, content_type=media.mime_type)
+
+    # --- messages --------------------------------------------------------------------
+
+    def _message(self, body: JsonDict) -> JsonDict:
+        kind = body.get("type")
+        if kind not in MESSAGE_TYPES:
+            raise Refused(f"type must be one of {', '.join(MESSAGE_TYPES)}")
+        allowed = {"messaging_product", "recipient_type", "to", "type", "context", kind}
+        extra = set(body) - allowed
+        if extra:
+            raise Refused(f"unexpected fields: {', '.join(sorted(extra))}")
+        if body.get("messaging_product") != "whatsapp":
+            raise Refused("messaging_product must be whatsapp")
+        if body.get("recipient_type", "individual") != "individual":
+            raise Refused("recipient_type must be individual")
+        to = body.get("to")
+        if not isinstance(to, str) or _DIGITS.fullmatch(to) is None:
+            raise Refused("to must be a phone number")
+        if "context" in body:
+            _check_keys(body["context"], "context", required={"message_id": str})
+        _check_content(kind, body.get(kind), self)
+        self.messages.append(body)
+        wamid = f"wamid.{secrets.token_hex(16).upper()}"
+        return {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to.removeprefix("+")}],
+            "messages": [{"id": wamid}],
+        }
+
+    def _read_mark(self, body: JsonDict) -> JsonDict:
+        _check_keys(
+            body,
+            "the body",
+            required={"messaging_product": str, "status": str, "message_id": str},
+        )
+        if body["status"] != "read" or body["messaging_product"] != "whatsapp":
+            raise Refused("status must be read and messaging_product whatsapp")
+        if not body["message_id"].startswith("wamid."):
+            raise Refused("message_id must be a WhatsApp message id")
+        self.read_marks.append(body["message_id"])
+        return {"success": True}
+
+    def _number_facts(self, node: str, fields: str | None) -> JsonDict:
+        number = self.numbers[node]
+        wanted = (fields or "verified_name,display_phone_number,quality_rating").split(",")
+        facts: JsonDict = {"id": number.id}
+        for name in wanted:
+            if not hasattr(number, name):
+                raise Refused(f"unknown field {name}")
+            facts[name] = getattr(number, name)
+        return facts
+
+    # --- common ------------------------------------------------------------------------
+
+    def _record(self, request: web.Request, route: str) -> GraphCall:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
+        call = GraphCall(request.method, request.path_qs, route, token)
+        self.calls.append(call)
+        return call
+
+    def _refusal(self, request: web.Request, call: GraphCall) -> web.Response | None:
+        """The answer for a bad token or a scripted failure, if any."""
+        if call.token is None or call.token != self.token:
+            return self._error(call, 401, 190, "Invalid OAuth access token - Cannot parse")
+        if self._revoked:
+            return self._error(
+                call,
+                401,
+                190,
+                "Error validating access token: the session was invalidated",
+                subcode=463,
+            )
+        for failure in self._failures:
+            if failure.remaining > 0 and failure.route in (None, call.route):
+                failure.remaining -= 1
+                headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+                if failure.code is None:
+                    call.status = failure.status
+                    return web.Response(status=failure.status, text="failure", headers=headers)
+                return self._error(
+                    call,
+                    failure.status,
+                    failure.code,
+                    failure.message,
+                    subcode=failure.subcode,
+                    headers=headers,
+                )
+        return None
+
+    def _check_number(self, request: web.Request) -> None:
+        if request.match_info["version"] != self.api_version:
+            raise Refused(f"unknown version {request.match_info['version']}")
+        if request.match_info["number"] not in self.numbers:
+            raise Refused(f"Object with ID '{request.match_info['number']}' does not exist")
+
+    def _answer(self, call: GraphCall, body: JsonDict) -> web.Response:
+        call.status = 200
+        return web.json_response(body)
+
+    def _error(
+        self,
+        call: GraphCall,
+        status: int,
+        code: int,
+        details: str,
+        *,
+        subcode: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        call.status = status
+        error: JsonDict = {
+            "message": f"(#{code}) {details}",
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": details},
+            "fbtrace_id": secrets.token_urlsafe(9),
+        }
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        return web.json_response({"error": error}, status=status, headers=headers)
+
+
+# --- the message objects, as Meta's reference documents them -----------------------
+
+
+def _check_keys(
+    value: object,
+    where: str,
+    *,
+    required: Mapping[str, type | tuple[type, ...]],
+    optional: Mapping[str, type | tuple[type, ...]] | None = None,
+) -> JsonDict:
+    if not isinstance(value, dict):
+        raise Refused(f"{where} must be an object")
+    optional = optional or {}
+    for key in value:
+        if key not in required and key not in optional:
+            raise Refused(f"{where}.{key} is not a known field")
+    for key, kind in required.items():
+        if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
+            raise Refused(f"{where}.{key} is required")
+    for key, kind in optional.items():
+        if key in value and not isinstance(value[key], kind):
+            raise Refused(f"{where}.{key} has the wrong type")
+    return value
+
+
+def _check_content(kind: str, value: object, fake: GraphApiFake) -> None:
+    if kind == "text":
+        text = _check_keys(value, "text", required={"body": str}, optional={"preview_url": bool})
+        if not text["body"].strip() or len(text["body"]) > MAX_TEXT:
+            raise Refused(f"text.body must be 1 to {MAX_TEXT} characters")
+    elif kind in MEDIA_TYPES:
+        _check_media(kind, value, fake)
+    elif kind == "location":
+        place = _check_keys(
+            value,
+            "location",
+            required={"latitude": (int, float), "longitude": (int, float)},
+            optional={"name": str, "address": str},
+        )
+        if not (-90 <= place["latitude"] <= 90 and -180 <= place["longitude"] <= 180):
+            raise Refused("location out of range")
+    elif kind == "contacts":
+        _check_contacts(value)
+    elif kind == "reaction":
+        reaction = _check_keys(value, "reaction", required={"message_id": str, "emoji": str})
+        if not reaction["message_id"].startswith("wamid."):
+            raise Refused("reaction.message_id must be a WhatsApp message id")
+    else:
+        _check_template(value, fake)
+
+
+def _check_media(kind: str, value: object, fake: GraphApiFake) -> None:
+    optional: dict[str, type] = {"id": str, "link": str}
+    if kind in CAPTIONED:
+        optional["caption"] = str
+    if kind == "document":
+        optional["filename"] = str
+    media = _check_keys(value, kind, required={}, optional=optional)
+    if ("id" in media) == ("link" in media):
+        raise Refused(f"{kind} needs exactly one of id and link")
+    if "id" in media and media["id"] not in fake.media:
+        raise Refused(f"{kind}.id {media['id']} is not an uploaded file", code=131053)
+
+
+def _check_contacts(value: object) -> None:
+    if not isinstance(value, list) or not value:
+        raise Refused("contacts must be a non-empty list")
+    for index, contact in enumerate(value):
+        where = f"contacts[{index}]"
+        card = _check_keys(
+            contact,
+            where,
+            required={"name": dict},
+            optional={"phones": list, "emails": list, "org": dict, "addresses": list},
+        )
+        name = _check_keys(
+            card["name"],
+            f"{where}.name",
+            required={"formatted_name": str},
+            optional={
+                k: str for k in ("first_name", "last_name", "middle_name", "suffix", "prefix")
+            },
+        )
+        if len(name) < 2:
+            raise Refused(f"{where}.name needs formatted_name and one more part")
+        for number, phone in enumerate(card.get("phones", [])):
+            _check_keys(
+                phone,
+                f"{where}.phones[{number}]",
+                required={"phone": str},
+                optional={"type": str, "wa_id": str},
+            )
+        for number, email in enumerate(card.get("emails", [])):
+            _check_keys(
+                email, f"{where}.emails[{number}]", required={"email": str}, optional={"type": str}
+            )
+        if "org" in card:
+            _check_keys(
+                card["org"], f"{where}.org", required={}, optional={"company": str, "title": str}
+            )
+
+
+def _check_template(value: object, fake: GraphApiFake) -> None:
+    template = _check_keys(
+        value,
+        "template",
+        required={"name": str, "language": dict},
+        optional={"components": list},
+    )
+    language = _check_keys(
+        template["language"], "template.language", required={"code": str}, optional={"policy": str}
+    )
+    count = 0
+    for index, component in enumerate(template.get("components", [])):
+        part = _check_keys(
+            component,
+            f"template.components[{index}]",
+            required={"type": str},
+            optional={"parameters": list, "sub_type": str, "index": str},
+        )
+        for number, parameter in enumerate(part.get("parameters", [])):
+            _check_keys(
+                parameter,
+                f"template.components[{index}].parameters[{number}]",
+                required={"type": str, "text": str},
+            )
+            count += 1 if part["type"] == "body" else 0
+    if fake.templates is None:
+        return
+    known = fake.templates.get(template["name"])
+    if known is None or known[0] != language["code"]:
+        raise Refused(
+            f"template name ({template['name']}) does not exist in {language['code']}", code=132001
+        )
+    if known[1] != count:
+        raise Refused(
+            f"Number of parameters does not match the expected number of params ({known[1]})",
+            code=132000,
+        )
