@@ -70,6 +70,7 @@ class GraphCall:
     json: JsonDict | None = None
     form: dict[str, str] = field(default_factory=dict)
     status: int = 200
+    answer: JsonDict | None = None  # the JSON answered, when the call succeeded
 
 
 @dataclass
@@ -78,6 +79,7 @@ class FakeMedia:
     data: bytes
     mime_type: str
     filename: str | None = None
+    reported_size: int | None = None  # the file_size to announce, when not the true one
 
     @property
     def sha256(self) -> str:
@@ -186,10 +188,17 @@ class GraphApiFake:
         """From now on every call is refused with 190 (the token was revoked)."""
         self._revoked = True
 
-    def add_media(self, data: bytes, mime_type: str, *, filename: str | None = None) -> str:
+    def add_media(
+        self,
+        data: bytes,
+        mime_type: str,
+        *,
+        filename: str | None = None,
+        reported_size: int | None = None,
+    ) -> str:
         """A customer's file, as Meta holds it for a webhook's media id."""
         media_id = str(next(self._ids) + 900_000_000)
-        self.media[media_id] = FakeMedia(media_id, data, mime_type, filename)
+        self.media[media_id] = FakeMedia(media_id, data, mime_type, filename, reported_size)
         return media_id
 
     def expire_next_links(self, count: int = 1) -> None:
@@ -276,7 +285,7 @@ class GraphApiFake:
                 "url": f"{self.base_url}/files/{link}",
                 "mime_type": media.mime_type,
                 "sha256": media.sha256,
-                "file_size": len(media.data),
+                "file_size": media.reported_size or len(media.data),
                 "id": media.id,
             },
         )
@@ -390,6 +399,7 @@ class GraphApiFake:
 
     def _answer(self, call: GraphCall, body: JsonDict) -> web.Response:
         call.status = 200
+        call.answer = body
         return web.json_response(body)
 
     def _error(
