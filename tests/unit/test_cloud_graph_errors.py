@@ -30,7 +30,7 @@ CASES: list[tuple[str, int, int | None, str | None, type, float | None, str]] = 
     ("an HTTP date", 429, None, "Wed, 21 Oct 2026 07:28:00 GMT", DeliveryError, 60.0, "throttl"),
     ("a negative Retry-After", 429, None, "-3", DeliveryError, DEFAULT_RETRY_AFTER, "throttl"),
     ("window closed", 400, 131047, None, WindowClosed, None, "24-hour window is closed"),
-    ("invalid parameter", 400, 100, None, PermanentDeliveryError, None, "refused the message"),
+    ("invalid parameter", 400, 100, None, PermanentDeliveryError, None, "refused the request"),
     ("not a WhatsApp user", 400, 131026, None, PermanentDeliveryError, None, "code 131026"),
     ("forbidden", 403, 10, None, PermanentDeliveryError, None, "code 10"),
     ("server error", 500, 1, None, DeliveryError, None, "HTTP 500"),
@@ -85,6 +85,8 @@ FAILURES: list[tuple[str, bytes, GraphFailure]] = [
     ),
     ("not JSON", b"<html>bad gateway</html>", GraphFailure(400, None, "HTTP 400")),
     ("JSON, not an object", b"[1, 2]", GraphFailure(400, None, "HTTP 400")),
+    ("nested too deeply", b"[" * 100_000, GraphFailure(400, None, "HTTP 400")),
+    ("not UTF-8", b'{"error": {"message": "\xff"}}', GraphFailure(400, None, "HTTP 400")),
     ("a code that is not a number", meta_body(code="190"), GraphFailure(400, None, "HTTP 400")),
     ("a boolean code", meta_body(code=True, message="m"), GraphFailure(400, None, "m")),
 ]

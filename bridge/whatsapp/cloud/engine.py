@@ -61,7 +61,7 @@ T = TypeVar("T")
 NO_QR_CODE = (
     "Cloud API sessions have no QR code: the number is linked in Meta's WhatsApp Manager; "
     "check sessions[].cloud.access_token and sessions[].cloud.phone_number_id "
-    "(docs/cloud.md), then !start"
+    "(docs/cloud.md)"
 )
 
 

@@ -31,7 +31,6 @@ error mapping and size limits; they fit here in plain aiohttp.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +42,10 @@ from bridge.errors import (
     DeliveryError,
     EngineError,
     PermanentDeliveryError,
+    RequestRefused,
     WindowClosed,
 )
+from bridge.http_input import parse_json
 from bridge.json_fields import JsonFields, Wording
 from bridge.media_limits import SizeLimit
 from bridge.whatsapp.cloud.outbound import read_payload
@@ -105,7 +106,7 @@ def graph_error(failure: GraphFailure) -> EngineError | DeliveryError:
             f"template now (!template <name>): {said}"
         )
     if 400 <= status < 500:
-        return PermanentDeliveryError(f"the Cloud API refused the message: {said}")
+        return PermanentDeliveryError(f"the Cloud API refused the request: {said}")
     return DeliveryError(f"the Cloud API failed (HTTP {status}): {said}")
 
 
@@ -124,9 +125,10 @@ def failure_of(status: int, body: bytes, retry_after: str | None) -> GraphFailur
     ``{"error": {"message", "type", "code", "error_subcode", "error_data", "fbtrace_id"}}``;
     a body of another shape keeps the status alone."""
     try:
-        error = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        error = None
+        parsed = parse_json(body)
+    except RequestRefused:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
     if not isinstance(error, dict):
         return GraphFailure(status, None, f"HTTP {status}", retry_after)
     code = error.get("code")
@@ -282,9 +284,10 @@ class GraphClient:
             log.info("%s %s: HTTP %d, code %s", method, path, status, failure.code)
             raise graph_error(failure)
         try:
-            parsed = json.loads(body)
-        except ValueError as exc:
-            raise DeliveryError(f"the Graph API answered HTTP {status} without JSON") from exc
+            parsed = parse_json(body)
+        except RequestRefused as exc:
+            problem = exc.explanation
+            raise DeliveryError(f"the Graph API answered unreadable JSON: {problem}") from exc
         return GraphFields.of(parsed)
 
     async def _fetch(self, url: str, limit: SizeLimit) -> bytes | None:
