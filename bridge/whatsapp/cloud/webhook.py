@@ -29,7 +29,7 @@ arrive twice then, which the core tolerates (a message is dropped by its WhatsAp
 id, a receipt applied twice is the same receipt).
 
 Every refusal is a short reason in ``text/plain`` and one log line; neither shows
-the body, a secret or a token.
+the body, a secret or a token. Setting the webhook up in Meta's tools: docs/cloud.md.
 """
 
 from __future__ import annotations
