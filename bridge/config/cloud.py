@@ -57,6 +57,7 @@ def read_cloud(
             )
         return None
     m = session.child("cloud")
+    # an ignored section is checked for what it holds, not for what it lacks
     number_default = REQUIRED if engine.is_cloud else None
     fields = read_fields(
         m,
@@ -71,7 +72,8 @@ def read_cloud(
     )
     if not engine.is_cloud:
         session.warn(
-            "cloud", f"ignored: this session's engine is {engine.name} ({engine.chosen_by})"
+            "cloud",
+            f"ignored: this session's engine is {engine.name} (from {engine.chosen_by}), not cloud",
         )
         return None
     for key in SECRET_KEYS:

@@ -369,7 +369,7 @@ def test_a_cloud_section_on_another_engine_is_warned_and_ignored(tmp_path: Path)
     text = HEAD + "        cloud:\n          phone_number_id: '1'\n"
     assert warnings_of(tmp_path, text) == [
         "10 companies[0].sessions[0].cloud (sales): ignored: this session's engine is "
-        "whatsmeow (whatsapp.engine)"
+        "whatsmeow (from whatsapp.engine), not cloud"
     ]
     report = checked(tmp_path, text)
     assert report.config is not None
