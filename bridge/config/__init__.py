@@ -8,8 +8,8 @@ all. docs/configuration.md describes every key and how the file is read.
 The package, by concern: ``schema`` (the dataclasses, with each key's kind and
 default), ``kinds`` (converters), ``mapping`` and ``problems`` (a YAML mapping read
 with its lines; the findings), ``fields`` (a section read by its dataclass),
-``secret_sources`` (the environment and ``*_file`` secrets), ``sections`` and
-``companies`` (each section and the checks across keys), ``urls`` (URL and path
+``secret_sources`` (the environment and ``*_file`` secrets), ``sections``,
+``companies`` and ``cloud`` (each section and the checks across keys), ``urls`` (URL and path
 checks), ``load`` (the entry points).
 
 Public surface: :func:`load_config`, :func:`check_config`, :func:`parse_config`,
@@ -22,6 +22,8 @@ from bridge.config.schema import (
     GENERATE,
     AppserviceConfig,
     BusinessHours,
+    CloudConfig,
+    CloudTemplate,
     CompanyConfig,
     CompanyOpsConfig,
     Config,
@@ -44,6 +46,8 @@ __all__ = [
     "GENERATE",
     "AppserviceConfig",
     "BusinessHours",
+    "CloudConfig",
+    "CloudTemplate",
     "CompanyConfig",
     "CompanyOpsConfig",
     "Config",

@@ -1,15 +1,18 @@
 """The companies and their sessions, with the checks across them: company ids and
-session names unique, a Slack channel used once and only with Slack enabled, and
-the warnings for a company or a session nobody could work with."""
+session names unique, a Slack channel used once and only with Slack enabled, a
+Cloud API number used by one session (cloud.py), and the warnings for a company or
+a session nobody could work with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
 
+from bridge.config.cloud import SessionEngine, env_section, read_cloud
 from bridge.config.fields import read_fields
 from bridge.config.kinds import DAYS, HOURS, TIMEZONE
 from bridge.config.mapping import MISSING, MappingReader
+from bridge.config.problems import Seen
 from bridge.config.schema import (
     BusinessHours,
     CompanyConfig,
@@ -20,25 +23,11 @@ from bridge.config.schema import (
 
 
 @dataclass(slots=True)
-class _Seen:
-    """Names already used, to report duplicates with the first use's place."""
-
-    places: dict[str, str] = field(default_factory=dict)
-
-    def claim(self, name: str, place: str) -> str | None:
-        """Record ``name``; return the earlier place when it was already taken."""
-        earlier = self.places.get(name)
-        if earlier is None:
-            self.places[name] = place
-        return earlier
-
-
-@dataclass(slots=True)
 class _SlackChannels:
     """The Slack channels named so far, each by one session or ops channel only."""
 
     slack_enabled: bool
-    seen: _Seen = field(default_factory=_Seen)
+    seen: Seen = field(default_factory=Seen)
 
     def check(self, m: MappingReader, channel: str | None) -> str | None:
         """``channel`` as read into ``m``, reported if Slack is off or it is taken."""
@@ -55,12 +44,30 @@ class _SlackChannels:
         return channel
 
 
-def read_companies(root: MappingReader, slack: SlackConfig) -> tuple[CompanyConfig, ...]:
+@dataclass(slots=True)
+class _AcrossSessions:
+    """What the sessions of every company share while they are read."""
+
+    channels: _SlackChannels
+    default_engine: str
+    """``whatsapp.engine``, for a session without its own ``engine``."""
+    cloud_numbers: Seen = field(default_factory=Seen)
+
+    def engine(self, chosen: str | None) -> SessionEngine:
+        if chosen is None:
+            return SessionEngine(self.default_engine, "whatsapp.engine")
+        return SessionEngine(chosen, "engine")
+
+
+def read_companies(
+    root: MappingReader, *, slack: SlackConfig, default_engine: str
+) -> tuple[CompanyConfig, ...]:
     companies = []
-    ids, channels = _Seen(), _SlackChannels(slack.enabled)
+    ids = Seen()
+    shared = _AcrossSessions(_SlackChannels(slack.enabled), default_engine)
     for raw, path, line in root.items("companies"):
         m = MappingReader(root.ctx, raw, path=path, line=line)
-        company = _read_company(m, channels)
+        company = _read_company(m, shared)
         earlier = ids.claim(company.id, f"{path} (line {m.line_of('id')})")
         if company.id and earlier:
             m.error("id", f"duplicate company id '{company.id}', already used by {earlier}")
@@ -71,13 +78,13 @@ def read_companies(root: MappingReader, slack: SlackConfig) -> tuple[CompanyConf
     return tuple(companies)
 
 
-def _read_company(m: MappingReader, channels: _SlackChannels) -> CompanyConfig:
+def _read_company(m: MappingReader, shared: _AcrossSessions) -> CompanyConfig:
     values = read_fields(
         m,
         CompanyConfig,
         readers={
-            "ops": lambda _: _read_company_ops(m.child("ops"), channels),
-            "sessions": lambda read: _read_sessions(m, company_id=read["id"], channels=channels),
+            "ops": lambda _: _read_company_ops(m.child("ops"), shared.channels),
+            "sessions": lambda read: _read_sessions(m, company_id=read["id"], shared=shared),
         },
         then={"id": lambda company_id: company_id or ""},
     ).values
@@ -99,13 +106,13 @@ def _read_company_ops(m: MappingReader, channels: _SlackChannels) -> CompanyOpsC
 
 
 def _read_sessions(
-    m: MappingReader, *, company_id: str, channels: _SlackChannels
+    m: MappingReader, *, company_id: str, shared: _AcrossSessions
 ) -> tuple[SessionConfig, ...]:
     sessions = []
-    names = _Seen()
+    names = Seen()
     for raw, path, line in m.items("sessions"):
         s = MappingReader(m.ctx, raw, path=path, line=line)
-        session = _read_session(s, company_id=company_id, channels=channels)
+        session = _read_session(s, company_id=company_id, shared=shared)
         earlier = names.claim(session.name, f"{path} (line {s.line_of('name')})")
         if session.name and earlier:
             s.error(
@@ -115,7 +122,7 @@ def _read_sessions(
     return tuple(sessions)
 
 
-def _read_session(m: MappingReader, *, company_id: str, channels: _SlackChannels) -> SessionConfig:
+def _read_session(m: MappingReader, *, company_id: str, shared: _AcrossSessions) -> SessionConfig:
     def named(name: str | None) -> str:
         m.label = name or None  # every later problem of this session names it
         return name or ""
@@ -126,13 +133,21 @@ def _read_session(m: MappingReader, *, company_id: str, channels: _SlackChannels
         readers={
             "company_id": lambda _: company_id,
             "business_hours": lambda _: _read_business_hours(m),
+            "cloud": lambda read: read_cloud(
+                m,
+                engine=shared.engine(read["engine"]),
+                env=env_section(company_id, read["name"]),
+                numbers=shared.cloud_numbers,
+            ),
         },
         then={
             "name": named,
-            "slack_channel": partial(channels.check, m),
+            "slack_channel": partial(shared.channels.check, m),
         },
     ).values
     session = SessionConfig(**values)
+    if session.groups and shared.engine(session.engine).is_cloud:
+        m.warn("groups", "ignored: the Cloud API does not bridge group chats (docs/cloud.md)")
     if not session.matrix and session.slack_channel is None and not m.has("slack_channel"):
         m.warn_here(
             "no frontend (neither matrix: true nor slack_channel): nobody will see its tickets"

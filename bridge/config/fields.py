@@ -44,18 +44,20 @@ def read_fields(
     readers: Mapping[str, Reader] = _NO_READERS,
     then: Mapping[str, Callable[[Any], Any]] = _NO_CHECKS,
     required: bool = False,
+    env_section: str | None = None,
 ) -> Fields:
     """Every key of ``section`` from ``m``, in field order; then unknown keys are
     reported. ``readers`` read a field instead (a field that is no key included), given
     the values read before it;
     ``then`` maps a key's value right after it is read; ``required`` ignores the
-    scalar keys' defaults."""
+    scalar keys' defaults; ``env_section`` names the secrets' environment variables
+    (secret_sources.py; default: the mapping's path)."""
     result = Fields()
     for spec in dataclasses.fields(section):
         if spec.name in readers:
             value = readers[spec.name](result.values)
         elif KEY in spec.metadata:
-            value = _read_field(m, spec, result, required=required)
+            value = _read_field(m, spec, result, required=required, env_section=env_section)
         else:
             continue
         result.values[spec.name] = then[spec.name](value) if spec.name in then else value
@@ -78,7 +80,7 @@ def read_section(
 def read_key(m: MappingReader, name: str, *, section: type[Any]) -> Any:
     """One key of ``section``, for a mapping read key by key (the top level)."""
     spec = next(f for f in dataclasses.fields(section) if f.name == name)
-    return _read_field(m, spec, Fields(), required=False)
+    return _read_field(m, spec, Fields(), required=False, env_section=None)
 
 
 def default_of(spec: dataclasses.Field[Any]) -> Any:
@@ -91,14 +93,19 @@ def default_of(spec: dataclasses.Field[Any]) -> Any:
 
 
 def _read_field(
-    m: MappingReader, spec: dataclasses.Field[Any], result: Fields, *, required: bool
+    m: MappingReader,
+    spec: dataclasses.Field[Any],
+    result: Fields,
+    *,
+    required: bool,
+    env_section: str | None,
 ) -> Any:
     name, default = spec.name, default_of(spec)
     match spec.metadata[KEY]:
         case Scalar(kind):
             return m.get(name, kind, default=REQUIRED if required else default)
         case Secret():
-            secret = read_secret(m, name)
+            secret = read_secret(m, name, env_section=env_section)
             result.secrets[name] = secret
             return secret.value or default
         case Items(kind):

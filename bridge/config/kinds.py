@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.config.problems import is_bool
-from bridge.config.urls import authority_problem
+from bridge.config.urls import authority_problem, plain_http_problem
 
 
 class Invalid(ValueError):
@@ -151,6 +151,24 @@ def _convert_http_url(value: Any) -> str:
     return str(value)
 
 
+def _convert_secure_url(value: Any) -> str:
+    """An http(s) URL, ``http`` only for localhost, without its trailing ``/``."""
+    url = _convert_http_url(value)
+    problem = plain_http_problem(url)
+    if problem:
+        raise Invalid(problem)
+    return url.rstrip("/")
+
+
+def _convert_digits(value: Any) -> str:
+    """Digits, written as a string or (unquoted in YAML) as a number."""
+    if isinstance(value, int) and not is_bool(value) and value > 0:
+        return str(int(value))
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise Invalid
+    return str(value)
+
+
 _ORIGIN_RE = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?")
 
 
@@ -175,6 +193,13 @@ USER_ID = text_kind(
     "a Matrix user id like @alice:example.com or a Slack user id like U0123ABC",
     r"@[^:\s]+:\S+|[UW][A-Z0-9]{2,}",
 )
+TEMPLATE_NAME = text_kind(
+    "a template name of lowercase letters, digits and '_' (like order_update)", r"[a-z0-9_]{1,512}"
+)
+TEMPLATE_LANGUAGE = text_kind(
+    "a template language code like en_US, pt_BR or es", r"[a-z]{2,3}(_[A-Za-z]{2,4})?"
+)
+CLOUD_API_VERSION = text_kind("a Graph API version like v21.0", r"v[0-9]+\.[0-9]+")
 HOST = text_kind("a host name or IP address", r"[^\s/]+")
 SERVER_NAME = text_kind("a server name like example.com (not a URL)", r"[A-Za-z0-9.\-\[\]:]+")
 LOCALPART = text_kind("a Matrix localpart of a-z, 0-9, . _ = - /", r"[a-z0-9._=/+-]+")
@@ -185,6 +210,10 @@ POSITIVE = number_kind(0, positive=True)
 NOT_NEGATIVE = number_kind(0)
 BOOL = Kind("true or false", _convert_bool)
 URL = Kind("an http(s) URL like http://127.0.0.1:8008", _convert_http_url)
+CLOUD_BASE_URL = Kind(
+    "an https URL like https://graph.facebook.com (http only for localhost)", _convert_secure_url
+)
+PHONE_NUMBER_ID = Kind("a phone number id of digits like 106540352242922", _convert_digits)
 TIMEZONE = Kind("an IANA time zone like America/Sao_Paulo", _convert_timezone)
 DAYS = Kind("days like mon-fri, mon,wed,fri or mon-fri,sat", _convert_days)
 HOURS = Kind('hours like "08:00-18:00" (or "08:00-12:00,13:00-18:00")', _convert_hours)

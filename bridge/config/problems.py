@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ruamel.yaml.error import MarkedYAMLError
@@ -66,6 +66,20 @@ class Problems:
         errors = sorted(self.errors, key=lambda p: p.line)
         warnings = sorted(self.warnings, key=lambda p: p.line)
         return ConfigReport(None if errors else config, errors, warnings)
+
+
+@dataclass(slots=True)
+class Seen:
+    """Names already used, to report duplicates with the first use's place."""
+
+    places: dict[str, str] = field(default_factory=dict)
+
+    def claim(self, name: str, place: str) -> str | None:
+        """Record ``name``; return the earlier place when it was already taken."""
+        earlier = self.places.get(name)
+        if earlier is None:
+            self.places[name] = place
+        return earlier
 
 
 def is_bool(value: Any) -> bool:

@@ -18,17 +18,22 @@ from bridge.config.keys import READ_BY_SECTION, SECRET, SECTION, items, scalar
 from bridge.config.kinds import (
     APPSERVICE_ID,
     BOOL,
+    CLOUD_API_VERSION,
+    CLOUD_BASE_URL,
     COUNT,
     FILE_HOST,
     HOST,
     LOCALPART,
     NOT_NEGATIVE,
     PATH,
+    PHONE_NUMBER_ID,
     PORT,
     POSITIVE,
     SERVER_NAME,
     SLACK_CHANNEL,
     SLUG,
+    TEMPLATE_LANGUAGE,
+    TEMPLATE_NAME,
     TEXT,
     URL,
     USER_ID,
@@ -127,8 +132,8 @@ class SimConfig:
 
 @dataclass(frozen=True, slots=True)
 class WhatsappConfig:
-    engine: Literal["whatsmeow", "sim"] = field(
-        default="whatsmeow", metadata=scalar(choice_kind("whatsmeow", "sim"))
+    engine: Literal["whatsmeow", "sim", "cloud"] = field(
+        default="whatsmeow", metadata=scalar(choice_kind("whatsmeow", "sim", "cloud"))
     )
     send_per_minute: int = field(default=20, metadata=scalar(COUNT))
     send_burst: int = field(default=5, metadata=scalar(COUNT))
@@ -223,22 +228,27 @@ class CloudTemplate:
     """An approved WhatsApp message template a Cloud API session may send
     (``!template <name> [params…]``)."""
 
-    name: str
-    language: str = "en_US"
-    params: int = 0  # how many body parameters ({{1}}, {{2}}, …) it takes
+    name: str = field(metadata=scalar(TEMPLATE_NAME))
+    language: str = field(default="en_US", metadata=scalar(TEMPLATE_LANGUAGE))
+    params: int = field(default=0, metadata=scalar(int_kind(0)))
+    """How many body parameters (``{{1}}``, ``{{2}}``, …) it takes."""
 
 
 @dataclass(frozen=True, slots=True)
 class CloudConfig:
-    """A session on the official WhatsApp Business Cloud API (docs/cloud.md)."""
+    """A session on the official WhatsApp Business Cloud API (docs/cloud.md).
 
-    phone_number_id: str
-    access_token: str
-    app_secret: str
-    verify_token: str
-    api_version: str = "v21.0"
-    base_url: str = "https://graph.facebook.com"
-    templates: tuple[CloudTemplate, ...] = ()
+    The three secrets are required, so cloud.py checks them after reading, and
+    reads ``templates`` itself (names unique)."""
+
+    phone_number_id: str = field(metadata=scalar(PHONE_NUMBER_ID))
+    access_token: str = field(metadata=SECRET)
+    app_secret: str = field(metadata=SECRET)
+    verify_token: str = field(metadata=SECRET)
+    api_version: str = field(default="v21.0", metadata=scalar(CLOUD_API_VERSION))
+    base_url: str = field(default="https://graph.facebook.com", metadata=scalar(CLOUD_BASE_URL))
+    """Without a trailing ``/``."""
+    templates: tuple[CloudTemplate, ...] = field(default=(), metadata=READ_BY_SECTION)
 
     def template(self, name: str) -> CloudTemplate | None:
         return next((t for t in self.templates if t.name == name), None)
@@ -260,6 +270,8 @@ class SessionConfig:
         default=None, metadata=scalar(choice_kind("whatsmeow", "sim", "cloud"))
     )
     """None: ``whatsapp.engine``; see :meth:`Config.engine_of`."""
+    cloud: CloudConfig | None = field(default=None, metadata=READ_BY_SECTION)
+    """Only for a session whose engine is ``cloud`` (a section elsewhere is ignored)."""
 
     @property
     def key(self) -> str:
@@ -363,6 +375,10 @@ class Config:
             self.slack.app_token,
             self.slack.signing_secret,
         ]
+        for session in self.sessions:
+            if session.cloud is not None:
+                cloud = session.cloud
+                values += [cloud.access_token, cloud.app_secret, cloud.verify_token]
         password = url_password(self.database.url)
         if password:
             values += [self.database.url, password]

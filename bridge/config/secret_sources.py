@@ -1,7 +1,8 @@
 """Where a secret comes from: the environment, a ``<key>_file``, or the key itself.
 
 Strongest first (docs/configuration.md, "Secrets"): the environment variable
-``ZAPBRIDGE_<SECTION>_<KEY>``, then the file named by ``<key>_file`` (its content,
+``ZAPBRIDGE_<SECTION>_<KEY>`` (a Cloud API session's section is
+``CLOUD_<COMPANY>_<SESSION>``), then the file named by ``<key>_file`` (its content,
 trimmed, the path relative to the config file), then ``<key>`` as written. A secret's
 value is never shown in a problem; its origin is.
 """
@@ -32,12 +33,14 @@ class SecretValue:
 
 
 def env_name(section: str, key: str) -> str:
-    return f"ZAPBRIDGE_{section}_{key}".upper()
+    """``ZAPBRIDGE_<SECTION>_<KEY>``, upper case, ``-`` written ``_``."""
+    return f"ZAPBRIDGE_{section}_{key}".upper().replace("-", "_")
 
 
-def read_secret(m: MappingReader, key: str) -> SecretValue:
-    """A secret from the environment, ``<key>_file`` or ``<key>``, in that order."""
-    variable = env_name(m.path, key)
+def read_secret(m: MappingReader, key: str, *, env_section: str | None = None) -> SecretValue:
+    """A secret from the environment, ``<key>_file`` or ``<key>``, in that order;
+    the variable is named by ``env_section`` (default: the mapping's path)."""
+    variable = env_name(env_section or m.path, key)
     file_key = f"{key}_file"
     inline, file_raw = m.raw(key), m.raw(file_key)
     env_value = m.ctx.env.get(variable, "")
@@ -69,12 +72,18 @@ def _read_secret_file(m: MappingReader, file_key: str, raw: Any) -> SecretValue:
 
 
 def require_secret(
-    m: MappingReader, key: str, *, secret: SecretValue, because: str, here: str = "write it here"
+    m: MappingReader,
+    key: str,
+    *,
+    secret: SecretValue,
+    because: str,
+    here: str = "write it here",
+    env_section: str | None = None,
 ) -> None:
     """Report ``key`` as required (naming its three places) unless it was given."""
     if not secret.given:
         m.error(
             key,
             f"required {because}; {here}, in '{key}_file' (a file holding it), "
-            f"or in the environment variable {env_name(m.path, key)}",
+            f"or in the environment variable {env_name(env_section or m.path, key)}",
         )

@@ -82,6 +82,22 @@ def authority_problem(
     return None
 
 
+def plain_http_problem(url: str) -> str | None:
+    """Why ``url`` may not use plain ``http://``: only a loopback host (a test
+    server on this machine) may; anything else would send tokens in clear."""
+    if not url.startswith("http://"):
+        return None
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name, not an address
+    return "plain http is only for a server on this machine (localhost); use https"
+
+
 def _host_port_problem(spec: str, *, need_host: bool, shown: Callable[[Any], str]) -> str | None:
     """What is wrong with one ``host``, ``host:port``, ``[ipv6]`` or ``[ipv6]:port``."""
     if spec.startswith("["):

@@ -64,7 +64,7 @@ TOP_LEVEL_CASES = [
     ("http: {port: 70000}", "config.yaml:1 http.port: expected an integer 1–65535, got 70000"),
     (
         "whatsapp:\n  engine: whatsapp",
-        "config.yaml:2 whatsapp.engine: expected one of whatsmeow, sim, got 'whatsapp'",
+        "config.yaml:2 whatsapp.engine: expected one of whatsmeow, sim, cloud, got 'whatsapp'",
     ),
     (
         "whatsapp: {send_per_minute: true}",

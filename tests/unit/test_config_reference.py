@@ -159,11 +159,28 @@ def test_every_key_the_reader_accepts_is_in_the_example_and_no_other(
 
 
 MINIMAL: dict[str, Any] = {"companies": [{"id": "acme", "sessions": [{"name": "sales"}]}]}
+CLOUD_SESSION: dict[str, Any] = {
+    "name": "sales",
+    "engine": "cloud",
+    "cloud": {
+        "phone_number_id": "106540352242922",
+        "access_token": "EAAG-token",
+        "app_secret": "app-secret",
+        "verify_token": "verify-token",
+        "templates": [{"name": "ticket_followup"}],
+    },
+}
+MINIMAL_CLOUD: dict[str, Any] = {"companies": [{"id": "acme", "sessions": [CLOUD_SESSION]}]}
+"""The smallest config where a cloud section, and a template in it, are used."""
 
 
-def _with(where: Where, value: Any) -> dict[str, Any]:
-    """MINIMAL with ``value`` written at ``where``."""
-    data = json.loads(json.dumps(MINIMAL))
+def _minimal_for(key: str) -> dict[str, Any]:
+    return MINIMAL_CLOUD if ".cloud." in key else MINIMAL
+
+
+def _with(where: Where, value: Any, *, base: dict[str, Any] = MINIMAL) -> dict[str, Any]:
+    """``base`` with ``value`` written at ``where``."""
+    data = json.loads(json.dumps(base))
     node: Any = data
     for step, after in zip(where, (*where[1:], None), strict=True):
         if after is None:
@@ -189,15 +206,17 @@ def _where(key: str) -> Where:
 
 def test_each_default_the_reference_states_is_the_one_the_reader_uses() -> None:
     """Writing a key with its documented default gives the config the absent key
-    gives (defaults in `code`; "none", "required" and the derived ones are words)."""
-    baseline = _parsed(MINIMAL)
+    gives (defaults in `code`; "none", "required" and the derived ones are words). A
+    key of a Cloud API session is compared on a config where its section is used."""
     checked = []
     for key, cell in reference_rows().items():
         literal = re.fullmatch(r"`([^`]*)`", cell)
         if literal is None:
             continue
         value = YAML(typ="safe").load(io.StringIO(literal.group(1)))
-        written = _parsed(_with(_where(key), value))
+        base = _minimal_for(key)
+        baseline = _parsed(base)
+        written = _parsed(_with(_where(key), value, base=base))
         assert written == baseline, f"{key}: the reference says {cell}"
         checked.append(key)
     assert len(checked) >= 40, checked
@@ -209,6 +228,11 @@ def test_a_wrong_default_in_the_reference_would_be_caught() -> None:
     baseline = _parsed(MINIMAL)
     assert _parsed(_with(_where("whatsapp.reconnect.max_seconds"), 301)) != baseline
     assert _parsed(_with(_where("companies[].sessions[].sign_messages"), False)) != baseline
+    language = _where("companies[].sessions[].cloud.templates[].language")
+    cloud_baseline = _parsed(MINIMAL_CLOUD)
+    assert _parsed(_with(language, "pt_BR", base=MINIMAL_CLOUD)) != cloud_baseline
+    api_version = _where("companies[].sessions[].cloud.api_version")
+    assert _parsed(_with(api_version, "v22.0", base=MINIMAL_CLOUD)) != cloud_baseline
 
 
 def test_the_example_passes_check_config() -> None:
