@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bridge.config import Config, parse_config
+from bridge.config.schema import CloudTemplate
 from bridge.core import command_texts as texts
 from bridge.core.command_model import (
     Command,
@@ -24,7 +25,6 @@ from bridge.core.command_model import (
     Services,
 )
 from bridge.core.commands import COMMANDS, CommandRegistry, is_command, parse_command
-from bridge.config.schema import CloudTemplate
 from bridge.errors import EngineError, InvalidInput, NotAuthorized
 from tests.harness.cloud import CLOUD, with_cloud
 
