@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bridge.config import CompanyConfig, Config
+from bridge.config.schema import CloudTemplate
 from bridge.core import command_texts as texts
 from bridge.errors import InvalidInput
 
@@ -136,6 +137,18 @@ class TicketActions(Protocol):
 
     async def reopen(self, ticket_id: int, *, by: str) -> TicketLike: ...
 
+    async def send_template(
+        self,
+        ticket_id: int,
+        *,
+        template: CloudTemplate,
+        params: tuple[str, ...],
+        by: str,
+        by_name: str,
+    ) -> TicketLike:
+        """Send an approved template to the ticket's customer (a Cloud API session)."""
+        ...
+
     async def list(self, session_key: str, *, status: str | None) -> Sequence[TicketLike]:
         """The session's tickets of ``status`` (None: every status), in the order to show."""
         ...
@@ -153,6 +166,11 @@ class SessionControl(Protocol):
     def status(self, key: str) -> str: ...
 
     def phone(self, key: str) -> str | None: ...
+
+    async def account_facts(self, key: str) -> Mapping[str, str]:
+        """What the engine reports about the number (the Cloud API: quality rating,
+        messaging limit); empty for other engines."""
+        ...
 
 
 class LoginOrigins(Protocol):

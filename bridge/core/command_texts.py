@@ -55,6 +55,11 @@ TRANSFER = CommandHelp(
     "move this ticket to another attendant or to another session of the company",
     "!transfer <user|session>",
 )
+TEMPLATE = CommandHelp(
+    "send an approved WhatsApp template (Cloud API sessions, also after the customer's "
+    "24-hour window); alone, list them",
+    "!template [name params…]",
+)
 STATS = CommandHelp(
     "ticket counts, first response times and message volume of the company", "!stats"
 )
@@ -211,6 +216,16 @@ def session_line(session_key: str, *, status: str, phone: str | None) -> str:
     return f"{session_key} {status} {phone}" if phone else f"{session_key} {status}"
 
 
+def account_facts(facts: Mapping[str, str]) -> str:
+    """``Cloud API: quality rating GREEN, messaging limit TIER_1K``."""
+    shown = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in facts.items())
+    return f"Cloud API: {shown}"
+
+
+def account_facts_unavailable(explanation: str) -> str:
+    return f"Cloud API: the account's quality and limits are unavailable ({explanation})"
+
+
 def no_sessions(company_name: str) -> str:
     return f"{company_name} has no WhatsApp sessions configured."
 
@@ -258,6 +273,39 @@ def assigned(ticket_id: int, *, to: str, by: str) -> str:
 
 def transferred(ticket_id: int, *, to: str, by: str) -> str:
     return f"Ticket #{ticket_id} transferred to {to} by {by}."
+
+
+def templates_not_cloud(session_key: str, *, engine: str) -> str:
+    return f"templates are a Cloud API feature; {session_key} runs on {engine}"
+
+
+def template_list(session_key: str, templates: Iterable[tuple[str, str, int]]) -> str:
+    """``templates``: (name, language, parameter count) of each approved template."""
+    lines = [
+        f"{name} ({language}, {params} param{'' if params == 1 else 's'})"
+        for name, language, params in templates
+    ]
+    if not lines:
+        return f"{session_key} has no templates configured (sessions[].cloud.templates)."
+    return "\n".join([f"*Templates of {session_key}* (!template <name> [params…]):", *lines])
+
+
+def unknown_template(name: str, *, known: Iterable[str]) -> str:
+    names = ", ".join(known) or "none configured"
+    return f"No template named {name} (templates: {names}). Type !template for the list."
+
+
+def template_params(name: str, *, wanted: int, got: int) -> str:
+    slots = "".join(f" <{n + 1}>" for n in range(wanted))
+    plural = "" if wanted == 1 else "s"
+    return (
+        f"Template {name} takes {wanted} parameter{plural} (one word each), not {got}. "
+        f"{usage(f'!template {name}{slots}')}"
+    )
+
+
+def template_sent(name: str, *, ticket_id: int) -> str:
+    return f"Template {name} is on its way to the customer of ticket #{ticket_id}."
 
 
 def duration(seconds: float | None) -> str:

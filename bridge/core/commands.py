@@ -13,7 +13,8 @@ the command was typed. Every command runs through the same ordered stages:
    :class:`~bridge.errors.NotAuthorized`, answered with its explanation);
 5. place: a command typed in the wrong place says where it works;
 6. run: the command's handler (:mod:`bridge.core.session_commands`,
-   :mod:`bridge.core.ticket_commands`, ``!help`` here) parses its arguments
+   :mod:`bridge.core.ticket_commands`, :mod:`bridge.core.template_commands`,
+   ``!help`` here) parses its arguments
    (:mod:`bridge.core.command_args`) and acts through the protocols of
    :mod:`bridge.core.command_model`. A :class:`~bridge.errors.BridgeError` becomes a reply with its
    ``explanation``; anything else is logged with its traceback and answered with a
@@ -52,6 +53,7 @@ from bridge.core.command_model import (
     role_of,
 )
 from bridge.core.session_commands import run_login, run_logout, run_sessions, run_status
+from bridge.core.template_commands import run_template
 from bridge.core.ticket_commands import (
     run_accept,
     run_assign,
@@ -261,6 +263,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("reopen", _T, _THREAD, texts.REOPEN, run_reopen),
     Command("assign", _T, _THREAD, texts.ASSIGN, run_assign),
     Command("transfer", _T, _THREAD, texts.TRANSFER, run_transfer),
+    Command("template", _T, _THREAD, texts.TEMPLATE, run_template),
     Command("tickets", _T, frozenset({RoomKind.CONTROL}), texts.TICKETS, run_tickets),
     Command("login", _A, _SESSION_ROOMS, texts.LOGIN, run_login),
     Command("logout", _A, _SESSION_ROOMS, texts.LOGOUT, run_logout),

@@ -11,6 +11,7 @@ from bridge.core.operations import (
     PostMessage,
     SendAttendantMessage,
     SendBotMessage,
+    SendTemplate,
     ThreadNotice,
     decode,
 )
@@ -21,7 +22,14 @@ from bridge.core.tickets import TicketService, TicketView
 from bridge.db import Repositories
 from bridge.db.outbox import OutboxRow
 
-_OF_A_MESSAGE = (SendAttendantMessage, SendBotMessage, MirrorAction, PostMessage, MarkReceipt)
+_OF_A_MESSAGE = (
+    SendAttendantMessage,
+    SendBotMessage,
+    SendTemplate,
+    MirrorAction,
+    PostMessage,
+    MarkReceipt,
+)
 """Operations about one stored message (to WhatsApp: sends and actions)."""
 
 

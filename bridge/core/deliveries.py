@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
+from bridge.core import cloud_texts
 from bridge.core.frontend import Author, AuthorKind, ChatAddress, Frontend, TicketCard
 from bridge.core.operations import (
     CreateThread,
@@ -33,6 +34,7 @@ from bridge.core.operations import (
     PostMessage,
     SendAttendantMessage,
     SendBotMessage,
+    SendTemplate,
     ThreadNotice,
     UnknownOperation,
     UpdateCard,
@@ -44,7 +46,7 @@ from bridge.core.tickets import TicketService, TicketView
 from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
-from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError
+from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError, WindowClosed
 from bridge.media_limits import toward_whatsapp
 from bridge.media_store import MediaStore
 from bridge.metrics import Metrics
@@ -180,11 +182,19 @@ class WhatsAppDeliveries:
         self._sessions = sessions
 
     async def __call__(self, row: OutboxRow) -> None:
+        try:
+            await self._deliver(row)
+        except WindowClosed as exc:  # a dead letter, whose notice says what is left to do
+            raise WindowClosed(cloud_texts.refused_outside_window(exc.explanation)) from exc
+
+    async def _deliver(self, row: OutboxRow) -> None:
         match _operation(row, "WhatsApp"):
             case SendAttendantMessage(message=message, quote=quote):
                 await self._send(message, quote=quote)
             case SendBotMessage(message=message):
                 await self._send(message, quote=None)
+            case SendTemplate() as template:
+                await self._send_template(template)
             case MirrorAction() as action:
                 await self._action(action)
             case _:
@@ -214,6 +224,22 @@ class WhatsAppDeliveries:
             to,
             content,
             quote=await self._quote(quote, to),
+            message_id=self.wa_id_for(ticket.session_key, message),
+        )
+        await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
+        self._ctx.observe_latency("whatsapp", message.created_at)
+
+    async def _send_template(self, operation: SendTemplate) -> None:
+        message = await self._ctx.message(operation.message)
+        if message.wa_id:
+            return  # sent before a crash or a retry
+        ticket = await self._ctx.tickets.get(message.ticket_id)
+        wa_id = await self._sessions.send_template(
+            ticket.session_key,
+            (await self._ctx.customer(ticket)).address,
+            name=operation.name,
+            language=operation.language,
+            params=operation.params,
             message_id=self.wa_id_for(ticket.session_key, message),
         )
         await self._ctx.repos.messages.set_wa_id(message.id, wa_id)

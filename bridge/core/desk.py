@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from bridge.config.schema import CloudTemplate
 from bridge.core.command_model import TicketStats
 from bridge.core.outbox import OutboxWorker
 from bridge.core.outgoing import Outgoing
 from bridge.core.tickets import TicketChange, TicketService, TicketView
 from bridge.db.database import Database
+from bridge.errors import InvalidInput
 
 
 class TicketDesk:
@@ -45,6 +47,30 @@ class TicketDesk:
 
     async def reopen(self, ticket_id: int, *, by: str) -> TicketView:
         return await self._apply(lambda: self._tickets.reopen(ticket_id, by=by))
+
+    async def send_template(
+        self,
+        ticket_id: int,
+        *,
+        template: CloudTemplate,
+        params: tuple[str, ...],
+        by: str,
+        by_name: str,
+    ) -> TicketView:
+        """Send ``template`` to the ticket's customer as attendant ``by``: a reply like
+        any other (the first response is measured; a pending ticket becomes open)."""
+        async with self._db.transaction():
+            ticket = await self._tickets.get(ticket_id)
+            if ticket.status == "closed":
+                raise InvalidInput(f"ticket #{ticket.id} is closed; type !reopen first")
+            await self._outgoing.send_template(
+                ticket, template=template, params=params, sender=by, sender_name=by_name
+            )
+            change = await self._tickets.record_attendant_reply(ticket, by)
+            if change is not None:
+                await self._outgoing.publish_change(change)
+        self._outbox.wake()
+        return change.ticket if change is not None else ticket
 
     async def list(self, session_key: str, *, status: str | None) -> Sequence[TicketView]:
         return await self._tickets.list(session_key, status=status)

@@ -68,6 +68,17 @@ class SendBotMessage:
 
 
 @dataclass(frozen=True)
+class SendTemplate:
+    """Send the approved template ``name`` in ``language`` with its body ``params`` to
+    the customer (a Cloud API session); message ``message`` is what the thread shows."""
+
+    message: int
+    name: str
+    language: str
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class MirrorAction:
     """A reaction, edit or deletion (message ``message``) of message ``target``; to
     WhatsApp, and mirrored to the other frontends."""
@@ -122,6 +133,7 @@ Operation = (
     | PostMessage
     | SendAttendantMessage
     | SendBotMessage
+    | SendTemplate
     | MirrorAction
     | MarkReceipt
     | EnsureRooms
@@ -147,6 +159,14 @@ def encode(operation: Operation) -> dict[str, Any]:
             return {"op": "send", "message": message, "quote": quote}
         case SendBotMessage(message=message):
             return {"op": "send", "message": message}
+        case SendTemplate(message=message, name=name, language=language, params=params):
+            return {
+                "op": "template",
+                "message": message,
+                "name": name,
+                "language": language,
+                "params": list(params),
+            }
         case MirrorAction(message=message, target=target):
             return {"op": "action", "message": message, "target": target}
         case MarkReceipt(message=message, status=status):
@@ -195,6 +215,13 @@ def decode(payload: Mapping[str, Any]) -> Operation:
             return SendAttendantMessage(fields.integer("message"), fields.optional_integer("quote"))
         case "send":
             return SendBotMessage(fields.integer("message"))
+        case "template":
+            return SendTemplate(
+                fields.integer("message"),
+                name=fields.string("name"),
+                language=fields.string("language"),
+                params=fields.strings("params"),
+            )
         case "action":
             return MirrorAction(fields.integer("message"), fields.integer("target"))
         case "receipt":
@@ -257,6 +284,12 @@ class _Fields:
         if not isinstance(value, str):
             raise self._wrong(name, "a string")
         return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self._get(name)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._wrong(name, "a list of strings")
+        return tuple(value)
 
     def optional_string(self, name: str) -> str | None:
         return None if self._payload.get(name) is None else self.string(name)

@@ -11,6 +11,7 @@ from contextvars import ContextVar
 
 from bridge.clock import Clock
 from bridge.config import Config
+from bridge.config.schema import CloudTemplate
 from bridge.core.deliveries import BOT
 from bridge.core.frontend import Frontend
 from bridge.core.operations import (
@@ -19,6 +20,7 @@ from bridge.core.operations import (
     Operation,
     PostMessage,
     SendBotMessage,
+    SendTemplate,
     ThreadNotice,
     UpdateCard,
     encode,
@@ -113,6 +115,36 @@ class Outgoing:
         await self.to_whatsapp(ticket, SendBotMessage(row.id))
         await self.to_frontends(ticket, PostMessage(row.id))
 
+    async def send_template(
+        self,
+        ticket: TicketView,
+        *,
+        template: CloudTemplate,
+        params: tuple[str, ...],
+        sender: str,
+        sender_name: str,
+    ) -> None:
+        """Send the approved ``template`` (a Cloud API session) to the customer for
+        attendant ``sender``, and show it in the thread as a text naming it and its
+        parameters; inside a transaction."""
+        row = await self._repos.messages.insert_outbound(
+            NewMessage(
+                ticket_id=ticket.id,
+                session_id=self._session_ids[ticket.session_key],
+                kind="template",
+                sender=sender,
+                sender_name=sender_name,
+                content=content_to_dict(Text(template_text(template.name, params))),
+                timestamp=self._clock.now(),
+            ),
+            now=self._clock.now(),
+        )
+        operation = SendTemplate(
+            row.id, name=template.name, language=template.language, params=params
+        )
+        await self.to_whatsapp(ticket, operation)
+        await self.to_frontends(ticket, PostMessage(row.id))
+
     async def publish_change(self, change: TicketChange) -> None:
         """A ticket changed (command, first reply): cards, notices, farewell; in a transaction."""
         await self.to_frontends(change.ticket, UpdateCard(change.ticket.id))
@@ -121,3 +153,9 @@ class Outgoing:
             await self.send_bot_text(change.ticket, change.auto_reply)
         if change.new_ticket is not None:
             await self.to_frontends(change.new_ticket, CreateThread(change.new_ticket.id))
+
+
+def template_text(name: str, params: tuple[str, ...]) -> str:
+    """How a sent template shows in the thread and the transcript:
+    ``[template order_update: 1234, Maria]``."""
+    return f"[template {name}: {', '.join(params)}]" if params else f"[template {name}]"

@@ -18,6 +18,8 @@ from dataclasses import replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
+from bridge.core import cloud_texts
+from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.commands import CommandRegistry
 from bridge.core.deliveries import PHONE
@@ -63,6 +65,7 @@ from bridge.whatsapp.engine import (
     EngineEvent,
     MessageEvent,
     ReceiptEvent,
+    SendFailedEvent,
 )
 
 log = logging.getLogger("bridge.core.relay")
@@ -97,6 +100,7 @@ class Relay:
         self._clock = clock
         self._metrics = metrics
         self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
+        self._window = CustomerWindow(config, repos.messages, clock=clock)
 
     def _session(self, key: str) -> SessionConfig:
         session = self._config.session_for_key(key)
@@ -107,11 +111,14 @@ class Relay:
     # --- WhatsApp → frontends ---------------------------------------------------
 
     async def handle_engine_event(self, event: EngineEvent) -> None:
-        """The session manager's downstream: messages, receipts, contact updates."""
+        """The session manager's downstream: messages, receipts, failed sends, contact
+        updates."""
         if isinstance(event, MessageEvent):
             await self.handle_whatsapp_message(event.session, event.message)
         elif isinstance(event, ReceiptEvent):
             await self._handle_receipt(event)
+        elif isinstance(event, SendFailedEvent):
+            await self._handle_send_failure(event)
         elif isinstance(event, ContactUpdateEvent):
             await self._handle_contact_update(event)
         elif isinstance(event, EngineErrorEvent):
@@ -226,6 +233,29 @@ class Relay:
                 ticket = await self._tickets.get(row.ticket_id)
                 await self._out.to_frontends(ticket, MarkReceipt(row.id, event.status.value))
 
+    async def _handle_send_failure(self, event: SendFailedEvent) -> None:
+        """WhatsApp did not deliver one of our messages (the Cloud API's ``failed``
+        status): it is marked failed and its ticket's threads are told why, once."""
+        session_id = self._session_ids[event.session]
+        async with self._out.transaction():
+            row = await self._repos.messages.find_by_wa_id(session_id, event.message_id)
+            if row is None or row.direction != "out":
+                log.info(
+                    "session %s: WhatsApp did not deliver %s, unknown here: %s (code %s)",
+                    event.session,
+                    event.message_id,
+                    event.reason,
+                    event.code,
+                )
+                return
+            if not await self._repos.messages.set_ack(row.id, "failed"):
+                return  # told before (a redelivered status), or delivered after all
+            self._metrics.delivery_acks.labels("failed").inc()
+            ticket = await self._tickets.get(row.ticket_id)
+            body = row.content.get("body") or row.content.get("caption") or ""
+            text = cloud_texts.send_failed(event.reason, code=event.code, excerpt=str(body))
+            await self._out.to_frontends(ticket, ThreadNotice(ticket.id, text))
+
     async def _handle_contact_update(self, event: ContactUpdateEvent) -> None:
         party = event.party
         if party.is_group or not (party.phone or party.lid):
@@ -328,6 +358,9 @@ class Relay:
         content = event.content
         if isinstance(content, Reaction | Edit | Deletion):
             return await self._relay_attendant_action(event, ticket)
+        closed = await self._window.refusal(ticket)
+        if closed is not None:
+            return Reply(closed, ephemeral=True)  # nothing stored, sent or mirrored
         quote_id = await self._message_id_of(event, event.reply_to)
         row = await self._store_attendant_message(event, ticket, kind=_kind_label(content))
         await self._out.to_whatsapp(ticket, SendAttendantMessage(row.id, quote=quote_id))
@@ -352,6 +385,9 @@ class Relay:
             # WhatsApp lets no one edit or delete another person's message: the
             # redaction hides it on this frontend only.
             return None
+        closed = await self._window.refusal(ticket)
+        if closed is not None:
+            return Reply(closed, ephemeral=True)
         row = await self._store_attendant_message(event, ticket, kind=content.kind)
         action = MirrorAction(row.id, target=target.id)
         await self._out.to_whatsapp(ticket, action)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from bridge.config import CompanyConfig
 from bridge.core import command_texts as texts
 from bridge.core.command_args import no_args, parse_phone, take_session
 from bridge.core.command_model import CommandReply, Invocation, RoomKind, Services
+from bridge.errors import BridgeError
+
+log = logging.getLogger("bridge.core.session_commands")
 
 
 def _session_line(services: Services, key: str) -> str:
@@ -43,7 +48,21 @@ async def run_status(services: Services, call: Invocation) -> CommandReply:
     key, rest = take_session(call)
     if rest:
         raise call.usage_error()
-    return CommandReply(_session_line(services, key))
+    lines = [_session_line(services, key)]
+    facts = await _account_facts(services, key)
+    return CommandReply("\n".join(lines + ([facts] if facts else [])))
+
+
+async def _account_facts(services: Services, key: str) -> str | None:
+    """The engine's facts about the number (the Cloud API's quality rating and
+    messaging limit) as one line; None when it reports none. The status line is
+    answered even when the provider cannot be asked."""
+    try:
+        facts = await services.sessions.account_facts(key)
+    except BridgeError as exc:
+        log.warning("account facts of %s unavailable: %s", key, exc.explanation)
+        return texts.account_facts_unavailable(exc.explanation)
+    return texts.account_facts(facts) if facts else None
 
 
 async def run_sessions(services: Services, call: Invocation) -> CommandReply:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from bridge.model import Content, Media, Quote
@@ -40,6 +41,19 @@ class WhatsAppSessions(Protocol):
     async def revoke(
         self, key: str, to: str, *, target: str, message_id: str | None = None
     ) -> str: ...
+
+    async def send_template(
+        self,
+        key: str,
+        to: str,
+        *,
+        name: str,
+        language: str,
+        params: Sequence[str],
+        message_id: str | None = None,
+    ) -> str:
+        """Send the approved template ``name`` (a Cloud API session); the WhatsApp id."""
+        ...
 
     async def download(self, key: str, media: Media) -> bytes:
         """The bytes of ``media`` that arrived as a download reference."""

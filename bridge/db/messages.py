@@ -181,6 +181,16 @@ class MessageRepository:
         )
         return [_message(row) for row in rows]
 
+    async def last_inbound_at(self, ticket_id: int) -> float | None:
+        """When the customer last wrote on the ticket (WhatsApp's timestamp of its newest
+        inbound message); None when they never did. Reads the ticket's rows through
+        ``messages_by_ticket``."""
+        value = await self._db.fetchval(
+            "SELECT MAX(timestamp) FROM messages WHERE ticket_id = $1 AND direction = 'in'",
+            ticket_id,
+        )
+        return None if value is None else float(value)
+
     async def count_by_direction(self, session_id: int) -> dict[str, int]:
         """How many messages came in from customers and went out to them."""
         rows = await self._db.fetch(

@@ -1,7 +1,7 @@
 """The outbound operations of the WhatsApp sessions: what the core asks of them
 (``WhatsAppSessions`` in ``bridge/core/session_port.py``), in front of the engine.
 
-Sends, reactions, edits and deletions go through the session's
+Sends (templates too), reactions, edits and deletions go through the session's
 :class:`~bridge.whatsapp.pacing.Pacer`: paced, and completed in the order they were
 asked for. Read receipts and downloads are not paced. Every operation needs the
 session ``CONNECTED`` (the status :mod:`bridge.whatsapp.sessions` decides) and raises
@@ -11,7 +11,7 @@ operation waits its turn.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from bridge.errors import SessionNotConnected
@@ -88,6 +88,30 @@ class SessionOutbound:
         return await self._paced(
             key, lambda engine: engine.revoke(key, to, target=target, message_id=message_id)
         )
+
+    async def send_template(
+        self,
+        key: str,
+        to: str,
+        *,
+        name: str,
+        language: str,
+        params: Sequence[str],
+        message_id: str | None = None,
+    ) -> str:
+        """Send the approved template ``name`` (the Cloud API), paced like :meth:`send`."""
+        return await self._paced(
+            key,
+            lambda engine: engine.send_template(
+                key, to, name=name, language=language, params=params, message_id=message_id
+            ),
+        )
+
+    async def account_facts(self, key: str) -> dict[str, str]:
+        """What the engine reports about the number (``!status``): not paced, and asked
+        in any status (the Cloud API answers while the session is down)."""
+        self._session(key)
+        return await self._engine().account_facts(key)
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         """Read receipts: not paced (they are not messages), but only when CONNECTED."""

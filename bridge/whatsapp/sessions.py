@@ -535,6 +535,23 @@ class SessionManager:
     async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
         return await self._outbound.revoke(key, to, target=target, message_id=message_id)
 
+    async def send_template(
+        self,
+        key: str,
+        to: str,
+        *,
+        name: str,
+        language: str,
+        params: Sequence[str],
+        message_id: str | None = None,
+    ) -> str:
+        return await self._outbound.send_template(
+            key, to, name=name, language=language, params=params, message_id=message_id
+        )
+
+    async def account_facts(self, key: str) -> dict[str, str]:
+        return await self._outbound.account_facts(key)
+
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         await self._outbound.mark_read(key, chat, ids=ids, sender=sender)
 

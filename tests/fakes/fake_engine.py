@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,7 @@ class FakeEngine(Engine):
         self.emit_connected = True  # a successful connect() emits ConnectedEvent
         self._connect_script: dict[str, deque[EngineError]] = {}
         self._ids = itertools.count(1)
+        self.facts: dict[str, dict[str, str]] = {}  # account_facts per session
 
     # --- scripting ------------------------------------------------------------
 
@@ -164,6 +165,31 @@ class FakeEngine(Engine):
     async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
         self._record("revoke", key, to=to, target=target, message_id=message_id)
         return message_id or self._new_id()
+
+    async def send_template(
+        self,
+        key: str,
+        to: str,
+        *,
+        name: str,
+        language: str,
+        params: Sequence[str],
+        message_id: str | None = None,
+    ) -> str:
+        self._record(
+            "send_template",
+            key,
+            to=to,
+            name=name,
+            language=language,
+            params=tuple(params),
+            message_id=message_id,
+        )
+        return message_id or self._new_id()
+
+    async def account_facts(self, key: str) -> dict[str, str]:
+        self._record("account_facts", key)
+        return dict(self.facts.get(key, {}))
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         self._record("mark_read", key, chat=chat, ids=ids, sender=sender)

@@ -171,3 +171,26 @@ async def test_sender_name_and_counts_by_direction(repos: Repositories) -> None:
     assert inbound is not None and inbound.sender_name == "Maria"
     assert (await repos.messages.get(outbound.id)).sender_name == "Bob"  # type: ignore[union-attr]
     assert await repos.messages.count_by_direction(ticket.session_id) == {"in": 1, "out": 2}
+
+
+async def test_last_inbound_at_is_the_customers_newest_message(repos: Repositories) -> None:
+    ticket = await _ticket(repos)
+    assert await repos.messages.last_inbound_at(ticket.id) is None
+
+    def new(timestamp: float, sender: str = PHONE) -> NewMessage:
+        return NewMessage(
+            ticket_id=ticket.id,
+            session_id=ticket.session_id,
+            kind="text",
+            sender=sender,
+            content={"text": "x"},
+            timestamp=timestamp,
+        )
+
+    await repos.messages.insert_outbound(new(50.0, "@bob:localhost"))
+    assert await repos.messages.last_inbound_at(ticket.id) is None  # only ours so far
+    await repos.messages.insert_inbound(new(30.5), wa_id="W1")
+    await repos.messages.insert_inbound(new(20.0), wa_id="W2")  # arrived late, older
+    await repos.messages.insert_outbound(new(90.0, "@bob:localhost"))
+    assert await repos.messages.last_inbound_at(ticket.id) == 30.5
+    assert await repos.messages.last_inbound_at(ticket.id + 1) is None

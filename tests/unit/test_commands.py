@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bridge.config import Config, parse_config
+from bridge.config.schema import CloudTemplate
 from bridge.core import command_texts as texts
 from bridge.core.command_model import (
     Command,
@@ -25,6 +26,7 @@ from bridge.core.command_model import (
 )
 from bridge.core.commands import COMMANDS, CommandRegistry, is_command, parse_command
 from bridge.errors import EngineError, InvalidInput, NotAuthorized
+from tests.harness.cloud import CLOUD, with_cloud
 
 CONFIG = """\
 homeserver: {address: "http://127.0.0.1:8008", domain: localhost}
@@ -120,6 +122,18 @@ class FakeTickets:
         self._act("reopen", ticket_id, by)
         return FakeTicket(ticket_id, "open", "Maria")
 
+    async def send_template(
+        self,
+        ticket_id: int,
+        *,
+        template: CloudTemplate,
+        params: tuple[str, ...],
+        by: str,
+        by_name: str,
+    ) -> FakeTicket:
+        self._act("template", ticket_id, template.name, template.language, params, by, by_name)
+        return FakeTicket(ticket_id, "open", "Maria", assignee=by)
+
     async def list(self, session_key: str, *, status: str | None) -> Sequence[FakeTicket]:
         self._act("list", session_key, status)
         assert status is not None
@@ -143,6 +157,8 @@ class FakeSessions:
             "acme/sales": "+5511900000001",
             "globex/sales": "+5511900000009",
         }
+        self.facts: dict[str, dict[str, str]] = {}
+        self.facts_error: BaseException | None = None
         self.error: BaseException | None = None
 
     async def login(self, key: str, *, phone: str | None = None) -> None:
@@ -160,6 +176,11 @@ class FakeSessions:
 
     def phone(self, key: str) -> str | None:
         return self.phones.get(key)
+
+    async def account_facts(self, key: str) -> dict[str, str]:
+        if self.facts_error is not None:
+            raise self.facts_error
+        return self.facts.get(key, {})
 
 
 class FakeOrigins:
@@ -186,7 +207,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return parse_config(CONFIG, path=Path("/srv/zap/config.yaml"))
+    """acme/sales is a Cloud API session (templates ``order_update`` and ``hello``);
+    the other sessions are on whatsmeow."""
+    return with_cloud(parse_config(CONFIG, path=Path("/srv/zap/config.yaml")), "acme/sales")
 
 
 @pytest.fixture
@@ -266,6 +289,7 @@ CONTRACT: dict[str, tuple[dict[RoomKind, str], str, set[RoomKind], tuple[Any, ..
         ("transfer", TICKET, "acme/support", "?"),
     ),
     "stats": ({p: "!stats" for p in RoomKind}, "attendant", {C, T, OPS}, None),
+    "template": ({p: "!template" for p in RoomKind}, "attendant", {T}, None),
 }
 
 WRONG_PLACE = {
@@ -276,7 +300,7 @@ WRONG_PLACE = {
     "tickets": "!tickets works in a session's control room.",
     **{
         name: f"!{name} works inside a ticket thread."
-        for name in ("accept", "close", "reopen", "assign", "transfer")
+        for name in ("accept", "close", "reopen", "assign", "transfer", "template")
     },
 }
 
@@ -450,6 +474,20 @@ ARGUMENT_CASES = [
      "No session or user named globex/secret in ACME Support.", None),
     (T, BOB, "!transfer @mallory:localhost",
      "@mallory:localhost is not an admin or attendant of ACME Support.", None),
+    # !template (acme/sales is a Cloud API session)
+    (T, BOB, "!template", "*Templates of acme/sales* (!template <name> [params…]):\n"
+     "order_update (pt_BR, 2 params)\nhello (en_US, 0 params)", []),
+    (T, BOB, "!template order_update 1234 Maria",
+     "Template order_update is on its way to the customer of ticket #7.",
+     [("template", TICKET, "order_update", "pt_BR", ("1234", "Maria"), BOB, "Bob")]),
+    (T, BOB, "!template hello", "Template hello is on its way to the customer of ticket #7.",
+     [("template", TICKET, "hello", "en_US", (), BOB, "Bob")]),
+    (T, BOB, "!template Hello", "No template named Hello (templates: order_update, hello). "
+     "Type !template for the list.", None),
+    (T, BOB, "!template order_update 1234", "Template order_update takes 2 parameters (one "
+     "word each), not 1. Usage: !template order_update <1> <2>", None),
+    (T, BOB, "!template hello there", "Template hello takes 0 parameters (one word each), "
+     "not 1. Usage: !template hello", None),
     # !stats, !help
     (OPS, BOB, "!stats now", "Usage: !stats", None),
     (T, BOB, "!help a b", "Usage: !help [command]", None),
@@ -669,6 +707,8 @@ async def test_help_for_an_attendant_in_a_thread(world: World):
         "(a Matrix id, a Slack @mention, or me)\n"
         "!transfer <user|session> — move this ticket to another attendant "
         "or to another session of the company\n"
+        "!template [name params…] — send an approved WhatsApp template (Cloud API sessions, "
+        "also after the customer's 24-hour window); alone, list them\n"
         "!status — connection status and phone of this session; in ops, of every session\n"
         "!sessions — every WhatsApp session of the company, one per line\n"
         "!stats — ticket counts, first response times and message volume of the company\n"
@@ -685,7 +725,8 @@ async def test_help_for_an_admin_in_ops_names_sessions(world: World):
     assert "\n!status [session] — " in text
     assert "!close" not in text.split("Elsewhere:")[0]
     assert (
-        "Elsewhere: !accept, !close, !reopen, !assign, !transfer inside a ticket thread; "
+        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template inside a ticket "
+        "thread; "
         "!tickets in a session's control room." in text
     )
 
@@ -890,4 +931,61 @@ def test_two_commands_with_one_name_are_refused(config: Config, world: World):
 def test_slack_places_are_channels():
     assert texts.wrong_place("tickets", places=["control"], frontend="slack", ops_usage=None) == (
         "!tickets works in a session's channel."
+    )
+
+
+# --- Cloud API sessions: !template elsewhere, !status facts -------------------------------------
+
+
+@pytest.mark.parametrize("text", ["!template", "!template hello"])
+async def test_templates_are_refused_outside_cloud_sessions(world: World, text: str):
+    reply = await run(world, T, text, session="acme/support")
+    assert reply == CommandReply(
+        "Could not run !template: templates are a Cloud API feature; "
+        "acme/support runs on whatsmeow",
+        ephemeral=True,
+    )
+    assert world.calls == []
+
+
+async def test_a_cloud_session_without_templates_says_so(config: Config):
+    bare = with_cloud(config, "acme/sales", replace(CLOUD, templates=()))
+    journal = Journal()
+    registry = CommandRegistry(
+        bare,
+        tickets=FakeTickets(journal),
+        sessions=FakeSessions(journal),
+        login_origins=FakeOrigins(journal),
+    )
+    reply = await registry.handle(make_ctx(T), "!template")
+    assert reply == CommandReply(
+        "acme/sales has no templates configured (sessions[].cloud.templates)."
+    )
+    reply = await registry.handle(make_ctx(T), "!template hello")
+    assert reply == CommandReply(
+        "No template named hello (templates: none configured). Type !template for the list.",
+        ephemeral=True,
+    )
+    assert journal.calls == []
+
+
+async def test_status_shows_what_the_engine_reports_of_the_number(world: World):
+    world.sessions.facts["acme/sales"] = {"quality_rating": "GREEN", "messaging_limit": "TIER_1K"}
+    reply = await run(world, C, "!status")
+    assert reply == CommandReply(
+        "acme/sales CONNECTED +5511900000001\n"
+        "Cloud API: quality rating GREEN, messaging limit TIER_1K"
+    )
+    # one line per session in the ops room's overview, as before
+    text = (await run(world, OPS, "!status")).text
+    assert text == "acme/sales CONNECTED +5511900000001\nacme/support LOGGED_OUT"
+
+
+async def test_status_is_answered_when_the_facts_cannot_be_read(world: World):
+    world.sessions.facts_error = EngineError("the Graph API did not answer")
+    reply = await run(world, T, "!status")
+    assert reply == CommandReply(
+        "acme/sales CONNECTED +5511900000001\n"
+        "Cloud API: the account's quality and limits are unavailable "
+        "(the Graph API did not answer)"
     )

@@ -18,6 +18,7 @@ from bridge.core.operations import (
     PostMessage,
     SendAttendantMessage,
     SendBotMessage,
+    SendTemplate,
     ThreadNotice,
     UnknownOperation,
     UpdateCard,
@@ -40,6 +41,20 @@ STORED: list[tuple[dict[str, Any], Operation]] = [
     ({"op": "send", "message": 13, "quote": None}, SendAttendantMessage(13, quote=None)),
     ({"op": "send", "message": 14}, SendBotMessage(14)),
     ({"op": "action", "message": 15, "target": 12}, MirrorAction(15, target=12)),
+    (
+        {
+            "op": "template",
+            "message": 16,
+            "name": "order_update",
+            "language": "pt_BR",
+            "params": ["1234", "Maria"],
+        },
+        SendTemplate(16, name="order_update", language="pt_BR", params=("1234", "Maria")),
+    ),
+    (
+        {"op": "template", "message": 17, "name": "hello", "language": "en_US", "params": []},
+        SendTemplate(17, name="hello", language="en_US", params=()),
+    ),
     ({"op": "receipt", "message": 13, "status": "read"}, MarkReceipt(13, "read")),
     ({"op": "rooms"}, EnsureRooms()),
     (
@@ -136,6 +151,12 @@ def test_an_unknown_operation_is_refused(payload: dict[str, Any]) -> None:
         ({"op": "post", "message": 1, "received_at": "soon"}, "received_at"),
         ({"op": "send", "message": 1, "quote": "12"}, "quote"),
         ({"op": "action", "message": 1}, "target"),
+        ({"op": "template", "message": 1, "name": "x", "language": "en_US"}, "params"),
+        (
+            {"op": "template", "message": 1, "name": "x", "language": "en_US", "params": [1]},
+            "params",
+        ),
+        ({"op": "template", "message": 1, "language": "en_US", "params": []}, "name"),
         ({"op": "receipt", "message": 1, "status": 3}, "status"),
         (
             {"op": "ops", "company": "acme", "session": 5, "text": "x", "severity": "info"},

@@ -845,6 +845,50 @@ async def test_react_edit_revoke_share_the_pacing_of_sends() -> None:
     assert [c.at - t0 for c in calls] == pytest.approx([0, 3, 6, 9])
 
 
+async def test_templates_share_the_pacing_of_sends() -> None:
+    h = await started(send_burst=1)
+    t0 = h.clock.now()
+    tasks = [
+        asyncio.create_task(h.manager.send(KEY, "+551199", Text("hi"))),
+        asyncio.create_task(
+            h.manager.send_template(
+                KEY, "+551199", name="order_update", language="pt_BR", params=["1", "Ana"]
+            )
+        ),
+    ]
+    await h.advance(20)
+    sent = await asyncio.gather(*tasks)
+    calls = [c for c in h.engine.calls if c.method in ("send", "send_template")]
+    assert [c.method for c in calls] == ["send", "send_template"]
+    assert [c.at - t0 for c in calls] == pytest.approx([0, 3])
+    assert calls[1].args == {
+        "to": "+551199",
+        "name": "order_update",
+        "language": "pt_BR",
+        "params": ("1", "Ana"),
+        "message_id": None,
+    }
+    assert sent[1] == "FAKE2"
+
+
+async def test_a_template_to_a_disconnected_session_raises_at_once() -> None:
+    h = await started()
+    await h.engine.drop(KEY)
+    await h.settle()
+    with pytest.raises(SessionNotConnected):
+        await h.manager.send_template(KEY, "+551199", name="hello", language="en_US", params=())
+    assert h.engine.calls_of("send_template") == []
+
+
+async def test_account_facts_come_from_the_engine_in_any_status() -> None:
+    h = await started()
+    assert await h.manager.account_facts(KEY) == {}
+    h.engine.facts[KEY] = {"quality_rating": "GREEN"}
+    await h.engine.drop(KEY)
+    await h.settle()
+    assert await h.manager.account_facts(KEY) == {"quality_rating": "GREEN"}
+
+
 async def test_mark_read_is_not_paced() -> None:
     h = await started(send_burst=1)
     await h.manager.send(KEY, "+551199", Text("hi"))
