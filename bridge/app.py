@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from bridge import files
 from bridge.clock import Clock, SystemClock
-from bridge.config import Config
+from bridge.config import CloudConfig, Config
 from bridge.core.commands import CommandRegistry
 from bridge.core.config_sync import sync_config
 from bridge.core.dead_letters import DeadLetters
@@ -41,6 +41,7 @@ from bridge.media_store import MediaStore
 from bridge.metrics import Metrics
 from bridge.web import WebServer
 from bridge.whatsapp.engine import Engine, EngineEvent, SessionSpec, session_key
+from bridge.whatsapp.engine_router import one_engine
 from bridge.whatsapp.event_codec import EventCodec
 from bridge.whatsapp.sessions import SessionManager
 
@@ -70,6 +71,7 @@ class Bridge:
         if frontends is None:
             frontends = build_frontends(config, clock=self.clock)
         self.frontends: dict[str, Frontend] = {fe.name: fe for fe in frontends}
+        self.engines: dict[str, Engine] = {}  # by engine name; see _build_engine
         self.db: Database | None = database
         self._own_db = database is None
         self._stack = contextlib.AsyncExitStack()
@@ -262,6 +264,7 @@ class Bridge:
             problems=health.problems,
         )
         self._mount_sim_routes(self.web)
+        self._mount_cloud_routes(self.web)
         self._mount_slack_routes(self.web)
         await self.web.start()
         self._stack.push_async_callback(self.web.stop)
@@ -319,8 +322,18 @@ class Bridge:
             await self.stop()
 
     def _build_engine(self) -> Engine:
+        """One engine per engine the sessions use (``sessions[].engine``, else
+        ``whatsapp.engine``); with several, a router sends each session's calls to its
+        own (bridge/whatsapp/engine_router.py)."""
+        config = self.config
+        engine_of = {s.key: config.engine_of(s) for s in config.sessions}
+        names = sorted(set(engine_of.values())) or [config.whatsapp.engine]
+        self.engines = {name: self._engine_named(name) for name in names}
+        return one_engine(self.engines, engine_of)
+
+    def _engine_named(self, name: str) -> Engine:
         wa = self.config.whatsapp
-        if wa.engine == "sim":
+        if name == "sim":
             from bridge.whatsapp.sim import SimEngine
 
             return SimEngine(
@@ -331,9 +344,36 @@ class Bridge:
                 qr_next_seconds=wa.sim.qr_next_seconds,
                 auto_pair=wa.sim.auto_pair,
             )
+        if name == "cloud":
+            from bridge.whatsapp.cloud.engine import CloudEngine
+
+            return CloudEngine(
+                self.sessions.handle_event,
+                sessions=self._cloud_sessions(),
+                clock=self.clock,
+                media_max_bytes=self.config.media.max_size_bytes,
+            )
         from bridge.whatsapp.whatsmeow import WhatsmeowEngine
 
         return WhatsmeowEngine(self.sessions.handle_event)
+
+    def _cloud_sessions(self) -> dict[str, CloudConfig]:
+        """The Cloud API settings of every session on that engine, by session key."""
+        config = self.config
+        return {
+            s.key: s.cloud
+            for s in config.sessions
+            if s.cloud is not None and config.engine_of(s) == "cloud"
+        }
+
+    def _mount_cloud_routes(self, web: WebServer) -> None:
+        """``/cloud/webhook`` (docs/cloud.md), when a session is on the Cloud API."""
+        cloud = self.engines.get("cloud")
+        if cloud is None:
+            return
+        from bridge.whatsapp.cloud.webhook import CloudWebhook
+
+        web.add_routes(CloudWebhook(self._cloud_sessions(), cloud.emit).routes())
 
     def _mount_slack_routes(self, web: WebServer) -> None:
         from bridge.slack import SlackFrontend
@@ -343,14 +383,17 @@ class Bridge:
             web.add_routes(slack.http_routes())
 
     def _mount_sim_routes(self, web: WebServer) -> None:
-        if self.config.whatsapp.engine != "sim":
-            return
         from bridge.whatsapp.sim import SimEngine
         from bridge.whatsapp.sim_http import sim_routes
 
-        assert isinstance(self.engine, SimEngine)
+        sim = self.engines.get("sim", self.engine)
+        if not isinstance(sim, SimEngine):
+            return
         manager = self.sessions
-        keys = [spec.key for spec in self.session_specs]
+        config = self.config
+        keys = [  # with several engines, /sim serves the sim's sessions only
+            s.key for s in config.sessions if not self.engines or config.engine_of(s) == "sim"
+        ]
 
         def resolve(s: str) -> str | None:
             if s in keys:
@@ -363,7 +406,7 @@ class Bridge:
 
         web.add_routes(
             sim_routes(
-                self.engine,
+                sim,
                 status_of=status_of,
                 resolve=resolve,
                 media_bytes=self.config.media.max_size_bytes,

@@ -17,7 +17,8 @@ room or on the command line (it never contains secrets).
     │   ├── RateLimited          the far side said "too many requests"; ``retry_after``
     │   └── SlackCallError       (slack/ratelimit.py) a Slack Web API call failed
     ├── EngineError              a WhatsApp engine failed
-    │   └── SessionNotConnected
+    │   ├── SessionNotConnected
+    │   └── TokenRejected        (whatsapp/cloud/graph.py) Meta refused the access token
     ├── InvalidInput             malformed input from outside (events, requests, commands)
     │   ├── RequestRefused       an HTTP request refused, with the status to answer
     │   ├── MalformedEvent       (matrix/fields.py) a Matrix event field of the wrong type

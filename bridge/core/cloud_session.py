@@ -12,19 +12,12 @@ from __future__ import annotations
 
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
-from bridge.config.schema import CloudConfig
 from bridge.core import cloud_texts
 from bridge.core.tickets import TicketView
 from bridge.db.messages import MessageRepository
 
 WINDOW_SECONDS = 24 * 60 * 60
 """How long after the customer's last message free-form messages may be sent."""
-
-
-def cloud_of(session: SessionConfig) -> CloudConfig | None:
-    """The session's Cloud API settings (``sessions[].cloud``), None when it has none."""
-    cloud = getattr(session, "cloud", None)
-    return cloud if isinstance(cloud, CloudConfig) else None
 
 
 def is_cloud(config: Config, session: SessionConfig) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bridge.config.schema import CloudTemplate
 from bridge.core import command_texts as texts
-from bridge.core.cloud_session import cloud_of, is_cloud
+from bridge.core.cloud_session import is_cloud
 from bridge.core.command_model import CommandReply, Invocation, Services, UsageError
 from bridge.errors import InvalidInput
 
@@ -20,8 +20,7 @@ def _templates(services: Services, call: Invocation) -> tuple[CloudTemplate, ...
     if not is_cloud(config, session):
         engine = config.engine_of(session)
         raise InvalidInput(texts.templates_not_cloud(call.session_key, engine=engine))
-    cloud = cloud_of(session)
-    return cloud.templates if cloud is not None else ()
+    return session.cloud.templates if session.cloud is not None else ()
 
 
 async def run_template(services: Services, call: Invocation) -> CommandReply:

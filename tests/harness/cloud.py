@@ -3,7 +3,7 @@ parsed config: a session of it becomes a Cloud API one with the given settings."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 from bridge.config import Config, SessionConfig
 from bridge.config.schema import CloudConfig, CloudTemplate
@@ -22,21 +22,13 @@ CLOUD = CloudConfig(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CloudSessionConfig(SessionConfig):
-    """A session with its ``cloud`` section (``sessions[].cloud``)."""
-
-    cloud: CloudConfig | None = None
-
-
 def with_cloud(config: Config, key: str, cloud: CloudConfig = CLOUD) -> Config:
     """``config`` with session ``key`` on the Cloud API (``engine: cloud``)."""
 
     def converted(session: SessionConfig) -> SessionConfig:
         if session.key != key:
             return session
-        values = {f.name: getattr(session, f.name) for f in fields(session)}
-        return CloudSessionConfig(**{**values, "engine": "cloud", "cloud": cloud})
+        return replace(session, engine="cloud", cloud=cloud)
 
     companies = tuple(
         replace(company, sessions=tuple(converted(s) for s in company.sessions))

@@ -97,7 +97,7 @@ class BridgeHarness:
 
     @property
     def sim(self) -> SimEngine:
-        engine = self.bridge.engine
+        engine = self.bridge.engines.get("sim", self.bridge.engine)  # beside other engines
         assert isinstance(engine, SimEngine)
         return engine
 
