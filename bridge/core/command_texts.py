@@ -211,6 +211,40 @@ def logged_out(session_key: str) -> str:
     return f"{session_key} is logged out (LOGGED_OUT). Type !login to link it again."
 
 
+# A Cloud API session (docs/cloud.md, "Connection and tokens").
+_CLOUD_NO_QR = (
+    "{key} is on the WhatsApp Business Cloud API: there is no QR code, the number is "
+    "linked in Meta's WhatsApp Manager and the bridge uses the access token in "
+    "sessions[].cloud."
+)
+
+
+def cloud_phone_login_refused(session_key: str) -> str:
+    return _CLOUD_NO_QR.format(key=session_key) + " Type !login alone to check the token."
+
+
+def cloud_login(session_key: str, *, status: str, phone: str | None) -> str:
+    """What ``!login`` found when it checked the token again."""
+    intro = _CLOUD_NO_QR.format(key=session_key)
+    if status == "CONNECTED":
+        as_phone = f" as {phone}" if phone else ""
+        return f"{intro} Meta accepts the token: CONNECTED{as_phone}."
+    if status == "LOGGED_OUT":
+        return (
+            f"{intro} Meta refuses the token (LOGGED_OUT): put a new token in the "
+            "configuration (or its file or environment variable) and restart the bridge."
+        )
+    return f"{intro} Meta could not be asked now ({status}): the bridge tries again."
+
+
+def cloud_logged_out(session_key: str) -> str:
+    return (
+        f"{session_key} is logged out (LOGGED_OUT): the bridge no longer uses its Cloud API "
+        "number; the token stays valid at Meta until you revoke it there. "
+        "Type !login to connect it again."
+    )
+
+
 def session_line(session_key: str, *, status: str, phone: str | None) -> str:
     """``acme/sales CONNECTED +5511900000001`` (contract)."""
     return f"{session_key} {status} {phone}" if phone else f"{session_key} {status}"

@@ -8,7 +8,7 @@ from bridge.config import CompanyConfig
 from bridge.core import command_texts as texts
 from bridge.core.command_args import no_args, parse_phone, take_session
 from bridge.core.command_model import CommandReply, Invocation, RoomKind, Services
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, InvalidInput
 
 log = logging.getLogger("bridge.core.session_commands")
 
@@ -18,9 +18,16 @@ def _session_line(services: Services, key: str) -> str:
     return texts.session_line(key, status=str(sessions.status(key)), phone=sessions.phone(key))
 
 
+def _on_cloud_api(services: Services, key: str) -> bool:
+    session = services.config.session_for_key(key)
+    return session is not None and services.config.engine_of(session) == "cloud"
+
+
 async def run_login(services: Services, call: Invocation) -> CommandReply:
     key, rest = take_session(call)
     phone = parse_phone(call, rest)
+    if _on_cloud_api(services, key):
+        return await _check_cloud_token(services, key, phone=phone)
     before = str(services.sessions.status(key))
     ctx = call.ctx
     services.login_origins.remember(
@@ -34,11 +41,29 @@ async def run_login(services: Services, call: Invocation) -> CommandReply:
     return CommandReply(texts.reconnecting(key, status=before))
 
 
+async def _check_cloud_token(services: Services, key: str, *, phone: str | None) -> CommandReply:
+    """A Cloud API session has nothing to link: ``!login`` checks the token again
+    (docs/cloud.md, "Connection and tokens"). A session not connected connects; a
+    connected one asks Meta for its number, which logs it out if the token is refused."""
+    if phone is not None:
+        raise InvalidInput(texts.cloud_phone_login_refused(key))
+    sessions = services.sessions
+    if str(sessions.status(key)) == "CONNECTED":
+        await sessions.account_facts(key)
+    else:
+        await sessions.login(key)
+    status = str(sessions.status(key))
+    return CommandReply(texts.cloud_login(key, status=status, phone=sessions.phone(key)))
+
+
 async def run_logout(services: Services, call: Invocation) -> CommandReply:
+    """Unlink the device; a Cloud API session stops using its number (LOGGED_OUT)."""
     key, rest = take_session(call)
     if rest:
         raise call.usage_error()
     await services.sessions.logout(key)
+    if _on_cloud_api(services, key):
+        return CommandReply(texts.cloud_logged_out(key))
     return CommandReply(texts.logged_out(key))
 
 

@@ -102,7 +102,12 @@ class DisconnectedEvent(EngineEvent):
 
 @dataclass(frozen=True)
 class LoggedOutEvent(EngineEvent):
+    """The session cannot go on until a human acts. ``action`` says what to do when
+    the engine knows better than the default (link the device again): the Cloud API's
+    refused token (docs/cloud.md)."""
+
     reason: str = "logged out from the phone"
+    action: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ into the session status (docs/operations.md, "Session status"):
 
 Every change is persisted through a :class:`StatusStore`, fed to the metrics and
 announced to listeners as a :class:`StatusChange`, in order
-(:mod:`bridge.whatsapp.status_announcer`). Other events (messages, receipts,
-contacts, QR and pairing codes, …) are cleaned and go to the downstream handler set
-with :meth:`SessionManager.set_downstream`, through the journal given to
-:meth:`SessionManager.keep_refused_in` for the events the core persists
-(:mod:`bridge.whatsapp.downstream`).
+(:mod:`bridge.whatsapp.status_keeper`, :mod:`bridge.whatsapp.status_announcer`).
+Other events (messages, receipts, contacts, QR and pairing codes, …) are cleaned
+and go to the downstream handler set with :meth:`SessionManager.set_downstream`,
+through the journal given to :meth:`SessionManager.keep_refused_in` for the events
+the core persists (:mod:`bridge.whatsapp.downstream`).
 
 Outbound operations (paced per session, in order) are
 :class:`~bridge.whatsapp.session_outbound.SessionOutbound`; the manager hands them on.
@@ -71,17 +71,16 @@ from bridge.whatsapp.status import (
     ACTION_OUTDATED,
     ACTION_PHONE_UNLINKED,
     ACTION_STREAM_REPLACED,
-    ERROR_STATUSES,
     PERMANENT,
     SessionStatus,
-    StatusChange,
     StatusListener,
     StatusStore,
     action_banned,
     action_ended,
     format_utc,
 )
-from bridge.whatsapp.status_announcer import StatusAnnouncer, StatusRecord
+from bridge.whatsapp.status_announcer import StatusAnnouncer
+from bridge.whatsapp.status_keeper import StatusKeeper
 
 log = logging.getLogger("bridge.session")
 
@@ -116,6 +115,7 @@ class SessionManager:
         self._stable_seconds = stable_seconds
         self._stagger_seconds = stagger_seconds
         self._announcer = StatusAnnouncer(store)
+        self._status = StatusKeeper(self._announcer, clock=clock, metrics=metrics)
         self._downstream = Downstream()
         self._stopping = False
         self._sessions: dict[str, SessionState] = {}
@@ -202,7 +202,7 @@ class SessionManager:
                 self._retry_later(session, f"device store unreadable: {exc.explanation}")
                 continue
             if not paired:
-                self._set_status(
+                self._status.set(
                     session,
                     SessionStatus.LOGGED_OUT,
                     reason="never linked",
@@ -210,7 +210,7 @@ class SessionManager:
                 )
                 continue
             session.paired = True
-            self._set_status(session, SessionStatus.OPENING, reason="starting")
+            self._status.set(session, SessionStatus.OPENING, reason="starting")
             session.connector = self._spawn_connector(session, slot * self._stagger_seconds)
             slot += 1
 
@@ -280,8 +280,8 @@ class SessionManager:
             case DisconnectedEvent(reason=reason):
                 self._fail(session, SessionStatus.LOGGED_OUT, reason, action_ended(reason))
                 return False
-            case LoggedOutEvent(reason=reason):
-                self._on_logged_out(session, reason)
+            case LoggedOutEvent(reason=reason, action=action):
+                self._on_logged_out(session, reason, action)
                 return False
             case TemporaryBanEvent(code=code, expires_in=expires_in):
                 self._on_banned(session, code, expires_in)
@@ -300,7 +300,7 @@ class SessionManager:
 
     def _on_login_code(self, session: SessionState, reason: str) -> None:
         self._cancel_retry(session)
-        self._set_status(session, SessionStatus.QRCODE, reason=reason)
+        self._status.set(session, SessionStatus.QRCODE, reason=reason)
 
     def _on_connected(self, session: SessionState, phone: str | None) -> None:
         self._cancel_retry(session)
@@ -311,12 +311,12 @@ class SessionManager:
             session.phone = phone
         if session.status is SessionStatus.CONNECTED:
             if new_phone:
-                self._persist(session, change=None)
+                self._status.persist(session, change=None)
             return
         session.connected_since = self._clock.monotonic()
         session.connected_at = self._clock.now()
         reason = f"connected as {session.phone}" if session.phone else "connected"
-        self._set_status(session, SessionStatus.CONNECTED, reason=reason)
+        self._status.set(session, SessionStatus.CONNECTED, reason=reason)
 
     def _on_transient_loss(self, session: SessionState, reason: str) -> None:
         if self._stopping:
@@ -343,14 +343,17 @@ class SessionManager:
             session.connected_since = None
         self._retry_later(session, reason)
 
-    def _on_logged_out(self, session: SessionState, reason: str) -> None:
+    def _on_logged_out(self, session: SessionState, reason: str, action: str | None) -> None:
+        """LOGGED_OUT with the engine's advice when it gives one (the Cloud API's token),
+        else a phone's: link the device again."""
         session.paired = False
         if session.admin_logout:
             self._fail(
                 session, SessionStatus.LOGGED_OUT, "logged out by an admin", ACTION_ADMIN_LOGOUT
             )
         else:
-            self._fail(session, SessionStatus.LOGGED_OUT, reason, ACTION_PHONE_UNLINKED)
+            advice = action or ACTION_PHONE_UNLINKED
+            self._fail(session, SessionStatus.LOGGED_OUT, reason, advice)
 
     def _on_banned(self, session: SessionState, code: str, expires_in: float | None) -> None:
         now = self._clock.now()
@@ -372,7 +375,7 @@ class SessionManager:
         self._cancel_retry(session)
         session.attempt = 0
         session.connected_since = None
-        self._set_status(session, status, reason=reason, action=action, until=until)
+        self._status.set(session, status, reason=reason, action=action, until=until)
 
     # --- reconnects -------------------------------------------------------------
 
@@ -383,7 +386,7 @@ class SessionManager:
         session.log.info(
             "disconnected (%s); attempt %d in %.1f s", reason, session.attempt, session.retry_delay
         )
-        self._set_status(
+        self._status.set(
             session,
             SessionStatus.DISCONNECTED,
             reason=reason,
@@ -415,7 +418,7 @@ class SessionManager:
         """OPENING, then one engine.connect; the failure's reason, or None."""
         if reason is None:
             reason = f"reconnect attempt {session.attempt}" if session.attempt else "connecting"
-        self._set_status(session, SessionStatus.OPENING, reason=reason)
+        self._status.set(session, SessionStatus.OPENING, reason=reason)
         session.connecting = True
         try:
             await self.engine.connect(session.spec)
@@ -558,55 +561,10 @@ class SessionManager:
     async def download(self, key: str, media: Media) -> bytes:
         return await self._outbound.download(key, media)
 
-    # --- status bookkeeping ---------------------------------------------------------
+    # --- lookup -----------------------------------------------------------------------
 
     def _session(self, key: str) -> SessionState:
         try:
             return self._sessions[key]
         except KeyError:
             raise InvalidInput(f"there is no session {key}") from None
-
-    def _set_status(
-        self,
-        session: SessionState,
-        new: SessionStatus,
-        *,
-        reason: str,
-        action: str | None = None,
-        until: float | None = None,
-    ) -> None:
-        old = session.status
-        if old is new:
-            return
-        session.status = new
-        if new is not SessionStatus.CONNECTED:
-            session.connected_at = None
-        if self._metrics is not None:
-            self._metrics.set_session_status(session.key, new.value)
-        session.log.info("%s → %s: %s", old or "start", new, reason)
-        change = StatusChange(
-            key=session.key,
-            old=old,
-            new=new,
-            reason=reason,
-            action=action,
-            phone=session.phone,
-            at=self._clock.now(),
-            attempt=session.attempt,
-            until=until,
-        )
-        self._persist(session, change=change)
-
-    def _persist(self, session: SessionState, *, change: StatusChange | None) -> None:
-        status = session.shown_status
-        error = change.reason if change and status in ERROR_STATUSES else None
-        self._announcer.record(
-            StatusRecord(
-                key=session.key,
-                status=status,
-                phone=session.phone,
-                error=error,
-                connected_at=session.connected_at,
-                change=change,
-            )
-        )

@@ -385,6 +385,12 @@ async def test_the_engine_reconnecting_by_itself_cancels_the_pending_attempt() -
 
 PERMANENT_CASES = [
     pytest.param(LoggedOutEvent(KEY), S.LOGGED_OUT, ACTION_PHONE_UNLINKED, id="logged-out"),
+    pytest.param(
+        LoggedOutEvent(KEY, reason="token refused", action="Replace the token."),
+        S.LOGGED_OUT,
+        "Replace the token.",
+        id="logged-out-with-the-engine's-action",
+    ),
     pytest.param(TemporaryBanEvent(KEY, code="403", expires_in=None), S.BANNED, None, id="ban"),
     pytest.param(ClientOutdatedEvent(KEY), S.OUTDATED, ACTION_OUTDATED, id="outdated"),
     pytest.param(StreamReplacedEvent(KEY), S.STOPPED, ACTION_STREAM_REPLACED, id="replaced"),

@@ -63,6 +63,13 @@ NO_QR_CODE = (
     "check sessions[].cloud.access_token and sessions[].cloud.phone_number_id "
     "(docs/cloud.md)"
 )
+# What an admin does when Meta refuses the token (the LOGGED_OUT alert; docs/cloud.md).
+TOKEN_REFUSED_ACTION = (
+    "Create a new access token in Meta's Business Settings (a system user token with "
+    "whatsapp_business_messaging), put it in sessions[].cloud.access_token (or its "
+    "access_token_file or environment variable), then restart the bridge: the token is "
+    "read at start. If Meta accepts the old token again, !login reconnects without a restart."
+)
 
 
 class CloudEngine(Engine):
@@ -169,7 +176,7 @@ class CloudEngine(Engine):
             return
         self._logged_out.add(key)
         log.warning("session %s: %s", key, exc.explanation)
-        await self.emit(LoggedOutEvent(key, reason=exc.explanation))
+        await self.emit(LoggedOutEvent(key, reason=exc.explanation, action=TOKEN_REFUSED_ACTION))
 
     # --- calls ------------------------------------------------------------------------
     # ``message_id`` is ignored: see the module docstring.
