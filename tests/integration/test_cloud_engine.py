@@ -30,7 +30,7 @@ from bridge.model import (
     Quote,
     Text,
 )
-from bridge.whatsapp.cloud.engine import NO_QR_CODE, CloudEngine
+from bridge.whatsapp.cloud.engine import NO_QR_CODE, TOKEN_REFUSED_ACTION, CloudEngine
 from bridge.whatsapp.cloud.graph import TokenRejected
 from bridge.whatsapp.engine import (
     ConnectedEvent,
@@ -146,6 +146,8 @@ async def test_connect_with_a_refused_token_reports_logged_out(
     (event,) = recorder.events
     assert isinstance(event, LoggedOutEvent) and event.reason.startswith(TOKEN_GONE)
     assert "(code 190)" in event.reason and "not-the-token" not in event.reason
+    assert event.action == TOKEN_REFUSED_ACTION  # what to do: a new token, then a restart
+    assert "restart" in event.action and "access_token" in event.action
     assert clock.pending_sleepers == 0
     with pytest.raises(SessionNotConnected):
         await engine.send(KEY, TO, Text("hi"))

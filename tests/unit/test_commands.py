@@ -212,14 +212,30 @@ def config() -> Config:
     return with_cloud(parse_config(CONFIG, path=Path("/srv/zap/config.yaml")), "acme/sales")
 
 
-@pytest.fixture
-def world(config: Config) -> World:
+def new_world(config: Config) -> World:
     journal = Journal()
     tickets, sessions = FakeTickets(journal), FakeSessions(journal)
     registry = CommandRegistry(
         config, tickets=tickets, sessions=sessions, login_origins=FakeOrigins(journal)
     )
     return World(registry, journal, tickets, sessions)
+
+
+@pytest.fixture
+def world(config: Config) -> World:
+    return new_world(config)
+
+
+@pytest.fixture
+def linked_world() -> World:
+    """Every session on whatsmeow: ``!login`` links a device by QR or pairing code
+    (a Cloud API session's ``!login`` only checks its token: tested apart)."""
+    return new_world(parse_config(CONFIG, path=Path("/srv/zap/config.yaml")))
+
+
+def links_a_device(text: str) -> bool:
+    """``!login``/``!logout``: the cases written for whatsmeow's linked devices."""
+    return text.strip().lower().startswith(("!login", "!logout"))
 
 
 def make_ctx(
@@ -315,8 +331,12 @@ def matrix_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize(("name", "place", "role"), matrix_cases())
-async def test_every_command_place_and_role(world: World, name: str, place: RoomKind, role: str):
+async def test_every_command_place_and_role(
+    world: World, linked_world: World, name: str, place: RoomKind, role: str
+):
     by_place, least, places, effect = CONTRACT[name]
+    if links_a_device(by_place[place]):
+        world = linked_world
     user = ROLES[role]
     reply = await run(world, place, by_place[place], user)
 
@@ -506,12 +526,15 @@ ARGUMENT_CASES = [
 )
 async def test_arguments(
     world: World,
+    linked_world: World,
     place: RoomKind,
     user: str,
     text: str,
     expected: str,
     calls: list[tuple[Any, ...]] | None,
 ):
+    if links_a_device(text):
+        world = linked_world
     reply = await run(world, place, text, user)
     assert reply.text == expected
     if calls is None:  # refused: only for the sender, and nothing happened
@@ -586,7 +609,8 @@ async def test_login_remembers_the_origin_before_logging_in(world: World):
     ]
 
 
-async def test_login_of_a_paired_session_says_it_reconnects(world: World):
+async def test_login_of_a_paired_session_says_it_reconnects(linked_world: World):
+    world = linked_world
     world.sessions.statuses["acme/sales"] = "BANNED"
     reply = await run(world, OPS, "!login sales", ALICE)
     assert reply.text == (
@@ -834,8 +858,17 @@ def test_duration(seconds: float | None, shown: str):
     ],
 )
 async def test_bridge_errors_become_replies(
-    world: World, place: RoomKind, user: str, text: str, error: Exception, expected: str, caplog
+    world: World,
+    linked_world: World,
+    place: RoomKind,
+    user: str,
+    text: str,
+    error: Exception,
+    expected: str,
+    caplog,
 ):
+    if links_a_device(text):
+        world = linked_world
     world.tickets.error = world.sessions.error = error
     with caplog.at_level(logging.INFO, logger="bridge.core.commands"):
         reply = await run(world, place, text, user)
@@ -843,7 +876,8 @@ async def test_bridge_errors_become_replies(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_login_origin_is_kept_even_when_login_fails(world: World):
+async def test_login_origin_is_kept_even_when_login_fails(linked_world: World):
+    world = linked_world
     world.sessions.error = InvalidInput("session acme/sales is already connected")
     await run(world, C, "!login", ALICE)
     assert world.calls[0][0] == "remember"
@@ -989,3 +1023,79 @@ async def test_status_is_answered_when_the_facts_cannot_be_read(world: World):
         "Cloud API: the account's quality and limits are unavailable "
         "(the Graph API did not answer)"
     )
+
+
+# --- Cloud API sessions: !login checks the token, !logout stops using the number ----------------
+
+NO_QR = (
+    "acme/sales is on the WhatsApp Business Cloud API: there is no QR code, the number is "
+    "linked in Meta's WhatsApp Manager and the bridge uses the access token in "
+    "sessions[].cloud."
+)
+
+
+async def test_cloud_login_of_a_logged_out_session_connects_with_the_token(world: World):
+    world.sessions.statuses["acme/sales"] = "LOGGED_OUT"
+
+    async def connects(key: str, *, phone: str | None = None) -> None:
+        world.calls.append(("login", key, phone))
+        world.sessions.statuses[key] = "CONNECTED"
+
+    world.sessions.login = connects  # type: ignore[method-assign]
+    reply = await run(world, C, "!login", ALICE)
+    assert reply == CommandReply(f"{NO_QR} Meta accepts the token: CONNECTED as +5511900000001.")
+    assert world.calls == [("login", "acme/sales", None)]
+
+
+@pytest.mark.parametrize(
+    ("after", "outcome"),
+    [
+        (
+            "LOGGED_OUT",
+            "Meta refuses the token (LOGGED_OUT): put a new token in the configuration "
+            "(or its file or environment variable) and restart the bridge.",
+        ),
+        ("DISCONNECTED", "Meta could not be asked now (DISCONNECTED): the bridge tries again."),
+    ],
+)
+async def test_cloud_login_says_when_the_token_still_does_not_work(
+    world: World, after: str, outcome: str
+):
+    world.sessions.statuses["acme/sales"] = "LOGGED_OUT"
+
+    async def fails(key: str, *, phone: str | None = None) -> None:
+        world.calls.append(("login", key, phone))
+        world.sessions.statuses[key] = after
+
+    world.sessions.login = fails  # type: ignore[method-assign]
+    reply = await run(world, OPS, "!login sales", ALICE)
+    assert reply == CommandReply(f"{NO_QR} {outcome}")
+
+
+async def test_cloud_login_of_a_connected_session_asks_meta_again(world: World):
+    async def token_refused(key: str) -> dict[str, str]:
+        world.sessions.statuses[key] = "LOGGED_OUT"  # the engine reported the refusal
+        return {"Cloud API": "unavailable: the token expired"}
+
+    world.sessions.account_facts = token_refused  # type: ignore[method-assign]
+    reply = await run(world, C, "!login", ALICE)
+    assert reply.text.startswith(f"{NO_QR} Meta refuses the token (LOGGED_OUT)")
+    assert [c for c in world.calls if c[0] != "remember"] == []  # nothing to link
+
+
+async def test_cloud_login_by_phone_is_refused(world: World):
+    reply = await run(world, C, "!login phone +5511987654321", ALICE)
+    assert reply == CommandReply(
+        f"Could not run !login: {NO_QR} Type !login alone to check the token.", ephemeral=True
+    )
+    assert world.calls == []
+
+
+async def test_cloud_logout_says_the_token_stays_valid_at_meta(world: World):
+    reply = await run(world, C, "!logout", ALICE)
+    assert reply == CommandReply(
+        "acme/sales is logged out (LOGGED_OUT): the bridge no longer uses its Cloud API "
+        "number; the token stays valid at Meta until you revoke it there. "
+        "Type !login to connect it again."
+    )
+    assert world.calls == [("logout", "acme/sales")]

@@ -32,6 +32,7 @@ from bridge.whatsapp.engine import (
     ContactUpdateEvent,
     EngineErrorEvent,
     EngineEvent,
+    LoggedOutEvent,
     MessageEvent,
     QRCodeEvent,
     ReceiptEvent,
@@ -119,6 +120,13 @@ def test_receipt_content_round_trips_too() -> None:
 def test_events_that_are_not_journaled_are_refused() -> None:
     with pytest.raises(TypeError, match="QRCodeEvent is not journaled"):
         encode_event(QRCodeEvent(KEY, code="2@abc", expires_in=60))
+
+
+def test_a_logout_is_a_status_and_never_journaled() -> None:
+    """The session manager applies it at once: no journal record holds one, so its
+    ``action`` changes no stored format."""
+    with pytest.raises(TypeError, match="LoggedOutEvent is not journaled"):
+        encode_event(LoggedOutEvent(KEY, reason="token refused", action="Replace the token."))
 
 
 def test_the_codec_object_is_the_pair_of_functions() -> None:
