@@ -5,7 +5,9 @@
 
 - ``POST /{phone_number_id}/messages``: a message, checked the way Meta's reference
   documents it (``messaging_product``, ``recipient_type``, ``to``, ``type`` and the
-  object of that type, ``context.message_id``; unknown fields refused), answered
+  object of that type, ``context.message_id``, ``biz_opaque_callback_data`` (a
+  string of at most 512 characters, echoed in the message's statuses); unknown fields
+  refused), answered
   ``{"messaging_product", "contacts": [{"input", "wa_id"}], "messages": [{"id"}]}``;
   or a read mark ``{"messaging_product", "status": "read", "message_id"}``,
   answered ``{"success": true}``;
@@ -21,7 +23,11 @@ answer is a 401 with Meta's error shape (``OAuthException``, code 190). A refuse
 request is a 400 with code 100 and the problem in ``error_data.details``.
 
 Nothing has a magic value: failures are scripted per test (:meth:`fail_next`,
-:meth:`expire_next_links`) and every request is recorded (:attr:`calls`).
+:meth:`expire_next_links`) and every request is recorded (:attr:`calls`). A failure
+scripted ``applied=True`` (a message route only) takes the message first, as Meta
+does when its answer is lost: the message is accepted and given its ``wamid``, then
+the call is answered with the failure, or its connection dropped (``status=0``).
+:meth:`status_of` builds the status webhook Meta would send for an accepted message.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 MESSAGE_TYPES = ("text", "location", "contacts", "reaction", "template", *MEDIA_TYPES)
 CAPTIONED = ("image", "video", "document")
 MAX_TEXT = 4096
+MAX_CALLBACK_DATA = 512  # biz_opaque_callback_data
 NAME_PARTS = ("first_name", "last_name", "middle_name", "suffix", "prefix")
 _DIGITS = re.compile(r"\+?[1-9][0-9]{6,14}")
 
@@ -104,6 +111,7 @@ class ScriptedFailure:
     subcode: int | None
     route: str | None
     remaining: int
+    applied: bool = False  # the message is taken before the failure is answered
 
 
 class GraphApiFake:
@@ -129,6 +137,7 @@ class GraphApiFake:
         self.link_seconds = link_seconds
         self.calls: list[GraphCall] = []
         self.messages: list[JsonDict] = []  # accepted message bodies, in order
+        self.message_ids: list[str] = []  # the wamid of each accepted message
         self.read_marks: list[str] = []
         self.media: dict[str, FakeMedia] = {}
         self._links: dict[str, tuple[str, float]] = {}  # link → (media id, expiry)
@@ -175,11 +184,14 @@ class GraphApiFake:
         retry_after: str | None = None,
         subcode: int | None = None,
         route: str | None = None,
+        applied: bool = False,
     ) -> None:
         """Answer the next ``count`` calls (of ``route`` only, when given) with
-        ``status`` and Meta's error ``code`` (no error body when ``code`` is None)."""
+        ``status`` and Meta's error ``code`` (no error body when ``code`` is None;
+        ``status`` 0: the connection is dropped unanswered). ``applied``: a message
+        is accepted first, as if only the answer were lost."""
         self._failures.append(
-            ScriptedFailure(status, code, message, retry_after, subcode, route, count)
+            ScriptedFailure(status, code, message, retry_after, subcode, route, count, applied)
         )
 
     def revoke_token(self) -> None:
@@ -210,6 +222,20 @@ class GraphApiFake:
     def calls_to(self, route: str) -> list[GraphCall]:
         return [call for call in self.calls if call.route == route]
 
+    def status_of(self, index: int, status: str, *, timestamp: float) -> JsonDict:
+        """The ``statuses[]`` item Meta posts for the ``index``-th accepted message:
+        its wamid, recipient and callback data as sent."""
+        body = self.messages[index]
+        item: JsonDict = {
+            "id": self.message_ids[index],
+            "status": status,
+            "timestamp": str(int(timestamp)),
+            "recipient_id": str(body["to"]).removeprefix("+"),
+        }
+        if "biz_opaque_callback_data" in body:
+            item["biz_opaque_callback_data"] = body["biz_opaque_callback_data"]
+        return item
+
     # --- the routes ------------------------------------------------------------------
 
     async def _messages(self, request: web.Request) -> web.Response:
@@ -219,7 +245,15 @@ class GraphApiFake:
         except ValueError:
             body = None
         call.json = body if isinstance(body, dict) else None
-        refusal = self._refusal(request, call)
+        failure = self._scripted(call)
+        taken = isinstance(body, dict) and body.get("status") is None  # not a read mark
+        if failure is not None and failure.applied and taken:
+            try:
+                self._check_number(request)
+                self._message(body)
+            except Refused as exc:
+                return self._error(call, exc.status, exc.code, exc.details)
+        refusal = self._refusal(request, call, failure)
         if refusal is not None:
             return refusal
         try:
@@ -306,10 +340,26 @@ class GraphApiFake:
         kind = body.get("type")
         if kind not in MESSAGE_TYPES:
             raise Refused(f"type must be one of {', '.join(MESSAGE_TYPES)}")
-        allowed = {"messaging_product", "recipient_type", "to", "type", "context", kind}
+        allowed = {
+            "messaging_product",
+            "recipient_type",
+            "to",
+            "type",
+            "context",
+            "biz_opaque_callback_data",
+            kind,
+        }
         extra = set(body) - allowed
         if extra:
             raise Refused(f"unexpected fields: {', '.join(sorted(extra))}")
+        callback = body.get("biz_opaque_callback_data")
+        if callback is not None and (
+            not isinstance(callback, str) or len(callback) > MAX_CALLBACK_DATA
+        ):
+            raise Refused(
+                f"biz_opaque_callback_data must be a string of at most {MAX_CALLBACK_DATA} "
+                "characters"
+            )
         if body.get("messaging_product") != "whatsapp":
             raise Refused("messaging_product must be whatsapp")
         if body.get("recipient_type", "individual") != "individual":
@@ -322,6 +372,7 @@ class GraphApiFake:
         _check_content(kind, body.get(kind), self)
         self.messages.append(body)
         wamid = f"wamid.{secrets.token_hex(16).upper()}"
+        self.message_ids.append(wamid)
         return {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to.removeprefix("+")}],
@@ -360,8 +411,22 @@ class GraphApiFake:
         self.calls.append(call)
         return call
 
-    def _refusal(self, request: web.Request, call: GraphCall) -> web.Response | None:
-        """The answer for a bad token or a scripted failure, if any."""
+    def _scripted(self, call: GraphCall) -> ScriptedFailure | None:
+        """The scripted failure this call gets, counted; None when it gets none (a
+        call with a bad token is refused before anything is scripted)."""
+        if call.token is None or call.token != self.token or self._revoked:
+            return None
+        for failure in self._failures:
+            if failure.remaining > 0 and failure.route in (None, call.route):
+                failure.remaining -= 1
+                return failure
+        return None
+
+    def _refusal(
+        self, request: web.Request, call: GraphCall, failure: ScriptedFailure | None = None
+    ) -> web.Response | None:
+        """The answer for a bad token or a scripted failure, if any (``failure`` when
+        the route counted it already)."""
         if call.token is None or call.token != self.token:
             return self._error(call, 401, 190, "Invalid OAuth access token - Cannot parse")
         if self._revoked:
@@ -372,22 +437,27 @@ class GraphApiFake:
                 "Error validating access token: the session was invalidated",
                 subcode=463,
             )
-        for failure in self._failures:
-            if failure.remaining > 0 and failure.route in (None, call.route):
-                failure.remaining -= 1
-                headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
-                if failure.code is None:
-                    call.status = failure.status
-                    return web.Response(status=failure.status, text="failure", headers=headers)
-                return self._error(
-                    call,
-                    failure.status,
-                    failure.code,
-                    failure.message,
-                    subcode=failure.subcode,
-                    headers=headers,
-                )
-        return None
+        if failure is None and call.route != "messages":
+            failure = self._scripted(call)
+        if failure is None:
+            return None
+        if failure.status == 0:
+            call.status = 0
+            assert request.transport is not None
+            request.transport.close()  # the client sees the connection drop
+            raise web.HTTPInternalServerError()  # never written: the socket is closed
+        headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+        if failure.code is None:
+            call.status = failure.status
+            return web.Response(status=failure.status, text="failure", headers=headers)
+        return self._error(
+            call,
+            failure.status,
+            failure.code,
+            failure.message,
+            subcode=failure.subcode,
+            headers=headers,
+        )
 
     def _check_number(self, request: web.Request) -> None:
         if request.match_info["version"] != self.api_version:
