@@ -7,7 +7,7 @@
   documents it (``messaging_product``, ``recipient_type``, ``to``, ``type`` and the
   object of that type, ``context.message_id``, ``biz_opaque_callback_data`` (a
   string of at most 512 characters, echoed in the message's statuses); unknown fields
-  refused), answered
+  refused; the objects are checked in tests/fakes/graph_messages.py), answered
   ``{"messaging_product", "contacts": [{"input", "wa_id"}], "messages": [{"id"}]}``;
   or a read mark ``{"messaging_product", "status": "read", "message_id"}``,
   answered ``{"success": true}``;
@@ -44,25 +44,12 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.graph_messages import MESSAGE_TYPES, Refused, check_content, check_keys
+
 JsonDict = dict[str, Any]
 
-MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
-MESSAGE_TYPES = ("text", "location", "contacts", "reaction", "template", *MEDIA_TYPES)
-CAPTIONED = ("image", "video", "document")
-MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 512  # biz_opaque_callback_data
-NAME_PARTS = ("first_name", "last_name", "middle_name", "suffix", "prefix")
 _DIGITS = re.compile(r"\+?[1-9][0-9]{6,14}")
-
-
-class Refused(Exception):
-    """A request the fake refuses: Meta's error ``code`` with ``details``."""
-
-    def __init__(self, details: str, *, status: int = 400, code: int = 100) -> None:
-        super().__init__(details)
-        self.details = details
-        self.status = status
-        self.code = code
 
 
 @dataclass
@@ -368,8 +355,8 @@ class GraphApiFake:
         if not isinstance(to, str) or _DIGITS.fullmatch(to) is None:
             raise Refused("to must be a phone number")
         if "context" in body:
-            _check_keys(body["context"], "context", required={"message_id": str})
-        _check_content(kind, body.get(kind), self)
+            check_keys(body["context"], "context", required={"message_id": str})
+        check_content(kind, body.get(kind), media=self.media, templates=self.templates)
         self.messages.append(body)
         wamid = f"wamid.{secrets.token_hex(16).upper()}"
         self.message_ids.append(wamid)
@@ -380,7 +367,7 @@ class GraphApiFake:
         }
 
     def _read_mark(self, body: JsonDict) -> JsonDict:
-        _check_keys(
+        check_keys(
             body,
             "the body",
             required={"messaging_product": str, "status": str, "message_id": str},
@@ -491,144 +478,3 @@ class GraphApiFake:
         if subcode is not None:
             error["error_subcode"] = subcode
         return web.json_response({"error": error}, status=status, headers=headers)
-
-
-# --- the message objects, as Meta's reference documents them -----------------------
-
-
-def _check_keys(
-    value: object,
-    where: str,
-    *,
-    required: Mapping[str, type | tuple[type, ...]],
-    optional: Mapping[str, type | tuple[type, ...]] | None = None,
-) -> JsonDict:
-    if not isinstance(value, dict):
-        raise Refused(f"{where} must be an object")
-    optional = optional or {}
-    for key in value:
-        if key not in required and key not in optional:
-            raise Refused(f"{where}.{key} is not a known field")
-    for key, kind in required.items():
-        if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
-            raise Refused(f"{where}.{key} is required")
-    for key, kind in optional.items():
-        if key in value and not isinstance(value[key], kind):
-            raise Refused(f"{where}.{key} has the wrong type")
-    return value
-
-
-def _check_content(kind: str, value: object, fake: GraphApiFake) -> None:
-    if kind == "text":
-        text = _check_keys(value, "text", required={"body": str}, optional={"preview_url": bool})
-        if not text["body"].strip() or len(text["body"]) > MAX_TEXT:
-            raise Refused(f"text.body must be 1 to {MAX_TEXT} characters")
-    elif kind in MEDIA_TYPES:
-        _check_media(kind, value, fake)
-    elif kind == "location":
-        place = _check_keys(
-            value,
-            "location",
-            required={"latitude": (int, float), "longitude": (int, float)},
-            optional={"name": str, "address": str},
-        )
-        if not (-90 <= place["latitude"] <= 90 and -180 <= place["longitude"] <= 180):
-            raise Refused("location out of range")
-    elif kind == "contacts":
-        _check_contacts(value)
-    elif kind == "reaction":
-        reaction = _check_keys(value, "reaction", required={"message_id": str, "emoji": str})
-        if not reaction["message_id"].startswith("wamid."):
-            raise Refused("reaction.message_id must be a WhatsApp message id")
-    else:
-        _check_template(value, fake)
-
-
-def _check_media(kind: str, value: object, fake: GraphApiFake) -> None:
-    optional: dict[str, type] = {"id": str, "link": str}
-    if kind in CAPTIONED:
-        optional["caption"] = str
-    if kind == "document":
-        optional["filename"] = str
-    media = _check_keys(value, kind, required={}, optional=optional)
-    if ("id" in media) == ("link" in media):
-        raise Refused(f"{kind} needs exactly one of id and link")
-    if "id" in media and media["id"] not in fake.media:
-        raise Refused(f"{kind}.id {media['id']} is not an uploaded file", code=131053)
-
-
-def _check_contacts(value: object) -> None:
-    if not isinstance(value, list) or not value:
-        raise Refused("contacts must be a non-empty list")
-    for index, contact in enumerate(value):
-        where = f"contacts[{index}]"
-        card = _check_keys(
-            contact,
-            where,
-            required={"name": dict},
-            optional={"phones": list, "emails": list, "org": dict, "addresses": list},
-        )
-        name = _check_keys(
-            card["name"],
-            f"{where}.name",
-            required={"formatted_name": str},
-            optional={
-                k: str for k in ("first_name", "last_name", "middle_name", "suffix", "prefix")
-            },
-        )
-        if len(name) < 2:
-            raise Refused(f"{where}.name needs formatted_name and one more part")
-        for number, phone in enumerate(card.get("phones", [])):
-            _check_keys(
-                phone,
-                f"{where}.phones[{number}]",
-                required={"phone": str},
-                optional={"type": str, "wa_id": str},
-            )
-        for number, email in enumerate(card.get("emails", [])):
-            _check_keys(
-                email, f"{where}.emails[{number}]", required={"email": str}, optional={"type": str}
-            )
-        if "org" in card:
-            _check_keys(
-                card["org"], f"{where}.org", required={}, optional={"company": str, "title": str}
-            )
-
-
-def _check_template(value: object, fake: GraphApiFake) -> None:
-    template = _check_keys(
-        value,
-        "template",
-        required={"name": str, "language": dict},
-        optional={"components": list},
-    )
-    language = _check_keys(
-        template["language"], "template.language", required={"code": str}, optional={"policy": str}
-    )
-    count = 0
-    for index, component in enumerate(template.get("components", [])):
-        part = _check_keys(
-            component,
-            f"template.components[{index}]",
-            required={"type": str},
-            optional={"parameters": list, "sub_type": str, "index": str},
-        )
-        for number, parameter in enumerate(part.get("parameters", [])):
-            _check_keys(
-                parameter,
-                f"template.components[{index}].parameters[{number}]",
-                required={"type": str, "text": str},
-            )
-            count += 1 if part["type"] == "body" else 0
-    if fake.templates is None:
-        return
-    known = fake.templates.get(template["name"])
-    if known is None or known[0] != language["code"]:
-        raise Refused(
-            f"template name ({template['name']}) does not exist in {language['code']}", code=132001
-        )
-    if known[1] != count:
-        raise Refused(
-            f"Number of parameters does not match the expected number of params ({known[1]})",
-            code=132000,
-        )
