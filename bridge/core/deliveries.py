@@ -2,7 +2,9 @@
 
 Each executor is idempotent: it checks what the row already achieved (a WhatsApp id
 recorded, a message ref stored, a thread ref present) before acting, so a retry or
-a resumed row after a crash does not deliver twice. A failure raises
+a resumed row after a crash does not deliver twice. A WhatsApp id is recorded from
+the send's answer, or, on the Cloud API, from a status naming the send's reference
+when the answer was lost (``Relay``; docs/cloud.md, "Sending twice"). A failure raises
 ``DeliveryError`` (retried) or ``PermanentDeliveryError`` (dead letter).
 
 Media bytes are loaded once per attempt: from the media store (``bridge.media_store``;
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
-from bridge.core import cloud_texts
+from bridge.core import cloud_texts, send_references
 from bridge.core.frontend import Author, AuthorKind, ChatAddress, Frontend, TicketCard
 from bridge.core.operations import (
     CreateThread,
@@ -63,7 +65,6 @@ from bridge.model import (
     Text,
     content_from_dict,
 )
-from bridge.whatsapp.engine import derived_message_id
 
 log = logging.getLogger("bridge.core.deliveries")
 
@@ -245,12 +246,13 @@ class WhatsAppDeliveries:
         await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
         self._ctx.observe_latency("whatsapp", message.created_at)
 
-    @staticmethod
-    def wa_id_for(session_key: str, message: MessageRow) -> str:
-        """The WhatsApp id ``message`` is sent with: the same on every attempt, so a
-        send repeated after a crash (sent, but ``wa_id`` not yet stored) is dropped by
-        the recipient instead of arriving twice (where the engine can choose ids)."""
-        return derived_message_id(session_key, message_id=message.id, created_at=message.created_at)
+    def wa_id_for(self, session_key: str, message: MessageRow) -> str:
+        """What ``message`` is sent with, the same on every attempt: the WhatsApp id to
+        give it, or on the Cloud API (which names messages itself) the reference its
+        statuses echo (bridge/core/send_references.py, docs/cloud.md)."""
+        if self._ctx.config.engine_of(self._ctx.session(session_key)) == "cloud":
+            return send_references.reference_for(session_key, message)
+        return send_references.chosen_id(session_key, message)
 
     async def _quote(self, message_id: int | None, customer: str) -> Quote | None:
         if message_id is None:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
-from bridge.core import cloud_texts
+from bridge.core import cloud_texts, send_references
 from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.commands import CommandRegistry
@@ -223,6 +223,8 @@ class Relay:
     async def _handle_receipt(self, event: ReceiptEvent) -> None:
         session_id = self._session_ids[event.session]
         async with self._out.transaction():
+            if event.reference is not None and len(event.ids) == 1:
+                await self._learn_wa_id(event.session, event.ids[0], event.reference)
             for wa_id in event.ids:
                 row = await self._repos.messages.find_by_wa_id(session_id, wa_id)
                 if row is None or row.direction != "out":
@@ -238,6 +240,8 @@ class Relay:
         status): it is marked failed and its ticket's threads are told why, once."""
         session_id = self._session_ids[event.session]
         async with self._out.transaction():
+            if event.reference is not None:
+                await self._learn_wa_id(event.session, event.message_id, event.reference)
             row = await self._repos.messages.find_by_wa_id(session_id, event.message_id)
             if row is None or row.direction != "out":
                 log.info(
@@ -255,6 +259,32 @@ class Relay:
             body = row.content.get("body") or row.content.get("caption") or ""
             text = cloud_texts.send_failed(event.reason, code=event.code, excerpt=str(body))
             await self._out.to_frontends(ticket, ThreadNotice(ticket.id, text))
+
+    async def _learn_wa_id(self, session_key: str, wa_id: str, reference: str) -> None:
+        """A status naming our send's reference: when the send's answer was lost (a
+        timeout, a 5xx after Meta took the message), the message's WhatsApp id is
+        recorded here, so the outbox's retry skips it instead of sending it again
+        (docs/cloud.md, "Sending twice"). The answer may come before or after: it
+        records the same id. A message with an id already (a retry sent it again)
+        keeps it."""
+        message_id = send_references.message_of(reference)
+        if message_id is None:
+            return  # not one of ours
+        session_id = self._session_ids[session_key]
+        row = await self._repos.messages.get(message_id)
+        if (
+            row is None
+            or row.wa_id is not None
+            or row.direction != "out"
+            or row.session_id != session_id
+            or not send_references.names(reference, session_key, row)
+        ):
+            return
+        if await self._repos.messages.find_by_wa_id(session_id, wa_id) is not None:
+            log.warning("session %s: %s is another message's already", session_key, wa_id)
+            return
+        await self._repos.messages.set_wa_id(row.id, wa_id)
+        log.info("session %s: message %d reached WhatsApp as %s", session_key, row.id, wa_id)
 
     async def _handle_contact_update(self, event: ContactUpdateEvent) -> None:
         party = event.party

@@ -14,7 +14,10 @@ wants the new message to carry (:func:`derived_message_id` makes one per outbox
 message, the same on every retry and after a restart). WhatsApp recipients drop a
 second message with an id they already have, so an engine that honours it makes a
 resent delivery harmless. An engine that cannot choose ids ignores it and says so
-in its module docstring; the id it returns is the one to record either way.
+in its module docstring; the id it returns is the one to record either way. The
+Cloud API engine takes it as the send's *reference* instead, a string Meta echoes
+in the statuses of that message (``reference`` of :class:`ReceiptEvent` and
+:class:`SendFailedEvent`; docs/cloud.md, "Sending twice").
 """
 
 from __future__ import annotations
@@ -136,10 +139,15 @@ class MessageEvent(EngineEvent):
 
 @dataclass(frozen=True)
 class ReceiptEvent(EngineEvent):
+    """WhatsApp's news of messages ``ids``; ``reference`` is what the send of the one
+    message passed as ``message_id`` and the provider echoes (the Cloud API's
+    ``biz_opaque_callback_data``), None for engines that echo nothing."""
+
     chat: Party
     ids: tuple[str, ...]
     status: AckStatus
     timestamp: float
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,12 +177,14 @@ class EngineErrorEvent(EngineEvent):
 class SendFailedEvent(EngineEvent):
     """WhatsApp says one of our messages was not delivered (the Cloud API's status
     ``failed``): ``message_id`` is its WhatsApp id, ``reason`` the provider's words
-    and ``code`` its error code (131047: the customer-service window is closed)."""
+    and ``code`` its error code (131047: the customer-service window is closed);
+    ``reference`` as in :class:`ReceiptEvent`."""
 
     chat: Party
     message_id: str
     reason: str
     code: int | None = None
+    reference: str | None = None
 
 
 EventHandler = Callable[[EngineEvent], Awaitable[None]]

@@ -2,7 +2,7 @@
 (:mod:`bridge.journal`).
 
 Only the events the core persists go through it (:data:`JOURNALED_EVENTS`):
-messages, receipts, contact updates and engine errors. Replay keeps their order per
+messages, receipts, failed sends, contact updates and engine errors. Replay keeps their order per
 session and chat (:func:`event_lane`). A body is ``{"v": 1, "type": …, …}``;
 message content uses :func:`bridge.model.content_to_dict`. Media keeps what the event
 holds: whatsmeow's download reference (``ref``: the bytes stay on WhatsApp's servers
@@ -24,11 +24,20 @@ from bridge.whatsapp.engine import (
     EngineEvent,
     MessageEvent,
     ReceiptEvent,
+    SendFailedEvent,
 )
 
 VERSION = 1
-JOURNALED_EVENTS = (MessageEvent, ReceiptEvent, ContactUpdateEvent, EngineErrorEvent)
-JournaledEvent = MessageEvent | ReceiptEvent | ContactUpdateEvent | EngineErrorEvent
+JOURNALED_EVENTS = (
+    MessageEvent,
+    ReceiptEvent,
+    SendFailedEvent,
+    ContactUpdateEvent,
+    EngineErrorEvent,
+)
+JournaledEvent = (
+    MessageEvent | ReceiptEvent | SendFailedEvent | ContactUpdateEvent | EngineErrorEvent
+)
 
 
 class EventCodec:
@@ -50,7 +59,7 @@ def event_lane(event: EngineEvent) -> str:
     match event:
         case MessageEvent(message=message):
             return f"{event.session} {message.chat.address}"
-        case ReceiptEvent(chat=chat):
+        case ReceiptEvent(chat=chat) | SendFailedEvent(chat=chat):
             return f"{event.session} {chat.address}"
         case ContactUpdateEvent(party=party):
             return f"{event.session} {party.address}"
@@ -79,6 +88,17 @@ def encode_event(event: EngineEvent) -> dict[str, Any]:
                 "ids": list(ids),
                 "status": status.value,
                 "timestamp": timestamp,
+                "reference": event.reference,
+            }
+        case SendFailedEvent(chat=chat, message_id=message_id, reason=reason, code=code):
+            return {
+                **head,
+                "type": "send_failed",
+                "chat": party_to_dict(chat),
+                "message_id": message_id,
+                "reason": reason,
+                "code": code,
+                "reference": event.reference,
             }
         case ContactUpdateEvent(party=party, avatar_url=avatar_url):
             return {
@@ -154,6 +174,16 @@ def decode_event(body: dict[str, Any]) -> EngineEvent:
             ids=tuple(ids),
             status=status,
             timestamp=record.number("timestamp"),
+            reference=record.optional_string("reference"),  # absent before failed sends
+        )
+    if kind == "send_failed":
+        return SendFailedEvent(
+            session,
+            chat=_party(record, "chat"),
+            message_id=record.string("message_id"),
+            reason=record.string("reason"),
+            code=record.optional_integer("code", bounds=(0, 2**31 - 1)),
+            reference=record.optional_string("reference"),
         )
     if kind == "contact":
         return ContactUpdateEvent(

@@ -5,7 +5,9 @@
 
 - ``POST /{phone_number_id}/messages``: a message, checked the way Meta's reference
   documents it (``messaging_product``, ``recipient_type``, ``to``, ``type`` and the
-  object of that type, ``context.message_id``; unknown fields refused), answered
+  object of that type, ``context.message_id``, ``biz_opaque_callback_data`` (a
+  string of at most 512 characters, echoed in the message's statuses); unknown fields
+  refused; the objects are checked in tests/fakes/graph_messages.py), answered
   ``{"messaging_product", "contacts": [{"input", "wa_id"}], "messages": [{"id"}]}``;
   or a read mark ``{"messaging_product", "status": "read", "message_id"}``,
   answered ``{"success": true}``;
@@ -21,7 +23,11 @@ answer is a 401 with Meta's error shape (``OAuthException``, code 190). A refuse
 request is a 400 with code 100 and the problem in ``error_data.details``.
 
 Nothing has a magic value: failures are scripted per test (:meth:`fail_next`,
-:meth:`expire_next_links`) and every request is recorded (:attr:`calls`).
+:meth:`expire_next_links`) and every request is recorded (:attr:`calls`). A failure
+scripted ``applied=True`` (a message route only) takes the message first, as Meta
+does when its answer is lost: the message is accepted and given its ``wamid``, then
+the call is answered with the failure, or its connection dropped (``status=0``).
+:meth:`status_of` builds the status webhook Meta would send for an accepted message.
 """
 
 from __future__ import annotations
@@ -38,24 +44,12 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.graph_messages import MESSAGE_TYPES, Refused, check_content, check_keys
+
 JsonDict = dict[str, Any]
 
-MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
-MESSAGE_TYPES = ("text", "location", "contacts", "reaction", "template", *MEDIA_TYPES)
-CAPTIONED = ("image", "video", "document")
-MAX_TEXT = 4096
-NAME_PARTS = ("first_name", "last_name", "middle_name", "suffix", "prefix")
+MAX_CALLBACK_DATA = 512  # biz_opaque_callback_data
 _DIGITS = re.compile(r"\+?[1-9][0-9]{6,14}")
-
-
-class Refused(Exception):
-    """A request the fake refuses: Meta's error ``code`` with ``details``."""
-
-    def __init__(self, details: str, *, status: int = 400, code: int = 100) -> None:
-        super().__init__(details)
-        self.details = details
-        self.status = status
-        self.code = code
 
 
 @dataclass
@@ -104,6 +98,7 @@ class ScriptedFailure:
     subcode: int | None
     route: str | None
     remaining: int
+    applied: bool = False  # the message is taken before the failure is answered
 
 
 class GraphApiFake:
@@ -129,6 +124,7 @@ class GraphApiFake:
         self.link_seconds = link_seconds
         self.calls: list[GraphCall] = []
         self.messages: list[JsonDict] = []  # accepted message bodies, in order
+        self.message_ids: list[str] = []  # the wamid of each accepted message
         self.read_marks: list[str] = []
         self.media: dict[str, FakeMedia] = {}
         self._links: dict[str, tuple[str, float]] = {}  # link → (media id, expiry)
@@ -175,11 +171,14 @@ class GraphApiFake:
         retry_after: str | None = None,
         subcode: int | None = None,
         route: str | None = None,
+        applied: bool = False,
     ) -> None:
         """Answer the next ``count`` calls (of ``route`` only, when given) with
-        ``status`` and Meta's error ``code`` (no error body when ``code`` is None)."""
+        ``status`` and Meta's error ``code`` (no error body when ``code`` is None;
+        ``status`` 0: the connection is dropped unanswered). ``applied``: a message
+        is accepted first, as if only the answer were lost."""
         self._failures.append(
-            ScriptedFailure(status, code, message, retry_after, subcode, route, count)
+            ScriptedFailure(status, code, message, retry_after, subcode, route, count, applied)
         )
 
     def revoke_token(self) -> None:
@@ -210,6 +209,20 @@ class GraphApiFake:
     def calls_to(self, route: str) -> list[GraphCall]:
         return [call for call in self.calls if call.route == route]
 
+    def status_of(self, index: int, status: str, *, timestamp: float) -> JsonDict:
+        """The ``statuses[]`` item Meta posts for the ``index``-th accepted message:
+        its wamid, recipient and callback data as sent."""
+        body = self.messages[index]
+        item: JsonDict = {
+            "id": self.message_ids[index],
+            "status": status,
+            "timestamp": str(int(timestamp)),
+            "recipient_id": str(body["to"]).removeprefix("+"),
+        }
+        if "biz_opaque_callback_data" in body:
+            item["biz_opaque_callback_data"] = body["biz_opaque_callback_data"]
+        return item
+
     # --- the routes ------------------------------------------------------------------
 
     async def _messages(self, request: web.Request) -> web.Response:
@@ -219,7 +232,15 @@ class GraphApiFake:
         except ValueError:
             body = None
         call.json = body if isinstance(body, dict) else None
-        refusal = self._refusal(request, call)
+        failure = self._scripted(call)
+        taken = isinstance(body, dict) and body.get("status") is None  # not a read mark
+        if failure is not None and failure.applied and taken:
+            try:
+                self._check_number(request)
+                self._message(body)
+            except Refused as exc:
+                return self._error(call, exc.status, exc.code, exc.details)
+        refusal = self._refusal(request, call, failure)
         if refusal is not None:
             return refusal
         try:
@@ -306,10 +327,26 @@ class GraphApiFake:
         kind = body.get("type")
         if kind not in MESSAGE_TYPES:
             raise Refused(f"type must be one of {', '.join(MESSAGE_TYPES)}")
-        allowed = {"messaging_product", "recipient_type", "to", "type", "context", kind}
+        allowed = {
+            "messaging_product",
+            "recipient_type",
+            "to",
+            "type",
+            "context",
+            "biz_opaque_callback_data",
+            kind,
+        }
         extra = set(body) - allowed
         if extra:
             raise Refused(f"unexpected fields: {', '.join(sorted(extra))}")
+        callback = body.get("biz_opaque_callback_data")
+        if callback is not None and (
+            not isinstance(callback, str) or len(callback) > MAX_CALLBACK_DATA
+        ):
+            raise Refused(
+                f"biz_opaque_callback_data must be a string of at most {MAX_CALLBACK_DATA} "
+                "characters"
+            )
         if body.get("messaging_product") != "whatsapp":
             raise Refused("messaging_product must be whatsapp")
         if body.get("recipient_type", "individual") != "individual":
@@ -318,10 +355,11 @@ class GraphApiFake:
         if not isinstance(to, str) or _DIGITS.fullmatch(to) is None:
             raise Refused("to must be a phone number")
         if "context" in body:
-            _check_keys(body["context"], "context", required={"message_id": str})
-        _check_content(kind, body.get(kind), self)
+            check_keys(body["context"], "context", required={"message_id": str})
+        check_content(kind, body.get(kind), media=self.media, templates=self.templates)
         self.messages.append(body)
         wamid = f"wamid.{secrets.token_hex(16).upper()}"
+        self.message_ids.append(wamid)
         return {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to.removeprefix("+")}],
@@ -329,7 +367,7 @@ class GraphApiFake:
         }
 
     def _read_mark(self, body: JsonDict) -> JsonDict:
-        _check_keys(
+        check_keys(
             body,
             "the body",
             required={"messaging_product": str, "status": str, "message_id": str},
@@ -360,8 +398,22 @@ class GraphApiFake:
         self.calls.append(call)
         return call
 
-    def _refusal(self, request: web.Request, call: GraphCall) -> web.Response | None:
-        """The answer for a bad token or a scripted failure, if any."""
+    def _scripted(self, call: GraphCall) -> ScriptedFailure | None:
+        """The scripted failure this call gets, counted; None when it gets none (a
+        call with a bad token is refused before anything is scripted)."""
+        if call.token is None or call.token != self.token or self._revoked:
+            return None
+        for failure in self._failures:
+            if failure.remaining > 0 and failure.route in (None, call.route):
+                failure.remaining -= 1
+                return failure
+        return None
+
+    def _refusal(
+        self, request: web.Request, call: GraphCall, failure: ScriptedFailure | None = None
+    ) -> web.Response | None:
+        """The answer for a bad token or a scripted failure, if any (``failure`` when
+        the route counted it already)."""
         if call.token is None or call.token != self.token:
             return self._error(call, 401, 190, "Invalid OAuth access token - Cannot parse")
         if self._revoked:
@@ -372,22 +424,27 @@ class GraphApiFake:
                 "Error validating access token: the session was invalidated",
                 subcode=463,
             )
-        for failure in self._failures:
-            if failure.remaining > 0 and failure.route in (None, call.route):
-                failure.remaining -= 1
-                headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
-                if failure.code is None:
-                    call.status = failure.status
-                    return web.Response(status=failure.status, text="failure", headers=headers)
-                return self._error(
-                    call,
-                    failure.status,
-                    failure.code,
-                    failure.message,
-                    subcode=failure.subcode,
-                    headers=headers,
-                )
-        return None
+        if failure is None and call.route != "messages":
+            failure = self._scripted(call)
+        if failure is None:
+            return None
+        if failure.status == 0:
+            call.status = 0
+            assert request.transport is not None
+            request.transport.close()  # the client sees the connection drop
+            raise web.HTTPInternalServerError()  # never written: the socket is closed
+        headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+        if failure.code is None:
+            call.status = failure.status
+            return web.Response(status=failure.status, text="failure", headers=headers)
+        return self._error(
+            call,
+            failure.status,
+            failure.code,
+            failure.message,
+            subcode=failure.subcode,
+            headers=headers,
+        )
 
     def _check_number(self, request: web.Request) -> None:
         if request.match_info["version"] != self.api_version:
@@ -421,144 +478,3 @@ class GraphApiFake:
         if subcode is not None:
             error["error_subcode"] = subcode
         return web.json_response({"error": error}, status=status, headers=headers)
-
-
-# --- the message objects, as Meta's reference documents them -----------------------
-
-
-def _check_keys(
-    value: object,
-    where: str,
-    *,
-    required: Mapping[str, type | tuple[type, ...]],
-    optional: Mapping[str, type | tuple[type, ...]] | None = None,
-) -> JsonDict:
-    if not isinstance(value, dict):
-        raise Refused(f"{where} must be an object")
-    optional = optional or {}
-    for key in value:
-        if key not in required and key not in optional:
-            raise Refused(f"{where}.{key} is not a known field")
-    for key, kind in required.items():
-        if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
-            raise Refused(f"{where}.{key} is required")
-    for key, kind in optional.items():
-        if key in value and not isinstance(value[key], kind):
-            raise Refused(f"{where}.{key} has the wrong type")
-    return value
-
-
-def _check_content(kind: str, value: object, fake: GraphApiFake) -> None:
-    if kind == "text":
-        text = _check_keys(value, "text", required={"body": str}, optional={"preview_url": bool})
-        if not text["body"].strip() or len(text["body"]) > MAX_TEXT:
-            raise Refused(f"text.body must be 1 to {MAX_TEXT} characters")
-    elif kind in MEDIA_TYPES:
-        _check_media(kind, value, fake)
-    elif kind == "location":
-        place = _check_keys(
-            value,
-            "location",
-            required={"latitude": (int, float), "longitude": (int, float)},
-            optional={"name": str, "address": str},
-        )
-        if not (-90 <= place["latitude"] <= 90 and -180 <= place["longitude"] <= 180):
-            raise Refused("location out of range")
-    elif kind == "contacts":
-        _check_contacts(value)
-    elif kind == "reaction":
-        reaction = _check_keys(value, "reaction", required={"message_id": str, "emoji": str})
-        if not reaction["message_id"].startswith("wamid."):
-            raise Refused("reaction.message_id must be a WhatsApp message id")
-    else:
-        _check_template(value, fake)
-
-
-def _check_media(kind: str, value: object, fake: GraphApiFake) -> None:
-    optional: dict[str, type] = {"id": str, "link": str}
-    if kind in CAPTIONED:
-        optional["caption"] = str
-    if kind == "document":
-        optional["filename"] = str
-    media = _check_keys(value, kind, required={}, optional=optional)
-    if ("id" in media) == ("link" in media):
-        raise Refused(f"{kind} needs exactly one of id and link")
-    if "id" in media and media["id"] not in fake.media:
-        raise Refused(f"{kind}.id {media['id']} is not an uploaded file", code=131053)
-
-
-def _check_contacts(value: object) -> None:
-    if not isinstance(value, list) or not value:
-        raise Refused("contacts must be a non-empty list")
-    for index, contact in enumerate(value):
-        where = f"contacts[{index}]"
-        card = _check_keys(
-            contact,
-            where,
-            required={"name": dict},
-            optional={"phones": list, "emails": list, "org": dict, "addresses": list},
-        )
-        name = _check_keys(
-            card["name"],
-            f"{where}.name",
-            required={"formatted_name": str},
-            optional={
-                k: str for k in ("first_name", "last_name", "middle_name", "suffix", "prefix")
-            },
-        )
-        if len(name) < 2:
-            raise Refused(f"{where}.name needs formatted_name and one more part")
-        for number, phone in enumerate(card.get("phones", [])):
-            _check_keys(
-                phone,
-                f"{where}.phones[{number}]",
-                required={"phone": str},
-                optional={"type": str, "wa_id": str},
-            )
-        for number, email in enumerate(card.get("emails", [])):
-            _check_keys(
-                email, f"{where}.emails[{number}]", required={"email": str}, optional={"type": str}
-            )
-        if "org" in card:
-            _check_keys(
-                card["org"], f"{where}.org", required={}, optional={"company": str, "title": str}
-            )
-
-
-def _check_template(value: object, fake: GraphApiFake) -> None:
-    template = _check_keys(
-        value,
-        "template",
-        required={"name": str, "language": dict},
-        optional={"components": list},
-    )
-    language = _check_keys(
-        template["language"], "template.language", required={"code": str}, optional={"policy": str}
-    )
-    count = 0
-    for index, component in enumerate(template.get("components", [])):
-        part = _check_keys(
-            component,
-            f"template.components[{index}]",
-            required={"type": str},
-            optional={"parameters": list, "sub_type": str, "index": str},
-        )
-        for number, parameter in enumerate(part.get("parameters", [])):
-            _check_keys(
-                parameter,
-                f"template.components[{index}].parameters[{number}]",
-                required={"type": str, "text": str},
-            )
-            count += 1 if part["type"] == "body" else 0
-    if fake.templates is None:
-        return
-    known = fake.templates.get(template["name"])
-    if known is None or known[0] != language["code"]:
-        raise Refused(
-            f"template name ({template['name']}) does not exist in {language['code']}", code=132001
-        )
-    if known[1] != count:
-        raise Refused(
-            f"Number of parameters does not match the expected number of params ({known[1]})",
-            code=132000,
-        )

@@ -252,8 +252,8 @@ async def test_reconnect_keeps_one_check(
 # --- sends -------------------------------------------------------------------------------
 
 
-async def test_text_goes_as_is(engine: CloudEngine, graph: GraphApiFake) -> None:
-    wa_id = await engine.send(KEY, TO, Text("*Olá* _Maria_"), message_id="3EB0IGNORED")
+async def test_text_goes_as_is_with_its_reference(engine: CloudEngine, graph: GraphApiFake) -> None:
+    wa_id = await engine.send(KEY, TO, Text("*Olá* _Maria_"), message_id="zb1:7:3EB0ABC")
     (body,) = graph.messages
     assert body == {
         "messaging_product": "whatsapp",
@@ -261,8 +261,44 @@ async def test_text_goes_as_is(engine: CloudEngine, graph: GraphApiFake) -> None
         "to": "5511987654321",
         "type": "text",
         "text": {"body": "*Olá* _Maria_", "preview_url": False},
+        "biz_opaque_callback_data": "zb1:7:3EB0ABC",
     }
     assert wa_id.startswith("wamid.") and wa_id == last_answered_id(graph)
+
+
+async def test_without_a_reference_no_callback_data_is_sent(
+    engine: CloudEngine, graph: GraphApiFake
+) -> None:
+    await engine.send(KEY, TO, Text("x"))
+    assert "biz_opaque_callback_data" not in graph.messages[0]
+
+
+async def test_every_kind_of_send_carries_its_reference(
+    engine: CloudEngine, graph: GraphApiFake
+) -> None:
+    audio = Media(MediaKind.AUDIO, "audio/mpeg", data=b"ID3", caption="listen")
+    await engine.send(KEY, TO, audio, message_id="ref-audio")
+    await engine.react(
+        KEY, TO, target="wamid.T", target_sender=TO, emoji="👍", message_id="ref-reaction"
+    )
+    await engine.send_template(
+        KEY, TO, name="hello", language="en_US", params=[], message_id="ref-template"
+    )
+    references = [(m["type"], m.get("biz_opaque_callback_data")) for m in graph.messages]
+    assert references == [
+        ("audio", "ref-audio"),
+        ("text", None),  # the caption after it: the audio's statuses name the delivery
+        ("reaction", "ref-reaction"),
+        ("template", "ref-template"),
+    ]
+
+
+async def test_a_reference_longer_than_meta_takes_sends_nothing(
+    engine: CloudEngine, graph: GraphApiFake
+) -> None:
+    with pytest.raises(PermanentDeliveryError, match="1 to 512 characters"):
+        await engine.send(KEY, TO, Text("x"), message_id="r" * 513)
+    assert graph.messages == []
 
 
 async def test_location_and_contacts(engine: CloudEngine, graph: GraphApiFake) -> None:

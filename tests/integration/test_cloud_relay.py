@@ -8,13 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bridge.core.frontend import AuthorKind, ChatAddress, Reply
 from bridge.db.database import Database
-from bridge.model import Party, Reaction, Text
-from bridge.whatsapp.engine import SendFailedEvent
+from bridge.model import AckStatus, Party, Reaction, Text
+from bridge.whatsapp.engine import ReceiptEvent, SendFailedEvent
 from tests.fakes.frontend import FakeFrontend
 from tests.harness.cloud_bridge import CloudHarness
 from tests.harness.core import CUSTOMER
@@ -278,3 +279,43 @@ async def test_status_shows_the_account_facts(cloud: CloudHarness) -> None:
 
 def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def test_a_status_before_the_sends_answer_records_the_same_id(
+    cloud: CloudHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meta's ``sent`` may reach the webhook before the send's own answer: both name
+    the same message, once (docs/cloud.md, "Sending twice")."""
+    matrix = cloud.frontends["matrix"]
+    engine = cloud.cloud
+    plain_send = engine.send
+    references: list[str | None] = []
+
+    async def report_then_answer(
+        key: str, to: str, content: Any, *, quote: Any = None, message_id: str | None = None
+    ) -> str:
+        await plain_send(key, to, content, quote=quote, message_id=message_id)
+        references.append(message_id)
+        status = ReceiptEvent(
+            key,
+            chat=Party(phone=to),
+            ids=("wamid.EARLY",),
+            status=AckStatus.DELIVERED,  # its receipt is kept: the message is known by then
+            timestamp=cloud.clock.now(),
+            reference=message_id,
+        )
+        await engine.emit(status)  # the webhook's status, before this answer
+        return "wamid.EARLY"
+
+    await cloud.customer(text="Oi")
+    monkeypatch.setattr(engine, "send", report_then_answer)
+    await matrix.attendant(thread_of(matrix), BOB, "Um momento", name="Bob")
+    await cloud.settle()
+    (reference,) = references
+    assert reference is not None and reference.startswith("zb1:")
+    session_id = cloud.bridge.session_ids["acme/sales"]
+    row = await cloud.bridge.repos.messages.find_by_wa_id(session_id, "wamid.EARLY")
+    assert row is not None and row.content.get("body") == "Um momento"
+    assert row.ack == "delivered"
+    assert await cloud.bridge.repos.outbox.count_pending() == 0
+    assert [m for m in cloud.outbound() if m.get("text") == "*Bob:*\nUm momento"] != []

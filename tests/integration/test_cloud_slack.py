@@ -197,3 +197,102 @@ async def test_a_failed_status_shows_in_the_thread_and_the_window_refuses_late_r
     await until(lambda: graph.sent("template"), what="the template sent")
     (template,) = graph.sent("template")
     assert template["template"]["name"] == "hello"
+
+
+# --- sending twice (docs/cloud.md, "Sending twice") ---------------------------------
+
+
+async def post_status(h: SlackHarness, item: dict[str, Any]) -> None:
+    assert await post_webhook(h, webhook_body({"statuses": [item]})) == 200
+    await h.settle()
+
+
+def taken(graph: GraphApiFake, text: str) -> list[int]:
+    """The indexes of the messages Meta took whose text ends with ``text``."""
+    return [
+        index
+        for index, body in enumerate(graph.messages)
+        if body.get("text", {}).get("body", "").endswith(text)
+    ]
+
+
+async def reply_whose_answer_is_lost(
+    h: SlackHarness, graph: GraphApiFake, text: str, *, status: int = 500
+) -> int:
+    """The attendant's ``text`` taken by Meta, but its answer lost (``status`` 500, or
+    0: the connection dropped); the index of the message Meta took."""
+    await customer_writes(h, "oi", wamid="wamid.IN3")
+    graph.fail_next(status, route="messages", applied=True)
+    await attendant_says(h, text)
+    await until(lambda: taken(graph, text), what="the reply taken by Meta")
+    await h.settle()
+    assert await h.bridge.repos.outbox.count_pending() == 1, "the delivery waits for its retry"
+    (index,) = taken(graph, text)
+    return index
+
+
+async def reply_row(h: SlackHarness, text: str) -> Any:
+    rows = await h.bridge.repos.messages.list_by_ticket(1)
+    (row,) = [r for r in rows if str(r.content.get("body")) == text]
+    return row
+
+
+@pytest.mark.parametrize("status", [500, 0], ids=["answered 500", "connection dropped"])
+async def test_a_status_after_a_lost_answer_prevents_the_second_send(
+    h: SlackHarness, graph: GraphApiFake, status: int
+) -> None:
+    index = await reply_whose_answer_is_lost(h, graph, "Chega amanhã.", status=status)
+    sent = graph.status_of(index, "sent", timestamp=h.clock.now())
+    assert sent["biz_opaque_callback_data"].startswith("zb1:")
+    await post_status(h, sent)
+    assert (await reply_row(h, "Chega amanhã.")).wa_id == graph.message_ids[index]
+    await h.run_for(120, step=5)  # the outbox's retry comes, and finds it sent
+    assert taken(graph, "Chega amanhã.") == [index], "exactly one message at Meta"
+    assert await h.bridge.repos.outbox.count_pending() == 0
+    assert await h.bridge.repos.outbox.count_dead() == 0
+    await post_status(h, graph.status_of(index, "delivered", timestamp=h.clock.now()))
+    assert (await reply_row(h, "Chega amanhã.")).ack == "delivered"  # receipts as usual
+
+
+async def test_without_a_status_the_retry_sends_it_again(
+    h: SlackHarness, graph: GraphApiFake
+) -> None:
+    first = await reply_whose_answer_is_lost(h, graph, "Chega amanhã.")
+    await h.run_for(120, step=5)
+    first_again, second = taken(graph, "Chega amanhã.")  # what remains possible
+    assert first_again == first
+    row = await reply_row(h, "Chega amanhã.")
+    assert row.wa_id == graph.message_ids[second]
+    # the first one's late status changes nothing: the message keeps the id it was sent with
+    await post_status(h, graph.status_of(first, "sent", timestamp=h.clock.now()))
+    assert (await reply_row(h, "Chega amanhã.")).wa_id == graph.message_ids[second]
+
+
+async def test_a_status_after_the_answer_is_a_receipt_as_usual(
+    h: SlackHarness, graph: GraphApiFake
+) -> None:
+    await customer_writes(h, "oi", wamid="wamid.IN4")
+    await attendant_says(h, "Pronto.")
+    await until(lambda: taken(graph, "Pronto."), what="the reply sent")
+    await h.settle()
+    (index,) = taken(graph, "Pronto.")
+    assert (await reply_row(h, "Pronto.")).wa_id == graph.message_ids[index]
+    await post_status(h, graph.status_of(index, "read", timestamp=h.clock.now()))
+    row = await reply_row(h, "Pronto.")
+    assert (row.wa_id, row.ack) == (graph.message_ids[index], "read")
+
+
+async def test_a_reference_not_ours_attaches_nothing(h: SlackHarness, graph: GraphApiFake) -> None:
+    index = await reply_whose_answer_is_lost(h, graph, "Chega amanhã.")
+    sent = graph.status_of(index, "sent", timestamp=h.clock.now())
+    prefix, row_id, derived = sent["biz_opaque_callback_data"].split(":")
+    forged = [
+        f"{prefix}:{row_id}:3EB0{'0' * 18}",  # the right row, not its derived id
+        f"{prefix}:{int(row_id) - 1}:{derived}",  # another row
+        "an id of some other software",
+    ]
+    for reference in forged:
+        await post_status(h, {**sent, "biz_opaque_callback_data": reference})
+    assert (await reply_row(h, "Chega amanhã.")).wa_id is None
+    await h.run_for(120, step=5)
+    assert len(taken(graph, "Chega amanhã.")) == 2

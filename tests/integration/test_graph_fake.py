@@ -79,3 +79,46 @@ async def test_links_expire(graph: GraphApiFake) -> None:
         assert info["file_size"] == 4 and info["mime_type"] == "image/png"
         async with http.get(info["url"]) as response:
             assert response.status == 404  # link_seconds=0: expired at once
+
+
+async def test_callback_data_is_taken_up_to_512_characters(graph: GraphApiFake) -> None:
+    text = {**ENVELOPE, "type": "text", "text": {"body": "x"}}
+    status, _ = await post(graph, {**text, "biz_opaque_callback_data": "r" * 512})
+    assert status == 200
+    status, answer = await post(graph, {**text, "biz_opaque_callback_data": "r" * 513})
+    assert status == 400 and "biz_opaque_callback_data" in answer["error"]["error_data"]["details"]
+    status, _ = await post(graph, {**text, "biz_opaque_callback_data": 7})
+    assert status == 400
+    (taken,) = graph.messages
+    item = graph.status_of(0, "sent", timestamp=1_700_000_000.9)
+    assert item == {
+        "id": graph.message_ids[0],
+        "status": "sent",
+        "timestamp": "1700000000",
+        "recipient_id": "15550100",
+        "biz_opaque_callback_data": "r" * 512,
+    }
+    assert taken["text"] == {"body": "x"}
+
+
+async def test_an_applied_failure_takes_the_message_then_fails(graph: GraphApiFake) -> None:
+    graph.fail_next(500, 131000, route="messages", applied=True)
+    status, _ = await post(graph, {**ENVELOPE, "type": "text", "text": {"body": "x"}})
+    assert status == 500
+    assert [m["text"]["body"] for m in graph.messages] == ["x"] and graph.message_ids
+    status, _ = await post(graph, {**ENVELOPE, "type": "text", "text": {"body": "y"}})
+    assert status == 200 and len(graph.messages) == 2  # one call only
+
+
+async def test_a_plain_failure_takes_nothing(graph: GraphApiFake) -> None:
+    graph.fail_next(500, 131000, route="messages")
+    status, _ = await post(graph, {**ENVELOPE, "type": "text", "text": {"body": "x"}})
+    assert status == 500 and graph.messages == []
+
+
+async def test_a_dropped_connection_after_taking_the_message(graph: GraphApiFake) -> None:
+    graph.fail_next(0, route="messages", applied=True)
+    with pytest.raises(aiohttp.ClientError):
+        await post(graph, {**ENVELOPE, "type": "text", "text": {"body": "x"}})
+    assert [m["text"]["body"] for m in graph.messages] == ["x"]
+    assert graph.calls_to("messages")[0].status == 0

@@ -428,6 +428,29 @@ def test_a_failed_status_is_a_send_failure_with_metas_words(
     ]
 
 
+def test_statuses_carry_the_reference_of_their_send() -> None:
+    reference = "zb1:41:3EB0AABBCCDDEEFF001122"
+    sent, failed = events(
+        body(
+            statuses=[
+                status("sent", biz_opaque_callback_data=reference),
+                status("failed", biz_opaque_callback_data=reference, errors=[{"code": 131026}]),
+            ]
+        )
+    )
+    assert isinstance(sent, ReceiptEvent) and sent.reference == reference
+    assert isinstance(failed, SendFailedEvent) and failed.reference == reference
+    (plain,) = events(body(statuses=[status("read", biz_opaque_callback_data="")]))
+    assert isinstance(plain, ReceiptEvent) and plain.reference is None
+
+
+@pytest.mark.parametrize("reference", [41, "r" * 513], ids=["a number", "too long"])
+def test_a_status_with_an_unreadable_reference_is_set_aside(reference: object) -> None:
+    (found,) = events(body(statuses=[status("sent", biz_opaque_callback_data=reference)]))
+    assert isinstance(found, EngineErrorEvent)
+    assert "biz_opaque_callback_data" in found.explanation and found.event_id == OUR_WAMID
+
+
 def test_other_statuses_are_left_out() -> None:
     assert events(body(statuses=[status("deleted"), status("warning")])) == []
 
@@ -607,7 +630,10 @@ KIND_NAMES = st.sampled_from(
     kind=KIND_NAMES,
     part=JSON,
     envelope=st.dictionaries(st.sampled_from(["id", "from", "context", "timestamp"]), JSON),
-    state=st.dictionaries(st.sampled_from(["id", "status", "recipient_id", "errors"]), JSON),
+    state=st.dictionaries(
+        st.sampled_from(["id", "status", "recipient_id", "errors", "biz_opaque_callback_data"]),
+        JSON,
+    ),
     contact=st.dictionaries(st.sampled_from(["wa_id", "profile"]), JSON),
 )
 def test_any_message_or_status_gives_events_and_never_raises(

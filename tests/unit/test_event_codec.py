@@ -36,8 +36,15 @@ from bridge.whatsapp.engine import (
     MessageEvent,
     QRCodeEvent,
     ReceiptEvent,
+    SendFailedEvent,
 )
-from bridge.whatsapp.event_codec import EventCodec, decode_event, encode_event, event_lane
+from bridge.whatsapp.event_codec import (
+    JOURNALED_EVENTS,
+    EventCodec,
+    decode_event,
+    encode_event,
+    event_lane,
+)
 
 KEY = "acme/sales"
 MARIA = Party(phone="+5511987654321", name="Maria")
@@ -95,6 +102,23 @@ EVENTS = [
     message(Text("do telefone"), from_me=True, wa_id=None, timestamp=0.0),
     MessageEvent(KEY, message=message(Text("histórico")).message, history=True),
     ReceiptEvent(KEY, chat=MARIA, ids=("3EB0A", "3EB0B"), status=AckStatus.READ, timestamp=17.5),
+    ReceiptEvent(
+        KEY,
+        chat=MARIA,
+        ids=("wamid.HBgN",),
+        status=AckStatus.SENT,
+        timestamp=17.0,
+        reference="zb1:41:3EB0AABBCCDDEEFF001122",
+    ),
+    SendFailedEvent(
+        KEY,
+        chat=MARIA,
+        message_id="wamid.HBgN",
+        reason="Message undeliverable",
+        code=131026,
+        reference="zb1:41:3EB0AABBCCDDEEFF001122",
+    ),
+    SendFailedEvent(KEY, chat=MARIA, message_id="wamid.X", reason="no reason given"),
     ContactUpdateEvent(KEY, party=Party(phone="+5511987654321", lid="12345", name="Maria")),
     ContactUpdateEvent(KEY, party=MARIA, avatar_url="https://pps.whatsapp.net/v/avatar.jpg"),
     EngineErrorEvent(KEY, explanation="a WhatsApp Message event was set aside: bad", event_id="X"),
@@ -115,6 +139,57 @@ def test_media_keeps_the_download_reference_not_bytes() -> None:
 def test_receipt_content_round_trips_too() -> None:
     event = message(Receipt(("3EB0A",), AckStatus.DELIVERED))
     assert through_json(event) == event
+
+
+def test_every_journaled_kind_is_in_the_examples() -> None:
+    assert {type(e) for e in EVENTS} == set(JOURNALED_EVENTS)
+
+
+# --- records written by earlier versions are read back the same ------------------------------
+
+RECEIPT_BEFORE_REFERENCES = {  # as written before receipts carried a reference
+    "v": 1,
+    "session": KEY,
+    "type": "receipt",
+    "chat": {"phone": "+5511987654321", "lid": None, "group": None, "name": "Maria"},
+    "ids": ["3EB0A", "3EB0B"],
+    "status": "read",
+    "timestamp": 17.5,
+}
+RECEIPT = {**RECEIPT_BEFORE_REFERENCES, "ids": ["wamid.HBgN"], "reference": "zb1:41:3EB0AB"}
+SEND_FAILED = {
+    "v": 1,
+    "session": KEY,
+    "type": "send_failed",
+    "chat": {"phone": "+5511987654321", "lid": None, "group": None, "name": "Maria"},
+    "message_id": "wamid.HBgN",
+    "reason": "Message undeliverable",
+    "code": 131026,
+    "reference": "zb1:41:3EB0AB",
+}
+
+
+def test_a_receipt_kept_before_references_is_read_back() -> None:
+    event = decode_event(RECEIPT_BEFORE_REFERENCES)
+    assert event == EVENTS[14]
+    assert isinstance(event, ReceiptEvent) and event.reference is None
+
+
+@pytest.mark.parametrize("body", [RECEIPT, SEND_FAILED], ids=["receipt", "send_failed"])
+def test_the_record_shapes_stay_as_written(body: dict[str, Any]) -> None:
+    assert encode_event(decode_event(body)) == body
+
+
+def test_a_failed_send_keeps_its_fields() -> None:
+    event = decode_event(SEND_FAILED)
+    assert event == SendFailedEvent(
+        KEY,
+        chat=MARIA,
+        message_id="wamid.HBgN",
+        reason="Message undeliverable",
+        code=131026,
+        reference="zb1:41:3EB0AB",
+    )
 
 
 def test_events_that_are_not_journaled_are_refused() -> None:
@@ -172,6 +247,12 @@ RECEIPT_BAD_STATUS = {
         {"v": 1, "session": KEY, "type": "receipt", "chat": {"phone": "+1"}, "ids": [1]},
         RECEIPT_BAD_STATUS,
         {"v": 1, "session": KEY, "type": "error", "explanation": "x"},
+        {**RECEIPT_BAD_STATUS, "status": "read", "reference": 41},
+        {**SEND_FAILED, "code": "131026"},
+        {**SEND_FAILED, "code": -1},
+        {**SEND_FAILED, "message_id": None},
+        {**SEND_FAILED, "reason": 7},
+        {**SEND_FAILED, "chat": None},
     ],
 )
 def test_a_body_that_is_not_an_event_is_refused(body: dict[str, Any]) -> None:
@@ -242,8 +323,9 @@ def test_any_text_message_round_trips(
 def test_a_chat_is_a_replay_lane() -> None:
     receipt = ReceiptEvent(KEY, chat=MARIA, ids=("3EB0A",), status=AckStatus.READ, timestamp=1)
     contact = ContactUpdateEvent(KEY, party=MARIA)
-    lanes = {event_lane(e) for e in (EVENTS[0], EVENTS[7], receipt, contact)}
-    assert lanes == {"acme/sales +5511987654321"}  # a message, a reaction, a receipt
+    failed = SendFailedEvent(KEY, chat=MARIA, message_id="wamid.X", reason="gone")
+    lanes = {event_lane(e) for e in (EVENTS[0], EVENTS[7], receipt, contact, failed)}
+    assert lanes == {"acme/sales +5511987654321"}  # a message, a reaction, a receipt, a failure
     assert event_lane(EVENTS[10]) == "acme/sales 120363025246125486@g.us"
     assert event_lane(EVENTS[11]) == "acme/sales 123456789012345@lid"
     other = MessageEvent("acme/support", message=EVENTS[0].message)  # type: ignore[attr-defined]

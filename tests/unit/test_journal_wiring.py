@@ -27,6 +27,7 @@ from bridge.whatsapp.engine import (
     MessageEvent,
     QRCodeEvent,
     ReceiptEvent,
+    SendFailedEvent,
 )
 from bridge.whatsapp.event_codec import EventCodec
 from tests.fakes.neonize_client import EngineHarness
@@ -101,6 +102,20 @@ async def test_engine_events_the_database_refuses_are_kept_and_replayed_in_order
     assert kinds == ["QRCodeEvent", "3EB00001", "ReceiptEvent", "3EB00002"]
     # the last message went through the journal too, behind the kept ones
     assert h.metric('zapbridge_inbound_journaled_total{journal="whatsapp"}') == 3
+
+
+async def test_a_failed_send_the_database_refuses_is_kept_and_replayed(tmp_path: Path) -> None:
+    h, downstream, journal = await with_journal(tmp_path)
+    downstream.down = True
+    failed = SendFailedEvent(
+        KEY, chat=MARIA, message_id="wamid.X", reason="undeliverable", code=131026, reference="r"
+    )
+    await h.engine.send_event(failed)  # not raised to the engine: kept
+    assert journal.pending == 1
+    downstream.down = False
+    await until(lambda: not journal.holding, clock=h.clock)
+    await journal.stop()
+    assert downstream.taken == [failed]
 
 
 async def test_a_message_neither_stored_nor_kept_is_raised_to_the_engine(

@@ -14,11 +14,15 @@ session (one aiohttp session for the engine) with the JSON of
 here: Meta posts it to the bridge's webhook (:mod:`bridge.whatsapp.cloud.webhook`),
 which hands the events to :meth:`CloudEngine.emit`.
 
-Caller-chosen message ids (``message_id`` of ``send``/``react``/``send_template``)
-are **ignored**: the Graph API names every message itself (``wamid.…``) and takes no
-id from the sender, so a delivery whose send succeeded but whose id was not yet
-stored when the bridge died is sent again after the restart. Sent messages can be
-neither edited nor deleted through the Cloud API: ``edit`` and ``revoke`` refuse.
+The Graph API names every message itself (``wamid.…``) and takes no id from the
+sender. So ``message_id`` of ``send``/``react``/``send_template`` is the send's
+*reference* instead: it rides in ``biz_opaque_callback_data``, which Meta echoes in
+every status of that message (:mod:`bridge.whatsapp.cloud.inbound` hands it on as the
+events' ``reference``). The core uses it to learn the ``wamid`` of a send whose
+answer was lost; what remains possible is in docs/cloud.md, "Sending twice". A
+media's caption sent after it as a text carries no reference: the media's own
+statuses name the delivery. Sent messages can be neither edited nor deleted through
+the Cloud API: ``edit`` and ``revoke`` refuse.
 """
 
 from __future__ import annotations
@@ -179,7 +183,7 @@ class CloudEngine(Engine):
         await self.emit(LoggedOutEvent(key, reason=exc.explanation, action=TOKEN_REFUSED_ACTION))
 
     # --- calls ------------------------------------------------------------------------
-    # ``message_id`` is ignored: see the module docstring.
+    # ``message_id`` is the send's reference: see the module docstring.
 
     async def send(
         self,
@@ -194,10 +198,10 @@ class CloudEngine(Engine):
         outbound.recipient(to)  # refused before a file is uploaded for nothing
         if not isinstance(content, Media):
             payload = outbound.message_payload(to, content, quote=quote)
-            return await self._guarded(key, client.send_message(payload))
+            return await self._send(key, client, payload, reference=message_id)
         media_id = await self._guarded(key, self._upload(client, content))
         payload = outbound.message_payload(to, content, media_id=media_id, quote=quote)
-        wa_id = await self._guarded(key, client.send_message(payload))
+        wa_id = await self._send(key, client, payload, reference=message_id)
         caption = outbound.detached_caption(content)
         if caption is not None:
             await self._guarded(
@@ -225,7 +229,7 @@ class CloudEngine(Engine):
     ) -> str:
         client = self._connected_client(key)
         payload = outbound.reaction_payload(to, target=target, emoji=emoji)
-        return await self._guarded(key, client.send_message(payload))
+        return await self._send(key, client, payload, reference=message_id)
 
     async def edit(
         self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
@@ -269,7 +273,7 @@ class CloudEngine(Engine):
     ) -> str:
         client = self._connected_client(key)
         payload = outbound.template_payload(to, name=name, language=language, params=params)
-        return await self._guarded(key, client.send_message(payload))
+        return await self._send(key, client, payload, reference=message_id)
 
     async def account_facts(self, key: str) -> dict[str, str]:
         """The number's display name, quality rating and messaging limit, for
@@ -306,6 +310,13 @@ class CloudEngine(Engine):
         if key not in self._connected:
             raise SessionNotConnected(f"the Cloud API session {key} is not connected")
         return self._client(key)
+
+    async def _send(
+        self, key: str, client: GraphClient, payload: outbound.JsonDict, *, reference: str | None
+    ) -> str:
+        """POST ``payload`` with ``reference`` as its callback data; Meta's ``wamid``."""
+        payload = outbound.with_reference(payload, reference)
+        return await self._guarded(key, client.send_message(payload))
 
     async def _guarded(self, key: str, call: Awaitable[T]) -> T:
         """``call``'s result; a refused token also reports the session logged out."""

@@ -32,8 +32,9 @@ first message of each sender in a change is preceded by a
 
 Statuses (``value.statuses[]``): ``sent``, ``delivered`` and ``read`` become
 :class:`ReceiptEvent`\\ s; ``failed`` a :class:`SendFailedEvent` with Meta's error
-code and words (``errors[0]``); others are left out. Errors of the change itself
-(``value.errors[]``) become :class:`EngineErrorEvent`\\ s.
+code and words (``errors[0]``); others are left out. Both carry the send's
+``biz_opaque_callback_data`` as their ``reference`` (docs/cloud.md, "Sending
+twice"). Errors of the change itself (``value.errors[]``) become :class:`EngineErrorEvent`\\ s.
 
 Phones: Meta's ``from``, ``wa_id`` and ``recipient_id`` are digits without ``+``;
 they are normalised by :func:`bridge.phone.normalize_phone` like every engine's, so
@@ -98,6 +99,7 @@ MAX_TEXT_CHARS = 65_536  # a text or caption (Meta's own limit is 4,096)
 MAX_NAME_CHARS = 1_024  # a file, place or contact name, an address, an e-mail
 MAX_PUSH_NAME_CHARS = 256  # a profile name is cut to this
 MAX_ID_CHARS = 256  # a wamid (about 60 characters) or a media id
+MAX_REFERENCE_CHARS = 512  # biz_opaque_callback_data, as Meta takes it
 MAX_PHONE_CHARS = 64  # a phone as Meta writes it (digits) or as a card shows it
 MAX_TYPE_CHARS = 64  # a message type, status, field or object name
 MAX_EMOJI_CHARS = 32  # the longest emoji sequences (flags, families) are about 10
@@ -517,16 +519,22 @@ def _status(session: str, fields: CloudFields) -> EngineEvent | None:
     wa_id = fields.ident("id")
     status = fields.string("status", limit=MAX_TYPE_CHARS)
     chat = Party(phone=fields.phone("recipient_id"))
+    reference = fields.optional_string("biz_opaque_callback_data", limit=MAX_REFERENCE_CHARS)
+    reference = reference or None  # an empty one is none
     if status == "failed":
         errors = fields.objects("errors", limit=MAX_ITEMS)
         reason, code = _reason(errors[0]) if errors else (NO_REASON, None)
-        return SendFailedEvent(session, chat=chat, message_id=wa_id, reason=reason, code=code)
+        return SendFailedEvent(
+            session, chat=chat, message_id=wa_id, reason=reason, code=code, reference=reference
+        )
     ack = RECEIPTS.get(status)
     if ack is None:
         log.info("status %r of message %s left out: not bridged", status, wa_id)
         return None
     timestamp = _seconds(fields.raw("timestamp"))
-    return ReceiptEvent(session, chat=chat, ids=(wa_id,), status=ack, timestamp=timestamp)
+    return ReceiptEvent(
+        session, chat=chat, ids=(wa_id,), status=ack, timestamp=timestamp, reference=reference
+    )
 
 
 def _reason(fields: CloudFields) -> tuple[str, int | None]:

@@ -14,6 +14,8 @@ object of that type, and ``context.message_id`` for a reply.
   ``wa_id``, emails, company), read with :mod:`bridge.vcard`.
 - Reactions name their target; an empty emoji removes the reaction.
 - Templates take their body parameters in order (``{{1}}``, ``{{2}}``, …).
+- A send's reference (:func:`with_reference`) rides in ``biz_opaque_callback_data``,
+  which Meta echoes in every status of that message (docs/cloud.md, "Sending twice").
 
 What the Cloud API cannot send (groups, LIDs, edits, deletions, unsupported kinds)
 is refused with a :class:`~bridge.errors.PermanentDeliveryError` saying so.
@@ -44,6 +46,7 @@ JsonDict = dict[str, Any]
 MAX_TEXT_CHARS = 4096  # a text message's body
 MAX_CAPTION_CHARS = 1024  # a media caption
 MAX_TEMPLATE_PARAM_CHARS = 1024  # one body parameter of a template
+MAX_REFERENCE_CHARS = 512  # biz_opaque_callback_data
 
 _MEDIA_TYPES: dict[MediaKind, str] = {
     MediaKind.IMAGE: "image",
@@ -87,6 +90,18 @@ def _envelope(to: str, kind: str, body: JsonDict, quote: Quote | None = None) ->
     if quote is not None:
         payload["context"] = {"message_id": quote.wa_id}
     return payload
+
+
+def with_reference(payload: JsonDict, reference: str | None) -> JsonDict:
+    """``payload`` carrying ``reference`` as its ``biz_opaque_callback_data`` (none when
+    ``reference`` is None); a reference longer than Meta takes is refused."""
+    if reference is None:
+        return payload
+    if not reference or len(reference) > MAX_REFERENCE_CHARS:
+        raise PermanentDeliveryError(
+            f"a send's reference must be 1 to {MAX_REFERENCE_CHARS} characters"
+        )
+    return {**payload, "biz_opaque_callback_data": reference}
 
 
 def message_payload(
