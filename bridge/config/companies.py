@@ -13,10 +13,12 @@ from bridge.config.fields import read_fields
 from bridge.config.kinds import DAYS, HOURS, TIMEZONE
 from bridge.config.mapping import MISSING, MappingReader
 from bridge.config.problems import Seen
+from bridge.config.quick_replies import read_quick_replies
 from bridge.config.schema import (
     BusinessHours,
     CompanyConfig,
     CompanyOpsConfig,
+    MediaConfig,
     SessionConfig,
     SlackConfig,
 )
@@ -51,6 +53,8 @@ class _AcrossSessions:
     channels: _SlackChannels
     default_engine: str
     """``whatsapp.engine``, for a session without its own ``engine``."""
+    media: MediaConfig
+    """``media``, which bounds the quick replies' files."""
     cloud_numbers: Seen = field(default_factory=Seen)
 
     def engine(self, chosen: str | None) -> SessionEngine:
@@ -60,11 +64,11 @@ class _AcrossSessions:
 
 
 def read_companies(
-    root: MappingReader, *, slack: SlackConfig, default_engine: str
+    root: MappingReader, *, slack: SlackConfig, default_engine: str, media: MediaConfig
 ) -> tuple[CompanyConfig, ...]:
     companies = []
     ids = Seen()
-    shared = _AcrossSessions(_SlackChannels(slack.enabled), default_engine)
+    shared = _AcrossSessions(_SlackChannels(slack.enabled), default_engine, media)
     for raw, path, line in root.items("companies"):
         m = MappingReader(root.ctx, raw, path=path, line=line)
         company = _read_company(m, shared)
@@ -85,6 +89,7 @@ def _read_company(m: MappingReader, shared: _AcrossSessions) -> CompanyConfig:
         readers={
             "ops": lambda _: _read_company_ops(m.child("ops"), shared.channels),
             "sessions": lambda read: _read_sessions(m, company_id=read["id"], shared=shared),
+            "quick_replies": lambda _: read_quick_replies(m, media=shared.media),
         },
         then={"id": lambda company_id: company_id or ""},
     ).values

@@ -200,6 +200,7 @@ TEMPLATE_LANGUAGE = text_kind(
     "a template language code like en_US, pt_BR or es", r"[a-z]{2,3}(_[A-Za-z]{2,4})?"
 )
 CLOUD_API_VERSION = text_kind("a Graph API version like v21.0", r"v[0-9]+\.[0-9]+")
+SHORTCUT = text_kind("a shortcut of letters, digits, '_' or '-' (like price)", r"[A-Za-z0-9_-]+")
 HOST = text_kind("a host name or IP address", r"[^\s/]+")
 SERVER_NAME = text_kind("a server name like example.com (not a URL)", r"[A-Za-z0-9.\-\[\]:]+")
 LOCALPART = text_kind("a Matrix localpart of a-z, 0-9, . _ = - /", r"[a-z0-9._=/+-]+")

@@ -30,6 +30,7 @@ from bridge.config.kinds import (
     PORT,
     POSITIVE,
     SERVER_NAME,
+    SHORTCUT,
     SLACK_CHANNEL,
     SLUG,
     TEMPLATE_LANGUAGE,
@@ -290,6 +291,18 @@ class CompanyOpsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QuickReply:
+    """A saved answer an attendant sends with ``!r <shortcut>`` (docs/commands.md):
+    ``{name}``, ``{ticket}`` and ``{attendant}`` in ``text`` are filled in."""
+
+    shortcut: str = field(metadata=scalar(SHORTCUT))
+    text: str = field(metadata=scalar(TEXT))
+    file: str | None = field(default=None, metadata=scalar(PATH))
+    """Relative to the config file's directory (quick_replies.py makes it absolute);
+    read when the reply is sent, and sent with ``text`` as its caption."""
+
+
+@dataclass(frozen=True, slots=True)
 class CompanyConfig:
     id: str = field(metadata=scalar(SLUG))
     name: str = field(default="", metadata=scalar(TEXT))
@@ -298,6 +311,7 @@ class CompanyConfig:
     attendants: tuple[str, ...] = field(default=(), metadata=items(USER_ID))
     ops: CompanyOpsConfig = field(default_factory=CompanyOpsConfig, metadata=READ_BY_SECTION)
     sessions: tuple[SessionConfig, ...] = field(default=(), metadata=READ_BY_SECTION)
+    quick_replies: tuple[QuickReply, ...] = field(default=(), metadata=READ_BY_SECTION)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -305,6 +319,11 @@ class CompanyConfig:
 
     def find_session(self, name: str) -> SessionConfig | None:
         return next((s for s in self.sessions if s.name == name), None)
+
+    def quick_reply(self, shortcut: str) -> QuickReply | None:
+        """The quick reply of ``shortcut``, in any case (shortcuts are unique so)."""
+        wanted = shortcut.casefold()
+        return next((q for q in self.quick_replies if q.shortcut.casefold() == wanted), None)
 
 
 @dataclass(frozen=True, slots=True)

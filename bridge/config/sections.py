@@ -47,7 +47,7 @@ def read_config(root: MappingReader, path: Path) -> Config:
     media = read_section(root.child("media"), MediaConfig)
     outbox = read_outbox(root.child("outbox"))
     shutdown = read_key(root, "shutdown_timeout_seconds", section=Config)
-    companies = read_companies(root, slack=slack, default_engine=whatsapp.engine)
+    companies = read_companies(root, slack=slack, default_engine=whatsapp.engine, media=media)
     matrix_user = _first_matrix_user(companies)
     homeserver = read_homeserver(root, matrix_user)
     appservice = read_appservice(root.child("appservice"), matrix_user)

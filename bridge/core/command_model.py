@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bridge.config import CompanyConfig, Config
+from bridge.config import CompanyConfig, Config, QuickReply
 from bridge.config.schema import CloudTemplate
 from bridge.core import command_texts as texts
 from bridge.errors import InvalidInput
@@ -76,6 +76,9 @@ class CommandContext:
 class CommandReply:
     text: str  # WhatsApp-style markup (*bold*); frontends convert
     ephemeral: bool = False  # only for the sender (refusals, errors); Slack may honour it
+    quick_reply: QuickReply | None = None
+    """``!r``: the relay sends this to the customer as the attendant's own message
+    (bridge/core/quick_replies.py); ``text`` is then empty."""
 
 
 # --- what commands act on (implemented by the relay and the app) ----------------------

@@ -63,6 +63,11 @@ TEMPLATE = CommandHelp(
 STATS = CommandHelp(
     "ticket counts, first response times and message volume of the company", "!stats"
 )
+QUICK_REPLY = CommandHelp(
+    "send the customer a saved quick reply ({name}, {ticket}, {attendant} filled in)",
+    "!r <shortcut>",
+)
+REPLIES = CommandHelp("the company's quick replies and their shortcuts", "!replies")
 
 
 def usage(line: str) -> str:
@@ -418,3 +423,21 @@ def help_command(
         lines.append(f"{where('ops', frontend=frontend).capitalize()}: {entry.ops_usage}")
     lines.append(f"Works {_where_any(places, frontend=frontend)}.")
     return "\n".join(lines)
+
+
+# --- quick replies (bridge/core/quick_replies.py) --------------------------------------
+
+
+def no_quick_replies(company_name: str) -> str:
+    return f"{company_name} has no quick replies (companies[].quick_replies in the config)."
+
+
+def quick_reply_line(shortcut: str, *, text: str, file_name: str | None) -> str:
+    attached = f" (+ {file_name})" if file_name else ""
+    return f"*{shortcut}*: {text}{attached}"
+
+
+def unknown_quick_reply(shortcut: str, *, suggestions: Iterable[str]) -> str:
+    close = [f"!r {s}" for s in suggestions]
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return f"No quick reply named {shortcut}.{hint} Type !replies for the list."

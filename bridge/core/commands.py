@@ -52,6 +52,7 @@ from bridge.core.command_model import (
     UsageError,
     role_of,
 )
+from bridge.core.quick_replies import run_quick_reply, run_replies
 from bridge.core.session_commands import run_login, run_logout, run_sessions, run_status
 from bridge.core.template_commands import run_template
 from bridge.core.ticket_commands import (
@@ -264,6 +265,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("assign", _T, _THREAD, texts.ASSIGN, run_assign),
     Command("transfer", _T, _THREAD, texts.TRANSFER, run_transfer),
     Command("template", _T, _THREAD, texts.TEMPLATE, run_template),
+    Command("r", _T, _THREAD, texts.QUICK_REPLY, run_quick_reply),
+    Command("replies", _T, ANYWHERE, texts.REPLIES, run_replies),
     Command("tickets", _T, frozenset({RoomKind.CONTROL}), texts.TICKETS, run_tickets),
     Command("login", _A, _SESSION_ROOMS, texts.LOGIN, run_login),
     Command("logout", _A, _SESSION_ROOMS, texts.LOGOUT, run_logout),

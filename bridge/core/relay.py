@@ -17,8 +17,8 @@ from dataclasses import replace
 
 from bridge.cache import bounded
 from bridge.clock import Clock
-from bridge.config import Config, SessionConfig
-from bridge.core import cloud_texts, send_references
+from bridge.config import Config, QuickReply, SessionConfig
+from bridge.core import cloud_texts, quick_replies, send_references
 from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.commands import CommandRegistry
@@ -383,8 +383,10 @@ class Relay:
         return None
 
     async def _relay_attendant_content(
-        self, event: AttendantPost, ticket: TicketView
+        self, event: AttendantPost, ticket: TicketView, *, echo: bool = False
     ) -> Reply | None:
+        """``echo``: the content is not what the attendant's frontend shows (a quick
+        reply), so it is posted there too, and the event is not its platform id."""
         content = event.content
         if isinstance(content, Reaction | Edit | Deletion):
             return await self._relay_attendant_action(event, ticket)
@@ -392,9 +394,12 @@ class Relay:
         if closed is not None:
             return Reply(closed, ephemeral=True)  # nothing stored, sent or mirrored
         quote_id = await self._message_id_of(event, event.reply_to)
-        row = await self._store_attendant_message(event, ticket, kind=_kind_label(content))
+        row = await self._store_attendant_message(
+            event, ticket, kind=_kind_label(content), ref=not echo
+        )
         await self._out.to_whatsapp(ticket, SendAttendantMessage(row.id, quote=quote_id))
-        await self._out.to_frontends(ticket, PostMessage(row.id), skip=event.frontend)
+        skip = None if echo else event.frontend
+        await self._out.to_frontends(ticket, PostMessage(row.id), skip=skip)
         change = await self._tickets.record_attendant_reply(ticket, event.attendant.user_id)
         if change is not None:
             await self._out.publish_change(change)
@@ -425,9 +430,10 @@ class Relay:
         return None
 
     async def _store_attendant_message(
-        self, event: AttendantPost, ticket: TicketView, *, kind: str
+        self, event: AttendantPost, ticket: TicketView, *, kind: str, ref: bool = True
     ) -> MessageRow:
-        """Store what the attendant posted, with its event id on their frontend."""
+        """Store what the attendant posted, with its event id on their frontend
+        (unless ``ref`` is False)."""
         row = await self._repos.messages.insert_outbound(
             NewMessage(
                 ticket_id=ticket.id,
@@ -440,9 +446,10 @@ class Relay:
             ),
             now=self._clock.now(),
         )
-        await self._repos.message_refs.put(
-            row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
-        )
+        if ref:
+            await self._repos.message_refs.put(
+                row.id, frontend=event.frontend, room_id=event.place.room, event_id=event.event_id
+            )
         return row
 
     async def _message_id_of(self, event: ThreadEvent, platform_event: str | None) -> int | None:
@@ -473,10 +480,44 @@ class Relay:
             return ALREADY_DONE
         try:
             reply = await self._commands.handle(ctx, text)
+            if reply is not None and reply.quick_reply is not None:
+                return await self._send_quick_reply(event, reply.quick_reply)
         except BaseException:
             await self._forget(event)
             raise
         return Reply(reply.text, ephemeral=reply.ephemeral) if reply else None
+
+    async def _send_quick_reply(self, event: ThreadEvent, quick: QuickReply) -> Reply | None:
+        """``!r``: the saved reply goes as the attendant's own message would, posted
+        to every frontend of the session (the attendant's thread shows ``!r``, not
+        what was sent)."""
+        ticket = await self._ticket_of(event)
+        if ticket is None:  # the registry ran !r, so the event is in a ticket thread
+            raise BridgeError("!r was typed outside a ticket thread")
+        content: AnyContent = await quick_replies.quick_reply_content(
+            quick,
+            name=ticket.contact_name,
+            ticket=ticket.id,
+            attendant=event.attendant.display_name,
+        )
+        if isinstance(content, Media):
+            too_big = _too_big_for_whatsapp(content, self._config)
+            if too_big is not None:
+                return too_big
+            content = await self._keep_bytes(content)
+        post = AttendantPost(
+            frontend=event.frontend,
+            place=event.place,
+            event_id=event.event_id,
+            attendant=event.attendant,
+            content=content,
+        )
+        async with self._out.transaction():
+            ticket = await self._tickets.get(ticket.id)
+            refusal = self._refuse(post, ticket)
+            if refusal is not None:
+                return refusal
+            return await self._relay_attendant_content(post, ticket, echo=True)
 
     async def _command_context(self, event: ThreadEvent) -> CommandContext | None:
         ticket = await self._ticket_of(event)

@@ -22,6 +22,8 @@ from tests.fakes.frontend import FakeFrontend
 T = TypeVar("T")
 
 CUSTOMER = "+5511987654321"
+QUICK_REPLY_FILE = b"%PDF-1.4 prices"
+"""The bytes of the ``prices`` quick reply's file (replies/prices.pdf)."""
 
 CONFIG = """\
 database: {{url: "sqlite::memory:"}}
@@ -41,6 +43,12 @@ companies:
     name: ACME Support
     admins: ["@alice:localhost"]
     attendants: ["@bob:localhost", "U0BOB"]
+    quick_replies:
+      - shortcut: hello
+        text: "Olá {{name}}, aqui é {{attendant}} (ticket #{{ticket}})."
+      - shortcut: prices
+        text: "Nossa tabela, {{name}}."
+        file: replies/prices.pdf
     sessions:
       - name: sales
         greeting: "Olá! Um atendente já vai falar com você."
@@ -145,6 +153,8 @@ class CoreHarness(BridgeHarness):
     ) -> None:
         self.auto_pair = auto_pair
         text = CONFIG.format(port=free_port(), auto_pair=str(auto_pair).lower())
+        (tmp_path / "replies").mkdir(exist_ok=True)
+        (tmp_path / "replies" / "prices.pdf").write_bytes(QUICK_REPLY_FILE)
         (tmp_path / "config.yaml").write_text(text)
         self.config = parse_config(text, path=tmp_path / "config.yaml")
         self.db = db

@@ -37,6 +37,9 @@ companies:
     admins: ["@alice:localhost", "U0ADMIN"]
     attendants: ["@bob:localhost", "U0BOB", "@carol:localhost"]
     ops: {matrix: true}
+    quick_replies:
+      - {shortcut: hello, text: "Hi {name}, {attendant} here about #{ticket}."}
+      - {shortcut: bye, text: "Bye {name}!"}
     sessions:
       - {name: sales, matrix: true}
       - {name: support, matrix: true}
@@ -306,6 +309,8 @@ CONTRACT: dict[str, tuple[dict[RoomKind, str], str, set[RoomKind], tuple[Any, ..
     ),
     "stats": ({p: "!stats" for p in RoomKind}, "attendant", {C, T, OPS}, None),
     "template": ({p: "!template" for p in RoomKind}, "attendant", {T}, None),
+    "r": ({p: "!r hello" for p in RoomKind}, "attendant", {T}, None),  # the relay sends it
+    "replies": ({p: "!replies" for p in RoomKind}, "attendant", {C, T, OPS}, None),
 }
 
 WRONG_PLACE = {
@@ -316,7 +321,7 @@ WRONG_PLACE = {
     "tickets": "!tickets works in a session's control room.",
     **{
         name: f"!{name} works inside a ticket thread."
-        for name in ("accept", "close", "reopen", "assign", "transfer", "template")
+        for name in ("accept", "close", "reopen", "assign", "transfer", "template", "r")
     },
 }
 
@@ -733,6 +738,9 @@ async def test_help_for_an_attendant_in_a_thread(world: World):
         "or to another session of the company\n"
         "!template [name params…] — send an approved WhatsApp template (Cloud API sessions, "
         "also after the customer's 24-hour window); alone, list them\n"
+        "!r <shortcut> — send the customer a saved quick reply "
+        "({name}, {ticket}, {attendant} filled in)\n"
+        "!replies — the company's quick replies and their shortcuts\n"
         "!status — connection status and phone of this session; in ops, of every session\n"
         "!sessions — every WhatsApp session of the company, one per line\n"
         "!stats — ticket counts, first response times and message volume of the company\n"
@@ -749,7 +757,7 @@ async def test_help_for_an_admin_in_ops_names_sessions(world: World):
     assert "\n!status [session] — " in text
     assert "!close" not in text.split("Elsewhere:")[0]
     assert (
-        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template inside a ticket "
+        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !r inside a ticket "
         "thread; "
         "!tickets in a session's control room." in text
     )
