@@ -146,6 +146,8 @@ class WhatsappConfig:
 @dataclass(frozen=True, slots=True)
 class TicketsConfig:
     reopen_window_minutes: int = field(default=120, metadata=scalar(int_kind(0)))
+    transcript_on_close: bool = field(default=False, metadata=scalar(BOOL))
+    """Post ``ticket-<id>.txt`` into the ticket's threads at every close (transcript.py)."""
 
 
 @dataclass(frozen=True, slots=True)

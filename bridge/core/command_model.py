@@ -152,6 +152,10 @@ class TicketActions(Protocol):
         """Send an approved template to the ticket's customer (a Cloud API session)."""
         ...
 
+    async def post_transcript(self, ticket_id: int) -> TicketLike:
+        """Post the ticket's transcript into its threads (bridge/core/transcript.py)."""
+        ...
+
     async def list(self, session_key: str, *, status: str | None) -> Sequence[TicketLike]:
         """The session's tickets of ``status`` (None: every status), in the order to show."""
         ...

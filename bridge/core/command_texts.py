@@ -68,6 +68,10 @@ QUICK_REPLY = CommandHelp(
     "!r <shortcut>",
 )
 REPLIES = CommandHelp("the company's quick replies and their shortcuts", "!replies")
+TRANSCRIPT = CommandHelp(
+    "post this ticket's transcript (every message with time and author) as a file here",
+    "!transcript",
+)
 
 
 def usage(line: str) -> str:
@@ -441,3 +445,10 @@ def unknown_quick_reply(shortcut: str, *, suggestions: Iterable[str]) -> str:
     close = [f"!r {s}" for s in suggestions]
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
     return f"No quick reply named {shortcut}.{hint} Type !replies for the list."
+
+
+# --- transcripts (bridge/core/transcript.py) ---------------------------------------------
+
+
+def transcript_coming(ticket_id: int, *, filename: str) -> str:
+    return f"The transcript of ticket #{ticket_id} is on its way: {filename}."

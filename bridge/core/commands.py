@@ -64,6 +64,7 @@ from bridge.core.ticket_commands import (
     run_tickets,
     run_transfer,
 )
+from bridge.core.transcript import run_transcript
 from bridge.errors import BridgeError, NotAuthorized
 
 __all__ = ["COMMANDS", "CommandRegistry", "is_command", "parse_command", "run_help", "suggest"]
@@ -267,6 +268,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("template", _T, _THREAD, texts.TEMPLATE, run_template),
     Command("r", _T, _THREAD, texts.QUICK_REPLY, run_quick_reply),
     Command("replies", _T, ANYWHERE, texts.REPLIES, run_replies),
+    Command("transcript", _T, _THREAD, texts.TRANSCRIPT, run_transcript),
     Command("tickets", _T, frozenset({RoomKind.CONTROL}), texts.TICKETS, run_tickets),
     Command("login", _A, _SESSION_ROOMS, texts.LOGIN, run_login),
     Command("logout", _A, _SESSION_ROOMS, texts.LOGOUT, run_logout),

@@ -34,6 +34,7 @@ from bridge.core.operations import (
     Operation,
     OpsMessage,
     PostMessage,
+    PostTranscript,
     SendAttendantMessage,
     SendBotMessage,
     SendTemplate,
@@ -43,8 +44,15 @@ from bridge.core.operations import (
     decode,
     op_name,
 )
+from bridge.core.senders import BOT, BOT_NAME, PHONE, PHONE_NAME
 from bridge.core.session_port import WhatsAppSessions
 from bridge.core.tickets import TicketService, TicketView
+from bridge.core.transcript import (
+    TRANSCRIPT_LIMIT,
+    transcript_file,
+    transcript_text,
+    transcript_zone,
+)
 from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
@@ -69,11 +77,6 @@ from bridge.model import (
 log = logging.getLogger("bridge.core.deliveries")
 
 MediaDownloader = Callable[[str, Media], Awaitable[bytes]]
-
-BOT_NAME = "zapbridge"
-PHONE_NAME = "WhatsApp phone"
-BOT = "bot"  # messages.sender of auto replies
-PHONE = "phone"  # messages.sender of messages typed on the phone itself
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,8 @@ class FrontendDeliveries:
                 await self._ops_message(ops, txn_id=f"zb-ops-{row.id}")
             case LoginCode() as login:
                 await self._login_code(login, txn_id=f"zb-login-{row.id}")
+            case PostTranscript(ticket=ticket):
+                await self._post_transcript(ticket, txn_id=f"zb-transcript-{row.id}")
             case _:
                 raise _not_for(self.name, row)
 
@@ -408,6 +413,16 @@ class FrontendDeliveries:
 
     async def _thread_notice(self, ticket_id: int, text: str, *, txn_id: str) -> None:
         await self._fe.notice(await self._thread(ticket_id), text, txn_id=txn_id)
+
+    async def _post_transcript(self, ticket_id: int, *, txn_id: str) -> None:
+        ticket = await self._ctx.tickets.get(ticket_id)
+        rows = await self._ctx.repos.messages.list_by_ticket(ticket.id, limit=TRANSCRIPT_LIMIT)
+        zone = transcript_zone(self._ctx.session(ticket.session_key))
+        text = transcript_text(ticket, rows, tz=zone, complete=len(rows) < TRANSCRIPT_LIMIT)
+        file = transcript_file(ticket.id, text)
+        bot = Author(AuthorKind.BOT, BOT_NAME)
+        place = await self._thread(ticket.id)
+        await self._fe.post(place, bot, file, reply_to=None, txn_id=txn_id)
 
     # --- messages ------------------------------------------------------------------
 

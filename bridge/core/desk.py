@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bridge.config.schema import CloudTemplate
 from bridge.core.command_model import TicketStats
+from bridge.core.operations import PostTranscript
 from bridge.core.outbox import OutboxWorker
 from bridge.core.outgoing import Outgoing
 from bridge.core.tickets import TicketChange, TicketService, TicketView
@@ -71,6 +72,13 @@ class TicketDesk:
                 await self._outgoing.publish_change(change)
         self._outbox.wake()
         return change.ticket if change is not None else ticket
+
+    async def post_transcript(self, ticket_id: int) -> TicketView:
+        async with self._db.transaction():
+            ticket = await self._tickets.get(ticket_id)
+            await self._outgoing.to_frontends(ticket, PostTranscript(ticket.id))
+        self._outbox.wake()
+        return ticket
 
     async def list(self, session_key: str, *, status: str | None) -> Sequence[TicketView]:
         return await self._tickets.list(session_key, status=status)

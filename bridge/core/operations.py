@@ -95,6 +95,14 @@ class MarkReceipt:
     status: str
 
 
+@dataclass(frozen=True)
+class PostTranscript:
+    """Post the ticket's transcript, ``ticket-<id>.txt``, into its thread; built from
+    the messages stored when it is delivered (bridge/core/transcript.py)."""
+
+    ticket: int
+
+
 # --- rooms and the ops channel --------------------------------------------------------
 
 
@@ -136,6 +144,7 @@ Operation = (
     | SendTemplate
     | MirrorAction
     | MarkReceipt
+    | PostTranscript
     | EnsureRooms
     | OpsMessage
     | LoginCode
@@ -171,6 +180,8 @@ def encode(operation: Operation) -> dict[str, Any]:
             return {"op": "action", "message": message, "target": target}
         case MarkReceipt(message=message, status=status):
             return {"op": "receipt", "message": message, "status": status}
+        case PostTranscript(ticket=ticket):
+            return {"op": "transcript", "ticket": ticket}
         case EnsureRooms():
             return {"op": "rooms"}
         case OpsMessage():
@@ -226,6 +237,8 @@ def decode(payload: Mapping[str, Any]) -> Operation:
             return MirrorAction(fields.integer("message"), fields.integer("target"))
         case "receipt":
             return MarkReceipt(fields.integer("message"), fields.string("status"))
+        case "transcript":
+            return PostTranscript(fields.integer("ticket"))
         case "rooms":
             return EnsureRooms()
         case "ops":

@@ -12,13 +12,13 @@ from contextvars import ContextVar
 from bridge.clock import Clock
 from bridge.config import Config
 from bridge.config.schema import CloudTemplate
-from bridge.core.deliveries import BOT
 from bridge.core.frontend import Frontend
 from bridge.core.operations import (
     CreateThread,
     EnsureRooms,
     Operation,
     PostMessage,
+    PostTranscript,
     SendBotMessage,
     SendTemplate,
     ThreadNotice,
@@ -27,6 +27,7 @@ from bridge.core.operations import (
 )
 from bridge.core.ordering_keys import RoomsKey, ticket_key
 from bridge.core.outbox import OutboxWorker
+from bridge.core.senders import BOT
 from bridge.core.tickets import TicketChange, TicketView
 from bridge.db import Repositories
 from bridge.db.messages import NewMessage
@@ -151,8 +152,16 @@ class Outgoing:
         await self.to_frontends(change.ticket, ThreadNotice(change.ticket.id, change.notice))
         if change.auto_reply:
             await self.send_bot_text(change.ticket, change.auto_reply)
+        if change.previous_status != "closed":
+            await self.transcript_of_closed(change.ticket)
         if change.new_ticket is not None:
             await self.to_frontends(change.new_ticket, CreateThread(change.new_ticket.id))
+
+    async def transcript_of_closed(self, ticket: TicketView) -> None:
+        """A ticket just closed: its transcript, with ``tickets.transcript_on_close``;
+        inside the transaction that closed it, so a crash cannot lose it."""
+        if ticket.status == "closed" and self._config.tickets.transcript_on_close:
+            await self.to_frontends(ticket, PostTranscript(ticket.id))
 
 
 def template_text(name: str, params: tuple[str, ...]) -> str:

@@ -22,7 +22,6 @@ from bridge.core import cloud_texts, quick_replies, send_references
 from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.commands import CommandRegistry
-from bridge.core.deliveries import PHONE
 from bridge.core.frontend import (
     AttendantPost,
     ChatAddress,
@@ -41,6 +40,7 @@ from bridge.core.operations import (
 )
 from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.quarantine import Quarantine
+from bridge.core.senders import PHONE
 from bridge.core.ticket_policy import merge_notice
 from bridge.core.tickets import InboundRoute, TicketService, TicketView
 from bridge.db import Repositories
@@ -192,6 +192,7 @@ class Relay:
         with a ticket of its own: their cards, and a notice saying where to go on."""
         for ticket in closed:
             await self._out.to_frontends(ticket, UpdateCard(ticket.id))
+            await self._out.transcript_of_closed(ticket)
             await self._out.to_frontends(
                 ticket, ThreadNotice(ticket.id, merge_notice(ticket, into))
             )

@@ -137,6 +137,10 @@ class FakeTickets:
         self._act("template", ticket_id, template.name, template.language, params, by, by_name)
         return FakeTicket(ticket_id, "open", "Maria", assignee=by)
 
+    async def post_transcript(self, ticket_id: int) -> FakeTicket:
+        self._act("transcript", ticket_id)
+        return FakeTicket(ticket_id, "open", "Maria")
+
     async def list(self, session_key: str, *, status: str | None) -> Sequence[FakeTicket]:
         self._act("list", session_key, status)
         assert status is not None
@@ -311,6 +315,7 @@ CONTRACT: dict[str, tuple[dict[RoomKind, str], str, set[RoomKind], tuple[Any, ..
     "template": ({p: "!template" for p in RoomKind}, "attendant", {T}, None),
     "r": ({p: "!r hello" for p in RoomKind}, "attendant", {T}, None),  # the relay sends it
     "replies": ({p: "!replies" for p in RoomKind}, "attendant", {C, T, OPS}, None),
+    "transcript": ({p: "!transcript" for p in RoomKind}, "attendant", {T}, ("transcript", TICKET)),
 }
 
 WRONG_PLACE = {
@@ -321,7 +326,16 @@ WRONG_PLACE = {
     "tickets": "!tickets works in a session's control room.",
     **{
         name: f"!{name} works inside a ticket thread."
-        for name in ("accept", "close", "reopen", "assign", "transfer", "template", "r")
+        for name in (
+            "accept",
+            "close",
+            "reopen",
+            "assign",
+            "transfer",
+            "template",
+            "r",
+            "transcript",
+        )
     },
 }
 
@@ -741,6 +755,8 @@ async def test_help_for_an_attendant_in_a_thread(world: World):
         "!r <shortcut> — send the customer a saved quick reply "
         "({name}, {ticket}, {attendant} filled in)\n"
         "!replies — the company's quick replies and their shortcuts\n"
+        "!transcript — post this ticket's transcript (every message with time and author) "
+        "as a file here\n"
         "!status — connection status and phone of this session; in ops, of every session\n"
         "!sessions — every WhatsApp session of the company, one per line\n"
         "!stats — ticket counts, first response times and message volume of the company\n"
@@ -757,7 +773,7 @@ async def test_help_for_an_admin_in_ops_names_sessions(world: World):
     assert "\n!status [session] — " in text
     assert "!close" not in text.split("Elsewhere:")[0]
     assert (
-        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !r inside a ticket "
+        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !r, !transcript inside a ticket "
         "thread; "
         "!tickets in a session's control room." in text
     )

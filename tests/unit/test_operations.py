@@ -16,6 +16,7 @@ from bridge.core.operations import (
     Operation,
     OpsMessage,
     PostMessage,
+    PostTranscript,
     SendAttendantMessage,
     SendBotMessage,
     SendTemplate,
@@ -57,6 +58,7 @@ STORED: list[tuple[dict[str, Any], Operation]] = [
     ),
     ({"op": "receipt", "message": 13, "status": "read"}, MarkReceipt(13, "read")),
     ({"op": "rooms"}, EnsureRooms()),
+    ({"op": "transcript", "ticket": 7}, PostTranscript(7)),
     (
         {
             "op": "ops",
@@ -158,6 +160,8 @@ def test_an_unknown_operation_is_refused(payload: dict[str, Any]) -> None:
         ),
         ({"op": "template", "message": 1, "language": "en_US", "params": []}, "name"),
         ({"op": "receipt", "message": 1, "status": 3}, "status"),
+        ({"op": "transcript", "ticket": "7"}, "ticket"),
+        ({"op": "transcript"}, "ticket"),
         (
             {"op": "ops", "company": "acme", "session": 5, "text": "x", "severity": "info"},
             "session",
