@@ -773,8 +773,8 @@ async def test_help_for_an_admin_in_ops_names_sessions(world: World):
     assert "\n!status [session] — " in text
     assert "!close" not in text.split("Elsewhere:")[0]
     assert (
-        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !r, !transcript inside a ticket "
-        "thread; "
+        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !r, !transcript "
+        "inside a ticket thread; "
         "!tickets in a session's control room." in text
     )
 
