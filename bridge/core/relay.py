@@ -21,6 +21,7 @@ from bridge.config import Config, QuickReply, SessionConfig
 from bridge.core import cloud_texts, quick_replies, send_references
 from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
+from bridge.core.command_texts import command_failed
 from bridge.core.commands import CommandRegistry
 from bridge.core.frontend import (
     AttendantPost,
@@ -386,8 +387,7 @@ class Relay:
     async def _relay_attendant_content(
         self, event: AttendantPost, ticket: TicketView, *, echo: bool = False
     ) -> Reply | None:
-        """``echo``: the content is not what the attendant's frontend shows (a quick
-        reply), so it is posted there too, and the event is not its platform id."""
+        """``echo``: what the attendant's frontend does not show yet (a quick reply)."""
         content = event.content
         if isinstance(content, Reaction | Edit | Deletion):
             return await self._relay_attendant_action(event, ticket)
@@ -489,18 +489,19 @@ class Relay:
         return Reply(reply.text, ephemeral=reply.ephemeral) if reply else None
 
     async def _send_quick_reply(self, event: ThreadEvent, quick: QuickReply) -> Reply | None:
-        """``!r``: the saved reply goes as the attendant's own message would, posted
-        to every frontend of the session (the attendant's thread shows ``!r``, not
-        what was sent)."""
+        """``!r``: the saved reply goes as the attendant's typed message would, echoed
+        to their own thread too (it shows ``!r``, not what was sent)."""
         ticket = await self._ticket_of(event)
-        if ticket is None:  # the registry ran !r, so the event is in a ticket thread
+        if ticket is None:  # the registry runs !r in ticket threads only
             raise BridgeError("!r was typed outside a ticket thread")
-        content: AnyContent = await quick_replies.quick_reply_content(
-            quick,
-            name=ticket.contact_name,
-            ticket=ticket.id,
-            attendant=event.attendant.display_name,
-        )
+        name, by = ticket.contact_name, event.attendant.display_name
+        try:
+            content: AnyContent = await quick_replies.quick_reply_content(
+                quick, name=name, ticket=ticket.id, attendant=by
+            )
+        except BridgeError as exc:  # its file is gone since the config was read
+            log.warning("!r %s: %s", quick.shortcut, exc.explanation)
+            return Reply(command_failed("r", exc.explanation), ephemeral=True)
         if isinstance(content, Media):
             too_big = _too_big_for_whatsapp(content, self._config)
             if too_big is not None:

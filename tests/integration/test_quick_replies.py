@@ -80,6 +80,25 @@ async def test_a_quick_reply_sends_its_file_with_the_text_as_caption(core: CoreH
     assert (media.filename, media.caption) == ("prices.pdf", "Nossa tabela, Maria.")
 
 
+async def test_a_file_gone_since_the_start_is_told_and_nothing_is_sent(
+    core: CoreHarness, tmp_path: Path
+) -> None:
+    matrix = core.frontends["matrix"]
+    await core.customer(text="Oi")
+    sent_before = len(core.outbound())
+    (tmp_path / "replies" / "prices.pdf").unlink()
+    _, reply = await matrix.attendant(thread_of(matrix), BOB, "!r prices", name="Bob")
+    await core.settle()
+    missing = tmp_path / "replies" / "prices.pdf"
+    assert reply == Reply(
+        f"Could not run !r: cannot read the quick reply's file {missing}: "
+        "No such file or directory",
+        ephemeral=True,
+    )
+    assert len(core.outbound()) == sent_before
+    assert attendant_posts(matrix) == []
+
+
 async def test_an_unknown_shortcut_suggests_the_close_one_and_sends_nothing(
     core: CoreHarness,
 ) -> None:
