@@ -255,6 +255,19 @@ class CloudConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CsatConfig:
+    """The satisfaction question asked after a close (docs/tickets.md#satisfaction)."""
+
+    enabled: bool = field(default=False, metadata=scalar(BOOL))
+    question: str = field(
+        default="How would you rate our service? Reply with a number from 1 (poor) to 5 (great).",
+        metadata=scalar(TEXT),
+    )
+    thanks: str = field(default="Thank you for your rating!", metadata=scalar(TEXT))
+    window_minutes: int = field(default=60, metadata=scalar(COUNT))
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     name: str = field(metadata=scalar(SLUG))
     company_id: str
@@ -272,6 +285,7 @@ class SessionConfig:
     """None: ``whatsapp.engine``; see :meth:`Config.engine_of`."""
     cloud: CloudConfig | None = field(default=None, metadata=READ_BY_SECTION)
     """Only for a session whose engine is ``cloud`` (a section elsewhere is ignored)."""
+    csat: CsatConfig = field(default_factory=CsatConfig, metadata=SECTION)
 
     @property
     def key(self) -> str:

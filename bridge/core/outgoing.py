@@ -151,6 +151,8 @@ class Outgoing:
         await self.to_frontends(change.ticket, ThreadNotice(change.ticket.id, change.notice))
         if change.auto_reply:
             await self.send_bot_text(change.ticket, change.auto_reply)
+        if change.question:
+            await self.send_bot_text(change.ticket, change.question)
         if change.new_ticket is not None:
             await self.to_frontends(change.new_ticket, CreateThread(change.new_ticket.id))
 

@@ -32,6 +32,8 @@ class CompanyStats:
     unassigned: int  # non-closed tickets nobody owns
     messages_in: int = 0  # from customers, every ticket of the company
     messages_out: int = 0  # to customers (attendants, auto replies, the phone)
+    csat_count: int = 0  # rated tickets (docs/tickets.md#satisfaction)
+    csat_average: float | None = None  # None: no rating yet
 
 
 def company_timezone(company: CompanyConfig) -> tzinfo:

@@ -33,6 +33,7 @@ from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.contact_resolver import ContactResolver
 from bridge.core.frontend import contact_label
+from bridge.core.satisfaction import Satisfaction
 from bridge.core.ticket_policy import (
     CLOSED,
     OPEN,
@@ -125,6 +126,8 @@ class InboundRoute:
     contact_changed: bool = False
     """The contact learned its phone, LID or a new name (or absorbed a LID-only
     contact): a ticket that was not created now shows something new on its card."""
+    rating: int | None = None
+    """The message rated ``ticket`` (closed; docs/tickets.md#satisfaction)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class TicketChange:
     previous_status: str
     notice: str  # "Ticket #12 closed by @bob:localhost"
     auto_reply: str | None = None  # to the customer (the farewell on close)
+    question: str | None = None  # to the customer after it (the satisfaction question)
     new_ticket: TicketView | None = None  # a transfer to another session opens one there
 
 
@@ -172,6 +176,7 @@ class TicketService:
         self._clock = clock
         self._metrics = metrics
         self._contacts = ContactResolver(repos)
+        self._satisfaction = Satisfaction(repos)
 
     # -- customers --------------------------------------------------------------
 
@@ -190,6 +195,16 @@ class TicketService:
         async with self._db.atomic():
             person = await self._contacts.of_message(session_id, message, now=now)
             contact = person.contact
+            rating = await self._satisfaction.take_rating(
+                session, session_id=session_id, contact_id=contact.id, message=message, now=now
+            )
+            if rating is not None:
+                self._count_rating(session.key, rating.score)
+                view = self._view_with(rating.ticket, contact, session.key)
+                thanks = (session.csat.thanks,)
+                return InboundRoute(
+                    view, False, False, thanks, contact_changed=person.changed, rating=rating.score
+                )
             ticket, created, reopened = await self._ticket_for(
                 session_id, contact.id, from_me=message.from_me, now=now
             )
@@ -207,6 +222,10 @@ class TicketService:
                 session.key,
             )
         return InboundRoute(view, created, reopened, replies, closed, person.changed)
+
+    def _count_rating(self, session_key: str, score: int) -> None:
+        if self._metrics is not None:
+            self._metrics.csat_ratings.labels(session=session_key, score=str(score)).inc()
 
     async def learn_contact(self, session_key: str, party: Party) -> ContactNews:
         """What WhatsApp told about a person (push name, LID ↔ phone): the contact
@@ -367,10 +386,16 @@ class TicketService:
             before = await self._require(ticket_id)
             check_closable(before)
             after = await self._move(before, CLOSED, now=now)
-        session = self._config.session_for_key(after.session_key)
+            session = self._config.session_for_key(after.session_key)
+            question = None
+            if session is not None:
+                question = await self._satisfaction.ask(
+                    session, before, is_group=after.is_group, now=now
+                )
         farewell = session.farewell if session is not None else None
         log.info("ticket #%d closed by %s", ticket_id, by)
-        return TicketChange(after, before.status, closed_notice(ticket_id, by=by), farewell)
+        notice = closed_notice(ticket_id, by=by)
+        return TicketChange(after, before.status, notice, farewell, question=question)
 
     async def reopen(self, ticket_id: int, *, by: str) -> TicketChange:
         """Reopen a closed ticket (as open, ``by``'s when nobody owned it)."""
@@ -434,7 +459,14 @@ class TicketService:
             now=self._clock.now(),
             zone=company_timezone(company),
         )
-        return replace(summary, messages_in=volume["in"], messages_out=volume["out"])
+        rated, average = await self._repos.tickets.csat_summary(company_id)
+        return replace(
+            summary,
+            messages_in=volume["in"],
+            messages_out=volume["out"],
+            csat_count=rated,
+            csat_average=average,
+        )
 
     def company_of(self, ticket: TicketView) -> CompanyConfig:
         return self._company(ticket.company_id)

@@ -31,6 +31,9 @@ class TicketRow:
     updated_at: float
     greeted_at: float | None
     out_of_hours_sent_at: float | None
+    csat_asked_at: float | None = None  # a close asked the customer for a rating
+    csat_score: int | None = None  # 1..5, set once
+    csat_rated_at: float | None = None
 
 
 COLUMNS = column_list(TicketRow)
@@ -54,7 +57,7 @@ _SET_COLUMN = {
 }
 _STAMP_ONCE = {
     column: f"UPDATE tickets SET {column} = $2, updated_at = $2 WHERE id = $1 AND {column} IS NULL"
-    for column in ("first_response_at", "greeted_at", "out_of_hours_sent_at")
+    for column in ("first_response_at", "greeted_at", "out_of_hours_sent_at", "csat_asked_at")
 }
 
 
@@ -198,6 +201,33 @@ class TicketRepository:
     async def mark_out_of_hours_sent(self, ticket_id: int, *, now: float | None = None) -> bool:
         """Stamp the out-of-hours reply; False if it was already sent."""
         return await self._stamp_once(ticket_id, "out_of_hours_sent_at", now)
+
+    async def mark_csat_asked(self, ticket_id: int, *, now: float) -> bool:
+        """Stamp the satisfaction question; False if it was already asked."""
+        return await self._stamp_once(ticket_id, "csat_asked_at", now)
+
+    async def record_csat(self, ticket_id: int, score: int, *, now: float) -> bool:
+        """The ticket's rating, once: False when it was rated already."""
+        changed = await self._db.execute(
+            "UPDATE tickets SET csat_score = $2, csat_rated_at = $3 "
+            "WHERE id = $1 AND csat_score IS NULL",
+            ticket_id,
+            score,
+            now,
+        )
+        return changed > 0
+
+    async def csat_summary(self, company_id: str) -> tuple[int, float | None]:
+        """How many of the company's tickets were rated, and their average score."""
+        row = await self._db.fetchrow(
+            "SELECT COUNT(t.csat_score) AS n, AVG(t.csat_score) AS average FROM tickets t "
+            "JOIN sessions s ON s.id = t.session_id "
+            "WHERE s.company_id = $1 AND t.csat_score IS NOT NULL",
+            company_id,
+        )
+        if row is None or not row["n"]:
+            return 0, None
+        return int(row["n"]), float(row["average"])
 
     async def transition(
         self, ticket_id: int, *, frm: str, to: str, now: float, owner: str | None = None

@@ -142,9 +142,11 @@ class CoreHarness(BridgeHarness):
         *,
         frontends: list[FakeFrontend],
         auto_pair: bool = True,
+        config: str = CONFIG,
     ) -> None:
+        """``config``: CONFIG or a variant of it (the same placeholders)."""
         self.auto_pair = auto_pair
-        text = CONFIG.format(port=free_port(), auto_pair=str(auto_pair).lower())
+        text = config.format(port=free_port(), auto_pair=str(auto_pair).lower())
         (tmp_path / "config.yaml").write_text(text)
         self.config = parse_config(text, path=tmp_path / "config.yaml")
         self.db = db
