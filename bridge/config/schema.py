@@ -152,6 +152,8 @@ class OpsConfig:
     alert_grace_seconds: float = field(default=60.0, metadata=scalar(NOT_NEGATIVE))
     backlog_threshold: int = field(default=100, metadata=scalar(COUNT))
     throttle_seconds: float = field(default=300.0, metadata=scalar(NOT_NEGATIVE))
+    unanswered_alert_minutes: int = field(default=0, metadata=scalar(int_kind(0)))
+    """0: off; see docs/tickets.md#idle-tickets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +288,10 @@ class SessionConfig:
     cloud: CloudConfig | None = field(default=None, metadata=READ_BY_SECTION)
     """Only for a session whose engine is ``cloud`` (a section elsewhere is ignored)."""
     csat: CsatConfig = field(default_factory=CsatConfig, metadata=SECTION)
+    auto_close_hours: int = field(default=0, metadata=scalar(int_kind(0)))
+    """0: never; see docs/tickets.md#idle-tickets."""
+    auto_close_message: str | None = field(default=None, metadata=scalar(TEXT))
+    """Sent instead of the farewell when a ticket is closed for silence."""
 
     @property
     def key(self) -> str:

@@ -55,6 +55,7 @@ from bridge.core.ticket_policy import (
     out_of_hours_due,
     reopen_status,
     reopened_notice,
+    silent_closed_notice,
     taken_notice,
     transfer_target,
     transferred_notice,
@@ -208,6 +209,8 @@ class TicketService:
             ticket, created, reopened = await self._ticket_for(
                 session_id, contact.id, from_me=message.from_me, now=now
             )
+            if not message.from_me:
+                await self._repos.tickets.mark_customer_wrote(ticket.id, now=now)
             replies = await self._auto_replies(
                 session, ticket, created=created, from_me=message.from_me, now=now
             )
@@ -387,14 +390,36 @@ class TicketService:
             check_closable(before)
             after = await self._move(before, CLOSED, now=now)
             session = self._config.session_for_key(after.session_key)
-            question = None
-            if session is not None:
-                question = await self._satisfaction.ask(
-                    session, before, is_group=after.is_group, now=now
-                )
+            question = await self._ask_rating(session, before, after, now=now)
         farewell = session.farewell if session is not None else None
         log.info("ticket #%d closed by %s", ticket_id, by)
         notice = closed_notice(ticket_id, by=by)
+        return TicketChange(after, before.status, notice, farewell, question=question)
+
+    async def _ask_rating(
+        self, session: SessionConfig | None, before: TicketRow, after: TicketView, *, now: float
+    ) -> str | None:
+        if session is None:  # a session since removed from the config asks nothing
+            return None
+        return await self._satisfaction.ask(session, before, is_group=after.is_group, now=now)
+
+    async def close_silent(self, ticket_id: int, *, since: float) -> TicketChange | None:
+        """Close a ticket whose customer has not written since ``since`` (the idle
+        sweep, docs/tickets.md#idle-tickets) as ``!close`` would, with the session's
+        ``auto_close_message`` instead of its farewell when it has one. None when the
+        ticket closed or its customer wrote meanwhile."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require(ticket_id)
+            if not await self._repos.tickets.close_if_silent(ticket_id, since=since, now=now):
+                return None
+            after = await self.get(ticket_id)
+            session = self._session(after.session_key)
+            question = await self._ask_rating(session, before, after, now=now)
+        hours = session.auto_close_hours
+        log.info("ticket #%d closed after %d h of customer silence", ticket_id, hours)
+        notice = silent_closed_notice(ticket_id, hours=hours)
+        farewell = session.auto_close_message or session.farewell
         return TicketChange(after, before.status, notice, farewell, question=question)
 
     async def reopen(self, ticket_id: int, *, by: str) -> TicketChange:

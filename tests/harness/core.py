@@ -174,9 +174,11 @@ class CoreHarness(BridgeHarness):
     async def stop(self) -> None:
         await self.bridge.stop()
 
-    async def restart(self) -> None:
-        """A new bridge process on the same database and data directory."""
+    async def restart(self, *, away_seconds: float = 0.0) -> None:
+        """A new bridge process on the same database and data directory, after
+        ``away_seconds`` on the clock with no bridge running."""
         await self.stop()
+        await self.clock.advance(away_seconds)
         self.bridge = self._new_bridge()
         await self.start()
 
