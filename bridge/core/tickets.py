@@ -27,7 +27,7 @@ for them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
@@ -61,17 +61,13 @@ from bridge.core.ticket_policy import (
     transferred_notice,
     within_reopen_window,
 )
-from bridge.core.ticket_stats import CompanyStats, company_timezone, summarize_stats
+from bridge.core.ticket_stats import CompanyStats, read_company_stats
 from bridge.db import ContactRow, Repositories, TicketRow, UniqueViolation
 from bridge.errors import DatabaseError, InvalidInput
 from bridge.metrics import Metrics
 from bridge.model import Message, Party
 
 log = logging.getLogger("bridge.core.tickets")
-
-STATS_SCAN_LIMIT = 10_000
-"""Newest tickets ``stats`` looks at for today's count and response times."""
-
 
 # ---------------------------------------------------------------------------
 # What the service returns
@@ -460,38 +456,7 @@ class TicketService:
 
     async def stats(self, company_id: str) -> CompanyStats:
         company = self._company(company_id)
-        by_status = dict.fromkeys((PENDING, OPEN, CLOSED), 0)
-        volume = {"in": 0, "out": 0}
-        for session in await self._repos.sessions.list_by_company(company_id):
-            for status, count in (await self._repos.tickets.count_by_status(session.id)).items():
-                by_status[status] += count
-            for direction, count in (
-                await self._repos.messages.count_by_direction(session.id)
-            ).items():
-                volume[direction] += count
-        list_by_company = self._repos.tickets.list_by_company
-        recent = await list_by_company(company_id, limit=STATS_SCAN_LIMIT)
-        active = [
-            row
-            for status in (PENDING, OPEN)
-            for row in await list_by_company(company_id, status=status, limit=STATS_SCAN_LIMIT)
-        ]
-        summary = summarize_stats(
-            company_id,
-            by_status=by_status,
-            recent=recent,
-            active=active,
-            now=self._clock.now(),
-            zone=company_timezone(company),
-        )
-        rated, average = await self._repos.tickets.csat_summary(company_id)
-        return replace(
-            summary,
-            messages_in=volume["in"],
-            messages_out=volume["out"],
-            csat_count=rated,
-            csat_average=average,
-        )
+        return await read_company_stats(self._repos, company, now=self._clock.now())
 
     def company_of(self, ticket: TicketView) -> CompanyConfig:
         return self._company(ticket.company_id)
