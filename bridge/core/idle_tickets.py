@@ -82,6 +82,8 @@ class IdleTickets:
                 await self.sweep()
             except BridgeError as exc:  # the database is away: the next pass tries again
                 log.error("idle ticket sweep failed: %s", exc.explanation)
+            except Exception:  # a bug must not end the sweep for good: told, tried again
+                log.exception("idle ticket sweep failed")
             await self._clock.sleep(self.SWEEP_EVERY_SECONDS)
 
     async def sweep(self) -> None:
