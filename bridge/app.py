@@ -22,6 +22,7 @@ from bridge.core.desk import TicketDesk
 from bridge.core.downstream import Downstream
 from bridge.core.frontend import Frontend
 from bridge.core.health import Health, probe_writes
+from bridge.core.idle_tickets import IdleTickets
 from bridge.core.media_cleanup import MediaCleanup
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
@@ -163,6 +164,15 @@ class Bridge:
             clock=clock,
         )
         self.desk = TicketDesk(self.db_required, self.tickets, self.outgoing, self.outbox)
+        self.idle_tickets = IdleTickets(
+            config,
+            repos,
+            tickets=self.tickets,
+            desk=self.desk,
+            notifier=self.notifier,
+            session_ids=self.session_ids,
+            clock=clock,
+        )
         self.commands = CommandRegistry(
             config, tickets=self.desk, sessions=self.sessions, login_origins=self.ops_sink
         )
@@ -280,6 +290,8 @@ class Bridge:
         self.outbox.wake()
         await self.event_journal.start()  # what an earlier run kept goes before new events
         self._stack.push_async_callback(self.event_journal.stop)
+        await self.idle_tickets.start()  # its timers are columns: a restart resumes them
+        self._stack.push_async_callback(self.idle_tickets.stop)
         await self.sessions.start()
         self._stack.push_async_callback(self._stop_sessions)
         log.info(

@@ -90,6 +90,12 @@ class Metrics:
             ["journal"],
             registry=r,
         )
+        self.csat_ratings = Counter(
+            "zapbridge_csat_ratings",
+            "Satisfaction ratings customers gave closed tickets (docs/tickets.md#satisfaction)",
+            ["session", "score"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "zapbridge_reconnects",
             "Reconnection attempts after a transient disconnect",

@@ -155,6 +155,8 @@ class OpsConfig:
     alert_grace_seconds: float = field(default=60.0, metadata=scalar(NOT_NEGATIVE))
     backlog_threshold: int = field(default=100, metadata=scalar(COUNT))
     throttle_seconds: float = field(default=300.0, metadata=scalar(NOT_NEGATIVE))
+    unanswered_alert_minutes: int = field(default=0, metadata=scalar(int_kind(0)))
+    """0: off; see docs/tickets.md#idle-tickets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +260,19 @@ class CloudConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CsatConfig:
+    """The satisfaction question asked after a close (docs/tickets.md#satisfaction)."""
+
+    enabled: bool = field(default=False, metadata=scalar(BOOL))
+    question: str = field(
+        default="How would you rate our service? Reply with a number from 1 (poor) to 5 (great).",
+        metadata=scalar(TEXT),
+    )
+    thanks: str = field(default="Thank you for your rating!", metadata=scalar(TEXT))
+    window_minutes: int = field(default=60, metadata=scalar(COUNT))
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     name: str = field(metadata=scalar(SLUG))
     company_id: str
@@ -275,6 +290,11 @@ class SessionConfig:
     """None: ``whatsapp.engine``; see :meth:`Config.engine_of`."""
     cloud: CloudConfig | None = field(default=None, metadata=READ_BY_SECTION)
     """Only for a session whose engine is ``cloud`` (a section elsewhere is ignored)."""
+    csat: CsatConfig = field(default_factory=CsatConfig, metadata=SECTION)
+    auto_close_hours: int = field(default=0, metadata=scalar(int_kind(0)))
+    """0: never; see docs/tickets.md#idle-tickets."""
+    auto_close_message: str | None = field(default=None, metadata=scalar(TEXT))
+    """Sent instead of the farewell when a ticket is closed for silence."""
 
     @property
     def key(self) -> str:

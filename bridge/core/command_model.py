@@ -120,6 +120,10 @@ class TicketStats(Protocol):
     def messages_in(self) -> int: ...  # from customers
     @property
     def messages_out(self) -> int: ...  # to customers
+    @property
+    def csat_count(self) -> int: ...  # rated tickets
+    @property
+    def csat_average(self) -> float | None: ...  # None: no rating yet
 
 
 class TicketActions(Protocol):

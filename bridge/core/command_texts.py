@@ -377,16 +377,21 @@ def stats(
     mean_first_response: float | None,
     messages_in: int,
     messages_out: int,
+    ratings: int = 0,
+    average_rating: float | None = None,
 ) -> str:
+    """The satisfaction line only once a customer has rated a ticket."""
     counts = ", ".join(f"{count} {status}" for status, count in by_status.items()) or "none"
-    return "\n".join(
-        [
-            f"*{company_name}* tickets: {counts} · {created_today} created today",
-            f"First response: median {duration(median_first_response)}, "
-            f"mean {duration(mean_first_response)}",
-            f"Messages: {messages_in} in, {messages_out} out",
-        ]
-    )
+    lines = [
+        f"*{company_name}* tickets: {counts} · {created_today} created today",
+        f"First response: median {duration(median_first_response)}, "
+        f"mean {duration(mean_first_response)}",
+        f"Messages: {messages_in} in, {messages_out} out",
+    ]
+    if ratings and average_rating is not None:
+        plural = "rating" if ratings == 1 else "ratings"
+        lines.append(f"Satisfaction: {average_rating:.1f}/5 average over {ratings} {plural}")
+    return "\n".join(lines)
 
 
 # --- help ------------------------------------------------------------------------------------

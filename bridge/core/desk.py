@@ -46,6 +46,17 @@ class TicketDesk:
     async def close(self, ticket_id: int, *, by: str) -> TicketView:
         return await self._apply(lambda: self._tickets.close(ticket_id, by=by))
 
+    async def close_silent(self, ticket_id: int, *, since: float) -> TicketView | None:
+        """The idle sweep's close: published like ``!close``'s; None when the ticket
+        closed or its customer wrote meanwhile."""
+        async with self._db.transaction():
+            change = await self._tickets.close_silent(ticket_id, since=since)
+            if change is None:
+                return None
+            await self._outgoing.publish_change(change)
+        self._outbox.wake()
+        return change.ticket
+
     async def reopen(self, ticket_id: int, *, by: str) -> TicketView:
         return await self._apply(lambda: self._tickets.reopen(ticket_id, by=by))
 

@@ -58,6 +58,8 @@ from bridge.core.ops_texts import (
     reconnected_text,
     suppressed_text,
     topic_text,
+    unanswered_resolved_text,
+    unanswered_text,
 )
 from bridge.core.qrcode import qr_png
 from bridge.errors import DatabaseError, InvalidInput
@@ -482,6 +484,31 @@ class OpsNotifier:
                 await self._post(
                     OpsPost(company_id=company_id, text=admitted, severity=Severity.CRITICAL)
                 )
+
+    # --- tickets nobody answers (docs/tickets.md#idle-tickets) ------------------------
+
+    async def on_unanswered(
+        self, *, session_key: str, ticket_id: int, ticket_label: str, minutes: int
+    ) -> None:
+        """A pending ticket waited ``minutes`` with no answer: a warning, once per
+        ticket (the idle sweep stamps it), so not throttled."""
+        text = unanswered_text(
+            ticket_id=ticket_id, ticket_label=ticket_label, session_key=session_key, minutes=minutes
+        )
+        await self._post(
+            OpsPost(_company_of(session_key), text, session_key, severity=Severity.WARNING)
+        )
+
+    async def on_unanswered_resolved(
+        self, *, session_key: str, ticket_id: int, answered: bool
+    ) -> None:
+        """A ticket reported unanswered was answered (or closed)."""
+        text = unanswered_resolved_text(
+            ticket_id=ticket_id, session_key=session_key, answered=answered
+        )
+        await self._post(
+            OpsPost(_company_of(session_key), text, session_key, severity=Severity.RESOLVED)
+        )
 
     # --- lifecycle ------------------------------------------------------------------
 

@@ -108,5 +108,17 @@ def journal_loss_text(name: str, *, reason: str) -> str:
     return f"❌ One of the {items} was lost: the database refused it and {reason}"
 
 
+def unanswered_text(*, ticket_id: int, ticket_label: str, session_key: str, minutes: int) -> str:
+    return (
+        f"⏰ Ticket #{ticket_id} ({ticket_label}) on {session_key} has had no answer "
+        f"for {minutes} min"
+    )
+
+
+def unanswered_resolved_text(*, ticket_id: int, session_key: str, answered: bool) -> str:
+    how = "answered" if answered else "closed without an answer"
+    return f"✅ Ticket #{ticket_id} on {session_key} {how}"
+
+
 def suppressed_text(count: int) -> str:
     return f" ({count} similar alert{'' if count == 1 else 's'} suppressed)"

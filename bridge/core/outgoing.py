@@ -152,6 +152,8 @@ class Outgoing:
         await self.to_frontends(change.ticket, ThreadNotice(change.ticket.id, change.notice))
         if change.auto_reply:
             await self.send_bot_text(change.ticket, change.auto_reply)
+        if change.question:
+            await self.send_bot_text(change.ticket, change.question)
         if change.previous_status != "closed":
             await self.transcript_of_closed(change.ticket)
         if change.new_ticket is not None:

@@ -41,6 +41,7 @@ from bridge.core.operations import (
 )
 from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.quarantine import Quarantine
+from bridge.core.satisfaction import rating_notice
 from bridge.core.senders import PHONE
 from bridge.core.ticket_policy import merge_notice
 from bridge.core.tickets import InboundRoute, TicketService, TicketView
@@ -150,6 +151,7 @@ class Relay:
                 log.debug("duplicate WhatsApp message %s ignored", message.wa_id)
                 return
             auto_replies: tuple[str, ...] = ()
+            rating: int | None = None
             if isinstance(message.content, Reaction | Edit | Deletion):
                 ticket = await self._ticket_of_target(session_id, message.content.target)
                 if ticket is None:
@@ -164,12 +166,14 @@ class Relay:
                 if route is None:
                     log.info("session %s: message in an unbridged chat ignored", session_key)
                     return
-                ticket, auto_replies = route.ticket, route.auto_replies
+                ticket, auto_replies, rating = route.ticket, route.auto_replies, route.rating
                 await self._announce_route(route)
             row = await self._store_whatsapp_message(session_id, ticket, message)
             if row is None:
                 return
             await self._out.to_frontends(ticket, PostMessage(row.id, received_at=received))
+            if rating is not None:
+                await self._out.to_frontends(ticket, ThreadNotice(ticket.id, rating_notice(rating)))
             for text in auto_replies:
                 await self._out.send_bot_text(ticket, text)
         self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()

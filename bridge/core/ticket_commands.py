@@ -93,5 +93,7 @@ async def run_stats(services: Services, call: Invocation) -> CommandReply:
         mean_first_response=figures.first_response_mean_seconds,
         messages_in=figures.messages_in,
         messages_out=figures.messages_out,
+        ratings=figures.csat_count,
+        average_rating=figures.csat_average,
     )
     return CommandReply(text)

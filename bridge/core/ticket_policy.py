@@ -217,5 +217,10 @@ def closed_notice(ticket_id: int, *, by: str) -> str:
     return f"Ticket #{ticket_id} closed by {by}"
 
 
+def silent_closed_notice(ticket_id: int, *, hours: int) -> str:
+    """The idle sweep closed the ticket (sessions[].auto_close_hours)."""
+    return f"Ticket #{ticket_id} closed after {hours} h without a message from the customer"
+
+
 def reopened_notice(ticket_id: int, *, by: str) -> str:
     return f"Ticket #{ticket_id} reopened by {by}"

@@ -1,18 +1,22 @@
-"""A company's ticket figures for ``!stats``, summed up from ticket rows."""
+"""A company's ticket figures for ``!stats``: read from the repositories, summed up
+from ticket rows."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 
 from bridge.config import CompanyConfig
-from bridge.core.ticket_policy import STATUSES
-from bridge.db import TicketRow
+from bridge.core.ticket_policy import CLOSED, OPEN, PENDING, STATUSES
+from bridge.db import Repositories, TicketRow
 
 FIRST_RESPONSE_WINDOW_DAYS = 30
 """``stats`` reports first response times of tickets created this many days back."""
+
+STATS_SCAN_LIMIT = 10_000
+"""Newest tickets ``stats`` looks at for today's count and response times."""
 
 _DAY = 86_400.0
 
@@ -32,6 +36,8 @@ class CompanyStats:
     unassigned: int  # non-closed tickets nobody owns
     messages_in: int = 0  # from customers, every ticket of the company
     messages_out: int = 0  # to customers (attendants, auto replies, the phone)
+    csat_count: int = 0  # rated tickets (docs/tickets.md#satisfaction)
+    csat_average: float | None = None  # None: no rating yet
 
 
 def company_timezone(company: CompanyConfig) -> tzinfo:
@@ -77,4 +83,41 @@ def summarize_stats(
         answered=len(waits),
         open_by_assignee=dict(sorted(owners.items(), key=lambda item: (-item[1], item[0]))),
         unassigned=unassigned,
+    )
+
+
+async def read_company_stats(
+    repos: Repositories, company: CompanyConfig, *, now: float
+) -> CompanyStats:
+    """The figures of ``!stats``: exact counts per status and message direction, the
+    satisfaction ratings, and the rest from the newest tickets."""
+    by_status = dict.fromkeys((PENDING, OPEN, CLOSED), 0)
+    volume = {"in": 0, "out": 0}
+    for session in await repos.sessions.list_by_company(company.id):
+        for status, count in (await repos.tickets.count_by_status(session.id)).items():
+            by_status[status] += count
+        for direction, count in (await repos.messages.count_by_direction(session.id)).items():
+            volume[direction] += count
+    list_by_company = repos.tickets.list_by_company
+    recent = await list_by_company(company.id, limit=STATS_SCAN_LIMIT)
+    active = [
+        row
+        for status in (PENDING, OPEN)
+        for row in await list_by_company(company.id, status=status, limit=STATS_SCAN_LIMIT)
+    ]
+    summary = summarize_stats(
+        company.id,
+        by_status=by_status,
+        recent=recent,
+        active=active,
+        now=now,
+        zone=company_timezone(company),
+    )
+    rated, average = await repos.tickets.csat_summary(company.id)
+    return replace(
+        summary,
+        messages_in=volume["in"],
+        messages_out=volume["out"],
+        csat_count=rated,
+        csat_average=average,
     )

@@ -27,12 +27,13 @@ for them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.contact_resolver import ContactResolver
 from bridge.core.frontend import contact_label
+from bridge.core.satisfaction import Satisfaction
 from bridge.core.ticket_policy import (
     CLOSED,
     OPEN,
@@ -54,22 +55,19 @@ from bridge.core.ticket_policy import (
     out_of_hours_due,
     reopen_status,
     reopened_notice,
+    silent_closed_notice,
     taken_notice,
     transfer_target,
     transferred_notice,
     within_reopen_window,
 )
-from bridge.core.ticket_stats import CompanyStats, company_timezone, summarize_stats
+from bridge.core.ticket_stats import CompanyStats, read_company_stats
 from bridge.db import ContactRow, Repositories, TicketRow, UniqueViolation
 from bridge.errors import DatabaseError, InvalidInput
 from bridge.metrics import Metrics
 from bridge.model import Message, Party
 
 log = logging.getLogger("bridge.core.tickets")
-
-STATS_SCAN_LIMIT = 10_000
-"""Newest tickets ``stats`` looks at for today's count and response times."""
-
 
 # ---------------------------------------------------------------------------
 # What the service returns
@@ -125,6 +123,8 @@ class InboundRoute:
     contact_changed: bool = False
     """The contact learned its phone, LID or a new name (or absorbed a LID-only
     contact): a ticket that was not created now shows something new on its card."""
+    rating: int | None = None
+    """The message rated ``ticket`` (closed; docs/tickets.md#satisfaction)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,7 @@ class TicketChange:
     previous_status: str
     notice: str  # "Ticket #12 closed by @bob:localhost"
     auto_reply: str | None = None  # to the customer (the farewell on close)
+    question: str | None = None  # to the customer after it (the satisfaction question)
     new_ticket: TicketView | None = None  # a transfer to another session opens one there
 
 
@@ -172,6 +173,7 @@ class TicketService:
         self._clock = clock
         self._metrics = metrics
         self._contacts = ContactResolver(repos)
+        self._satisfaction = Satisfaction(repos)
 
     # -- customers --------------------------------------------------------------
 
@@ -190,9 +192,21 @@ class TicketService:
         async with self._db.atomic():
             person = await self._contacts.of_message(session_id, message, now=now)
             contact = person.contact
+            rating = await self._satisfaction.take_rating(
+                session, session_id=session_id, contact_id=contact.id, message=message, now=now
+            )
+            if rating is not None:
+                self._count_rating(session.key, rating.score)
+                view = self._view_with(rating.ticket, contact, session.key)
+                thanks = (session.csat.thanks,)
+                return InboundRoute(
+                    view, False, False, thanks, contact_changed=person.changed, rating=rating.score
+                )
             ticket, created, reopened = await self._ticket_for(
                 session_id, contact.id, from_me=message.from_me, now=now
             )
+            if not message.from_me:
+                await self._repos.tickets.mark_customer_wrote(ticket.id, now=now)
             replies = await self._auto_replies(
                 session, ticket, created=created, from_me=message.from_me, now=now
             )
@@ -207,6 +221,10 @@ class TicketService:
                 session.key,
             )
         return InboundRoute(view, created, reopened, replies, closed, person.changed)
+
+    def _count_rating(self, session_key: str, score: int) -> None:
+        if self._metrics is not None:
+            self._metrics.csat_ratings.labels(session=session_key, score=str(score)).inc()
 
     async def learn_contact(self, session_key: str, party: Party) -> ContactNews:
         """What WhatsApp told about a person (push name, LID ↔ phone): the contact
@@ -367,10 +385,38 @@ class TicketService:
             before = await self._require(ticket_id)
             check_closable(before)
             after = await self._move(before, CLOSED, now=now)
-        session = self._config.session_for_key(after.session_key)
+            session = self._config.session_for_key(after.session_key)
+            question = await self._ask_rating(session, before, after, now=now)
         farewell = session.farewell if session is not None else None
         log.info("ticket #%d closed by %s", ticket_id, by)
-        return TicketChange(after, before.status, closed_notice(ticket_id, by=by), farewell)
+        notice = closed_notice(ticket_id, by=by)
+        return TicketChange(after, before.status, notice, farewell, question=question)
+
+    async def _ask_rating(
+        self, session: SessionConfig | None, before: TicketRow, after: TicketView, *, now: float
+    ) -> str | None:
+        if session is None:  # a session since removed from the config asks nothing
+            return None
+        return await self._satisfaction.ask(session, before, is_group=after.is_group, now=now)
+
+    async def close_silent(self, ticket_id: int, *, since: float) -> TicketChange | None:
+        """Close a ticket whose customer has not written since ``since`` (the idle
+        sweep, docs/tickets.md#idle-tickets) as ``!close`` would, with the session's
+        ``auto_close_message`` instead of its farewell when it has one. None when the
+        ticket closed or its customer wrote meanwhile."""
+        now = self._clock.now()
+        async with self._db.transaction():
+            before = await self._require(ticket_id)
+            if not await self._repos.tickets.close_if_silent(ticket_id, since=since, now=now):
+                return None
+            after = await self.get(ticket_id)
+            session = self._session(after.session_key)
+            question = await self._ask_rating(session, before, after, now=now)
+        hours = session.auto_close_hours
+        log.info("ticket #%d closed after %d h of customer silence", ticket_id, hours)
+        notice = silent_closed_notice(ticket_id, hours=hours)
+        farewell = session.auto_close_message or session.farewell
+        return TicketChange(after, before.status, notice, farewell, question=question)
 
     async def reopen(self, ticket_id: int, *, by: str) -> TicketChange:
         """Reopen a closed ticket (as open, ``by``'s when nobody owned it)."""
@@ -410,31 +456,7 @@ class TicketService:
 
     async def stats(self, company_id: str) -> CompanyStats:
         company = self._company(company_id)
-        by_status = dict.fromkeys((PENDING, OPEN, CLOSED), 0)
-        volume = {"in": 0, "out": 0}
-        for session in await self._repos.sessions.list_by_company(company_id):
-            for status, count in (await self._repos.tickets.count_by_status(session.id)).items():
-                by_status[status] += count
-            for direction, count in (
-                await self._repos.messages.count_by_direction(session.id)
-            ).items():
-                volume[direction] += count
-        list_by_company = self._repos.tickets.list_by_company
-        recent = await list_by_company(company_id, limit=STATS_SCAN_LIMIT)
-        active = [
-            row
-            for status in (PENDING, OPEN)
-            for row in await list_by_company(company_id, status=status, limit=STATS_SCAN_LIMIT)
-        ]
-        summary = summarize_stats(
-            company_id,
-            by_status=by_status,
-            recent=recent,
-            active=active,
-            now=self._clock.now(),
-            zone=company_timezone(company),
-        )
-        return replace(summary, messages_in=volume["in"], messages_out=volume["out"])
+        return await read_company_stats(self._repos, company, now=self._clock.now())
 
     def company_of(self, ticket: TicketView) -> CompanyConfig:
         return self._company(ticket.company_id)

@@ -31,14 +31,20 @@ class TicketRow:
     updated_at: float
     greeted_at: float | None
     out_of_hours_sent_at: float | None
+    csat_asked_at: float | None = None  # a close asked the customer for a rating
+    csat_score: int | None = None  # 1..5, set once
+    csat_rated_at: float | None = None
+    last_customer_at: float | None = None  # the customer's last message, or (re)activation
+    unanswered_alerted_at: float | None = None  # ops told nobody answered (once)
+    unanswered_resolved_at: float | None = None  # ops told it was answered or closed
 
 
 COLUMNS = column_list(TicketRow)
 _T_COLUMNS = column_list(TicketRow, prefix="t.")
 
 _INSERT_ACTIVE = (
-    "INSERT INTO tickets (session_id, contact_id, status, created_at, updated_at) "
-    "VALUES ($1, $2, 'pending', $3, $3) "
+    "INSERT INTO tickets (session_id, contact_id, status, created_at, updated_at, "
+    "last_customer_at) VALUES ($1, $2, 'pending', $3, $3, $3) "
     "ON CONFLICT (session_id, contact_id) WHERE status <> 'closed' DO NOTHING "
     f"RETURNING {COLUMNS}"
 )
@@ -54,7 +60,14 @@ _SET_COLUMN = {
 }
 _STAMP_ONCE = {
     column: f"UPDATE tickets SET {column} = $2, updated_at = $2 WHERE id = $1 AND {column} IS NULL"
-    for column in ("first_response_at", "greeted_at", "out_of_hours_sent_at")
+    for column in (
+        "first_response_at",
+        "greeted_at",
+        "out_of_hours_sent_at",
+        "csat_asked_at",
+        "unanswered_alerted_at",
+        "unanswered_resolved_at",
+    )
 }
 
 
@@ -199,15 +212,110 @@ class TicketRepository:
         """Stamp the out-of-hours reply; False if it was already sent."""
         return await self._stamp_once(ticket_id, "out_of_hours_sent_at", now)
 
+    async def mark_csat_asked(self, ticket_id: int, *, now: float) -> bool:
+        """Stamp the satisfaction question; False if it was already asked."""
+        return await self._stamp_once(ticket_id, "csat_asked_at", now)
+
+    async def record_csat(self, ticket_id: int, score: int, *, now: float) -> bool:
+        """The ticket's rating, once: False when it was rated already."""
+        changed = await self._db.execute(
+            "UPDATE tickets SET csat_score = $2, csat_rated_at = $3 "
+            "WHERE id = $1 AND csat_score IS NULL",
+            ticket_id,
+            score,
+            now,
+        )
+        return changed > 0
+
+    async def csat_summary(self, company_id: str) -> tuple[int, float | None]:
+        """How many of the company's tickets were rated, and their average score."""
+        row = await self._db.fetchrow(
+            "SELECT COUNT(t.csat_score) AS n, AVG(t.csat_score) AS average FROM tickets t "
+            "JOIN sessions s ON s.id = t.session_id "
+            "WHERE s.company_id = $1 AND t.csat_score IS NOT NULL",
+            company_id,
+        )
+        if row is None or not row["n"]:
+            return 0, None
+        return int(row["n"]), float(row["average"])
+
+    # -- idle tickets (docs/tickets.md#idle-tickets) --------------------------------
+
+    async def mark_customer_wrote(self, ticket_id: int, *, now: float) -> None:
+        """The customer wrote: their silence counts from ``now`` (never backwards)."""
+        await self._db.execute(
+            "UPDATE tickets SET last_customer_at = $2 WHERE id = $1 "
+            "AND (last_customer_at IS NULL OR last_customer_at < $2)",
+            ticket_id,
+            now,
+        )
+
+    async def list_silent(self, session_id: int, *, since: float, limit: int) -> list[TicketRow]:
+        """The session's active tickets whose customer has not written since ``since``."""
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM tickets WHERE status <> 'closed' "
+            "AND last_customer_at <= $2 AND session_id = $1 ORDER BY last_customer_at LIMIT $3",
+            session_id,
+            since,
+            limit,
+        )
+        return [_ticket(row) for row in rows]
+
+    async def close_if_silent(self, ticket_id: int, *, since: float, now: float) -> bool:
+        """Close the ticket unless it closed or its customer wrote after ``since``
+        meanwhile (True: this caller closed it)."""
+        changed = await self._db.execute(
+            "UPDATE tickets SET status = 'closed', closed_at = $3, updated_at = $3 "
+            "WHERE id = $1 AND status <> 'closed' AND last_customer_at <= $2",
+            ticket_id,
+            since,
+            now,
+        )
+        return changed > 0
+
+    async def list_unanswered(self, *, created_before: float, limit: int) -> list[TicketRow]:
+        """Pending tickets created before ``created_before`` that nobody answered and
+        ops was not told about yet, oldest first."""
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM tickets WHERE status = 'pending' "
+            "AND first_response_at IS NULL AND unanswered_alerted_at IS NULL "
+            "AND created_at <= $1 ORDER BY created_at LIMIT $2",
+            created_before,
+            limit,
+        )
+        return [_ticket(row) for row in rows]
+
+    async def list_unanswered_settled(self, *, limit: int) -> list[TicketRow]:
+        """Tickets ops was told nobody answered that have since been answered or
+        closed, and whose resolution ops was not told yet."""
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM tickets WHERE unanswered_alerted_at IS NOT NULL "
+            "AND unanswered_resolved_at IS NULL "
+            "AND (first_response_at IS NOT NULL OR status = 'closed') ORDER BY id LIMIT $1",
+            limit,
+        )
+        return [_ticket(row) for row in rows]
+
+    async def mark_unanswered_alerted(self, ticket_id: int, *, now: float) -> bool:
+        """Stamp the unanswered alert; False if it was already sent."""
+        return await self._stamp_once(ticket_id, "unanswered_alerted_at", now)
+
+    async def mark_unanswered_resolved(self, ticket_id: int, *, now: float) -> bool:
+        """Stamp the alert's resolution; False if it was already sent."""
+        return await self._stamp_once(ticket_id, "unanswered_resolved_at", now)
+
     async def transition(
         self, ticket_id: int, *, frm: str, to: str, now: float, owner: str | None = None
     ) -> bool:
         """``frm`` → ``to`` unless the status changed meanwhile (True: this caller won);
-        ``owner`` fills an empty assignee. Raises ``UniqueViolation`` if it would make a
+        ``owner`` fills an empty assignee; a ticket becoming active again counts the
+        customer's silence from ``now``. Raises ``UniqueViolation`` if it would make a
         second active ticket for the contact."""
         changed = await self._db.execute(
             "UPDATE tickets SET status = $3, closed_at = $4, updated_at = $5, "
-            "assignee = COALESCE(assignee, $6) WHERE id = $1 AND status = $2",
+            "assignee = COALESCE(assignee, $6), "
+            "last_customer_at = CASE WHEN $3 = 'closed' THEN last_customer_at ELSE $5 END "
+            "WHERE id = $1 AND status = $2",
             ticket_id,
             frm,
             to,

@@ -150,9 +150,11 @@ class CoreHarness(BridgeHarness):
         *,
         frontends: list[FakeFrontend],
         auto_pair: bool = True,
+        config: str = CONFIG,
     ) -> None:
+        """``config``: CONFIG or a variant of it (the same placeholders)."""
         self.auto_pair = auto_pair
-        text = CONFIG.format(port=free_port(), auto_pair=str(auto_pair).lower())
+        text = config.format(port=free_port(), auto_pair=str(auto_pair).lower())
         (tmp_path / "replies").mkdir(exist_ok=True)
         (tmp_path / "replies" / "prices.pdf").write_bytes(QUICK_REPLY_FILE)
         (tmp_path / "config.yaml").write_text(text)
@@ -182,9 +184,11 @@ class CoreHarness(BridgeHarness):
     async def stop(self) -> None:
         await self.bridge.stop()
 
-    async def restart(self) -> None:
-        """A new bridge process on the same database and data directory."""
+    async def restart(self, *, away_seconds: float = 0.0) -> None:
+        """A new bridge process on the same database and data directory, after
+        ``away_seconds`` on the clock with no bridge running."""
         await self.stop()
+        await self.clock.advance(away_seconds)
         self.bridge = self._new_bridge()
         await self.start()
 

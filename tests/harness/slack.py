@@ -77,11 +77,13 @@ class SlackHarness(BridgeHarness):
         auto_pair: bool = True,
         burst: int = 1000,
         max_size_mb: int = 100,
+        config: str = CONFIG,
     ) -> None:
+        """``config``: CONFIG or a variant of it (the same placeholders)."""
         self.fake = fake
         self.auto_pair = auto_pair
         self.port = free_port()
-        text = CONFIG.format(
+        text = config.format(
             port=self.port,
             mode=mode,
             bot_token=fake.bot_token,

@@ -196,8 +196,9 @@ def _config(
     tokens: tuple[str, str],
     auto_pair: bool = True,
     max_size_mb: int = 100,
+    template: str = CONFIG,
 ) -> Config:
-    text = CONFIG.format(
+    text = template.format(
         http_port=free_port(),
         hs_address=hs_address,
         as_port=as_port,
@@ -222,7 +223,9 @@ class MatrixBridge(BridgeHarness):
         *,
         auto_pair: bool = True,
         max_size_mb: int = 100,
+        config: str = CONFIG,
     ) -> None:
+        """``config``: CONFIG or a variant of it (the same placeholders)."""
         self.hs = hs
         self.directory = directory
         self.db = db
@@ -234,6 +237,7 @@ class MatrixBridge(BridgeHarness):
             tokens=(hs.as_token, hs.hs_token),
             auto_pair=auto_pair,
             max_size_mb=max_size_mb,
+            template=config,
         )
         self.clock = FakeClock()
         self.frontend = MatrixFrontend(self.config)

@@ -126,3 +126,39 @@ async def test_unknown_marker_is_refused(raw_db: Database, tmp_path: Path) -> No
     directory = _write(tmp_path / "m", {"0001_x.sql": "CREATE TABLE t (id {{uuid}});"})
     with pytest.raises(MigrationError, match=r"0001_x.sql: unknown marker \{\{uuid\}\}"):
         await migrate(raw_db, migrations_dir=directory)
+
+
+async def test_0006_counts_old_tickets_silence_from_their_last_customer_message(
+    raw_db: Database, tmp_path: Path
+) -> None:
+    """Tickets written before migration 0006 get last_customer_at from their newest
+    inbound message, else from their creation (docs/tickets.md#idle-tickets)."""
+    older = {m.file_name: m.text for m in load_migrations() if m.version <= 5}
+    assert await migrate(raw_db, migrations_dir=_write(tmp_path / "m", older)) == [1, 2, 3, 4, 5]
+    db = raw_db
+    await db.execute("INSERT INTO companies (id, name) VALUES ('acme', 'ACME')")
+    await db.execute(
+        "INSERT INTO sessions (company_id, name, engine, updated_at) "
+        "VALUES ('acme', 'sales', 'sim', 1)"
+    )
+    for n in (1, 2):
+        await db.execute(
+            "INSERT INTO contacts (session_id, phone, created_at, updated_at) VALUES (1, $1, 1, 1)",
+            f"+55119000000{n}",
+        )
+        await db.execute(
+            "INSERT INTO tickets (session_id, contact_id, status, created_at, updated_at) "
+            "VALUES (1, $1, 'open', $2, $2)",
+            n,
+            float(n * 100),
+        )
+    for direction, at in (("in", 150.0), ("in", 170.0), ("out", 190.0)):
+        await db.execute(
+            "INSERT INTO messages (ticket_id, session_id, direction, kind, sender, content, "
+            "timestamp, created_at) VALUES (1, 1, $1, 'text', 'x', '{}', $2, $2)",
+            direction,
+            at,
+        )
+    assert 6 in await migrate(db)
+    rows = await db.fetch("SELECT id, last_customer_at FROM tickets ORDER BY id")
+    assert [(r["id"], r["last_customer_at"]) for r in rows] == [(1, 170.0), (2, 200.0)]

@@ -38,6 +38,7 @@ async def test_ticket_roundtrip(repos: Repositories) -> None:
         updated_at=10.0,
         greeted_at=None,
         out_of_hours_sent_at=None,
+        last_customer_at=10.0,  # a new ticket counts its customer's silence from its start
     )
     assert await repos.tickets.open_or_get(session.id, contact.id, now=11.0) == (ticket, False)
     assert await repos.tickets.get(ticket.id) == ticket
@@ -185,3 +186,67 @@ async def test_restamp_out_of_hours_moves_only_the_expected_stamp(repos: Reposit
     assert await repos.tickets.restamp_out_of_hours(ticket.id, previous=20.0, now=30.0)
     row = await repos.tickets.get(ticket.id)
     assert row is not None and row.out_of_hours_sent_at == 30.0
+
+
+# --- satisfaction and idle tickets (migration 0006) -------------------------------------------
+
+
+async def test_csat_is_asked_and_rated_once(repos: Repositories) -> None:
+    session, contact = await _seed(repos)
+    ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
+    assert await repos.tickets.mark_csat_asked(ticket.id, now=20.0)
+    assert not await repos.tickets.mark_csat_asked(ticket.id, now=21.0)
+    assert await repos.tickets.record_csat(ticket.id, 4, now=30.0)
+    assert not await repos.tickets.record_csat(ticket.id, 1, now=31.0)
+    row = await repos.tickets.get(ticket.id)
+    assert row is not None
+    assert (row.csat_asked_at, row.csat_score, row.csat_rated_at) == (20.0, 4, 30.0)
+    assert await repos.tickets.csat_summary("acme") == (1, 4.0)
+
+
+async def test_csat_summary_of_a_company_without_ratings(repos: Repositories) -> None:
+    await _seed(repos)
+    assert await repos.tickets.csat_summary("acme") == (0, None)
+
+
+async def test_silent_tickets_are_listed_and_closed_once(repos: Repositories) -> None:
+    session, contact = await _seed(repos)
+    ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
+    await repos.tickets.mark_customer_wrote(ticket.id, now=50.0)
+    await repos.tickets.mark_customer_wrote(ticket.id, now=40.0)  # never backwards
+    assert await repos.tickets.list_silent(session.id, since=49.0, limit=10) == []
+    [silent] = await repos.tickets.list_silent(session.id, since=50.0, limit=10)
+    assert (silent.id, silent.last_customer_at) == (ticket.id, 50.0)
+    assert not await repos.tickets.close_if_silent(ticket.id, since=49.0, now=60.0)
+    assert await repos.tickets.close_if_silent(ticket.id, since=50.0, now=60.0)
+    assert not await repos.tickets.close_if_silent(ticket.id, since=50.0, now=61.0)
+    closed = await repos.tickets.get(ticket.id)
+    assert closed is not None and (closed.status, closed.closed_at) == ("closed", 60.0)
+    assert await repos.tickets.list_silent(session.id, since=100.0, limit=10) == []
+
+
+async def test_reopening_restarts_the_silence(repos: Repositories) -> None:
+    session, contact = await _seed(repos)
+    ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
+    assert await repos.tickets.transition(ticket.id, frm="pending", to="closed", now=20.0)
+    assert await repos.tickets.transition(ticket.id, frm="closed", to="open", now=90.0)
+    row = await repos.tickets.get(ticket.id)
+    assert row is not None and row.last_customer_at == 90.0
+
+
+async def test_unanswered_tickets_are_alerted_and_resolved_once(repos: Repositories) -> None:
+    session, contact = await _seed(repos)
+    ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
+    assert await repos.tickets.list_unanswered(created_before=9.0, limit=10) == []
+    [waiting] = await repos.tickets.list_unanswered(created_before=10.0, limit=10)
+    assert waiting.id == ticket.id
+    assert await repos.tickets.mark_unanswered_alerted(ticket.id, now=20.0)
+    assert not await repos.tickets.mark_unanswered_alerted(ticket.id, now=21.0)
+    assert await repos.tickets.list_unanswered(created_before=100.0, limit=10) == []
+    assert await repos.tickets.list_unanswered_settled(limit=10) == []  # not answered yet
+    assert await repos.tickets.mark_first_response(ticket.id, now=30.0)
+    [settled] = await repos.tickets.list_unanswered_settled(limit=10)
+    assert settled.id == ticket.id
+    assert await repos.tickets.mark_unanswered_resolved(ticket.id, now=31.0)
+    assert not await repos.tickets.mark_unanswered_resolved(ticket.id, now=32.0)
+    assert await repos.tickets.list_unanswered_settled(limit=10) == []

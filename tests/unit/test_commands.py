@@ -85,6 +85,8 @@ class FakeStats:
     first_response_mean_seconds: float | None
     messages_in: int
     messages_out: int
+    csat_count: int = 0
+    csat_average: float | None = None
 
 
 @dataclass
