@@ -25,6 +25,7 @@ from bridge.config.kinds import (
     HOST,
     LOCALPART,
     NOT_NEGATIVE,
+    NOTE_PREFIX,
     PATH,
     PHONE_NUMBER_ID,
     PORT,
@@ -145,6 +146,8 @@ class WhatsappConfig:
 @dataclass(frozen=True, slots=True)
 class TicketsConfig:
     reopen_window_minutes: int = field(default=120, metadata=scalar(int_kind(0)))
+    # a thread message starting with it is an internal note (docs/tickets.md, "Internal notes")
+    note_prefix: str = field(default="//", metadata=scalar(NOTE_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)

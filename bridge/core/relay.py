@@ -18,7 +18,7 @@ from dataclasses import replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, SessionConfig
-from bridge.core import cloud_texts, send_references
+from bridge.core import cloud_texts, notes, send_references
 from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.commands import CommandRegistry
@@ -306,10 +306,15 @@ class Relay:
     async def attendant_event(self, event: AttendantPost) -> Reply | None:
         """An attendant's message or action; returns a reply for the attendant, if any."""
         content = event.content
-        if isinstance(content, Text) and self._commands.is_command(content.body):
+        note = self._note_of(event)
+        if note is not None:
+            event = replace(event, content=note)
+        elif isinstance(content, Text) and self._commands.is_command(content.body):
             reply = await self.command(event, content.body)
             return None if reply is ALREADY_DONE else reply  # a redelivery: answered before
-        if isinstance(content, Media) and event.place.thread_root is not None:
+        if note is not None and isinstance(note, Media):
+            event = replace(event, content=await self._keep_bytes(note))
+        elif isinstance(content, Media) and event.place.thread_root is not None:
             too_big = _too_big_for_whatsapp(content, self._config)
             if too_big is not None:
                 return too_big
@@ -323,8 +328,24 @@ class Relay:
             refusal = self._refuse(event, ticket)
             if refusal is not None:
                 return refusal
+            if note is not None:
+                return await self._record_note(event, ticket)
             reply = await self._relay_attendant_content(event, ticket)
         return reply
+
+    def _note_of(self, event: AttendantPost) -> Text | Media | None:
+        """The note ``event`` posts in a ticket thread, if it is one (bridge.core.notes)."""
+        if event.place.thread_root is None:
+            return None
+        return notes.note_of(event.content, prefix=self._config.tickets.note_prefix)
+
+    async def _record_note(self, event: AttendantPost, ticket: TicketView) -> Reply | None:
+        """Store a note and show it on the session's other frontends; never to WhatsApp."""
+        if isinstance(event.content, Text) and not event.content.body:
+            return Reply(notes.NOTE_EMPTY, ephemeral=True)
+        row = await self._store_attendant_message(event, ticket, kind=notes.NOTE_KIND)
+        await self._out.to_frontends(ticket, PostMessage(row.id), skip=event.frontend)
+        return None
 
     async def _keep_bytes(self, content: AnyContent) -> AnyContent:
         """``content`` with its media bytes in the media store and only their reference
@@ -411,16 +432,35 @@ class Relay:
         )
         if target is None:
             return None  # a reaction to a notice or a card: nothing to relay
+        if notes.is_note(target):  # acting on a note stays among staff
+            return await self._record_note_action(event, ticket, target)
         if isinstance(content, Edit | Deletion) and target.direction == "in":
             # WhatsApp lets no one edit or delete another person's message: the
             # redaction hides it on this frontend only.
             return None
+        if isinstance(content, Edit) and self._note_of(replace(event, content=content.new)):
+            return Reply(notes.NOTE_TOO_LATE)  # relayed nowhere: staff words stay here
         closed = await self._window.refusal(ticket)
         if closed is not None:
             return Reply(closed, ephemeral=True)
         row = await self._store_attendant_message(event, ticket, kind=content.kind)
         action = MirrorAction(row.id, target=target.id)
         await self._out.to_whatsapp(ticket, action)
+        await self._out.to_frontends(ticket, action, skip=event.frontend)
+        return None
+
+    async def _record_note_action(
+        self, event: AttendantPost, ticket: TicketView, target: MessageRow
+    ) -> Reply | None:
+        """A reaction, edit or deletion of a note: stored as a note, mirrored to the
+        other frontends (an edit keeps the note a note, prefix or not)."""
+        content = event.content
+        if isinstance(content, Edit):
+            new = notes.note_of(content.new, prefix=self._config.tickets.note_prefix)
+            if isinstance(new, Text):
+                event = replace(event, content=replace(content, new=new))
+        row = await self._store_attendant_message(event, ticket, kind=notes.NOTE_KIND)
+        action = MirrorAction(row.id, target=target.id)
         await self._out.to_frontends(ticket, action, skip=event.frontend)
         return None
 

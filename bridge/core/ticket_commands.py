@@ -1,5 +1,5 @@
 """The ticket commands: ``!tickets``, ``!accept``, ``!close``, ``!reopen``, ``!assign``,
-``!transfer`` and ``!stats``."""
+``!transfer``, ``!stats`` and ``!note`` (as a command)."""
 
 from __future__ import annotations
 
@@ -95,3 +95,10 @@ async def run_stats(services: Services, call: Invocation) -> CommandReply:
         messages_out=figures.messages_out,
     )
     return CommandReply(text)
+
+
+async def run_note(services: Services, call: Invocation) -> CommandReply:
+    """``!note`` reaching the command table: a thread message ``!note <text>`` never
+    does (the relay records it as a note first: bridge/core/notes.py), so this is a
+    form that cannot carry a note, such as a Slack slash command's text."""
+    raise UsageError(texts.NOTE_AS_MESSAGE)

@@ -192,10 +192,11 @@ class MessageRepository:
         return None if value is None else float(value)
 
     async def count_by_direction(self, session_id: int) -> dict[str, int]:
-        """How many messages came in from customers and went out to them."""
+        """How many messages came in from customers and went out to them (internal
+        notes, kind ``note``, went to no one: docs/tickets.md, "Internal notes")."""
         rows = await self._db.fetch(
             "SELECT direction, COUNT(*) AS n FROM messages WHERE session_id = $1 "
-            "GROUP BY direction",
+            "AND kind <> 'note' GROUP BY direction",
             session_id,
         )
         counts = {"in": 0, "out": 0}

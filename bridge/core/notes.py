@@ -1,0 +1,66 @@
+"""Internal notes: what attendants write in a ticket thread for each other only
+(docs/tickets.md, "Internal notes").
+
+A thread message is a note when its text (a file's caption) starts with
+``tickets.note_prefix`` (default ``//``) or is ``!note <text>``. Spaces before the
+prefix and WhatsApp formatting marks around it (``*//x*``, ``_ // x_``, ``> //x``)
+do not hide it: a message that looks like a note to the person typing it is one.
+A note is stored with the message kind :data:`NOTE_KIND`, and so is every reaction,
+edit or deletion of a note; :func:`is_note` is the test every path to WhatsApp
+refuses, and the one a transcript uses to mark notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bridge.core.commands import note_command_text
+from bridge.db.messages import MessageRow
+from bridge.model import AnyContent, Media, Text
+
+NOTE_KIND = "note"
+"""The ``messages.kind`` of a note and of every action on one."""
+
+NOTE_EMPTY = "An empty note: nothing was recorded. Write the note after the prefix."
+NOTE_TOO_LATE = (
+    "⚠️ This message was already sent to the customer: notes cannot be taken back. "
+    "Your edit was not sent to WhatsApp (nor mirrored); write a new note instead."
+)
+"""The answer, in the thread, to an edit that turns a sent message into a note."""
+
+_MARKS = "*_~`>"  # WhatsApp markup that may come before the prefix
+
+
+def is_note(row: MessageRow) -> bool:
+    """Whether a stored message is internal (a note, or an action on one): it never
+    reaches WhatsApp."""
+    return row.kind == NOTE_KIND
+
+
+def note_of(content: AnyContent, *, prefix: str) -> Text | Media | None:
+    """What is left to show when ``content`` is a note (the prefix or ``!note``
+    removed, formatting marks kept); None when it is not one. A text that is only
+    the prefix is an empty note (``Text("")``)."""
+    if isinstance(content, Text):
+        body = note_body(content.body, prefix=prefix)
+        return None if body is None else replace(content, body=body)
+    if isinstance(content, Media) and content.caption is not None:
+        caption = note_body(content.caption, prefix=prefix)
+        if caption is None:
+            return None
+        return replace(content, caption=caption or None)
+    return None
+
+
+def note_body(text: str, *, prefix: str) -> str | None:
+    """``"  *// call back*"`` → ``"*call back*"``, ``"!note call back"`` → ``"call back"``;
+    None when ``text`` is not a note."""
+    command = note_command_text(text)
+    if command is not None:
+        return command
+    lead = len(text) - len(text.lstrip(_MARKS + " \t\r\n"))
+    if not text[lead:].startswith(prefix):
+        return None
+    marks = "".join(ch for ch in text[:lead] if not ch.isspace())
+    rest = text[lead + len(prefix) :].lstrip()
+    return f"{marks}{rest}".strip()
