@@ -3,8 +3,9 @@
 
 A thread message is a note when its text (a file's caption) starts with
 ``tickets.note_prefix`` (default ``//``) or is ``!note <text>``. Spaces before the
-prefix and WhatsApp formatting marks around it (``*//x*``, ``_ // x_``, ``> //x``)
-do not hide it: a message that looks like a note to the person typing it is one.
+prefix (or ``!note``) and WhatsApp formatting marks around it (``*//x*``,
+``_ // x_``, ``> //x``, ``*!note x*``) do not hide it: a message that looks like a
+note to the person typing it is one.
 A note is stored with the message kind :data:`NOTE_KIND`, and so is every reaction,
 edit or deletion of a note; :func:`is_note` is the test every path to WhatsApp
 refuses, and the one a transcript uses to mark notes.
@@ -28,7 +29,7 @@ NOTE_TOO_LATE = (
 )
 """The answer, in the thread, to an edit that turns a sent message into a note."""
 
-_MARKS = "*_~`>"  # WhatsApp markup that may come before the prefix
+_MARKS_AND_SPACES = "*_~`> \t\r\n"  # what may come before the prefix (WhatsApp markup)
 
 
 def is_note(row: MessageRow) -> bool:
@@ -40,7 +41,7 @@ def is_note(row: MessageRow) -> bool:
 def note_of(content: AnyContent, *, prefix: str) -> Text | Media | None:
     """What is left to show when ``content`` is a note (the prefix or ``!note``
     removed, formatting marks kept); None when it is not one. A text that is only
-    the prefix is an empty note (``Text("")``)."""
+    the prefix (and marks) is an empty note (``Text("")``)."""
     if isinstance(content, Text):
         body = note_body(content.body, prefix=prefix)
         return None if body is None else replace(content, body=body)
@@ -53,14 +54,17 @@ def note_of(content: AnyContent, *, prefix: str) -> Text | Media | None:
 
 
 def note_body(text: str, *, prefix: str) -> str | None:
-    """``"  *// call back*"`` → ``"*call back*"``, ``"!note call back"`` → ``"call back"``;
-    None when ``text`` is not a note."""
-    command = note_command_text(text)
-    if command is not None:
-        return command
-    lead = len(text) - len(text.lstrip(_MARKS + " \t\r\n"))
-    if not text[lead:].startswith(prefix):
+    """``"  *// call back*"`` → ``"*call back*"``, ``"!note call back"`` → ``"call back"``
+    (``!note`` may hide in formatting as the prefix may); None when ``text`` is not a
+    note."""
+    lead = len(text) - len(text.lstrip(_MARKS_AND_SPACES))
+    marks, rest = "".join(ch for ch in text[:lead] if not ch.isspace()), text[lead:]
+    after_command = note_command_text(rest)
+    if after_command is not None:
+        rest = after_command
+    elif rest.startswith(prefix):
+        rest = rest[len(prefix) :].lstrip()
+    else:
         return None
-    marks = "".join(ch for ch in text[:lead] if not ch.isspace())
-    rest = text[lead + len(prefix) :].lstrip()
-    return f"{marks}{rest}".strip()
+    body = f"{marks}{rest}".strip()
+    return body if body.strip(_MARKS_AND_SPACES) else ""  # marks alone say nothing
