@@ -100,5 +100,6 @@ async def run_stats(services: Services, call: Invocation) -> CommandReply:
 async def run_note(services: Services, call: Invocation) -> CommandReply:
     """``!note`` reaching the command table: a thread message ``!note <text>`` never
     does (the relay records it as a note first: bridge/core/notes.py), so this is a
-    form that cannot carry a note, such as a Slack slash command's text."""
-    raise UsageError(texts.NOTE_AS_MESSAGE)
+    form that cannot carry a note, such as a Slack slash command's text: it says how
+    to write one, and records nothing."""
+    return CommandReply(texts.NOTE_AS_MESSAGE)

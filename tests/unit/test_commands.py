@@ -24,7 +24,13 @@ from bridge.core.command_model import (
     RoomKind,
     Services,
 )
-from bridge.core.commands import COMMANDS, CommandRegistry, is_command, parse_command
+from bridge.core.commands import (
+    COMMANDS,
+    CommandRegistry,
+    is_command,
+    note_command_text,
+    parse_command,
+)
 from bridge.errors import EngineError, InvalidInput, NotAuthorized
 from tests.harness.cloud import CLOUD, with_cloud
 
@@ -306,6 +312,7 @@ CONTRACT: dict[str, tuple[dict[RoomKind, str], str, set[RoomKind], tuple[Any, ..
     ),
     "stats": ({p: "!stats" for p in RoomKind}, "attendant", {C, T, OPS}, None),
     "template": ({p: "!template" for p in RoomKind}, "attendant", {T}, None),
+    "note": ({p: "!note ligar amanhã" for p in RoomKind}, "attendant", {T}, None),
 }
 
 WRONG_PLACE = {
@@ -316,7 +323,7 @@ WRONG_PLACE = {
     "tickets": "!tickets works in a session's control room.",
     **{
         name: f"!{name} works inside a ticket thread."
-        for name in ("accept", "close", "reopen", "assign", "transfer", "template")
+        for name in ("accept", "close", "reopen", "assign", "transfer", "template", "note")
     },
 }
 
@@ -388,6 +395,32 @@ def test_parse_command(text: str, parsed: tuple[str, tuple[str, ...]] | None):
     assert parse_command(text) == parsed
     assert is_command(text) is (parsed is not None)
     assert CommandRegistry.is_command(text) is (parsed is not None)
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("!note ligar amanhã", "ligar amanhã"),
+        ("  !NOTE\t*ligar*\nsegunda linha ", "*ligar*\nsegunda linha"),
+        ("!note", ""),
+        ("!note   ", ""),
+        ("!notes", None),
+        ("!notebook x", None),
+        ("please !note x", None),
+        ("// x", None),  # the prefix is bridge.core.notes' business, not a command's
+    ],
+)
+def test_note_command_text(text: str, note: str | None):
+    assert note_command_text(text) == note
+
+
+async def test_note_in_a_thread_through_the_registry_says_how_to_write_one(world: World):
+    reply = await run(world, T, "!note ligar amanhã")
+    assert reply == CommandReply(
+        "A note is a message typed in the ticket's thread: !note <text>, or the text after "
+        "the note prefix. It was not recorded."
+    )
+    assert world.calls == []
 
 
 async def test_not_a_command_returns_none(world: World):
@@ -665,6 +698,7 @@ async def test_a_room_of_an_unknown_company_is_refused(world: World, caplog):
     ("place", "user", "text", "expected"),
     [
         (C, BOB, "close", "!close works inside a ticket thread."),
+        (C, BOB, "note ligar amanhã", "!note works inside a ticket thread."),
         (C, BOB, "  TICKETS   pending ", "No pending tickets."),
         (C, BOB, "!status", "acme/sales CONNECTED +5511900000001"),
         (
@@ -733,6 +767,8 @@ async def test_help_for_an_attendant_in_a_thread(world: World):
         "or to another session of the company\n"
         "!template [name params…] — send an approved WhatsApp template (Cloud API sessions, "
         "also after the customer's 24-hour window); alone, list them\n"
+        "!note <text> — an internal note: shown to staff on every frontend, never sent to "
+        "the customer (a message starting with the note prefix, // by default, is one too)\n"
         "!status — connection status and phone of this session; in ops, of every session\n"
         "!sessions — every WhatsApp session of the company, one per line\n"
         "!stats — ticket counts, first response times and message volume of the company\n"
@@ -749,8 +785,8 @@ async def test_help_for_an_admin_in_ops_names_sessions(world: World):
     assert "\n!status [session] — " in text
     assert "!close" not in text.split("Elsewhere:")[0]
     assert (
-        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template inside a ticket "
-        "thread; "
+        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !note inside a "
+        "ticket thread; "
         "!tickets in a session's control room." in text
     )
 
