@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from bridge.core.commands import note_command_text
 from bridge.db.messages import MessageRow
-from bridge.model import AnyContent, Media, Text
+from bridge.model import AnyContent, Edit, Media, Text
 
 NOTE_KIND = "note"
 """The ``messages.kind`` of a note and of every action on one."""
@@ -51,6 +51,15 @@ def note_of(content: AnyContent, *, prefix: str) -> Text | Media | None:
             return None
         return replace(content, caption=caption or None)
     return None
+
+
+def action_on_note(action: AnyContent, *, prefix: str) -> AnyContent:
+    """A reaction, edit or deletion of a note as stored: an edit's new text without the
+    prefix, if it repeats it (an edited note stays a note either way)."""
+    if isinstance(action, Edit):
+        new = note_of(action.new, prefix=prefix)
+        return replace(action, new=new) if isinstance(new, Text) else action
+    return action
 
 
 def note_body(text: str, *, prefix: str) -> str | None:

@@ -101,6 +101,7 @@ class Relay:
         self._metrics = metrics
         self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
         self._window = CustomerWindow(config, repos.messages, clock=clock)
+        self._note_prefix = config.tickets.note_prefix
 
     def _session(self, key: str) -> SessionConfig:
         session = self._config.session_for_key(key)
@@ -306,14 +307,12 @@ class Relay:
     async def attendant_event(self, event: AttendantPost) -> Reply | None:
         """An attendant's message or action; returns a reply for the attendant, if any."""
         content = event.content
-        note = self._note_of(event)
+        note = await self._note_of(event)
         if note is not None:
-            event = replace(event, content=note)
+            event = replace(event, content=await self._keep_bytes(note))
         elif isinstance(content, Text) and self._commands.is_command(content.body):
             reply = await self.command(event, content.body)
             return None if reply is ALREADY_DONE else reply  # a redelivery: answered before
-        if note is not None and isinstance(note, Media):
-            event = replace(event, content=await self._keep_bytes(note))
         elif isinstance(content, Media) and event.place.thread_root is not None:
             too_big = _too_big_for_whatsapp(content, self._config)
             if too_big is not None:
@@ -333,11 +332,18 @@ class Relay:
             reply = await self._relay_attendant_content(event, ticket)
         return reply
 
-    def _note_of(self, event: AttendantPost) -> Text | Media | None:
-        """The note ``event`` posts in a ticket thread, if it is one (bridge.core.notes)."""
-        if event.place.thread_root is None:
+    async def _note_of(self, event: AttendantPost) -> Text | Media | None:
+        """The note ``event`` posts in a ticket thread, if it is one (bridge.core.notes);
+        an outsider's ``!note`` is none: it is refused as every command is."""
+        content = event.content
+        note = notes.note_of(content, prefix=self._note_prefix)
+        if note is None or event.place.thread_root is None:
             return None
-        return notes.note_of(event.content, prefix=self._config.tickets.note_prefix)
+        if not (isinstance(content, Text) and self._commands.is_command(content.body)):
+            return note
+        ticket = await self._ticket_of(event)
+        company = self._config.find_company(ticket.company_id) if ticket else None
+        return note if company and role_of(company, event.attendant.user_id) else None
 
     async def _record_note(self, event: AttendantPost, ticket: TicketView) -> Reply | None:
         """Store a note and show it on the session's other frontends; never to WhatsApp."""
@@ -438,7 +444,7 @@ class Relay:
             # WhatsApp lets no one edit or delete another person's message: the
             # redaction hides it on this frontend only.
             return None
-        if isinstance(content, Edit) and self._note_of(replace(event, content=content.new)):
+        if isinstance(content, Edit) and notes.note_of(content.new, prefix=self._note_prefix):
             return Reply(notes.NOTE_TOO_LATE)  # relayed nowhere: staff words stay here
         closed = await self._window.refusal(ticket)
         if closed is not None:
@@ -454,12 +460,10 @@ class Relay:
     ) -> Reply | None:
         """A reaction, edit or deletion of a note: stored as a note, mirrored to the
         other frontends (an edit keeps the note a note, prefix or not)."""
-        content = event.content
-        if isinstance(content, Edit):
-            new = notes.note_of(content.new, prefix=self._config.tickets.note_prefix)
-            if isinstance(new, Text):
-                event = replace(event, content=replace(content, new=new))
-        row = await self._store_attendant_message(event, ticket, kind=notes.NOTE_KIND)
+        stored = notes.action_on_note(event.content, prefix=self._note_prefix)
+        row = await self._store_attendant_message(
+            replace(event, content=stored), ticket, kind=notes.NOTE_KIND
+        )
         action = MirrorAction(row.id, target=target.id)
         await self._out.to_frontends(ticket, action, skip=event.frontend)
         return None

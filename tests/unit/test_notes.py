@@ -70,3 +70,11 @@ def test_is_note() -> None:
     assert notes.is_note(row("note"))
     assert not notes.is_note(row("text"))
     assert not notes.is_note(row("edit"))
+
+
+def test_an_action_on_a_note_loses_a_repeated_prefix() -> None:
+    assert notes.action_on_note(Edit("$e", Text("// hoje")), prefix="//") == Edit(
+        "$e", Text("hoje")
+    )
+    assert notes.action_on_note(Edit("$e", Text("hoje")), prefix="//") == Edit("$e", Text("hoje"))
+    assert notes.action_on_note(Reaction("$e", "👍"), prefix="//") == Reaction("$e", "👍")
