@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 
 from bridge.core import notes
+from bridge.core.frontend import ChatAddress
 from bridge.db.database import Database
+from bridge.model import Edit, Text
+from tests.fakes.frontend import FakeFrontend
 from tests.fakes.slack import SlackFake
-from tests.harness.slack import BOB, SALES, SlackHarness
+from tests.harness.slack import ADMIN, BOB, SALES, SlackHarness
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -112,3 +115,32 @@ async def test_an_edit_adding_the_prefix_is_not_sent_and_the_thread_is_told(
     assert all("brava" not in str(m) for m in bridge.outbound())
     told = [m["text"] for m in bridge.replies()]
     assert any("notes cannot be taken back" in t for t in told), told
+
+
+async def test_a_note_from_the_other_frontend_is_shown_as_a_note_on_slack(
+    tmp_path: Path, db: Database
+) -> None:
+    matrix = FakeFrontend("matrix")
+    async with SlackFake() as fake:
+        h = SlackHarness(tmp_path, db, fake, beside=[matrix])
+        await h.start()
+        try:
+            await h.customer(text="Oi")
+            call = next(c for c in matrix.of("thread") if c.args["card"].ticket_id == 1)
+            place = call.place
+            assert isinstance(place, ChatAddress)
+            before = len(h.outbound())
+            event, reply = await matrix.attendant(place, ADMIN, "// ligar *amanhã*", name="Alice")
+            await h.settle()
+            assert reply is None
+            [shown] = [m for m in h.replies() if m.get("username") == "Alice (internal note)"]
+            assert shown["text"] == "📝 _Note (internal, not sent to WhatsApp)_\nligar *amanhã*"
+            await matrix.attendant(place, ADMIN, Edit(event, Text("// ligar hoje")), name="Alice")
+            await h.settle()
+            [edited] = [m for m in h.replies() if m["ts"] == shown["ts"]]
+            assert edited["text"] == "📝 _Note (internal, not sent to WhatsApp)_\nligar hoje"
+            await matrix.attendant(place, ADMIN, "Já volto", name="Alice")
+            await h.settle()
+            assert [m["text"] for m in h.outbound()[before:]] == ["*Alice:*\nJá volto"]
+        finally:
+            await h.stop()
