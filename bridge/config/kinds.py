@@ -193,6 +193,7 @@ USER_ID = text_kind(
     "a Matrix user id like @alice:example.com or a Slack user id like U0123ABC",
     r"@[^:\s]+:\S+|[UW][A-Z0-9]{2,}",
 )
+NOTE_PREFIX = text_kind("a prefix without spaces, like //", r"\S+")
 TEMPLATE_NAME = text_kind(
     "a template name of lowercase letters, digits and '_' (like order_update)", r"[a-z0-9_]{1,512}"
 )

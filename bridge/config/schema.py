@@ -25,6 +25,7 @@ from bridge.config.kinds import (
     HOST,
     LOCALPART,
     NOT_NEGATIVE,
+    NOTE_PREFIX,
     PATH,
     PHONE_NUMBER_ID,
     PORT,
@@ -148,6 +149,8 @@ class TicketsConfig:
     reopen_window_minutes: int = field(default=120, metadata=scalar(int_kind(0)))
     transcript_on_close: bool = field(default=False, metadata=scalar(BOOL))
     """Post ``ticket-<id>.txt`` into the ticket's threads at every close (transcript.py)."""
+    # a thread message starting with it is an internal note (docs/tickets.md, "Internal notes")
+    note_prefix: str = field(default="//", metadata=scalar(NOTE_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)

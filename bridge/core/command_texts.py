@@ -60,6 +60,15 @@ TEMPLATE = CommandHelp(
     "24-hour window); alone, list them",
     "!template [name params…]",
 )
+NOTE = CommandHelp(
+    "an internal note: shown to staff on every frontend, never sent to the customer "
+    "(a message starting with the note prefix, // by default, is one too)",
+    "!note <text>",
+)
+NOTE_AS_MESSAGE = (
+    "A note is a message typed in the ticket's thread: !note <text>, or the text after "
+    "the note prefix. It was not recorded."
+)
 STATS = CommandHelp(
     "ticket counts, first response times and message volume of the company", "!stats"
 )

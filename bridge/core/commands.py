@@ -59,6 +59,7 @@ from bridge.core.ticket_commands import (
     run_accept,
     run_assign,
     run_close,
+    run_note,
     run_reopen,
     run_stats,
     run_tickets,
@@ -67,7 +68,15 @@ from bridge.core.ticket_commands import (
 from bridge.core.transcript import run_transcript
 from bridge.errors import BridgeError, NotAuthorized
 
-__all__ = ["COMMANDS", "CommandRegistry", "is_command", "parse_command", "run_help", "suggest"]
+__all__ = [
+    "COMMANDS",
+    "CommandRegistry",
+    "is_command",
+    "note_command_text",
+    "parse_command",
+    "run_help",
+    "suggest",
+]
 
 log = logging.getLogger("bridge.core.commands")
 
@@ -79,6 +88,17 @@ _COMMAND = re.compile(r"\s*!([A-Za-z]\S*)(.*)", re.DOTALL)
 def is_command(text: str) -> bool:
     """Whether ``text`` is a command (``!`` then a letter, after optional spaces)."""
     return _COMMAND.fullmatch(text) is not None
+
+
+_NOTE_COMMAND = re.compile(r"\s*!note(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
+
+
+def note_command_text(text: str) -> str | None:
+    """``"!note call back"`` → ``"call back"`` (``""`` for ``!note`` alone); None for
+    anything else. A thread message ``!note …`` is posted as an internal note, files
+    and all (bridge/core/notes.py), never run as a command."""
+    match = _NOTE_COMMAND.fullmatch(text)
+    return None if match is None else (match.group(1) or "").strip()
 
 
 def parse_command(text: str) -> tuple[str, tuple[str, ...]] | None:
@@ -269,6 +289,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("r", _T, _THREAD, texts.QUICK_REPLY, run_quick_reply),
     Command("replies", _T, ANYWHERE, texts.REPLIES, run_replies),
     Command("transcript", _T, _THREAD, texts.TRANSCRIPT, run_transcript),
+    Command("note", _T, _THREAD, texts.NOTE, run_note),
     Command("tickets", _T, frozenset({RoomKind.CONTROL}), texts.TICKETS, run_tickets),
     Command("login", _A, _SESSION_ROOMS, texts.LOGIN, run_login),
     Command("logout", _A, _SESSION_ROOMS, texts.LOGOUT, run_logout),

@@ -205,7 +205,7 @@ class WhatsAppDeliveries:
                 raise _not_for("WhatsApp", row)
 
     async def _send(self, message_id: int, *, quote: int | None) -> None:
-        message = await self._ctx.message(message_id)
+        message = _not_a_note(await self._ctx.message(message_id))
         if message.wa_id:
             return  # sent before a crash or a retry
         ticket = await self._ctx.tickets.get(message.ticket_id)
@@ -268,10 +268,10 @@ class WhatsAppDeliveries:
         return Quote(wa_id=quoted.wa_id, sender=sender, text=str(body))
 
     async def _action(self, operation: MirrorAction) -> None:
-        action_row = await self._ctx.message(operation.message)
+        action_row = _not_a_note(await self._ctx.message(operation.message))
         if action_row.wa_id:
             return
-        target = await self._ctx.message(operation.target)
+        target = _not_a_note(await self._ctx.message(operation.target))
         if not target.wa_id:
             raise DeliveryError(f"message {target.id} has not reached WhatsApp yet")
         ticket = await self._ctx.tickets.get(action_row.ticket_id)
@@ -298,6 +298,14 @@ class WhatsAppDeliveries:
         else:
             raise PermanentDeliveryError(f"cannot send a {action.kind} action to WhatsApp")
         await self._ctx.repos.messages.set_wa_id(action_row.id, wa_id)
+
+
+def _not_a_note(message: MessageRow) -> MessageRow:
+    """``message``, unless it is an internal note (docs/tickets.md, "Internal notes"):
+    the relay never asks WhatsApp for one; this refuses it should a row ever do."""
+    if message.is_note:
+        raise PermanentDeliveryError(f"message {message.id} is an internal note: never sent")
+    return message
 
 
 class FrontendDeliveries:
@@ -555,6 +563,8 @@ class FrontendDeliveries:
                 lid=customer.lid,
                 avatar_url=None if customer.is_group else contact.avatar_url,
             )
+        if message.is_note:
+            return Author(AuthorKind.NOTE, message.sender_name or message.sender)
         if message.sender == BOT:
             return Author(AuthorKind.BOT, BOT_NAME)
         if message.sender == PHONE:

@@ -23,6 +23,7 @@ class AuthorKind(enum.StrEnum):
     CUSTOMER = "customer"  # a WhatsApp contact (a ghost on Matrix, a username on Slack)
     ATTENDANT = "attendant"  # an attendant's words mirrored from the other frontend
     BOT = "bot"  # the bridge itself (auto replies, notices)
+    NOTE = "note"  # an attendant's internal note mirrored from the other frontend
 
 
 @dataclass(frozen=True)

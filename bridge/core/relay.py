@@ -18,7 +18,7 @@ from dataclasses import replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, QuickReply, SessionConfig
-from bridge.core import cloud_texts, quick_replies, send_references
+from bridge.core import cloud_texts, notes, quick_replies, send_references
 from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.command_texts import command_failed
@@ -46,7 +46,7 @@ from bridge.core.senders import PHONE
 from bridge.core.ticket_policy import merge_notice
 from bridge.core.tickets import InboundRoute, TicketService, TicketView
 from bridge.db import Repositories
-from bridge.db.messages import MessageRow, NewMessage
+from bridge.db.messages import NOTE_KIND, MessageRow, NewMessage
 from bridge.errors import BridgeError, DatabaseError, PermanentDeliveryError
 from bridge.media_limits import toward_whatsapp
 from bridge.media_store import MediaStore
@@ -103,6 +103,7 @@ class Relay:
         self._metrics = metrics
         self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
         self._window = CustomerWindow(config, repos.messages, clock=clock)
+        self._note_prefix = config.tickets.note_prefix
 
     def _session(self, key: str) -> SessionConfig:
         session = self._config.session_for_key(key)
@@ -312,10 +313,13 @@ class Relay:
     async def attendant_event(self, event: AttendantPost) -> Reply | None:
         """An attendant's message or action; returns a reply for the attendant, if any."""
         content = event.content
-        if isinstance(content, Text) and self._commands.is_command(content.body):
+        note = await self._note_of(event)
+        if note is not None:
+            event = replace(event, content=await self._keep_bytes(note))
+        elif isinstance(content, Text) and self._commands.is_command(content.body):
             reply = await self.command(event, content.body)
             return None if reply is ALREADY_DONE else reply  # a redelivery: answered before
-        if isinstance(content, Media) and event.place.thread_root is not None:
+        elif isinstance(content, Media) and event.place.thread_root is not None:
             too_big = _too_big_for_whatsapp(content, self._config)
             if too_big is not None:
                 return too_big
@@ -329,8 +333,31 @@ class Relay:
             refusal = self._refuse(event, ticket)
             if refusal is not None:
                 return refusal
+            if note is not None:
+                return await self._record_note(event, ticket)
             reply = await self._relay_attendant_content(event, ticket)
         return reply
+
+    async def _note_of(self, event: AttendantPost) -> Text | Media | None:
+        """The note ``event`` posts in a ticket thread, if it is one (bridge.core.notes);
+        an outsider's ``!note`` is none: it is refused as every command is."""
+        content = event.content
+        note = notes.note_of(content, prefix=self._note_prefix)
+        if note is None or event.place.thread_root is None:
+            return None
+        if not (isinstance(content, Text) and self._commands.is_command(content.body)):
+            return note
+        ticket = await self._ticket_of(event)
+        company = self._config.find_company(ticket.company_id) if ticket else None
+        return note if company and role_of(company, event.attendant.user_id) else None
+
+    async def _record_note(self, event: AttendantPost, ticket: TicketView) -> Reply | None:
+        """Store a note and show it on the session's other frontends; never to WhatsApp."""
+        if isinstance(event.content, Text) and not event.content.body:
+            return Reply(notes.NOTE_EMPTY, ephemeral=True)
+        row = await self._store_attendant_message(event, ticket, kind=NOTE_KIND)
+        await self._out.to_frontends(ticket, PostMessage(row.id), skip=event.frontend)
+        return None
 
     async def _keep_bytes(self, content: AnyContent) -> AnyContent:
         """``content`` with its media bytes in the media store and only their reference
@@ -421,16 +448,33 @@ class Relay:
         )
         if target is None:
             return None  # a reaction to a notice or a card: nothing to relay
+        if target.is_note:  # acting on a note stays among staff
+            return await self._record_note_action(event, ticket, target)
         if isinstance(content, Edit | Deletion) and target.direction == "in":
             # WhatsApp lets no one edit or delete another person's message: the
             # redaction hides it on this frontend only.
             return None
+        if isinstance(content, Edit) and notes.note_of(content.new, prefix=self._note_prefix):
+            return Reply(notes.NOTE_TOO_LATE)  # relayed nowhere: staff words stay here
         closed = await self._window.refusal(ticket)
         if closed is not None:
             return Reply(closed, ephemeral=True)
         row = await self._store_attendant_message(event, ticket, kind=content.kind)
         action = MirrorAction(row.id, target=target.id)
         await self._out.to_whatsapp(ticket, action)
+        await self._out.to_frontends(ticket, action, skip=event.frontend)
+        return None
+
+    async def _record_note_action(
+        self, event: AttendantPost, ticket: TicketView, target: MessageRow
+    ) -> Reply | None:
+        """A reaction, edit or deletion of a note: stored as a note, mirrored to the
+        other frontends (an edit keeps the note a note, prefix or not)."""
+        stored = notes.action_on_note(event.content, prefix=self._note_prefix)
+        row = await self._store_attendant_message(
+            replace(event, content=stored), ticket, kind=NOTE_KIND
+        )
+        action = MirrorAction(row.id, target=target.id)
         await self._out.to_frontends(ticket, action, skip=event.frontend)
         return None
 

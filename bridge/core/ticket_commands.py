@@ -1,5 +1,5 @@
 """The ticket commands: ``!tickets``, ``!accept``, ``!close``, ``!reopen``, ``!assign``,
-``!transfer`` and ``!stats``."""
+``!transfer``, ``!stats`` and ``!note`` (as a command)."""
 
 from __future__ import annotations
 
@@ -97,3 +97,11 @@ async def run_stats(services: Services, call: Invocation) -> CommandReply:
         average_rating=figures.csat_average,
     )
     return CommandReply(text)
+
+
+async def run_note(services: Services, call: Invocation) -> CommandReply:
+    """``!note`` reaching the command table: a thread message ``!note <text>`` never
+    does (the relay records it as a note first: bridge/core/notes.py), so this is a
+    form that cannot carry a note, such as a Slack slash command's text: it says how
+    to write one, and records nothing."""
+    return CommandReply(texts.NOTE_AS_MESSAGE)

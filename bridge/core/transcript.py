@@ -40,7 +40,6 @@ from bridge.model import (
 
 __all__ = [
     "TRANSCRIPT_LIMIT",
-    "is_note",
     "run_transcript",
     "transcript_file",
     "transcript_filename",
@@ -57,12 +56,6 @@ async def run_transcript(services: Services, call: Invocation) -> CommandReply:
     no_args(call)
     ticket = await services.tickets.post_transcript(call.ticket_id)
     return CommandReply(texts.transcript_coming(ticket.id, filename=transcript_filename(ticket.id)))
-
-
-def is_note(row: MessageRow) -> bool:
-    """Whether ``row`` is an internal note among staff, marked as one in the
-    transcript. No stored row says so yet: internal notes connect here."""
-    return False
 
 
 def transcript_filename(ticket_id: int) -> str:
@@ -102,7 +95,7 @@ def transcript_text(
     ]
     for row in messages:
         when = datetime.fromtimestamp(row.timestamp, tz).strftime("%Y-%m-%d %H:%M:%S")
-        author = _author(ticket, row) + (" (note)" if is_note(row) else "")
+        author = _author(ticket, row) + (" (note)" if row.is_note else "")
         content = _content_line(row, by_wa_id)
         first, *rest = content.split("\n")
         lines.append(f"[{when}] {author}: {first}")

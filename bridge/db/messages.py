@@ -27,6 +27,10 @@ _SET_ACK_BY_WA_ID = (
 )
 
 
+NOTE_KIND = "note"
+"""The ``messages.kind`` of an internal note and of every action on one."""
+
+
 @dataclass(frozen=True, slots=True)
 class MessageRow:
     id: int
@@ -42,6 +46,12 @@ class MessageRow:
     ack: str | None  # sent | delivered | read | failed
     created_at: float
     sender_name: str | None = None  # a group member's push name, an attendant's name
+
+    @property
+    def is_note(self) -> bool:
+        """An internal note, or an action on one: it never reaches WhatsApp
+        (docs/tickets.md, "Internal notes")."""
+        return self.kind == NOTE_KIND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,10 +202,11 @@ class MessageRepository:
         return None if value is None else float(value)
 
     async def count_by_direction(self, session_id: int) -> dict[str, int]:
-        """How many messages came in from customers and went out to them."""
+        """How many messages came in from customers and went out to them (internal
+        notes, kind ``note``, went to no one: docs/tickets.md, "Internal notes")."""
         rows = await self._db.fetch(
             "SELECT direction, COUNT(*) AS n FROM messages WHERE session_id = $1 "
-            "GROUP BY direction",
+            f"AND kind <> '{NOTE_KIND}' GROUP BY direction",
             session_id,
         )
         counts = {"in": 0, "out": 0}

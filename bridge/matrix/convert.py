@@ -79,15 +79,27 @@ def text_content(
     return content
 
 
-def labelled_text(name: str, text: Text, *, mention_resolver: PhoneResolver = _no_phone) -> JSON:
+def labelled_text(
+    name: str,
+    text: Text,
+    *,
+    mention_resolver: PhoneResolver = _no_phone,
+    msgtype: str = "m.text",
+) -> JSON:
     """An attendant's words mirrored by the bot: ``<b>Name</b>: text``."""
     plain, html = formatting.whatsapp_to_matrix(text.body, mention_resolver=mention_resolver)
     return {
-        "msgtype": "m.text",
+        "msgtype": msgtype,
         "body": f"{name}: {plain}",
         "format": HTML_FORMAT,
         "formatted_body": f"<b>{escape(name)}</b>: {html if html is not None else escape(plain)}",
     }
+
+
+def note_label(name: str) -> str:
+    """Who wrote an internal note, as its mirror shows it (an ``m.notice``):
+    ``📝 Note from Ana`` (docs/tickets.md, "Internal notes")."""
+    return f"📝 Note from {name}"
 
 
 def media_content(media: Media, url: str, *, ident: str = "file") -> tuple[str, JSON]:

@@ -316,6 +316,8 @@ class MatrixFrontend(Frontend):
         if isinstance(content, Media):
             if author.kind is AuthorKind.ATTENDANT:
                 content = convert.relabel_caption(content, author.name)
+            elif author.kind is AuthorKind.NOTE:
+                content = convert.relabel_caption(content, convert.note_label(author.name))
             return [await self._media_part(intent, content, ident=ident)]
         if isinstance(content, Location):
             return [(message, convert.location_content(content))]
@@ -335,6 +337,10 @@ class MatrixFrontend(Frontend):
         resolver = self.ghosts.mention_of
         if author.kind is AuthorKind.ATTENDANT:
             return convert.labelled_text(author.name, text, mention_resolver=resolver)
+        if author.kind is AuthorKind.NOTE:
+            return convert.labelled_text(
+                convert.note_label(author.name), text, mention_resolver=resolver, msgtype="m.notice"
+            )
         msgtype = "m.notice" if author.kind is AuthorKind.BOT else "m.text"
         return convert.text_content(text, msgtype=msgtype, mention_resolver=resolver)
 

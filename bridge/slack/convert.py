@@ -21,6 +21,8 @@ from bridge.model import ContactCard, Location, Media, MediaKind, default_filena
 ACCEPT_ACTION = "ticket_accept"
 CLOSE_ACTION = "ticket_close"
 ATTENDANT_LABEL = "attendant"
+NOTE_LABEL = "internal note"
+NOTE_LINE = "📝 _Note (internal, not sent to WhatsApp)_"
 USERNAME_LIMIT = 80  # Slack truncates longer usernames
 
 UserResolver = Callable[[str], str | None]
@@ -83,15 +85,22 @@ def author_args(author: Author) -> dict[str, str]:
     """``username`` / ``icon_url`` for chat.postMessage; the bot posts as itself."""
     if author.kind is AuthorKind.BOT:
         return {}
-    name = author.name if author.kind is AuthorKind.CUSTOMER else _labelled(author.name)
+    name = author.name if author.kind is AuthorKind.CUSTOMER else _labelled(author)
     args = {"username": name[:USERNAME_LIMIT]}
     if author.avatar_url:
         args["icon_url"] = author.avatar_url
     return args
 
 
-def _labelled(name: str) -> str:
-    return f"{name} ({ATTENDANT_LABEL})"
+def _labelled(author: Author) -> str:
+    label = NOTE_LABEL if author.kind is AuthorKind.NOTE else ATTENDANT_LABEL
+    return f"{author.name} ({label})"
+
+
+def note_text(text: str) -> str:
+    """An internal note's mirror: an italic ``📝 Note`` line above its words
+    (docs/tickets.md, "Internal notes")."""
+    return f"{NOTE_LINE}\n{text}" if text else NOTE_LINE
 
 
 # --- content ------------------------------------------------------------------------
@@ -154,6 +163,8 @@ def media_filename(media: Media, ident: str) -> str:
 
 def media_comment(media: Media, author: Author) -> str:
     """The upload's ``initial_comment``: the caption; without one, who sent what."""
+    if author.kind is AuthorKind.NOTE:
+        return note_text(text_of(media.caption) if media.caption else "")
     if media.caption:
         return text_of(media.caption)
     if author.kind is AuthorKind.BOT:

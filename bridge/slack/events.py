@@ -36,7 +36,7 @@ from bridge import formatting, vcard
 from bridge.cache import bounded, expiring
 from bridge.clock import Clock
 from bridge.config import MediaConfig
-from bridge.core.commands import is_command
+from bridge.core.commands import is_command, note_command_text
 from bridge.core.frontend import (
     Attendant,
     AttendantPost,
@@ -248,7 +248,8 @@ class SlackEvents:
         self._index.remember(channel, ts, root=place.thread_root, text=text)
         attendant = Attendant(user, await self._users.name_of(user))
         body = await self._whatsapp_text(text)
-        if is_command(body):  # its files, if any, are not sent
+        if is_command(body) and not (in_thread and note_command_text(body) is not None):
+            # its files, if any, are not sent; "!note …" in a thread is a post (a note)
             typed = ThreadEvent(frontend="slack", place=place, event_id=ts, attendant=attendant)
             await self.answer(typed, await self._command(typed, body) or NOT_BRIDGED)
             return

@@ -241,6 +241,8 @@ class SlackFrontend(Frontend):
         prefix = await self._quote(place, reply_to) if reply_to else None
         if isinstance(content, Text):
             text = convert.text_of(content.body)
+            if author.kind is AuthorKind.NOTE:
+                text = convert.note_text(text)
             return Posted((await self._text(place, author, text, prefix, txn_id),))
         if isinstance(content, Media):
             return Posted((await self._media(place, author, content, prefix, txn_id),))
@@ -350,6 +352,8 @@ class SlackFrontend(Frontend):
         self, place: ChatAddress, author: Author, *, target: str, new: Text, txn_id: str
     ) -> str | None:
         text = convert.text_of(new.body)
+        if author.kind is AuthorKind.NOTE:
+            text = convert.note_text(text)
         if target.startswith("F"):  # a file's caption cannot be edited: say so in the thread
             return await self._text(place, author, f"_edited:_ {text}", None, txn_id)
         await self._api.call(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from aiohttp import web
 from bridge.app import Bridge
 from bridge.clock import FakeClock
 from bridge.config import parse_config
+from bridge.core.frontend import Frontend
 from bridge.db.database import Database
 from bridge.slack import SlackFrontend
 from bridge.slack.ratelimit import ChannelPacer
@@ -78,8 +79,11 @@ class SlackHarness(BridgeHarness):
         burst: int = 1000,
         max_size_mb: int = 100,
         config: str = CONFIG,
+        beside: Sequence[Frontend] = (),
     ) -> None:
-        """``config``: CONFIG or a variant of it (the same placeholders)."""
+        """``config``: CONFIG or a variant of it (the same placeholders); ``beside``:
+        frontends sharing the sessions with Slack (a ``FakeFrontend`` named ``matrix``
+        shows what is mirrored between the two)."""
         self.fake = fake
         self.auto_pair = auto_pair
         self.port = free_port()
@@ -113,7 +117,7 @@ class SlackHarness(BridgeHarness):
         self.bridge = Bridge(
             self.config,
             clock=self.clock,
-            frontends=[self.slack],
+            frontends=[self.slack, *beside],
             database=db,
             rng=random.Random(7),
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from aiohttp import web
 from bridge.app import Bridge
 from bridge.clock import FakeClock
 from bridge.config import Config, parse_config
+from bridge.core.frontend import Frontend
 from bridge.db import migrate
 from bridge.db.database import Database
 from bridge.matrix.frontend import MatrixFrontend
@@ -224,8 +225,11 @@ class MatrixBridge(BridgeHarness):
         auto_pair: bool = True,
         max_size_mb: int = 100,
         config: str = CONFIG,
+        beside: Sequence[Frontend] = (),
     ) -> None:
-        """``config``: CONFIG or a variant of it (the same placeholders)."""
+        """``config``: CONFIG or a variant of it (the same placeholders); ``beside``:
+        frontends sharing the sessions with Matrix (a ``FakeFrontend`` named ``slack``
+        shows what is mirrored between the two)."""
         self.hs = hs
         self.directory = directory
         self.db = db
@@ -244,7 +248,7 @@ class MatrixBridge(BridgeHarness):
         self.bridge = Bridge(
             self.config,
             clock=self.clock,
-            frontends=[self.frontend],
+            frontends=[self.frontend, *beside],
             database=db,
             rng=random.Random(7),
         )

@@ -24,7 +24,13 @@ from bridge.core.command_model import (
     RoomKind,
     Services,
 )
-from bridge.core.commands import COMMANDS, CommandRegistry, is_command, parse_command
+from bridge.core.commands import (
+    COMMANDS,
+    CommandRegistry,
+    is_command,
+    note_command_text,
+    parse_command,
+)
 from bridge.errors import EngineError, InvalidInput, NotAuthorized
 from tests.harness.cloud import CLOUD, with_cloud
 
@@ -318,6 +324,7 @@ CONTRACT: dict[str, tuple[dict[RoomKind, str], str, set[RoomKind], tuple[Any, ..
     "r": ({p: "!r hello" for p in RoomKind}, "attendant", {T}, None),  # the relay sends it
     "replies": ({p: "!replies" for p in RoomKind}, "attendant", {C, T, OPS}, None),
     "transcript": ({p: "!transcript" for p in RoomKind}, "attendant", {T}, ("transcript", TICKET)),
+    "note": ({p: "!note ligar amanhã" for p in RoomKind}, "attendant", {T}, None),
 }
 
 WRONG_PLACE = {
@@ -337,6 +344,7 @@ WRONG_PLACE = {
             "template",
             "r",
             "transcript",
+            "note",
         )
     },
 }
@@ -409,6 +417,32 @@ def test_parse_command(text: str, parsed: tuple[str, tuple[str, ...]] | None):
     assert parse_command(text) == parsed
     assert is_command(text) is (parsed is not None)
     assert CommandRegistry.is_command(text) is (parsed is not None)
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("!note ligar amanhã", "ligar amanhã"),
+        ("  !NOTE\t*ligar*\nsegunda linha ", "*ligar*\nsegunda linha"),
+        ("!note", ""),
+        ("!note   ", ""),
+        ("!notes", None),
+        ("!notebook x", None),
+        ("please !note x", None),
+        ("// x", None),  # the prefix is bridge.core.notes' business, not a command's
+    ],
+)
+def test_note_command_text(text: str, note: str | None):
+    assert note_command_text(text) == note
+
+
+async def test_note_in_a_thread_through_the_registry_says_how_to_write_one(world: World):
+    reply = await run(world, T, "!note ligar amanhã")
+    assert reply == CommandReply(
+        "A note is a message typed in the ticket's thread: !note <text>, or the text after "
+        "the note prefix. It was not recorded."
+    )
+    assert world.calls == []
 
 
 async def test_not_a_command_returns_none(world: World):
@@ -686,6 +720,7 @@ async def test_a_room_of_an_unknown_company_is_refused(world: World, caplog):
     ("place", "user", "text", "expected"),
     [
         (C, BOB, "close", "!close works inside a ticket thread."),
+        (C, BOB, "note ligar amanhã", "!note works inside a ticket thread."),
         (C, BOB, "  TICKETS   pending ", "No pending tickets."),
         (C, BOB, "!status", "acme/sales CONNECTED +5511900000001"),
         (
@@ -759,6 +794,8 @@ async def test_help_for_an_attendant_in_a_thread(world: World):
         "!replies — the company's quick replies and their shortcuts\n"
         "!transcript — post this ticket's transcript (every message with time and author) "
         "as a file here\n"
+        "!note <text> — an internal note: shown to staff on every frontend, never sent to "
+        "the customer (a message starting with the note prefix, // by default, is one too)\n"
         "!status — connection status and phone of this session; in ops, of every session\n"
         "!sessions — every WhatsApp session of the company, one per line\n"
         "!stats — ticket counts, first response times and message volume of the company\n"
@@ -775,8 +812,8 @@ async def test_help_for_an_admin_in_ops_names_sessions(world: World):
     assert "\n!status [session] — " in text
     assert "!close" not in text.split("Elsewhere:")[0]
     assert (
-        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !r, !transcript "
-        "inside a ticket thread; "
+        "Elsewhere: !accept, !close, !reopen, !assign, !transfer, !template, !r, !transcript, "
+        "!note inside a ticket thread; "
         "!tickets in a session's control room." in text
     )
 

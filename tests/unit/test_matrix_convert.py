@@ -404,3 +404,12 @@ def test_any_event_parses_or_is_refused_as_malformed(event: Any) -> None:
     for value in (parsed.thread_root, parsed.reply_to, *vars(parsed.content).values()):
         if isinstance(value, str):
             assert "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
+
+
+def test_a_note_is_a_notice_naming_its_author() -> None:
+    label = convert.note_label("Bob")
+    assert label == "📝 Note from Bob"
+    content = convert.labelled_text(label, Text("ligar *amanhã*"), msgtype="m.notice")
+    assert content["msgtype"] == "m.notice"
+    assert content["body"] == "📝 Note from Bob: ligar amanhã"
+    assert content["formatted_body"] == "<b>📝 Note from Bob</b>: ligar <strong>amanhã</strong>"

@@ -71,6 +71,7 @@ def test_card_assignee(assignee: str, shown: str) -> None:
         ),
         (Author(AuthorKind.ATTENDANT, "Bob"), {"username": "Bob (attendant)"}),
         (Author(AuthorKind.BOT, "zapbridge"), {}),
+        (Author(AuthorKind.NOTE, "Bob"), {"username": "Bob (internal note)"}),
     ],
 )
 def test_author_args(author: Author, expected: dict[str, str]) -> None:
@@ -235,3 +236,17 @@ def test_media_comment() -> None:
     )
     captioned = Media(MediaKind.IMAGE, "image/png", data=b"x", caption="*veja*")
     assert convert.media_comment(captioned, customer) == "*veja*"
+
+
+def test_a_note_is_marked_as_one() -> None:
+    bob = Author(AuthorKind.NOTE, "Bob")
+    assert convert.note_text("ligar *amanhã*") == (
+        "📝 _Note (internal, not sent to WhatsApp)_\nligar *amanhã*"
+    )
+    assert convert.note_text("") == "📝 _Note (internal, not sent to WhatsApp)_"
+    captioned = Media(MediaKind.IMAGE, "image/png", data=b"x", caption="defeito")
+    assert convert.media_comment(captioned, bob) == (
+        "📝 _Note (internal, not sent to WhatsApp)_\ndefeito"
+    )
+    bare = Media(MediaKind.IMAGE, "image/png", data=b"x")
+    assert convert.media_comment(bare, bob) == "📝 _Note (internal, not sent to WhatsApp)_"

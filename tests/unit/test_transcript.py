@@ -3,6 +3,7 @@ and its stored messages, table-tested."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,13 +14,12 @@ from bridge.config import BusinessHours, SessionConfig
 from bridge.core.senders import BOT, PHONE
 from bridge.core.tickets import TicketView
 from bridge.core.transcript import (
-    is_note,
     transcript_file,
     transcript_filename,
     transcript_text,
     transcript_zone,
 )
-from bridge.db.messages import MessageRow
+from bridge.db.messages import NOTE_KIND, MessageRow
 from bridge.model import (
     AnyContent,
     ContactCard,
@@ -212,8 +212,16 @@ def test_no_messages_and_a_cut_transcript() -> None:
     assert entries(cut)[-1] == "(the transcript stops at 1 messages)"
 
 
-def test_no_stored_row_is_a_note_yet() -> None:
-    assert not is_note(row(Text("// só entre nós"), direction="out", sender="@bob:x"))
+def test_a_note_is_marked_as_one() -> None:
+    said = row(Text("Olá"), id=1, direction="out", sender="@bob:x", sender_name="Bob")
+    note = replace(
+        row(Text("só entre nós"), id=2, direction="out", sender="@bob:x", sender_name="Bob"),
+        kind=NOTE_KIND,
+    )
+    assert entries(transcript_text(ticket(), [said, note], tz=UTC)) == [
+        "[2026-12-05 14:03:07] Bob: Olá",
+        "[2026-12-05 14:03:07] Bob (note): só entre nós",
+    ]
 
 
 def test_the_file_and_the_zone() -> None:
