@@ -18,11 +18,12 @@ from dataclasses import replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, QuickReply, SessionConfig
-from bridge.core import cloud_texts, notes, quick_replies, send_references
+from bridge.core import notes, quick_replies
 from bridge.core.cloud_session import CustomerWindow
 from bridge.core.command_model import CommandContext, RoomKind, role_of
 from bridge.core.command_texts import command_failed
 from bridge.core.commands import CommandRegistry
+from bridge.core.delivery_news import DeliveryNews
 from bridge.core.frontend import (
     AttendantPost,
     ChatAddress,
@@ -32,7 +33,6 @@ from bridge.core.frontend import (
 )
 from bridge.core.operations import (
     CreateThread,
-    MarkReceipt,
     MirrorAction,
     PostMessage,
     SendAttendantMessage,
@@ -104,6 +104,9 @@ class Relay:
         self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
         self._window = CustomerWindow(config, repos.messages, clock=clock)
         self._note_prefix = config.tickets.note_prefix
+        self._news = DeliveryNews(
+            repos, tickets=tickets, outgoing=outgoing, session_ids=session_ids, metrics=metrics
+        )
 
     def _session(self, key: str) -> SessionConfig:
         session = self._config.session_for_key(key)
@@ -119,9 +122,9 @@ class Relay:
         if isinstance(event, MessageEvent):
             await self.handle_whatsapp_message(event.session, event.message)
         elif isinstance(event, ReceiptEvent):
-            await self._handle_receipt(event)
+            await self._news.receipt(event)
         elif isinstance(event, SendFailedEvent):
-            await self._handle_send_failure(event)
+            await self._news.send_failed(event)
         elif isinstance(event, ContactUpdateEvent):
             await self._handle_contact_update(event)
         elif isinstance(event, EngineErrorEvent):
@@ -226,72 +229,6 @@ class Relay:
         return await self._repos.messages.insert_inbound(
             stored, wa_id=message.wa_id, now=self._clock.now()
         )
-
-    async def _handle_receipt(self, event: ReceiptEvent) -> None:
-        session_id = self._session_ids[event.session]
-        async with self._out.transaction():
-            if event.reference is not None and len(event.ids) == 1:
-                await self._learn_wa_id(event.session, event.ids[0], event.reference)
-            for wa_id in event.ids:
-                row = await self._repos.messages.find_by_wa_id(session_id, wa_id)
-                if row is None or row.direction != "out":
-                    continue
-                if not await self._repos.messages.set_ack(row.id, event.status.value):
-                    continue
-                self._metrics.delivery_acks.labels(event.status.value).inc()
-                ticket = await self._tickets.get(row.ticket_id)
-                await self._out.to_frontends(ticket, MarkReceipt(row.id, event.status.value))
-
-    async def _handle_send_failure(self, event: SendFailedEvent) -> None:
-        """WhatsApp did not deliver one of our messages (the Cloud API's ``failed``
-        status): it is marked failed and its ticket's threads are told why, once."""
-        session_id = self._session_ids[event.session]
-        async with self._out.transaction():
-            if event.reference is not None:
-                await self._learn_wa_id(event.session, event.message_id, event.reference)
-            row = await self._repos.messages.find_by_wa_id(session_id, event.message_id)
-            if row is None or row.direction != "out":
-                log.info(
-                    "session %s: WhatsApp did not deliver %s, unknown here: %s (code %s)",
-                    event.session,
-                    event.message_id,
-                    event.reason,
-                    event.code,
-                )
-                return
-            if not await self._repos.messages.set_ack(row.id, "failed"):
-                return  # told before (a redelivered status), or delivered after all
-            self._metrics.delivery_acks.labels("failed").inc()
-            ticket = await self._tickets.get(row.ticket_id)
-            body = row.content.get("body") or row.content.get("caption") or ""
-            text = cloud_texts.send_failed(event.reason, code=event.code, excerpt=str(body))
-            await self._out.to_frontends(ticket, ThreadNotice(ticket.id, text))
-
-    async def _learn_wa_id(self, session_key: str, wa_id: str, reference: str) -> None:
-        """A status naming our send's reference: when the send's answer was lost (a
-        timeout, a 5xx after Meta took the message), the message's WhatsApp id is
-        recorded here, so the outbox's retry skips it instead of sending it again
-        (docs/cloud.md, "Sending twice"). The answer may come before or after: it
-        records the same id. A message with an id already (a retry sent it again)
-        keeps it."""
-        message_id = send_references.message_of(reference)
-        if message_id is None:
-            return  # not one of ours
-        session_id = self._session_ids[session_key]
-        row = await self._repos.messages.get(message_id)
-        if (
-            row is None
-            or row.wa_id is not None
-            or row.direction != "out"
-            or row.session_id != session_id
-            or not send_references.names(reference, session_key, row)
-        ):
-            return
-        if await self._repos.messages.find_by_wa_id(session_id, wa_id) is not None:
-            log.warning("session %s: %s is another message's already", session_key, wa_id)
-            return
-        await self._repos.messages.set_wa_id(row.id, wa_id)
-        log.info("session %s: message %d reached WhatsApp as %s", session_key, row.id, wa_id)
 
     async def _handle_contact_update(self, event: ContactUpdateEvent) -> None:
         party = event.party

@@ -256,7 +256,7 @@ async def test_a_failure_of_an_unknown_message_is_only_logged(
     matrix = cloud.frontends["matrix"]
     await cloud.customer(text="Oi")
     before = len(matrix.of("notice"))
-    with caplog.at_level(logging.INFO, logger="bridge.core.relay"):
+    with caplog.at_level(logging.INFO, logger="bridge.core.delivery_news"):
         await cloud.sim.emit(
             SendFailedEvent(
                 "acme/sales", chat=Party(phone=CUSTOMER), message_id="wamid.NOPE", reason="gone"
