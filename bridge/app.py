@@ -403,8 +403,8 @@ class Bridge:
             return
         manager = self.sessions
         config = self.config
-        keys = [  # with several engines, /sim serves the sim's sessions only
-            s.key for s in config.sessions if not self.engines or config.engine_of(s) == "sim"
+        keys = [  # beside other engines, /sim serves the sim's own sessions only
+            s.key for s in config.sessions if sim is self.engine or config.engine_of(s) == "sim"
         ]
 
         def resolve(s: str) -> str | None:

@@ -30,9 +30,9 @@ from bridge.core.outbox import OutboxWorker
 from bridge.core.senders import BOT
 from bridge.core.tickets import TicketChange, TicketView
 from bridge.db import Repositories
-from bridge.db.messages import NewMessage
+from bridge.db.messages import MessageRow, NewMessage
 from bridge.errors import BridgeError
-from bridge.model import Text, content_to_dict
+from bridge.model import AnyContent, Text, content_to_dict
 
 WHATSAPP = "whatsapp"
 """The outbox destination of everything sent to customers."""
@@ -100,19 +100,33 @@ class Outgoing:
         """At start: ``frontend`` makes every control and ops room it serves."""
         await self.enqueue(frontend, key=str(RoomsKey(frontend)), operation=EnsureRooms())
 
-    async def send_bot_text(self, ticket: TicketView, text: str) -> None:
-        """Send ``text`` to the customer and show it in the thread; inside a transaction."""
-        row = await self._repos.messages.insert_outbound(
+    async def store_outbound(
+        self,
+        ticket: TicketView,
+        *,
+        kind: str,
+        sender: str,
+        content: AnyContent,
+        sender_name: str | None = None,
+    ) -> MessageRow:
+        """Store a message to ``ticket``'s customer, stamped now; inside a transaction."""
+        now = self._clock.now()
+        return await self._repos.messages.insert_outbound(
             NewMessage(
                 ticket_id=ticket.id,
                 session_id=self._session_ids[ticket.session_key],
-                kind="text",
-                sender=BOT,
-                content=content_to_dict(Text(text)),
-                timestamp=self._clock.now(),
+                kind=kind,
+                sender=sender,
+                sender_name=sender_name,
+                content=content_to_dict(content),
+                timestamp=now,
             ),
-            now=self._clock.now(),
+            now=now,
         )
+
+    async def send_bot_text(self, ticket: TicketView, text: str) -> None:
+        """Send ``text`` to the customer and show it in the thread; inside a transaction."""
+        row = await self.store_outbound(ticket, kind="text", sender=BOT, content=Text(text))
         await self.to_whatsapp(ticket, SendBotMessage(row.id))
         await self.to_frontends(ticket, PostMessage(row.id))
 
@@ -128,17 +142,12 @@ class Outgoing:
         """Send the approved ``template`` (a Cloud API session) to the customer for
         attendant ``sender``, and show it in the thread as a text naming it and its
         parameters; inside a transaction."""
-        row = await self._repos.messages.insert_outbound(
-            NewMessage(
-                ticket_id=ticket.id,
-                session_id=self._session_ids[ticket.session_key],
-                kind="template",
-                sender=sender,
-                sender_name=sender_name,
-                content=content_to_dict(Text(template_text(template.name, params))),
-                timestamp=self._clock.now(),
-            ),
-            now=self._clock.now(),
+        row = await self.store_outbound(
+            ticket,
+            kind="template",
+            sender=sender,
+            sender_name=sender_name,
+            content=Text(template_text(template.name, params)),
         )
         operation = SendTemplate(
             row.id, name=template.name, language=template.language, params=params

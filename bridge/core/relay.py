@@ -420,17 +420,12 @@ class Relay:
     ) -> MessageRow:
         """Store what the attendant posted, with its event id on their frontend
         (unless ``ref`` is False)."""
-        row = await self._repos.messages.insert_outbound(
-            NewMessage(
-                ticket_id=ticket.id,
-                session_id=self._session_ids[ticket.session_key],
-                kind=kind,
-                sender=event.attendant.user_id,
-                sender_name=event.attendant.display_name,
-                content=content_to_dict(event.content),
-                timestamp=self._clock.now(),
-            ),
-            now=self._clock.now(),
+        row = await self._out.store_outbound(
+            ticket,
+            kind=kind,
+            sender=event.attendant.user_id,
+            sender_name=event.attendant.display_name,
+            content=event.content,
         )
         if ref:
             await self._repos.message_refs.put(
