@@ -44,6 +44,7 @@ from bridge.matrix import convert
 from bridge.matrix.appservice import BridgeAppService, handle_or_set_aside
 from bridge.matrix.calls import matrix_call
 from bridge.matrix.catchup import HomeserverWatch, homeserver_watch
+from bridge.matrix.ephemeral import MatrixEphemeral
 from bridge.matrix.events import FRONTEND, MatrixEvents
 from bridge.matrix.fields import Fields, page_events
 from bridge.matrix.ghosts import GhostDirectory
@@ -91,6 +92,7 @@ class MatrixFrontend(Frontend):
         self._given_service = service
         self._running_service: BridgeAppService | None = None
         self._events: MatrixEvents | None = None
+        self._ephemeral: MatrixEphemeral | None = None  # receipts and typing
         self._ledger = SendLedger()
         # which thread an event belongs to, for events that do not say (reactions,
         # edits, redactions), learnt from every event seen or sent
@@ -117,6 +119,7 @@ class MatrixFrontend(Frontend):
             lambda raw: self.events.handle(raw),
             set_aside=lambda raw, error: self.events.set_aside(raw, error),
         )
+        self._service.on_ephemeral(lambda raw: _started(self._ephemeral).handle(raw))
         async with matrix_call("start the appservice"):
             await self._service.start(bot_name=BOT_DISPLAY_NAME)
         bot = self._service.bot
@@ -134,6 +137,13 @@ class MatrixFrontend(Frontend):
             ledger=self._ledger,
             threads=self._threads,
             media=self._config.media,
+        )
+        ghosts = self._ghosts
+        self._ephemeral = MatrixEphemeral(
+            inbox=inbox,
+            is_ours=lambda user: user == self._service.bot_mxid or ghosts.is_ghost(user),
+            thread_of=self._threads.get,
+            clock=self._clock,
         )
         await self._start_watch()
 
