@@ -8,10 +8,10 @@ anything else is ignored. What to do is written to the outbox as a typed operati
 ordering key per ticket, and executed by :mod:`bridge.core.presence_deliveries`
 through the sessions' presence budget (never the send budget). Coalescing:
 
-- a read receipt already covered by the mark waiting on the ticket's key is not
-  queued again, and a mark sends only the messages not yet marked (the ``ack`` of a
+- a read receipt already covered by a mark waiting on the ticket's key is not queued
+  again, and a mark sends only the messages not yet marked (the ``ack`` of a
   customer's message records it), so nothing is marked twice;
-- a typing change equal to the one waiting is not queued again; one that waited too
+- a typing change equal to the last one waiting is not queued again; one that waited too
   long is dropped when its turn comes (``presence_deliveries.STALE_SECONDS``).
 """
 
@@ -35,6 +35,9 @@ log = logging.getLogger("bridge.core.presence")
 
 WHATSAPP_PRESENCE = "whatsapp-presence"
 """The outbox destination of read marks and typing shown to customers."""
+
+WAITING_READ = 50
+"""Waiting rows of a ticket's presence key read to coalesce a new one with."""
 
 COMPOSING = "composing"
 PAUSED = "paused"
@@ -71,8 +74,8 @@ class Presence:
             if not await self._repos.messages.unmarked_inbound(ticket.id, up_to=up_to, limit=1):
                 return  # everything read was marked before
             waiting = await self._waiting(ticket)
-            if isinstance(waiting, MarkRead) and waiting.up_to >= up_to:
-                return  # the mark already waiting covers it
+            if any(isinstance(w, MarkRead) and w.up_to >= up_to for w in waiting):
+                return  # a mark already waiting covers it
             await self._enqueue(ticket, MarkRead(ticket.id, up_to))
 
     async def typing(self, event: ThreadTyping) -> None:
@@ -82,9 +85,9 @@ class Presence:
             if ticket is None or ticket.status == "closed":
                 return
             state = COMPOSING if event.typing else PAUSED
-            waiting = await self._waiting(ticket)
-            if isinstance(waiting, ChatPresence) and waiting.state == state:
-                return
+            waiting = [w for w in await self._waiting(ticket) if isinstance(w, ChatPresence)]
+            if waiting and waiting[-1].state == state:
+                return  # the change waiting last is this one
             await self._enqueue(ticket, ChatPresence(ticket.id, state, self._clock.now()))
 
     async def _staff_ticket(self, event: ThreadEvent) -> TicketView | None:
@@ -124,15 +127,17 @@ class Presence:
             return message.id if message.ticket_id == ticket.id else None
         return await self._repos.messages.latest_shown(ticket.id, event.frontend)
 
-    async def _waiting(self, ticket: TicketView) -> Operation | None:
-        """The operation waiting first on the ticket's presence key, if any."""
-        row = await self._repos.outbox.next_for_key(ticket_key(ticket.id, WHATSAPP_PRESENCE))
-        if row is None:
-            return None
-        try:
-            return decode(row.payload)
-        except ValueError:
-            return None
+    async def _waiting(self, ticket: TicketView) -> list[Operation]:
+        """The operations waiting on the ticket's presence key, oldest first (the
+        first :data:`WAITING_READ`)."""
+        key = ticket_key(ticket.id, WHATSAPP_PRESENCE)
+        found: list[Operation] = []
+        for row in await self._repos.outbox.pending_for_key(key, limit=WAITING_READ):
+            try:
+                found.append(decode(row.payload))
+            except ValueError:
+                continue  # the executor makes it a dead letter
+        return found
 
     async def _enqueue(self, ticket: TicketView, operation: Operation) -> None:
         await self._out.enqueue(
