@@ -57,7 +57,7 @@ from bridge.clock import Clock, SystemClock
 from bridge.config import AppserviceConfig, HomeserverConfig
 from bridge.errors import DatabaseError, InvalidInput, RequestRefused
 from bridge.http_input import SERVER_OPTIONS, parse_json, read_body
-from bridge.matrix.ephemeral import ephemeral_of
+from bridge.matrix.ephemeral import ephemeral_of, with_id
 from bridge.matrix.fields import Fields, MalformedEvent
 from bridge.matrix.health import PING_EVERY_SECONDS, AppserviceHealth
 from bridge.model import clean_text
@@ -259,7 +259,7 @@ class _Listener(AppService):
             if not isinstance(raw, dict):
                 continue
             try:
-                await handle_or_set_aside(raw, handler, self.set_aside_event)
+                await handle_or_set_aside(with_id(raw), handler, self.set_aside_event)
             except DatabaseError as exc:
                 log.warning("transaction %r: an ephemeral event lost: %s", txn_id[:80], exc)
 

@@ -23,6 +23,8 @@ ignored; whether the user is staff is the core's decision.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ __all__ = [
     "Typing",
     "ephemeral_of",
     "parse",
+    "with_id",
 ]
 
 log = logging.getLogger("bridge.matrix.ephemeral")
@@ -84,6 +87,15 @@ def ephemeral_of(body: dict[str, Any]) -> list[Any]:
                 )
             return events[:EPHEMERAL_LIMIT]
     return []
+
+
+def with_id(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with an ``event_id`` of its own (ephemeral events have none), so the
+    quarantine tells one set aside from another: ``ephemeral:<digest of its JSON>``."""
+    if isinstance(raw.get("event_id"), str):
+        return raw
+    canonical = json.dumps(raw, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
+    return {**raw, "event_id": f"ephemeral:{hashlib.sha256(canonical).hexdigest()[:32]}"}
 
 
 def parse(raw: dict[str, Any]) -> list[ReadReceipt] | Typing | None:

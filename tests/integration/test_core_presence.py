@@ -136,7 +136,7 @@ async def test_typing_shows_and_stops_and_not_on_a_closed_ticket(core: CoreHarne
     assert typed(core) == ["composing", "paused"]
     assert core.sim.presence(SESSION)["typing"][0]["to"] == "+5511987654321"
 
-    _, reply = await fake(core).attendant(thread(core), "@bob:localhost", "!close")
+    await fake(core).attendant(thread(core), "@bob:localhost", "!close")
     await core.settle()
     await typing(core, True)
     await core.settle()
