@@ -4,8 +4,6 @@ is marked failed, and the company's ops channel hears about it."""
 
 from __future__ import annotations
 
-import logging
-
 from bridge.core.operations import (
     MarkReceipt,
     MirrorAction,
@@ -20,12 +18,9 @@ from bridge.core.operations import (
 from bridge.core.ops import OpsNotifier
 from bridge.core.ordering_keys import company_of_key, ticket_of_key
 from bridge.core.outgoing import WHATSAPP, Outgoing
-from bridge.core.presence import WHATSAPP_PRESENCE
 from bridge.core.tickets import TicketService, TicketView
 from bridge.db import Repositories
 from bridge.db.outbox import OutboxRow
-
-log = logging.getLogger("bridge.core.dead_letters")
 
 _OF_A_MESSAGE = (
     SendAttendantMessage,
@@ -53,10 +48,6 @@ class DeadLetters:
         self._notifier = notifier
 
     async def __call__(self, row: OutboxRow, error: str) -> None:
-        if row.destination == WHATSAPP_PRESENCE:
-            # a read mark or a typing indicator that gave up is no news for anyone
-            log.warning("presence delivery %d given up: %s", row.id, error)
-            return
         ticket = await self._tell_ticket(row, error)
         company = ticket.company_id if ticket else company_of_key(row.ordering_key)
         if company is None:

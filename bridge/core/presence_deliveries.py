@@ -6,7 +6,13 @@ typing shown to customers, through the sessions' presence budget.
   then recorded as marked; a retry after a crash marks only what is left.
 - ``ChatPresence``: sent unless it is older than :data:`STALE_SECONDS` when its turn
   comes (a "typing…" shown late is worse than none); the session drops it when the
-  presence budget has no token left.
+  presence budget has no token left, and it is dropped at once when the session is
+  not connected.
+
+Presence is best effort: a row that fails on its last attempt (``outbox.max_attempts``),
+or for good, is logged and dropped, never a dead letter (no notice in the thread, no
+alert, ``/health`` unchanged). Messages it did not mark stay unmarked, so the
+attendant's next read receipt marks them.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from bridge.core.deliveries import DeliveryContext
 from bridge.core.operations import ChatPresence, MarkRead, UnknownOperation, decode, op_name
 from bridge.core.session_port import WhatsAppSessions
 from bridge.db.outbox import OutboxRow
-from bridge.errors import PermanentDeliveryError
+from bridge.errors import BridgeError, PermanentDeliveryError, SessionNotConnected
 
 log = logging.getLogger("bridge.core.presence_deliveries")
 
@@ -37,6 +43,15 @@ class PresenceDeliveries:
         self._sessions = sessions
 
     async def __call__(self, row: OutboxRow) -> None:
+        try:
+            await self._deliver(row)
+        except BridgeError as exc:
+            last = row.attempts + 1 >= self._ctx.config.outbox.max_attempts
+            if not (last or isinstance(exc, PermanentDeliveryError)):
+                raise  # retried by the outbox
+            log.warning("presence delivery %d dropped: %s", row.id, exc.explanation)
+
+    async def _deliver(self, row: OutboxRow) -> None:
         try:
             operation = decode(row.payload)
         except UnknownOperation as exc:
@@ -80,4 +95,9 @@ class PresenceDeliveries:
         if ticket.status == "closed":
             return
         to = (await self._ctx.customer(ticket)).address
-        await self._sessions.chat_presence(ticket.session_key, to, state=presence.state)
+        try:
+            await self._sessions.chat_presence(ticket.session_key, to, state=presence.state)
+        except SessionNotConnected:
+            log.debug(
+                "ticket %d: %s dropped, session not connected", presence.ticket, presence.state
+            )

@@ -75,6 +75,10 @@ def typed(core: CoreHarness) -> list[str]:
     return [t["state"] for t in core.sim.presence(SESSION)["typing"]]
 
 
+def thread_notices(core: CoreHarness) -> list[object]:
+    return [c for c in fake(core).of("notice") if c.place == thread(core)]
+
+
 async def pending_presence(core: CoreHarness) -> int:
     return len(await core.bridge.repos.outbox.pending_for_key(PRESENCE_KEY))
 
@@ -162,6 +166,31 @@ async def test_while_disconnected_receipts_and_typing_coalesce(core: CoreHarness
     await until(lambda: typed(core) == ["composing"], what="typing", clock=core.clock)
     assert marked(core) == [first, second]
     assert await pending_presence(core) == 0
+
+
+async def test_a_mark_that_cannot_go_is_dropped_not_a_dead_letter(core: CoreHarness) -> None:
+    first = await core.customer(text="Oi")
+    await core.sim.fault(SESSION, "disconnect", 600)
+    await until(
+        lambda: str(core.bridge.sessions.statuses()[SESSION]) != "CONNECTED",
+        what="disconnected",
+    )
+    notices_before = len(thread_notices(core))
+    await read(core, await shown(core, first))
+    await typing(core, True)
+    await until(lambda: pending_presence(core), what="queued")
+    for _ in range(60):  # the outbox's four attempts, on the fake clock
+        await core.clock.advance(2)
+    await core.settle()
+    assert await pending_presence(core) == 0
+    assert await core.db.fetchval("SELECT COUNT(*) FROM outbox WHERE status = 'dead'") == 0
+    assert len(thread_notices(core)) == notices_before  # nothing told in the thread
+    assert marked(core) == [] and typed(core) == []
+
+    await core.clock.advance(600)
+    await core.wait_sessions(clock=core.clock)
+    await read(core, await shown(core, first))  # the next receipt marks what is left
+    await until(lambda: marked(core) == [first], what="marked", clock=core.clock)
 
 
 async def test_a_typing_change_stale_when_its_turn_comes_is_dropped(core: CoreHarness) -> None:
