@@ -95,3 +95,31 @@ async def test_bobs_read_receipt_and_typing_reach_the_customer(
         clock=bridge.clock,
     )
     assert presence(bridge)["read"] == [first, second, third]  # nothing marked twice
+
+
+async def test_the_customers_read_is_the_ghosts_threaded_receipt_on_bobs_reply(
+    bridge: MatrixBridge, bob: MatrixUser
+) -> None:
+    await bridge.customer(text="Oi")
+    root = await bridge.thread_root()
+    room = await bridge.room("control")
+    await bob.join(room)
+    relation = {"rel_type": "m.thread", "event_id": root, "is_falling_back": True}
+    body = {"msgtype": "m.text", "body": "Um momento", "m.relates_to": relation}
+    mine = await bob.send(room, body)
+    sent = await bridge.outbound(lambda m: m.get("text", "").endswith("Um momento"))
+    await bridge.sim.receipt(SESSION, sent["id"], "delivered")  # no Matrix form
+    await bridge.sim.receipt(SESSION, sent["id"], "read")
+
+    async def ghost_receipt() -> dict[str, Any] | None:
+        data = await bob.request("GET", "/_matrix/client/v3/sync?timeout=0")
+        ephemeral = data["rooms"]["join"].get(room, {}).get("ephemeral", {}).get("events", [])
+        for event in ephemeral:
+            if event["type"] == "m.receipt":
+                for user, receipt in event["content"].get(mine, {}).get("m.read", {}).items():
+                    if user == "@wa_5511987654321:localhost":  # the ghost of the customer
+                        return dict(receipt)
+        return None
+
+    receipt = await until(ghost_receipt, what="the ghost's read receipt", clock=bridge.clock)
+    assert receipt["thread_id"] == root
