@@ -50,6 +50,7 @@ class PresenceDeliveries:
             if not (last or isinstance(exc, PermanentDeliveryError)):
                 raise  # retried by the outbox
             log.warning("presence delivery %d dropped: %s", row.id, exc.explanation)
+            self._count(_kind_of(row), sent=False)
 
     async def _deliver(self, row: OutboxRow) -> None:
         try:
@@ -83,21 +84,33 @@ class PresenceDeliveries:
                 await self._sessions.mark_read(ticket.session_key, chat, ids=ids, sender=sender)
             await messages.mark_inbound_read(mark.ticket, up_to=rows[-1].id)
             log.debug("ticket %d: %d messages marked read", mark.ticket, len(rows))
+            self._count("read", sent=True)
             if len(rows) < MARK_BATCH:
                 return
 
     async def _chat_presence(self, presence: ChatPresence) -> None:
+        self._count("typing", sent=await self._show_typing(presence))
+
+    async def _show_typing(self, presence: ChatPresence) -> bool:
+        """Whether the customer was shown ``presence``."""
         age = self._ctx.clock.now() - presence.at
         if age > STALE_SECONDS:
             log.debug("ticket %d: %s %.0f s old, dropped", presence.ticket, presence.state, age)
-            return
+            return False
         ticket = await self._ctx.tickets.get(presence.ticket)
         if ticket.status == "closed":
-            return
+            return False
         to = (await self._ctx.customer(ticket)).address
         try:
-            await self._sessions.chat_presence(ticket.session_key, to, state=presence.state)
+            return await self._sessions.chat_presence(ticket.session_key, to, state=presence.state)
         except SessionNotConnected:
-            log.debug(
-                "ticket %d: %s dropped, session not connected", presence.ticket, presence.state
-            )
+            log.debug("ticket %d: %s dropped, session down", presence.ticket, presence.state)
+            return False
+
+    def _count(self, kind: str, *, sent: bool) -> None:
+        self._ctx.metrics.presence_updates.labels(kind, "sent" if sent else "dropped").inc()
+
+
+def _kind_of(row: OutboxRow) -> str:
+    """The metrics label of a presence row: ``read`` or ``typing``."""
+    return "typing" if op_name(row.payload) == "typing" else "read"

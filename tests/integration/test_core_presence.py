@@ -75,6 +75,14 @@ def typed(core: CoreHarness) -> list[str]:
     return [t["state"] for t in core.sim.presence(SESSION)["typing"]]
 
 
+def updates(core: CoreHarness, kind: str, outcome: str) -> float:
+    """``zapbridge_presence_updates_total`` for ``kind`` and ``outcome``."""
+    value = core.bridge.metrics.registry.get_sample_value(
+        "zapbridge_presence_updates_total", {"kind": kind, "outcome": outcome}
+    )
+    return value or 0.0
+
+
 def thread_notices(core: CoreHarness) -> list[object]:
     return [c for c in fake(core).of("notice") if c.place == thread(core)]
 
@@ -170,7 +178,7 @@ async def test_while_disconnected_receipts_and_typing_coalesce(core: CoreHarness
 
 async def test_a_mark_that_cannot_go_is_dropped_not_a_dead_letter(core: CoreHarness) -> None:
     first = await core.customer(text="Oi")
-    await core.sim.fault(SESSION, "disconnect", 600)
+    await core.sim.fault(SESSION, "disconnect", 30)
     await until(
         lambda: str(core.bridge.sessions.statuses()[SESSION]) != "CONNECTED",
         what="disconnected",
@@ -179,15 +187,17 @@ async def test_a_mark_that_cannot_go_is_dropped_not_a_dead_letter(core: CoreHarn
     await read(core, await shown(core, first))
     await typing(core, True)
     await until(lambda: pending_presence(core), what="queued")
-    for _ in range(60):  # the outbox's four attempts, on the fake clock
-        await core.clock.advance(2)
-    await core.settle()
-    assert await pending_presence(core) == 0
+
+    async def given_up() -> bool:  # the outbox's four attempts, on the fake clock
+        return await pending_presence(core) == 0
+
+    await until(given_up, what="given up", clock=core.clock)
     assert await core.db.fetchval("SELECT COUNT(*) FROM outbox WHERE status = 'dead'") == 0
     assert len(thread_notices(core)) == notices_before  # nothing told in the thread
     assert marked(core) == [] and typed(core) == []
+    assert updates(core, "read", "dropped") == 1 and updates(core, "typing", "dropped") == 1
 
-    await core.clock.advance(600)
+    await core.clock.advance(30)
     await core.wait_sessions(clock=core.clock)
     await read(core, await shown(core, first))  # the next receipt marks what is left
     await until(lambda: marked(core) == [first], what="marked", clock=core.clock)
@@ -228,6 +238,8 @@ async def test_a_burst_of_typing_spends_no_message_token(paced: CoreHarness) -> 
         await typing(paced, n % 2 == 0)
         await paced.settle()
     assert typed(paced) == ["composing", "paused"]
+    assert updates(paced, "typing", "sent") == 2
+    assert updates(paced, "typing", "dropped") == 18
     await fake(paced).attendant(thread(paced), "@bob:localhost", "Olá, Maria")
     await paced.settle()
     assert [m["text"] for m in paced.outbound()][-1].endswith("Olá, Maria")
