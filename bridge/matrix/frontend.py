@@ -119,7 +119,7 @@ class MatrixFrontend(Frontend):
             lambda raw: self.events.handle(raw),
             set_aside=lambda raw, error: self.events.set_aside(raw, error),
         )
-        self._service.on_ephemeral(lambda raw: _started(self._ephemeral).handle(raw))
+        self._service.on_ephemeral(self._handle_ephemeral)
         async with matrix_call("start the appservice"):
             await self._service.start(bot_name=BOT_DISPLAY_NAME)
         bot = self._service.bot
@@ -156,6 +156,12 @@ class MatrixFrontend(Frontend):
         )
         self._service.on_transaction(self._watch.note_transaction)
         await self._watch.start()
+
+    async def _handle_ephemeral(self, raw: JSON) -> None:
+        """A receipt or typing change (docs/presence.md); none is worth keeping from
+        before the frontend finished starting."""
+        if self._ephemeral is not None:
+            await self._ephemeral.handle(raw)
 
     async def _handle_caught_up(self, raw: JSON) -> None:
         """An event the catch-up read back: handled, or set aside like a pushed one."""
