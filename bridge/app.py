@@ -28,6 +28,8 @@ from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
 from bridge.core.outgoing import WHATSAPP, Outgoing
+from bridge.core.presence import WHATSAPP_PRESENCE
+from bridge.core.presence_deliveries import PresenceDeliveries
 from bridge.core.quarantine import Quarantine
 from bridge.core.relay import Relay
 from bridge.core.retention import Retention
@@ -135,6 +137,8 @@ class Bridge:
             stagger_seconds=wa.start_stagger_ms / 1000,
             send_per_minute=wa.send_per_minute,
             send_burst=wa.send_burst,
+            presence_per_minute=wa.presence_per_minute,
+            presence_burst=wa.presence_burst,
         )
         self.engine = self._build_engine()
         self.sessions.attach_engine(self.engine)
@@ -237,6 +241,7 @@ class Bridge:
             media=self.media,
         )
         self.outbox.register(WHATSAPP, WhatsAppDeliveries(ctx, self.sessions))
+        self.outbox.register(WHATSAPP_PRESENCE, PresenceDeliveries(ctx, self.sessions))
         for name, frontend in self.frontends.items():
             self.outbox.register(name, FrontendDeliveries(ctx, frontend))
         self.outbox.on_dead_letter(

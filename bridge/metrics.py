@@ -90,6 +90,12 @@ class Metrics:
             ["journal"],
             registry=r,
         )
+        self.presence_updates = Counter(
+            "zapbridge_presence_updates",
+            "Read marks and typing changes toward customers, sent or dropped (docs/presence.md)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.csat_ratings = Counter(
             "zapbridge_csat_ratings",
             "Satisfaction ratings customers gave closed tickets (docs/tickets.md#satisfaction)",

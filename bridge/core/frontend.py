@@ -204,6 +204,21 @@ class AttendantPost(ThreadEvent):
 
 
 @dataclass(frozen=True)
+class ThreadRead(ThreadEvent):
+    """An attendant read a ticket thread up to ``event_id`` (a Matrix read receipt);
+    see docs/presence.md."""
+
+
+@dataclass(frozen=True)
+class ThreadTyping(ThreadEvent):
+    """An attendant started (``typing``) or stopped typing where ``place`` says (the
+    thread the frontend attributes the typing to; docs/presence.md). ``event_id`` is
+    empty: typing has no id."""
+
+    typing: bool
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     ephemeral: bool = False
@@ -229,6 +244,15 @@ class FrontendInbox(Protocol):
 
     async def command(self, event: ThreadEvent, text: str) -> Reply | None:
         """A command (``!close`` or a slash command's text)."""
+
+    async def thread_read(self, event: ThreadRead) -> None:
+        """An attendant read a ticket thread: the customer's messages are marked read
+        on WhatsApp (docs/presence.md). Anything else (a stranger, no ticket) is
+        ignored."""
+
+    async def thread_typing(self, event: ThreadTyping) -> None:
+        """An attendant types in a ticket thread (or stopped): the customer sees
+        "typing…" (docs/presence.md)."""
 
     async def set_aside(self, event: UnhandledEvent) -> bool:
         """Set aside an event that cannot be handled; True the first time. Raises

@@ -103,6 +103,28 @@ class PostTranscript:
     ticket: int
 
 
+# --- presence (destination ``whatsapp-presence``; docs/presence.md) -------------------
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    """Mark read on WhatsApp the customer's messages of ``ticket`` up to message
+    ``up_to`` that are not marked yet (an attendant read the thread)."""
+
+    ticket: int
+    up_to: int
+
+
+@dataclass(frozen=True)
+class ChatPresence:
+    """Show the customer that an attendant is typing (``state`` ``composing``) or
+    stopped (``paused``); asked at ``at`` (epoch seconds): dropped when stale."""
+
+    ticket: int
+    state: str
+    at: float
+
+
 # --- rooms and the ops channel --------------------------------------------------------
 
 
@@ -145,6 +167,8 @@ Operation = (
     | MirrorAction
     | MarkReceipt
     | PostTranscript
+    | MarkRead
+    | ChatPresence
     | EnsureRooms
     | OpsMessage
     | LoginCode
@@ -182,6 +206,10 @@ def encode(operation: Operation) -> dict[str, Any]:
             return {"op": "receipt", "message": message, "status": status}
         case PostTranscript(ticket=ticket):
             return {"op": "transcript", "ticket": ticket}
+        case MarkRead(ticket=ticket, up_to=up_to):
+            return {"op": "read", "ticket": ticket, "up_to": up_to}
+        case ChatPresence(ticket=ticket, state=state, at=at):
+            return {"op": "typing", "ticket": ticket, "state": state, "at": at}
         case EnsureRooms():
             return {"op": "rooms"}
         case OpsMessage():
@@ -239,6 +267,13 @@ def decode(payload: Mapping[str, Any]) -> Operation:
             return MarkReceipt(fields.integer("message"), fields.string("status"))
         case "transcript":
             return PostTranscript(fields.integer("ticket"))
+        case "read":
+            return MarkRead(fields.integer("ticket"), fields.integer("up_to"))
+        case "typing":
+            at = fields.optional_number("at")
+            if at is None:
+                raise ValueError("'typing' has no 'at'")
+            return ChatPresence(fields.integer("ticket"), fields.string("state"), at)
         case "rooms":
             return EnsureRooms()
         case "ops":

@@ -29,6 +29,8 @@ from bridge.core.frontend import (
     ChatAddress,
     Reply,
     ThreadEvent,
+    ThreadRead,
+    ThreadTyping,
     UnhandledEvent,
 )
 from bridge.core.operations import (
@@ -40,6 +42,7 @@ from bridge.core.operations import (
     UpdateCard,
 )
 from bridge.core.outgoing import WHATSAPP, Outgoing
+from bridge.core.presence import Presence
 from bridge.core.quarantine import Quarantine
 from bridge.core.satisfaction import rating_notice
 from bridge.core.senders import PHONE
@@ -107,6 +110,7 @@ class Relay:
         self._news = DeliveryNews(
             repos, tickets=tickets, outgoing=outgoing, session_ids=session_ids, metrics=metrics
         )
+        self._presence = Presence(config, repos, tickets=tickets, outgoing=outgoing, clock=clock)
 
     def _session(self, key: str) -> SessionConfig:
         session = self._config.session_for_key(key)
@@ -543,6 +547,12 @@ class Relay:
         return None
 
     # --- events a frontend could not handle -------------------------------------------
+
+    async def thread_read(self, event: ThreadRead) -> None:
+        await self._presence.read(event)
+
+    async def thread_typing(self, event: ThreadTyping) -> None:
+        await self._presence.typing(event)
 
     async def set_aside(self, event: UnhandledEvent) -> bool:
         """Set aside ``event`` for the company of its room (bridge.core.quarantine);

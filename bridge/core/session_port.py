@@ -58,3 +58,13 @@ class WhatsAppSessions(Protocol):
     async def download(self, key: str, media: Media) -> bytes:
         """The bytes of ``media`` that arrived as a download reference."""
         ...
+
+    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
+        """Mark ``sender``'s messages ``ids`` in ``chat`` read (paced by the presence
+        budget; docs/presence.md)."""
+        ...
+
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        """Show ``to`` that we are typing (``composing``) or stopped (``paused``);
+        False when it was not shown (no presence token left, or the engine cannot)."""
+        ...

@@ -43,7 +43,9 @@ class MessageRow:
     content: dict[str, Any]  # the neutral message, as JSON
     quote_wa_id: str | None
     timestamp: float
-    ack: str | None  # sent | delivered | read | failed
+    # sent | delivered | read | failed; on a customer's message, "read" once the bridge
+    # marked it read on WhatsApp (docs/presence.md)
+    ack: str | None
     created_at: float
     sender_name: str | None = None  # a group member's push name, an attendant's name
 
@@ -247,6 +249,45 @@ class MessageRepository:
             ack,
         )
         return changed > 0
+
+    async def unmarked_inbound(
+        self, ticket_id: int, *, up_to: int, limit: int = 500
+    ) -> list[MessageRow]:
+        """The ticket's customer messages up to message ``up_to`` not yet marked read
+        on WhatsApp (reactions, edits and deletions are not read), oldest first."""
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM messages WHERE ticket_id = $1 AND id <= $2 "
+            f"AND direction = 'in' AND ack IS NULL AND wa_id IS NOT NULL AND {_READABLE} "
+            "ORDER BY id LIMIT $3",
+            ticket_id,
+            up_to,
+            limit,
+        )
+        return [_message(row) for row in rows]
+
+    async def mark_inbound_read(self, ticket_id: int, *, up_to: int) -> int:
+        """Record that the ticket's customer messages up to ``up_to`` were marked read
+        on WhatsApp; how many rows changed."""
+        return await self._db.execute(
+            "UPDATE messages SET ack = 'read' WHERE ticket_id = $1 AND id <= $2 "
+            f"AND direction = 'in' AND ack IS NULL AND wa_id IS NOT NULL AND {_READABLE}",
+            ticket_id,
+            up_to,
+        )
+
+    async def latest_shown(self, ticket_id: int, frontend: str) -> int | None:
+        """The newest message of the ticket shown on ``frontend`` (it has a ref there)."""
+        value = await self._db.fetchval(
+            "SELECT MAX(m.id) FROM messages m JOIN message_refs r ON r.message_id = m.id "
+            "WHERE m.ticket_id = $1 AND r.frontend = $2",
+            ticket_id,
+            frontend,
+        )
+        return None if value is None else int(value)
+
+
+_READABLE = "kind NOT IN ('reaction', 'edit', 'deletion', 'receipt')"
+"""Customer messages WhatsApp shows as messages (not actions on one)."""
 
 
 class MessageRefRepository:

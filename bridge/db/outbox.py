@@ -93,6 +93,17 @@ class OutboxRepository:
         )
         return _outbox(row) if row else None
 
+    async def pending_for_key(self, ordering_key: str, *, limit: int = 50) -> list[OutboxRow]:
+        """The pending rows of ``ordering_key`` (due or not), oldest first, at most
+        ``limit``."""
+        rows = await self._db.fetch(
+            f"SELECT {COLUMNS} FROM outbox WHERE ordering_key = $1 AND status = 'pending' "
+            "ORDER BY id LIMIT $2",
+            ordering_key,
+            limit,
+        )
+        return [_outbox(row) for row in rows]
+
     async def mark_done(self, outbox_id: int, *, now: float | None = None) -> bool:
         changed = await self._db.execute(
             "UPDATE outbox SET status = 'done', updated_at = $2 "

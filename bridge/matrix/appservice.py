@@ -17,6 +17,9 @@ replaced:
   next one goes on; only a failure to persist (``DatabaseError``, handling it or
   recording it) answers 500, and the homeserver retries the whole transaction
   (events already handled are recognised by the core's event log);
+- then its ephemeral events (read receipts, typing: ``bridge.matrix.ephemeral``), each
+  handled or set aside the same way; they are never worth a retry, so a failure to
+  persist one is logged and the transaction still acknowledged;
 - a transaction is acknowledged only after every event was handled or set aside;
   one already acknowledged (the same id with the same events) is answered ``{}``
   without processing; the same one arriving twice at once is processed once (a lock
@@ -36,8 +39,9 @@ import contextlib
 import contextvars
 import hashlib
 import hmac
+import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, cast
 
 import aiohttp
@@ -53,6 +57,7 @@ from bridge.clock import Clock, SystemClock
 from bridge.config import AppserviceConfig, HomeserverConfig
 from bridge.errors import DatabaseError, InvalidInput, RequestRefused
 from bridge.http_input import SERVER_OPTIONS, parse_json, read_body
+from bridge.matrix.ephemeral import ephemeral_of, with_id
 from bridge.matrix.fields import Fields, MalformedEvent
 from bridge.matrix.health import PING_EVERY_SECONDS, AppserviceHealth
 from bridge.model import clean_text
@@ -143,6 +148,7 @@ class _Listener(AppService):
     sets aside what it cannot handle (see the module docstring)."""
 
     handle_raw_event: EventHandler | None = None
+    handle_ephemeral: EventHandler | None = None
     note_transaction: TransactionHook | None = None
     set_aside_event: SetAsideHook | None = None
 
@@ -214,7 +220,8 @@ class _Listener(AppService):
             return _error(400, "M_BAD_JSON", "no events list in the transaction")
         if self.note_transaction is not None:
             await self.note_transaction(txn_id, events)
-        key = _transaction_key(txn_id, events)
+        ephemeral = ephemeral_of(data) if self.handle_ephemeral is not None else []
+        key = _transaction_key(txn_id, events, ephemeral)
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
@@ -223,6 +230,7 @@ class _Listener(AppService):
                     return web.json_response({})
                 if not await self._process(txn_id, events):
                     return _error(500, "M_UNKNOWN", "not persisted; retry the transaction")
+                await self._process_ephemeral(txn_id, ephemeral)
                 self._acknowledged[key] = None
                 return web.json_response({})
         finally:
@@ -241,6 +249,19 @@ class _Listener(AppService):
                 log.error("transaction %r: not persisted: %s", txn_id[:80], exc.explanation)
                 return False
         return True
+
+    async def _process_ephemeral(self, txn_id: str, events: list[Any]) -> None:
+        """Handle (or set aside) every ephemeral event; none fails the transaction."""
+        handler = self.handle_ephemeral
+        if handler is None:
+            return
+        for raw in events:
+            if not isinstance(raw, dict):
+                continue
+            try:
+                await handle_or_set_aside(with_id(raw), handler, self.set_aside_event)
+            except DatabaseError as exc:
+                log.warning("transaction %r: an ephemeral event lost: %s", txn_id[:80], exc)
 
     async def _handle(self, raw: dict[str, Any]) -> None:
         await self._track_state(raw)
@@ -325,15 +346,19 @@ def event_id_of(raw: dict[str, Any]) -> str:
     return "(no event id)"
 
 
-def _transaction_key(txn_id: str, events: list[Any]) -> str:
-    """What makes a transaction the same one again: its id *and* its events. A
-    homeserver may reuse ids: Synapse on SQLite numbers them from 1 again after a
-    restart, so an id alone would make new events look like a retry."""
+def _transaction_key(txn_id: str, events: list[Any], ephemeral: Sequence[Any] = ()) -> str:
+    """What makes a transaction the same one again: its id *and* its events (the
+    ephemeral ones too, which have no ids). A homeserver may reuse ids: Synapse on
+    SQLite numbers them from 1 again after a restart, so an id alone would make new
+    events look like a retry."""
     digest = hashlib.sha256()
     for raw in events:
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
         text = event_id if isinstance(event_id, str) else "-"
         digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    if ephemeral:
+        canonical = json.dumps(list(ephemeral), sort_keys=True, default=str)
+        digest.update(canonical.encode("utf-8", "surrogatepass"))
     return f"{txn_id}:{digest.hexdigest()}"
 
 
@@ -389,6 +414,11 @@ class BridgeAppService:
         an event it cannot handle goes to ``set_aside`` (:func:`handle_or_set_aside`)."""
         self._listener.handle_raw_event = handler
         self._listener.set_aside_event = set_aside
+
+    def on_ephemeral(self, handler: EventHandler) -> None:
+        """``handler`` gets each ephemeral event of a transaction (receipts, typing)
+        after its other events; one it cannot handle is set aside like an event."""
+        self._listener.handle_ephemeral = handler
 
     def on_transaction(self, hook: TransactionHook) -> None:
         """``hook`` sees every transaction's id and events as it arrives, and the

@@ -44,6 +44,7 @@ from bridge.matrix import convert
 from bridge.matrix.appservice import BridgeAppService, handle_or_set_aside
 from bridge.matrix.calls import matrix_call
 from bridge.matrix.catchup import HomeserverWatch, homeserver_watch
+from bridge.matrix.ephemeral import MatrixEphemeral
 from bridge.matrix.events import FRONTEND, MatrixEvents
 from bridge.matrix.fields import Fields, page_events
 from bridge.matrix.ghosts import GhostDirectory
@@ -91,6 +92,7 @@ class MatrixFrontend(Frontend):
         self._given_service = service
         self._running_service: BridgeAppService | None = None
         self._events: MatrixEvents | None = None
+        self._ephemeral: MatrixEphemeral | None = None  # receipts and typing
         self._ledger = SendLedger()
         # which thread an event belongs to, for events that do not say (reactions,
         # edits, redactions), learnt from every event seen or sent
@@ -117,6 +119,7 @@ class MatrixFrontend(Frontend):
             lambda raw: self.events.handle(raw),
             set_aside=lambda raw, error: self.events.set_aside(raw, error),
         )
+        self._service.on_ephemeral(self._handle_ephemeral)
         async with matrix_call("start the appservice"):
             await self._service.start(bot_name=BOT_DISPLAY_NAME)
         bot = self._service.bot
@@ -135,6 +138,13 @@ class MatrixFrontend(Frontend):
             threads=self._threads,
             media=self._config.media,
         )
+        ghosts = self._ghosts
+        self._ephemeral = MatrixEphemeral(
+            inbox=inbox,
+            is_ours=lambda user: user == self._service.bot_mxid or ghosts.is_ghost(user),
+            thread_of=self._threads.get,
+            clock=self._clock,
+        )
         await self._start_watch()
 
     async def _start_watch(self) -> None:
@@ -146,6 +156,12 @@ class MatrixFrontend(Frontend):
         )
         self._service.on_transaction(self._watch.note_transaction)
         await self._watch.start()
+
+    async def _handle_ephemeral(self, raw: JSON) -> None:
+        """A receipt or typing change (docs/presence.md); none is worth keeping from
+        before the frontend finished starting."""
+        if self._ephemeral is not None:
+            await self._ephemeral.handle(raw)
 
     async def _handle_caught_up(self, raw: JSON) -> None:
         """An event the catch-up read back: handled, or set aside like a pushed one."""

@@ -12,8 +12,9 @@ bodies in HTTP mode: :mod:`bridge.slack.http`; payload shapes:
 :mod:`bridge.slack.failures`. Files attendants share are fetched by
 :mod:`bridge.slack.files`, with the bot token only for ``slack.file_hosts``.
 
-Receipts are not shown on Slack (``mark_receipt`` does nothing): a ✓✓ per message
-would be noise in a support thread.
+The customer's receipts show as the bot's reaction on the message sent to her
+(docs/presence.md): ☑️ (``ballot_box_with_check``) once delivered, replaced by ✅
+(``white_check_mark``) once read.
 
 Posts are idempotent per ``txn_id`` through :class:`~bridge.slack.ledger.PostLedger`:
 each message carries its txn id in Slack's message metadata, and a post into a
@@ -68,6 +69,13 @@ from bridge.slack.ratelimit import ChannelPacer, PacedApi, SlackCallError
 from bridge.slack.socket import SocketHandler
 
 log = logging.getLogger("bridge.slack")
+
+
+RECEIPT_REACTIONS = {
+    AckStatus.DELIVERED: "ballot_box_with_check",
+    AckStatus.READ: "white_check_mark",
+}
+"""The reaction showing the customer's receipt on a message (docs/presence.md)."""
 
 
 class SlackFrontend(Frontend):
@@ -373,7 +381,15 @@ class SlackFrontend(Frontend):
     async def mark_receipt(
         self, place: ChatAddress, author: Author, *, target: str, status: AckStatus
     ) -> None:
-        """Not shown on Slack (see the module docstring)."""
+        """☑️ delivered, ✅ read (the first replaced), as the bot's reactions on the
+        message; a file (``F…``) cannot carry one."""
+        name = RECEIPT_REACTIONS.get(status)
+        if name is None or target.startswith("F"):
+            return
+        if status is AckStatus.READ:
+            delivered = RECEIPT_REACTIONS[AckStatus.DELIVERED]
+            await self._reaction("reactions_remove", place, target, delivered)
+        await self._reaction("reactions_add", place, target, name)
 
     async def notice(self, place: ChatAddress, text: str, *, txn_id: str) -> str:
         args = {"text": convert.text_of(text), "metadata": txn_metadata(txn_id, 0)}

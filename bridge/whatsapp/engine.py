@@ -271,6 +271,11 @@ class Engine(abc.ABC):
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         """Send read receipts for ``ids`` in ``chat``."""
 
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        """Show ``to`` that we are typing (``state`` ``composing``) or stopped
+        (``paused``); False when the engine cannot (docs/presence.md)."""
+        return False
+
     @abc.abstractmethod
     async def download(self, key: str, media: Media) -> bytes:
         """The bytes of ``media`` (from ``media.data`` or its download ``ref``)."""

@@ -108,6 +108,9 @@ class EngineRouter(Engine):
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         await self.engine_for(key).mark_read(key, chat, ids=ids, sender=sender)
 
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        return await self.engine_for(key).chat_presence(key, to, state=state)
+
     async def download(self, key: str, media: Media) -> bytes:
         return await self.engine_for(key).download(key, media)
 

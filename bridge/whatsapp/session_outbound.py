@@ -3,10 +3,11 @@
 
 Sends (templates too), reactions, edits and deletions go through the session's
 :class:`~bridge.whatsapp.pacing.Pacer`: paced, and completed in the order they were
-asked for. Read receipts and downloads are not paced. Every operation needs the
-session ``CONNECTED`` (the status :mod:`bridge.whatsapp.sessions` decides) and raises
-:class:`SessionNotConnected` otherwise, also when the session drops while a paced
-operation waits its turn.
+asked for. Read receipts and typing indicators are paced by a budget of their own
+(:mod:`bridge.whatsapp.presence_pacing`, docs/presence.md); downloads are not paced.
+Every operation needs the session ``CONNECTED`` (the status
+:mod:`bridge.whatsapp.sessions` decides) and raises :class:`SessionNotConnected`
+otherwise, also when the session drops while a paced operation waits its turn.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from bridge.clock import Clock
 from bridge.errors import SessionNotConnected
 from bridge.model import Content, Media, Quote
 from bridge.whatsapp.engine import Engine
+from bridge.whatsapp.presence_pacing import PresencePacer
 from bridge.whatsapp.session_state import SessionState
 from bridge.whatsapp.status import SessionStatus
 
@@ -25,13 +28,23 @@ T = TypeVar("T")
 
 class SessionOutbound:
     """Outbound operations of every session: ``session`` finds a session's state by key
-    (raising ``InvalidInput`` for an unknown one), ``engine`` gives the engine."""
+    (raising ``InvalidInput`` for an unknown one), ``engine`` gives the engine;
+    ``presence_per_minute`` and ``presence_burst`` size each number's presence budget."""
 
     def __init__(
-        self, *, session: Callable[[str], SessionState], engine: Callable[[], Engine]
+        self,
+        *,
+        session: Callable[[str], SessionState],
+        engine: Callable[[], Engine],
+        clock: Clock,
+        presence_per_minute: int = 30,
+        presence_burst: int = 5,
     ) -> None:
         self._session = session
         self._engine = engine
+        self._clock = clock
+        self._presence_rate = (presence_per_minute, presence_burst)
+        self._presence: dict[str, PresencePacer] = {}
 
     async def send(
         self,
@@ -114,10 +127,35 @@ class SessionOutbound:
         return await self._engine().account_facts(key)
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
-        """Read receipts: not paced (they are not messages), but only when CONNECTED."""
+        """Read receipts: paced by the presence budget (they are not messages), and only
+        when CONNECTED."""
         session = self._session(key)
         self._require_connected(session)
-        await self._engine().mark_read(key, chat, ids=ids, sender=sender)
+        engine = self._engine()
+
+        async def mark() -> None:
+            self._require_connected(session)
+            await engine.mark_read(key, chat, ids=ids, sender=sender)
+
+        await self._presence_of(key).wait(mark)
+
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        """Typing (``composing``) or not (``paused``) to ``to``, when CONNECTED and a
+        presence token is there; False when dropped or the engine cannot show it."""
+        session = self._session(key)
+        self._require_connected(session)
+        engine = self._engine()
+        return await self._presence_of(key).if_token(
+            lambda: engine.chat_presence(key, to, state=state)
+        )
+
+    def _presence_of(self, key: str) -> PresencePacer:
+        pacer = self._presence.get(key)
+        if pacer is None:
+            per_minute, burst = self._presence_rate
+            pacer = PresencePacer(per_minute=per_minute, burst=burst, clock=self._clock)
+            self._presence[key] = pacer
+        return pacer
 
     async def download(self, key: str, media: Media) -> bytes:
         """The bytes of inbound ``media``: not paced; whatsmeow needs the connection."""

@@ -106,6 +106,8 @@ class SessionManager:
         stagger_seconds: float,
         send_per_minute: int,
         send_burst: int,
+        presence_per_minute: int = 30,
+        presence_burst: int = 5,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -124,7 +126,13 @@ class SessionManager:
                 raise ValueError(f"session {spec.key} is configured twice")
             pacer = Pacer(per_minute=send_per_minute, burst=send_burst, clock=clock)
             self._sessions[spec.key] = SessionState(spec, pacer)
-        self._outbound = SessionOutbound(session=self._session, engine=lambda: self.engine)
+        self._outbound = SessionOutbound(
+            session=self._session,
+            engine=lambda: self.engine,
+            clock=clock,
+            presence_per_minute=presence_per_minute,
+            presence_burst=presence_burst,
+        )
 
     # --- wiring -------------------------------------------------------------
 
@@ -557,6 +565,9 @@ class SessionManager:
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         await self._outbound.mark_read(key, chat, ids=ids, sender=sender)
+
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        return await self._outbound.chat_presence(key, to, state=state)
 
     async def download(self, key: str, media: Media) -> bytes:
         return await self._outbound.download(key, media)

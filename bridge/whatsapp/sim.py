@@ -116,6 +116,7 @@ from bridge.whatsapp.sim_bodies import (
 )
 from bridge.whatsapp.sim_random import SimRandom
 from bridge.whatsapp.sim_session import (
+    PRESENCE_KEPT,
     KnownMessage,
     PendingLogin,
     SimSession,
@@ -221,6 +222,15 @@ class SimEngine(Engine):
     def read_ids(self, key: str) -> tuple[str, ...]:
         """Message ids the bridge marked as read, in order."""
         return tuple(self._session(key).read_ids)
+
+    def presence(self, key: str) -> dict[str, Any]:
+        """What the bridge showed the customers besides messages: ``read`` (message ids
+        marked read, oldest first) and ``typing`` (``{"to", "state", "at"}`` entries)."""
+        session = self._session(key)
+        return {
+            "read": list(session.read_ids),
+            "typing": [dict(entry) for entry in session.chat_presence],
+        }
 
     # --- pairing and connection ---------------------------------------------
 
@@ -545,7 +555,16 @@ class SimEngine(Engine):
         return self._record(key, to, Deletion(target), None, message_id)
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
-        self._sending_session(key).read_ids.extend(ids)
+        session = self._sending_session(key)
+        session.read_ids.extend(ids)
+        del session.read_ids[:-PRESENCE_KEPT]
+
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        """Recorded for ``GET /sim/sessions/{s}/presence`` (docs/sim.md)."""
+        session = self._sending_session(key)
+        session.chat_presence.append({"to": to, "state": state, "at": self._clock.now()})
+        del session.chat_presence[:-PRESENCE_KEPT]
+        return True
 
     async def download(self, key: str, media: Media) -> bytes:
         if media.data is None:

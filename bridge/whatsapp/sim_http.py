@@ -184,6 +184,11 @@ def sim_routes(
     async def outbound(request: web.Request, key: str) -> web.Response:
         return web.json_response({"messages": sim.outbound(key)})
 
+    @routes.get("/sim/sessions/{s}/presence")
+    @known
+    async def presence(request: web.Request, key: str) -> web.Response:
+        return web.json_response(sim.presence(key))
+
     @routes.post("/sim/sessions/{s}/receipt")
     @known
     async def receipt(request: web.Request, key: str) -> web.Response:

@@ -28,6 +28,9 @@ from bridge.model import (
 )
 from bridge.whatsapp.sim_store import SimDevice, SimSessionStore
 
+PRESENCE_KEPT = 1000
+"""Read marks and typing changes the sim remembers per session (the newest)."""
+
 
 @dataclass
 class PendingLogin:
@@ -65,6 +68,8 @@ class SimSession:
     push_names: dict[str, str] = field(default_factory=dict)
     avatars: dict[str, str] = field(default_factory=dict)
     read_ids: list[str] = field(default_factory=list)
+    # typing shown to customers, oldest first, the newest PRESENCE_KEPT (docs/sim.md)
+    chat_presence: list[dict[str, Any]] = field(default_factory=list)
     lid_phones: dict[str, str] = field(default_factory=dict)  # LID digits → E.164
     phone_lids: dict[str, str] = field(default_factory=dict)  # E.164 → LID digits
 

@@ -159,5 +159,8 @@ class WhatsmeowEngine(Engine):
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         await self._outbound.mark_read(key, chat, ids=ids, sender=sender)
 
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        return await self._outbound.chat_presence(key, to, state=state)
+
     async def download(self, key: str, media: Media) -> bytes:
         return await self._outbound.download(key, media)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
-from neonize.utils.enum import MediaType, ReceiptType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ReceiptType
 
 from bridge.errors import SessionNotConnected
 from bridge.whatsapp import wa_inbound as inbound
@@ -43,6 +43,9 @@ class NeonizeClient(Protocol):
     async def get_profile_picture(
         self, jid: neonize.JID, extra: neonize.GetProfilePictureParams = ...
     ) -> neonize.ProfilePictureInfo: ...
+    async def send_chat_presence(
+        self, jid: neonize.JID, state: ChatPresence, media: ChatPresenceMedia
+    ) -> None: ...
     async def mark_read(
         self,
         *message_ids: str,

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from neonize.exc import NeonizeError
 from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
-from neonize.utils.enum import ReceiptType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
 from bridge.clock import Clock
 from bridge.errors import EngineError, InvalidInput
@@ -106,6 +106,21 @@ class ClientOutbound:
                 )
             except NeonizeError as exc:
                 raise EngineError(f"WhatsApp refused the read receipt in {chat}: {exc}") from exc
+
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        """Typing (``composing``) or not (``paused``) in the chat with ``to``."""
+        presence = _CHAT_PRESENCE.get(state)
+        if presence is None:
+            raise InvalidInput(f"unknown chat presence {state!r}")
+        async with self._sessions.op(key) as session:
+            chat_jid = await self._resolve(session, to)
+            try:
+                await session.client.send_chat_presence(
+                    chat_jid, presence, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+                )
+            except NeonizeError as exc:
+                raise EngineError(f"WhatsApp refused the typing indicator in {to}: {exc}") from exc
+        return True
 
     async def download(self, key: str, media: Media) -> bytes:
         if media.data is not None:
@@ -207,3 +222,9 @@ def _download_failure(media: Media, exc: Exception) -> str:
     if re.search(r"\b(404|410)\b|expired|not found", text, re.IGNORECASE):
         return f"{what} is no longer on WhatsApp's servers (media expires after some weeks): {text}"
     return f"downloading {what} from WhatsApp failed: {text}"
+
+
+_CHAT_PRESENCE = {
+    "composing": ChatPresence.CHAT_PRESENCE_COMPOSING,
+    "paused": ChatPresence.CHAT_PRESENCE_PAUSED,
+}

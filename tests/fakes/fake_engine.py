@@ -194,6 +194,10 @@ class FakeEngine(Engine):
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         self._record("mark_read", key, chat=chat, ids=ids, sender=sender)
 
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        self._record("chat_presence", key, to=to, state=state)
+        return True
+
     async def download(self, key: str, media: Media) -> bytes:
         self._record("download", key, media=media)
         return media.data or b""

@@ -26,7 +26,14 @@ from neonize.exc import GetProfilePictureError, NeonizeError
 from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
-from neonize.utils.enum import ClientName, ClientType, MediaType, ReceiptType
+from neonize.utils.enum import (
+    ChatPresence,
+    ChatPresenceMedia,
+    ClientName,
+    ClientType,
+    MediaType,
+    ReceiptType,
+)
 
 Handler = Callable[[Any, Any], Coroutine[Any, Any, None]]
 _PICTURE_PARAMS = neonize.GetProfilePictureParams()  # the real client's default
@@ -186,6 +193,11 @@ class FakeNeonizeClient:
     async def download_any(self, message: Message, path: str | None = None) -> bytes | None:
         self._record("download_any", message, path)
         return self.downloads.pop(0) if self.downloads else b""
+
+    async def send_chat_presence(
+        self, jid: neonize.JID, state: ChatPresence, media: ChatPresenceMedia
+    ) -> None:
+        self._record("send_chat_presence", jid, state, media)
 
     async def mark_read(
         self,

@@ -415,6 +415,12 @@ async def test_mark_read_marks_the_last(engine: CloudEngine, graph: GraphApiFake
     assert graph.read_marks == ["wamid.B"]
 
 
+async def test_typing_is_not_shown(engine: CloudEngine, graph: GraphApiFake) -> None:
+    """Meta's typing indicator would mark the message read too (docs/presence.md)."""
+    assert await engine.chat_presence(KEY, TO, state="composing") is False
+    assert graph.calls_to("messages") == [] and graph.read_marks == []
+
+
 async def test_account_facts(engine: CloudEngine, graph: GraphApiFake) -> None:
     assert await engine.account_facts(KEY) == {
         "verified name": "Acme Support",

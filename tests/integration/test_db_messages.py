@@ -194,3 +194,58 @@ async def test_last_inbound_at_is_the_customers_newest_message(repos: Repositori
     await repos.messages.insert_outbound(new(90.0, "@bob:localhost"))
     assert await repos.messages.last_inbound_at(ticket.id) == 30.5
     assert await repos.messages.last_inbound_at(ticket.id + 1) is None
+
+
+async def test_customer_messages_marked_read_on_whatsapp(repos: Repositories) -> None:
+    """docs/presence.md: what a read mark sends, what it records, once."""
+    ticket = await _ticket(repos)
+
+    async def inbound(kind: str, wa_id: str) -> MessageRow:
+        row = await repos.messages.insert_inbound(
+            NewMessage(
+                ticket_id=ticket.id,
+                session_id=ticket.session_id,
+                kind=kind,
+                sender=PHONE,
+                content={"text": wa_id},
+                timestamp=1.0,
+            ),
+            wa_id=wa_id,
+        )
+        assert row is not None
+        return row
+
+    first = await inbound("text", "A")
+    await inbound("reaction", "R")  # an action on a message: not read
+    reply = await repos.messages.insert_outbound(
+        NewMessage(
+            ticket_id=ticket.id,
+            session_id=ticket.session_id,
+            kind="text",
+            sender="@bob:localhost",
+            content={"text": "Oi"},
+            timestamp=2.0,
+        )
+    )
+    second = await inbound("image", "B")
+    later = await inbound("text", "C")
+
+    unmarked = await repos.messages.unmarked_inbound(ticket.id, up_to=second.id)
+    assert [m.wa_id for m in unmarked] == ["A", "B"]
+    assert [
+        m.wa_id for m in await repos.messages.unmarked_inbound(ticket.id, up_to=second.id, limit=1)
+    ] == ["A"]
+    assert await repos.messages.mark_inbound_read(ticket.id, up_to=first.id) == 1
+    assert [m.wa_id for m in await repos.messages.unmarked_inbound(ticket.id, up_to=later.id)] == [
+        "B",
+        "C",
+    ]
+    assert await repos.messages.mark_inbound_read(ticket.id, up_to=later.id) == 2
+    assert await repos.messages.mark_inbound_read(ticket.id, up_to=later.id) == 0
+    assert (await repos.messages.get(reply.id)).ack is None  # type: ignore[union-attr]
+
+    assert await repos.messages.latest_shown(ticket.id, "matrix") is None
+    await repos.message_refs.put(second.id, frontend="matrix", room_id="!r", event_id="$b")
+    await repos.message_refs.put(first.id, frontend="matrix", room_id="!r", event_id="$a")
+    await repos.message_refs.put(later.id, frontend="slack", room_id="C1", event_id="1.2")
+    assert await repos.messages.latest_shown(ticket.id, "matrix") == second.id

@@ -153,3 +153,18 @@ async def test_due_rows_are_found_through_the_pending_index_whatever_analyze_saw
         walks = [s for s in steps if s.split()[:2] in (["SCAN", "o"], ["SCAN", "outbox"])]
         assert all("USING" in step for step in walks), steps  # no walk over every row
         assert len(await repo.next_due(10, now=2.0)) == 3
+
+
+async def test_pending_for_key_lists_the_waiting_rows_of_one_key(repos: Repositories) -> None:
+    outbox = repos.outbox
+    rows = [
+        await outbox.enqueue("w", ordering_key="k", payload={"n": n}, now=1.0) for n in range(4)
+    ]
+    await outbox.enqueue("w", ordering_key="other", payload={"n": 9}, now=1.0)
+    await outbox.mark_done(rows[0].id)
+    await outbox.mark_dead(rows[3].id, error="x")
+    await outbox.mark_retry(rows[2].id, next_at=99.0, error="later")
+    waiting = await outbox.pending_for_key("k")
+    assert [r.payload["n"] for r in waiting] == [1, 2]  # due or not, oldest first
+    assert [r.payload["n"] for r in await outbox.pending_for_key("k", limit=1)] == [1]
+    assert await outbox.pending_for_key("nothing") == []

@@ -230,6 +230,24 @@ async def test_outbound_lists_what_the_bridge_sent(harness: Harness, base: str) 
     assert isinstance(answer["messages"][0]["timestamp"], float)
 
 
+async def test_presence_lists_read_marks_and_typing_apart_from_outbound(
+    harness: Harness,
+) -> None:
+    assert await harness.call("GET", "/sim/sessions/sales/presence") == {"read": [], "typing": []}
+    await harness.connect()
+    await harness.sim.mark_read(KEY, CUSTOMER, ids=["A", "B"], sender=CUSTOMER)
+    assert await harness.sim.chat_presence(KEY, CUSTOMER, state="composing") is True
+    await harness.sim.chat_presence(KEY, CUSTOMER, state="paused")
+    answer = await harness.call("GET", "/sim/sessions/sales/presence")
+    assert answer["read"] == ["A", "B"]
+    assert [(t["to"], t["state"]) for t in answer["typing"]] == [
+        (CUSTOMER, "composing"),
+        (CUSTOMER, "paused"),
+    ]
+    assert isinstance(answer["typing"][0]["at"], float)
+    assert await harness.call("GET", "/sim/sessions/sales/outbound") == {"messages": []}
+
+
 async def test_outbound_media_gives_hash_and_size(harness: Harness) -> None:
     await harness.connect()
     data = b"\x89PNG..."
@@ -330,6 +348,7 @@ async def test_fail_sends_extension(harness: Harness) -> None:
         ("GET", "/sim/sessions/support"),  # two companies have it: ambiguous
         ("GET", "/sim/sessions/acme%2Fnobody"),
         ("GET", "/sim/sessions/nobody/outbound"),
+        ("GET", "/sim/sessions/nobody/presence"),
         ("POST", "/sim/sessions/nobody/scan"),
         ("POST", "/sim/sessions/nobody/inbound"),
         ("POST", "/sim/sessions/nobody/receipt"),

@@ -125,6 +125,11 @@ OPERATIONS: list[tuple[str, Call, dict[str, Any]]] = [
         lambda r, k: r.mark_read(k, "+5511900000001", ids=["wamid.A"], sender="+5511900000001"),
         {"chat": "+5511900000001", "ids": ["wamid.A"], "sender": "+5511900000001"},
     ),
+    (
+        "chat_presence",
+        lambda r, k: r.chat_presence(k, "+5511900000001", state="composing"),
+        {"to": "+5511900000001", "state": "composing"},
+    ),
     ("download", lambda r, k: r.download(k, MEDIA), {"media": MEDIA}),
     (
         "send_template",

@@ -352,3 +352,60 @@ async def test_a_token_of_any_bytes_is_refused_with_a_403(
         async with asyncio.timeout(5):
             assert (await reader.readuntil(b"\r\n")).split(b" ", 2)[1] == b"403"
         writer.close()
+
+
+# --- ephemeral events (read receipts, typing: docs/presence.md) -------------------------
+
+
+def typing_of(*users: str) -> dict[str, Any]:
+    return {"type": "m.typing", "room_id": "!r:localhost", "content": {"user_ids": list(users)}}
+
+
+@dataclass
+class RecordedEphemeral:
+    handled: list[list[str]] = field(default_factory=list)
+    fail: Exception | None = None
+
+    async def handle(self, raw: dict[str, Any]) -> None:
+        users = raw["content"]["user_ids"]
+        if not isinstance(users, list):
+            raise MalformedEvent("content.user_ids is not a list")
+        if self.fail is not None:
+            raise self.fail
+        self.handled.append(users)
+
+
+async def test_ephemeral_events_come_after_the_events_and_a_bad_one_is_set_aside(
+    service: tuple[BridgeAppService, Recorded], homeserver: Homeserver
+) -> None:
+    svc, recorded = service
+    ephemeral = RecordedEphemeral()
+    svc.on_ephemeral(ephemeral.handle)
+    bad = {"type": "m.typing", "room_id": "!r:localhost", "content": {"user_ids": "bob"}}
+    body = {
+        "events": [event("$a")],
+        "ephemeral": [bad, "not an event", typing_of("@bob:localhost")],
+        "de.sorunome.msc2409.ephemeral": [typing_of("@eve:localhost")],  # the same, unstable
+    }
+    assert await put(homeserver.as_port, "e1", body) == (200, {})
+    assert recorded.handled == ["$a"]
+    assert ephemeral.handled == [["@bob:localhost"]]
+    [(aside_id, error)] = recorded.set_aside
+    assert aside_id.startswith("ephemeral:") and error == "MalformedEvent"
+
+    # the same id with other ephemeral events is another transaction (Synapse restarted)
+    body = {"events": [], "de.sorunome.msc2409.ephemeral": [typing_of()]}
+    assert await put(homeserver.as_port, "e1", body) == (200, {})
+    assert ephemeral.handled == [["@bob:localhost"], []]
+
+
+async def test_an_ephemeral_event_never_fails_the_transaction(
+    service: tuple[BridgeAppService, Recorded], homeserver: Homeserver
+) -> None:
+    svc, recorded = service
+    ephemeral = RecordedEphemeral(fail=DatabaseError("the database is unreachable"))
+    svc.on_ephemeral(ephemeral.handle)
+    body = {"events": [event("$b")], "ephemeral": [typing_of("@bob:localhost")]}
+    assert await put(homeserver.as_port, "e2", body) == (200, {})
+    assert recorded.handled == ["$b"]
+    assert ephemeral.handled == [] and recorded.set_aside == []

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from bridge.core.operations import (
+    ChatPresence,
     CreateThread,
     EnsureRooms,
     LoginCode,
+    MarkRead,
     MarkReceipt,
     MirrorAction,
     Operation,
@@ -58,6 +60,11 @@ STORED: list[tuple[dict[str, Any], Operation]] = [
     ),
     ({"op": "receipt", "message": 13, "status": "read"}, MarkReceipt(13, "read")),
     ({"op": "rooms"}, EnsureRooms()),
+    ({"op": "read", "ticket": 7, "up_to": 42}, MarkRead(7, 42)),
+    (
+        {"op": "typing", "ticket": 7, "state": "composing", "at": 1700000000.5},
+        ChatPresence(7, "composing", 1700000000.5),
+    ),
     ({"op": "transcript", "ticket": 7}, PostTranscript(7)),
     (
         {
@@ -162,6 +169,11 @@ def test_an_unknown_operation_is_refused(payload: dict[str, Any]) -> None:
         ({"op": "receipt", "message": 1, "status": 3}, "status"),
         ({"op": "transcript", "ticket": "7"}, "ticket"),
         ({"op": "transcript"}, "ticket"),
+        ({"op": "read", "ticket": 7}, "up_to"),
+        ({"op": "read", "ticket": 7, "up_to": 4.5}, "up_to"),
+        ({"op": "typing", "ticket": 7, "state": "composing"}, "at"),
+        ({"op": "typing", "ticket": 7, "state": "composing", "at": "soon"}, "at"),
+        ({"op": "typing", "ticket": 7, "at": 1.0}, "state"),
         (
             {"op": "ops", "company": "acme", "session": 5, "text": "x", "severity": "info"},
             "session",

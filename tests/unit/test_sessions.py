@@ -895,12 +895,30 @@ async def test_account_facts_come_from_the_engine_in_any_status() -> None:
     assert await h.manager.account_facts(KEY) == {"quality_rating": "GREEN"}
 
 
-async def test_mark_read_is_not_paced() -> None:
-    h = await started(send_burst=1)
+async def test_read_receipts_have_a_budget_of_their_own() -> None:
+    """The only send token is spent: read receipts still go at once, up to the
+    presence burst; the next one waits for a presence token, not a send token."""
+    h = await started(send_burst=1, send_per_minute=1, presence_burst=3, presence_per_minute=60)
     await h.manager.send(KEY, "+551199", Text("hi"))
-    for n in range(10):
+    for n in range(3):
         await h.manager.mark_read(KEY, "+551199", ids=[f"W{n}"], sender="+551199")
-    assert len(h.engine.calls_of("mark_read")) == 10
+    assert len(h.engine.calls_of("mark_read")) == 3
+    late = asyncio.create_task(h.manager.mark_read(KEY, "+551199", ids=["W3"], sender="+551199"))
+    await h.settle()
+    assert not late.done()
+    await h.clock.advance(1.0)  # one presence token a second; a send token takes a minute
+    await late
+    assert len(h.engine.calls_of("mark_read")) == 4
+
+
+async def test_typing_beyond_the_presence_budget_is_dropped_and_sends_do_not_wait() -> None:
+    h = await started(send_burst=2, send_per_minute=1, presence_burst=2, presence_per_minute=1)
+    shown = [await h.manager.chat_presence(KEY, "+551199", state="composing") for _ in range(10)]
+    assert shown == [True, True] + [False] * 8
+    assert len(h.engine.calls_of("chat_presence")) == 2
+    await h.manager.send(KEY, "+551199", Text("one"))  # both send tokens are still there
+    await h.manager.send(KEY, "+551199", Text("two"))
+    assert len(h.engine.calls_of("send")) == 2
 
 
 async def test_a_send_to_a_disconnected_session_raises_at_once() -> None:
@@ -912,6 +930,8 @@ async def test_a_send_to_a_disconnected_session_raises_at_once() -> None:
     assert caught.value.explanation == "session acme/sales is DISCONNECTED"
     with pytest.raises(SessionNotConnected):
         await h.manager.mark_read(KEY, "+551199", ids=["W1"], sender="+551199")
+    with pytest.raises(SessionNotConnected):
+        await h.manager.chat_presence(KEY, "+551199", state="composing")
     assert h.engine.calls_of("send") == []
 
 

@@ -54,6 +54,7 @@ from bridge.whatsapp.engine import (
     TemporaryBanEvent,
 )
 from bridge.whatsapp.sim import QR_TIMEOUT_REASON, SimEngine
+from bridge.whatsapp.sim_session import PRESENCE_KEPT
 from bridge.whatsapp.sim_store import SimSessionStore
 
 KEY = "acme/sales"
@@ -1027,6 +1028,15 @@ async def test_mark_read_is_recorded(connected: SimEngine) -> None:
     await connected.mark_read(KEY, CUSTOMER, ids=["A", "B"], sender=CUSTOMER)
     await connected.mark_read(KEY, CUSTOMER, ids=["C"], sender=CUSTOMER)
     assert connected.read_ids(KEY) == ("A", "B", "C")
+
+
+async def test_typing_is_recorded_apart_from_outbound_and_bounded(connected: SimEngine) -> None:
+    for n in range(PRESENCE_KEPT + 3):
+        await connected.chat_presence(KEY, CUSTOMER, state="composing" if n % 2 else "paused")
+    typing = connected.presence(KEY)["typing"]
+    assert len(typing) == PRESENCE_KEPT
+    assert typing[-1]["state"] == "paused" and typing[-1]["to"] == CUSTOMER
+    assert connected.outbound(KEY) == []
 
 
 async def test_download_needs_inline_bytes(connected: SimEngine) -> None:

@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from neonize.exc import SendMessageError, UploadError
+from neonize.exc import SendMessageError, SendPresenceError, UploadError
 from neonize.proto import Neonize_pb2 as neonize
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
-from neonize.utils.enum import MediaType, ReceiptType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ReceiptType
 
 from bridge import vcard
-from bridge.errors import EngineError, SessionNotConnected
+from bridge.errors import EngineError, InvalidInput, SessionNotConnected
 from bridge.model import (
     ContactCard,
     ContactList,
@@ -483,6 +483,30 @@ async def test_mark_read(h: EngineHarness, client: FakeNeonizeClient) -> None:
     assert jids.jid_to_str(call.kwargs["sender"]) == CUSTOMER_JID
     assert call.kwargs["receipt"] is ReceiptType.READ
     assert call.kwargs["timestamp"] == 1_700_000_000
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        ("composing", ChatPresence.CHAT_PRESENCE_COMPOSING),
+        ("paused", ChatPresence.CHAT_PRESENCE_PAUSED),
+    ],
+)
+async def test_chat_presence(
+    h: EngineHarness, client: FakeNeonizeClient, state: str, shown: ChatPresence
+) -> None:
+    assert await h.engine.chat_presence(KEY, CUSTOMER, state=state) is True
+    [call] = client.calls_to("send_chat_presence")
+    assert jids.jid_to_str(call.args[0]) == CUSTOMER_JID
+    assert call.args[1:] == (shown, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+
+
+async def test_chat_presence_refused(h: EngineHarness, client: FakeNeonizeClient) -> None:
+    client.failures["send_chat_presence"] = SendPresenceError("not connected")
+    with pytest.raises(EngineError, match="typing indicator"):
+        await h.engine.chat_presence(KEY, CUSTOMER, state="composing")
+    with pytest.raises(InvalidInput, match="recording"):
+        await h.engine.chat_presence(KEY, CUSTOMER, state="recording")
 
 
 # --- failures -------------------------------------------------------------------------

@@ -85,6 +85,7 @@ USED_METHODS = [
     "upload",
     "download_any",
     "mark_read",
+    "send_chat_presence",
     "is_on_whatsapp",
     "get_profile_picture",
 ]
