@@ -34,6 +34,8 @@ from bridge.errors import BridgeError
 
 log = logging.getLogger("bridge.cluster")
 
+_PASSED = "its lease passed to another instance"
+
 How = Literal["first", "lost", "stopped", "rebalanced", "regained"]
 """How a session came: never held before; its holder lost its lease; its holder
 stopped cleanly; its holder handed it over to spread the sessions; it was ours."""
@@ -121,7 +123,9 @@ class Ownership:
                 log.warning("cannot check the lease of %s: %s", session_key, exc.explanation)
                 return False  # not released: the next pass decides
         if session_key in self._held:
-            await self._lose(session_key, "its lease passed to another instance")
+            lapsed = token is None
+            why = "its lease could not be renewed in time" if lapsed else _PASSED
+            await self._lose(session_key, why)
         return False
 
     # --- running ------------------------------------------------------------------
@@ -220,7 +224,7 @@ class Ownership:
             session_lease(key), self.instance_id, held.token, seconds=self._seconds
         )
         if expires is None:
-            await self._lose(key, "its lease passed to another instance")
+            await self._lose(key, _PASSED)
         else:
             held.until = sent + self._seconds - self._margin
 
