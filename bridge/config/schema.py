@@ -189,7 +189,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 INSTANCE_AUTO = "auto"
-"""``cluster.instance_id`` written as this: host name and process id (bridge/cluster/identity.py)."""
+"""``cluster.instance_id`` written so: the host name and the process id (cluster/identity.py)."""
 
 
 @dataclass(frozen=True, slots=True)

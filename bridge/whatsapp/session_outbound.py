@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from bridge.errors import SessionNotConnected
+from bridge.errors import NotOwner, SessionNotConnected
 from bridge.model import Content, Media, Quote
 from bridge.whatsapp.engine import Engine
 from bridge.whatsapp.session_state import SessionState
@@ -32,6 +32,9 @@ class SessionOutbound:
     ) -> None:
         self._session = session
         self._engine = engine
+        self.fence: Callable[[str], Awaitable[bool]] | None = None
+        """The lease check made just before each paced operation reaches the engine
+        (docs/cluster.md#ownership-and-fencing); None when running alone."""
 
     async def send(
         self,
@@ -132,8 +135,17 @@ class SessionOutbound:
         self._require_connected(session)
         engine = self._engine()
         return await session.pacer.run(
-            lambda: operation(engine), check=lambda: self._require_connected(session)
+            lambda: self._fenced(key, operation, engine),
+            check=lambda: self._require_connected(session),
         )
+
+    async def _fenced(
+        self, key: str, operation: Callable[[Engine], Awaitable[T]], engine: Engine
+    ) -> T:
+        """The operation, if this instance still holds the session's lease."""
+        if self.fence is not None and not await self.fence(key):
+            raise NotOwner(key)
+        return await operation(engine)
 
     @staticmethod
     def _require_connected(session: SessionState) -> None:

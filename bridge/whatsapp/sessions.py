@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from bridge.backoff import Backoff
 from bridge.clock import Clock
@@ -126,6 +126,10 @@ class SessionManager:
             self._sessions[spec.key] = SessionState(spec, pacer)
         self._outbound = SessionOutbound(session=self._session, engine=lambda: self.engine)
 
+    def fence_with(self, confirm: Callable[[str], Awaitable[bool]]) -> None:
+        """Check ``confirm(key)`` (the lease, docs/cluster.md) before every send."""
+        self._outbound.fence = confirm
+
     # --- wiring -------------------------------------------------------------
 
     @property
@@ -187,32 +191,54 @@ class SessionManager:
 
     # --- lifecycle ------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, only: Collection[str] | None = None) -> None:
         """Mark never-paired sessions LOGGED_OUT and connect the paired ones,
-        ``stagger_seconds`` apart. Returns once every connect is scheduled."""
-        engine = self.engine
+        ``stagger_seconds`` apart. Returns once every connect is scheduled. With
+        ``only``, just those sessions (the ones this instance owns, docs/cluster.md);
+        the others wait for :meth:`adopt`."""
         self._stopping = False
         slot = 0
         for session in self._sessions.values():
-            try:
-                paired = await engine.is_paired(session.spec)
-            except EngineError as exc:
-                session.log.warning("cannot tell whether it is paired: %s", exc.explanation)
-                session.paired = True  # let the retries find out
-                self._retry_later(session, f"device store unreadable: {exc.explanation}")
-                continue
-            if not paired:
-                self._status.set(
-                    session,
-                    SessionStatus.LOGGED_OUT,
-                    reason="never linked",
-                    action=ACTION_NEVER_PAIRED,
-                )
-                continue
-            session.paired = True
-            self._status.set(session, SessionStatus.OPENING, reason="starting")
-            session.connector = self._spawn_connector(session, slot * self._stagger_seconds)
-            slot += 1
+            session.released = only is not None and session.key not in only
+            if not session.released and await self._open(session, slot * self._stagger_seconds):
+                slot += 1
+
+    async def _open(self, session: SessionState, delay: float) -> bool:
+        """Connect a paired session after ``delay``; True when a connect is scheduled."""
+        try:
+            paired = await self.engine.is_paired(session.spec)
+        except EngineError as exc:
+            session.log.warning("cannot tell whether it is paired: %s", exc.explanation)
+            session.paired = True  # let the retries find out
+            self._retry_later(session, f"device store unreadable: {exc.explanation}")
+            return False
+        if not paired:
+            self._status.set(
+                session, SessionStatus.LOGGED_OUT, reason="never linked", action=ACTION_NEVER_PAIRED
+            )
+            return False
+        session.paired = True
+        self._status.set(session, SessionStatus.OPENING, reason="starting")
+        session.connector = self._spawn_connector(session, delay)
+        return True
+
+    async def adopt(self, key: str) -> None:
+        """Run session ``key`` here from its stored pairing (its lease is ours now)."""
+        session = self._session(key)
+        session.released = False
+        if not session.connector_running and session.status is not SessionStatus.CONNECTED:
+            await self._open(session, 0.0)
+
+    async def release(self, key: str) -> None:
+        """Stop running session ``key`` here, without logging it out (another
+        instance owns it now): no reconnects, and its events are dropped."""
+        session = self._session(key)
+        session.released = True
+        task = session.connector
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        session.connector = None
+        await self._disconnect(session)
 
     async def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Cancel pending reconnects, disconnect every session, flush the statuses.
@@ -254,6 +280,9 @@ class SessionManager:
             log.warning(
                 "event %s for unknown session %s dropped", type(event).__name__, event.session
             )
+            return
+        if session.released:
+            session.log.debug("%s dropped: another instance owns it", type(event).__name__)
             return
         event = clean_event(event, session.log)
         try:
@@ -319,7 +348,7 @@ class SessionManager:
         self._status.set(session, SessionStatus.CONNECTED, reason=reason)
 
     def _on_transient_loss(self, session: SessionState, reason: str) -> None:
-        if self._stopping:
+        if self._stopping or session.released:
             session.log.debug("disconnected while the bridge stops: %s", reason)
             return
         if session.status in PERMANENT:
