@@ -31,6 +31,7 @@ from typing import Literal, Protocol
 from bridge.clock import Clock
 from bridge.db.leases import LEADER, SESSION_PREFIX, LeaseRepository, LeaseRow, session_lease
 from bridge.errors import BridgeError
+from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.cluster")
 
@@ -70,6 +71,7 @@ class Ownership:
         lease_seconds: float,
         clock: Clock,
         listener: OwnershipListener | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.instance_id = instance_id
         self._leases = leases
@@ -78,6 +80,7 @@ class Ownership:
         self._margin = self._seconds / 5
         self._clock = clock
         self._listener = listener
+        self._metrics = metrics
         self._held: dict[str, _Held] = {}
         self._leader: _Held | None = None
         self._wake = asyncio.Event()
@@ -191,6 +194,10 @@ class Ownership:
                 await self._pass()
             except BridgeError as exc:
                 log.warning("ownership pass failed: %s", exc.explanation)
+            if self._metrics is not None:
+                self._metrics.cluster_owned.labels(instance=self.instance_id).set(len(self._held))
+                leading = 1 if self._leader is not None else 0
+                self._metrics.cluster_leader.labels(instance=self.instance_id).set(leading)
 
     async def _pass(self) -> None:
         await self._leases.heartbeat(self.instance_id, host=self._host, pid=self._pid)
@@ -236,9 +243,15 @@ class Ownership:
         if row is None:
             return
         self._held[key] = _Held(row.token, sent + self._seconds - self._margin)
-        log.info("session %s is ours now (token %d)", key, row.token)
+        how = _how(row, self, live)
+        log.info("session %s is ours now (token %d, %s)", key, row.token, how)
+        if self._metrics is not None:
+            self._metrics.cluster_gained.labels(instance=self.instance_id, how=how).inc()
         if self._listener is not None:
-            await self._listener.on_gain(key, row.token, row.previous_holder, _how(row, self, live))
+            try:
+                await self._listener.on_gain(key, row.token, row.previous_holder, how)
+            except Exception:  # the lease is ours: the session's own retries take over
+                log.exception("starting session %s failed", key)
 
     async def _hand_over(self, key: str) -> None:
         held = self._held[key]
@@ -266,6 +279,8 @@ class Ownership:
         if self._held.pop(key, None) is None:
             return
         log.warning("session %s is no longer ours: %s", key, why)
+        if self._metrics is not None:
+            self._metrics.cluster_lost.labels(instance=self.instance_id).inc()
         if self._listener is not None:
             try:
                 await self._listener.on_lose(key, why)

@@ -7,7 +7,13 @@ import logging
 from bridge.config import CompanyConfig
 from bridge.core import command_texts as texts
 from bridge.core.command_args import no_args, parse_phone, take_session
-from bridge.core.command_model import CommandReply, Invocation, RoomKind, Services
+from bridge.core.command_model import (
+    CommandReply,
+    Invocation,
+    RoomKind,
+    Services,
+    SessionsAcrossInstances,
+)
 from bridge.errors import BridgeError, InvalidInput
 
 log = logging.getLogger("bridge.core.session_commands")
@@ -92,7 +98,29 @@ async def _account_facts(services: Services, key: str) -> str | None:
 
 async def run_sessions(services: Services, call: Invocation) -> CommandReply:
     no_args(call)
+    if services.cluster is not None and call.company.sessions:
+        return await _every_session_and_owner(services.cluster, call.company)
     return _every_session(services, call.company)
+
+
+async def _every_session_and_owner(
+    cluster: SessionsAcrossInstances, company: CompanyConfig
+) -> CommandReply:
+    """Several instances: each session's status as its owner saw it, and the owner."""
+    seen = await cluster.seen()
+    lines = []
+    for session in company.sessions:
+        s = seen.get(session.key)
+        if s is None:  # not in the table yet: the instance that starts it writes it
+            lines.append(
+                texts.with_owner(
+                    texts.session_line(session.key, status="OPENING", phone=None), None
+                )
+            )
+            continue
+        line = texts.session_line(session.key, status=s.status, phone=s.phone)
+        lines.append(texts.with_owner(line, s.owner))
+    return CommandReply("\n".join(lines))
 
 
 def _every_session(services: Services, company: CompanyConfig) -> CommandReply:

@@ -505,6 +505,7 @@ class SessionManager:
             raise EngineError(f"session {key} could not connect: {failure}; retrying")
 
     def _check_login_allowed(self, session: SessionState) -> None:
+        _require_here(session)
         status = session.shown_status
         if status is SessionStatus.CONNECTED:
             as_phone = f" as {session.phone}" if session.phone else ""
@@ -523,7 +524,7 @@ class SessionManager:
 
     async def logout(self, key: str) -> None:
         """Unlink the device (``!logout``): LOGGED_OUT, no retries."""
-        session = self._session(key)
+        session = _require_here(self._session(key))
         session.admin_logout = True
         try:
             await self.engine.logout(key)
@@ -597,3 +598,9 @@ class SessionManager:
             return self._sessions[key]
         except KeyError:
             raise InvalidInput(f"there is no session {key}") from None
+
+
+def _require_here(session: SessionState) -> SessionState:
+    if session.released:
+        raise InvalidInput(f"session {session.key} runs on another instance (see !sessions)")
+    return session
