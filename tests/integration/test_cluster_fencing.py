@@ -12,9 +12,11 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.cluster.ownership import Ownership
+from bridge.core.outbox import OutboxWorker
 from bridge.core.status_store import FencedStatusStore
 from bridge.db.database import Database
 from bridge.db.leases import LeaseRepository
+from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.errors import NotOwner
 from bridge.model import Text
 from bridge.whatsapp.engine import SessionSpec
@@ -22,6 +24,7 @@ from bridge.whatsapp.session_ownership import SessionHandover
 from bridge.whatsapp.sessions import SessionManager
 from bridge.whatsapp.status import SessionStatus
 from tests.fakes.fake_engine import FakeEngine
+from tests.harness.core import until
 from tests.integration.test_cluster_ownership import LEASE, pools  # noqa: F401 (fixture)
 from tests.unit.test_sessions import MemoryStore
 
@@ -132,3 +135,39 @@ async def test_a_clean_stop_releases_and_the_survivor_adopts_at_once(
     await clock.settle()
     assert b.manager.status(KEY) is SessionStatus.CONNECTED
     assert b.moved == [(KEY, "a", "stopped")]
+
+
+async def test_a_fenced_send_leaves_its_outbox_row_pending_for_the_owner(
+    pools: list[Database],  # noqa: F811
+    clock: FakeClock,
+) -> None:
+    """The outbox worker of the instance that woke too late gets a retryable error:
+    the row stays pending (not a dead letter), and nothing was sent."""
+    a = await instance(pools[0], clock, "a")
+    await clock.advance(LEASE + 1)
+    b = await instance(pools[1], clock, "b")
+    assert b.ownership.owns(KEY)
+    repo = OutboxRepository(pools[0])
+    row = await repo.enqueue("whatsapp", ordering_key=KEY, payload={"text": "hi"}, now=clock.now())
+    worker = OutboxWorker(
+        repo, clock=clock, rng=random.Random(1), max_attempts=3, base_delay=1, max_delay=10
+    )
+
+    async def deliver(row: OutboxRow) -> None:
+        await a.manager.send(KEY, CUSTOMER, Text(row.payload["text"]))
+
+    worker.register("whatsapp", deliver)
+    await worker.start()
+    try:
+
+        async def retried() -> bool:
+            again = await repo.get(row.id)
+            return again is not None and again.attempts == 1
+
+        await until(retried, what="the row retried", limit=5)
+    finally:
+        await worker.stop()
+    again = await repo.get(row.id)
+    assert again is not None and again.status == "pending"
+    assert again.last_error == f"session {KEY} is owned by another instance now"
+    assert not a.engine.calls_of("send")
