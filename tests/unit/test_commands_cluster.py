@@ -53,3 +53,22 @@ async def test_sessions_names_each_owner() -> None:
         "acme/sales CONNECTED +5511900000001 on zap-2\n"
         "acme/support DISCONNECTED, no instance runs it"
     )
+
+
+async def test_status_names_the_owner_too() -> None:
+    config = parse_config(CONFIG, path=Path("/srv/zap/config.yaml"))
+    journal = Journal()
+    registry = CommandRegistry(
+        config,
+        tickets=FakeTickets(journal),
+        sessions=FakeSessions(journal),
+        login_origins=FakeOrigins(journal),
+        cluster=FakeCluster(),
+    )
+    reply = await registry.handle(make_ctx(OPS, ALICE), "!status support")
+    assert reply is not None
+    assert reply.text == "acme/support DISCONNECTED, no instance runs it"
+    every = await registry.handle(make_ctx(OPS, ALICE), "!status")
+    assert every is not None and every.text.startswith(
+        "acme/sales CONNECTED +5511900000001 on zap-2\n"
+    )
