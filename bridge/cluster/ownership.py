@@ -83,11 +83,15 @@ class Ownership:
         self._metrics = metrics
         self._held: dict[str, _Held] = {}
         self._leader: _Held | None = None
+        self._foreign_expiry: float | None = None  # monotonic: another's lease runs out
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one pass at a time
         self._host = socket.gethostname()
         self._pid = os.getpid()
+
+    EXPIRY_SLACK = 0.05
+    """Seconds after another's lease runs out before the pass that takes it."""
 
     @property
     def interval(self) -> float:
@@ -169,9 +173,12 @@ class Ownership:
                 log.exception("ownership pass failed")
 
     def _next_wait(self) -> float:
-        """Until the next pass, or sooner when a lease would lapse locally before it."""
+        """Until the next pass; sooner when a lease of ours would lapse locally before
+        it, or when another's runs out (a dead instance's sessions move then)."""
         now = self._clock.monotonic()
         untils = [h.until for h in self._held.values()]
+        if self._foreign_expiry is not None:
+            untils.append(self._foreign_expiry + self.EXPIRY_SLACK)
         if self._leader is not None:
             untils.append(self._leader.until)
         return max(0.0, min([self.interval, *(u - now for u in untils)]))
@@ -200,11 +207,14 @@ class Ownership:
                 self._metrics.cluster_leader.labels(instance=self.instance_id).set(leading)
 
     async def _pass(self) -> None:
+        self._foreign_expiry = None  # known again at the end of a pass that worked
         await self._leases.heartbeat(self.instance_id, host=self._host, pid=self._pid)
         for key in list(self._held):
             await self._renew(key)
         await self._lead()
-        live = await self._leases.live_instances(within=self._seconds)
+        # live: beat within two passes (a paused or dead one stops counting before
+        # its leases run out, so the others' share covers its sessions by then)
+        live = await self._leases.live_instances(within=2 * self.interval)
         share = math.ceil(len(self._keys) / max(1, len(live)))
         held = await self._leases.held(SESSION_PREFIX)
         for key in self._keys:
@@ -214,6 +224,9 @@ class Ownership:
                 await self._take(key, {i.id for i in live})
         for key in sorted(self._held, reverse=True)[: max(0, len(self._held) - share)]:
             await self._hand_over(key)
+        sent = self._clock.monotonic()
+        expiry_in = await self._leases.next_expiry_in(self.instance_id)
+        self._foreign_expiry = None if expiry_in is None else sent + expiry_in
 
     async def _drop_lapsed(self) -> None:
         now = self._clock.monotonic()

@@ -151,6 +151,17 @@ class LeaseRepository:
         )
         return {row["name"]: row["holder"] for row in rows}
 
+    async def next_expiry_in(self, holder: str) -> float | None:
+        """Seconds until the first lease held by another than ``holder`` runs out (when
+        a dead instance's sessions can be taken); None when there is none."""
+        value = await self._db.fetchval(
+            f"SELECT MIN(expires_at) - {self._now} FROM leases "
+            f"WHERE holder <> $2 AND expires_at > {self._now}",
+            self._time(),
+            holder,
+        )
+        return None if value is None else float(value)
+
     async def heartbeat(self, instance: str, *, host: str, pid: int) -> None:
         """Record that ``instance`` is alive (registering it the first time)."""
         now = self._now

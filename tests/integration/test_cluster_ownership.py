@@ -6,6 +6,7 @@ instances' local clock."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
 from collections.abc import AsyncIterator
@@ -212,3 +213,48 @@ async def check_invariants(
         if row is not None:
             assert row.token >= tokens.get(key, 0)
             tokens[key] = row.token
+
+
+async def step(clock: FakeClock, loops: int, seconds: float = 0.5) -> None:
+    """Move the clock, then wait (in real time) until every running pass is done and
+    its loop sleeps again: the passes talk to a real database, the clock is fake."""
+    await clock.advance(seconds)
+    for _ in range(5000):
+        if clock.pending_sleepers >= loops:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the ownership loops did not go back to sleep")
+
+
+async def test_running_passes_take_a_dead_instances_sessions_as_its_leases_run_out(
+    pools: list[Database],
+) -> None:
+    """With the passes running (``start``), a survivor does not wait for its next
+    regular pass: it looks again when the dead instance's leases run out."""
+    clock = FakeClock()
+    a, b = instance(pools[0], clock, "a"), instance(pools[1], clock, "b")
+    await a.start()
+    await step(clock, 1, LEASE / 6)  # b's passes fall between a's
+    await b.start()
+    try:
+        for _ in range(60):
+            await step(clock, 2)
+        assert len(a.owned()) == 4 and len(b.owned()) == 3
+        # a dies: no release, no more passes; its leases were renewed at most a pass ago
+        a_lease = await LeaseRepository(pools[0], clock=clock.now).get(
+            session_lease(sorted(a.owned())[0])
+        )
+        assert a_lease is not None
+        task = a._task
+        assert task is not None
+        task.cancel()
+        died = clock.now()
+        while clock.now() < a_lease.expires_at:
+            assert b.owned() != frozenset(KEYS)
+            await step(clock, 1, 0.25)
+        await step(clock, 1, 0.25)
+        assert b.owned() == frozenset(KEYS)
+        assert clock.now() - died <= LEASE + 0.5  # its last renew may have come just before
+        assert clock.now() - a_lease.expires_at <= 0.5  # not a pass later
+    finally:
+        await b.stop()
