@@ -133,5 +133,10 @@ class Metrics:
         for name in SESSION_STATUSES:
             self.session_status.labels(session=session, status=name).set(1 if name == status else 0)
 
+    def clear_session_status(self, session: str) -> None:
+        """A session another instance runs now: its status is that one's to report."""
+        for name in SESSION_STATUSES:
+            self.session_status.remove(session, name)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -239,6 +239,8 @@ class SessionManager:
             task.cancel()
         session.connector = None
         await self._disconnect(session)
+        if self._metrics is not None and session.status is not None:
+            self._metrics.clear_session_status(key)
 
     async def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Cancel pending reconnects, disconnect every session, flush the statuses.

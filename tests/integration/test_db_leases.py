@@ -121,3 +121,18 @@ async def test_only_one_of_many_concurrent_acquirers_wins(tmp_path: Path) -> Non
         winners = [row for row in won if row is not None]
         assert [w.token for w in winners] == [2]
         assert await leases.check(LEADER, winners[0].holder, 2)
+
+
+async def test_next_expiry_in_is_the_first_lease_of_another_to_run_out(
+    leases: LeaseRepository, clock: FakeClock
+) -> None:
+    assert await leases.next_expiry_in("a") is None
+    await leases.acquire(session_lease("acme/sales"), "a", seconds=15)
+    assert await leases.next_expiry_in("a") is None  # its own do not count
+    await leases.acquire(session_lease("acme/support"), "b", seconds=15)
+    await clock.advance(2)
+    await leases.acquire(LEADER, "c", seconds=5)
+    assert await leases.next_expiry_in("a") == 5.0
+    await clock.advance(6)
+    assert await leases.next_expiry_in("a") == 7.0  # b's, at 1015
+    assert await leases.next_expiry_in("b") == 7.0  # a's, at 1015 too
