@@ -55,6 +55,8 @@ from bridge.whatsapp.status import StatusStore
 
 log = logging.getLogger("bridge.app")
 
+DAY_SECONDS = 86_400.0
+
 
 class Bridge:
     """The running bridge. ``start`` then ``stop``; or ``run`` until a signal.
@@ -303,6 +305,9 @@ class Bridge:
         self.outbox.on_prune("processed event ids", prune_events)
         prune_quarantine = self._leader_only(retention.prune_quarantined_events)
         self.outbox.on_prune("quarantined events", prune_quarantine)
+        if self.cluster is not None:  # killed instances' rows (docs/cluster.md)
+            forget = functools.partial(self.leases.forget_instances, silent_for=DAY_SECONDS)
+            self.outbox.on_prune("instances gone", self._leader_only(lambda _now: forget()))
         cleanup = MediaCleanup(
             self.media, self.repos.messages, retention_seconds=self.config.media.retention_seconds
         )

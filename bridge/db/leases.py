@@ -185,6 +185,15 @@ class LeaseRepository:
         )
         return [InstanceRow(**row) for row in rows]
 
+    async def forget_instances(self, *, silent_for: float) -> int:
+        """Remove the instances that have not beaten for ``silent_for`` seconds (killed
+        ones: a clean stop removes its own row); how many."""
+        return await self._db.execute(
+            f"DELETE FROM instances WHERE heartbeat_at < {self._now} - $2",
+            self._time(),
+            float(silent_for),
+        )
+
     async def leave(self, instance: str) -> None:
         """A clean stop: ``instance`` no longer counts as live."""
         await self._db.execute("DELETE FROM instances WHERE id = $1", instance)

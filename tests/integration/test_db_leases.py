@@ -136,3 +136,13 @@ async def test_next_expiry_in_is_the_first_lease_of_another_to_run_out(
     await clock.advance(6)
     assert await leases.next_expiry_in("a") == 7.0  # b's, at 1015
     assert await leases.next_expiry_in("b") == 7.0  # a's, at 1015 too
+
+
+async def test_instances_silent_for_long_are_forgotten(
+    leases: LeaseRepository, clock: FakeClock
+) -> None:
+    await leases.heartbeat("killed", host="h1", pid=1)
+    await clock.advance(3600)
+    await leases.heartbeat("alive", host="h2", pid=2)
+    assert await leases.forget_instances(silent_for=1800) == 1
+    assert [i.id for i in await leases.live_instances(within=86_400)] == ["alive"]
