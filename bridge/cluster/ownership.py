@@ -238,7 +238,9 @@ class Ownership:
             await self._notify_leader(False)
 
     async def _renew(self, key: str) -> None:
-        held = self._held[key]
+        held = self._held.get(key)
+        if held is None:  # a fencing check let it go meanwhile
+            return
         sent = self._clock.monotonic()
         expires = await self._leases.renew(
             session_lease(key), self.instance_id, held.token, seconds=self._seconds
@@ -267,7 +269,9 @@ class Ownership:
                 log.exception("starting session %s failed", key)
 
     async def _hand_over(self, key: str) -> None:
-        held = self._held[key]
+        held = self._held.get(key)
+        if held is None:
+            return
         await self._lose(key, "handed over to spread the sessions")
         await self._leases.release(session_lease(key), self.instance_id, held.token)
 
