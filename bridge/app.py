@@ -383,10 +383,9 @@ class Bridge:
         )
         self.cluster.listen(handover)
         await self.cluster.start()
-        await self.sessions.start(only=self.cluster.owned())
-        handover.started = True
         self._stack.push_async_callback(self._stop_sessions)
-        self._stack.push_async_callback(self.cluster.stop)
+        self._stack.push_async_callback(self.cluster.stop)  # runs first
+        await self.sessions.start(only=self.cluster.owned())  # later gains: adopt
 
     async def _session_moved(self, key: str, previous: str, how: str) -> None:
         me = self.ownership.instance_id

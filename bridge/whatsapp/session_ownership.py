@@ -32,13 +32,9 @@ class SessionHandover:
         self._manager = manager
         self._on_moved = on_moved
         self._on_leader = on_leader
-        self.started = False
-        """Sessions are adopted only once the manager has started (app.py starts it
-        with the sessions owned by then)."""
 
     async def on_gain(self, key: str, token: int, previous_holder: str | None, how: str) -> None:
-        if self.started:
-            await self._manager.adopt(key)
+        await self._manager.adopt(key)
         if previous_holder and how in ("lost", "stopped") and self._on_moved is not None:
             await self._on_moved(key, previous_holder, how)
 

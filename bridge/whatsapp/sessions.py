@@ -195,11 +195,13 @@ class SessionManager:
         """Mark never-paired sessions LOGGED_OUT and connect the paired ones,
         ``stagger_seconds`` apart. Returns once every connect is scheduled. With
         ``only``, just those sessions (the ones this instance owns, docs/cluster.md);
-        the others wait for :meth:`adopt`."""
+        the others wait for :meth:`adopt` (which may come while this runs)."""
         self._stopping = False
-        slot = 0
+        targets = [s for s in self._sessions.values() if only is None or s.key in only]
         for session in self._sessions.values():
-            session.released = only is not None and session.key not in only
+            session.released = session not in targets
+        slot = 0
+        for session in targets:  # one released meanwhile is skipped
             if not session.released and await self._open(session, slot * self._stagger_seconds):
                 slot += 1
 
@@ -223,10 +225,11 @@ class SessionManager:
         return True
 
     async def adopt(self, key: str) -> None:
-        """Run session ``key`` here from its stored pairing (its lease is ours now)."""
+        """Run session ``key`` here from its stored pairing (its lease is ours now);
+        nothing when it runs here already (or :meth:`start` is still to run it)."""
         session = self._session(key)
-        session.released = False
-        if not session.connector_running and session.status is not SessionStatus.CONNECTED:
+        if session.released:
+            session.released = False
             await self._open(session, 0.0)
 
     async def release(self, key: str) -> None:

@@ -80,7 +80,6 @@ async def instance(db: Database, clock: FakeClock, name: str) -> Instance:
     ownership.listen(handover)
     await ownership.tick()  # as app.py: the first pass, then the owned sessions start
     await manager.start(only=ownership.owned())
-    handover.started = True
     await clock.settle()
     await manager.flush()
     return Instance(ownership, manager, engine, saved, moved)

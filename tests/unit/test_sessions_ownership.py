@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bridge.errors import InvalidInput, NotOwner
@@ -71,3 +73,12 @@ async def test_a_send_the_fence_refuses_reaches_no_engine() -> None:
         await h.manager.send(KEY, "+5511988887777", Text("two"))
     assert [c.args["content"] for c in h.engine.calls_of("send")] == [Text("one")]
     assert asked == [KEY, KEY]
+
+
+async def test_gains_while_start_runs_open_each_session_once() -> None:
+    h = make((KEY, OTHER))
+    await asyncio.gather(h.manager.start(only={KEY}), h.manager.adopt(OTHER), h.manager.adopt(KEY))
+    await h.manager.adopt(OTHER)  # a second word of the same gain
+    await h.settle()
+    assert sorted(c.key for c in h.engine.calls_of("connect")) == [KEY, OTHER]
+    assert h.manager.status(KEY) is S.CONNECTED and h.manager.status(OTHER) is S.CONNECTED
