@@ -9,11 +9,15 @@ import functools
 import logging
 import random
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bridge import files
 from bridge.clock import Clock, SystemClock
+from bridge.cluster.identity import instance_id
+from bridge.cluster.ownership import Ownership
+from bridge.cluster.view import OwnershipView, SoleOwnership
 from bridge.config import CloudConfig, Config
+from bridge.core.cluster_sessions import ClusterSessions
 from bridge.core.commands import CommandRegistry
 from bridge.core.config_sync import sync_config
 from bridge.core.dead_letters import DeadLetters
@@ -33,10 +37,11 @@ from bridge.core.presence_deliveries import PresenceDeliveries
 from bridge.core.quarantine import Quarantine
 from bridge.core.relay import Relay
 from bridge.core.retention import Retention
-from bridge.core.status_store import DatabaseStatusStore
+from bridge.core.status_store import DatabaseStatusStore, FencedStatusStore
 from bridge.core.tickets import TicketService
 from bridge.db import Repositories
 from bridge.db.database import Database
+from bridge.db.leases import LeaseRepository
 from bridge.db.migrate import migrate
 from bridge.errors import BridgeError
 from bridge.journal import Journal, JournalStore, Limits
@@ -46,9 +51,13 @@ from bridge.web import WebServer
 from bridge.whatsapp.engine import Engine, EngineEvent, SessionSpec, session_key
 from bridge.whatsapp.engine_router import one_engine
 from bridge.whatsapp.event_codec import EventCodec
+from bridge.whatsapp.session_ownership import SessionHandover
 from bridge.whatsapp.sessions import SessionManager
+from bridge.whatsapp.status import StatusStore
 
 log = logging.getLogger("bridge.app")
+
+DAY_SECONDS = 86_400.0
 
 
 class Bridge:
@@ -121,13 +130,46 @@ class Bridge:
         self.repos = Repositories.over(self.db)
         self.session_ids = await sync_config(self.config, self.repos)
 
+    def _build_ownership(self) -> None:
+        """Who owns which session (docs/cluster.md#ownership-and-fencing): leases in
+        the database with ``cluster.enabled``, else this instance owns everything."""
+        cluster, keys = self.config.cluster, [s.key for s in self.session_specs]
+        me = instance_id(cluster)
+        self.leases = LeaseRepository(self.db_required)
+        self.cluster: Ownership | None = None
+        self.ownership: OwnershipView = SoleOwnership(keys, instance_id=me)
+        if cluster.enabled:
+            self.cluster = Ownership(
+                self.leases,
+                session_keys=keys,
+                instance_id=me,
+                lease_seconds=cluster.lease_seconds,
+                clock=self.clock,
+                metrics=self.metrics,
+            )
+            self.ownership = self.cluster
+
+    def _leader_only(
+        self, hook: Callable[[float], Awaitable[int]]
+    ) -> Callable[[float], Awaitable[int]]:
+        """A periodic clean-up run by the leader only (docs/cluster.md)."""
+
+        async def run(now: float) -> int:
+            return await hook(now) if self.ownership.is_leader() else 0
+
+        return run
+
     def _build_core(self) -> None:
         config, clock, repos = self.config, self.clock, self.repos
         wa = config.whatsapp
+        self._build_ownership()
+        store: StatusStore = DatabaseStatusStore(repos.sessions, self.session_ids)
+        if self.cluster is not None:  # a status is written only under the lease
+            store = FencedStatusStore(store, self.cluster)
         self.sessions = SessionManager(
             None,
             specs=self.session_specs,
-            store=DatabaseStatusStore(repos.sessions, self.session_ids),
+            store=store,
             clock=clock,
             rng=self.rng,
             metrics=self.metrics,
@@ -142,6 +184,8 @@ class Bridge:
         )
         self.engine = self._build_engine()
         self.sessions.attach_engine(self.engine)
+        if self.cluster is not None:  # nothing is sent without the lease
+            self.sessions.fence_with(self.cluster.confirm)
         self.tickets = TicketService(
             repos, config, session_ids=self.session_ids, clock=clock, metrics=self.metrics
         )
@@ -177,8 +221,19 @@ class Bridge:
             session_ids=self.session_ids,
             clock=clock,
         )
+        self.cluster_sessions = ClusterSessions(
+            repos.sessions,
+            self.leases,
+            keys=[s.key for s in self.session_specs],
+            local=self.sessions,
+            ownership=self.ownership,
+        )
         self.commands = CommandRegistry(
-            config, tickets=self.desk, sessions=self.sessions, login_origins=self.ops_sink
+            config,
+            tickets=self.desk,
+            sessions=self.sessions,
+            login_origins=self.ops_sink,
+            cluster=self.cluster_sessions if self.cluster is not None else None,
         )
         self.relay = Relay(
             config,
@@ -249,16 +304,26 @@ class Bridge:
                 self.repos, tickets=self.tickets, outgoing=self.outgoing, notifier=self.notifier
             )
         )
-        self.outbox.on_backlog(self.notifier.on_backlog)
+        self.outbox.on_backlog(self._on_backlog)
         retention = Retention(self.repos)
-        self.outbox.on_prune("processed event ids", retention.prune_processed_events)
-        self.outbox.on_prune("quarantined events", retention.prune_quarantined_events)
+        prune_events = self._leader_only(retention.prune_processed_events)
+        self.outbox.on_prune("processed event ids", prune_events)
+        prune_quarantine = self._leader_only(retention.prune_quarantined_events)
+        self.outbox.on_prune("quarantined events", prune_quarantine)
+        if self.cluster is not None:  # killed instances' rows (docs/cluster.md)
+            forget = functools.partial(self.leases.forget_instances, silent_for=DAY_SECONDS)
+            self.outbox.on_prune("instances gone", self._leader_only(lambda _now: forget()))
         cleanup = MediaCleanup(
             self.media, self.repos.messages, retention_seconds=self.config.media.retention_seconds
         )
         self.outbox.on_prune("media files", cleanup.prune)
         self.sessions.add_listener(self.notifier.on_status)
         self.sessions.set_downstream(self.downstream)
+
+    async def _on_backlog(self, pending: int) -> None:
+        """The cluster-wide backlog is told by the leader only."""
+        if self.ownership.is_leader():
+            await self.notifier.on_backlog(pending)
 
     async def _start_services(self) -> None:
         self._stack.push_async_callback(self.engine.close)
@@ -270,13 +335,17 @@ class Bridge:
             frontends=list(self.frontends.values()),
             journal_problems=[self.event_journal.problems, self.ops_journal.problems],
         )
+        clustered = self.cluster is not None
         self.web = WebServer(
             host=self.config.http.host,
             port=self.config.http.port,
             metrics=self.metrics,
-            statuses=lambda: {k: str(v) for k, v in self.sessions.statuses().items()},
+            statuses=self.cluster_sessions.statuses
+            if clustered
+            else lambda: {k: str(v) for k, v in self.sessions.statuses().items()},
             dead_letters=health.dead_letters,
             problems=health.problems,
+            cluster=self.cluster_sessions.facts if clustered else None,
         )
         self._mount_sim_routes(self.web)
         self._mount_cloud_routes(self.web)
@@ -289,21 +358,60 @@ class Bridge:
             await frontend.start(self.relay)
             self._stack.push_async_callback(frontend.stop)
             await self.outgoing.request_rooms(name)
+        self._gate_matrix_catch_up()
         # Deliveries stop before the frontends they use close (and again, harmlessly,
         # where the outbox was started).
         self._stack.push_async_callback(self.outbox.stop)
         self.outbox.wake()
         await self.event_journal.start()  # what an earlier run kept goes before new events
         self._stack.push_async_callback(self.event_journal.stop)
-        await self.idle_tickets.start()  # its timers are columns: a restart resumes them
+        if self.cluster is None:
+            await self.idle_tickets.start()  # its timers are columns: a restart resumes them
         self._stack.push_async_callback(self.idle_tickets.stop)
-        await self.sessions.start()
-        self._stack.push_async_callback(self._stop_sessions)
+        await self._start_sessions()
         log.info(
             "zapbridge started: %d sessions, frontends: %s",
             len(self.session_specs),
             ", ".join(self.frontends) or "none",
         )
+
+    async def _start_sessions(self) -> None:
+        """Alone: every session. In a cluster: the first ownership pass, then the
+        sessions owned; later ones follow the leases (docs/cluster.md). On a stop the
+        leases go first, so the sessions are handed over at once."""
+        if self.cluster is None:
+            await self.sessions.start()
+            self._stack.push_async_callback(self._stop_sessions)
+            return
+        handover = SessionHandover(
+            self.sessions, on_moved=self._session_moved, on_leader=self._leading
+        )
+        self.cluster.listen(handover)
+        await self.cluster.start()
+        self._stack.push_async_callback(self._stop_sessions)
+        self._stack.push_async_callback(self.cluster.stop)  # runs first
+        await self.sessions.start(only=self.cluster.owned())  # later gains: adopt
+
+    async def _session_moved(self, key: str, previous: str, how: str) -> None:
+        me = self.ownership.instance_id
+        await self.notifier.on_session_moved(key, previous=previous, owner=me, lost=how == "lost")
+
+    async def _leading(self, leading: bool) -> None:
+        """The singletons that are tasks of their own start and stop with the leadership."""
+        if leading:
+            await self.idle_tickets.start()
+        else:
+            await self.idle_tickets.stop()
+
+    def _gate_matrix_catch_up(self) -> None:
+        """After an outage every instance saw, only the leader reads Matrix back."""
+        if self.cluster is None or "matrix" not in self.frontends:
+            return
+        from bridge.matrix.frontend import MatrixFrontend
+
+        matrix = self.frontends["matrix"]
+        if isinstance(matrix, MatrixFrontend):
+            matrix.watch.recovers = self.cluster.is_leader
 
     async def _stop_sessions(self) -> None:
         await self.sessions.stop(grace_seconds=self.config.shutdown_timeout_seconds / 2)

@@ -18,6 +18,7 @@ room or on the command line (it never contains secrets).
     │   └── SlackCallError       (slack/ratelimit.py) a Slack Web API call failed
     ├── EngineError              a WhatsApp engine failed
     │   ├── SessionNotConnected
+    │   │   └── NotOwner         another instance holds the session's lease: nothing sent
     │   └── TokenRejected        (whatsapp/cloud/graph.py) Meta refused the access token
     ├── InvalidInput             malformed input from outside (events, requests, commands)
     │   ├── RequestRefused       an HTTP request refused, with the status to answer
@@ -105,6 +106,14 @@ class EngineError(BridgeError):
 
 class SessionNotConnected(EngineError):
     """The session is not connected to WhatsApp."""
+
+
+class NotOwner(SessionNotConnected):
+    """This instance no longer holds the session's lease (docs/cluster.md): nothing
+    was sent; the delivery stays pending for the session's owner."""
+
+    def __init__(self, session_key: str) -> None:
+        super().__init__(f"session {session_key} is owned by another instance now")
 
 
 class InvalidInput(BridgeError):

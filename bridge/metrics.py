@@ -109,9 +109,40 @@ class Metrics:
             registry=r,
         )
 
+        # several instances (docs/cluster.md): each labels its own figures
+        self.cluster_owned = Gauge(
+            "zapbridge_cluster_owned_sessions",
+            "Sessions this instance owns (holds the lease of)",
+            ["instance"],
+            registry=r,
+        )
+        self.cluster_leader = Gauge(
+            "zapbridge_cluster_leader",
+            "1 while this instance holds the leader lease and runs the singletons",
+            ["instance"],
+            registry=r,
+        )
+        self.cluster_gained = Counter(
+            "zapbridge_cluster_sessions_gained",
+            "Session leases this instance took, by how (first, lost, stopped, rebalanced)",
+            ["instance", "how"],
+            registry=r,
+        )
+        self.cluster_lost = Counter(
+            "zapbridge_cluster_sessions_lost",
+            "Session leases this instance gave up or lost",
+            ["instance"],
+            registry=r,
+        )
+
     def set_session_status(self, session: str, status: str) -> None:
         for name in SESSION_STATUSES:
             self.session_status.labels(session=session, status=name).set(1 if name == status else 0)
+
+    def clear_session_status(self, session: str) -> None:
+        """A session another instance runs now: its status is that one's to report."""
+        for name in SESSION_STATUSES:
+            self.session_status.remove(session, name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -14,7 +15,8 @@ from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.web")
 
-StatusSource = Callable[[], dict[str, str]]
+StatusSource = Callable[[], dict[str, str] | Awaitable[dict[str, str]]]
+ClusterFacts = Callable[[], dict[str, object]]  # "instance" and "owned" (docs/cluster.md)
 DeadLetterCount = Callable[[], Awaitable[int]]
 ProblemSource = Callable[[], list[str]]  # what keeps the bridge degraded, one line each
 
@@ -33,6 +35,7 @@ class WebServer:
         statuses: StatusSource,
         dead_letters: DeadLetterCount,
         problems: ProblemSource | None = None,
+        cluster: ClusterFacts | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -40,6 +43,7 @@ class WebServer:
         self._statuses = statuses
         self._dead_letters = dead_letters
         self._problems = problems or (lambda: [])
+        self._cluster = cluster
         self.app = web.Application(client_max_size=CLIENT_MAX_SIZE)
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics_view)
@@ -74,11 +78,14 @@ class WebServer:
             self._runner = None
 
     async def _health(self, _request: web.Request) -> web.Response:
-        sessions = self._statuses()
+        found = self._statuses()
+        sessions = await found if inspect.isawaitable(found) else found
         dead = await self._dead_letters()
         problems = self._problems()
         healthy = dead == 0 and not problems and all(s == "CONNECTED" for s in sessions.values())
         body: dict[str, object] = {"status": "ok" if healthy else "degraded", "sessions": sessions}
+        if self._cluster is not None:
+            body.update(self._cluster())
         if dead:
             body["dead_letters"] = dead
         if problems:

@@ -202,6 +202,10 @@ TEMPLATE_LANGUAGE = text_kind(
 )
 CLOUD_API_VERSION = text_kind("a Graph API version like v21.0", r"v[0-9]+\.[0-9]+")
 SHORTCUT = text_kind("a shortcut of letters, digits, '_' or '-' (like price)", r"[A-Za-z0-9_-]+")
+INSTANCE_ID = text_kind(
+    "an instance id of letters, digits, '_', '.' or '-' (at most 64), or auto",
+    r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+)
 HOST = text_kind("a host name or IP address", r"[^\s/]+")
 SERVER_NAME = text_kind("a server name like example.com (not a URL)", r"[A-Za-z0-9.\-\[\]:]+")
 LOCALPART = text_kind("a Matrix localpart of a-z, 0-9, . _ = - /", r"[a-z0-9._=/+-]+")

@@ -23,6 +23,7 @@ from bridge.config.kinds import (
     COUNT,
     FILE_HOST,
     HOST,
+    INSTANCE_ID,
     LOCALPART,
     NOT_NEGATIVE,
     NOTE_PREFIX,
@@ -188,6 +189,19 @@ class OutboxConfig:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+INSTANCE_AUTO = "auto"
+"""``cluster.instance_id`` written so: the host name and the process id (cluster/identity.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Several instances on one PostgreSQL database (docs/cluster.md)."""
+
+    enabled: bool = field(default=False, metadata=scalar(BOOL))
+    instance_id: str = field(default=INSTANCE_AUTO, metadata=scalar(INSTANCE_ID))
+    lease_seconds: int = field(default=15, metadata=scalar(int_kind(3, 300)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +388,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     shutdown_timeout_seconds: float = field(default=10.0, metadata=scalar(POSITIVE))
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
     def base_dir(self) -> Path:

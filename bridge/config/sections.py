@@ -16,6 +16,7 @@ from bridge.config.mapping import MappingReader
 from bridge.config.schema import (
     GENERATE,
     AppserviceConfig,
+    ClusterConfig,
     CompanyConfig,
     Config,
     DatabaseConfig,
@@ -47,6 +48,7 @@ def read_config(root: MappingReader, path: Path) -> Config:
     media = read_section(root.child("media"), MediaConfig)
     outbox = read_outbox(root.child("outbox"))
     shutdown = read_key(root, "shutdown_timeout_seconds", section=Config)
+    cluster = read_cluster(root.child("cluster"), database)
     companies = read_companies(root, slack=slack, default_engine=whatsapp.engine, media=media)
     matrix_user = _first_matrix_user(companies)
     homeserver = read_homeserver(root, matrix_user)
@@ -68,6 +70,7 @@ def read_config(root: MappingReader, path: Path) -> Config:
         media=media,
         outbox=outbox,
         shutdown_timeout_seconds=shutdown,
+        cluster=cluster,
     )
 
 
@@ -84,6 +87,14 @@ def read_database(m: MappingReader) -> DatabaseConfig:
         if problem:
             m.error("url", f"{problem}; expected postgres://user@host:port/db{origin}")
     return DatabaseConfig(url=url, resolved_url=resolved)
+
+
+def read_cluster(m: MappingReader, database: DatabaseConfig) -> ClusterConfig:
+    """Several instances share one database's work only on PostgreSQL (docs/cluster.md)."""
+    config = read_section(m, ClusterConfig)
+    if config.enabled and database.is_sqlite:
+        m.error("enabled", "needs a PostgreSQL database.url (SQLite allows one instance)")
+    return config
 
 
 def read_slack(m: MappingReader) -> SlackConfig:

@@ -184,6 +184,23 @@ class SessionControl(Protocol):
         ...
 
 
+class SessionSeen(Protocol):
+    """A session as every instance sees it (docs/cluster.md)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def owner(self) -> str | None: ...  # the instance holding its lease
+
+
+class SessionsAcrossInstances(Protocol):
+    """Every session's status and owner when several instances share the work."""
+
+    async def seen(self) -> Mapping[str, SessionSeen]: ...
+
+
 class LoginOrigins(Protocol):
     """Remembers where ``!login`` was typed, so the QR code (or pairing code) goes there."""
 
@@ -209,6 +226,8 @@ class Services:
     sessions: SessionControl
     login_origins: LoginOrigins
     commands: Mapping[str, Command]
+    cluster: SessionsAcrossInstances | None = None
+    """Set when several instances share the work: ``!sessions`` names the owners."""
 
 
 @dataclass(frozen=True)

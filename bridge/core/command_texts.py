@@ -268,6 +268,11 @@ def session_line(session_key: str, *, status: str, phone: str | None) -> str:
     return f"{session_key} {status} {phone}" if phone else f"{session_key} {status}"
 
 
+def with_owner(line: str, owner: str | None) -> str:
+    """``acme/sales CONNECTED +5511900000001 on zap-2`` (several instances, docs/cluster.md)."""
+    return f"{line} on {owner}" if owner else f"{line}, no instance runs it"
+
+
 def account_facts(facts: Mapping[str, str]) -> str:
     """``Cloud API: quality rating GREEN, messaging limit TIER_1K``."""
     shown = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in facts.items())

@@ -48,6 +48,7 @@ from bridge.core.command_model import (
     RoomKind,
     Services,
     SessionControl,
+    SessionsAcrossInstances,
     TicketActions,
     UsageError,
     role_of,
@@ -123,13 +124,14 @@ class CommandRegistry:
         sessions: SessionControl,
         login_origins: LoginOrigins,
         commands: Sequence[Command] | None = None,
+        cluster: SessionsAcrossInstances | None = None,
     ) -> None:
         table = COMMANDS if commands is None else commands
         by_name = {command.name: command for command in table}
         if len(by_name) != len(table):
             raise ValueError("two commands share a name")
         self._config = config
-        self._services = Services(config, tickets, sessions, login_origins, by_name)
+        self._services = Services(config, tickets, sessions, login_origins, by_name, cluster)
 
     @property
     def commands(self) -> Mapping[str, Command]:

@@ -56,6 +56,7 @@ from bridge.core.ops_texts import (
     permanent_text,
     quarantined_text,
     reconnected_text,
+    session_moved_text,
     suppressed_text,
     topic_text,
     unanswered_resolved_text,
@@ -453,6 +454,14 @@ class OpsNotifier:
                     await self._post(
                         OpsPost(company_id=company_id, text=text, severity=Severity.RESOLVED)
                     )
+
+    async def on_session_moved(self, key: str, *, previous: str, owner: str, lost: bool) -> None:
+        """Another instance's session is ``owner``'s now (docs/cluster.md): told once,
+        by the new owner; a warning when ``previous`` lost its lease."""
+        text = session_moved_text(key, previous=previous, owner=owner, lost=lost)
+        severity = Severity.WARNING if lost else Severity.INFO
+        company_id = key.partition("/")[0]
+        await self._post(OpsPost(company_id=company_id, text=text, severity=severity))
 
     async def on_journal_backlog(self, name: str, *, pending: int, over: bool) -> None:
         """A journal of refused items (bridge.journal) went past its alert threshold

@@ -87,6 +87,13 @@ def backlog_resolved_text(*, pending: int) -> str:
     return f"✅ Outbox backlog resolved: {pending} deliveries pending"
 
 
+def session_moved_text(key: str, *, previous: str, owner: str, lost: bool) -> str:
+    """A session taken over by another instance (docs/cluster.md#ownership-and-fencing)."""
+    name = key.partition("/")[2] or key
+    why = "lost its lease" if lost else "stopped"
+    return f"🔀 {name} moved from {previous} to {owner} after {previous} {why}"
+
+
 _JOURNAL_ITEMS = {"whatsapp": "WhatsApp events", "ops": "ops alerts"}
 
 

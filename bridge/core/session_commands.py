@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from bridge.config import CompanyConfig
 from bridge.core import command_texts as texts
 from bridge.core.command_args import no_args, parse_phone, take_session
-from bridge.core.command_model import CommandReply, Invocation, RoomKind, Services
+from bridge.core.command_model import (
+    CommandReply,
+    Invocation,
+    RoomKind,
+    Services,
+    SessionsAcrossInstances,
+    SessionSeen,
+)
 from bridge.errors import BridgeError, InvalidInput
 
 log = logging.getLogger("bridge.core.session_commands")
@@ -69,11 +77,14 @@ async def run_logout(services: Services, call: Invocation) -> CommandReply:
 
 async def run_status(services: Services, call: Invocation) -> CommandReply:
     if call.ctx.place == RoomKind.OPS and not call.args:
-        return _every_session(services, call.company)
+        return await run_sessions(services, call)
     key, rest = take_session(call)
     if rest:
         raise call.usage_error()
-    lines = [_session_line(services, key)]
+    if services.cluster is not None:  # where it runs, as its owner saw it
+        lines = [_owned_line(await services.cluster.seen(), key)]
+    else:
+        lines = [_session_line(services, key)]
     facts = await _account_facts(services, key)
     return CommandReply("\n".join(lines + ([facts] if facts else [])))
 
@@ -92,10 +103,29 @@ async def _account_facts(services: Services, key: str) -> str | None:
 
 async def run_sessions(services: Services, call: Invocation) -> CommandReply:
     no_args(call)
+    if services.cluster is not None and call.company.sessions:
+        return await _every_session_and_owner(services.cluster, call.company)
     return _every_session(services, call.company)
+
+
+async def _every_session_and_owner(
+    cluster: SessionsAcrossInstances, company: CompanyConfig
+) -> CommandReply:
+    """Several instances: each session's status as its owner saw it, and the owner."""
+    seen = await cluster.seen()
+    lines = [_owned_line(seen, session.key) for session in company.sessions]
+    return CommandReply("\n".join(lines))
 
 
 def _every_session(services: Services, company: CompanyConfig) -> CommandReply:
     if not company.sessions:
         return CommandReply(texts.no_sessions(company.name))
     return CommandReply("\n".join(_session_line(services, s.key) for s in company.sessions))
+
+
+def _owned_line(seen: Mapping[str, SessionSeen], key: str) -> str:
+    """A session's line and the instance running it (several instances)."""
+    s = seen.get(key)
+    if s is None:  # not in the table yet: the instance that starts it writes it
+        return texts.with_owner(texts.session_line(key, status="OPENING", phone=None), None)
+    return texts.with_owner(texts.session_line(key, status=s.status, phone=s.phone), s.owner)

@@ -3,7 +3,13 @@ change of a WhatsApp session is saved in its ``sessions`` row."""
 
 from __future__ import annotations
 
+import logging
+
+from bridge.cluster.view import OwnershipView
 from bridge.db.sessions import SessionRepository
+from bridge.whatsapp.status import StatusStore
+
+log = logging.getLogger("bridge.cluster.fence")
 
 
 class DatabaseStatusStore:
@@ -27,4 +33,30 @@ class DatabaseStatusStore:
             error=error,
             connected=connected_at is not None,
             now=connected_at,
+        )
+
+
+class FencedStatusStore:
+    """Saves a status only while this instance holds the session's lease
+    (docs/cluster.md#ownership-and-fencing): an instance that lost it writes nothing
+    more, and ``confirm`` releases the session here."""
+
+    def __init__(self, store: StatusStore, ownership: OwnershipView) -> None:
+        self._store = store
+        self._ownership = ownership
+
+    async def save_status(
+        self,
+        key: str,
+        status: str,
+        *,
+        phone: str | None,
+        error: str | None,
+        connected_at: float | None,
+    ) -> None:
+        if not await self._ownership.confirm(key):
+            log.info("status %s of %s not saved: another instance owns it", status, key)
+            return
+        await self._store.save_status(
+            key, status, phone=phone, error=error, connected_at=connected_at
         )

@@ -123,6 +123,10 @@ class HomeserverWatch:
         self._retry: asyncio.Task[None] | None = None
         self._failures = 0  # failed runs in a row
         self.runs = 0  # catch-ups finished (for tests and logs)
+        self.recovers: Callable[[], bool] = lambda: True
+        """Whether this instance catches up after an outage its pings saw: with several
+        instances every one sees it, and only the leader reads back (docs/cluster.md).
+        A restart seen in the pushes' numbering is caught up where it was seen."""
 
     async def start(self) -> None:
         self._tasks = [
@@ -185,7 +189,8 @@ class HomeserverWatch:
         if self._down_since is not None:
             since, self._down_since = self._down_since, None
             log.info("the homeserver is reachable again after %.1f s", now - since)
-            self.request(since)
+            if self.recovers():
+                self.request(since)
 
     async def _work(self) -> None:
         while True:

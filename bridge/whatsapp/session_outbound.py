@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from bridge.clock import Clock
-from bridge.errors import SessionNotConnected
+from bridge.errors import NotOwner, SessionNotConnected
 from bridge.model import Content, Media, Quote
 from bridge.whatsapp.engine import Engine
 from bridge.whatsapp.presence_pacing import PresencePacer
@@ -45,6 +45,9 @@ class SessionOutbound:
         self._clock = clock
         self._presence_rate = (presence_per_minute, presence_burst)
         self._presence: dict[str, PresencePacer] = {}
+        self.fence: Callable[[str], Awaitable[bool]] | None = None
+        """The lease check made just before each paced operation reaches the engine
+        (docs/cluster.md#ownership-and-fencing); None when running alone."""
 
     async def send(
         self,
@@ -135,6 +138,8 @@ class SessionOutbound:
 
         async def mark() -> None:
             self._require_connected(session)
+            if self.fence is not None and not await self.fence(key):
+                raise NotOwner(key)
             await engine.mark_read(key, chat, ids=ids, sender=sender)
 
         await self._presence_of(key).wait(mark)
@@ -170,8 +175,17 @@ class SessionOutbound:
         self._require_connected(session)
         engine = self._engine()
         return await session.pacer.run(
-            lambda: operation(engine), check=lambda: self._require_connected(session)
+            lambda: self._fenced(key, operation, engine),
+            check=lambda: self._require_connected(session),
         )
+
+    async def _fenced(
+        self, key: str, operation: Callable[[Engine], Awaitable[T]], engine: Engine
+    ) -> T:
+        """The operation, if this instance still holds the session's lease."""
+        if self.fence is not None and not await self.fence(key):
+            raise NotOwner(key)
+        return await operation(engine)
 
     @staticmethod
     def _require_connected(session: SessionState) -> None:

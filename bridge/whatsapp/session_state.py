@@ -35,6 +35,7 @@ class SessionState:
         self.connector: asyncio.Task[None] | None = None  # waits and connects
         self.connecting = False  # an engine.connect call is in flight
         self.admin_logout = False
+        self.released = False  # another instance owns it (docs/cluster.md)
 
     @property
     def shown_status(self) -> SessionStatus:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from bridge.backoff import Backoff
 from bridge.clock import Clock
@@ -134,6 +134,10 @@ class SessionManager:
             presence_burst=presence_burst,
         )
 
+    def fence_with(self, confirm: Callable[[str], Awaitable[bool]]) -> None:
+        """Check ``confirm(key)`` (the lease, docs/cluster.md) before every send."""
+        self._outbound.fence = confirm
+
     # --- wiring -------------------------------------------------------------
 
     @property
@@ -195,32 +199,59 @@ class SessionManager:
 
     # --- lifecycle ------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, only: Collection[str] | None = None) -> None:
         """Mark never-paired sessions LOGGED_OUT and connect the paired ones,
-        ``stagger_seconds`` apart. Returns once every connect is scheduled."""
-        engine = self.engine
+        ``stagger_seconds`` apart. Returns once every connect is scheduled. With
+        ``only``, just those sessions (the ones this instance owns, docs/cluster.md);
+        the others wait for :meth:`adopt` (which may come while this runs)."""
         self._stopping = False
-        slot = 0
+        targets = [s for s in self._sessions.values() if only is None or s.key in only]
         for session in self._sessions.values():
-            try:
-                paired = await engine.is_paired(session.spec)
-            except EngineError as exc:
-                session.log.warning("cannot tell whether it is paired: %s", exc.explanation)
-                session.paired = True  # let the retries find out
-                self._retry_later(session, f"device store unreadable: {exc.explanation}")
-                continue
-            if not paired:
-                self._status.set(
-                    session,
-                    SessionStatus.LOGGED_OUT,
-                    reason="never linked",
-                    action=ACTION_NEVER_PAIRED,
-                )
-                continue
-            session.paired = True
-            self._status.set(session, SessionStatus.OPENING, reason="starting")
-            session.connector = self._spawn_connector(session, slot * self._stagger_seconds)
-            slot += 1
+            session.released = session not in targets
+        slot = 0
+        for session in targets:  # one released meanwhile is skipped
+            if not session.released and await self._open(session, slot * self._stagger_seconds):
+                slot += 1
+
+    async def _open(self, session: SessionState, delay: float) -> bool:
+        """Connect a paired session after ``delay``; True when a connect is scheduled."""
+        try:
+            paired = await self.engine.is_paired(session.spec)
+        except EngineError as exc:
+            session.log.warning("cannot tell whether it is paired: %s", exc.explanation)
+            session.paired = True  # let the retries find out
+            self._retry_later(session, f"device store unreadable: {exc.explanation}")
+            return False
+        if not paired:
+            self._status.set(
+                session, SessionStatus.LOGGED_OUT, reason="never linked", action=ACTION_NEVER_PAIRED
+            )
+            return False
+        session.paired = True
+        self._status.set(session, SessionStatus.OPENING, reason="starting")
+        session.connector = self._spawn_connector(session, delay)
+        return True
+
+    async def adopt(self, key: str) -> None:
+        """Run session ``key`` here from its stored pairing (its lease is ours now);
+        nothing when it runs here already (or :meth:`start` is still to run it)."""
+        session = self._session(key)
+        if session.released:
+            session.released = False
+            await self._open(session, 0.0)
+
+    async def release(self, key: str) -> None:
+        """Stop running session ``key`` here, without logging it out (another
+        instance owns it now): no reconnects, and its events are dropped."""
+        session = self._session(key)
+        session.released = True
+        task = session.connector
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        session.connector = None
+        await self._disconnect(session)
+        if self._metrics is not None and session.status is not None:
+            self._metrics.clear_session_status(key)
 
     async def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Cancel pending reconnects, disconnect every session, flush the statuses.
@@ -262,6 +293,9 @@ class SessionManager:
             log.warning(
                 "event %s for unknown session %s dropped", type(event).__name__, event.session
             )
+            return
+        if session.released:
+            session.log.debug("%s dropped: another instance owns it", type(event).__name__)
             return
         event = clean_event(event, session.log)
         try:
@@ -327,7 +361,7 @@ class SessionManager:
         self._status.set(session, SessionStatus.CONNECTED, reason=reason)
 
     def _on_transient_loss(self, session: SessionState, reason: str) -> None:
-        if self._stopping:
+        if self._stopping or session.released:
             session.log.debug("disconnected while the bridge stops: %s", reason)
             return
         if session.status in PERMANENT:
@@ -484,6 +518,7 @@ class SessionManager:
             raise EngineError(f"session {key} could not connect: {failure}; retrying")
 
     def _check_login_allowed(self, session: SessionState) -> None:
+        _require_here(session)
         status = session.shown_status
         if status is SessionStatus.CONNECTED:
             as_phone = f" as {session.phone}" if session.phone else ""
@@ -502,7 +537,7 @@ class SessionManager:
 
     async def logout(self, key: str) -> None:
         """Unlink the device (``!logout``): LOGGED_OUT, no retries."""
-        session = self._session(key)
+        session = _require_here(self._session(key))
         session.admin_logout = True
         try:
             await self.engine.logout(key)
@@ -579,3 +614,9 @@ class SessionManager:
             return self._sessions[key]
         except KeyError:
             raise InvalidInput(f"there is no session {key}") from None
+
+
+def _require_here(session: SessionState) -> SessionState:
+    if session.released:
+        raise InvalidInput(f"session {session.key} runs on another instance (see !sessions)")
+    return session

@@ -19,7 +19,9 @@ BRIDGE = Path(__file__).resolve().parents[2] / "bridge"
 
 # bridge/*.py modules that wire everything together: they may import any module.
 TOP = frozenset({"app", "__main__", "demo", "web"})
-PACKAGES = frozenset({"core", "db", "formatting", "journal", "whatsapp", "matrix", "slack"})
+PACKAGES = frozenset(
+    {"cluster", "core", "db", "formatting", "journal", "whatsapp", "matrix", "slack"}
+)
 # Every other bridge/*.py module, and bridge/config/ if it becomes a package.
 FOUNDATION = "foundation"
 
@@ -40,7 +42,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "db": frozenset({FOUNDATION}),
     "formatting": frozenset({FOUNDATION}),
     "journal": frozenset({FOUNDATION}),
-    "whatsapp": frozenset({FOUNDATION, "formatting", "journal"}),
+    "cluster": frozenset({FOUNDATION, "db"}),
+    "whatsapp": frozenset({FOUNDATION, "formatting", "journal", "bridge.cluster.view"}),
     "core": frozenset(
         {
             FOUNDATION,
@@ -49,6 +52,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
             "journal",
             "bridge.whatsapp.engine",
             "bridge.whatsapp.status",
+            "bridge.cluster.view",
         }
     ),
     "matrix": FRONTEND_MAY_IMPORT,
