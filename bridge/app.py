@@ -24,11 +24,13 @@ from bridge.core.frontend import Frontend
 from bridge.core.health import Health, probe_writes
 from bridge.core.idle_tickets import IdleTickets
 from bridge.core.media_cleanup import MediaCleanup
+from bridge.core.menu_timeouts import MenuTimeouts
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
 from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.quarantine import Quarantine
+from bridge.core.queue_tickets import QueueTickets
 from bridge.core.relay import Relay
 from bridge.core.retention import Retention
 from bridge.core.status_store import DatabaseStatusStore
@@ -163,7 +165,15 @@ class Bridge:
             session_ids=self.session_ids,
             clock=clock,
         )
-        self.desk = TicketDesk(self.db_required, self.tickets, self.outgoing, self.outbox)
+        self.queues = QueueTickets(
+            repos, config, tickets=self.tickets, session_ids=self.session_ids, clock=clock
+        )
+        self.desk = TicketDesk(
+            self.db_required, self.tickets, self.outgoing, self.outbox, queues=self.queues
+        )
+        self.menu_timeouts = MenuTimeouts(
+            config, repos, queues=self.queues, outgoing=self.outgoing, clock=clock
+        )
         self.idle_tickets = IdleTickets(
             config,
             repos,
@@ -292,6 +302,8 @@ class Bridge:
         self._stack.push_async_callback(self.event_journal.stop)
         await self.idle_tickets.start()  # its timers are columns: a restart resumes them
         self._stack.push_async_callback(self.idle_tickets.stop)
+        await self.menu_timeouts.start()  # deadlines are columns: a restart resumes them
+        self._stack.push_async_callback(self.menu_timeouts.stop)
         await self.sessions.start()
         self._stack.push_async_callback(self._stop_sessions)
         log.info(

@@ -33,6 +33,8 @@ from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.contact_resolver import ContactResolver
 from bridge.core.frontend import contact_label
+from bridge.core.queue_menu import QueueMenu, claim_out_of_hours
+from bridge.core.queues import attended_by, check_works_queue
 from bridge.core.satisfaction import Satisfaction
 from bridge.core.ticket_policy import (
     CLOSED,
@@ -52,7 +54,6 @@ from bridge.core.ticket_policy import (
     contact_name,
     moved_notice,
     opened_notice,
-    out_of_hours_due,
     reopen_status,
     reopened_notice,
     silent_closed_notice,
@@ -90,6 +91,7 @@ class TicketView:
     first_response_at: float | None
     closed_at: float | None
     lid: str | None = None  # the LID's digits, when known; None for groups
+    queue: str | None = None  # None: no queue (yet); docs/tickets.md#queues
     contact: ContactRow | None = field(default=None, compare=False, repr=False)
     """The contact row the view was made from (deliveries read its addresses)."""
 
@@ -125,6 +127,8 @@ class InboundRoute:
     contact): a ticket that was not created now shows something new on its card."""
     rating: int | None = None
     """The message rated ``ticket`` (closed; docs/tickets.md#satisfaction)."""
+    queue_notice: str | None = None
+    """The message routed ``ticket`` to a queue (docs/tickets.md#queues)."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,7 @@ class TicketService:
         self._metrics = metrics
         self._contacts = ContactResolver(repos)
         self._satisfaction = Satisfaction(repos)
+        self._menu = QueueMenu(repos)
 
     # -- customers --------------------------------------------------------------
 
@@ -207,9 +212,16 @@ class TicketService:
             )
             if not message.from_me:
                 await self._repos.tickets.mark_customer_wrote(ticket.id, now=now)
-            replies = await self._auto_replies(
-                session, ticket, created=created, from_me=message.from_me, now=now
+            step = await self._menu.on_message(
+                session, ticket, message, created=created, is_group=contact.is_group, now=now
             )
+            if step is None:
+                replies = await self._auto_replies(
+                    session, ticket, created=created, from_me=message.from_me, now=now
+                )
+            else:  # the queue menu answers instead (bridge/core/queue_menu.py)
+                replies = step.replies
+                ticket = await self._require(ticket.id) if step.routed else ticket
             view = self._view_with(ticket, contact, session.key)
             closed = tuple([await self.get(i) for i in person.closed_ids])
         if created or reopened:
@@ -220,7 +232,10 @@ class TicketService:
                 contact.id,
                 session.key,
             )
-        return InboundRoute(view, created, reopened, replies, closed, person.changed)
+        notice = step.notice if step is not None else None
+        return InboundRoute(
+            view, created, reopened, replies, closed, person.changed, queue_notice=notice
+        )
 
     def _count_rating(self, session_key: str, score: int) -> None:
         if self._metrics is not None:
@@ -289,19 +304,12 @@ class TicketService:
             and await self._repos.tickets.mark_greeted(ticket.id, now=now)
         ):
             replies.append(session.greeting)
-        if session.out_of_hours and await self._claim_out_of_hours(session, ticket, now):
-            replies.append(session.out_of_hours)
+        hours = attended_by(session, ticket.queue)  # a queue may have its own hours
+        if hours.out_of_hours and await claim_out_of_hours(
+            self._repos.tickets, hours, ticket, now=now
+        ):
+            replies.append(hours.out_of_hours)
         return tuple(replies)
-
-    async def _claim_out_of_hours(
-        self, session: SessionConfig, ticket: TicketRow, now: float
-    ) -> bool:
-        last = ticket.out_of_hours_sent_at
-        if not out_of_hours_due(session, last_sent=last, now=now):
-            return False
-        if last is None:
-            return await self._repos.tickets.mark_out_of_hours_sent(ticket.id, now=now)
-        return await self._repos.tickets.restamp_out_of_hours(ticket.id, previous=last, now=now)
 
     # -- attendants ---------------------------------------------------------------
 
@@ -359,7 +367,9 @@ class TicketService:
         now = self._clock.now()
         async with self._db.transaction():
             before = await self._require_active(ticket_id)
-            check_member(await self._company_of_row(before), user)
+            company = await self._company_of_row(before)
+            check_member(company, user)
+            await self._check_queue(company, before, user)
             check_reassignable(before, user)
             change = await self._hand_over(before, user, now=now)
         return change(assigned_notice(ticket_id, to=user, by=by))
@@ -374,6 +384,7 @@ class TicketService:
             dest = transfer_target(self._config, company, target)
             if isinstance(dest, SessionConfig):
                 return await self._move_to_session(before, dest, by=by, now=now)
+            await self._check_queue(company, before, dest)
             check_reassignable(before, dest)
             change = await self._hand_over(before, dest, now=now)
         return change(transferred_notice(ticket_id, to=dest, by=by))
@@ -550,6 +561,7 @@ class TicketService:
             first_response_at=ticket.first_response_at,
             closed_at=ticket.closed_at,
             contact=contact,
+            queue=ticket.queue,
         )
 
     async def _key_of(self, session_id: int) -> str:
@@ -578,6 +590,11 @@ class TicketService:
         if company is None:
             raise InvalidInput(f"unknown company {company_id!r}")
         return company
+
+    async def _check_queue(self, company: CompanyConfig, ticket: TicketRow, user: str) -> None:
+        """Only someone who works the ticket's queue may own it (docs/tickets.md#queues)."""
+        session = self._config.session_for_key(await self._key_of(ticket.session_id))
+        check_works_queue(company, session, ticket.queue, user)
 
     async def _company_of_row(self, ticket: TicketRow) -> CompanyConfig:
         key = await self._key_of(ticket.session_id)
