@@ -89,11 +89,11 @@ def works_queue(
     return queue is None or not queue.attendants or user in queue.attendants
 
 
-def check_works_queue(
-    company: CompanyConfig, session: SessionConfig | None, queue_name: str | None, user: str
-) -> None:
+def check_works_queue(config: Config, session_key: str, queue_name: str | None, user: str) -> None:
     """Refuses ``user`` as the owner of a ticket in a queue they do not work."""
-    if not works_queue(company, session, queue_name, user):
+    company = config.find_company(session_key.partition("/")[0])
+    session = config.session_for_key(session_key)
+    if company is not None and not works_queue(company, session, queue_name, user):
         raise InvalidInput(f"{user} does not work queue {queue_name}: they cannot own its tickets")
 
 

@@ -212,14 +212,14 @@ class TicketService:
             )
             if not message.from_me:
                 await self._repos.tickets.mark_customer_wrote(ticket.id, now=now)
-            step = await self._menu.on_message(
+            step = await self._menu.on_message(  # with queues the menu answers instead
                 session, ticket, message, created=created, is_group=contact.is_group, now=now
             )
             if step is None:
                 replies = await self._auto_replies(
                     session, ticket, created=created, from_me=message.from_me, now=now
                 )
-            else:  # the queue menu answers instead (bridge/core/queue_menu.py)
+            else:
                 replies = step.replies
                 ticket = await self._require(ticket.id) if step.routed else ticket
             view = self._view_with(ticket, contact, session.key)
@@ -233,9 +233,8 @@ class TicketService:
                 session.key,
             )
         notice = step.notice if step is not None else None
-        return InboundRoute(
-            view, created, reopened, replies, closed, person.changed, queue_notice=notice
-        )
+        changed = person.changed
+        return InboundRoute(view, created, reopened, replies, closed, changed, queue_notice=notice)
 
     def _count_rating(self, session_key: str, score: int) -> None:
         if self._metrics is not None:
@@ -367,9 +366,7 @@ class TicketService:
         now = self._clock.now()
         async with self._db.transaction():
             before = await self._require_active(ticket_id)
-            company = await self._company_of_row(before)
-            check_member(company, user)
-            await self._check_queue(company, before, user)
+            check_member(await self._company_of_row(before), user)
             check_reassignable(before, user)
             change = await self._hand_over(before, user, now=now)
         return change(assigned_notice(ticket_id, to=user, by=by))
@@ -384,7 +381,6 @@ class TicketService:
             dest = transfer_target(self._config, company, target)
             if isinstance(dest, SessionConfig):
                 return await self._move_to_session(before, dest, by=by, now=now)
-            await self._check_queue(company, before, dest)
             check_reassignable(before, dest)
             change = await self._hand_over(before, dest, now=now)
         return change(transferred_notice(ticket_id, to=dest, by=by))
@@ -475,7 +471,9 @@ class TicketService:
     # -- internals ----------------------------------------------------------------
 
     async def _hand_over(self, before: TicketRow, user: str, *, now: float) -> _ChangeMaker:
-        """Open the ticket if pending and make ``user`` its assignee."""
+        """Open the ticket if pending and make ``user`` its assignee (who must work its
+        queue: docs/tickets.md#queues)."""
+        check_works_queue(self._config, await self._key_of(before.session_id), before.queue, user)
         if before.status == PENDING:
             await self._move(before, OPEN, now=now)
         await self._repos.tickets.set_assignee(before.id, user, now=now)
@@ -590,11 +588,6 @@ class TicketService:
         if company is None:
             raise InvalidInput(f"unknown company {company_id!r}")
         return company
-
-    async def _check_queue(self, company: CompanyConfig, ticket: TicketRow, user: str) -> None:
-        """Only someone who works the ticket's queue may own it (docs/tickets.md#queues)."""
-        session = self._config.session_for_key(await self._key_of(ticket.session_id))
-        check_works_queue(company, session, ticket.queue, user)
 
     async def _company_of_row(self, ticket: TicketRow) -> CompanyConfig:
         key = await self._key_of(ticket.session_id)
