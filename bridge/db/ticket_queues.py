@@ -7,11 +7,11 @@ counting an invalid answer only while the count is the one read, so two messages
 
 from __future__ import annotations
 
-from bridge.db.database import Database
+from bridge.db.database import Database, column_list
 from bridge.db.messages import NOTE_KIND
 from bridge.db.tickets import COLUMNS, STATUSES, TicketRow
 
-_T_COLUMNS = ", ".join(f"t.{name}" for name in COLUMNS.split(", "))
+_T_COLUMNS = column_list(TicketRow, prefix="t.")
 _CHOOSING = "queue IS NULL AND menu_deadline IS NOT NULL AND status <> 'closed'"
 
 
