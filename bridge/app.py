@@ -166,7 +166,12 @@ class Bridge:
             clock=clock,
         )
         self.queues = QueueTickets(
-            repos, config, tickets=self.tickets, session_ids=self.session_ids, clock=clock
+            repos,
+            config,
+            tickets=self.tickets,
+            session_ids=self.session_ids,
+            clock=clock,
+            metrics=self.metrics,
         )
         self.desk = TicketDesk(
             self.db_required, self.tickets, self.outgoing, self.outbox, queues=self.queues

@@ -31,6 +31,7 @@ from bridge.core.queues import (
 )
 from bridge.core.ticket_policy import Attended, out_of_hours_due
 from bridge.db import Repositories, TicketRepository, TicketRow
+from bridge.metrics import Metrics
 from bridge.model import Message
 
 log = logging.getLogger("bridge.core.queue_menu")
@@ -52,10 +53,15 @@ class MenuStep:
 NOTHING = MenuStep()
 
 
+CHOSEN, INVALID, TIMEOUT, DIRECT = "chosen", "invalid", "timeout", "direct"
+"""How a ticket came to its queue: the ``how`` of ``zapbridge_queue_routes_total``."""
+
+
 class QueueMenu:
-    def __init__(self, repos: Repositories) -> None:
+    def __init__(self, repos: Repositories, *, metrics: Metrics | None = None) -> None:
         self._tickets = repos.tickets
         self._queues = repos.ticket_queues
+        self._metrics = metrics
 
     async def on_message(
         self,
@@ -78,7 +84,7 @@ class QueueMenu:
                 greet = not message.from_me
                 notice = direct_notice(ticket.id, queue.name)
                 return await self._route(
-                    ticket, queue, notice, session=session, greet=greet, now=now
+                    ticket, queue, notice, DIRECT, session=session, greet=greet, now=now
                 )
             return await self._start(session, ticket, now=now)
         if message.from_me or ticket.menu_deadline is None:
@@ -87,7 +93,7 @@ class QueueMenu:
         picked = queue_of_option(session, chosen) if chosen is not None else None
         if picked is not None and chosen is not None:
             notice = chosen_notice(ticket.id, picked.name, option=chosen)
-            return await self._route(ticket, picked, notice, session=session, now=now)
+            return await self._route(ticket, picked, notice, CHOSEN, session=session, now=now)
         return await self._invalid(session, ticket, now=now)
 
     async def expire(self, session: SessionConfig, ticket: TicketRow, *, now: float) -> MenuStep:
@@ -98,7 +104,9 @@ class QueueMenu:
         queue = default_queue(session)
         seconds = session.menu.timeout_seconds
         notice = timed_out_notice(ticket.id, queue.name, seconds=seconds)
-        return await self._route(ticket, queue, notice, session=session, now=now, expired=True)
+        return await self._route(
+            ticket, queue, notice, TIMEOUT, session=session, now=now, expired=True
+        )
 
     async def _start(self, session: SessionConfig, ticket: TicketRow, *, now: float) -> MenuStep:
         assert session.menu is not None
@@ -115,7 +123,7 @@ class QueueMenu:
         if seen >= menu.max_invalid:
             queue = default_queue(session)
             notice = defaulted_notice(ticket.id, queue.name, invalid=seen + 1)
-            return await self._route(ticket, queue, notice, session=session, now=now)
+            return await self._route(ticket, queue, notice, INVALID, session=session, now=now)
         deadline = now + menu.timeout_seconds
         if not await self._queues.count_invalid(ticket.id, seen=seen, deadline=deadline, now=now):
             return NOTHING  # another answer of the same customer counted first
@@ -126,6 +134,7 @@ class QueueMenu:
         ticket: TicketRow,
         queue: QueueConfig,
         notice: str,
+        how: str,
         *,
         session: SessionConfig,
         now: float,
@@ -134,7 +143,9 @@ class QueueMenu:
     ) -> MenuStep:
         if not await self._queues.route(ticket.id, queue.name, now=now, expired=expired):
             return NOTHING
-        log.info("ticket #%d routed to queue %s", ticket.id, queue.name)
+        log.info("ticket #%d routed to queue %s (%s)", ticket.id, queue.name, how)
+        if self._metrics is not None:
+            self._metrics.queue_routes.labels(session=session.key, queue=queue.name, how=how).inc()
         if not greet:
             return MenuStep((), notice)
         replies = []

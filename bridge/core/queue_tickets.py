@@ -24,6 +24,7 @@ from bridge.core.ticket_stats import (
 from bridge.core.tickets import TicketChange, TicketService, TicketView
 from bridge.db import Repositories, TicketRow
 from bridge.errors import InvalidInput
+from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.core.queue_tickets")
 
@@ -45,6 +46,7 @@ class QueueTickets:
         tickets: TicketService,
         session_ids: dict[str, int],
         clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self._repos = repos
         self._session_ids = session_ids
@@ -52,7 +54,7 @@ class QueueTickets:
         self._config = config
         self._tickets = tickets
         self._clock = clock
-        self._menu = QueueMenu(repos)
+        self._menu = QueueMenu(repos, metrics=metrics)
 
     async def transfer(self, ticket_id: int, queue: str, *, by: str) -> TicketChange:
         """Move the ticket to ``queue`` of its session; nobody owns it then (an

@@ -178,7 +178,7 @@ class TicketService:
         self._metrics = metrics
         self._contacts = ContactResolver(repos)
         self._satisfaction = Satisfaction(repos)
-        self._menu = QueueMenu(repos)
+        self._menu = QueueMenu(repos, metrics=metrics)
 
     # -- customers --------------------------------------------------------------
 

@@ -112,6 +112,7 @@ async def test_the_menu_is_the_first_reply_and_the_answer_routes_the_ticket(
     await core.customer(text="1")  # routed: later digits are ordinary messages
     assert (await ticket(core)).queue == "tech"
     assert texts_to_customer(core) == [MENU, TECH_HELLO]
+    assert routes(core) == {("tech", "chosen"): 1.0}
 
 
 async def test_a_queue_closed_by_its_own_hours_says_so_after_its_greeting(
@@ -140,6 +141,7 @@ async def test_invalid_answers_repeat_the_menu_then_the_default_queue(core: Core
     place = thread_of(fe)
     notice = "Ticket #1 routed to queue tech after 3 answers naming no option"
     assert notice in notices_in(fe, place)
+    assert routes(core) == {("tech", "invalid"): 1.0}
     assert customer_texts(fe, place)[:3] == ["Oi", "quero pagar um boleto", "7"]
 
 
@@ -158,6 +160,7 @@ async def test_no_answer_within_the_timeout_goes_to_the_default_queue(core: Core
     assert texts_to_customer(core) == [MENU, TECH_HELLO]
     assert fe.cards[thread_of(fe).thread_root].queue == "tech"  # type: ignore[index]
     assert await core.bridge.menu_timeouts.sweep() == 0  # once
+    assert routes(core) == {("tech", "timeout"): 1.0}
 
 
 async def test_an_invalid_answer_restarts_the_timer(core: CoreHarness) -> None:
@@ -321,6 +324,18 @@ async def test_stats_by_queue(core: CoreHarness) -> None:
     assert "Messages: 2 in, 3 out" in lines  # Oi and 1; the menu, greeting and hours text
     _, reply = await fe.attendant(CONTROL, ALICE, "!stats nope", name="Alice")
     assert reply is not None and reply.text.startswith("No queue named 'nope'")
+
+
+def routes(core: CoreHarness) -> dict[tuple[str, str], float]:
+    """``zapbridge_queue_routes_total`` of acme/sales, by (queue, how)."""
+    found = {}
+    for family in core.bridge.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "zapbridge_queue_routes_total":
+                labels = sample.labels
+                assert labels["session"] == "acme/sales"
+                found[(labels["queue"], labels["how"])] = sample.value
+    return found
 
 
 async def _queue_is(core: CoreHarness, name: str) -> bool:
