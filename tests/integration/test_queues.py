@@ -27,6 +27,7 @@ TECH_HELLO = "Suporte técnico aqui."
 ALICE, BOB, CAROL = "@alice:localhost", "@bob:localhost", "@carol:localhost"
 CONTROL = ChatAddress("!control-acme-sales")
 QUEUES = f"""\
+        groups: true
         csat: {{{{enabled: true, question: "{QUESTION}", thanks: "{THANKS}"}}}}
         queues:
           - name: billing
@@ -208,6 +209,33 @@ async def test_a_rating_is_no_menu_answer_and_a_reopened_ticket_keeps_its_queue(
     assert (row.status, row.queue) == ("open", "tech")
     assert texts_to_customer(core).count(MENU) == 1
     assert len(fe.of("thread")) == 1
+
+
+async def test_a_group_gets_no_menu_and_goes_to_the_default_queue(core: CoreHarness) -> None:
+    fe = core.frontends["matrix"]
+    group = {"id": "120363000000000001@g.us", "name": "Família"}
+    await core.customer(text="Oi, grupo", group=group)
+    row = await ticket(core)
+    assert (row.queue, row.menu_sent_at) == ("tech", None)
+    assert texts_to_customer(core) == [TECH_HELLO]
+    assert "Ticket #1 routed to queue tech" in notices_in(fe, thread_of(fe))
+    assert routes(core) == {("tech", "direct"): 1.0}
+
+
+async def test_a_ticket_transferred_in_gets_the_menu_at_the_next_message(
+    core: CoreHarness,
+) -> None:
+    fe = core.frontends["matrix"]
+    await core.customer(text="Oi", session="acme/support")
+    _, reply = await fe.attendant(thread_of(fe), BOB, "!transfer sales", name="Bob")
+    assert reply is not None and reply.text == "Ticket #1 transferred to acme/sales by Bob."
+    await core.settle()
+    assert (await ticket(core, 2)).queue is None
+    assert texts_to_customer(core) == []  # the transfer itself sends nothing
+    await core.customer(text="Oi de novo")
+    assert texts_to_customer(core) == [MENU]
+    await core.customer(text="2")
+    assert (await ticket(core, 2)).queue == "tech"
 
 
 async def test_a_session_without_queues_is_unchanged(core: CoreHarness) -> None:
