@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bridge.config import QueueConfig, SessionConfig
+from bridge.config import MenuConfig, QueueConfig, SessionConfig
 from bridge.core.queues import (
     answer_of,
     attended_by,
@@ -76,7 +76,8 @@ class QueueMenu:
         """The menu's step for a message of ``ticket``; None when the ticket is not
         choosing (its session has no queues, or it has a queue): the usual auto
         replies apply then."""
-        if not session.queues or session.menu is None or ticket.queue is not None:
+        menu = session.menu
+        if not session.queues or menu is None or ticket.queue is not None:
             return None
         if ticket.menu_sent_at is None:
             if message.from_me or is_group:  # no one to ask: the default queue, at once
@@ -86,7 +87,7 @@ class QueueMenu:
                 return await self._route(
                     ticket, queue, notice, DIRECT, session=session, greet=greet, now=now
                 )
-            return await self._start(session, ticket, now=now)
+            return await self._start(session, menu, ticket, now=now)
         if message.from_me or ticket.menu_deadline is None:
             return NOTHING
         chosen = answer_of(message)
@@ -94,7 +95,7 @@ class QueueMenu:
         if picked is not None and chosen is not None:
             notice = chosen_notice(ticket.id, picked.name, option=chosen)
             return await self._route(ticket, picked, notice, CHOSEN, session=session, now=now)
-        return await self._invalid(session, ticket, now=now)
+        return await self._invalid(session, menu, ticket, now=now)
 
     async def expire(self, session: SessionConfig, ticket: TicketRow, *, now: float) -> MenuStep:
         """The deadline passed: the default queue (nothing when routed meanwhile)."""
@@ -108,17 +109,18 @@ class QueueMenu:
             ticket, queue, notice, TIMEOUT, session=session, now=now, expired=True
         )
 
-    async def _start(self, session: SessionConfig, ticket: TicketRow, *, now: float) -> MenuStep:
-        assert session.menu is not None
-        deadline = now + session.menu.timeout_seconds
+    async def _start(
+        self, session: SessionConfig, menu: MenuConfig, ticket: TicketRow, *, now: float
+    ) -> MenuStep:
+        deadline = now + menu.timeout_seconds
         if not await self._queues.start_menu(ticket.id, now=now, deadline=deadline):
             return NOTHING
         log.info("ticket #%d: queue menu sent", ticket.id)
-        return MenuStep((render_menu(session.menu, session.queues),))
+        return MenuStep((render_menu(menu, session.queues),))
 
-    async def _invalid(self, session: SessionConfig, ticket: TicketRow, *, now: float) -> MenuStep:
-        assert session.menu is not None
-        menu = session.menu
+    async def _invalid(
+        self, session: SessionConfig, menu: MenuConfig, ticket: TicketRow, *, now: float
+    ) -> MenuStep:
         seen = ticket.menu_invalid
         if seen >= menu.max_invalid:
             queue = default_queue(session)
@@ -152,9 +154,9 @@ class QueueMenu:
         if queue.greeting and await self._tickets.mark_greeted(ticket.id, now=now):
             replies.append(queue.greeting)
         attended = attended_by(session, queue.name)
-        if await claim_out_of_hours(self._tickets, attended, ticket, now=now):
-            assert attended.out_of_hours is not None
-            replies.append(attended.out_of_hours)
+        closed_text = attended.out_of_hours
+        if closed_text and await claim_out_of_hours(self._tickets, attended, ticket, now=now):
+            replies.append(closed_text)
         return MenuStep(tuple(replies), notice)
 
 
