@@ -69,14 +69,14 @@ class MenuTimeouts:
             pause = self.MIN_PAUSE_SECONDS
             try:
                 await self.sweep()
-                pause = await self._pause()
+                pause = await self.next_pause()
             except BridgeError as exc:  # the database is away: the next pass tries again
                 log.error("menu timeout sweep failed: %s", exc.explanation)
             except Exception:  # a bug must not end the sweep for good: told, tried again
                 log.exception("menu timeout sweep failed")
             await self._clock.sleep(pause)
 
-    async def _pause(self) -> float:
+    async def next_pause(self) -> float:
         """Until the earliest deadline, at most the shortest timeout."""
         longest = self._longest_pause or self.MIN_PAUSE_SECONDS
         deadline = await self._repo.next_deadline()

@@ -133,7 +133,7 @@ async def _thread_bodies(user: MatrixUser, room: str, root: str) -> list[str]:
 async def _card_of(user: MatrixUser, room: str, root: str) -> str:
     """What the root shows: its newest edit's text, else its own."""
     shown = ""
-    for event in reversed(await user.messages(room)):  # oldest first
+    for event in await user.messages(room):  # oldest first
         content = event.get("content", {})
         relates = content.get("m.relates_to") or {}
         if event.get("event_id") == root:
@@ -178,5 +178,18 @@ async def test_matrix_the_menu_routes_and_the_card_shows_the_queue(
 
             await until(refused, what="Bob refused in the billing thread", clock=h.clock)
             assert not [m for m in h.sim.outbound("acme/sales") if "Bom dia" in m.get("text", "")]
+
+            alice = synapse.user("alice")
+            await alice.join(room)
+            await alice.send(
+                room, {"msgtype": "m.text", "body": "!transfer tech", "m.relates_to": thread}
+            )
+
+            async def moved() -> bool:
+                return "queue: tech" in await _card_of(bob, room, root)
+
+            await until(moved, what="the card showing queue tech", clock=h.clock)
+            await bob.send(room, {"msgtype": "m.text", "body": "Agora sim", "m.relates_to": thread})
+            await h.outbound(lambda m: m.get("text", "").endswith("Agora sim"))
         finally:
             await h.stop()
