@@ -28,6 +28,7 @@ from bridge.core.frontend import Frontend
 from bridge.core.health import Health, probe_writes
 from bridge.core.idle_tickets import IdleTickets
 from bridge.core.media_cleanup import MediaCleanup
+from bridge.core.menu_timeouts import MenuTimeouts
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
@@ -35,6 +36,7 @@ from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.presence import WHATSAPP_PRESENCE
 from bridge.core.presence_deliveries import PresenceDeliveries
 from bridge.core.quarantine import Quarantine
+from bridge.core.queue_tickets import QueueTickets
 from bridge.core.relay import Relay
 from bridge.core.retention import Retention
 from bridge.core.status_store import DatabaseStatusStore, FencedStatusStore
@@ -211,7 +213,20 @@ class Bridge:
             session_ids=self.session_ids,
             clock=clock,
         )
-        self.desk = TicketDesk(self.db_required, self.tickets, self.outgoing, self.outbox)
+        self.queues = QueueTickets(
+            repos,
+            config,
+            tickets=self.tickets,
+            session_ids=self.session_ids,
+            clock=clock,
+            metrics=self.metrics,
+        )
+        self.desk = TicketDesk(
+            self.db_required, self.tickets, self.outgoing, self.outbox, queues=self.queues
+        )
+        self.menu_timeouts = MenuTimeouts(
+            config, repos, queues=self.queues, outgoing=self.outgoing, clock=clock
+        )
         self.idle_tickets = IdleTickets(
             config,
             repos,
@@ -368,6 +383,9 @@ class Bridge:
         if self.cluster is None:
             await self.idle_tickets.start()  # its timers are columns: a restart resumes them
         self._stack.push_async_callback(self.idle_tickets.stop)
+        if self.cluster is None:
+            await self.menu_timeouts.start()  # deadlines are columns: a restart resumes them
+        self._stack.push_async_callback(self.menu_timeouts.stop)
         await self._start_sessions()
         log.info(
             "zapbridge started: %d sessions, frontends: %s",
@@ -400,8 +418,10 @@ class Bridge:
         """The singletons that are tasks of their own start and stop with the leadership."""
         if leading:
             await self.idle_tickets.start()
+            await self.menu_timeouts.start()
         else:
             await self.idle_tickets.stop()
+            await self.menu_timeouts.stop()
 
     def _gate_matrix_catch_up(self) -> None:
         """After an outage every instance saw, only the leader reads Matrix back."""

@@ -102,6 +102,12 @@ class Metrics:
             ["session", "score"],
             registry=r,
         )
+        self.queue_routes = Counter(
+            "zapbridge_queue_routes",
+            "Tickets routed to a queue, by how (docs/tickets.md#queues)",
+            ["session", "queue", "how"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "zapbridge_reconnects",
             "Reconnection attempts after a transient disconnect",

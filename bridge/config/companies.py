@@ -10,12 +10,12 @@ from functools import partial
 
 from bridge.config.cloud import SessionEngine, env_section, read_cloud
 from bridge.config.fields import read_fields
-from bridge.config.kinds import DAYS, HOURS, TIMEZONE
+from bridge.config.hours import read_business_hours
 from bridge.config.mapping import MISSING, MappingReader
 from bridge.config.problems import Seen
+from bridge.config.queues import read_menu, read_queues
 from bridge.config.quick_replies import read_quick_replies
 from bridge.config.schema import (
-    BusinessHours,
     CompanyConfig,
     CompanyOpsConfig,
     MediaConfig,
@@ -88,7 +88,12 @@ def _read_company(m: MappingReader, shared: _AcrossSessions) -> CompanyConfig:
         CompanyConfig,
         readers={
             "ops": lambda _: _read_company_ops(m.child("ops"), shared.channels),
-            "sessions": lambda read: _read_sessions(m, company_id=read["id"], shared=shared),
+            "sessions": lambda read: _read_sessions(
+                m,
+                company_id=read["id"],
+                members=(*read["admins"], *read["attendants"]),
+                shared=shared,
+            ),
             "quick_replies": lambda _: read_quick_replies(m, media=shared.media),
         },
         then={"id": lambda company_id: company_id or ""},
@@ -111,13 +116,13 @@ def _read_company_ops(m: MappingReader, channels: _SlackChannels) -> CompanyOpsC
 
 
 def _read_sessions(
-    m: MappingReader, *, company_id: str, shared: _AcrossSessions
+    m: MappingReader, *, company_id: str, members: tuple[str, ...], shared: _AcrossSessions
 ) -> tuple[SessionConfig, ...]:
     sessions = []
     names = Seen()
     for raw, path, line in m.items("sessions"):
         s = MappingReader(m.ctx, raw, path=path, line=line)
-        session = _read_session(s, company_id=company_id, shared=shared)
+        session = _read_session(s, company_id=company_id, members=members, shared=shared)
         earlier = names.claim(session.name, f"{path} (line {s.line_of('name')})")
         if session.name and earlier:
             s.error(
@@ -127,7 +132,9 @@ def _read_sessions(
     return tuple(sessions)
 
 
-def _read_session(m: MappingReader, *, company_id: str, shared: _AcrossSessions) -> SessionConfig:
+def _read_session(
+    m: MappingReader, *, company_id: str, members: tuple[str, ...], shared: _AcrossSessions
+) -> SessionConfig:
     def named(name: str | None) -> str:
         m.label = name or None  # every later problem of this session names it
         return name or ""
@@ -137,13 +144,15 @@ def _read_session(m: MappingReader, *, company_id: str, shared: _AcrossSessions)
         SessionConfig,
         readers={
             "company_id": lambda _: company_id,
-            "business_hours": lambda _: _read_business_hours(m),
+            "business_hours": lambda _: read_business_hours(m),
             "cloud": lambda read: read_cloud(
                 m,
                 engine=shared.engine(read["engine"]),
                 env=env_section(company_id, read["name"]),
                 numbers=shared.cloud_numbers,
             ),
+            "queues": lambda _: read_queues(m, members=members),
+            "menu": lambda read: read_menu(m, queues=read["queues"]),
         },
         then={
             "name": named,
@@ -157,23 +166,8 @@ def _read_session(m: MappingReader, *, company_id: str, shared: _AcrossSessions)
         m.warn_here(
             "no frontend (neither matrix: true nor slack_channel): nobody will see its tickets"
         )
+    if session.queues and session.greeting:
+        m.warn("greeting", "not sent: with queues the menu is the first reply (docs/tickets.md)")
     if session.out_of_hours and not m.has("business_hours"):
         m.warn("out_of_hours", "never sent: this session has no business_hours (always open)")
     return session
-
-
-def _read_business_hours(session: MappingReader) -> BusinessHours | None:
-    """Every key required; ``days`` and ``hours`` kept as written and parsed."""
-    if not session.has("business_hours"):
-        session.raw("business_hours")
-        return None
-    m = session.child("business_hours")
-    timezone = m.get("timezone", TIMEZONE)
-    days_text = m.raw("days")
-    weekdays = m.get("days", DAYS)
-    hours_text = m.raw("hours")
-    intervals = m.get("hours", HOURS)
-    m.finish()
-    if timezone is None or weekdays is None or intervals is None:
-        return None
-    return BusinessHours(timezone, str(days_text), str(hours_text), weekdays, intervals)

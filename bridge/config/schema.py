@@ -293,6 +293,43 @@ class CsatConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """A team of a session that the customer picks from the menu (docs/tickets.md#queues).
+
+    queues.py reads it: names and options are unique per session, ``attendants``
+    must be the company's admins or attendants."""
+
+    name: str = field(metadata=scalar(SLUG))
+    option: int = field(metadata=scalar(int_kind(1, 99)))
+    label: str | None = field(default=None, metadata=scalar(TEXT))
+    """What the menu shows after the option's number; None: the name."""
+    attendants: tuple[str, ...] = field(default=(), metadata=items(USER_ID))
+    """Who works this queue besides the admins; empty: every attendant of the company."""
+    greeting: str | None = field(default=None, metadata=scalar(TEXT))
+    business_hours: BusinessHours | None = field(default=None, metadata=READ_BY_SECTION)
+    out_of_hours: str | None = field(default=None, metadata=scalar(TEXT))
+
+    @property
+    def shown_as(self) -> str:
+        return self.label or self.name
+
+    def is_open(self, at: datetime) -> bool:
+        """No ``business_hours`` means always open."""
+        return self.business_hours is None or self.business_hours.is_open(at)
+
+
+@dataclass(frozen=True, slots=True)
+class MenuConfig:
+    """The numbered menu a new ticket's customer answers (docs/tickets.md#queues)."""
+
+    text: str = field(default="Please reply with the number of an option.", metadata=scalar(TEXT))
+    timeout_seconds: int = field(default=300, metadata=scalar(COUNT))
+    default_queue: str = field(default="", metadata=scalar(SLUG))
+    """Empty: the first queue listed, which it then holds (queues.py)."""
+    max_invalid: int = field(default=2, metadata=scalar(int_kind(0)))
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     name: str = field(metadata=scalar(SLUG))
     company_id: str
@@ -315,6 +352,9 @@ class SessionConfig:
     """0: never; see docs/tickets.md#idle-tickets."""
     auto_close_message: str | None = field(default=None, metadata=scalar(TEXT))
     """Sent instead of the farewell when a ticket is closed for silence."""
+    queues: tuple[QueueConfig, ...] = field(default=(), metadata=READ_BY_SECTION)
+    menu: MenuConfig | None = field(default=None, metadata=READ_BY_SECTION)
+    """Set exactly when ``queues`` is (queues.py fills in the defaults)."""
 
     @property
     def key(self) -> str:
@@ -324,6 +364,9 @@ class SessionConfig:
     def is_open(self, at: datetime) -> bool:
         """No ``business_hours`` means always open."""
         return self.business_hours is None or self.business_hours.is_open(at)
+
+    def find_queue(self, name: str) -> QueueConfig | None:
+        return next((q for q in self.queues if q.name == name), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,8 @@ class TicketLike(Protocol):
     def assignee(self) -> str | None: ...  # a user id
     @property
     def session_key(self) -> str: ...
+    @property
+    def queue(self) -> str | None: ...  # docs/tickets.md#queues
 
 
 class TicketStats(Protocol):
@@ -124,6 +126,8 @@ class TicketStats(Protocol):
     def csat_count(self) -> int: ...  # rated tickets
     @property
     def csat_average(self) -> float | None: ...  # None: no rating yet
+    @property
+    def active_by_queue(self) -> Mapping[str, int]: ...  # not closed, per queue ("": none)
 
 
 class TicketActions(Protocol):
@@ -138,6 +142,10 @@ class TicketActions(Protocol):
     async def transfer(self, ticket_id: int, target: str, *, by: str) -> TicketLike:
         """``target`` is a user id (``@x:y``, ``U0BOB``) or a session key (``acme/support``,
         always a session of the ticket's company)."""
+        ...
+
+    async def transfer_to_queue(self, ticket_id: int, queue: str, *, by: str) -> TicketLike:
+        """``queue`` names a queue of the ticket's session (docs/tickets.md#queues)."""
         ...
 
     async def close(self, ticket_id: int, *, by: str) -> TicketLike: ...
@@ -160,11 +168,16 @@ class TicketActions(Protocol):
         """Post the ticket's transcript into its threads (bridge/core/transcript.py)."""
         ...
 
-    async def list(self, session_key: str, *, status: str | None) -> Sequence[TicketLike]:
-        """The session's tickets of ``status`` (None: every status), in the order to show."""
+    async def list(
+        self, session_key: str, *, status: str | None, queue: str | None = None
+    ) -> Sequence[TicketLike]:
+        """The session's tickets of ``status`` (None: every status), in the order to
+        show; of one queue when ``queue`` is set."""
         ...
 
-    async def stats(self, company_id: str) -> TicketStats: ...
+    async def stats(self, company_id: str, *, queue: str | None = None) -> TicketStats:
+        """The company's figures; over the tickets of one queue when ``queue`` is set."""
+        ...
 
 
 class SessionControl(Protocol):

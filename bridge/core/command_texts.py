@@ -42,7 +42,8 @@ STATUS = CommandHelp(
 )
 SESSIONS = CommandHelp("every WhatsApp session of the company, one per line", "!sessions")
 TICKETS = CommandHelp(
-    "this session's tickets (default: pending and open)", "!tickets [pending|open|closed]"
+    "this session's tickets you work (default: pending and open), of one queue if named",
+    "!tickets [pending|open|closed] [queue]",
 )
 ACCEPT = CommandHelp("take this ticket: it becomes open and assigned to you", "!accept")
 CLOSE = CommandHelp("close this ticket (the customer gets the farewell)", "!close")
@@ -52,8 +53,9 @@ ASSIGN = CommandHelp(
     "!assign <user>",
 )
 TRANSFER = CommandHelp(
-    "move this ticket to another attendant or to another session of the company",
-    "!transfer <user|session>",
+    "move this ticket to another attendant, to a queue of this session, or to another "
+    "session of the company",
+    "!transfer <user|queue|session>",
 )
 TEMPLATE = CommandHelp(
     "send an approved WhatsApp template (Cloud API sessions, also after the customer's "
@@ -70,7 +72,9 @@ NOTE_AS_MESSAGE = (
     "the note prefix. It was not recorded."
 )
 STATS = CommandHelp(
-    "ticket counts, first response times and message volume of the company", "!stats"
+    "ticket counts, first response times and message volume of the company, or of its "
+    "tickets in one queue",
+    "!stats [queue]",
 )
 QUICK_REPLY = CommandHelp(
     "send the customer a saved quick reply ({name}, {ticket}, {attendant} filled in)",
@@ -295,17 +299,21 @@ def ticket_line(
     phone: str | None,
     is_group: bool,
     lid: str | None = None,
+    queue: str | None = None,
 ) -> str:
     """``#12 pending Maria (+5511987654321)``; groups ``#13 open Family (group)``
-    (contract); a customer whose phone WhatsApp hides ``#14 open Ana (LID 1234…)``."""
+    (contract); a customer whose phone WhatsApp hides ``#14 open Ana (LID 1234…)``;
+    ``… · queue sales`` for a ticket in a queue."""
     shown_name = " ".join(name.split()) or "unknown"
     known_as = phone or (f"LID {lid}" if lid else "no number")
     where_from = "group" if is_group else known_as
-    return f"#{ticket_id} {status} {shown_name} ({where_from})"
+    line = f"#{ticket_id} {status} {shown_name} ({where_from})"
+    return f"{line} · queue {queue}" if queue else line
 
 
-def no_tickets(statuses: Iterable[str]) -> str:
-    return f"No {' or '.join(statuses)} tickets."
+def no_tickets(statuses: Iterable[str], *, queue: str | None = None) -> str:
+    where = f" in queue {queue}" if queue else ""
+    return f"No {' or '.join(statuses)} tickets{where}."
 
 
 def more_tickets(count: int) -> str:
@@ -326,6 +334,11 @@ def reopened(ticket_id: int, *, by: str, status: str) -> str:
 
 def assigned(ticket_id: int, *, to: str, by: str) -> str:
     return f"Ticket #{ticket_id} assigned to {to} by {by}."
+
+
+def no_queue(word: str, *, queues: Iterable[str]) -> str:
+    names = ", ".join(queues) or "none"
+    return f"No queue named {word!r} in this company (queues: {names}). Usage: !stats [queue]"
 
 
 def transferred(ticket_id: int, *, to: str, by: str) -> str:
@@ -393,11 +406,15 @@ def stats(
     messages_out: int,
     ratings: int = 0,
     average_rating: float | None = None,
+    queue: str | None = None,
+    active_by_queue: Mapping[str, int] | None = None,
 ) -> str:
-    """The satisfaction line only once a customer has rated a ticket."""
+    """The satisfaction line only once a customer has rated a ticket; the queues' line
+    only when a ticket not closed is in a queue."""
     counts = ", ".join(f"{count} {status}" for status, count in by_status.items()) or "none"
+    whose = f"*{company_name}* tickets in queue {queue}" if queue else f"*{company_name}* tickets"
     lines = [
-        f"*{company_name}* tickets: {counts} · {created_today} created today",
+        f"{whose}: {counts} · {created_today} created today",
         f"First response: median {duration(median_first_response)}, "
         f"mean {duration(mean_first_response)}",
         f"Messages: {messages_in} in, {messages_out} out",
@@ -405,6 +422,12 @@ def stats(
     if ratings and average_rating is not None:
         plural = "rating" if ratings == 1 else "ratings"
         lines.append(f"Satisfaction: {average_rating:.1f}/5 average over {ratings} {plural}")
+    queued = {name: n for name, n in (active_by_queue or {}).items() if name}
+    if queued:
+        unqueued = (active_by_queue or {}).get("", 0)
+        parts = [f"{name} {n}" for name, n in sorted(queued.items())]
+        parts += [f"no queue {unqueued}"] if unqueued else []
+        lines.append(f"Not closed by queue: {', '.join(parts)}")
     return "\n".join(lines)
 
 

@@ -607,4 +607,5 @@ def card_of(ticket: TicketView) -> TicketCard:
         status=ticket.status,
         assignee=ticket.assignee,
         lid=ticket.lid,
+        queue=ticket.queue,
     )

@@ -5,12 +5,14 @@ in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from bridge.config.schema import CloudTemplate
 from bridge.core.command_model import TicketStats
 from bridge.core.operations import PostTranscript
 from bridge.core.outbox import OutboxWorker
 from bridge.core.outgoing import Outgoing
+from bridge.core.queue_tickets import QueueTickets
 from bridge.core.tickets import TicketChange, TicketService, TicketView
 from bridge.db.database import Database
 from bridge.errors import InvalidInput
@@ -20,10 +22,17 @@ class TicketDesk:
     """Implements the commands' ``TicketActions``."""
 
     def __init__(
-        self, db: Database, tickets: TicketService, outgoing: Outgoing, outbox: OutboxWorker
+        self,
+        db: Database,
+        tickets: TicketService,
+        outgoing: Outgoing,
+        outbox: OutboxWorker,
+        *,
+        queues: QueueTickets,
     ) -> None:
         self._db = db
         self._tickets = tickets
+        self._queues = queues
         self._outgoing = outgoing
         self._outbox = outbox
 
@@ -42,6 +51,9 @@ class TicketDesk:
 
     async def transfer(self, ticket_id: int, target: str, *, by: str) -> TicketView:
         return await self._apply(lambda: self._tickets.transfer(ticket_id, target, by=by))
+
+    async def transfer_to_queue(self, ticket_id: int, queue: str, *, by: str) -> TicketView:
+        return await self._apply(lambda: self._queues.transfer(ticket_id, queue, by=by))
 
     async def close(self, ticket_id: int, *, by: str) -> TicketView:
         return await self._apply(lambda: self._tickets.close(ticket_id, by=by))
@@ -91,8 +103,15 @@ class TicketDesk:
         self._outbox.wake()
         return ticket
 
-    async def list(self, session_key: str, *, status: str | None) -> Sequence[TicketView]:
+    async def list(
+        self, session_key: str, *, status: str | None, queue: str | None = None
+    ) -> Sequence[TicketView]:
+        if queue is not None:
+            return await self._queues.list(session_key, status=status, queue=queue)
         return await self._tickets.list(session_key, status=status)
 
-    async def stats(self, company_id: str) -> TicketStats:
-        return await self._tickets.stats(company_id)
+    async def stats(self, company_id: str, *, queue: str | None = None) -> TicketStats:
+        if queue is not None:
+            return await self._queues.stats(company_id, queue=queue)
+        figures = await self._tickets.stats(company_id)
+        return replace(figures, active_by_queue=await self._queues.active_by_queue(company_id))

@@ -57,6 +57,7 @@ class TicketCard:
     status: str  # pending | open | closed
     assignee: str | None
     lid: str | None = None  # the LID's digits, shown while the phone is unknown
+    queue: str | None = None  # the ticket's queue (docs/tickets.md#queues)
 
     @property
     def who(self) -> str:
@@ -67,8 +68,11 @@ class TicketCard:
 
     @property
     def headline(self) -> str:
-        """``Ticket #12 · Maria (+5511987654321) · pending`` (docs/tickets.md, "The card")."""
+        """``Ticket #12 · Maria (+5511987654321) · pending``, then ``· queue: sales`` and
+        the assignee when there are (docs/tickets.md, "The card")."""
         line = f"Ticket #{self.ticket_id} · {self.who} · {self.status}"
+        if self.queue:
+            line += f" · queue: {self.queue}"
         return f"{line} · {self.assignee}" if self.assignee else line
 
 

@@ -44,6 +44,7 @@ from bridge.core.operations import (
 from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.presence import Presence
 from bridge.core.quarantine import Quarantine
+from bridge.core.queues import queue_refusal
 from bridge.core.satisfaction import rating_notice
 from bridge.core.senders import PHONE
 from bridge.core.ticket_policy import merge_notice
@@ -160,6 +161,7 @@ class Relay:
                 return
             auto_replies: tuple[str, ...] = ()
             rating: int | None = None
+            queue_notice: str | None = None
             if isinstance(message.content, Reaction | Edit | Deletion):
                 ticket = await self._ticket_of_target(session_id, message.content.target)
                 if ticket is None:
@@ -175,6 +177,7 @@ class Relay:
                     log.info("session %s: message in an unbridged chat ignored", session_key)
                     return
                 ticket, auto_replies, rating = route.ticket, route.auto_replies, route.rating
+                queue_notice = route.queue_notice
                 await self._announce_route(route)
             row = await self._store_whatsapp_message(session_id, ticket, message)
             if row is None:
@@ -182,6 +185,9 @@ class Relay:
             await self._out.to_frontends(ticket, PostMessage(row.id, received_at=received))
             if rating is not None:
                 await self._out.to_frontends(ticket, ThreadNotice(ticket.id, rating_notice(rating)))
+            if queue_notice is not None:  # routed to a queue: docs/tickets.md#queues
+                await self._out.to_frontends(ticket, UpdateCard(ticket.id))
+                await self._out.to_frontends(ticket, ThreadNotice(ticket.id, queue_notice))
             for text in auto_replies:
                 await self._out.send_bot_text(ticket, text)
         self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
@@ -348,6 +354,9 @@ class Relay:
                 f"You are not an attendant of {name}: your message was not sent.",
                 ephemeral=True,
             )
+        refused = queue_refusal(self._config, ticket, event.attendant.user_id)
+        if refused is not None:
+            return Reply(refused, ephemeral=True)
         if ticket.status == "closed":
             return Reply(
                 f"Ticket #{ticket.id} is closed: your message was not sent. "
@@ -460,6 +469,10 @@ class Relay:
         ctx = await self._command_context(event)
         if ctx is None:
             return None
+        ticket = await self._ticket_of(event) if ctx.ticket_id is not None else None
+        refused = queue_refusal(self._config, ticket, ctx.user_id) if ticket else None
+        if refused is not None:  # docs/tickets.md#queues
+            return Reply(refused, ephemeral=True)
         if await self._seen(event):
             log.info("%s event %s handled before: not run again", event.frontend, event.event_id)
             return ALREADY_DONE

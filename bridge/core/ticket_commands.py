@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from bridge.config import SessionConfig
 from bridge.core import command_texts as texts
 from bridge.core.command_args import no_args, parse_transfer_target, parse_user, require_staff
 from bridge.core.command_model import CommandReply, Invocation, Services, TicketLike, UsageError
+from bridge.core.queues import find_queue_word, works_queue
 
 TICKET_STATUSES = ("pending", "open", "closed")
 DEFAULT_TICKET_STATUSES = ("pending", "open")
@@ -14,21 +16,17 @@ MAX_TICKET_LINES = 50
 
 
 async def run_tickets(services: Services, call: Invocation) -> CommandReply:
-    if len(call.args) > 1:
-        raise call.usage_error()
-    if call.args:
-        wanted = call.args[0].lower()
-        if wanted not in TICKET_STATUSES:
-            raise call.usage_error()
-        statuses: tuple[str, ...] = (wanted,)
-    else:
-        statuses = DEFAULT_TICKET_STATUSES
     key = call.session_key
+    session = services.config.session_for_key(key)
+    wanted, queue = _tickets_filter(call, session)
+    statuses = (wanted,) if wanted else DEFAULT_TICKET_STATUSES
     found: list[TicketLike] = []
     for status in statuses:
-        found += await services.tickets.list(key, status=status)
+        found += await services.tickets.list(key, status=status, queue=queue)
+    user = call.ctx.user_id  # an attendant sees the tickets of the queues they work
+    found = [t for t in found if works_queue(call.company, session, t.queue, user)]
     if not found:
-        return CommandReply(texts.no_tickets(statuses))
+        return CommandReply(texts.no_tickets(statuses, queue=queue))
     lines = [
         texts.ticket_line(
             t.id,
@@ -37,12 +35,30 @@ async def run_tickets(services: Services, call: Invocation) -> CommandReply:
             phone=t.phone,
             lid=t.lid,
             is_group=t.is_group,
+            queue=t.queue,
         )
         for t in found[:MAX_TICKET_LINES]
     ]
     if len(found) > MAX_TICKET_LINES:
         lines.append(texts.more_tickets(len(found) - MAX_TICKET_LINES))
     return CommandReply("\n".join(lines))
+
+
+def _tickets_filter(
+    call: Invocation, session: SessionConfig | None
+) -> tuple[str | None, str | None]:
+    """``!tickets [status] [queue]``, in either order: the status and the queue named."""
+    status: str | None = None
+    queue: str | None = None
+    for word in call.args:
+        named = find_queue_word(session, word)
+        if status is None and word.lower() in TICKET_STATUSES:
+            status = word.lower()
+        elif queue is None and named is not None:
+            queue = named.name
+        else:
+            raise call.usage_error()
+    return status, queue
 
 
 async def run_accept(services: Services, call: Invocation) -> CommandReply:
@@ -77,14 +93,26 @@ async def run_assign(services: Services, call: Invocation) -> CommandReply:
 async def run_transfer(services: Services, call: Invocation) -> CommandReply:
     if len(call.args) != 1:
         raise call.usage_error()
+    queue = find_queue_word(services.config.session_for_key(call.session_key), call.args[0])
+    if queue is not None:  # a queue of the ticket's session wins over a session's name
+        moved = await services.tickets.transfer_to_queue(
+            call.ticket_id, queue.name, by=call.ctx.user_id
+        )
+        to = f"queue {queue.name}"
+        return CommandReply(texts.transferred(moved.id, to=to, by=call.ctx.display_name))
     target = parse_transfer_target(call, call.args[0])
     ticket = await services.tickets.transfer(call.ticket_id, target, by=call.ctx.user_id)
     return CommandReply(texts.transferred(ticket.id, to=target, by=call.ctx.display_name))
 
 
 async def run_stats(services: Services, call: Invocation) -> CommandReply:
-    no_args(call)
-    figures = await services.tickets.stats(call.company.id)
+    if len(call.args) > 1:
+        raise call.usage_error()
+    queue = call.args[0].lower() if call.args else None
+    names = {q.name for s in call.company.sessions for q in s.queues}
+    if queue is not None and queue not in names:
+        raise UsageError(texts.no_queue(call.args[0], queues=sorted(names)))
+    figures = await services.tickets.stats(call.company.id, queue=queue)
     text = texts.stats(
         call.company.name,
         by_status=figures.by_status,
@@ -95,6 +123,8 @@ async def run_stats(services: Services, call: Invocation) -> CommandReply:
         messages_out=figures.messages_out,
         ratings=figures.csat_count,
         average_rating=figures.csat_average,
+        queue=queue,
+        active_by_queue=figures.active_by_queue,
     )
     return CommandReply(text)
 

@@ -88,17 +88,30 @@ def _wall_clock(midnight: datetime, minutes: int) -> float:
     return (midnight + timedelta(minutes=minutes)).timestamp()
 
 
-def out_of_hours_due(session: SessionConfig, *, last_sent: float | None, now: float) -> bool:
+class Attended(Protocol):
+    """Whose hours decide the out-of-hours text: a session, or a queue with its own
+    hours (docs/tickets.md#queues)."""
+
+    @property
+    def out_of_hours(self) -> str | None: ...
+    @property
+    def business_hours(self) -> BusinessHours | None: ...
+    def is_open(self, at: datetime) -> bool: ...
+
+
+def out_of_hours_due(session: Attended, *, last_sent: float | None, now: float) -> bool:
     """Whether the out-of-hours text should go out now.
 
-    Only when the session has one and business hours, is closed now, and (if it was
-    sent before) the business was open at some moment since: once per closed period.
+    Only when the session (or queue) has one and business hours, is closed now, and
+    (if it was sent before) the business was open at some moment since: once per
+    closed period.
     """
-    if not session.out_of_hours or session.business_hours is None:
+    hours = session.business_hours
+    if not session.out_of_hours or hours is None:
         return False
     if session.is_open(datetime.fromtimestamp(now, UTC)):
         return False
-    return last_sent is None or was_open_between(session.business_hours, last_sent, now)
+    return last_sent is None or was_open_between(hours, last_sent, now)
 
 
 def company_members(company: CompanyConfig) -> tuple[str, ...]:

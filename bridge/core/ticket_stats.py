@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
 from bridge.config import CompanyConfig
@@ -38,6 +38,8 @@ class CompanyStats:
     messages_out: int = 0  # to customers (attendants, auto replies, the phone)
     csat_count: int = 0  # rated tickets (docs/tickets.md#satisfaction)
     csat_average: float | None = None  # None: no rating yet
+    active_by_queue: Mapping[str, int] = field(default_factory=dict)
+    """Tickets not closed per queue ("" for none); docs/tickets.md#queues."""
 
 
 def company_timezone(company: CompanyConfig) -> tzinfo:

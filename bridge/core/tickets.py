@@ -33,6 +33,8 @@ from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
 from bridge.core.contact_resolver import ContactResolver
 from bridge.core.frontend import contact_label
+from bridge.core.queue_menu import QueueMenu, claim_out_of_hours
+from bridge.core.queues import attended_by, check_works_queue
 from bridge.core.satisfaction import Satisfaction
 from bridge.core.ticket_policy import (
     CLOSED,
@@ -52,7 +54,6 @@ from bridge.core.ticket_policy import (
     contact_name,
     moved_notice,
     opened_notice,
-    out_of_hours_due,
     reopen_status,
     reopened_notice,
     silent_closed_notice,
@@ -90,6 +91,7 @@ class TicketView:
     first_response_at: float | None
     closed_at: float | None
     lid: str | None = None  # the LID's digits, when known; None for groups
+    queue: str | None = None  # None: no queue (yet); docs/tickets.md#queues
     contact: ContactRow | None = field(default=None, compare=False, repr=False)
     """The contact row the view was made from (deliveries read its addresses)."""
 
@@ -125,6 +127,8 @@ class InboundRoute:
     contact): a ticket that was not created now shows something new on its card."""
     rating: int | None = None
     """The message rated ``ticket`` (closed; docs/tickets.md#satisfaction)."""
+    queue_notice: str | None = None
+    """The message routed ``ticket`` to a queue (docs/tickets.md#queues)."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,7 @@ class TicketService:
         self._metrics = metrics
         self._contacts = ContactResolver(repos)
         self._satisfaction = Satisfaction(repos)
+        self._menu = QueueMenu(repos, metrics=metrics)
 
     # -- customers --------------------------------------------------------------
 
@@ -207,9 +212,16 @@ class TicketService:
             )
             if not message.from_me:
                 await self._repos.tickets.mark_customer_wrote(ticket.id, now=now)
-            replies = await self._auto_replies(
-                session, ticket, created=created, from_me=message.from_me, now=now
+            step = await self._menu.on_message(  # with queues the menu answers instead
+                session, ticket, message, created=created, is_group=contact.is_group, now=now
             )
+            if step is None:
+                replies = await self._auto_replies(
+                    session, ticket, created=created, from_me=message.from_me, now=now
+                )
+            else:
+                replies = step.replies
+                ticket = await self._require(ticket.id) if step.routed else ticket
             view = self._view_with(ticket, contact, session.key)
             closed = tuple([await self.get(i) for i in person.closed_ids])
         if created or reopened:
@@ -220,7 +232,9 @@ class TicketService:
                 contact.id,
                 session.key,
             )
-        return InboundRoute(view, created, reopened, replies, closed, person.changed)
+        notice = step.notice if step is not None else None
+        changed = person.changed
+        return InboundRoute(view, created, reopened, replies, closed, changed, queue_notice=notice)
 
     def _count_rating(self, session_key: str, score: int) -> None:
         if self._metrics is not None:
@@ -289,19 +303,12 @@ class TicketService:
             and await self._repos.tickets.mark_greeted(ticket.id, now=now)
         ):
             replies.append(session.greeting)
-        if session.out_of_hours and await self._claim_out_of_hours(session, ticket, now):
-            replies.append(session.out_of_hours)
+        hours = attended_by(session, ticket.queue)  # a queue may have its own hours
+        if hours.out_of_hours and await claim_out_of_hours(
+            self._repos.tickets, hours, ticket, now=now
+        ):
+            replies.append(hours.out_of_hours)
         return tuple(replies)
-
-    async def _claim_out_of_hours(
-        self, session: SessionConfig, ticket: TicketRow, now: float
-    ) -> bool:
-        last = ticket.out_of_hours_sent_at
-        if not out_of_hours_due(session, last_sent=last, now=now):
-            return False
-        if last is None:
-            return await self._repos.tickets.mark_out_of_hours_sent(ticket.id, now=now)
-        return await self._repos.tickets.restamp_out_of_hours(ticket.id, previous=last, now=now)
 
     # -- attendants ---------------------------------------------------------------
 
@@ -464,7 +471,9 @@ class TicketService:
     # -- internals ----------------------------------------------------------------
 
     async def _hand_over(self, before: TicketRow, user: str, *, now: float) -> _ChangeMaker:
-        """Open the ticket if pending and make ``user`` its assignee."""
+        """Open the ticket if pending and make ``user`` its assignee (who must work its
+        queue: docs/tickets.md#queues)."""
+        check_works_queue(self._config, await self._key_of(before.session_id), before.queue, user)
         if before.status == PENDING:
             await self._move(before, OPEN, now=now)
         await self._repos.tickets.set_assignee(before.id, user, now=now)
@@ -550,6 +559,7 @@ class TicketService:
             first_response_at=ticket.first_response_at,
             closed_at=ticket.closed_at,
             contact=contact,
+            queue=ticket.queue,
         )
 
     async def _key_of(self, session_id: int) -> str:

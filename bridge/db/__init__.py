@@ -24,6 +24,7 @@ from bridge.db.quarantine import QuarantinedEventRow, QuarantineRepository
 from bridge.db.rooms import RoomRepository, RoomRow
 from bridge.db.sessions import SessionRepository, SessionRow
 from bridge.db.threads import ThreadRefRepository, ThreadRefRow
+from bridge.db.ticket_queues import TicketQueueRepository
 from bridge.db.tickets import TicketRepository, TicketRow
 
 
@@ -43,6 +44,7 @@ class Repositories:
     outbox: OutboxRepository
     events: ProcessedEventRepository
     quarantine: QuarantineRepository
+    ticket_queues: TicketQueueRepository
 
     @classmethod
     def over(cls, db: Database) -> Repositories:
@@ -59,6 +61,7 @@ class Repositories:
             outbox=OutboxRepository(db),
             events=ProcessedEventRepository(db),
             quarantine=QuarantineRepository(db),
+            ticket_queues=TicketQueueRepository(db),
         )
 
 
@@ -86,6 +89,7 @@ __all__ = [
     "SessionRow",
     "ThreadRefRepository",
     "ThreadRefRow",
+    "TicketQueueRepository",
     "TicketRepository",
     "TicketRow",
     "UniqueViolation",

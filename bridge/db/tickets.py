@@ -37,6 +37,9 @@ class TicketRow:
     last_customer_at: float | None = None  # the customer's last message, or (re)activation
     unanswered_alerted_at: float | None = None  # ops told nobody answered (once)
     unanswered_resolved_at: float | None = None  # ops told it was answered or closed
+    menu_sent_at: float | None = None  # the queue menu went out (docs/tickets.md#queues)
+    menu_deadline: float | None = None  # set while the customer chooses a queue
+    menu_invalid: int = 0  # answers that named no option
 
 
 COLUMNS = column_list(TicketRow)

@@ -39,6 +39,8 @@ def escape(text: str) -> str:
 def card_message(card: TicketCard) -> dict[str, Any]:
     """``text`` (notification fallback) and ``blocks`` of a ticket's thread root."""
     lines = [f"*Ticket #{card.ticket_id}* · {escape(card.who)}", f"Status: *{card.status}*"]
+    if card.queue:
+        lines.append(f"queue: {escape(card.queue)}")
     if card.assignee:
         lines.append(f"Assignee: {_assignee(card.assignee)}")
     if card.is_group:

@@ -81,6 +81,7 @@ class FakeTicket:
     assignee: str | None = None
     session_key: str = "acme/sales"
     lid: str | None = None
+    queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class FakeStats:
     messages_out: int
     csat_count: int = 0
     csat_average: float | None = None
+    active_by_queue: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,12 +151,18 @@ class FakeTickets:
         self._act("transcript", ticket_id)
         return FakeTicket(ticket_id, "open", "Maria")
 
-    async def list(self, session_key: str, *, status: str | None) -> Sequence[FakeTicket]:
+    async def transfer_to_queue(self, ticket_id: int, queue: str, *, by: str) -> FakeTicket:
+        self._act("transfer_to_queue", ticket_id, queue, by)
+        return FakeTicket(ticket_id, "pending", "Maria", queue=queue)
+
+    async def list(
+        self, session_key: str, *, status: str | None, queue: str | None = None
+    ) -> Sequence[FakeTicket]:
         self._act("list", session_key, status)
         assert status is not None
         return self.by_session.get((session_key, status), [])
 
-    async def stats(self, company_id: str) -> FakeStats:
+    async def stats(self, company_id: str, *, queue: str | None = None) -> FakeStats:
         self._act("stats", company_id)
         return FakeStats({"pending": 2, "open": 5, "closed": 9}, 4, 130.0, 185.4, 120, 98)
 
@@ -471,8 +479,8 @@ NOT_E164 = ("{} is not a phone number in international format (like +55119876543
             "Usage: !login [phone +E164]")
 ARGUMENT_CASES = [
     # !tickets
-    (C, BOB, "!tickets maybe", "Usage: !tickets [pending|open|closed]", None),
-    (C, BOB, "!tickets open closed", "Usage: !tickets [pending|open|closed]", None),
+    (C, BOB, "!tickets maybe", "Usage: !tickets [pending|open|closed] [queue]", None),
+    (C, BOB, "!tickets open closed", "Usage: !tickets [pending|open|closed] [queue]", None),
     # !login in a control room
     (C, ALICE, "!login phone 123", NOT_E164.format("123"), None),
     (C, ALICE, "!login phone 5511987654321", NOT_E164.format("5511987654321"), None),
@@ -532,7 +540,7 @@ ARGUMENT_CASES = [
      [("assign", TICKET, BOB, BOB)]),
     (T, BOB, "!assign https://matrix.to/#/@carol:localhost",
      "Ticket #7 assigned to @carol:localhost by Bob.", [("assign", TICKET, CAROL, BOB)]),
-    (T, BOB, "!transfer", "Usage: !transfer <user|session>", None),
+    (T, BOB, "!transfer", "Usage: !transfer <user|queue|session>", None),
     (T, BOB, "!transfer Support", "Ticket #7 transferred to acme/support by Bob.",
      [("transfer", TICKET, "acme/support", BOB)]),
     (T, BOB, "!transfer acme/support", "Ticket #7 transferred to acme/support by Bob.",
@@ -564,7 +572,13 @@ ARGUMENT_CASES = [
     (T, BOB, "!template hello there", "Template hello takes 0 parameters (one word each), "
      "not 1. Usage: !template hello", None),
     # !stats, !help
-    (OPS, BOB, "!stats now", "Usage: !stats", None),
+    (
+        OPS,
+        BOB,
+        "!stats now",
+        "No queue named 'now' in this company (queues: none). Usage: !stats [queue]",
+        None,
+    ),
     (T, BOB, "!help a b", "Usage: !help [command]", None),
     (T, BOB, "!help xyzzy", "Unknown command !xyzzy. Type !help for the list.", None),
     (T, BOB, "!help tiket",
@@ -785,8 +799,8 @@ async def test_help_for_an_attendant_in_a_thread(world: World):
         "!reopen — reopen this closed ticket\n"
         "!assign <user> — give this ticket to an admin or attendant "
         "(a Matrix id, a Slack @mention, or me)\n"
-        "!transfer <user|session> — move this ticket to another attendant "
-        "or to another session of the company\n"
+        "!transfer <user|queue|session> — move this ticket to another attendant, "
+        "to a queue of this session, or to another session of the company\n"
         "!template [name params…] — send an approved WhatsApp template (Cloud API sessions, "
         "also after the customer's 24-hour window); alone, list them\n"
         "!r <shortcut> — send the customer a saved quick reply "
@@ -798,7 +812,8 @@ async def test_help_for_an_attendant_in_a_thread(world: World):
         "the customer (a message starting with the note prefix, // by default, is one too)\n"
         "!status — connection status and phone of this session; in ops, of every session\n"
         "!sessions — every WhatsApp session of the company, one per line\n"
-        "!stats — ticket counts, first response times and message volume of the company\n"
+        "!stats [queue] — ticket counts, first response times and message volume of the "
+        "company, or of its tickets in one queue\n"
         "Elsewhere: !tickets in a session's control room.\n"
         "Type !help <command> for details."
     )
@@ -947,7 +962,7 @@ async def test_login_origin_is_kept_even_when_login_fails(linked_world: World):
 
 
 async def test_unexpected_errors_are_logged_and_answered(world: World, caplog):
-    async def broken(company_id: str) -> Any:
+    async def broken(company_id: str, *, queue: str | None = None) -> Any:
         raise RuntimeError("database on fire")
 
     world.tickets.stats = broken  # type: ignore[method-assign]
