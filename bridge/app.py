@@ -35,6 +35,7 @@ from bridge.core.status_store import DatabaseStatusStore
 from bridge.core.tickets import TicketService
 from bridge.db import Repositories
 from bridge.db.database import Database
+from bridge.db.instance_lock import take_instance_lock
 from bridge.db.migrate import migrate
 from bridge.errors import BridgeError
 from bridge.journal import Journal, JournalStore, Limits
@@ -76,6 +77,7 @@ class Bridge:
         self.db: Database | None = database
         self._own_db = database is None
         self._stack = contextlib.AsyncExitStack()
+        self._started = False
 
     @property
     def session_specs(self) -> list[SessionSpec]:
@@ -113,6 +115,9 @@ class Bridge:
             self.db = await Database.connect(self.config.database.resolved_url)
         if self._own_db:
             self._stack.push_async_callback(self.db.close)
+        # one bridge per database unless they share it (docs/cluster.md)
+        lock = await take_instance_lock(self.db, exclusive=self.exclusive_database)
+        self._stack.push_async_callback(lock.release)
         applied = await migrate(self.db)
         if applied:
             log.info("applied migrations %s", ", ".join(map(str, applied)))
@@ -294,6 +299,7 @@ class Bridge:
         self._stack.push_async_callback(self.idle_tickets.stop)
         await self.sessions.start()
         self._stack.push_async_callback(self._stop_sessions)
+        self._started = True
         log.info(
             "zapbridge started: %d sessions, frontends: %s",
             len(self.session_specs),
@@ -302,6 +308,12 @@ class Bridge:
 
     async def _stop_sessions(self) -> None:
         await self.sessions.stop(grace_seconds=self.config.shutdown_timeout_seconds / 2)
+
+    @property
+    def exclusive_database(self) -> bool:
+        """Whether this bridge must be the only one on its database: always on
+        SQLite; on PostgreSQL unless several instances share it (docs/cluster.md)."""
+        return True
 
     @property
     def db_required(self) -> Database:
@@ -316,7 +328,9 @@ class Bridge:
             await asyncio.wait_for(self._stack.aclose(), timeout)
         except TimeoutError:
             log.error("shutdown took longer than %s s; stopping anyway", timeout)
-        log.info("zapbridge stopped")
+        if self._started:  # a refused start says so in one line (bridge/__main__.py)
+            log.info("zapbridge stopped")
+        self._started = False
 
     async def run(self) -> None:
         """Start, wait for SIGTERM/SIGINT, stop."""
