@@ -17,7 +17,8 @@ one line naming the holder (:class:`InstanceLocked`).
   shared, so cluster instances run side by side while a bridge without the cluster
   refuses to start beside them, and they beside it. The holder's description is
   the ``application_name`` of that connection, which ``pg_stat_activity`` shows.
-  The server releases the lock when the holder's connection ends.
+  The server releases the lock when the holder's connection ends; a keeper takes it
+  again when that happens while the bridge runs (a database restart).
 
 ``python -m bridge migrate`` and ``check-config`` take no lock: migrations serialise
 themselves (bridge/db/migrate.py) and may run beside a bridge.
@@ -55,6 +56,7 @@ PG_LOCK_CLASS = 0x7A617069  # "zapi": the first key; the second is the schema's
 PG_APPLICATION_PREFIX = "zapbridge "
 PG_NAME_MAX_BYTES = 63  # PostgreSQL cuts application_name there (NAMEDATALEN - 1)
 MAX_TEXT = 64  # a host name or instance id shown in a message is cut there
+PG_KEEP_EVERY_SECONDS = 10.0  # how often the PostgreSQL lock's connection is checked
 
 SQLITE_ADVICE = "stop it, or use PostgreSQL with cluster.enabled to run several instances"
 PG_EXCLUSIVE_ADVICE = "stop it, or set cluster.enabled on every instance to run several"
@@ -153,19 +155,27 @@ class InstanceLock(ABC):
 
 
 async def take_instance_lock(
-    db: Database, *, exclusive: bool, instance: str | None = None
+    db: Database,
+    *,
+    exclusive: bool,
+    instance: str | None = None,
+    keep_every: float = PG_KEEP_EVERY_SECONDS,
 ) -> InstanceLock:
     """Hold ``db`` for this bridge, or raise :class:`InstanceLocked` naming the
     holder. ``exclusive=False`` (cluster instances, PostgreSQL only) shares it with
     other cluster instances; SQLite is always exclusive. ``instance``: this
-    instance's id, shown to a bridge refused because of it."""
+    instance's id, shown to a bridge refused because of it. ``keep_every``: how
+    often a PostgreSQL lock's connection is checked (see
+    :class:`PostgresInstanceLock`)."""
     holder = Holder.this_process(instance=instance)
     if isinstance(db, SQLiteDatabase):
         if db.path == ":memory:":
             return _NothingToHold()  # no other process can open it
         return await asyncio.to_thread(SQLiteInstanceLock.take, Path(db.path), holder)
     if isinstance(db, PostgresDatabase):
-        return await PostgresInstanceLock.take(db, holder, exclusive=exclusive)
+        return await PostgresInstanceLock.take(
+            db, holder, exclusive=exclusive, keep_every=keep_every
+        )
     raise DatabaseError(f"no instance lock for a {type(db).__name__}")
 
 
@@ -250,55 +260,123 @@ ORDER BY a.backend_start
 """
 
 
+# InternalClientError: a query on a connection the server has just terminated,
+# before asyncpg saw it close (as in bridge/db/database.py)
+_PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
+
 def schema_key(schema: str) -> int:
     """The advisory lock's second key: the schema's, so schemas do not meet."""
     return zlib.crc32(schema.encode()) & 0x7FFFFFFF
 
 
 class PostgresInstanceLock(InstanceLock):
-    """A session-level advisory lock on a connection reserved from the pool."""
+    """A session-level advisory lock on a connection reserved from the pool.
 
-    def __init__(self, stack: contextlib.AsyncExitStack, conn: Any, key: int) -> None:
-        self._stack: contextlib.AsyncExitStack | None = stack
-        self._conn = conn
-        self._key = key
+    A keeper checks the connection every ``keep_every`` seconds: when the server
+    ended it (a restart, a terminated backend), the lock went with it, so the keeper
+    takes it again on a new connection; while another bridge holds it meanwhile, it
+    says so in an ERROR line naming that bridge, and tries again at the next check.
+    """
+
+    def __init__(
+        self, db: PostgresDatabase, holder: Holder, *, exclusive: bool, keep_every: float
+    ) -> None:
+        self._db = db
+        self._holder = holder
+        self._exclusive = exclusive
+        self._keep_every = keep_every
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._conn: Any = None
+        self._keeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def take(
-        cls, db: PostgresDatabase, holder: Holder, *, exclusive: bool
+        cls,
+        db: PostgresDatabase,
+        holder: Holder,
+        *,
+        exclusive: bool,
+        keep_every: float = PG_KEEP_EVERY_SECONDS,
     ) -> PostgresInstanceLock:
+        lock = cls(db, holder, exclusive=exclusive, keep_every=keep_every)
+        await lock._attempt()
+        lock._keeper = asyncio.create_task(lock._keep(), name="zapbridge-instance-lock")
+        return lock
+
+    async def _attempt(self) -> None:
+        """Hold the lock on a newly reserved connection, or raise."""
         stack = contextlib.AsyncExitStack()
         try:
-            conn = await stack.enter_async_context(db.reserved_connection())
+            conn = await stack.enter_async_context(self._db.reserved_connection())
             schema = str(await conn.fetchval("SELECT current_schema()"))
             key = schema_key(schema)
-            name = holder.application_name()
+            name = self._holder.application_name()
             await conn.execute("SELECT set_config('application_name', $1, false)", name)
-            take = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
+            take = "pg_try_advisory_lock" if self._exclusive else "pg_try_advisory_lock_shared"
             if not await conn.fetchval(f"SELECT {take}($1, $2)", PG_LOCK_CLASS, key):
                 others = await conn.fetch(_HOLDERS_SQL, PG_LOCK_CLASS, key)
                 await conn.execute("RESET application_name")
-                raise InstanceLocked(_pg_refusal(db, schema, others, exclusive=exclusive))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                refusal = _pg_refusal(self._db, schema, others, exclusive=self._exclusive)
+                raise InstanceLocked(refusal)
+        except _PG_ERRORS as exc:
             await stack.aclose()
             raise DatabaseError(f"cannot take the instance lock: {exc}") from exc
         except BaseException:
             await stack.aclose()
             raise
-        log.debug("holding the instance lock of schema %s as %s", schema, holder.describe())
-        return cls(stack, conn, key)
+        self._stack, self._conn = stack, conn
+        log.debug("holding the instance lock of schema %s as %s", schema, self._holder.describe())
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self._keep_every)
+            await self.check()
+
+    async def check(self) -> bool:
+        """One look of the keeper: whether the lock is held (taken again if its
+        connection had ended and nobody else took it meanwhile)."""
+        if self._stack is not None:
+            try:
+                await self._conn.fetchval("SELECT 1")
+                return True
+            except _PG_ERRORS as exc:
+                log.warning("the instance lock's connection ended (%s); taking it again", exc)
+                await self._drop()
+        try:
+            await self._attempt()
+        except InstanceLocked as exc:
+            log.error("cannot take the instance lock again: %s", exc.explanation)
+            return False
+        except DatabaseError as exc:
+            log.warning("%s; trying again in %g s", exc.explanation, self._keep_every)
+            return False
+        log.info("holding the instance lock again")
+        return True
+
+    async def _drop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            with contextlib.suppress(*_PG_ERRORS):
+                self._conn.terminate()
+            await stack.aclose()
 
     async def release(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        if self._stack is None:
             return
         try:
             await self._conn.execute("SELECT pg_advisory_unlock_all()")
             await self._conn.execute("RESET application_name")
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except _PG_ERRORS as exc:  # the connection's end releases it anyway
             log.warning("releasing the instance lock: %s", exc)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*_PG_ERRORS):
                 self._conn.terminate()
+        stack, self._stack = self._stack, None
         await stack.aclose()
 
 

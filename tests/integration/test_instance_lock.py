@@ -16,7 +16,13 @@ from bridge.app import Bridge
 from bridge.clock import FakeClock
 from bridge.config import parse_config
 from bridge.db.database import Database
-from bridge.db.instance_lock import InstanceLocked, take_instance_lock
+from bridge.db.instance_lock import (
+    Holder,
+    InstanceLock,
+    InstanceLocked,
+    PostgresInstanceLock,
+    take_instance_lock,
+)
 from tests.conftest import PG_TEST_URL, _connect_postgres, open_test_database
 from tests.fakes.frontend import FakeFrontend
 from tests.harness.core import free_port, until
@@ -151,6 +157,90 @@ async def test_the_lock_goes_with_its_holders_connection(
         return True
 
     await until(free, what="the lock free once its holder's connection ended")
+
+
+HOLDER_PIDS = """
+SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE $1
+"""
+
+
+async def holder_pids(db: Database) -> set[int]:
+    """The server processes holding an instance lock for this test process."""
+    return {row["pid"] for row in await db.fetch(HOLDER_PIDS, f"zapbridge {os.getpid()}@%")}
+
+
+async def terminate_holder(db: Database) -> int:
+    """End the holder's connection from the server side (as a database restart
+    would); returns its server process id."""
+    (pid,) = await holder_pids(db)
+    assert await db.fetchval("SELECT pg_terminate_backend($1)", pid)
+    return pid
+
+
+@pytest.mark.postgres
+async def test_a_lock_lost_with_its_connection_is_taken_again(
+    two_pools: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    first_db, second_db = two_pools
+    lock = await PostgresInstanceLock.take(
+        first_db, Holder.this_process(), exclusive=True, keep_every=3600
+    )
+    try:
+        assert await lock.check()
+        await terminate_holder(second_db)
+        assert await lock.check()  # a new connection, the lock again
+        assert "the instance lock's connection ended" in caplog.text
+        with pytest.raises(InstanceLocked):
+            await take_instance_lock(second_db, exclusive=True)
+    finally:
+        await lock.release()
+
+
+@pytest.mark.postgres
+async def test_a_lock_taken_by_another_meanwhile_is_an_error_until_it_is_free(
+    two_pools: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    first_db, second_db = two_pools
+    lock = await PostgresInstanceLock.take(
+        first_db, Holder.this_process(), exclusive=True, keep_every=3600
+    )
+    try:
+        await terminate_holder(second_db)
+
+        async def taken() -> InstanceLock | None:
+            try:
+                return await take_instance_lock(second_db, exclusive=True, instance="other")
+            except InstanceLocked:
+                return None
+
+        other = await until(taken, what="the lock free once its holder's connection ended")
+        assert not await lock.check()
+        [error] = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert "cannot take the instance lock again: another zapbridge" in error.getMessage()
+        assert "(instance other)" in error.getMessage()
+        await other.release()
+        assert await lock.check()
+    finally:
+        await lock.release()
+
+
+@pytest.mark.postgres
+async def test_the_keeper_looks_by_itself(two_pools: tuple[Database, Database]) -> None:
+    first_db, second_db = two_pools
+    lock = await take_instance_lock(first_db, exclusive=True, keep_every=0.05)
+    try:
+        ended = await terminate_holder(second_db)
+
+        async def held_again() -> bool:
+            pids = await holder_pids(second_db)
+            return len(pids) == 1 and ended not in pids
+
+        await until(held_again, what="the keeper took the lock again")
+        with pytest.raises(InstanceLocked):
+            await take_instance_lock(second_db, exclusive=True)
+    finally:
+        await lock.release()
 
 
 CONFIG = """\
