@@ -30,9 +30,9 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield url
 
 
-def second_run(config: Path) -> subprocess.CompletedProcess[str]:
+def second_run(config: Path, command: str = "run") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge", "run", "-c", str(config)],
+        [sys.executable, "-m", "bridge", command, "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -66,6 +66,9 @@ async def test_a_second_bridge_on_one_database_exits_with_one_line_until_the_fir
         (line,) = out.stderr.splitlines()
         assert re.fullmatch(refusal(database, tmp_path, first.pid), line), line
         assert first.proc is not None and first.proc.poll() is None  # untouched
+        for command in ("migrate", "check-config"):  # these take no lock
+            other = second_run(first.config_path, command)
+            assert other.returncode == 0, other.stderr
 
         first.kill()  # kill -9: no clean-up; the kernel (or the server) lets the lock go
         if database.startswith("sqlite:"):
