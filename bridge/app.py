@@ -44,6 +44,7 @@ from bridge.core.tickets import TicketService
 from bridge.db import Repositories
 from bridge.db.database import Database
 from bridge.db.leases import LeaseRepository
+from bridge.db.instance_lock import take_instance_lock
 from bridge.db.migrate import migrate
 from bridge.errors import BridgeError
 from bridge.journal import Journal, JournalStore, Limits
@@ -89,6 +90,7 @@ class Bridge:
         self.db: Database | None = database
         self._own_db = database is None
         self._stack = contextlib.AsyncExitStack()
+        self._started = False
 
     @property
     def session_specs(self) -> list[SessionSpec]:
@@ -126,6 +128,11 @@ class Bridge:
             self.db = await Database.connect(self.config.database.resolved_url)
         if self._own_db:
             self._stack.push_async_callback(self.db.close)
+        # one bridge per database unless they share it (docs/cluster.md)
+        lock = await take_instance_lock(
+            self.db, exclusive=self.exclusive_database, instance=instance_id(self.config.cluster)
+        )
+        self._stack.push_async_callback(lock.release)
         applied = await migrate(self.db)
         if applied:
             log.info("applied migrations %s", ", ".join(map(str, applied)))
@@ -387,6 +394,7 @@ class Bridge:
             await self.menu_timeouts.start()  # deadlines are columns: a restart resumes them
         self._stack.push_async_callback(self.menu_timeouts.stop)
         await self._start_sessions()
+        self._started = True
         log.info(
             "zapbridge started: %d sessions, frontends: %s",
             len(self.session_specs),
@@ -437,6 +445,12 @@ class Bridge:
         await self.sessions.stop(grace_seconds=self.config.shutdown_timeout_seconds / 2)
 
     @property
+    def exclusive_database(self) -> bool:
+        """Whether this bridge must be the only one on its database: always on
+        SQLite; on PostgreSQL unless several instances share it (docs/cluster.md)."""
+        return not self.config.cluster.enabled
+
+    @property
     def db_required(self) -> Database:
         if self.db is None:
             raise BridgeError("the database is not open")
@@ -449,7 +463,9 @@ class Bridge:
             await asyncio.wait_for(self._stack.aclose(), timeout)
         except TimeoutError:
             log.error("shutdown took longer than %s s; stopping anyway", timeout)
-        log.info("zapbridge stopped")
+        if self._started:  # a refused start says so in one line (bridge/__main__.py)
+            log.info("zapbridge stopped")
+        self._started = False
 
     async def run(self) -> None:
         """Start, wait for SIGTERM/SIGINT, stop."""

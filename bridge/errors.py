@@ -8,7 +8,8 @@ room or on the command line (it never contains secrets).
     ├── ConfigError              the configuration is invalid (carries every problem)
     ├── DatabaseError            the database cannot be reached or used
     │   ├── MigrationError       a migration failed or the schema is newer than the code
-    │   └── UniqueViolation      (db/database.py) a unique index refused a row
+    │   ├── UniqueViolation      (db/database.py) a unique index refused a row
+    │   └── InstanceLocked       (db/instance_lock.py) another bridge holds the database
     ├── NotAuthorized            the sender may not do this (commands: membership, role)
     ├── DeliveryError            a delivery to a frontend or an engine failed; retried
     │   ├── PermanentDeliveryError   retrying cannot help (bad target, …): dead letter

@@ -449,6 +449,14 @@ class PostgresDatabase(Database):
             yield conn
 
     @contextlib.asynccontextmanager
+    async def reserved_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool kept by the caller until the block ends, for
+        session state such as the instance lock's (bridge/db/instance_lock.py); the
+        caller undoes that state before the block ends (the pool resets nothing)."""
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
     async def _begin(self) -> AsyncIterator[asyncpg.Connection]:
         with self._translate_errors():
             async with self._pool.acquire() as conn, conn.transaction():
