@@ -43,8 +43,8 @@ from bridge.core.status_store import DatabaseStatusStore, FencedStatusStore
 from bridge.core.tickets import TicketService
 from bridge.db import Repositories
 from bridge.db.database import Database
-from bridge.db.leases import LeaseRepository
 from bridge.db.instance_lock import take_instance_lock
+from bridge.db.leases import LeaseRepository
 from bridge.db.migrate import migrate
 from bridge.errors import BridgeError
 from bridge.journal import Journal, JournalStore, Limits

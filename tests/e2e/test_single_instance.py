@@ -42,7 +42,7 @@ def second_run(config: Path, command: str = "run") -> subprocess.CompletedProces
 
 def refusal(db_url: str, tmp_path: Path, pid: int) -> str:
     """The one line the second bridge prints."""
-    holder = rf"pid {pid} on \S+, {SINCE}"
+    holder = rf"pid {pid} on \S+ \(instance \S+-{pid}\), {SINCE}"  # the auto id: host-pid
     if db_url.startswith("sqlite:"):
         where = re.escape(f"sqlite:{tmp_path / 'bridge.db'}")
         advice = r"stop it, or use PostgreSQL with cluster\.enabled to run several instances"

@@ -28,7 +28,7 @@ from tests.fakes.frontend import FakeFrontend
 from tests.harness.core import free_port, until
 
 HOLDER = (
-    rf"pid {os.getpid()} on \S+( \(instance \w+\))?, "
+    rf"pid {os.getpid()} on \S+( \(instance [\w.-]+\))?, "
     r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 )
 
