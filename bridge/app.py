@@ -346,8 +346,10 @@ class Bridge:
     def _engine_named(self, name: str) -> Engine:
         wa = self.config.whatsapp
         if name == "sim":
+            from bridge.db.sim_network import SimNetworkRepository
             from bridge.whatsapp.sim import SimEngine
 
+            shared = wa.sim.network == "database" and self.db is not None  # docs/sim.md
             return SimEngine(
                 self.sessions.handle_event,
                 data_dir=self.config.data_path,
@@ -355,6 +357,7 @@ class Bridge:
                 qr_first_seconds=wa.sim.qr_first_seconds,
                 qr_next_seconds=wa.sim.qr_next_seconds,
                 auto_pair=wa.sim.auto_pair,
+                network=SimNetworkRepository(self.db) if shared and self.db else None,
             )
         if name == "cloud":
             from bridge.whatsapp.cloud.engine import CloudEngine
