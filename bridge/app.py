@@ -368,9 +368,12 @@ class Bridge:
                 clock=self.clock,
                 media_max_bytes=self.config.media.max_size_bytes,
             )
+        from bridge.db.devices import DevicePairingRepository
         from bridge.whatsapp.whatsmeow import WhatsmeowEngine
 
-        return WhatsmeowEngine(self.sessions.handle_event)
+        # pairing records in the database of a PostgreSQL device store (docs/cluster.md)
+        pairings = DevicePairingRepository(self.db) if self.db is not None else None
+        return WhatsmeowEngine(self.sessions.handle_event, pairings=pairings)
 
     def _cloud_sessions(self) -> dict[str, CloudConfig]:
         """The Cloud API settings of every session on that engine, by session key."""
