@@ -13,9 +13,9 @@ every instance of one config (docs/sim.md, "Shared network"):
   here, :meth:`HeldInbound.wake`) and every ``poll_seconds`` otherwise;
 - a held message is deleted once the bridge persisted it (the engine handler
   returned: the same ack point as whatsmeow's). A crash in between delivers it again
-  and the relay drops the repeat by its WhatsApp id; one the bridge cannot take for
-  another reason than its database is reported (``EngineErrorEvent``) and dropped,
-  so it never blocks the messages behind it;
+  and the relay drops the repeat by its WhatsApp id. One the database refused stays
+  held for the next look; one the bridge cannot take for another reason is reported
+  (``EngineErrorEvent``) and dropped, so it never blocks the messages behind it;
 - ``connect`` reads the device, the outbound log and the LID links back, so a
   session moved to another instance keeps its pairing, the ids it sent (a repeated
   chosen id is still dropped) and its links.
@@ -24,8 +24,9 @@ every instance of one config (docs/sim.md, "Shared network"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,6 +81,16 @@ class SimNetworkStore(Protocol):
     async def take(self, seq: int) -> bool: ...
 
 
+@contextlib.contextmanager
+def _network_errors(what: str) -> Iterator[None]:
+    """A database failure of the shared network as the engine's :class:`EngineError`
+    (the session manager retries; /sim answers 503)."""
+    try:
+        yield
+    except DatabaseError as exc:
+        raise EngineError(f"the sim network could not {what}: {exc.explanation}") from exc
+
+
 def _device(stored: StoredDevice | None) -> SimDevice | None:
     if stored is None:
         return None
@@ -111,14 +122,17 @@ class SessionKeeping:
         """Read the session back from the shared network (nothing to do for files)."""
         if self.network is None:
             return
-        session.device = _device(await self.network.device(session.key))
-        if device_only and session.loaded:
-            return
-        session.outbound = await self.network.outbound(session.key)
+        with _network_errors("read the session back"):
+            session.device = _device(await self.network.device(session.key))
+            if device_only and session.loaded:
+                return
+            outbound = await self.network.outbound(session.key)
+            lids = await self.network.lids(session.key)
+        session.outbound = outbound
         session.sent_ids.clear()
-        for entry in session.outbound:
+        for entry in outbound:
             sim_outbound.remember(session, entry)
-        self._set_lids(session, await self.network.lids(session.key))
+        self._set_lids(session, lids)
         session.loaded = True
 
     @staticmethod
@@ -132,26 +146,29 @@ class SessionKeeping:
         if self.network is None:
             session.store.save_device(device)
             return device
-        stored = await self.network.pair(
-            session.key,
-            phone=device.phone,
-            paired_at=device.paired_at,
-            auto=device.auto,
-            replace=replace,
-        )
+        with _network_errors("link the device"):
+            stored = await self.network.pair(
+                session.key,
+                phone=device.phone,
+                paired_at=device.paired_at,
+                auto=device.auto,
+                replace=replace,
+            )
         return _device(stored) or device
 
     async def unpair(self, session: SimSession) -> None:
         if self.network is None:
             session.store.forget_device()
         else:
-            await self.network.unpair(session.key)
+            with _network_errors("unlink the device"):
+                await self.network.unpair(session.key)
 
     async def paired_phones(self, known: set[str]) -> set[str]:
         """Every phone linked so far: ``known`` and those in the files or network."""
         taken = set(known)
         if self.network is not None:
-            return taken | await self.network.paired_phones()
+            with _network_errors("list the linked phones"):
+                return taken | await self.network.paired_phones()
         for path in self.root.glob("*/*/device.json"):
             device = SimSessionStore(path.parent).load_device()
             if device is not None:
@@ -162,23 +179,23 @@ class SessionKeeping:
         if self.network is None:
             session.store.append_outbound(entry)
             return
-        try:
+        with _network_errors("log the message"):  # not sent: the outbox tries again
             await self.network.log_outbound(session.key, entry)
-        except DatabaseError as exc:  # not sent: the outbox tries again
-            raise EngineError(f"the sim network is unreachable: {exc.explanation}") from exc
 
     async def link_lid(self, session: SimSession, lid: str, phone: str) -> None:
         if self.network is None:
             session.store.append_lid(lid, phone)
         else:
-            await self.network.link_lid(session.key, lid=lid, phone=phone)
+            with _network_errors("link the LID"):
+                await self.network.link_lid(session.key, lid=lid, phone=phone)
         session.lid_phones[lid], session.phone_lids[phone] = phone, lid
 
     async def outbound(self, session: SimSession) -> list[dict[str, Any]]:
         """The session's outbound log: every instance's sends with a shared network."""
         if self.network is None:
             return [dict(entry) for entry in session.outbound]
-        return await self.network.outbound(session.key)
+        with _network_errors("read the outbound log"):
+            return await self.network.outbound(session.key)
 
 
 Receive = Callable[[str, Mapping[str, Any], str, float], Awaitable[None]]
@@ -210,7 +227,8 @@ class HeldInbound:
 
     async def hold(self, key: str, *, wa_id: str, body: dict[str, Any], posted_at: float) -> None:
         """Hold a customer message for the session and look at once."""
-        await self._network.hold(key, wa_id=wa_id, body=body, posted_at=posted_at)
+        with _network_errors("hold the message"):
+            await self._network.hold(key, wa_id=wa_id, body=body, posted_at=posted_at)
         self.wake()
 
     def wake(self) -> None:
@@ -256,7 +274,7 @@ class HeldInbound:
                     return
                 try:
                     await self._receive(key, held.body, held.wa_id, held.posted_at)
-                except DatabaseError as exc:
+                except (DatabaseError, EngineError) as exc:  # a database down: try again later
                     log.warning("session %s: %s stays held: %s", key, held.wa_id, exc.explanation)
                     return
                 except Exception as exc:

@@ -12,6 +12,7 @@ import pytest
 
 from bridge.db import Database
 from bridge.db.sim_network import SimNetworkRepository
+from bridge.errors import DatabaseError
 from tests.fakes.frontend import FakeFrontend
 from tests.harness.core import CONFIG, CUSTOMER, CoreHarness, until
 
@@ -55,3 +56,33 @@ async def test_the_bridge_runs_on_the_shared_network_and_keeps_it_across_a_resta
     assert await core.bridge.repos.messages.find_by_wa_id(session_id, first) is not None
     assert await network.held("acme/sales") == []
     assert len(await core.sim.outbound_log("acme/sales")) == 1  # no second greeting
+
+
+async def test_a_message_delivered_again_after_a_lost_ack_is_stored_once(
+    core: CoreHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bridge persisted the message, then deleting it from the network failed (the
+    instance died there): the network delivers it again and the relay drops it."""
+    real_take = SimNetworkRepository.take
+    lost: list[int] = []
+
+    async def take_after_a_crash(self: SimNetworkRepository, seq: int) -> bool:
+        if not lost:
+            lost.append(seq)
+            raise DatabaseError("connection lost")
+        return await real_take(self, seq)
+
+    monkeypatch.setattr(SimNetworkRepository, "take", take_after_a_crash)
+    wa_id = await core.customer(text="uma vez")
+    network = SimNetworkRepository(core.db)
+    await until(lambda: _none_held(network), what="the message taken at last")
+    assert lost, "the first ack was lost"
+    session_id = core.bridge.session_ids["acme/sales"]
+    count = await core.db.fetchval(
+        "SELECT COUNT(*) FROM messages WHERE session_id = $1 AND wa_id = $2", session_id, wa_id
+    )
+    assert count == 1
+
+
+async def _none_held(network: SimNetworkRepository) -> bool:
+    return await network.held("acme/sales") == []
