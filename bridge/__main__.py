@@ -277,10 +277,11 @@ async def _move_sim_files(
         return []
     done: list[str] = []
     if device is not None:
+        there = await network.device(key) is not None
         stored = await network.pair(
             key, phone=device.phone, paired_at=device.paired_at, auto=device.auto, replace=False
         )
-        done.append(f"device {stored.phone}")
+        done.append(f"device {stored.phone}" + (" (there already)" if there else ""))
     known = {str(entry["id"]) for entry in await network.outbound(key)}
     new = [entry for entry in outbound if str(entry["id"]) not in known]
     for entry in new:

@@ -207,7 +207,10 @@ async def test_sim_files_move_into_the_database_once(db: Database, tmp_path: Pat
     assert [e["text"] for e in await network.outbound("acme/demo")] == ["t0", "t1"]
     assert await network.lids("acme/demo") == {"123": "+5511987654321"}
     again = await move_devices(config, db, open_whatsmeow=lambda: None)
-    assert again[0].endswith("0 of 2 outbound entries, 0 of 1 LID links")
+    assert again[0] == (
+        "acme/demo (sim): copied device +5511900000042 (there already), "
+        "0 of 2 outbound entries, 0 of 1 LID links"
+    )
     assert len(await network.outbound("acme/demo")) == 2
 
 
