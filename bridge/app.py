@@ -495,8 +495,11 @@ class Bridge:
     def _engine_named(self, name: str) -> Engine:
         wa = self.config.whatsapp
         if name == "sim":
+            from bridge.db.sim_network import SimNetworkRepository
             from bridge.whatsapp.sim import SimEngine
 
+            # docs/sim.md: instances of a cluster always share the network
+            shared = wa.sim.network == "database" or self.config.cluster.enabled
             return SimEngine(
                 self.sessions.handle_event,
                 data_dir=self.config.data_path,
@@ -504,6 +507,7 @@ class Bridge:
                 qr_first_seconds=wa.sim.qr_first_seconds,
                 qr_next_seconds=wa.sim.qr_next_seconds,
                 auto_pair=wa.sim.auto_pair,
+                network=SimNetworkRepository(self.db) if shared and self.db else None,
             )
         if name == "cloud":
             from bridge.whatsapp.cloud.engine import CloudEngine
@@ -514,9 +518,12 @@ class Bridge:
                 clock=self.clock,
                 media_max_bytes=self.config.media.max_size_bytes,
             )
+        from bridge.db.devices import DevicePairingRepository
         from bridge.whatsapp.whatsmeow import WhatsmeowEngine
 
-        return WhatsmeowEngine(self.sessions.handle_event)
+        # pairing records in the database of a PostgreSQL device store (docs/cluster.md)
+        pairings = DevicePairingRepository(self.db) if self.db is not None else None
+        return WhatsmeowEngine(self.sessions.handle_event, pairings=pairings)
 
     def _cloud_sessions(self) -> dict[str, CloudConfig]:
         """The Cloud API settings of every session on that engine, by session key."""

@@ -131,6 +131,11 @@ class SimConfig:
     auto_pair: bool = field(default=False, metadata=scalar(BOOL))
     qr_first_seconds: float = field(default=60.0, metadata=scalar(POSITIVE))
     qr_next_seconds: float = field(default=20.0, metadata=scalar(POSITIVE))
+    # where the simulated network lives: data_dir files, or the bridge's database so
+    # every instance of one config shares it (docs/sim.md, "Shared network")
+    network: Literal["files", "database"] = field(
+        default="files", metadata=scalar(choice_kind("files", "database"))
+    )
 
 
 @dataclass(frozen=True, slots=True)

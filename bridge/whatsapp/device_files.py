@@ -8,23 +8,33 @@ The device store is, per session:
   (``<key slug>.whatsmeow.db``), made private (0600 in a 0700 directory,
   bridge/files.py) before go-sqlite3 creates it.
 
-Next to it, ``<key slug>.whatsmeow.json`` records the paired device's JID (and our
-LID once known). It is what the engine's ``is_paired`` reads (no connection needed)
-and what ``connect`` uses to pick the device out of a shared PostgreSQL store. It is
-written on pairing success and removed on logout, with the SQLite store and its
-``-wal``/``-shm`` files.
+The pairing record holds the paired device's JID (and our LID once known). It is
+what the engine's ``is_paired`` reads (no connection needed) and what ``connect``
+uses to pick the device out of a shared PostgreSQL store. It is written on pairing
+success and removed on logout (with a SQLite store and its ``-wal``/``-shm`` files).
+Where it lives follows the store (:class:`PairingRecords`, docs/cluster.md "Device
+stores"):
+
+- with a PostgreSQL store, in the same database (the ``device_pairings`` table, a
+  :class:`PairingStore`), so every instance sees which device a session is linked
+  as and any of them can run it without a new QR code. A record file left by an
+  earlier version is moved there the first time it is read;
+- with a SQLite store, in ``<key slug>.whatsmeow.json`` next to the store file: the
+  two travel together, and a SQLite bridge runs as one instance anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from bridge import files
-from bridge.errors import EngineError, InvalidInput
+from bridge.errors import DatabaseError, EngineError, InvalidInput
 from bridge.whatsapp import jid as jids
 from bridge.whatsapp import wa_inbound as inbound
 from bridge.whatsapp.engine import SessionSpec
@@ -104,6 +114,74 @@ class DeviceFiles:
             paths += [self.sqlite.with_name(self.sqlite.name + s) for s in ("", "-wal", "-shm")]
         for path in paths:
             path.unlink(missing_ok=True)
+
+
+class StoredPairing(Protocol):
+    @property
+    def jid(self) -> str: ...
+    @property
+    def lid(self) -> str | None: ...
+
+
+class PairingStore(Protocol):
+    """Pairing records in the database (bridge/db/devices.py implements it)."""
+
+    async def get(self, session_key: str) -> StoredPairing | None: ...
+    async def put(self, session_key: str, *, jid: str, lid: str | None) -> None: ...
+    async def delete(self, session_key: str) -> None: ...
+
+
+class PairingRecords:
+    """Reads and writes pairing records: in ``store`` for sessions on a PostgreSQL
+    device store, in their files otherwise (see the module doc). A database failure
+    is an :class:`EngineError` (the session manager retries)."""
+
+    def __init__(self, store: PairingStore | None = None) -> None:
+        self._store = store
+
+    def _in_database(self, device: DeviceFiles) -> bool:
+        return self._store is not None and device.postgres
+
+    async def read(self, device: DeviceFiles) -> Pairing | None:
+        if self._store is None or not device.postgres:
+            return await asyncio.to_thread(device.read)
+        key = device.spec.key
+        try:
+            row = await self._store.get(key)
+            if row is not None:
+                return Pairing(jid=row.jid, lid=row.lid)
+            legacy = await asyncio.to_thread(device.read)
+            if legacy is not None:  # a record file of an earlier version: move it
+                await self._store.put(key, jid=legacy.jid, lid=legacy.lid)
+                await asyncio.to_thread(device.record.unlink, missing_ok=True)
+                log.info("session %s: pairing record moved into the database", key)
+            return legacy
+        except DatabaseError as exc:
+            raise EngineError(f"could not read the pairing of {key}: {exc.explanation}") from exc
+
+    async def is_paired(self, device: DeviceFiles) -> bool:
+        """A pairing record, and for SQLite the store file it belongs to."""
+        if await self.read(device) is None:
+            return False
+        return device.postgres or await asyncio.to_thread(device.sqlite.exists)
+
+    async def write(self, device: DeviceFiles, pairing: Pairing) -> None:
+        if self._store is None or not device.postgres:
+            await asyncio.to_thread(device.write, pairing)
+            return
+        try:
+            await self._store.put(device.spec.key, jid=pairing.jid, lid=pairing.lid)
+        except DatabaseError as exc:
+            raise EngineError(f"could not record the pairing: {exc.explanation}") from exc
+
+    async def forget(self, device: DeviceFiles) -> None:
+        """Drop the pairing record (and a SQLite store with its files)."""
+        if self._in_database(device) and self._store is not None:
+            try:
+                await self._store.delete(device.spec.key)
+            except DatabaseError as exc:
+                raise EngineError(f"could not drop the pairing: {exc.explanation}") from exc
+        await asyncio.to_thread(device.forget)
 
 
 def stored_devices(database: str) -> list[str]:

@@ -56,7 +56,11 @@ Behaviour worth knowing (docs/sim.md, plus these choices):
   ``from`` (WhatsApp hid the phone): the sender is ``Party(phone=None, lid=…)``.
   How the sim links a LID and a phone is :mod:`bridge.whatsapp.sim_session`.
   A send to ``<digits>@lid`` is logged with ``to`` = that LID.
-- The session files are :mod:`bridge.whatsapp.sim_store`.
+- The session files are :mod:`bridge.whatsapp.sim_store`; with ``network`` (a
+  :class:`~bridge.whatsapp.sim_shared.SimNetworkStore`, ``whatsapp.sim.network:
+  database``) the session lives in the database instead, shared by every instance,
+  and ``inbound`` holds the message for the instance that runs the session
+  (:mod:`bridge.whatsapp.sim_shared`).
 """
 
 from __future__ import annotations
@@ -81,22 +85,20 @@ from bridge.model import (
     Deletion,
     Edit,
     Media,
-    Party,
     Quote,
     Reaction,
     Text,
 )
 from bridge.phone import normalize_phone
-from bridge.whatsapp import sim_outbound
+from bridge.whatsapp import sim_inbound, sim_outbound
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
-    ContactUpdateEvent,
     DisconnectedEvent,
     Engine,
+    EngineErrorEvent,
     EventHandler,
     LoggedOutEvent,
-    MessageEvent,
     PairCodeEvent,
     PairSuccessEvent,
     QRCodeEvent,
@@ -110,21 +112,18 @@ from bridge.whatsapp.sim_bodies import (
     check_fail_sends,
     check_fault,
     message_from_inbound,
-    read_avatar_url,
     read_inbound_id,
     read_receipt,
 )
 from bridge.whatsapp.sim_random import SimRandom
 from bridge.whatsapp.sim_session import (
     PRESENCE_KEPT,
-    KnownMessage,
     PendingLogin,
     SimSession,
-    apply_edit,
     identified,
-    preview_text,
 )
-from bridge.whatsapp.sim_store import SimDevice, SimSessionStore
+from bridge.whatsapp.sim_shared import HeldInbound, SessionKeeping, SimNetworkStore
+from bridge.whatsapp.sim_store import SimDevice
 
 log = logging.getLogger("bridge.whatsapp.sim")
 
@@ -159,13 +158,26 @@ class SimEngine(Engine):
         auto_pair: bool = False,
         max_qr_codes: int = 6,
         seed: int | None = None,
+        network: SimNetworkStore | None = None,
+        poll_seconds: float = 1.0,
     ) -> None:
         super().__init__(handler)
         if qr_first_seconds <= 0 or qr_next_seconds <= 0:
             raise ConfigError("whatsapp.sim: QR code lifetimes must be positive seconds")
         if max_qr_codes < 1:
             raise ConfigError("whatsapp.sim: max_qr_codes must be at least 1")
-        self._root = data_dir / "sim"
+        self._keeping = SessionKeeping(data_dir / "sim", network)
+        self._held = (
+            HeldInbound(
+                network,
+                receive=self._receive_held,
+                runs=lambda key: key in self._sessions and self._sessions[key].connected,
+                report=self._report_held,
+                poll_seconds=poll_seconds,
+            )
+            if network is not None
+            else None
+        )
         self._clock = clock
         self._qr_first = float(qr_first_seconds)
         self._qr_next = float(qr_next_seconds)
@@ -184,17 +196,35 @@ class SimEngine(Engine):
     def _session(self, key: str) -> SimSession:
         session = self._sessions.get(key)
         if session is None:
-            company, name = _split_key(key)
-            store = SimSessionStore(self._root / company / name)
-            session = SimSession(
-                key=key, store=store, device=store.load_device(), outbound=store.load_outbound()
-            )
-            for entry in session.outbound:
-                sim_outbound.remember(session, entry)
-            session.lid_phones = store.load_lids()
-            session.phone_lids = {phone: lid for lid, phone in session.lid_phones.items()}
+            session = self._keeping.open(key, *_split_key(key))
             self._sessions[key] = session
         return session
+
+    async def _loaded(self, key: str, *, device_only: bool = False) -> SimSession:
+        """The session, read back from a shared network (its device only, when the
+        rest was read before)."""
+        session = self._session(key)
+        await self._keeping.refresh(session, device_only=device_only)
+        return session
+
+    @property
+    def shared(self) -> bool:
+        """Whether the network is shared by every instance (``whatsapp.sim.network``)."""
+        return self._held is not None
+
+    async def load(self, key: str) -> None:
+        """Read the session's device back from a shared network (before a view of it)."""
+        await self._loaded(key, device_only=True)
+
+    async def outbound_log(self, key: str) -> list[dict[str, Any]]:
+        """What the bridge sent through this session, oldest first: with a shared
+        network what every instance sent."""
+        return await self._keeping.outbound(self._session(key))
+
+    def wake(self) -> None:
+        """Look for held messages now (a shared network only; e.g. on a NOTIFY)."""
+        if self._held is not None:
+            self._held.wake()
 
     def link_status(self, key: str) -> str:
         """The sim's own view of the session, in the status words of docs/operations.md."""
@@ -235,13 +265,13 @@ class SimEngine(Engine):
     # --- pairing and connection ---------------------------------------------
 
     async def is_paired(self, spec: SessionSpec) -> bool:
-        session = self._session(spec.key)
+        session = await self._loaded(spec.key, device_only=True)
         if session.device is None and self._auto_pair:
-            self._pair(session, self._free_auto_phone(), auto=True)
+            await self._pair(session, await self._free_auto_phone(), auto=True)
         return session.device is not None
 
     async def connect(self, spec: SessionSpec) -> None:
-        session = self._session(spec.key)
+        session = await self._loaded(spec.key)  # all of it: it may have run elsewhere
         await self.is_paired(spec)  # pairs itself first with auto_pair
         device = session.device
         if device is None:
@@ -250,9 +280,10 @@ class SimEngine(Engine):
         session.connected, session.halt = True, None
         log.info("sim session %s connected as %s", spec.key, device.phone)
         await self.emit(ConnectedEvent(spec.key, phone=device.phone))
+        self.wake()  # what the network held while the device was offline
 
     async def login(self, spec: SessionSpec, *, phone: str | None = None) -> None:
-        session = self._session(spec.key)
+        session = await self._loaded(spec.key)
         if session.device is not None:
             raise EngineError(f"session {spec.key} is already paired; log out first")
         self._check_network(session)
@@ -293,11 +324,12 @@ class SimEngine(Engine):
         if pending.pair_phone is not None and phone != pending.pair_phone:
             raise InvalidInput(f"the pairing code of {key} was issued for {pending.pair_phone}")
         self._end_login(session)
-        self._pair(session, phone, auto=False)
+        await self._pair(session, phone, auto=False)
         session.connected = True
         log.info("sim session %s paired and connected as %s", key, phone)
         await self.emit(PairSuccessEvent(key, phone=phone))
         await self.emit(ConnectedEvent(key, phone=phone))
+        self.wake()
 
     async def disconnect(self, key: str) -> None:
         session = self._session(key)
@@ -309,35 +341,32 @@ class SimEngine(Engine):
         session = self._session(key)
         self._end_login(session)
         session.connected, session.halt = False, None
-        self._unpair(session)
+        await self._unpair(session)
         log.info("sim session %s logged out", key)
 
-    def _pair(self, session: SimSession, phone: str, *, auto: bool) -> None:
-        session.device = SimDevice(phone=phone, paired_at=self._clock.now(), auto=auto)
-        session.store.save_device(session.device)
-        self._taken_phones().add(phone)
+    async def _pair(self, session: SimSession, phone: str, *, auto: bool) -> None:
+        device = SimDevice(phone=phone, paired_at=self._clock.now(), auto=auto)
+        session.device = await self._keeping.pair(session, device, replace=not auto)
+        (await self._taken_phones()).add(session.device.phone)
         log.info("sim session %s paired with %s%s", session.key, phone, " (auto)" if auto else "")
 
-    def _unpair(self, session: SimSession) -> None:
+    async def _unpair(self, session: SimSession) -> None:
         session.device = None
-        session.store.forget_device()
+        await self._keeping.unpair(session)
 
-    def _free_auto_phone(self) -> str:
+    async def _free_auto_phone(self) -> str:
         """The lowest auto-pair number nobody has: found in memory, not by re-reading
         every session's device file for each new session (1,000 sessions took 46 s)."""
-        taken = self._taken_phones()
+        taken = await self._taken_phones()
         while (phone := f"{AUTO_PAIR_PREFIX}{self._next_auto:08d}") in taken:
             self._next_auto += 1
         return phone
 
-    def _taken_phones(self) -> set[str]:
-        """Phones paired by this engine or left paired on disk by earlier runs (read once)."""
+    async def _taken_phones(self) -> set[str]:
+        """Phones paired by this engine or left paired by earlier runs (read once)."""
         if self._taken is None:
-            self._taken = {s.device.phone for s in self._sessions.values() if s.device}
-            for path in self._root.glob("*/*/device.json"):
-                device = SimSessionStore(path.parent).load_device()
-                if device is not None:
-                    self._taken.add(device.phone)
+            known = {s.device.phone for s in self._sessions.values() if s.device}
+            self._taken = await self._keeping.paired_phones(known)
         return self._taken
 
     def _check_network(self, session: SimSession) -> None:
@@ -388,7 +417,7 @@ class SimEngine(Engine):
         """Make the network misbehave now (see the module docstring); ``seconds`` is
         a finite number from 0 to 30 days (:func:`~bridge.whatsapp.sim_bodies.check_fault`)."""
         seconds = check_fault(kind, seconds)
-        session = self._session(key)
+        session = await self._loaded(key, device_only=True)
         self._end_login(session)
         session.connected = False
         log.info("sim session %s: %s fault (%g s)", key, kind, seconds)
@@ -397,7 +426,7 @@ class SimEngine(Engine):
             await self.emit(DisconnectedEvent(key, reason=DISCONNECT_FAULT_REASON, transient=True))
         elif kind == "logout":
             session.halt = None
-            self._unpair(session)
+            await self._unpair(session)
             await self.emit(LoggedOutEvent(key))
         elif kind == "ban":
             session.halt = "BANNED"
@@ -430,43 +459,42 @@ class SimEngine(Engine):
             )
 
     async def inbound(self, key: str, body: Mapping[str, Any]) -> str:
-        """A customer message (the ``/sim`` inbound body); returns its WhatsApp id."""
+        """A customer message (the ``/sim`` inbound body); returns its WhatsApp id.
+        With a shared network it is held for the instance that runs the session."""
+        if self._held is not None:
+            return await self._hold(key, body)
         session = self._session(key)
         self._require_connected(session)
         wa_id = read_inbound_id(body) or self._new_id(session)
-        message = message_from_inbound(
-            body, wa_id=wa_id, timestamp=self._clock.now(), quote_of=session.quote_of
-        )
-        avatar_url = read_avatar_url(body)
-        message, linked = identified(session, message)
-        session.known[wa_id] = KnownMessage(
-            author=message.sender.address, text=preview_text(message.content), chat=message.chat
-        )
-        if isinstance(message.content, Edit):
-            apply_edit(session, message.content.target, message.content.new.body)
-        await self._learn_contact(session, message.sender, avatar_url, linked=linked)
-        log.debug("sim session %s: inbound %s %s", key, message.kind_label, wa_id)
-        await self.emit(MessageEvent(key, message=message))
+        await self._receive(session, body, wa_id, self._clock.now())
         return wa_id
 
-    async def _learn_contact(
-        self, session: SimSession, sender: Party, avatar_url: str | None, *, linked: bool
+    async def _hold(self, key: str, body: Mapping[str, Any]) -> str:
+        assert self._held is not None
+        session = await self._loaded(key, device_only=True)  # linked now?
+        if session.device is None:
+            raise InvalidInput(f"session {key} has no linked device to hold messages for")
+        wa_id = read_inbound_id(body) or self._new_id(session)
+        now = self._clock.now()
+        message = message_from_inbound(body, wa_id=wa_id, timestamp=now, quote_of=session.quote_of)
+        identified(session, message)  # refuses a LID linked to another phone now
+        await self._held.hold(key, wa_id=wa_id, body=dict(body), posted_at=now)
+        log.debug("sim session %s: inbound %s held", key, wa_id)
+        return wa_id
+
+    async def _receive_held(
+        self, key: str, body: Mapping[str, Any], wa_id: str, posted_at: float
     ) -> None:
-        """Emit a ContactUpdateEvent when the sender's push name or avatar is new, or
-        when this message linked its LID and phone."""
-        if sender.is_group:
-            return
-        who = sender.lid or sender.address  # the LID stays when the phone is learned
-        new_name = bool(sender.name) and session.push_names.get(who) != sender.name
-        new_avatar = avatar_url is not None and session.avatars.get(who) != avatar_url
-        if not (new_name or new_avatar or linked):
-            return
-        if new_name and sender.name:
-            session.push_names[who] = sender.name
-        if avatar_url is not None:
-            session.avatars[who] = avatar_url
-        await self.emit(
-            ContactUpdateEvent(session.key, party=sender, avatar_url=session.avatars.get(who))
+        await self._receive(self._session(key), body, wa_id, posted_at)
+
+    async def _report_held(self, key: str, wa_id: str, explanation: str) -> None:
+        await self.emit(EngineErrorEvent(key, explanation=explanation, event_id=wa_id))
+
+    async def _receive(
+        self, session: SimSession, body: Mapping[str, Any], wa_id: str, timestamp: float
+    ) -> None:
+        await sim_inbound.receive(
+            session, body, wa_id=wa_id, timestamp=timestamp, keeping=self._keeping, emit=self.emit
         )
 
     def _new_id(self, session: SimSession) -> str:
@@ -476,7 +504,7 @@ class SimEngine(Engine):
 
     async def receipt(self, key: str, wa_id: str, status: str) -> None:
         """The recipient's phone acknowledges our message ``wa_id``."""
-        session = self._session(key)
+        session = await self._loaded(key, device_only=True)
         self._require_connected(session)
         request = read_receipt({"id": wa_id, "status": status})
         known = session.known.get(request.wa_id)
@@ -502,7 +530,7 @@ class SimEngine(Engine):
             )
         return session
 
-    def _record(
+    async def _record(
         self,
         key: str,
         to: str,
@@ -511,7 +539,7 @@ class SimEngine(Engine):
         message_id: str | None,
     ) -> str:
         session = self._sending_session(key)
-        return sim_outbound.record(
+        return await sim_outbound.record(
             session,
             to=to,
             content=content,
@@ -519,6 +547,7 @@ class SimEngine(Engine):
             message_id=message_id,
             new_id=lambda: self._new_id(session),
             now=self._clock.now(),
+            keep=self._keeping.log_outbound,
         )
 
     async def send(
@@ -530,7 +559,7 @@ class SimEngine(Engine):
         quote: Quote | None = None,
         message_id: str | None = None,
     ) -> str:
-        return self._record(key, to, content, quote, message_id)
+        return await self._record(key, to, content, quote, message_id)
 
     async def react(
         self,
@@ -543,16 +572,16 @@ class SimEngine(Engine):
         message_id: str | None = None,
     ) -> str:
         action = Reaction(target, emoji)
-        return self._record(key, to, action, None, message_id)
+        return await self._record(key, to, action, None, message_id)
 
     async def edit(
         self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
     ) -> str:
         action = Edit(target, Text(text))
-        return self._record(key, to, action, None, message_id)
+        return await self._record(key, to, action, None, message_id)
 
     async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
-        return self._record(key, to, Deletion(target), None, message_id)
+        return await self._record(key, to, Deletion(target), None, message_id)
 
     async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
         session = self._sending_session(key)
@@ -578,3 +607,5 @@ class SimEngine(Engine):
         for session in sessions:
             self._end_login(session)
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._held is not None:
+            await self._held.close()

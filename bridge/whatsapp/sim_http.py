@@ -33,6 +33,12 @@ An inbound body may carry ``"lid"`` (``"<digits>@lid"``) and then leave out
 ``from`` (docs/sim.md, "Inbound bodies"); one with neither is a 400, and so is one
 linking a LID to a second phone.
 
+With a shared network (``whatsapp.sim.network: database``, docs/sim.md "Shared
+network") an inbound message is held by the network, whichever instance it is posted
+to and whether or not the session is connected (it needs a linked device), and
+``outbound`` lists what every instance sent. ``scan``, ``receipt``, ``fault`` and
+``fail_sends`` act on the session as this instance runs it: send them to its owner.
+
 Extensions beyond the contract: ``GET`` also answers ``"pair_code"``; an inbound
 body may carry ``"id"`` and ``"avatar_url"``;
 ``POST /sim/sessions/{s}/fail_sends {"count": n, "error": "…"}`` makes the next
@@ -154,6 +160,7 @@ def sim_routes(
     @routes.get("/sim/sessions/{s}")
     @known
     async def get_session(request: web.Request, key: str) -> web.Response:
+        await sim.load(key)  # a shared network: the device as the database has it
         view = sim_wire.session_view(
             status=status(key),
             phone=sim.phone_of(key),
@@ -174,7 +181,8 @@ def sim_routes(
     async def inbound(request: web.Request, key: str) -> web.Response:
         body = await body_of(request, inbound_limit)
         current = status_of(key)
-        if current is not None and current != "CONNECTED":
+        # a shared network holds it for the instance that runs the session
+        if not sim.shared and current is not None and current != "CONNECTED":
             raise InvalidInput(f"session {key} is not connected (status {current})")
         wa_id = await sim.inbound(key, body)
         return web.json_response({"id": wa_id})
@@ -182,7 +190,7 @@ def sim_routes(
     @routes.get("/sim/sessions/{s}/outbound")
     @known
     async def outbound(request: web.Request, key: str) -> web.Response:
-        return web.json_response({"messages": sim.outbound(key)})
+        return web.json_response({"messages": await sim.outbound_log(key)})
 
     @routes.get("/sim/sessions/{s}/presence")
     @known

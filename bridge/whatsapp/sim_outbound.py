@@ -1,8 +1,9 @@
 """The sim's outbound log: what the bridge sent through a simulated session.
 
 :func:`record` appends one operation (a send, reaction, edit or deletion) to the
-session's log (kept in ``outbound.jsonl`` by :mod:`bridge.whatsapp.sim_store`; the
-entries' shape is :mod:`bridge.whatsapp.sim_wire`) and answers its WhatsApp id. It
+session's log (kept by ``keep``: in ``outbound.jsonl`` or the shared network,
+:mod:`bridge.whatsapp.sim_shared`; the entries' shape is :mod:`bridge.whatsapp.sim_wire`)
+and answers its WhatsApp id. It
 plays the failures asked for with ``fail_next_sends`` first. A caller-chosen
 ``message_id`` becomes the entry's id, as whatsmeow's ``SendRequestExtra.ID`` does;
 an id the session already sent is dropped the way a recipient's phone drops it.
@@ -13,7 +14,7 @@ also for the entries read back after a restart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bridge.errors import EngineError, InvalidInput, PermanentDeliveryError
@@ -25,7 +26,7 @@ from bridge.whatsapp.sim_wire import entry_chat, entry_preview, outbound_entry, 
 log = logging.getLogger("bridge.whatsapp.sim.outbound")
 
 
-def record(
+async def record(
     session: SimSession,
     *,
     to: str,
@@ -34,6 +35,7 @@ def record(
     message_id: str | None,
     new_id: Callable[[], str],
     now: float,
+    keep: Callable[[SimSession, dict[str, Any]], Awaitable[None]],
 ) -> str:
     """Log ``content`` sent to ``to``; its id (``message_id``, else ``new_id()``)."""
     address = _address(to)
@@ -59,7 +61,12 @@ def record(
         fields=fields,
         quote=quote.wa_id if quote is not None else None,
     )
-    session.store.append_outbound(entry)
+    session.sent_ids.add(wa_id)  # before the await: a concurrent repeat is dropped too
+    try:
+        await keep(session, entry)
+    except BaseException:
+        session.sent_ids.discard(wa_id)
+        raise
     session.outbound.append(entry)
     remember(session, entry)
     log.debug("sim session %s: outbound %s %s to %s", session.key, entry["kind"], wa_id, address)

@@ -2,7 +2,7 @@
 the messages it can quote, and the LID ↔ phone links (docs/sim.md, "LIDs").
 
 The first inbound body with both a LID and a phone links them, as WhatsApp's LID
-store does: the link is stored at once (:class:`~bridge.whatsapp.sim_store.SimSessionStore`)
+store does: the engine stores the link at once (:mod:`bridge.whatsapp.sim_shared`)
 and later bodies with either one give the sender both. A body that would give a LID
 a second phone (or a phone a second LID) is refused.
 """
@@ -72,6 +72,7 @@ class SimSession:
     chat_presence: list[dict[str, Any]] = field(default_factory=list)
     lid_phones: dict[str, str] = field(default_factory=dict)  # LID digits → E.164
     phone_lids: dict[str, str] = field(default_factory=dict)  # E.164 → LID digits
+    loaded: bool = True  # False until read back from a shared network (sim_shared)
 
     @property
     def link_status(self) -> str:
@@ -99,16 +100,13 @@ def apply_edit(session: SimSession, target: str, text: str) -> None:
 
 def identified(session: SimSession, message: Message) -> tuple[Message, bool]:
     """``message`` with its sender's other half (phone or LID) where the session's LID
-    store knows it, and whether this message linked the two (stored at once).
+    store knows it, and whether this message links the two (the caller stores it).
     Raises :class:`InvalidInput` for a LID or phone already linked to another."""
     sender = message.sender
     phone, lid = sender.phone, sender.lid
     linked = phone is not None and lid is not None and lid not in session.lid_phones
     if phone is not None and lid is not None:
         check_link(session, phone, lid)
-        if linked:
-            session.store.append_lid(lid, phone)
-            session.lid_phones[lid], session.phone_lids[phone] = phone, lid
         return message, linked
     known_phone = session.lid_phones.get(lid) if lid else None
     known_lid = session.phone_lids.get(phone) if phone else None

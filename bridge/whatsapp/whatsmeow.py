@@ -2,7 +2,8 @@
 
 One neonize ``NewAClient`` per session (:mod:`bridge.whatsapp.whatsmeow_client`).
 Its device store (PostgreSQL or one SQLite file per session) and the pairing record
-next to it are :mod:`bridge.whatsapp.device_files`. ``connect`` checks a shared
+(in the same database, or a file next to a SQLite store) are
+:mod:`bridge.whatsapp.device_files`. ``connect`` checks a shared
 PostgreSQL store still holds the recorded device (neonize builds a client on a
 missing device and Go then panics). A SQLite store holds one device, so ``connect``
 lets whatsmeow take its first one; if that store turns out empty, the QR code that
@@ -39,7 +40,7 @@ from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DevicePr
 
 from bridge.clock import Clock, SystemClock
 from bridge.model import Content, Media, Quote
-from bridge.whatsapp.device_files import stored_devices
+from bridge.whatsapp.device_files import PairingRecords, PairingStore, stored_devices
 from bridge.whatsapp.engine import Engine, EventHandler, SessionSpec
 from bridge.whatsapp.phone_spellings import PhoneSpellings
 from bridge.whatsapp.transcode import MediaConverter
@@ -54,7 +55,9 @@ class WhatsmeowEngine(Engine):
 
     ``client_factory`` builds the neonize client (tests pass a fake); ``device_lister``
     lists the device JIDs of a store (used to check a PostgreSQL store before
-    connecting); ``jid_cache`` maps E.164 → the digits WhatsApp knows that number by.
+    connecting); ``pairings`` keeps the pairing records of sessions on a PostgreSQL
+    store in that database (bridge/db/devices.py; without it they are files);
+    ``jid_cache`` maps E.164 → the digits WhatsApp knows that number by.
     """
 
     name = "whatsmeow"
@@ -65,6 +68,7 @@ class WhatsmeowEngine(Engine):
         *,
         client_factory: ClientFactory | None = None,
         device_lister: Callable[[str], list[str]] | None = None,
+        pairings: PairingStore | None = None,
         clock: Clock | None = None,
         converter: MediaConverter | None = None,
         jid_cache: MutableMapping[str, str] | None = None,
@@ -84,6 +88,7 @@ class WhatsmeowEngine(Engine):
             sessions=sessions,
             client_factory=client_factory or new_neonize_client,
             device_lister=device_lister or stored_devices,
+            pairings=PairingRecords(pairings),
             clock=clock,
             spellings=spellings,
             props=DeviceProps(os=device_name, platformType=DeviceProps.SAFARI),

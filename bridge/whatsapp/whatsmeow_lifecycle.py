@@ -53,7 +53,7 @@ from bridge.phone import normalize_phone, whatsapp_variants
 from bridge.whatsapp import jid as jids
 from bridge.whatsapp import wa_inbound as inbound
 from bridge.whatsapp.contact_news import ContactNews
-from bridge.whatsapp.device_files import DeviceFiles, Pairing
+from bridge.whatsapp.device_files import DeviceFiles, Pairing, PairingRecords
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
     ConnectedEvent,
@@ -112,6 +112,7 @@ class ClientLifecycle:
         sessions: ClientSessions,
         client_factory: ClientFactory,
         device_lister: Callable[[str], list[str]],
+        pairings: PairingRecords,
         clock: Clock,
         spellings: PhoneSpellings,
         props: DeviceProps,
@@ -125,6 +126,7 @@ class ClientLifecycle:
         self._sessions = sessions
         self._factory = client_factory
         self._list_devices = device_lister
+        self._pairings = pairings
         self._clock = clock
         self._spellings = spellings
         self._props = props
@@ -142,7 +144,7 @@ class ClientLifecycle:
     async def is_paired(self, spec: SessionSpec) -> bool:
         """True when the pairing record exists (and, for SQLite, the store file)."""
         self._specs[spec.key] = spec
-        return await asyncio.to_thread(DeviceFiles(spec).is_paired)
+        return await self._pairings.is_paired(DeviceFiles(spec))
 
     async def connect(self, spec: SessionSpec) -> None:
         self._specs[spec.key] = spec
@@ -151,8 +153,8 @@ class ClientLifecycle:
             log.info("session %s already has a running WhatsApp client", spec.key)
             return
         files = DeviceFiles(spec)
-        pairing = await asyncio.to_thread(files.read)
-        if pairing is None or not await asyncio.to_thread(files.is_paired):
+        pairing = await self._pairings.read(files)
+        if pairing is None or not await self._pairings.is_paired(files):
             raise EngineError(f"session {spec.key} is not paired with a phone; log in first")
         device: neonize.JID | None = None
         if files.postgres:
@@ -166,13 +168,13 @@ class ClientLifecycle:
     async def login(self, spec: SessionSpec, *, phone: str | None = None) -> None:
         self._specs[spec.key] = spec
         files = DeviceFiles(spec)
-        if await asyncio.to_thread(files.is_paired):
+        if await self._pairings.is_paired(files):
             raise EngineError(f"session {spec.key} is already paired; log out before a new login")
         e164 = normalize_phone(phone) if phone else None
         current = self._sessions.get(spec.key)
         if current is not None:
             await self._retire(current)
-        await asyncio.to_thread(files.forget)  # a fresh device, not a stale half-login
+        await self._pairings.forget(files)  # a fresh device, not a stale half-login
         session = await self._start(
             spec, files, jid=None, login="phone" if e164 else "qr", me=inbound.NOBODY
         )
@@ -273,7 +275,7 @@ class ClientLifecycle:
             await self._retire(session)
         if spec is None:
             raise EngineError(f"unknown session {key}")
-        await asyncio.to_thread(DeviceFiles(spec).forget)
+        await self._pairings.forget(DeviceFiles(spec))
 
     async def close(self) -> None:
         for session in self._sessions.all():
@@ -305,7 +307,7 @@ class ClientLifecycle:
 
     async def _device_gone(self, spec: SessionSpec, files: DeviceFiles) -> None:
         log.warning("session %s: the device store no longer holds the paired device", spec.key)
-        await asyncio.to_thread(files.forget)
+        await self._pairings.forget(files)
         await self._emit(
             LoggedOutEvent(
                 session=spec.key,
@@ -390,7 +392,7 @@ class ClientLifecycle:
 
     async def _paired(self, session: ClientSession, device: neonize.JID) -> None:
         pairing = Pairing(jid=jids.jid_to_str(device))
-        await asyncio.to_thread(session.files.write, pairing)
+        await self._pairings.write(session.files, pairing)
         session.me = pairing.identity
         session.login = None
         self._cancel_qr_timer(session)
@@ -418,7 +420,7 @@ class ClientLifecycle:
             await self._emit(event)
         elif isinstance(event, LoggedOutEvent):
             await self._retire(session)
-            await asyncio.to_thread(session.files.forget)
+            await self._pairings.forget(session.files)
             await self._emit(event)
         elif isinstance(event, _PERMANENT):
             await self._retire(session)
@@ -487,7 +489,7 @@ class ClientLifecycle:
         device JID when the pairing record is missing it."""
         async with self._sessions.op(session.key) as live:
             device = await live.client.get_me()
-        current = await asyncio.to_thread(session.files.read)
+        current = await self._pairings.read(session.files)
         jid = current.jid if current is not None else jids.jid_to_str(device.JID)
         lid = device.LID.User or (current.lid if current is not None else None)
         if not device.JID.User and current is None:
@@ -495,7 +497,7 @@ class ClientLifecycle:
             return
         pairing = Pairing(jid=jid, lid=lid)
         if pairing != current:
-            await asyncio.to_thread(session.files.write, pairing)
+            await self._pairings.write(session.files, pairing)
         session.me = pairing.identity
 
     async def _profile_picture(self, session: ClientSession, jid: neonize.JID) -> str | None:

@@ -58,9 +58,10 @@ def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
 
 
 async def test_migrate_is_idempotent(raw_db: Database) -> None:
-    newest = load_migrations()[-1].version
+    versions = [m.version for m in load_migrations()]
+    newest = versions[-1]
     applied = await migrate(raw_db)
-    assert applied == list(range(1, newest + 1))
+    assert applied == versions  # in order (numbers taken by parallel branches may be missing)
     assert await migrate(raw_db) == []
     assert await current_version(raw_db) == newest
     rows = await raw_db.fetch("SELECT version, description FROM schema_version ORDER BY version")
@@ -77,14 +78,17 @@ async def test_migrate_applies_only_newer_files(raw_db: Database, tmp_path: Path
 
 async def test_newer_schema_is_refused(raw_db: Database, tmp_path: Path) -> None:
     await migrate(raw_db)
+    future = load_migrations()[-1].version + 1
     await raw_db.execute(
-        "INSERT INTO schema_version (version, description, applied_at) VALUES (999, 'future', 0)"
+        "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, 'future', 0)",
+        future,
     )
     directory = _write(tmp_path / "m", {f"000{v}_step.sql": "SELECT 1;" for v in (1, 2, 3)})
     with pytest.raises(MigrationError) as caught:
         await migrate(raw_db, migrations_dir=directory)
     assert caught.value.explanation == (
-        "database schema is at version 999 but this zapbridge knows only up to 3; upgrade zapbridge"
+        f"database schema is at version {future} but this zapbridge knows only up to 3; "
+        "upgrade zapbridge"
     )
 
 
