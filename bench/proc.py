@@ -45,7 +45,9 @@ class BridgeProcess:
         sessions: int,
         fake: SlackFake | None = None,
         matrix: MatrixEndpoints | None = None,
+        extra_config: str = "",
     ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.port = free_port()
         self.sessions = session_names(sessions)
@@ -65,6 +67,7 @@ class BridgeProcess:
             bridge_config(
                 db_url=db_url, port=self.port, sessions=sessions, slack=slack, matrix=matrix
             )
+            + extra_config
         )
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None

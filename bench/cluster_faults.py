@@ -1,0 +1,317 @@
+"""Loss and takeover under faults of a cluster: several bridges on one PostgreSQL.
+
+    python -m bench.cluster_faults [--faults cluster-kill,cluster-rolling,cluster-db-cut]
+                                   [--instances 3] [--sessions 20] [--tickets 40]
+                                   [--messages 5000] [--rate 500] [--lease-seconds 15]
+                                   [--cut-seconds 20] [--smoke]
+
+``--instances`` bridges (``python -m bridge run``, ``cluster.enabled``, sim engine,
+``bench.cluster``) share one fresh PostgreSQL schema, each logged in as a role of its
+own, and the Slack fake (one Socket Mode connection per instance; each envelope goes
+to one of them). Customers post to ``/sim/.../inbound`` of the running instances in
+turn, with explicit ids, resending until answered 200 (the next post goes to the next
+instance); attendants answer in the ticket threads through the fake, which redelivers
+an envelope unacknowledged for ``--slack-retry`` s to another connection. Variants,
+each starting once half the messages were sent (``cluster-rolling``: a fifth):
+
+- ``cluster-kill``: ``kill -9`` of the instance running the most sessions; not
+  restarted.
+- ``cluster-rolling``: each instance in turn is stopped (SIGTERM), its sessions taken
+  over, started again, and the sessions spread again before the next one.
+- ``cluster-db-cut``: the database refuses the connections of the instance running
+  the most sessions for ``--cut-seconds`` (its role ``NOLOGIN`` and its backends
+  terminated), then takes them again. It must stop running its sessions within the
+  lease (``stopped_running_after_s``, from its ``/health``), send nothing after *cut
+  + lease_seconds* for a session it has not been given again since
+  (``late_sends``: sim outbound entries name the sending ``instance``), and come
+  back as a follower.
+
+Takeover, per session the faulty instance ran: from the fault (the kill, the
+SIGTERM, the cut) until the session is seen ``CONNECTED`` in the ``owned`` list of
+another instance's ``/health`` (polled every 0.1 s): ``takeover_min_s`` /
+``_median_s`` / ``_max_s``, and ``never_taken_over``. Counting is by unique text as in
+``bench.faults``: lost, duplicated, out of order each way, and dead letters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.cluster import BridgeCluster, InstanceRoles, Member, cluster_sink
+from bench.common import bench_database, emit, table, temp_dir
+from bench.drive import loss_report
+from bench.faults import _dead_letters, _slack_retries
+
+FAULTS = ("cluster-kill", "cluster-rolling", "cluster-db-cut")
+
+
+class Takeovers:
+    """Per fault: the sessions the faulty instance ran and how long each took to move."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}  # "<fault#>:<session>" → s
+        self.missing: list[str] = []
+        self.events: list[str] = []
+
+    async def measure(
+        self, cluster: BridgeCluster, victim: Member, sessions: frozenset[str], since: float
+    ) -> None:
+        timeout = cluster.lease_seconds * 3 + 60
+        watch = cluster.watch
+        with contextlib.suppress(TimeoutError):
+            await watch.wait(
+                lambda: (
+                    len(watch.taken_over(sessions, since=since, lost_by=victim.name))
+                    == len(sessions)
+                ),
+                timeout,
+            )
+        found = watch.taken_over(sessions, since=since, lost_by=victim.name)
+        tag = len(self.events)
+        self.times |= {f"{tag}:{s}": t for s, t in found.items()}
+        self.missing += sorted(set(sessions) - set(found))
+        slowest = max(found.values(), default=0.0)
+        self.events.append(
+            f"{victim.name}: {len(found)}/{len(sessions)} moved, max {slowest:.2f} s"
+        )
+
+
+def busiest(cluster: BridgeCluster) -> tuple[Member, frozenset[str]]:
+    victim = max(cluster.live(), key=lambda m: len(cluster.watch.current.get(m.name, ())))
+    return victim, cluster.watch.current.get(victim.name, frozenset())
+
+
+async def _at(progress: asyncio.Queue[int], mark: int) -> None:
+    while await progress.get() < mark:
+        pass
+
+
+async def cluster_kill(cluster: BridgeCluster, takeovers: Takeovers) -> dict[str, Any]:
+    victim, sessions = busiest(cluster)
+    since = time.monotonic()
+    victim.kill()
+    await takeovers.measure(cluster, victim, sessions, since)
+    return {"victim": victim.name}
+
+
+async def cluster_rolling(cluster: BridgeCluster, takeovers: Takeovers) -> dict[str, Any]:
+    rebalanced = []
+    for member in cluster.members:
+        sessions = cluster.watch.current.get(member.name, frozenset())
+        since = time.monotonic()
+        stopping = asyncio.create_task(member.stop())
+        await takeovers.measure(cluster, member, sessions, since)
+        await stopping
+        await member.start()
+        rebalanced.append(round(await cluster.wait_balanced(), 2))
+    return {"rebalanced_after_s": rebalanced}
+
+
+async def cluster_db_cut(
+    cluster: BridgeCluster, takeovers: Takeovers, roles: InstanceRoles, seconds: float
+) -> dict[str, Any]:
+    victim, sessions = busiest(cluster)
+    since, wall = time.monotonic(), time.time()
+    terminated = await roles.cut(victim.index)
+    measuring = asyncio.create_task(takeovers.measure(cluster, victim, sessions, since))
+    await asyncio.sleep(seconds)
+    await roles.restore(victim.index)
+    back = time.monotonic()
+    await measuring
+    with contextlib.suppress(TimeoutError):
+        await cluster.wait_balanced()
+    stopped = next(
+        (
+            t - since
+            for t, name, n in cluster.watch.sizes
+            if name == victim.name and t >= since and n == 0
+        ),
+        None,
+    )
+    regained = cluster.watch.regained(victim.name, since=back)
+    return {
+        "victim": victim.name,
+        "connections_terminated": terminated,
+        "stopped_running_after_s": round(stopped, 2) if stopped is not None else None,
+        "sessions_given_back": len(regained),
+        "_cut_wall": wall,
+        "_back": back,
+        "_regained": regained,
+    }
+
+
+async def late_sends(
+    cluster: BridgeCluster, victim: str, *, cut_wall: float, regained: dict[str, float]
+) -> int:
+    """Entries the cut instance sent after cut + lease for a session it was not running
+    again (by the watch) at that moment."""
+    mono_to_wall = time.time() - time.monotonic()
+    late = 0
+    for session, key in zip(cluster.sessions, cluster.keys, strict=True):
+        again = regained.get(key)
+        for entry in await cluster.outbound(session):
+            if entry.get("instance") != victim:
+                continue
+            at = float(entry["timestamp"])
+            if at > cut_wall + cluster.lease_seconds and (
+                again is None or at < again + mono_to_wall
+            ):
+                late += 1
+    return late
+
+
+async def run_variant(args: argparse.Namespace, fault: str) -> dict[str, Any]:
+    per_ticket = max(1, args.messages // args.tickets)
+    size = {"tickets": args.tickets, "per_ticket": per_ticket}
+    takeovers = Takeovers()
+    redeliveries = [0]
+    with temp_dir("zb-cluster-faults-") as tmp:
+        async with (
+            bench_database("postgres", Path(tmp)) as database,
+            cluster_sink(
+                Path(tmp),
+                database,
+                instances=args.instances,
+                sessions=args.sessions,
+                tickets=args.tickets,
+                lease_seconds=args.lease_seconds,
+                roles=True,
+            ) as (cluster, driver, roles),
+        ):
+            assert roles is not None
+            progress: asyncio.Queue[int] = asyncio.Queue()
+            total = 2 * per_ticket * args.tickets
+            mark = total // 5 if fault == "cluster-rolling" else total // 2
+
+            async def inject() -> dict[str, Any]:
+                await _at(progress, mark)
+                if fault == "cluster-kill":
+                    return await cluster_kill(cluster, takeovers)
+                if fault == "cluster-rolling":
+                    return await cluster_rolling(cluster, takeovers)
+                return await cluster_db_cut(cluster, takeovers, roles, args.cut_seconds)
+
+            injector = asyncio.create_task(inject())
+            retrier = asyncio.create_task(
+                _slack_retries(driver.fake, args.slack_retry, redeliveries)
+            )
+            try:
+                started = time.monotonic()
+                async with asyncio.timeout(args.timeout):
+                    await driver.run(per_ticket=per_ticket, rate=args.rate, on_progress=progress)
+                    facts = await injector
+                await driver.wait_delivered(
+                    per_ticket=per_ticket, timeout=args.timeout, stall=args.stall
+                )
+                elapsed = time.monotonic() - started
+                await asyncio.sleep(1.0)  # late duplicates, if any, show up too
+                chat, wa = await driver.counted()
+                dead = await _dead_letters(database)
+                if fault == "cluster-db-cut":
+                    facts["late_sends"] = await late_sends(
+                        cluster,
+                        facts["victim"],
+                        cut_wall=facts.pop("_cut_wall"),
+                        regained=facts.pop("_regained"),
+                    )
+                    facts.pop("_back")
+            finally:
+                for task in (injector, retrier):
+                    task.cancel()
+                await asyncio.gather(injector, retrier, return_exceptions=True)
+    times = sorted(takeovers.times.values())
+    return {
+        "bench": "cluster_faults",
+        "fault": fault,
+        "instances": args.instances,
+        "sessions": args.sessions,
+        "tickets": args.tickets,
+        "lease_seconds": args.lease_seconds,
+        "messages_each_way": per_ticket * args.tickets,
+        "seconds": round(elapsed, 2),
+        **{f"to_frontend_{k}": v for k, v in loss_report(chat, **size).items()},
+        **{f"to_whatsapp_{k}": v for k, v in loss_report(wa, **size).items()},
+        "dead_letters": dead,
+        "sessions_moved": len(times),
+        "never_taken_over": len(takeovers.missing),
+        "takeover_min_s": round(times[0], 2) if times else None,
+        "takeover_median_s": round(statistics.median(times), 2) if times else None,
+        "takeover_max_s": round(times[-1], 2) if times else None,
+        "takeover_s": {k: round(v, 2) for k, v in sorted(takeovers.times.items())},
+        "customer_resends": driver.resent,
+        "attendant_redeliveries": driver.redelivered,
+        "slack_redeliveries": redeliveries[0],
+        **facts,
+        "events": "; ".join(takeovers.events),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster_faults", description=__doc__)
+    parser.add_argument(
+        "--faults", default=",".join(FAULTS), help="comma list of " + "|".join(FAULTS)
+    )
+    parser.add_argument("--instances", type=int, default=3)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--tickets", type=int, default=40)
+    parser.add_argument("--messages", type=int, default=5000, help="each way")
+    parser.add_argument("--rate", type=float, default=500, help="messages/s, both ways (0: max)")
+    parser.add_argument("--lease-seconds", type=int, default=15, help="cluster.lease_seconds")
+    parser.add_argument("--cut-seconds", type=float, default=20.0, help="cluster-db-cut: s cut")
+    parser.add_argument(
+        "--slack-retry",
+        type=float,
+        default=3.0,
+        help="the fake redelivers envelopes unacked this long",
+    )
+    parser.add_argument(
+        "--stall", type=float, default=60.0, help="stop waiting after s without an arrival"
+    )
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--smoke", action="store_true", help="2 instances, 4 sessions, lease 3 s")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.instances, args.sessions, args.tickets, args.messages = 2, 4, 4, 100
+        args.rate, args.lease_seconds, args.cut_seconds, args.stall = 200, 3, 5.0, 20.0
+        args.timeout = 90.0
+    unknown = set(args.faults.split(",")) - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    records = []
+    for fault in args.faults.split(","):
+        record = await run_variant(args, fault)
+        emit(record)
+        records.append(record)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    records = asyncio.run(main_async(args))
+    columns = [
+        "fault", "instances", "sessions", "lease_seconds", "messages_each_way", "seconds",
+        "to_frontend_lost", "to_frontend_duplicated", "to_frontend_out_of_order",
+        "to_whatsapp_lost", "to_whatsapp_duplicated", "to_whatsapp_out_of_order", "dead_letters",
+        "sessions_moved", "never_taken_over", "takeover_min_s", "takeover_median_s",
+        "takeover_max_s",
+    ]  # fmt: skip
+    print()
+    print(table(records, columns))
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
