@@ -77,14 +77,17 @@ async def test_migrate_applies_only_newer_files(raw_db: Database, tmp_path: Path
 
 async def test_newer_schema_is_refused(raw_db: Database, tmp_path: Path) -> None:
     await migrate(raw_db)
+    future = load_migrations()[-1].version + 1
     await raw_db.execute(
-        "INSERT INTO schema_version (version, description, applied_at) VALUES (7, 'future', 0)"
+        "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, 'future', 0)",
+        future,
     )
     directory = _write(tmp_path / "m", {f"000{v}_step.sql": "SELECT 1;" for v in (1, 2, 3)})
     with pytest.raises(MigrationError) as caught:
         await migrate(raw_db, migrations_dir=directory)
     assert caught.value.explanation == (
-        "database schema is at version 7 but this zapbridge knows only up to 3; upgrade zapbridge"
+        f"database schema is at version {future} but this zapbridge knows only up to 3; "
+        "upgrade zapbridge"
     )
 
 
