@@ -143,16 +143,21 @@ class DatabaseClaims:
     async def stop(self) -> None:
         """Stop extending and announcing; release every claim and tell the others to
         look, so that they take over at once (the worker's drains are cancelled)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self.halt()
         try:
             released = await self._repo.release_all()
             if released:
                 await self._notifier.notify(OUTBOX_CHANNEL, f"{self.holder}\n{EVERY_KEY}")
         except BridgeError as exc:
             log.warning("claims not released at stop (they expire): %s", exc.explanation)
+
+    async def halt(self) -> None:
+        """Stop extending and announcing, releasing nothing: what a crash leaves (the
+        claims expire after the visibility timeout)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def head(self, key: str, *, now: float, announce: bool) -> OutboxRow | None:
         head = await self._repo.take_head(key, now=now, owned=self._owner.owned())
