@@ -62,7 +62,11 @@ TAKE_HEAD = (
 )
 
 # $1 id, $2 now, $3 key, $4 holder, $5 seconds. The SELECT sees the table as it was
-# before the UPDATE: it skips the row itself.
+# before the UPDATE: it skips the row itself. PostgreSQL runs the sub-statements of a
+# WITH in no set order: the claim's are made to read ``done`` first, so that the row
+# is locked before the claim (a pass holding the row while it waits for the claim
+# would otherwise deadlock with this statement).
+_AFTER_DONE = "(SELECT COUNT(*) FROM done) >= 0"
 FINISH = (
     "WITH done AS ("
     "  UPDATE outbox SET status = 'done', updated_at = $2 "
@@ -72,10 +76,10 @@ FINISH = (
     "  AND id <> $1 ORDER BY id LIMIT 1"
     "), kept AS ("
     f"  UPDATE outbox_claims SET claimed_until = {_NOW} + $5 "
-    "  WHERE ordering_key = $3 AND holder = $4 "
+    f"  WHERE ordering_key = $3 AND holder = $4 AND {_AFTER_DONE} "
     "  AND EXISTS (SELECT 1 FROM next_row WHERE next_attempt_at <= $2) RETURNING 1"
     "), released AS ("
-    "  DELETE FROM outbox_claims WHERE ordering_key = $3 AND holder = $4 "
+    f"  DELETE FROM outbox_claims WHERE ordering_key = $3 AND holder = $4 AND {_AFTER_DONE} "
     "  AND NOT EXISTS (SELECT 1 FROM next_row WHERE next_attempt_at <= $2) RETURNING 1"
     ") SELECT next_row.*, EXISTS (SELECT 1 FROM kept) AS kept FROM next_row"
 )

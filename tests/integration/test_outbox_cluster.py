@@ -118,6 +118,8 @@ class Cluster:
             await notifier.wait_connected()
         await worker.start()
         self.stack.push_async_callback(worker.stop)
+        async with asyncio.timeout(5):
+            await worker.wait_idle()  # its first pass is over: rows from now on are woken
         found = Instance(name, db, worker, notifier, claims, owner)
         self.instances.append(found)
         return found
