@@ -71,6 +71,10 @@ class OutboxClaims(Protocol):
         """Rows were committed here for ``keys`` (None: anywhere): tell the others."""
 
 
+def _nobody(_keys: Iterable[str] | None) -> None:
+    """No worker to wake yet."""
+
+
 def _if_due(row: OutboxRow | None, now: float) -> OutboxRow | None:
     return row if row is not None and row.next_attempt_at <= now else None
 
@@ -121,7 +125,7 @@ class DatabaseClaims:
         self._owner = owner
         self._notifier = notifier
         self._clock = clock
-        self._wake: Wake = lambda _keys: None
+        self._wake: Wake = _nobody
         self._in_flight: InFlight = frozenset
         self._pending: set[str] = set()  # keys to announce
         self._announce_now = asyncio.Event()
@@ -132,9 +136,10 @@ class DatabaseClaims:
         return self._repo.holder
 
     async def start(self, *, wake: Wake, in_flight: InFlight) -> None:
+        if self._wake is _nobody:  # listen once, however often the worker starts
+            await self._notifier.listen(OUTBOX_CHANNEL, self._heard)
+            self._notifier.on_resumed(lambda: self._wake(None))  # announced meanwhile
         self._wake, self._in_flight = wake, in_flight
-        await self._notifier.listen(OUTBOX_CHANNEL, self._heard)
-        self._notifier.on_resumed(lambda: wake(None))  # what was announced meanwhile
         self._tasks = [
             asyncio.create_task(self._announcing(), name="outbox-announce"),
             asyncio.create_task(self._extending(), name="outbox-claims"),
