@@ -21,6 +21,7 @@ from bridge.db.database import PostgresDatabase
 from bridge.db.notify import Notifier
 from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.db.outbox_claims import OutboxClaimRepository
+from bridge.errors import DeliveryError
 from tests.conftest import _connect_postgres, open_test_database
 from tests.harness.core import until
 
@@ -68,6 +69,7 @@ class Cluster:
     schema: str
     instances: list[Instance] = field(default_factory=list)
     delivered: Delivered = field(default_factory=list)
+    failed: Delivered = field(default_factory=list)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def instance(
@@ -79,6 +81,7 @@ class Cluster:
         owns: set[str] | None = None,
         halting: bool = False,
         gate: Callable[[OutboxRow], asyncio.Event | None] = lambda _row: None,
+        fails: Callable[[OutboxRow], bool] = lambda _row: False,
     ) -> Instance:
         db = await _connect_postgres(self.schema)
         self.stack.push_async_callback(db.close)
@@ -108,6 +111,9 @@ class Cluster:
             if event is not None:
                 await event.wait()
             await asyncio.sleep(random.random() / 1000)  # let the instances interleave
+            if fails(row):
+                self.failed.append((name, row.ordering_key, row.id))
+                raise DeliveryError("refused, for the test")
             self.delivered.append((name, row.ordering_key, row.id))
 
         worker.register("slack", record)
@@ -190,6 +196,20 @@ async def test_a_dead_instance_s_keys_move_after_the_visibility_timeout(
     assert cluster.of("t1:slack") == []
     await until(lambda: cluster.of("t1:slack") == ids, limit=5, what="b to take over")
     assert {name for name, _, _ in cluster.delivered} == {"b"}
+
+
+async def test_a_row_waiting_for_its_retry_holds_its_key_on_every_instance(
+    cluster: Cluster,
+) -> None:
+    """a's first attempt at the key's first row fails: a releases the key, and until
+    the retry comes due neither instance sends the rows behind it."""
+    a = await cluster.instance("a", fails=lambda row: row.payload["n"] == 0 and not cluster.failed)
+    await cluster.instance("b", poll=0.02)
+    ids = await enqueue(a.db, "t3:slack", 3)
+    a.worker.wake(["t3:slack"])
+    await until(lambda: cluster.failed, what="the failed attempt")
+    await until(lambda: cluster.of("t3:slack") == ids, what="every row, after the retry")
+    assert [row_id for _, _, row_id in cluster.failed] == ids[:1]
 
 
 async def test_whatsapp_rows_run_only_on_the_owner_of_their_session(cluster: Cluster) -> None:
