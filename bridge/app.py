@@ -32,6 +32,7 @@ from bridge.core.menu_timeouts import MenuTimeouts
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
+from bridge.core.outbox_claims import DatabaseClaims
 from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.presence import WHATSAPP_PRESENCE
 from bridge.core.presence_deliveries import PresenceDeliveries
@@ -42,11 +43,13 @@ from bridge.core.retention import Retention
 from bridge.core.status_store import DatabaseStatusStore, FencedStatusStore
 from bridge.core.tickets import TicketService
 from bridge.db import Repositories
-from bridge.db.database import Database
+from bridge.db.database import Database, PostgresDatabase
 from bridge.db.instance_lock import take_instance_lock
 from bridge.db.leases import LeaseRepository
 from bridge.db.migrate import migrate
-from bridge.errors import BridgeError
+from bridge.db.notify import Notifier
+from bridge.db.outbox_claims import OutboxClaimRepository
+from bridge.errors import BridgeError, DatabaseError
 from bridge.journal import Journal, JournalStore, Limits
 from bridge.media_store import MediaStore
 from bridge.metrics import Metrics
@@ -56,9 +59,14 @@ from bridge.whatsapp.engine_router import one_engine
 from bridge.whatsapp.event_codec import EventCodec
 from bridge.whatsapp.session_ownership import SessionHandover
 from bridge.whatsapp.sessions import SessionManager
+from bridge.whatsapp.sim import SimEngine
 from bridge.whatsapp.status import StatusStore
 
 log = logging.getLogger("bridge.app")
+
+# LISTEN/NOTIFY channels between instances (docs/cluster.md), besides the outbox's own
+CLUSTER_CHANNEL = "cluster"  # a start or a clean stop: look at the leases now
+SIM_CHANNEL = "sim"  # a /sim message held for whichever instance runs its session
 
 DAY_SECONDS = 86_400.0
 
@@ -158,6 +166,42 @@ class Bridge:
             )
             self.ownership = self.cluster
 
+    def _outbox_claims(self) -> DatabaseClaims | None:
+        """With several instances, ordering keys are claimed in the database and the
+        instances wake each other over LISTEN/NOTIFY (docs/cluster.md#outbox-across-instances)."""
+        self.wakeups: Notifier | None = None
+        db = self.db_required
+        if self.cluster is None or not isinstance(db, PostgresDatabase):
+            return None
+        self.wakeups = Notifier(db, clock=self.clock, rng=self.rng)
+        repo = OutboxClaimRepository(
+            db, holder=self.cluster.instance_id, seconds=self.config.cluster.lease_seconds
+        )
+        return DatabaseClaims(repo, owner=self.cluster, notifier=self.wakeups, clock=self.clock)
+
+    async def _start_wakeups(self) -> None:
+        """Listen for the other instances: a session let go (look at the leases now), a
+        sim message held for a session run here (docs/cluster.md)."""
+        wakeups, cluster = self.wakeups, self.cluster
+        if wakeups is None or cluster is None:
+            return
+        await wakeups.start()
+        self._stack.push_async_callback(wakeups.stop)  # after the outbox stopped
+        await wakeups.listen(CLUSTER_CHANNEL, _ignoring_payload(cluster.wake))
+        sims = [e for e in self.engines.values() if isinstance(e, SimEngine) and e.shared]
+        for sim in sims:
+            sim.announce_held = functools.partial(wakeups.notify, SIM_CHANNEL, "")
+        for sim in sims:
+            await wakeups.listen(SIM_CHANNEL, _ignoring_payload(sim.wake))
+
+    async def _announce_cluster_change(self) -> None:
+        """Ask the other instances to look at the leases now (a start, a clean stop)."""
+        if self.wakeups is not None:
+            try:
+                await self.wakeups.notify(CLUSTER_CHANNEL, self.ownership.instance_id)
+            except DatabaseError as exc:  # they look at their next pass anyway
+                log.warning("could not tell the other instances: %s", exc)
+
     def _leader_only(
         self, hook: Callable[[float], Awaitable[int]]
     ) -> Callable[[float], Awaitable[int]]:
@@ -207,6 +251,7 @@ class Bridge:
             base_delay=config.outbox.base_delay_seconds,
             max_delay=config.outbox.max_delay_seconds,
             metrics=self.metrics,
+            claims=self._outbox_claims(),
         )
         self.ops_sink = OutboxOpsSink(
             config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
@@ -374,6 +419,7 @@ class Bridge:
         self._mount_slack_routes(self.web)
         await self.web.start()
         self._stack.push_async_callback(self.web.stop)
+        await self._start_wakeups()
         await self.outbox.start()  # resumes what a previous run left pending
         self._stack.push_async_callback(self.outbox.stop)
         for name, frontend in self.frontends.items():
@@ -415,8 +461,10 @@ class Bridge:
         self.cluster.listen(handover)
         await self.cluster.start()
         self._stack.push_async_callback(self._stop_sessions)
+        self._stack.push_async_callback(self._announce_cluster_change)  # leases released
         self._stack.push_async_callback(self.cluster.stop)  # runs first
         await self.sessions.start(only=self.cluster.owned())  # later gains: adopt
+        await self._announce_cluster_change()  # the others hand over their extra sessions
 
     async def _session_moved(self, key: str, previous: str, how: str) -> None:
         me = self.ownership.instance_id
@@ -496,7 +544,6 @@ class Bridge:
         wa = self.config.whatsapp
         if name == "sim":
             from bridge.db.sim_network import SimNetworkRepository
-            from bridge.whatsapp.sim import SimEngine
 
             # docs/sim.md: instances of a cluster always share the network
             shared = wa.sim.network == "database" or self.config.cluster.enabled
@@ -552,7 +599,6 @@ class Bridge:
             web.add_routes(slack.http_routes())
 
     def _mount_sim_routes(self, web: WebServer) -> None:
-        from bridge.whatsapp.sim import SimEngine
         from bridge.whatsapp.sim_http import sim_routes
 
         sim = self.engines.get("sim", self.engine)
@@ -595,3 +641,8 @@ def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
 
         frontends.append(SlackFrontend(config.slack, clock=clock, media=config.media))
     return frontends
+
+
+def _ignoring_payload(wake: Callable[[], None]) -> Callable[[str], None]:
+    """A LISTEN callback that only wakes ``wake``'s owner."""
+    return lambda _payload: wake()

@@ -5,6 +5,10 @@ retry budget into dead letters that somebody hears about.
 Rows come from the database, so deliveries left pending by a crash are resumed by
 the next start. Rows of different keys run concurrently (bounded); rows of one key
 never do, and a row waiting for its retry holds back the rows behind it.
+
+Which keys this instance may drain, and which rows it may run, is its claims
+strategy's say (``bridge.core.outbox_claims``): everything with one instance; with
+several, the keys it holds a claim on and the WhatsApp rows of the sessions it owns.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from bridge.backoff import Backoff
 from bridge.clock import Clock
+from bridge.core.outbox_claims import LocalClaims, OutboxClaims
 from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
 from bridge.metrics import Metrics
@@ -47,8 +52,10 @@ class OutboxWorker:
         metrics: Metrics | None = None,
         concurrency: int = 32,
         poll_seconds: float = 1.0,
+        claims: OutboxClaims | None = None,
     ) -> None:
         self._repo = repo
+        self._claims: OutboxClaims = claims or LocalClaims(repo)
         self._clock = clock
         self._rng = rng
         self._max_attempts = max_attempts
@@ -63,7 +70,7 @@ class OutboxWorker:
         ]
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[str] = set()
-        self._recheck: set[str] = set()  # keys woken while in flight
+        self._recheck: dict[str, bool] = {}  # keys woken while in flight → announce?
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -91,7 +98,21 @@ class OutboxWorker:
         looked at: a key not in flight starts draining, a key in flight is drained
         again once its current drain ends (its rows may have been committed after
         the drain last looked). Without, a pass over the whole outbox. After
-        :meth:`stop`, nothing: the rows wait for the next start."""
+        :meth:`stop`, nothing: the rows wait for the next start.
+
+        With several instances, a key that another instance drains or whose session
+        another one owns is announced to them, and ``keys=None`` asks all of them
+        for a pass."""
+        if keys is None and not self._stopped:
+            self._claims.announce(None)
+        self._look(keys, announce=True)
+
+    def wake_here(self, keys: Iterable[str] | None = None) -> None:
+        """Another instance committed rows for ``keys`` (None: anywhere): look here,
+        as :meth:`wake` does, without announcing anything back."""
+        self._look(keys, announce=False)
+
+    def _look(self, keys: Iterable[str] | None, *, announce: bool) -> None:
         if self._stopped:
             return
         self._idle.clear()
@@ -100,12 +121,13 @@ class OutboxWorker:
             return
         for key in keys:
             if key in self._in_flight:
-                self._recheck.add(key)
+                self._recheck[key] = self._recheck.get(key, False) or announce
             else:
-                self._start(key, None)
+                self._start(key, None, announce=announce)
 
     async def start(self) -> None:
         self._stopped = False
+        await self._claims.start(wake=self.wake_here, in_flight=lambda: self._in_flight)
         self._loop_task = asyncio.create_task(self._run(), name="outbox")
 
     async def stop(self) -> None:
@@ -120,6 +142,7 @@ class OutboxWorker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._claims.stop()
 
     async def wait_idle(self) -> None:
         """Until nothing is due or in flight (tests and benchmarks wrap it in a timeout)."""
@@ -157,7 +180,9 @@ class OutboxWorker:
         drained: set[str] = set()
         self._drained_during_pass = drained
         try:
-            rows = await self._repo.next_due(200, now=self._clock.now())
+            rows = await self._claims.due(
+                200, now=self._clock.now(), skip=frozenset(self._in_flight)
+            )
         except BridgeError as exc:
             log.error("cannot read the outbox: %s", exc.explanation)
             return 0
@@ -165,19 +190,24 @@ class OutboxWorker:
             self._drained_during_pass = None
         started = 0
         for row in rows:
-            if row.ordering_key in drained:
+            key = row.ordering_key
+            if key in drained:
                 self._wake.set()  # read again: what is still pending goes then
-            elif row.ordering_key not in self._in_flight:
-                self._start(row.ordering_key, row)
+                if key not in self._in_flight:
+                    await self._claims.release(key)
+            elif key not in self._in_flight:
+                self._start(key, row)
                 started += 1
         return started
 
-    def _start(self, key: str, row: OutboxRow | None) -> None:
-        """Drain ``key`` from ``row`` (or from its oldest due row) in a task of its own."""
+    def _start(self, key: str, row: OutboxRow | None, *, announce: bool = False) -> None:
+        """Drain ``key`` from ``row`` (claimed already) or from its oldest due row, in
+        a task of its own. ``announce``: tell other instances when it is theirs."""
         if self._stopped:
             return
         self._in_flight.add(key)
-        task = asyncio.create_task(self._drain_key(key, row), name=f"outbox-{key}")
+        drain = self._drain_key(key, row, announce=announce)
+        task = asyncio.create_task(drain, name=f"outbox-{key}")
         self._tasks.add(task)
         task.add_done_callback(functools.partial(self._finished, key=key))
 
@@ -187,41 +217,43 @@ class OutboxWorker:
         if self._drained_during_pass is not None:
             self._drained_during_pass.add(key)
         if key in self._recheck:
-            self._recheck.discard(key)
-            self._start(key, None)
+            self._start(key, None, announce=self._recheck.pop(key))
         elif not self._tasks:
             self._wake.set()  # all drained: a pass finds what else is due, or that nothing is
 
-    async def _drain_key(self, key: str, row: OutboxRow | None) -> None:
+    async def _drain_key(self, key: str, row: OutboxRow | None, *, announce: bool) -> None:
         """Deliver ``row`` (else the key's oldest row, if due), then the rows behind it
         on its key while they are due, without a pass over the whole outbox."""
         if row is None:
-            row = await self._oldest_due(key)
+            row = await self._oldest_due(key, announce=announce)
         while row is not None:
+            if not self._claims.may_run(row):  # its session moved away meanwhile
+                await self._claims.release(key)
+                self._claims.announce([key])
+                return
             async with self._slots:
                 delivered = await self._attempt(row)
             if not delivered:
+                await self._claims.release(key)
                 return  # it waits for a retry (holding its key) or died (freeing it)
             row = await self._finish(row)
 
-    async def _oldest_due(self, key: str) -> OutboxRow | None:
+    async def _oldest_due(self, key: str, *, announce: bool) -> OutboxRow | None:
         try:
-            row = await self._repo.next_for_key(key)
+            return await self._claims.head(key, now=self._clock.now(), announce=announce)
         except BridgeError as exc:
             log.error("cannot read the outbox: %s", exc.explanation)
             return None
-        return row if row is not None and row.next_attempt_at <= self._clock.now() else None
 
     async def _finish(self, row: OutboxRow) -> OutboxRow | None:
         """Mark ``row`` done; the next row of its key when that one is due already."""
         try:
-            after = await self._repo.finish(row.id, row.ordering_key, now=self._clock.now())
+            return await self._claims.finish(row, now=self._clock.now())
         except BridgeError as exc:
             # Delivered but not marked: the next pass delivers it again, and the
             # executors' idempotency checks make that a no-op.
             log.error("cannot mark outbox row %d done: %s", row.id, exc.explanation)
             return None
-        return after if after is not None and after.next_attempt_at <= self._clock.now() else None
 
     async def _attempt(self, row: OutboxRow) -> bool:
         """One delivery attempt; True when it succeeded (the caller marks it done)."""

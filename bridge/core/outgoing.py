@@ -78,16 +78,29 @@ class Outgoing:
             _ENQUEUED.reset(token)
         self._outbox.wake(keys)
 
-    async def enqueue(self, destination: str, *, key: str, operation: Operation) -> None:
+    async def enqueue(
+        self, destination: str, *, key: str, operation: Operation, session_key: str | None = None
+    ) -> None:
+        """``session_key``: the session a row to WhatsApp goes out from (with several
+        instances only its owner runs the row; docs/cluster.md)."""
         await self._repos.outbox.enqueue(
-            destination, ordering_key=key, payload=encode(operation), now=self._clock.now()
+            destination,
+            ordering_key=key,
+            payload=encode(operation),
+            now=self._clock.now(),
+            session_key=session_key,
         )
         keys = _ENQUEUED.get()
         if keys is not None:
             keys.add(key)
 
     async def to_whatsapp(self, ticket: TicketView, operation: Operation) -> None:
-        await self.enqueue(WHATSAPP, key=ticket_key(ticket.id, WHATSAPP), operation=operation)
+        await self.enqueue(
+            WHATSAPP,
+            key=ticket_key(ticket.id, WHATSAPP),
+            operation=operation,
+            session_key=ticket.session_key,
+        )
 
     async def to_frontends(
         self, ticket: TicketView, operation: Operation, *, skip: str | None = None

@@ -141,5 +141,8 @@ class Presence:
 
     async def _enqueue(self, ticket: TicketView, operation: Operation) -> None:
         await self._out.enqueue(
-            WHATSAPP_PRESENCE, key=ticket_key(ticket.id, WHATSAPP_PRESENCE), operation=operation
+            WHATSAPP_PRESENCE,
+            key=ticket_key(ticket.id, WHATSAPP_PRESENCE),
+            operation=operation,
+            session_key=ticket.session_key,  # run by the session's owner (docs/cluster.md)
         )

@@ -47,6 +47,7 @@ import asyncpg
 
 from bridge.db.opening import (
     SQLITE_BUSY_TIMEOUT_MS,
+    open_pg_connection,
     open_pg_pool,
     open_sqlite,
     redact_url,
@@ -423,15 +424,19 @@ class PostgresDatabase(Database):
         OSError,
     )
 
-    def __init__(self, pool: asyncpg.Pool, display_url: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, display_url: str, *, url: str = "", schema: str | None = None
+    ) -> None:
         super().__init__(display_url)
         self._pool = pool
+        self._url = url  # kept for open_connection; never shown
+        self._schema = schema
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> PostgresDatabase:
         """Create the pool (one connection checked at once) and the schema if given."""
         pool = await open_pg_pool(url, schema=schema)
-        db = cls(pool, redact_url(url))
+        db = cls(pool, redact_url(url), url=url, schema=schema)
         if schema:
             try:
                 await db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -442,6 +447,11 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         await self._pool.close()
+
+    async def open_connection(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool, on the same database and schema;
+        the caller closes it (LISTEN: bridge/db/notify.py)."""
+        return await open_pg_connection(self._url, schema=self._schema)
 
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:

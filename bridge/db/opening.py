@@ -167,11 +167,28 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     itself. asyncpg's default reset is one more round trip per statement."""
 
 
-async def open_pg_pool(url: str, *, schema: str | None) -> asyncpg.Pool:
-    """The pool (one connection checked at once), its search path ``schema`` if given."""
+def _pg_settings(schema: str | None) -> dict[str, str]:
     if schema is not None and not _IDENTIFIER.fullmatch(schema):
         raise DatabaseError(f"invalid PostgreSQL schema name {schema!r}")
-    settings = {"search_path": f'"{schema}"'} if schema else {}
+    return {"search_path": f'"{schema}"'} if schema else {}
+
+
+async def open_pg_connection(url: str, *, schema: str | None) -> asyncpg.Connection:
+    """One connection outside the pool, with the pool's settings: for a session that
+    keeps state (LISTEN, bridge/db/notify.py)."""
+    settings = _pg_settings(schema)
+    try:
+        return await asyncpg.connect(
+            url, timeout=PG_CONNECT_TIMEOUT_SECONDS, server_settings=settings
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        reason = _pg_connect_reason(exc, url)
+        raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from exc
+
+
+async def open_pg_pool(url: str, *, schema: str | None) -> asyncpg.Pool:
+    """The pool (one connection checked at once), its search path ``schema`` if given."""
+    settings = _pg_settings(schema)
     try:
         return await asyncpg.create_pool(
             url,

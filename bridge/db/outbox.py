@@ -2,7 +2,9 @@
 
 ``next_due`` hands out only the oldest pending row of each ordering key, so a row
 waiting for its retry holds back the rows behind it; a dead row no longer does.
-Keeping a row from being handed out twice while it is in flight is the worker's job.
+Keeping a row from being handed out twice while it is in flight is the worker's job;
+with several instances, claims on ordering keys keep it from two instances at once
+(``bridge.db.outbox_claims``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class OutboxRow:
     last_error: str | None
     created_at: float
     updated_at: float
+    # the session a row to WhatsApp is sent from ("<company>/<session>"), else None:
+    # with several instances only its owner runs it (docs/cluster.md)
+    session_key: str | None = None
 
 
 COLUMNS = column_list(OutboxRow)
@@ -44,6 +49,15 @@ NEXT_DUE = (
 )
 
 
+_FIELDS = tuple(COLUMNS.split(", "))
+
+
+def outbox_row(row: Row) -> OutboxRow:
+    """The row read with :data:`COLUMNS` beside other columns (those are ignored)."""
+    values = {name: row[name] for name in _FIELDS}
+    return OutboxRow(**{**values, "payload": from_json(row["payload"])})
+
+
 def _outbox(row: Row) -> OutboxRow:
     return OutboxRow(**{**row, "payload": from_json(row["payload"])})
 
@@ -59,15 +73,17 @@ class OutboxRepository:
         ordering_key: str,
         payload: Mapping[str, Any],
         now: float | None = None,
+        session_key: str | None = None,
     ) -> OutboxRow:
-        """Add a pending delivery, due at once."""
+        """Add a pending delivery, due at once; ``session_key`` for rows to WhatsApp."""
         row = await self._db.fetchrow_required(
             "INSERT INTO outbox (destination, ordering_key, payload, next_attempt_at, created_at, "
-            f"updated_at) VALUES ($1, $2, $3, $4, $4, $4) RETURNING {COLUMNS}",
+            f"updated_at, session_key) VALUES ($1, $2, $3, $4, $4, $4, $5) RETURNING {COLUMNS}",
             destination,
             ordering_key,
             to_json(payload),
             time.time() if now is None else now,
+            session_key,
         )
         return _outbox(row)
 

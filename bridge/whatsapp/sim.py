@@ -68,13 +68,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bridge.clock import Clock
 from bridge.errors import (
     ConfigError,
+    DatabaseError,
     EngineError,
     InvalidInput,
     SessionNotConnected,
@@ -169,6 +170,9 @@ class SimEngine(Engine):
         if max_qr_codes < 1:
             raise ConfigError("whatsapp.sim: max_qr_codes must be at least 1")
         self._keeping = SessionKeeping(data_dir / "sim", network)
+        self.announce_held: Callable[[], Awaitable[None]] | None = None
+        """Tells the other instances a message was held (a NOTIFY; their polling covers
+        a failure), set by the composition root with several instances."""
         self._held = (
             HeldInbound(
                 network,
@@ -482,6 +486,11 @@ class SimEngine(Engine):
         identified(session, message)  # refuses a LID linked to another phone now
         await self._held.hold(key, wa_id=wa_id, body=dict(body), posted_at=now)
         log.debug("sim session %s: inbound %s held", key, wa_id)
+        if self.announce_held is not None:
+            try:
+                await self.announce_held()
+            except DatabaseError as exc:  # held already; the owner's polling finds it
+                log.warning("sim session %s: could not announce %s: %s", key, wa_id, exc)
         return wa_id
 
     async def _receive_held(

@@ -166,3 +166,50 @@ async def test_0006_counts_old_tickets_silence_from_their_last_customer_message(
     assert 6 in await migrate(db)
     rows = await db.fetch("SELECT id, last_customer_at FROM tickets ORDER BY id")
     assert [(r["id"], r["last_customer_at"]) for r in rows] == [(1, 170.0), (2, 200.0)]
+
+
+async def test_0009_gives_pending_whatsapp_rows_their_ticket_s_session(
+    raw_db: Database, tmp_path: Path
+) -> None:
+    """Rows to WhatsApp pending before migration 0009 get their ticket's session, so
+    that with several instances only its owner sends them (docs/cluster.md)."""
+    older = {m.file_name: m.text for m in load_migrations() if m.version <= 6}
+    assert await migrate(raw_db, migrations_dir=_write(tmp_path / "m", older)) == list(range(1, 7))
+    db = raw_db
+    await db.execute("INSERT INTO companies (id, name) VALUES ('acme', 'ACME')")
+    for name in ("sales", "support"):
+        await db.execute(
+            "INSERT INTO sessions (company_id, name, engine, updated_at) "
+            "VALUES ('acme', $1, 'sim', 1)",
+            name,
+        )
+    await db.execute(
+        "INSERT INTO contacts (session_id, phone, created_at, updated_at) "
+        "VALUES (2, '+551190', 1, 1)"
+    )
+    for n in range(12):  # ticket 12 is the open one: a key of two digits
+        await db.execute(
+            "INSERT INTO tickets (session_id, contact_id, status, created_at, updated_at) "
+            "VALUES (2, 1, $1, 1, 1)",
+            "open" if n == 11 else "closed",
+        )
+    for destination, key, status in (
+        ("whatsapp", "t12:whatsapp", "pending"),
+        ("whatsapp", "t12:whatsapp", "done"),
+        ("slack", "t12:slack", "pending"),
+    ):
+        await db.execute(
+            "INSERT INTO outbox (destination, ordering_key, payload, status, next_attempt_at, "
+            "created_at, updated_at) VALUES ($1, $2, '{}', $3, 1, 1, 1)",
+            destination,
+            key,
+            status,
+        )
+    assert 9 in await migrate(db)
+    rows = await db.fetch("SELECT ordering_key, status, session_key FROM outbox ORDER BY id")
+    assert [(r["ordering_key"], r["status"], r["session_key"]) for r in rows] == [
+        ("t12:whatsapp", "pending", "acme/support"),
+        ("t12:whatsapp", "done", None),  # delivered: nobody sends it again
+        ("t12:slack", "pending", None),
+    ]
+    assert await db.fetchval("SELECT COUNT(*) FROM outbox_claims") == 0
