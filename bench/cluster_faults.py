@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import BridgeCluster, InstanceRoles, Member, cluster_sink
-from bench.common import bench_database, emit, table, temp_dir
+from bench.common import BenchDatabase, bench_database, emit, table, temp_dir
 from bench.drive import loss_report
 from bench.faults import _dead_letters, _slack_retries
 
@@ -148,22 +148,46 @@ async def cluster_db_cut(
 
 
 async def late_sends(
-    cluster: BridgeCluster, victim: str, *, cut_wall: float, regained: dict[str, float]
-) -> int:
-    """Entries the cut instance sent after cut + lease for a session it was not running
-    again (by the watch) at that moment."""
+    cluster: BridgeCluster,
+    database: BenchDatabase,
+    victim: str,
+    *,
+    cut_wall: float,
+    regained: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Entries the cut instance sent after cut + lease for a session it had not been
+    given again by then: given again is its lease's ``acquired_at`` (the database's
+    clock) when it holds the session now, else the watch's first sighting."""
     mono_to_wall = time.time() - time.monotonic()
-    late = 0
+    db = await database.connect()
+    try:
+        rows = await db.fetch("SELECT name, holder, acquired_at FROM leases")
+    finally:
+        await db.close()
+    again = {key: at + mono_to_wall for key, at in regained.items()}
+    for row in rows:
+        key = str(row["name"]).removeprefix("session:")
+        if row["holder"] == victim and float(row["acquired_at"]) > cut_wall:
+            again[key] = min(again.get(key, float("inf")), float(row["acquired_at"]))
+    late = []
     for session, key in zip(cluster.sessions, cluster.keys, strict=True):
-        again = regained.get(key)
         for entry in await cluster.outbound(session):
-            if entry.get("instance") != victim:
-                continue
             at = float(entry["timestamp"])
-            if at > cut_wall + cluster.lease_seconds and (
-                again is None or at < again + mono_to_wall
+            if (
+                entry.get("instance") == victim
+                and at > cut_wall + cluster.lease_seconds
+                and at < again.get(key, float("inf"))
             ):
-                late += 1
+                late.append(
+                    {
+                        "session": key,
+                        "text": entry.get("text"),
+                        "after_cut_s": round(at - cut_wall, 3),
+                        "given_again_after_cut_s": round(
+                            again.get(key, float("nan")) - cut_wall, 3
+                        ),
+                    }
+                )
     return late
 
 
@@ -215,12 +239,14 @@ async def run_variant(args: argparse.Namespace, fault: str) -> dict[str, Any]:
                 chat, wa = await driver.counted()
                 dead = await _dead_letters(database)
                 if fault == "cluster-db-cut":
-                    facts["late_sends"] = await late_sends(
+                    late = await late_sends(
                         cluster,
+                        database,
                         facts["victim"],
                         cut_wall=facts.pop("_cut_wall"),
                         regained=facts.pop("_regained"),
                     )
+                    facts["late_sends"], facts["late_send_examples"] = len(late), late[:5]
                     facts.pop("_back")
             finally:
                 for task in (injector, retrier):
