@@ -41,6 +41,7 @@ import contextlib
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,84 @@ class Takeovers:
         self.events.append(
             f"{victim.name}: {len(found)}/{len(sessions)} moved, max {slowest:.2f} s"
         )
+
+
+@contextlib.contextmanager
+def _run_dir(keep: str | None, fault: str) -> Iterator[str]:
+    """A temporary directory, or with ``--keep DIR`` one kept under DIR (logs, configs)."""
+    if keep is None:
+        with temp_dir("zb-cluster-faults-") as tmp:
+            yield tmp
+        return
+    path = Path(keep) / f"{fault}-{time.strftime('%H%M%S')}"
+    path.mkdir(parents=True)
+    yield str(path)
+
+
+def repeated(found: dict[int, list[int]], side: str) -> list[str]:
+    """The texts that arrived more than once (a few, for the record)."""
+    return [
+        f"{side}{t}n{s}"
+        for t, seqs in sorted(found.items())
+        for s in sorted(set(seqs))
+        if seqs.count(s) > 1
+    ][:10]
+
+
+def duplicate_posts(fake: Any, texts: list[str], since: float) -> dict[str, list[str]]:
+    """For each text posted twice to Slack: each ``chat.postMessage`` call's delivery
+    (its metadata's txn id and part) and when (s after ``since``)."""
+    posts: dict[str, list[str]] = {}
+    for call in fake.calls_of("chat.postMessage"):
+        text = str(call.args.get("text", ""))
+        for wanted in texts:
+            if (
+                wanted.startswith("c")
+                and text.endswith(wanted)
+                and call.response
+                and call.response.get("ok")
+            ):
+                payload = (call.args.get("metadata") or {}).get("event_payload") or {}
+                posts.setdefault(wanted, []).append(
+                    f"{payload.get('txn_id')}/{payload.get('part')} at {call.at - since:.2f} s"
+                )
+    return posts
+
+
+def missing_texts(
+    found: dict[int, list[int]], side: str, tickets: int, per_ticket: int
+) -> list[str]:
+    return [
+        f"{side}{t}n{s}"
+        for t in range(tickets)
+        for s in range(per_ticket)
+        if s not in found.get(t, [])
+    ]
+
+
+async def explain_lost(database: BenchDatabase, texts: list[str]) -> dict[str, str]:
+    """Where each lost customer text stopped: still held by the sim network, stored
+    as a message (and its outbox rows' states), or nowhere."""
+    db = await database.connect()
+    try:
+        found = {}
+        for text in texts[:10]:
+            ticket, seq = text[1:].split("n")
+            wa_id = f"BENCH{ticket}N{seq}"
+            held = await db.fetchval("SELECT COUNT(*) FROM sim_inbound WHERE wa_id = $1", wa_id)
+            message = await db.fetchval("SELECT id FROM messages WHERE wa_id = $1", wa_id)
+            rows = await db.fetch(
+                "SELECT id, destination, status, attempts, last_error FROM outbox"
+                " WHERE payload LIKE $1",
+                f"%{text}%",
+            )
+            found[text] = f"held={held} message={message} outbox=" + ",".join(
+                f"{r['id']}:{r['destination']}:{r['status']}:{r['attempts']}:{r['last_error']}"
+                for r in rows
+            )
+        return found
+    finally:
+        await db.close()
 
 
 def busiest(cluster: BridgeCluster) -> tuple[Member, frozenset[str]]:
@@ -196,7 +275,7 @@ async def run_variant(args: argparse.Namespace, fault: str) -> dict[str, Any]:
     size = {"tickets": args.tickets, "per_ticket": per_ticket}
     takeovers = Takeovers()
     redeliveries = [0]
-    with temp_dir("zb-cluster-faults-") as tmp:
+    with _run_dir(args.keep, fault) as tmp:
         async with (
             bench_database("postgres", Path(tmp)) as database,
             cluster_sink(
@@ -238,6 +317,15 @@ async def run_variant(args: argparse.Namespace, fault: str) -> dict[str, Any]:
                 await asyncio.sleep(1.0)  # late duplicates, if any, show up too
                 chat, wa = await driver.counted()
                 dead = await _dead_letters(database)
+                lost_c = missing_texts(chat, "c", args.tickets, per_ticket)
+                if lost_c:
+                    facts["lost_customer_texts"] = await explain_lost(database, lost_c)
+                lost_a = missing_texts(wa, "a", args.tickets, per_ticket)
+                if lost_a:
+                    facts["lost_attendant_texts"] = lost_a[:10]
+                facts["duplicate_posts"] = duplicate_posts(
+                    driver.fake, repeated(chat, "c"), started
+                )
                 if fault == "cluster-db-cut":
                     late = await late_sends(
                         cluster,
@@ -271,6 +359,7 @@ async def run_variant(args: argparse.Namespace, fault: str) -> dict[str, Any]:
         "takeover_median_s": round(statistics.median(times), 2) if times else None,
         "takeover_max_s": round(times[-1], 2) if times else None,
         "takeover_s": {k: round(v, 2) for k, v in sorted(takeovers.times.items())},
+        "duplicated_texts": repeated(chat, "c") + repeated(wa, "a"),
         "customer_resends": driver.resent,
         "attendant_redeliveries": driver.redelivered,
         "slack_redeliveries": redeliveries[0],
@@ -301,10 +390,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stall", type=float, default=60.0, help="stop waiting after s without an arrival"
     )
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--keep", help="keep each run's directory (configs, logs) under KEEP")
     parser.add_argument("--smoke", action="store_true", help="2 instances, 4 sessions, lease 3 s")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.instances, args.sessions, args.tickets, args.messages = 2, 4, 4, 100
+        args.instances, args.sessions, args.tickets, args.messages = 2, 4, 4, 200
         args.rate, args.lease_seconds, args.cut_seconds, args.stall = 200, 3, 5.0, 20.0
         args.timeout = 90.0
     unknown = set(args.faults.split(",")) - set(FAULTS)
