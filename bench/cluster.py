@@ -215,6 +215,7 @@ class BridgeCluster:
         sessions: int,
         fake: SlackFake,
         lease_seconds: int,
+        log_level: str = "WARNING",
     ) -> None:
         self.members = [
             Member(
@@ -226,6 +227,7 @@ class BridgeCluster:
                     sessions=sessions,
                     fake=fake,
                     extra_config=cluster_config(f"i{n}", lease_seconds),
+                    log_level=log_level,
                 ),
             )
             for n, url in enumerate(urls)
@@ -268,6 +270,22 @@ class BridgeCluster:
         await self.watch.wait(self.balanced, timeout)
         return time.monotonic() - started
 
+    async def leaders(self) -> list[str]:
+        """The running instances whose ``zapbridge_cluster_leader`` gauge is 1."""
+        found = []
+        for member in self.live():
+            http = member.bridge.http
+            if http is None:
+                continue
+            try:
+                async with http.get(f"{member.bridge.base}/metrics") as resp:
+                    text = await resp.text()
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+            if f'zapbridge_cluster_leader{{instance="{member.name}"}} 1.0' in text:
+                found.append(member.name)
+        return found
+
     def live(self) -> list[Member]:
         return [m for m in self.members if m.running]
 
@@ -302,6 +320,7 @@ async def cluster_sink(
     tickets: int,
     lease_seconds: int,
     roles: bool,
+    log_level: str = "WARNING",
 ) -> AsyncIterator[tuple[BridgeCluster, SlackDriver, InstanceRoles | None]]:
     """A running cluster with the Slack fake, and a driver whose tickets are open."""
     async with contextlib.AsyncExitStack() as stack:
@@ -311,7 +330,12 @@ async def cluster_sink(
         )
         urls = logins.urls if logins is not None else [database.url] * instances
         cluster = BridgeCluster(
-            directory, urls=urls, sessions=sessions, fake=fake, lease_seconds=lease_seconds
+            directory,
+            urls=urls,
+            sessions=sessions,
+            fake=fake,
+            lease_seconds=lease_seconds,
+            log_level=log_level,
         )
         driver = SlackDriver(cluster, fake, tickets=tickets)  # type: ignore[arg-type]
         await stack.enter_async_context(cluster.running())

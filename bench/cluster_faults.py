@@ -60,6 +60,7 @@ class Takeovers:
         self.times: dict[str, float] = {}  # "<fault#>:<session>" → s
         self.missing: list[str] = []
         self.events: list[str] = []
+        self.origin = time.monotonic()  # the run's start (set by run_variant)
 
     async def measure(
         self, cluster: BridgeCluster, victim: Member, sessions: frozenset[str], since: float
@@ -197,6 +198,7 @@ async def cluster_db_cut(
     cluster: BridgeCluster, takeovers: Takeovers, roles: InstanceRoles, seconds: float
 ) -> dict[str, Any]:
     victim, sessions = busiest(cluster)
+    leaders_before = await cluster.leaders()
     since, wall = time.monotonic(), time.time()
     terminated = await roles.cut(victim.index)
     measuring = asyncio.create_task(takeovers.measure(cluster, victim, sessions, since))
@@ -220,6 +222,8 @@ async def cluster_db_cut(
         "connections_terminated": terminated,
         "stopped_running_after_s": round(stopped, 2) if stopped is not None else None,
         "sessions_given_back": len(regained),
+        "leaders_before": leaders_before,
+        "leaders_after": await cluster.leaders(),
         "_cut_wall": wall,
         "_back": back,
         "_regained": regained,
@@ -286,6 +290,7 @@ async def run_variant(args: argparse.Namespace, fault: str) -> dict[str, Any]:
                 tickets=args.tickets,
                 lease_seconds=args.lease_seconds,
                 roles=True,
+                log_level=args.log_level,
             ) as (cluster, driver, roles),
         ):
             assert roles is not None
@@ -306,7 +311,7 @@ async def run_variant(args: argparse.Namespace, fault: str) -> dict[str, Any]:
                 _slack_retries(driver.fake, args.slack_retry, redeliveries)
             )
             try:
-                started = time.monotonic()
+                started = takeovers.origin = time.monotonic()
                 async with asyncio.timeout(args.timeout):
                     await driver.run(per_ticket=per_ticket, rate=args.rate, on_progress=progress)
                     facts = await injector
@@ -390,6 +395,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stall", type=float, default=60.0, help="stop waiting after s without an arrival"
     )
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--log-level", default="WARNING", help="the bridges' logging.level")
     parser.add_argument("--keep", help="keep each run's directory (configs, logs) under KEEP")
     parser.add_argument("--smoke", action="store_true", help="2 instances, 4 sessions, lease 3 s")
     args = parser.parse_args(argv)

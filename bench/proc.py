@@ -46,6 +46,7 @@ class BridgeProcess:
         fake: SlackFake | None = None,
         matrix: MatrixEndpoints | None = None,
         extra_config: str = "",
+        log_level: str = "WARNING",
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
@@ -65,7 +66,12 @@ class BridgeProcess:
         self.config_path = directory / "config.yaml"
         self.config_path.write_text(
             bridge_config(
-                db_url=db_url, port=self.port, sessions=sessions, slack=slack, matrix=matrix
+                db_url=db_url,
+                port=self.port,
+                sessions=sessions,
+                slack=slack,
+                matrix=matrix,
+                log_level=log_level,
             )
             + extra_config
         )
