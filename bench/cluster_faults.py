@@ -81,7 +81,8 @@ class Takeovers:
         self.missing += sorted(set(sessions) - set(found))
         slowest = max(found.values(), default=0.0)
         self.events.append(
-            f"{victim.name}: {len(found)}/{len(sessions)} moved, max {slowest:.2f} s"
+            f"{victim.name} at {since - self.origin:.2f} s: {len(found)}/{len(sessions)} moved,"
+            f" max {slowest:.2f} s"
         )
 
 
