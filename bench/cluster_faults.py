@@ -18,13 +18,14 @@ each starting once half the messages were sent (``cluster-rolling``: a fifth):
   restarted.
 - ``cluster-rolling``: each instance in turn is stopped (SIGTERM), its sessions taken
   over, started again, and the sessions spread again before the next one.
-- ``cluster-db-cut``: the database refuses the connections of the instance running
-  the most sessions for ``--cut-seconds`` (its role ``NOLOGIN`` and its backends
+- ``cluster-db-cut``: the database refuses the connections of the leader (the
+  ``zapbridge_cluster_leader`` gauge) for ``--cut-seconds`` (its role ``NOLOGIN`` and its backends
   terminated), then takes them again. It must stop running its sessions within the
   lease (``stopped_running_after_s``, from its ``/health``), send nothing after *cut
   + lease_seconds* for a session it has not been given again since
   (``late_sends``: sim outbound entries name the sending ``instance``), and come
-  back as a follower.
+  back as a follower (``leaders_before`` / ``leaders_after``; the sessions it runs
+  again were handed to it to spread them, ``sessions_given_back``).
 
 Takeover, per session the faulty instance ran: from the fault (the kill, the
 SIGTERM, the cut) until the session is seen ``CONNECTED`` in the ``owned`` list of
@@ -198,8 +199,11 @@ async def cluster_rolling(cluster: BridgeCluster, takeovers: Takeovers) -> dict[
 async def cluster_db_cut(
     cluster: BridgeCluster, takeovers: Takeovers, roles: InstanceRoles, seconds: float
 ) -> dict[str, Any]:
-    victim, sessions = busiest(cluster)
     leaders_before = await cluster.leaders()
+    victim, sessions = busiest(cluster)
+    if leaders_before:  # the leader: it must come back as a follower of everything
+        victim = next(m for m in cluster.members if m.name == leaders_before[0])
+        sessions = cluster.watch.current.get(victim.name, frozenset())
     since, wall = time.monotonic(), time.time()
     terminated = await roles.cut(victim.index)
     measuring = asyncio.create_task(takeovers.measure(cluster, victim, sessions, since))
