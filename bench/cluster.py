@@ -93,6 +93,14 @@ class InstanceRoles:
         )
         return len(rows)
 
+    async def backends(self) -> list[int]:
+        """The server processes serving the instances' connections."""
+        assert self._admin is not None
+        rows = await self._admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE usename = ANY($1::text[])", self.names
+        )
+        return [int(row["pid"]) for row in rows]
+
     async def cut(self, n: int) -> int:
         """Refuse instance ``n``'s new connections, then end its open ones; how many."""
         assert self._admin is not None

@@ -9,8 +9,9 @@ reaches one instance's socket). The same two phases as the ``slack`` sink of
 
 CPU per phase, all from ``/proc``: each bridge's utime + stime (``cpu_ms_per_msg`` is
 their sum over the messages delivered; ``instance_cpu_ms_per_msg`` each one's), the
-PostgreSQL server's processes (``postgres_cpu_ms_per_msg``: every process named
-``postgres``, the bench's and the other users' of the server alike), and the whole
+PostgreSQL backends serving the bridges (``postgres_cpu_ms_per_msg``: each instance
+logs in as a role of its own, so ``pg_stat_activity`` names them; the server's
+background writers are not counted), and the whole
 machine's busy share of its cores (``machine_busy``, from ``/proc/stat``; 1.0 = every
 core busy). Whatever is left of ``machine_busy`` is the driver, the fake and anything
 else running.
@@ -20,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import BridgeCluster, cluster_sink
+from bench.cluster import BridgeCluster, InstanceRoles, cluster_sink
 from bench.common import bench_database, cpu_seconds, temp_dir
 from bench.drive import SlackDriver
 
@@ -40,26 +40,29 @@ def _machine_times() -> tuple[float, float]:
     return float(sum(fields) - idle), float(sum(fields))
 
 
-def _postgres_cpu() -> dict[int, float]:
-    """CPU seconds of every process named ``postgres`` (the server and its backends)."""
-    found: dict[int, float] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    found = {}
+    for pid in pids:
         try:
-            if Path(entry.path, "comm").read_text().strip() == "postgres":
-                found[int(entry.name)] = cpu_seconds(int(entry.name))
-        except OSError:
+            found[pid] = cpu_seconds(pid)
+        except OSError:  # ended meanwhile
             continue
     return found
 
 
 async def _phase(
-    cluster: BridgeCluster, driver: SlackDriver, *, offset: int, per_ticket: int, rate: float
+    cluster: BridgeCluster,
+    driver: SlackDriver,
+    roles: InstanceRoles,
+    *,
+    offset: int,
+    per_ticket: int,
+    rate: float,
 ) -> dict[str, Any]:
     pids = [m.bridge.pid for m in cluster.members]
     cpu0 = [cpu_seconds(pid) for pid in pids]
-    pg0, (busy0, total0) = _postgres_cpu(), _machine_times()
+    backends = await roles.backends()
+    pg0, (busy0, total0) = _cpu_of(backends), _machine_times()
     t0 = time.time()
     sent = await driver.run(per_ticket=per_ticket, rate=rate, offset=offset)
     async with asyncio.timeout(DELIVERY_TIMEOUT):
@@ -70,7 +73,7 @@ async def _phase(
                 break
             await asyncio.sleep(driver.poll_seconds)
     cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
-    pg1, (busy1, total1) = _postgres_cpu(), _machine_times()
+    pg1, (busy1, total1) = _cpu_of(backends), _machine_times()
     ends = {t: chat[t] if t.startswith("c") else wa[t] for t in sent.wall}
     return {
         "count": len(sent.wall),
@@ -100,9 +103,10 @@ async def run_instances(args: argparse.Namespace, count: int) -> list[dict[str, 
                 sessions=args.sessions,
                 tickets=args.tickets,
                 lease_seconds=15,
-                roles=False,
-            ) as (cluster, driver, _),
+                roles=True,
+            ) as (cluster, driver, roles),
         ):
+            assert roles is not None
             for ticket in driver.tickets:
                 await driver.attendant(ticket, f"welcome{ticket.number}")
             for phase, offset, rate in (
@@ -110,7 +114,7 @@ async def run_instances(args: argparse.Namespace, count: int) -> list[dict[str, 
                 (f"paced@{args.rate:g}", PACED, args.rate),
             ):
                 figures = await _phase(
-                    cluster, driver, offset=offset, per_ticket=per_ticket, rate=rate
+                    cluster, driver, roles, offset=offset, per_ticket=per_ticket, rate=rate
                 )
                 cpu, delivered = figures.pop("cpu"), max(figures["delivered"], 1)
                 postgres, busy = figures.pop("postgres_cpu"), figures.pop("machine_busy")
