@@ -188,6 +188,7 @@ class Bridge:
         await wakeups.start()
         self._stack.push_async_callback(wakeups.stop)  # after the outbox stopped
         await wakeups.listen(CLUSTER_CHANNEL, _ignoring_payload(cluster.wake))
+        cluster.announce = self._announce_cluster_change  # after a hand-over
         sims = [e for e in self.engines.values() if isinstance(e, SimEngine) and e.shared]
         for sim in sims:
             sim.announce_held = functools.partial(wakeups.notify, SIM_CHANNEL, "")

@@ -24,7 +24,7 @@ import math
 import os
 import socket
 import zlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -89,6 +89,9 @@ class Ownership:
         self._lock = asyncio.Lock()  # one pass at a time
         self._host = socket.gethostname()
         self._pid = os.getpid()
+        self.announce: Callable[[], Awaitable[None]] | None = None
+        """Tells the other instances to look now (a NOTIFY), after a pass handed
+        sessions over; they would otherwise take them at their next pass."""
 
     EXPIRY_SLACK = 0.05
     """Seconds after another's lease runs out before the pass that takes it."""
@@ -222,8 +225,11 @@ class Ownership:
                 break
             if session_lease(key) not in held and key not in self._held:
                 await self._take(key, {i.id for i in live})
-        for key in sorted(self._held, reverse=True)[: max(0, len(self._held) - share)]:
+        extra = sorted(self._held, reverse=True)[: max(0, len(self._held) - share)]
+        for key in extra:
             await self._hand_over(key)
+        if extra and self.announce is not None:
+            await self.announce()
         sent = self._clock.monotonic()
         expiry_in = await self._leases.next_expiry_in(self.instance_id)
         self._foreign_expiry = None if expiry_in is None else sent + expiry_in

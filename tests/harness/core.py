@@ -110,10 +110,17 @@ class BridgeHarness:
         return engine
 
     async def wait_sessions(self, *, clock: FakeClock | None = None) -> None:
-        """Until every session is CONNECTED (auto-paired) or LOGGED_OUT (never paired)."""
+        """Until every session this instance runs (all of them, alone) is CONNECTED
+        (auto-paired) or LOGGED_OUT (never paired)."""
         expected = "CONNECTED" if self.auto_pair else "LOGGED_OUT"
+
+        def ready() -> bool:
+            owned = self.bridge.ownership.owned()
+            statuses = self.bridge.sessions.statuses()
+            return all(str(statuses[key]) == expected for key in owned)
+
         await until(
-            lambda: all(str(s) == expected for s in self.bridge.sessions.statuses().values()),
+            ready,
             what=f"sessions {expected}",
             clock=clock,
         )

@@ -20,14 +20,26 @@ import pytest
 import pytest_asyncio
 
 from bridge.db import Database, migrate
-from tests.conftest import _connect_postgres, open_test_database
+from tests.conftest import PG_TEST_URL, _connect_postgres, open_test_database
 from tests.fakes.slack import SlackFake
+from tests.harness import slack as slack_harness
+from tests.harness import synapse as synapse_harness
 from tests.harness.slack import BOB, SALES, SlackHarness
 from tests.harness.synapse import Homeserver, MatrixBridge, MatrixUser, bob, synapse, until
 
 __all__ = ["bob", "synapse"]  # fixtures, re-exported for pytest
 
 pytestmark = pytest.mark.postgres
+
+
+def clustered(config: str, name: str) -> str:
+    """A harness config for instance ``name`` of a cluster on the test database (a
+    second bridge on one database without cluster.enabled refuses to start)."""
+    return config.replace(
+        'database: {{url: "sqlite::memory:"}}',
+        f'database: {{{{url: "{PG_TEST_URL}"}}}}\n'
+        f"cluster: {{{{enabled: true, instance_id: {name}, lease_seconds: 15}}}}",
+    )
 
 
 @pytest.fixture
@@ -44,8 +56,11 @@ async def pair(tmp_path: Path, fake: SlackFake) -> AsyncIterator[tuple[SlackHarn
         other_db = await _connect_postgres(schema)
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        first = SlackHarness(tmp_path / "a", db, fake, mode="http")
-        second = SlackHarness(tmp_path / "b", other_db, fake, mode="http")
+        config = slack_harness.CONFIG
+        first = SlackHarness(tmp_path / "a", db, fake, mode="http", config=clustered(config, "a"))
+        second = SlackHarness(
+            tmp_path / "b", other_db, fake, mode="http", config=clustered(config, "b")
+        )
         await first.start()
         try:
             await second.start()
@@ -114,8 +129,9 @@ async def matrix_pair(
         await migrate(db)
         schema = str(await db.fetchval("SELECT current_schema()"))
         other_db = await _connect_postgres(schema)
-        first = MatrixBridge(synapse, tmp_path / "a", db)
-        second = MatrixBridge(synapse, tmp_path / "b", other_db)
+        config = synapse_harness.CONFIG
+        first = MatrixBridge(synapse, tmp_path / "a", db, config=clustered(config, "a"))
+        second = MatrixBridge(synapse, tmp_path / "b", other_db, config=clustered(config, "b"))
         await first.start()
         await first.room("control")  # made by the first; the second finds it
         try:
