@@ -253,6 +253,7 @@ class Bridge:
             max_delay=config.outbox.max_delay_seconds,
             metrics=self.metrics,
             claims=self._outbox_claims(),
+            leader=self.ownership.is_leader,
         )
         self.ops_sink = OutboxOpsSink(
             config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock

@@ -53,8 +53,12 @@ class OutboxWorker:
         concurrency: int = 32,
         poll_seconds: float = 1.0,
         claims: OutboxClaims | None = None,
+        leader: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``leader``: whether this instance runs the cluster-wide jobs, the backlog
+        figures (gauges, hooks) and the clean-ups (docs/cluster.md); alone, always."""
         self._repo = repo
+        self._leader = leader
         self._claims: OutboxClaims = claims or LocalClaims(repo)
         self._clock = clock
         self._rng = rng
@@ -157,10 +161,12 @@ class OutboxWorker:
                 self._idle.set()
             if self._clock.monotonic() >= next_report:
                 next_report = self._clock.monotonic() + self.BACKLOG_REPORT_SECONDS
-                await self._report_backlog()
+                if self._leader():
+                    await self._report_backlog()
             if self._clock.monotonic() >= next_prune:
                 next_prune = self._clock.monotonic() + self.PRUNE_EVERY_SECONDS
-                await self._prune()
+                if self._leader():
+                    await self._prune()
             await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
