@@ -20,7 +20,7 @@ from bridge.core.cluster_sessions import ClusterSessions
 from bridge.core.commands import CommandRegistry
 from bridge.core.config_sync import sync_config
 from bridge.core.dead_letters import DeadLetters
-from bridge.core.deliveries import DeliveryContext, FrontendDeliveries, WhatsAppDeliveries
+from bridge.core.deliveries import DeliveryContext, FrontendDeliveries
 from bridge.core.desk import TicketDesk
 from bridge.core.downstream import Downstream
 from bridge.core.frontend import Frontend
@@ -40,6 +40,7 @@ from bridge.core.relay import Relay
 from bridge.core.retention import Retention
 from bridge.core.status_store import DatabaseStatusStore, FencedStatusStore
 from bridge.core.tickets import TicketService
+from bridge.core.whatsapp_deliveries import WhatsAppDeliveries
 from bridge.db import Repositories
 from bridge.db.database import Database
 from bridge.db.instance_lock import take_instance_lock
