@@ -9,19 +9,18 @@ import functools
 import logging
 import random
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from bridge import files
+from bridge.app_cluster import ClusterWiring
 from bridge.clock import Clock, SystemClock
 from bridge.cluster.identity import instance_id
-from bridge.cluster.ownership import Ownership
-from bridge.cluster.view import OwnershipView, SoleOwnership
 from bridge.config import CloudConfig, Config
 from bridge.core.cluster_sessions import ClusterSessions
 from bridge.core.commands import CommandRegistry
 from bridge.core.config_sync import sync_config
 from bridge.core.dead_letters import DeadLetters
-from bridge.core.deliveries import DeliveryContext, FrontendDeliveries, WhatsAppDeliveries
+from bridge.core.deliveries import DeliveryContext, FrontendDeliveries
 from bridge.core.desk import TicketDesk
 from bridge.core.downstream import Downstream
 from bridge.core.frontend import Frontend
@@ -32,7 +31,6 @@ from bridge.core.menu_timeouts import MenuTimeouts
 from bridge.core.ops import OpsNotifier
 from bridge.core.ops_sink import OpsRow, OpsRowCodec, OutboxOpsSink
 from bridge.core.outbox import OutboxWorker
-from bridge.core.outbox_claims import DatabaseClaims
 from bridge.core.outgoing import WHATSAPP, Outgoing
 from bridge.core.presence import WHATSAPP_PRESENCE
 from bridge.core.presence_deliveries import PresenceDeliveries
@@ -42,14 +40,12 @@ from bridge.core.relay import Relay
 from bridge.core.retention import Retention
 from bridge.core.status_store import DatabaseStatusStore, FencedStatusStore
 from bridge.core.tickets import TicketService
+from bridge.core.whatsapp_deliveries import WhatsAppDeliveries
 from bridge.db import Repositories
-from bridge.db.database import Database, PostgresDatabase
+from bridge.db.database import Database
 from bridge.db.instance_lock import take_instance_lock
-from bridge.db.leases import LeaseRepository
 from bridge.db.migrate import migrate
-from bridge.db.notify import Notifier
-from bridge.db.outbox_claims import OutboxClaimRepository
-from bridge.errors import BridgeError, DatabaseError
+from bridge.errors import BridgeError
 from bridge.journal import Journal, JournalStore, Limits
 from bridge.media_store import MediaStore
 from bridge.metrics import Metrics
@@ -57,21 +53,16 @@ from bridge.web import WebServer
 from bridge.whatsapp.engine import Engine, EngineEvent, SessionSpec, session_key
 from bridge.whatsapp.engine_router import one_engine
 from bridge.whatsapp.event_codec import EventCodec
-from bridge.whatsapp.session_ownership import SessionHandover
 from bridge.whatsapp.sessions import SessionManager
 from bridge.whatsapp.sim import SimEngine
 from bridge.whatsapp.status import StatusStore
 
 log = logging.getLogger("bridge.app")
 
-# LISTEN/NOTIFY channels between instances (docs/cluster.md), besides the outbox's own
-CLUSTER_CHANNEL = "cluster"  # a start or a clean stop: look at the leases now
-SIM_CHANNEL = "sim"  # a /sim message held for whichever instance runs its session
-
 DAY_SECONDS = 86_400.0
 
 
-class Bridge:
+class Bridge(ClusterWiring):
     """The running bridge. ``start`` then ``stop``; or ``run`` until a signal.
 
     Tests pass a clock, frontends and an open database (which the bridge then does
@@ -147,76 +138,10 @@ class Bridge:
         self.repos = Repositories.over(self.db)
         self.session_ids = await sync_config(self.config, self.repos)
 
-    def _build_ownership(self) -> None:
-        """Who owns which session (docs/cluster.md#ownership-and-fencing): leases in
-        the database with ``cluster.enabled``, else this instance owns everything."""
-        cluster, keys = self.config.cluster, [s.key for s in self.session_specs]
-        me = instance_id(cluster)
-        self.leases = LeaseRepository(self.db_required)
-        self.cluster: Ownership | None = None
-        self.ownership: OwnershipView = SoleOwnership(keys, instance_id=me)
-        if cluster.enabled:
-            self.cluster = Ownership(
-                self.leases,
-                session_keys=keys,
-                instance_id=me,
-                lease_seconds=cluster.lease_seconds,
-                clock=self.clock,
-                metrics=self.metrics,
-            )
-            self.ownership = self.cluster
-
-    def _outbox_claims(self) -> DatabaseClaims | None:
-        """With several instances, ordering keys are claimed in the database and the
-        instances wake each other over LISTEN/NOTIFY (docs/cluster.md#outbox-across-instances)."""
-        self.wakeups: Notifier | None = None
-        db = self.db_required
-        if self.cluster is None or not isinstance(db, PostgresDatabase):
-            return None
-        self.wakeups = Notifier(db, clock=self.clock, rng=self.rng)
-        repo = OutboxClaimRepository(
-            db, holder=self.cluster.instance_id, seconds=self.config.cluster.lease_seconds
-        )
-        return DatabaseClaims(repo, owner=self.cluster, notifier=self.wakeups, clock=self.clock)
-
-    async def _start_wakeups(self) -> None:
-        """Listen for the other instances: a session let go (look at the leases now), a
-        sim message held for a session run here (docs/cluster.md)."""
-        wakeups, cluster = self.wakeups, self.cluster
-        if wakeups is None or cluster is None:
-            return
-        await wakeups.start()
-        self._stack.push_async_callback(wakeups.stop)  # after the outbox stopped
-        await wakeups.listen(CLUSTER_CHANNEL, _ignoring_payload(cluster.wake))
-        cluster.announce = self._announce_cluster_change  # after a hand-over
-        sims = [e for e in self.engines.values() if isinstance(e, SimEngine) and e.shared]
-        for sim in sims:
-            sim.announce_held = functools.partial(wakeups.notify, SIM_CHANNEL, "")
-        for sim in sims:
-            await wakeups.listen(SIM_CHANNEL, _ignoring_payload(sim.wake))
-
-    async def _announce_cluster_change(self) -> None:
-        """Ask the other instances to look at the leases now (a start, a clean stop)."""
-        if self.wakeups is not None:
-            try:
-                await self.wakeups.notify(CLUSTER_CHANNEL, self.ownership.instance_id)
-            except DatabaseError as exc:  # they look at their next pass anyway
-                log.warning("could not tell the other instances: %s", exc)
-
-    def _leader_only(
-        self, hook: Callable[[float], Awaitable[int]]
-    ) -> Callable[[float], Awaitable[int]]:
-        """A periodic clean-up run by the leader only (docs/cluster.md)."""
-
-        async def run(now: float) -> int:
-            return await hook(now) if self.ownership.is_leader() else 0
-
-        return run
-
     def _build_core(self) -> None:
         config, clock, repos = self.config, self.clock, self.repos
         wa = config.whatsapp
-        self._build_ownership()
+        self._build_ownership(self.db_required, [s.key for s in self.session_specs])
         store: StatusStore = DatabaseStatusStore(repos.sessions, self.session_ids)
         if self.cluster is not None:  # a status is written only under the lease
             store = FencedStatusStore(store, self.cluster)
@@ -252,7 +177,8 @@ class Bridge:
             base_delay=config.outbox.base_delay_seconds,
             max_delay=config.outbox.max_delay_seconds,
             metrics=self.metrics,
-            claims=self._outbox_claims(),
+            claims=self._outbox_claims(self.db_required),
+            leader=self.ownership.is_leader,
         )
         self.ops_sink = OutboxOpsSink(
             config, repos.outbox, self.outbox, frontends=self.frontends, clock=clock
@@ -449,46 +375,12 @@ class Bridge:
         )
 
     async def _start_sessions(self) -> None:
-        """Alone: every session. In a cluster: the first ownership pass, then the
-        sessions owned; later ones follow the leases (docs/cluster.md). On a stop the
-        leases go first, so the sessions are handed over at once."""
+        """Alone: every session; in a cluster, the sessions owned (bridge/app_cluster.py)."""
         if self.cluster is None:
             await self.sessions.start()
             self._stack.push_async_callback(self._stop_sessions)
             return
-        handover = SessionHandover(
-            self.sessions, on_moved=self._session_moved, on_leader=self._leading
-        )
-        self.cluster.listen(handover)
-        await self.cluster.start()
-        self._stack.push_async_callback(self._stop_sessions)
-        self._stack.push_async_callback(self._announce_cluster_change)  # leases released
-        self._stack.push_async_callback(self.cluster.stop)  # runs first
-        await self.sessions.start(only=self.cluster.owned())  # later gains: adopt
-        await self._announce_cluster_change()  # the others hand over their extra sessions
-
-    async def _session_moved(self, key: str, previous: str, how: str) -> None:
-        me = self.ownership.instance_id
-        await self.notifier.on_session_moved(key, previous=previous, owner=me, lost=how == "lost")
-
-    async def _leading(self, leading: bool) -> None:
-        """The singletons that are tasks of their own start and stop with the leadership."""
-        if leading:
-            await self.idle_tickets.start()
-            await self.menu_timeouts.start()
-        else:
-            await self.idle_tickets.stop()
-            await self.menu_timeouts.stop()
-
-    def _gate_matrix_catch_up(self) -> None:
-        """After an outage every instance saw, only the leader reads Matrix back."""
-        if self.cluster is None or "matrix" not in self.frontends:
-            return
-        from bridge.matrix.frontend import MatrixFrontend
-
-        matrix = self.frontends["matrix"]
-        if isinstance(matrix, MatrixFrontend):
-            matrix.watch.recovers = self.cluster.is_leader
+        await self._start_owned_sessions(self.cluster, self._stop_sessions)
 
     async def _stop_sessions(self) -> None:
         await self.sessions.stop(grace_seconds=self.config.shutdown_timeout_seconds / 2)
@@ -642,8 +534,3 @@ def build_frontends(config: Config, *, clock: Clock) -> list[Frontend]:
 
         frontends.append(SlackFrontend(config.slack, clock=clock, media=config.media))
     return frontends
-
-
-def _ignoring_payload(wake: Callable[[], None]) -> Callable[[str], None]:
-    """A LISTEN callback that only wakes ``wake``'s owner."""
-    return lambda _payload: wake()

@@ -1,4 +1,6 @@
-"""Outbox executors: one row in, one delivery out.
+"""Outbox executors: one row in, one delivery out. Here the frontends' executor and
+what every executor reads from (:class:`DeliveryContext`); WhatsApp's executors are
+:mod:`bridge.core.whatsapp_deliveries` and :mod:`bridge.core.presence_deliveries`.
 
 Each executor is idempotent: it checks what the row already achieved (a WhatsApp id
 recorded, a message ref stored, a thread ref present) before acting, so a retry or
@@ -23,7 +25,6 @@ from dataclasses import dataclass, replace
 from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
-from bridge.core import cloud_texts, send_references
 from bridge.core.frontend import Author, AuthorKind, ChatAddress, Frontend, TicketCard
 from bridge.core.operations import (
     CreateThread,
@@ -35,9 +36,6 @@ from bridge.core.operations import (
     OpsMessage,
     PostMessage,
     PostTranscript,
-    SendAttendantMessage,
-    SendBotMessage,
-    SendTemplate,
     ThreadNotice,
     UnknownOperation,
     UpdateCard,
@@ -45,7 +43,6 @@ from bridge.core.operations import (
     op_name,
 )
 from bridge.core.senders import BOT, BOT_NAME, PHONE, PHONE_NAME
-from bridge.core.session_port import WhatsAppSessions
 from bridge.core.tickets import TicketService, TicketView
 from bridge.core.transcript import (
     TRANSCRIPT_LIMIT,
@@ -56,8 +53,7 @@ from bridge.core.transcript import (
 from bridge.db import ContactRow, Repositories
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
-from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError, WindowClosed
-from bridge.media_limits import toward_whatsapp
+from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError
 from bridge.media_store import MediaStore
 from bridge.metrics import Metrics
 from bridge.model import (
@@ -67,10 +63,8 @@ from bridge.model import (
     Edit,
     Media,
     Party,
-    Quote,
     Reaction,
     Receipt,
-    Text,
     content_from_dict,
 )
 
@@ -162,7 +156,7 @@ def _party_of_contact(contact: ContactRow) -> Party:
     return Party(phone=contact.phone, lid=contact.lid, name=contact.push_name)
 
 
-def _operation(row: OutboxRow, destination: str) -> Operation:
+def operation_of(row: OutboxRow, destination: str) -> Operation:
     """The row's operation; a dead letter when it holds none."""
     try:
         return decode(row.payload)
@@ -174,138 +168,8 @@ def _operation(row: OutboxRow, destination: str) -> Operation:
         raise PermanentDeliveryError(f"a malformed {destination} delivery: {exc}") from exc
 
 
-def _not_for(destination: str, row: OutboxRow) -> PermanentDeliveryError:
+def not_for(destination: str, row: OutboxRow) -> PermanentDeliveryError:
     return PermanentDeliveryError(f"unknown {destination} delivery {op_name(row.payload)!r}")
-
-
-class WhatsAppDeliveries:
-    """Executes ``whatsapp`` rows through the session manager (paced per number)."""
-
-    def __init__(self, ctx: DeliveryContext, sessions: WhatsAppSessions) -> None:
-        self._ctx = ctx
-        self._sessions = sessions
-
-    async def __call__(self, row: OutboxRow) -> None:
-        try:
-            await self._deliver(row)
-        except WindowClosed as exc:  # a dead letter, whose notice says what is left to do
-            raise WindowClosed(cloud_texts.refused_outside_window(exc.explanation)) from exc
-
-    async def _deliver(self, row: OutboxRow) -> None:
-        match _operation(row, "WhatsApp"):
-            case SendAttendantMessage(message=message, quote=quote):
-                await self._send(message, quote=quote)
-            case SendBotMessage(message=message):
-                await self._send(message, quote=None)
-            case SendTemplate() as template:
-                await self._send_template(template)
-            case MirrorAction() as action:
-                await self._action(action)
-            case _:
-                raise _not_for("WhatsApp", row)
-
-    async def _send(self, message_id: int, *, quote: int | None) -> None:
-        message = _not_a_note(await self._ctx.message(message_id))
-        if message.wa_id:
-            return  # sent before a crash or a retry
-        ticket = await self._ctx.tickets.get(message.ticket_id)
-        to = (await self._ctx.customer(ticket)).address
-        content = content_from_dict(message.content)
-        if isinstance(content, Reaction | Edit | Deletion | Receipt):
-            raise PermanentDeliveryError(f"a {content.kind} is sent as an action, not a message")
-        if isinstance(content, Media):
-            toward_whatsapp(content.media_kind, self._ctx.config.media).check(content.byte_size)
-            content = await self._ctx.with_bytes(ticket.session_key, content)
-        author = message.sender_name if message.sender not in (BOT, PHONE) else None
-        if (
-            isinstance(content, Text)
-            and author
-            and self._ctx.session(ticket.session_key).sign_messages
-        ):
-            content = Text(f"*{author}:*\n{content.body}", mentions=content.mentions)
-        wa_id = await self._sessions.send(
-            ticket.session_key,
-            to,
-            content,
-            quote=await self._quote(quote, to),
-            message_id=self.wa_id_for(ticket.session_key, message),
-        )
-        await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
-        self._ctx.observe_latency("whatsapp", message.created_at)
-
-    async def _send_template(self, operation: SendTemplate) -> None:
-        message = await self._ctx.message(operation.message)
-        if message.wa_id:
-            return  # sent before a crash or a retry
-        ticket = await self._ctx.tickets.get(message.ticket_id)
-        wa_id = await self._sessions.send_template(
-            ticket.session_key,
-            (await self._ctx.customer(ticket)).address,
-            name=operation.name,
-            language=operation.language,
-            params=operation.params,
-            message_id=self.wa_id_for(ticket.session_key, message),
-        )
-        await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
-        self._ctx.observe_latency("whatsapp", message.created_at)
-
-    def wa_id_for(self, session_key: str, message: MessageRow) -> str:
-        """What ``message`` is sent with, the same on every attempt: the WhatsApp id to
-        give it, or on the Cloud API (which names messages itself) the reference its
-        statuses echo (bridge/core/send_references.py, docs/cloud.md)."""
-        if self._ctx.config.engine_of(self._ctx.session(session_key)) == "cloud":
-            return send_references.reference_for(session_key, message)
-        return send_references.chosen_id(session_key, message)
-
-    async def _quote(self, message_id: int | None, customer: str) -> Quote | None:
-        if message_id is None:
-            return None
-        quoted = await self._ctx.repos.messages.get(message_id)
-        if quoted is None or not quoted.wa_id:
-            return None
-        body = quoted.content.get("body") or quoted.content.get("caption") or ""
-        sender = None if quoted.direction == "out" else (quoted.sender or customer)
-        return Quote(wa_id=quoted.wa_id, sender=sender, text=str(body))
-
-    async def _action(self, operation: MirrorAction) -> None:
-        action_row = _not_a_note(await self._ctx.message(operation.message))
-        if action_row.wa_id:
-            return
-        target = _not_a_note(await self._ctx.message(operation.target))
-        if not target.wa_id:
-            raise DeliveryError(f"message {target.id} has not reached WhatsApp yet")
-        ticket = await self._ctx.tickets.get(action_row.ticket_id)
-        to = (await self._ctx.customer(ticket)).address
-        action = content_from_dict(action_row.content)
-        key = ticket.session_key
-        chosen = self.wa_id_for(key, action_row)
-        if isinstance(action, Reaction):
-            sender = None if target.direction == "out" else target.sender
-            wa_id = await self._sessions.react(
-                key,
-                to,
-                target=target.wa_id,
-                target_sender=sender,
-                emoji=action.emoji,
-                message_id=chosen,
-            )
-        elif isinstance(action, Edit):
-            wa_id = await self._sessions.edit(
-                key, to, target=target.wa_id, text=action.new.body, message_id=chosen
-            )
-        elif isinstance(action, Deletion):
-            wa_id = await self._sessions.revoke(key, to, target=target.wa_id, message_id=chosen)
-        else:
-            raise PermanentDeliveryError(f"cannot send a {action.kind} action to WhatsApp")
-        await self._ctx.repos.messages.set_wa_id(action_row.id, wa_id)
-
-
-def _not_a_note(message: MessageRow) -> MessageRow:
-    """``message``, unless it is an internal note (docs/tickets.md, "Internal notes"):
-    the relay never asks WhatsApp for one; this refuses it should a row ever do."""
-    if message.is_note:
-        raise PermanentDeliveryError(f"message {message.id} is an internal note: never sent")
-    return message
 
 
 class FrontendDeliveries:
@@ -322,7 +186,7 @@ class FrontendDeliveries:
         return self._fe.name
 
     async def __call__(self, row: OutboxRow) -> None:
-        match _operation(row, self.name):
+        match operation_of(row, self.name):
             case EnsureRooms():
                 await self._ensure_rooms()
             case CreateThread(ticket=ticket):
@@ -344,7 +208,7 @@ class FrontendDeliveries:
             case PostTranscript(ticket=ticket):
                 await self._post_transcript(ticket, txn_id=f"zb-transcript-{row.id}")
             case _:
-                raise _not_for(self.name, row)
+                raise not_for(self.name, row)
 
     # --- rooms -------------------------------------------------------------------
 

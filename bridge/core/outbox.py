@@ -53,8 +53,13 @@ class OutboxWorker:
         concurrency: int = 32,
         poll_seconds: float = 1.0,
         claims: OutboxClaims | None = None,
+        leader: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``leader``: whether this instance runs the cluster-wide jobs, the backlog
+        figures (gauges, hooks) and the clean-up of delivered rows (docs/cluster.md);
+        alone, always. Prune hooks registered with :meth:`on_prune` run everywhere."""
         self._repo = repo
+        self._leader = leader
         self._claims: OutboxClaims = claims or LocalClaims(repo)
         self._clock = clock
         self._rng = rng
@@ -157,10 +162,11 @@ class OutboxWorker:
                 self._idle.set()
             if self._clock.monotonic() >= next_report:
                 next_report = self._clock.monotonic() + self.BACKLOG_REPORT_SECONDS
-                await self._report_backlog()
+                if self._leader():
+                    await self._report_backlog()
             if self._clock.monotonic() >= next_prune:
                 next_prune = self._clock.monotonic() + self.PRUNE_EVERY_SECONDS
-                await self._prune()
+                await self._prune()  # hooks of cluster-wide tables check the leader
             await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
@@ -317,7 +323,10 @@ class OutboxWorker:
                 log.info("pruned %d %s", pruned, what)
 
     async def _prune_done(self, now: float) -> int:
-        """Deliveries done long ago (idempotency lives in message refs, not here)."""
+        """Deliveries done long ago (idempotency lives in message refs, not here); by
+        the leader alone when instances share the table."""
+        if not self._leader():
+            return 0
         return await self._repo.prune_done(before=now - self.KEEP_DONE_SECONDS)
 
     async def _report_backlog(self) -> None:

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 
 from bridge.config import MenuConfig, QueueConfig, SessionConfig
+from bridge.core.auto_replies import claim_out_of_hours
 from bridge.core.queues import (
     answer_of,
     attended_by,
@@ -29,8 +30,7 @@ from bridge.core.queues import (
     render_menu,
     timed_out_notice,
 )
-from bridge.core.ticket_policy import Attended, out_of_hours_due
-from bridge.db import Repositories, TicketRepository, TicketRow
+from bridge.db import Repositories, TicketRow
 from bridge.metrics import Metrics
 from bridge.model import Message
 
@@ -158,16 +158,3 @@ class QueueMenu:
         if closed_text and await claim_out_of_hours(self._tickets, attended, ticket, now=now):
             replies.append(closed_text)
         return MenuStep(tuple(replies), notice)
-
-
-async def claim_out_of_hours(
-    tickets: TicketRepository, attended: Attended, ticket: TicketRow, *, now: float
-) -> bool:
-    """Whether the out-of-hours text of ``attended`` goes out now, stamped once per
-    closed period (docs/tickets.md#auto-replies)."""
-    last = ticket.out_of_hours_sent_at
-    if not out_of_hours_due(attended, last_sent=last, now=now):
-        return False
-    if last is None:
-        return await tickets.mark_out_of_hours_sent(ticket.id, now=now)
-    return await tickets.restamp_out_of_hours(ticket.id, previous=last, now=now)

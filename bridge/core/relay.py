@@ -20,7 +20,8 @@ from bridge.clock import Clock
 from bridge.config import Config, QuickReply, SessionConfig
 from bridge.core import notes, quick_replies
 from bridge.core.cloud_session import CustomerWindow
-from bridge.core.command_model import CommandContext, RoomKind, role_of
+from bridge.core.command_model import role_of
+from bridge.core.command_places import command_context
 from bridge.core.command_texts import command_failed
 from bridge.core.commands import CommandRegistry
 from bridge.core.delivery_news import DeliveryNews
@@ -466,10 +467,11 @@ class Relay:
         !login talk to WhatsApp, which must not happen while a database transaction
         (on SQLite, the one writer lock) is held. A command that raises has its record
         removed, so the source's retry runs it."""
-        ctx = await self._command_context(event)
+        ticket = await self._ticket_of(event)
+        rooms, session_ids = self._repos.rooms, self._session_ids
+        ctx = await command_context(event, ticket, rooms=rooms, session_ids=session_ids)
         if ctx is None:
             return None
-        ticket = await self._ticket_of(event) if ctx.ticket_id is not None else None
         refused = queue_refusal(self._config, ticket, ctx.user_id) if ticket else None
         if refused is not None:  # docs/tickets.md#queues
             return Reply(refused, ephemeral=True)
@@ -517,47 +519,6 @@ class Relay:
             if refusal is not None:
                 return refusal
             return await self._relay_attendant_content(post, ticket, echo=True)
-
-    async def _command_context(self, event: ThreadEvent) -> CommandContext | None:
-        ticket = await self._ticket_of(event)
-        if ticket is not None:
-            return self._context(
-                event, ticket.company_id, RoomKind.THREAD, ticket.session_key, ticket.id
-            )
-        rooms = await self._repos.rooms.find_by_room_id(event.frontend, event.place.room)
-        for room in rooms:
-            if room.kind == "ops":
-                return self._context(event, room.company_id, RoomKind.OPS, None, None)
-            key = self._key_of_session_id(room.session_id)
-            if key is not None:
-                return self._context(event, room.company_id, RoomKind.CONTROL, key, None)
-        return None
-
-    def _context(
-        self,
-        event: ThreadEvent,
-        company_id: str,
-        place: RoomKind,
-        session_key: str | None,
-        ticket_id: int | None,
-    ) -> CommandContext:
-        return CommandContext(
-            frontend=event.frontend,
-            company_id=company_id,
-            place=place,
-            session_key=session_key,
-            ticket_id=ticket_id,
-            user_id=event.attendant.user_id,
-            display_name=event.attendant.display_name,
-            room=event.place.room,
-            thread_root=event.place.thread_root,
-        )
-
-    def _key_of_session_id(self, session_id: int | None) -> str | None:
-        for key, sid in self._session_ids.items():
-            if sid == session_id:
-                return key
-        return None
 
     # --- events a frontend could not handle -------------------------------------------
 

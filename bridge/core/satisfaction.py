@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bridge.config import SessionConfig
 from bridge.core.ticket_policy import CLOSED
 from bridge.db import Repositories, TicketRow
+from bridge.metrics import Metrics
 from bridge.model import Message, Text
 
 log = logging.getLogger("bridge.core.satisfaction")
@@ -63,15 +64,17 @@ class Rating:
 class Satisfaction:
     """Asks for ratings at close and takes them from the customer's next message."""
 
-    def __init__(self, repos: Repositories) -> None:
+    def __init__(self, repos: Repositories, *, metrics: Metrics | None = None) -> None:
         self._tickets = repos.tickets
+        self._metrics = metrics
 
     async def ask(
-        self, session: SessionConfig, ticket: TicketRow, *, is_group: bool, now: float
+        self, session: SessionConfig | None, ticket: TicketRow, *, is_group: bool, now: float
     ) -> str | None:
         """The question to send after closing ``ticket``, stamped; None when the
-        session asks none (or the chat is a group)."""
-        if not session.csat.enabled or is_group:
+        session asks none (or the chat is a group, or the session has since been
+        removed from the config)."""
+        if session is None or not session.csat.enabled or is_group:
             return None
         if not await self._tickets.mark_csat_asked(ticket.id, now=now):
             return None
@@ -86,8 +89,9 @@ class Satisfaction:
         message: Message,
         now: float,
     ) -> Rating | None:
-        """The rating ``message`` gives the contact's latest ticket, recorded; None
-        when it is a normal message (no rating due, not a digit, already rated)."""
+        """The rating ``message`` gives the contact's latest ticket, recorded and
+        counted (``zapbridge_csat_ratings_total``); None when it is a normal message
+        (no rating due, not a digit, already rated)."""
         score = score_of(message)
         if score is None or not session.csat.enabled:
             return None
@@ -98,4 +102,6 @@ class Satisfaction:
         if not await self._tickets.record_csat(latest.id, score, now=now):
             return None  # a concurrent digit rated it first: this one is a message
         log.info("ticket #%d rated %d/5", latest.id, score)
+        if self._metrics is not None:
+            self._metrics.csat_ratings.labels(session=session.key, score=str(score)).inc()
         return Rating(latest, score)

@@ -9,9 +9,10 @@ The service sends nothing and knows no frontend: it returns what should be said
 - A message goes to the contact's active ticket; else the latest ticket is reopened
   when it was closed within ``tickets.reopen_window_minutes``; else a new ``pending``
   ticket starts (the database's one-active-ticket index makes this race-safe).
-- Auto replies: the greeting once per new ticket; the out-of-hours text at most once
-  per ticket per closed period of the session's business hours; the farewell on close.
-  Each is stamped on the ticket before it is returned, so it is never repeated.
+- Auto replies (:mod:`bridge.core.auto_replies`): the greeting once per new ticket;
+  the out-of-hours text at most once per ticket per closed period of the session's
+  business hours; the farewell on close. Each is stamped on the ticket before it is
+  returned, so it is never repeated.
 - Messages sent from the business phone itself (``from_me``) are routed but trigger
   no auto reply and never reopen a closed ticket.
 
@@ -31,10 +32,11 @@ from dataclasses import dataclass, field
 
 from bridge.clock import Clock
 from bridge.config import CompanyConfig, Config, SessionConfig
+from bridge.core.auto_replies import auto_replies
 from bridge.core.contact_resolver import ContactResolver
 from bridge.core.frontend import contact_label
-from bridge.core.queue_menu import QueueMenu, claim_out_of_hours
-from bridge.core.queues import attended_by, check_works_queue
+from bridge.core.queue_menu import QueueMenu
+from bridge.core.queues import check_works_queue
 from bridge.core.satisfaction import Satisfaction
 from bridge.core.ticket_policy import (
     CLOSED,
@@ -177,7 +179,7 @@ class TicketService:
         self._clock = clock
         self._metrics = metrics
         self._contacts = ContactResolver(repos)
-        self._satisfaction = Satisfaction(repos)
+        self._satisfaction = Satisfaction(repos, metrics=metrics)
         self._menu = QueueMenu(repos, metrics=metrics)
 
     # -- customers --------------------------------------------------------------
@@ -201,7 +203,6 @@ class TicketService:
                 session, session_id=session_id, contact_id=contact.id, message=message, now=now
             )
             if rating is not None:
-                self._count_rating(session.key, rating.score)
                 view = self._view_with(rating.ticket, contact, session.key)
                 thanks = (session.csat.thanks,)
                 return InboundRoute(
@@ -216,8 +217,13 @@ class TicketService:
                 session, ticket, message, created=created, is_group=contact.is_group, now=now
             )
             if step is None:
-                replies = await self._auto_replies(
-                    session, ticket, created=created, from_me=message.from_me, now=now
+                replies = await auto_replies(
+                    self._repos.tickets,
+                    session,
+                    ticket,
+                    created=created,
+                    from_me=message.from_me,
+                    now=now,
                 )
             else:
                 replies = step.replies
@@ -235,10 +241,6 @@ class TicketService:
         notice = step.notice if step is not None else None
         changed = person.changed
         return InboundRoute(view, created, reopened, replies, closed, changed, queue_notice=notice)
-
-    def _count_rating(self, session_key: str, score: int) -> None:
-        if self._metrics is not None:
-            self._metrics.csat_ratings.labels(session=session_key, score=str(score)).inc()
 
     async def learn_contact(self, session_key: str, party: Party) -> ContactNews:
         """What WhatsApp told about a person (push name, LID ↔ phone): the contact
@@ -289,26 +291,6 @@ class TicketService:
         except UniqueViolation:
             won = False  # another message opened an active ticket meanwhile
         return await self._require(latest.id) if won else None
-
-    async def _auto_replies(
-        self, session: SessionConfig, ticket: TicketRow, *, created: bool, from_me: bool, now: float
-    ) -> tuple[str, ...]:
-        """The greeting and out-of-hours texts due now, stamped; none for our own."""
-        if from_me:
-            return ()
-        replies = []
-        if (
-            created
-            and session.greeting
-            and await self._repos.tickets.mark_greeted(ticket.id, now=now)
-        ):
-            replies.append(session.greeting)
-        hours = attended_by(session, ticket.queue)  # a queue may have its own hours
-        if hours.out_of_hours and await claim_out_of_hours(
-            self._repos.tickets, hours, ticket, now=now
-        ):
-            replies.append(hours.out_of_hours)
-        return tuple(replies)
 
     # -- attendants ---------------------------------------------------------------
 
@@ -393,18 +375,13 @@ class TicketService:
             check_closable(before)
             after = await self._move(before, CLOSED, now=now)
             session = self._config.session_for_key(after.session_key)
-            question = await self._ask_rating(session, before, after, now=now)
+            question = await self._satisfaction.ask(
+                session, before, is_group=after.is_group, now=now
+            )
         farewell = session.farewell if session is not None else None
         log.info("ticket #%d closed by %s", ticket_id, by)
         notice = closed_notice(ticket_id, by=by)
         return TicketChange(after, before.status, notice, farewell, question=question)
-
-    async def _ask_rating(
-        self, session: SessionConfig | None, before: TicketRow, after: TicketView, *, now: float
-    ) -> str | None:
-        if session is None:  # a session since removed from the config asks nothing
-            return None
-        return await self._satisfaction.ask(session, before, is_group=after.is_group, now=now)
 
     async def close_silent(self, ticket_id: int, *, since: float) -> TicketChange | None:
         """Close a ticket whose customer has not written since ``since`` (the idle
@@ -418,7 +395,9 @@ class TicketService:
                 return None
             after = await self.get(ticket_id)
             session = self._session(after.session_key)
-            question = await self._ask_rating(session, before, after, now=now)
+            question = await self._satisfaction.ask(
+                session, before, is_group=after.is_group, now=now
+            )
         hours = session.auto_close_hours
         log.info("ticket #%d closed after %d h of customer silence", ticket_id, hours)
         notice = silent_closed_notice(ticket_id, hours=hours)

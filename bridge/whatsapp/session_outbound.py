@@ -191,3 +191,70 @@ class SessionOutbound:
     def _require_connected(session: SessionState) -> None:
         if session.status is not SessionStatus.CONNECTED:
             raise SessionNotConnected(f"session {session.key} is {session.shown_status}")
+
+
+class OutboundCalls:
+    """The session manager's outbound methods (``send``, ``react``, ``edit``, …), each
+    handed on to its :class:`SessionOutbound`; kept here so the manager stays about
+    the sessions' status."""
+
+    _outbound: SessionOutbound
+
+    async def send(
+        self,
+        key: str,
+        to: str,
+        content: Content,
+        *,
+        quote: Quote | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        return await self._outbound.send(key, to, content, quote=quote, message_id=message_id)
+
+    async def react(
+        self,
+        key: str,
+        to: str,
+        *,
+        target: str,
+        target_sender: str | None,
+        emoji: str,
+        message_id: str | None = None,
+    ) -> str:
+        return await self._outbound.react(
+            key, to, target=target, target_sender=target_sender, emoji=emoji, message_id=message_id
+        )
+
+    async def edit(
+        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
+    ) -> str:
+        return await self._outbound.edit(key, to, target=target, text=text, message_id=message_id)
+
+    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
+        return await self._outbound.revoke(key, to, target=target, message_id=message_id)
+
+    async def send_template(
+        self,
+        key: str,
+        to: str,
+        *,
+        name: str,
+        language: str,
+        params: Sequence[str],
+        message_id: str | None = None,
+    ) -> str:
+        return await self._outbound.send_template(
+            key, to, name=name, language=language, params=params, message_id=message_id
+        )
+
+    async def account_facts(self, key: str) -> dict[str, str]:
+        return await self._outbound.account_facts(key)
+
+    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
+        await self._outbound.mark_read(key, chat, ids=ids, sender=sender)
+
+    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
+        return await self._outbound.chat_presence(key, to, state=state)
+
+    async def download(self, key: str, media: Media) -> bytes:
+        return await self._outbound.download(key, media)

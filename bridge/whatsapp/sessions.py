@@ -22,7 +22,8 @@ through the journal given to :meth:`SessionManager.keep_refused_in` for the even
 the core persists (:mod:`bridge.whatsapp.downstream`).
 
 Outbound operations (paced per session, in order) are
-:class:`~bridge.whatsapp.session_outbound.SessionOutbound`; the manager hands them on.
+:class:`~bridge.whatsapp.session_outbound.SessionOutbound`; the manager hands them on
+(its methods for them are :class:`~bridge.whatsapp.session_outbound.OutboundCalls`).
 
 Wiring: an engine takes its event handler in its constructor and the manager needs
 the engine, so build the manager first and attach the engine::
@@ -44,7 +45,6 @@ from bridge.clock import Clock
 from bridge.errors import EngineError, InvalidInput
 from bridge.journal import Journal
 from bridge.metrics import Metrics
-from bridge.model import Content, Media, Quote
 from bridge.whatsapp.downstream import Downstream, clean_event
 from bridge.whatsapp.engine import (
     ClientOutdatedEvent,
@@ -63,7 +63,7 @@ from bridge.whatsapp.engine import (
     TemporaryBanEvent,
 )
 from bridge.whatsapp.pacing import Pacer
-from bridge.whatsapp.session_outbound import SessionOutbound
+from bridge.whatsapp.session_outbound import OutboundCalls, SessionOutbound
 from bridge.whatsapp.session_state import SessionState
 from bridge.whatsapp.status import (
     ACTION_ADMIN_LOGOUT,
@@ -88,7 +88,7 @@ log = logging.getLogger("bridge.session")
 # --- the manager ----------------------------------------------------------------
 
 
-class SessionManager:
+class SessionManager(OutboundCalls):
     """Owns the status, reconnects and outbound pacing of every session."""
 
     def __init__(
@@ -547,67 +547,6 @@ class SessionManager:
             session.admin_logout = False
         session.paired = False
         self._fail(session, SessionStatus.LOGGED_OUT, "logged out by an admin", ACTION_ADMIN_LOGOUT)
-
-    # --- outbound: bridge.whatsapp.session_outbound --------------------------------
-
-    async def send(
-        self,
-        key: str,
-        to: str,
-        content: Content,
-        *,
-        quote: Quote | None = None,
-        message_id: str | None = None,
-    ) -> str:
-        return await self._outbound.send(key, to, content, quote=quote, message_id=message_id)
-
-    async def react(
-        self,
-        key: str,
-        to: str,
-        *,
-        target: str,
-        target_sender: str | None,
-        emoji: str,
-        message_id: str | None = None,
-    ) -> str:
-        return await self._outbound.react(
-            key, to, target=target, target_sender=target_sender, emoji=emoji, message_id=message_id
-        )
-
-    async def edit(
-        self, key: str, to: str, *, target: str, text: str, message_id: str | None = None
-    ) -> str:
-        return await self._outbound.edit(key, to, target=target, text=text, message_id=message_id)
-
-    async def revoke(self, key: str, to: str, *, target: str, message_id: str | None = None) -> str:
-        return await self._outbound.revoke(key, to, target=target, message_id=message_id)
-
-    async def send_template(
-        self,
-        key: str,
-        to: str,
-        *,
-        name: str,
-        language: str,
-        params: Sequence[str],
-        message_id: str | None = None,
-    ) -> str:
-        return await self._outbound.send_template(
-            key, to, name=name, language=language, params=params, message_id=message_id
-        )
-
-    async def account_facts(self, key: str) -> dict[str, str]:
-        return await self._outbound.account_facts(key)
-
-    async def mark_read(self, key: str, chat: str, *, ids: list[str], sender: str) -> None:
-        await self._outbound.mark_read(key, chat, ids=ids, sender=sender)
-
-    async def chat_presence(self, key: str, to: str, *, state: str) -> bool:
-        return await self._outbound.chat_presence(key, to, state=state)
-
-    async def download(self, key: str, media: Media) -> bytes:
-        return await self._outbound.download(key, media)
 
     # --- lookup -----------------------------------------------------------------------
 

@@ -33,7 +33,8 @@ Behaviour worth knowing (docs/sim.md, plus these choices):
   after the same total time. ``login`` on a paired session raises ``EngineError``
   (as whatsmeow does); ``disconnect``/``logout`` emit nothing (as whatsmeow's
   ``Disconnect``/``Logout`` do): the caller knows what it asked for.
-- **Faults** always emit their event, end a pending login and drop the connection.
+- **Faults** (:mod:`bridge.whatsapp.sim_faults`) always emit their event, end a
+  pending login and drop the connection.
   ``disconnect`` and ``ban`` make ``connect`` (and ``login``) raise ``EngineError``
   until their seconds have passed; ``outdated`` and ``stream_replaced`` do not
   block a later ``connect`` (the sim has no client version to upgrade).
@@ -75,7 +76,6 @@ from typing import Any
 from bridge.clock import Clock
 from bridge.errors import (
     ConfigError,
-    DatabaseError,
     EngineError,
     InvalidInput,
     SessionNotConnected,
@@ -91,28 +91,23 @@ from bridge.model import (
     Text,
 )
 from bridge.phone import normalize_phone
-from bridge.whatsapp import sim_inbound, sim_outbound
+from bridge.whatsapp import sim_faults, sim_inbound, sim_outbound
 from bridge.whatsapp.engine import (
-    ClientOutdatedEvent,
     ConnectedEvent,
     DisconnectedEvent,
     Engine,
     EngineErrorEvent,
     EventHandler,
-    LoggedOutEvent,
     PairCodeEvent,
     PairSuccessEvent,
     QRCodeEvent,
     ReceiptEvent,
     SessionSpec,
-    StreamReplacedEvent,
-    TemporaryBanEvent,
 )
 from bridge.whatsapp.sim_bodies import (
     DEFAULT_SEND_ERROR,
     check_fail_sends,
     check_fault,
-    message_from_inbound,
     read_inbound_id,
     read_receipt,
 )
@@ -121,7 +116,6 @@ from bridge.whatsapp.sim_session import (
     PRESENCE_KEPT,
     PendingLogin,
     SimSession,
-    identified,
 )
 from bridge.whatsapp.sim_shared import HeldInbound, SessionKeeping, SimNetworkStore
 from bridge.whatsapp.sim_store import SimDevice
@@ -129,7 +123,6 @@ from bridge.whatsapp.sim_store import SimDevice
 log = logging.getLogger("bridge.whatsapp.sim")
 
 QR_TIMEOUT_REASON = "QR code timed out"
-DISCONNECT_FAULT_REASON = "sim: connection lost (disconnect fault)"
 AUTO_PAIR_PREFIX = "+55119"  # + 8 digits: +5511900000001, +5511900000002 …
 
 
@@ -282,7 +275,7 @@ class SimEngine(Engine):
         device = session.device
         if device is None:
             raise EngineError(f"session {spec.key} has no paired device; log in first")
-        self._check_network(session)
+        sim_faults.check_network(session, now=self._clock.now())
         session.connected, session.halt = True, None
         log.info("sim session %s connected as %s", spec.key, device.phone)
         await self.emit(ConnectedEvent(spec.key, phone=device.phone))
@@ -292,7 +285,7 @@ class SimEngine(Engine):
         session = await self._loaded(spec.key)
         if session.device is not None:
             raise EngineError(f"session {spec.key} is already paired; log out first")
-        self._check_network(session)
+        sim_faults.check_network(session, now=self._clock.now())
         self._end_login(session)
         pending = PendingLogin(
             noise_key=self._random.key_b64(),
@@ -375,14 +368,6 @@ class SimEngine(Engine):
             self._taken = await self._keeping.paired_phones(known)
         return self._taken
 
-    def _check_network(self, session: SimSession) -> None:
-        remaining = session.refuse_until - self._clock.now()
-        if remaining > 0:
-            raise EngineError(
-                f"sim network refuses session {session.key} for another {remaining:g} s "
-                f"({session.refuse_reason})"
-            )
-
     def _qr(self, pending: PendingLogin) -> str:
         ref = self._random.qr_ref()
         return f"{ref},{pending.noise_key},{pending.identity_key},{pending.adv_secret}"
@@ -427,27 +412,8 @@ class SimEngine(Engine):
         self._end_login(session)
         session.connected = False
         log.info("sim session %s: %s fault (%g s)", key, kind, seconds)
-        if kind == "disconnect":
-            self._refuse(session, seconds, "disconnect fault")
-            await self.emit(DisconnectedEvent(key, reason=DISCONNECT_FAULT_REASON, transient=True))
-        elif kind == "logout":
-            session.halt = None
-            await self._unpair(session)
-            await self.emit(LoggedOutEvent(key))
-        elif kind == "ban":
-            session.halt = "BANNED"
-            self._refuse(session, seconds, "temporarily banned")
-            await self.emit(TemporaryBanEvent(key, code="ban", expires_in=float(seconds)))
-        elif kind == "outdated":
-            session.halt = "OUTDATED"
-            await self.emit(ClientOutdatedEvent(key))
-        else:
-            session.halt = "STOPPED"
-            await self.emit(StreamReplacedEvent(key))
-
-    def _refuse(self, session: SimSession, seconds: float, reason: str) -> None:
-        session.refuse_until = self._clock.now() + seconds
-        session.refuse_reason = reason
+        now = self._clock.now()
+        await sim_faults.play(session, kind, seconds, now=now, emit=self.emit, unpair=self._unpair)
 
     def fail_next_sends(self, key: str, n: int, error: str = DEFAULT_SEND_ERROR) -> None:
         """Make the next ``n`` outbound operations (send, react, edit, revoke) raise
@@ -478,20 +444,14 @@ class SimEngine(Engine):
     async def _hold(self, key: str, body: Mapping[str, Any]) -> str:
         assert self._held is not None
         session = await self._loaded(key, device_only=True)  # linked now?
-        if session.device is None:
-            raise InvalidInput(f"session {key} has no linked device to hold messages for")
-        wa_id = read_inbound_id(body) or self._new_id(session)
-        now = self._clock.now()
-        message = message_from_inbound(body, wa_id=wa_id, timestamp=now, quote_of=session.quote_of)
-        identified(session, message)  # refuses a LID linked to another phone now
-        await self._held.hold(key, wa_id=wa_id, body=dict(body), posted_at=now)
-        log.debug("sim session %s: inbound %s held", key, wa_id)
-        if self.announce_held is not None:
-            try:
-                await self.announce_held()
-            except DatabaseError as exc:  # held already; the owner's polling finds it
-                log.warning("sim session %s: could not announce %s: %s", key, wa_id, exc)
-        return wa_id
+        return await sim_inbound.hold(
+            session,
+            body,
+            new_id=lambda: self._new_id(session),
+            now=self._clock.now(),
+            held=self._held,
+            announce=self.announce_held,
+        )
 
     async def _receive_held(
         self, key: str, body: Mapping[str, Any], wa_id: str, posted_at: float

@@ -3,18 +3,20 @@ the body read into a :class:`~bridge.model.Message`, the sender's LID and phone
 linked (:func:`bridge.whatsapp.sim_session.identified`, the link stored through
 :class:`~bridge.whatsapp.sim_shared.SessionKeeping`), the message made quotable, a
 ``ContactUpdateEvent`` when the push name, the avatar or the link is new, then the
-``MessageEvent``.
+``MessageEvent``. With a shared network, :func:`hold` keeps the message for the
+instance that runs the session instead (:class:`~bridge.whatsapp.sim_shared.HeldInbound`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from bridge.errors import DatabaseError, InvalidInput
 from bridge.model import Edit, Party
 from bridge.whatsapp.engine import ContactUpdateEvent, EventHandler, MessageEvent
-from bridge.whatsapp.sim_bodies import message_from_inbound, read_avatar_url
+from bridge.whatsapp.sim_bodies import message_from_inbound, read_avatar_url, read_inbound_id
 from bridge.whatsapp.sim_session import (
     KnownMessage,
     SimSession,
@@ -22,7 +24,7 @@ from bridge.whatsapp.sim_session import (
     identified,
     preview_text,
 )
-from bridge.whatsapp.sim_shared import SessionKeeping
+from bridge.whatsapp.sim_shared import HeldInbound, SessionKeeping
 
 log = logging.getLogger("bridge.whatsapp.sim")
 
@@ -76,3 +78,31 @@ async def _learn_contact(
     if avatar_url is not None:
         session.avatars[who] = avatar_url
     await emit(ContactUpdateEvent(session.key, party=sender, avatar_url=session.avatars.get(who)))
+
+
+async def hold(
+    session: SimSession,
+    body: Mapping[str, Any],
+    *,
+    new_id: Callable[[], str],
+    now: float,
+    held: HeldInbound,
+    announce: Callable[[], Awaitable[None]] | None,
+) -> str:
+    """Hold a customer message for the instance that runs ``session``, checked as
+    :func:`receive` would read it; ``announce`` tells the other instances. Returns
+    its WhatsApp id."""
+    key = session.key
+    if session.device is None:
+        raise InvalidInput(f"session {key} has no linked device to hold messages for")
+    wa_id = read_inbound_id(body) or new_id()
+    message = message_from_inbound(body, wa_id=wa_id, timestamp=now, quote_of=session.quote_of)
+    identified(session, message)  # refuses a LID linked to another phone now
+    await held.hold(key, wa_id=wa_id, body=dict(body), posted_at=now)
+    log.debug("sim session %s: inbound %s held", key, wa_id)
+    if announce is not None:
+        try:
+            await announce()
+        except DatabaseError as exc:  # held already; the owner's polling finds it
+            log.warning("sim session %s: could not announce %s: %s", key, wa_id, exc)
+    return wa_id

@@ -18,7 +18,7 @@ import pytest
 BRIDGE = Path(__file__).resolve().parents[2] / "bridge"
 
 # bridge/*.py modules that wire everything together: they may import any module.
-TOP = frozenset({"app", "__main__", "demo", "web"})
+TOP = frozenset({"app", "app_cluster", "__main__", "demo", "web"})
 PACKAGES = frozenset(
     {"cluster", "core", "db", "formatting", "journal", "whatsapp", "matrix", "slack"}
 )

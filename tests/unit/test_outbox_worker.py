@@ -66,6 +66,44 @@ async def test_delivered_rows_and_registered_tables_are_pruned_periodically() ->
     await worker.stop()
 
 
+async def test_only_the_leader_counts_the_backlog_and_prunes_delivered_rows() -> None:
+    """With several instances the cluster-wide figures and the delivered rows' clean-up
+    run on the leader alone (docs/cluster.md); leadership may come later. Registered
+    hooks (this instance's media files) run on every instance."""
+    clock = FakeClock(start=100_000.0)
+    repo = MemoryOutbox()
+    metrics = Metrics()
+    leading = False
+    worker = OutboxWorker(
+        repo,  # type: ignore[arg-type]
+        clock=clock,
+        rng=random.Random(1),
+        max_attempts=3,
+        base_delay=1,
+        max_delay=10,
+        metrics=metrics,
+        leader=lambda: leading,
+    )
+    local: list[float] = []
+
+    async def prune_local(now: float) -> int:
+        local.append(now)
+        return 0
+
+    worker.on_prune("media files", prune_local)
+    await worker.start()
+    async with asyncio.timeout(5):
+        await worker.wait_idle()
+    await clock.settle()
+    assert repo.pruned_before == [] and local == [100_000.0]
+    assert "zapbridge_outbox_dead 2.0" not in metrics.render().decode()
+    leading = True
+    await clock.advance(OutboxWorker.PRUNE_EVERY_SECONDS + 1)
+    assert len(repo.pruned_before) == 1 and len(local) == 2
+    assert "zapbridge_outbox_dead 2.0" in metrics.render().decode()
+    await worker.stop()
+
+
 class RacingOutbox:
     """One pending row whose pass (``next_due``) is slow: the keyed drain started by
     ``wake(keys)`` delivers and finishes it while the pass is still reading."""
