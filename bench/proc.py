@@ -45,7 +45,10 @@ class BridgeProcess:
         sessions: int,
         fake: SlackFake | None = None,
         matrix: MatrixEndpoints | None = None,
+        extra_config: str = "",
+        log_level: str = "WARNING",
     ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.port = free_port()
         self.sessions = session_names(sessions)
@@ -63,8 +66,14 @@ class BridgeProcess:
         self.config_path = directory / "config.yaml"
         self.config_path.write_text(
             bridge_config(
-                db_url=db_url, port=self.port, sessions=sessions, slack=slack, matrix=matrix
+                db_url=db_url,
+                port=self.port,
+                sessions=sessions,
+                slack=slack,
+                matrix=matrix,
+                log_level=log_level,
             )
+            + extra_config
         )
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -2,7 +2,10 @@
 
     python -m bench.relay [--sink null|slack|synapse|all|both] [--db sqlite|postgres|both]
                           [--sessions 5] [--tickets 50] [--messages 2000] [--rate 500]
-                          [--profile FILE] [--smoke]
+                          [--profile FILE] [--smoke] [--instances 1,2,3]
+
+With ``--instances``, the Slack sink on PostgreSQL only, through a cluster of that
+many bridges per run (``bench.cluster_relay``, CPU per instance and of PostgreSQL).
 
 For each sink and database, two phases over the same tickets (each already opened
 and answered once): ``max`` (every ticket's customer and attendant send as fast as
@@ -61,6 +64,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import cluster_relay
 from bench.common import (
     ATTENDANT,
     DB_CHOICES,
@@ -381,6 +385,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500, help="paced phase: messages/s in all")
     parser.add_argument("--profile", help="cProfile the null sink's max phase into FILE.<db>")
     parser.add_argument("--smoke", action="store_true", help="a few seconds in all")
+    parser.add_argument(
+        "--instances", help="comma list of instance counts: a cluster per count (slack, postgres)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.sessions, args.tickets, args.messages, args.rate = 2, 4, 40, 200
@@ -389,6 +396,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     records = []
+    if args.instances:
+        for count in (int(n) for n in args.instances.split(",")):
+            for record in await cluster_relay.run_instances(args, count):
+                emit(record)
+                records.append(record)
+        return records
     sinks = SINK_SETS.get(args.sink, (args.sink,))
     for engine in engines(args.db):
         for sink in sinks:
@@ -405,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     records = asyncio.run(main_async(args))
     columns = [
+        *(["instances", "instance_cpu_ms_per_msg", "postgres_cpu_ms_per_msg", "machine_busy"]
+          if args.instances else []),
         "sink", "db", "phase", "delivered", "seconds", "msgs_per_s", "cpu_ms_per_msg",
         "p50_ms", "p95_ms", "p99_ms", "direct_msgs_per_s", "bridge_over_direct",
         "to_chat_p99_ms", "to_whatsapp_p99_ms",

@@ -448,6 +448,7 @@ class Bridge(ClusterWiring):
                 qr_next_seconds=wa.sim.qr_next_seconds,
                 auto_pair=wa.sim.auto_pair,
                 network=SimNetworkRepository(self.db) if shared and self.db else None,
+                sender=self.ownership.instance_id if self.config.cluster.enabled else None,
             )
         if name == "cloud":
             from bridge.whatsapp.cloud.engine import CloudEngine

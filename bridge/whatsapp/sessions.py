@@ -222,6 +222,8 @@ class SessionManager(OutboundCalls):
             session.paired = True  # let the retries find out
             self._retry_later(session, f"device store unreadable: {exc.explanation}")
             return False
+        if session.released:  # released while the pairing was read: another instance runs it
+            return False
         if not paired:
             self._status.set(
                 session, SessionStatus.LOGGED_OUT, reason="never linked", action=ACTION_NEVER_PAIRED

@@ -154,8 +154,10 @@ class SimEngine(Engine):
         seed: int | None = None,
         network: SimNetworkStore | None = None,
         poll_seconds: float = 1.0,
+        sender: str | None = None,
     ) -> None:
         super().__init__(handler)
+        self._sender = sender  # the cluster instance, named in outbound entries
         if qr_first_seconds <= 0 or qr_next_seconds <= 0:
             raise ConfigError("whatsapp.sim: QR code lifetimes must be positive seconds")
         if max_qr_codes < 1:
@@ -517,6 +519,7 @@ class SimEngine(Engine):
             new_id=lambda: self._new_id(session),
             now=self._clock.now(),
             keep=self._keeping.log_outbound,
+            sender=self._sender,
         )
 
     async def send(

@@ -36,8 +36,10 @@ async def record(
     new_id: Callable[[], str],
     now: float,
     keep: Callable[[SimSession, dict[str, Any]], Awaitable[None]],
+    sender: str | None = None,
 ) -> str:
-    """Log ``content`` sent to ``to``; its id (``message_id``, else ``new_id()``)."""
+    """Log ``content`` sent to ``to``; its id (``message_id``, else ``new_id()``).
+    ``sender`` (the cluster instance sending) goes into the entry as ``instance``."""
     address = _address(to)
     fields = outbound_fields(content)
     if message_id is not None and not message_id:
@@ -61,6 +63,8 @@ async def record(
         fields=fields,
         quote=quote.wa_id if quote is not None else None,
     )
+    if sender is not None:
+        entry["instance"] = sender
     session.sent_ids.add(wa_id)  # before the await: a concurrent repeat is dropped too
     try:
         await keep(session, entry)

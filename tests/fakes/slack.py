@@ -7,7 +7,8 @@
 - the files v2 upload URLs handed out by ``files.getUploadURLExternal``;
 - ``url_private`` downloads of files (bot token required, like Slack);
 - Socket Mode: ``apps.connections.open`` hands out a one-time websocket URL; the
-  socket says ``hello``, delivers envelopes and collects acks.
+  socket says ``hello``, delivers envelopes and collects acks; with several sockets
+  open (one per bridge instance) each envelope goes to one of them, in turn.
 
 Failures are scripted per test (``script``, ``script_fraction``); no token or channel
 name has a magic meaning. Arguments are recorded as received, except the JSON-typed
@@ -174,6 +175,15 @@ class _SocketHub:
         self._changed = asyncio.Condition()
         self._send_lock = asyncio.Lock()  # hello, redeliveries and new envelopes stay in order
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._turn = 0  # round robin over the open sockets
+
+    def _pick(self, avoid: web.WebSocketResponse | None = None) -> web.WebSocketResponse:
+        """The socket for the next delivery: each in turn, as Slack spreads events over
+        an app's connections (one socket: always it); ``avoid`` (where a retried
+        envelope went last) is skipped when another socket is open."""
+        choices = [ws for ws in self.sockets if ws is not avoid] or self.sockets
+        self._turn += 1
+        return choices[self._turn % len(choices)]
 
     async def notify(self) -> None:
         async with self._changed:
@@ -205,15 +215,16 @@ class _SocketHub:
                 self.sockets.remove(ws)
             if self.sockets:
                 async with self._send_lock:
-                    await self._redeliver_orphans(self.sockets[-1])
+                    await self._redeliver_orphans(None)
             await self.notify()
         return ws
 
-    async def _redeliver_orphans(self, ws: web.WebSocketResponse) -> None:
-        """Envelopes never delivered, or delivered on a socket now gone, go to ``ws``."""
+    async def _redeliver_orphans(self, ws: web.WebSocketResponse | None) -> None:
+        """Envelopes never delivered, or delivered on a socket now gone, go to ``ws``
+        (None: to the open sockets in turn)."""
         for envelope in list(self.envelopes.values()):
             if envelope.socket is None or envelope.socket not in self.sockets:
-                await self._deliver(ws, envelope)
+                await self._deliver(ws or self._pick(), envelope)
 
     def _hello(self) -> JsonDict:
         return {
@@ -249,7 +260,7 @@ class _SocketHub:
         async with self._send_lock:
             self.envelopes[envelope.id] = envelope
             if self.sockets:
-                await self._deliver(self.sockets[-1], envelope)
+                await self._deliver(self._pick(), envelope)
         return envelope.id
 
     async def retry_unacked(self, after: float) -> int:
@@ -258,7 +269,7 @@ class _SocketHub:
         async with self._send_lock:
             for envelope in list(self.envelopes.values()):
                 if self.sockets and envelope.delivered and now - envelope.delivered_at >= after:
-                    await self._deliver(self.sockets[-1], envelope)
+                    await self._deliver(self._pick(avoid=envelope.socket), envelope)
                     count += 1
         return count
 

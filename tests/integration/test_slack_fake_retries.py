@@ -37,3 +37,33 @@ async def test_an_unacknowledged_envelope_is_delivered_again_until_acked(fake: S
         await ws.send_str(json.dumps({"envelope_id": envelope_id}))
         await fake.wait_ack(envelope_id)
         assert await fake.retry_unacked(after=0) == 0
+
+
+async def test_envelopes_spread_over_the_open_sockets_and_a_retry_goes_to_another(
+    fake: SlackFake,
+) -> None:
+    """One socket per bridge instance: each envelope reaches one of them, in turn, and
+    an envelope that one socket left unacknowledged is retried on another."""
+    web = AsyncWebClient(base_url=fake.api_url, token=fake.bot_token)
+    urls = [(await web.apps_connections_open(app_token=fake.app_token))["url"] for _ in range(2)]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(urls[0]) as one,
+        http.ws_connect(urls[1]) as two,
+    ):
+        for ws in (one, two):
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        await fake.wait_connected(count=2)
+        sent = [
+            await fake.send_event(fake.user_message("C0SALES", "U0BOB", f"m{n}")) for n in range(4)
+        ]
+        got_one = [(await one.receive_json(timeout=5))["envelope_id"] for _ in range(2)]
+        got_two = [(await two.receive_json(timeout=5))["envelope_id"] for _ in range(2)]
+        assert sorted(got_one + got_two) == sorted(sent)  # each once, two per socket
+        for envelope_id in got_two:
+            await two.send_str(json.dumps({"envelope_id": envelope_id}))
+            await fake.wait_ack(envelope_id)
+        assert await fake.retry_unacked(after=0) == 2  # the two `one` never acknowledged
+        retried = [await two.receive_json(timeout=5) for _ in range(2)]
+        assert sorted(r["envelope_id"] for r in retried) == sorted(got_one)
+        assert all(r["retry_attempt"] == 1 for r in retried)

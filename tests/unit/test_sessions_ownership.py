@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,33 @@ async def test_gains_while_start_runs_open_each_session_once() -> None:
     await h.settle()
     assert sorted(c.key for c in h.engine.calls_of("connect")) == [KEY, OTHER]
     assert h.manager.status(KEY) is S.CONNECTED and h.manager.status(OTHER) is S.CONNECTED
+
+
+async def test_a_session_released_while_its_pairing_is_read_is_not_connected() -> None:
+    """A start (or a gain) reads the pairing, then connects. A release landing during
+    that read (the session handed over at once) wins: nothing connects here, or this
+    engine would run a session another instance owns (the sim's shared network then
+    gave it the owner's held messages, which the released session dropped)."""
+    h = make((KEY,))
+    reading, go_on = asyncio.Event(), asyncio.Event()
+    is_paired = h.engine.is_paired
+
+    async def slow_is_paired(spec: Any) -> bool:
+        reading.set()
+        await go_on.wait()
+        return await is_paired(spec)
+
+    h.engine.is_paired = slow_is_paired  # type: ignore[method-assign]
+    for begin in (lambda: h.manager.start(only={KEY}), lambda: h.manager.adopt(KEY)):
+        reading.clear(), go_on.clear()
+        opening = asyncio.create_task(begin())
+        await reading.wait()
+        await h.manager.release(KEY)
+        go_on.set()
+        await opening
+        await h.settle()
+        assert not h.engine.calls_of("connect", KEY)
+    await h.manager.adopt(KEY)  # a later gain runs it
+    await h.settle()
+    assert len(h.engine.calls_of("connect", KEY)) == 1
+    assert h.manager.status(KEY) is S.CONNECTED

@@ -979,6 +979,21 @@ async def test_outbound_log_survives_a_new_engine(
     assert events.of(MessageEvent)[-1].message.quote == Quote(first, sender=None, text="um")
 
 
+async def test_outbound_entries_name_the_sending_instance(
+    make_sim: MakeSim, tmp_path: Path
+) -> None:
+    """With ``sender`` (a cluster instance) each entry says who sent it; without, no field."""
+    plain = make_sim()
+    await plain.login(spec(tmp_path))
+    await plain.scan(KEY, "+5511900000042")
+    await plain.send(KEY, CUSTOMER, Text("um"))
+    named = make_sim(sender="zap-2")  # the same device, run by instance zap-2
+    await named.connect(spec(tmp_path))
+    await named.send(KEY, CUSTOMER, Text("dois"))
+    assert "instance" not in plain.outbound(KEY)[-1]
+    assert named.outbound(KEY)[-1]["instance"] == "zap-2"
+
+
 async def test_sends_need_a_connected_session(sim: SimEngine) -> None:
     with pytest.raises(SessionNotConnected):
         await sim.send(KEY, CUSTOMER, Text("hi"))
