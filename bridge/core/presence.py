@@ -18,9 +18,7 @@ through the sessions' presence budget (never the send budget). Coalescing:
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
 
-from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config
 from bridge.core.command_model import role_of
@@ -28,7 +26,8 @@ from bridge.core.frontend import ThreadEvent, ThreadRead, ThreadTyping
 from bridge.core.operations import ChatPresence, MarkRead, Operation, decode
 from bridge.core.ordering_keys import ticket_key
 from bridge.core.outgoing import Outgoing
-from bridge.core.tickets import TicketService, TicketView
+from bridge.core.thread_tickets import ThreadTickets
+from bridge.core.tickets import TicketView
 from bridge.db import Repositories
 
 log = logging.getLogger("bridge.core.presence")
@@ -51,16 +50,15 @@ class Presence:
         config: Config,
         repos: Repositories,
         *,
-        tickets: TicketService,
+        threads: ThreadTickets,
         outgoing: Outgoing,
         clock: Clock,
     ) -> None:
         self._config = config
         self._repos = repos
-        self._tickets = tickets
+        self._threads = threads
         self._out = outgoing
         self._clock = clock
-        self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
 
     async def read(self, event: ThreadRead) -> None:
         """Mark read the customer's messages up to the event read (see the module)."""
@@ -92,7 +90,7 @@ class Presence:
 
     async def _staff_ticket(self, event: ThreadEvent) -> TicketView | None:
         """The ticket of the event's thread, when a member of its company's staff acted."""
-        ticket = await self._ticket_of(event)
+        ticket = await self._threads.of(event)
         if ticket is None:
             return None
         company = self._config.find_company(ticket.company_id)
@@ -100,22 +98,6 @@ class Presence:
             log.debug("%s is not staff of ticket %d: ignored", event.attendant.user_id, ticket.id)
             return None
         return ticket
-
-    async def _ticket_of(self, event: ThreadEvent) -> TicketView | None:
-        root = event.place.thread_root
-        if root is None:
-            return None
-        where = (event.frontend, event.place.room, root)
-        ticket_id = self._thread_tickets.get(where)
-        if ticket_id is None:
-            ref = await self._repos.threads.find_by_root(
-                event.frontend, room_id=event.place.room, thread_root=root
-            )
-            if ref is None:
-                return None
-            ticket_id = ref.ticket_id
-            self._thread_tickets[where] = ticket_id  # a thread keeps its ticket
-        return await self._tickets.get(ticket_id)
 
     async def _read_up_to(self, event: ThreadRead, ticket: TicketView) -> int | None:
         """The newest message the attendant has read: the one read, or, for another

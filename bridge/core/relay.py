@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import MutableMapping
 from dataclasses import replace
 
-from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.config import Config, QuickReply, SessionConfig
 from bridge.core import notes, quick_replies
@@ -48,6 +46,7 @@ from bridge.core.quarantine import Quarantine
 from bridge.core.queues import queue_refusal
 from bridge.core.satisfaction import rating_notice
 from bridge.core.senders import PHONE
+from bridge.core.thread_tickets import ThreadTickets
 from bridge.core.ticket_policy import merge_notice
 from bridge.core.tickets import InboundRoute, TicketService, TicketView
 from bridge.db import Repositories
@@ -106,13 +105,15 @@ class Relay:
         self._session_ids = session_ids
         self._clock = clock
         self._metrics = metrics
-        self._thread_tickets: MutableMapping[tuple[str, str, str], int] = bounded()
+        self._thread_tickets = ThreadTickets(repos, tickets)
         self._window = CustomerWindow(config, repos.messages, clock=clock)
         self._note_prefix = config.tickets.note_prefix
         self._news = DeliveryNews(
             repos, tickets=tickets, outgoing=outgoing, session_ids=session_ids, metrics=metrics
         )
-        self._presence = Presence(config, repos, tickets=tickets, outgoing=outgoing, clock=clock)
+        self._presence = Presence(
+            config, repos, threads=self._thread_tickets, outgoing=outgoing, clock=clock
+        )
 
     def _session(self, key: str) -> SessionConfig:
         session = self._config.session_for_key(key)
@@ -275,7 +276,7 @@ class Relay:
         async with self._out.transaction():
             if await self._seen(event):
                 return None
-            ticket = await self._ticket_of(event)
+            ticket = await self._thread_tickets.of(event)
             if ticket is None:
                 return None  # chatter outside ticket threads stays on the frontend
             refusal = self._refuse(event, ticket)
@@ -295,7 +296,7 @@ class Relay:
             return None
         if not (isinstance(content, Text) and self._commands.is_command(content.body)):
             return note
-        ticket = await self._ticket_of(event)
+        ticket = await self._thread_tickets.of(event)
         company = self._config.find_company(ticket.company_id) if ticket else None
         return note if company and role_of(company, event.attendant.user_id) else None
 
@@ -330,22 +331,6 @@ class Relay:
             await self._repos.events.forget(event.frontend, f"{event.place.room}:{event.event_id}")
         except DatabaseError as exc:
             log.warning("event %s stays recorded as handled: %s", event.event_id, exc.explanation)
-
-    async def _ticket_of(self, event: ThreadEvent) -> TicketView | None:
-        root = event.place.thread_root
-        if root is None:
-            return None
-        where = (event.frontend, event.place.room, root)
-        ticket_id = self._thread_tickets.get(where)
-        if ticket_id is None:
-            ref = await self._repos.threads.find_by_root(
-                event.frontend, room_id=event.place.room, thread_root=root
-            )
-            if ref is None:
-                return None
-            ticket_id = ref.ticket_id
-            self._thread_tickets[where] = ticket_id  # a thread keeps its ticket
-        return await self._tickets.get(ticket_id)
 
     def _refuse(self, event: ThreadEvent, ticket: TicketView) -> Reply | None:
         company = self._config.find_company(ticket.company_id)
@@ -467,7 +452,7 @@ class Relay:
         !login talk to WhatsApp, which must not happen while a database transaction
         (on SQLite, the one writer lock) is held. A command that raises has its record
         removed, so the source's retry runs it."""
-        ticket = await self._ticket_of(event)
+        ticket = await self._thread_tickets.of(event)
         rooms, session_ids = self._repos.rooms, self._session_ids
         ctx = await command_context(event, ticket, rooms=rooms, session_ids=session_ids)
         if ctx is None:
@@ -490,7 +475,7 @@ class Relay:
     async def _send_quick_reply(self, event: ThreadEvent, quick: QuickReply) -> Reply | None:
         """``!r``: the saved reply goes as the attendant's typed message would, echoed
         to their own thread too (it shows ``!r``, not what was sent)."""
-        ticket = await self._ticket_of(event)
+        ticket = await self._thread_tickets.of(event)
         if ticket is None:  # the registry runs !r in ticket threads only
             raise BridgeError("!r was typed outside a ticket thread")
         name, by = ticket.contact_name, event.attendant.display_name
