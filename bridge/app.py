@@ -292,7 +292,8 @@ class Bridge(ClusterWiring):
         self.outbox.register(WHATSAPP, WhatsAppDeliveries(ctx, self.sessions))
         self.outbox.register(WHATSAPP_PRESENCE, PresenceDeliveries(ctx, self.sessions))
         for name, frontend in self.frontends.items():
-            self.outbox.register(name, FrontendDeliveries(ctx, frontend))
+            deliveries = FrontendDeliveries(ctx, frontend)
+            self.outbox.register(name, deliveries, resumed=deliveries.resumed)
         self.outbox.on_dead_letter(
             DeadLetters(
                 self.repos, tickets=self.tickets, outgoing=self.outgoing, notifier=self.notifier

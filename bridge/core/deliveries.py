@@ -210,6 +210,27 @@ class FrontendDeliveries:
             case _:
                 raise not_for(self.name, row)
 
+    async def resumed(self, row: OutboxRow) -> None:
+        """Before ``row``, first of a key taken over from another instance: the place it
+        posts into may hold that instance's post of it, unknown here (docs/cluster.md,
+        "A key that moved"): the frontend checks it again, as after a restart."""
+        match operation_of(row, self.name):
+            case CreateThread(ticket=ticket):
+                found = await self._ctx.tickets.get(ticket)
+                place = ChatAddress(await self.control_room(found.company_id, found.session_key))
+            case OpsMessage(company=company):
+                place = ChatAddress(await self.ops_room(company))
+            case LoginCode(room=room, thread=thread):
+                place = ChatAddress(room, thread)
+            case ThreadNotice(ticket=ticket) | PostTranscript(ticket=ticket):
+                place = await self._thread(ticket)
+            case PostMessage(message=message_id) | MirrorAction(message=message_id):
+                message = await self._ctx.message(message_id)
+                place = await self._thread(message.ticket_id)
+            case _:
+                return  # nothing posted that a ledger tracks
+        self._fe.forget_trust(place)
+
     # --- rooms -------------------------------------------------------------------
 
     async def control_room(self, company_id: str, session_key: str) -> str:

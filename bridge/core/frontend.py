@@ -174,6 +174,11 @@ class Frontend(abc.ABC):
     async def set_topic(self, room: str, text: str) -> None:
         """The room's topic or status line (session status)."""
 
+    def forget_trust(self, place: ChatAddress) -> None:  # noqa: B027 - optional hook
+        """Another instance may have posted into ``place`` since this one last looked
+        (an outbox key moved here, docs/cluster.md): check it again before the next post
+        there. Nothing to do for a frontend that always checks."""
+
     def health_problems(self) -> list[str]:
         """What keeps this frontend from working, one line each (``/health`` is then
         degraded); none by default."""

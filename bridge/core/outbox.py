@@ -68,6 +68,7 @@ class OutboxWorker:
         self._metrics = metrics
         self._poll = poll_seconds
         self._executors: dict[str, Executor] = {}
+        self._resumed: dict[str, Executor] = {}
         self._dead_hooks: list[DeadLetterHook] = []
         self._backlog_hooks: list[BacklogHook] = []
         self._prune_hooks: list[tuple[str, PruneHook]] = [
@@ -83,8 +84,14 @@ class OutboxWorker:
         self._stopped = False
         self._drained_during_pass: set[str] | None = None  # see _dispatch_due
 
-    def register(self, destination: str, executor: Executor) -> None:
+    def register(
+        self, destination: str, executor: Executor, *, resumed: Executor | None = None
+    ) -> None:
+        """``resumed``: called before ``executor`` on a row whose key this instance has
+        just taken over from another (docs/cluster.md, "A key that moved")."""
         self._executors[destination] = executor
+        if resumed is not None:
+            self._resumed[destination] = resumed
 
     def on_dead_letter(self, hook: DeadLetterHook) -> None:
         self._dead_hooks.append(hook)
@@ -267,7 +274,10 @@ class OutboxWorker:
         if executor is None:
             await self._dead(row, f"no destination named {row.destination!r} is running")
             return False
+        resumed = self._resumed.get(row.destination)
         try:
+            if resumed is not None and self._claims.resumed(row):
+                await resumed(row)
             await executor(row)
         except PermanentDeliveryError as exc:
             await self._dead(row, exc.explanation)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 from typing import Protocol
 
+from bridge.cache import bounded
 from bridge.clock import Clock
 from bridge.db.notify import MAX_PAYLOAD_BYTES, Notifier
 from bridge.db.outbox import OutboxRepository, OutboxRow
@@ -70,6 +71,10 @@ class OutboxClaims(Protocol):
     def announce(self, keys: Iterable[str] | None) -> None:
         """Rows were committed here for ``keys`` (None: anywhere): tell the others."""
 
+    def resumed(self, row: OutboxRow) -> bool:
+        """Whether ``row`` is the first of its key here since another instance held the
+        key (docs/cluster.md, "A key that moved"); asked once, before delivering it."""
+
 
 def _nobody(_keys: Iterable[str] | None) -> None:
     """No worker to wake yet."""
@@ -109,6 +114,9 @@ class LocalClaims:
     def announce(self, keys: Iterable[str] | None) -> None:
         pass
 
+    def resumed(self, row: OutboxRow) -> bool:
+        return False
+
 
 class DatabaseClaims:
     """Several instances: claims in the database, wake-ups over LISTEN/NOTIFY."""
@@ -130,6 +138,8 @@ class DatabaseClaims:
         self._pending: set[str] = set()  # keys to announce
         self._announce_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # rows claimed from another instance's key, not yet delivered
+        self._resumed: MutableMapping[int, bool] = bounded(10_000)
 
     @property
     def holder(self) -> str:
@@ -167,13 +177,17 @@ class DatabaseClaims:
     async def head(self, key: str, *, now: float, announce: bool) -> OutboxRow | None:
         head = await self._repo.take_head(key, now=now, owned=self._owner.owned())
         if head.claimed:
+            if head.resumed and head.row is not None:
+                self._resumed[head.row.id] = True
             return head.row
         if announce and _if_due(head.row, now) is not None:
             self.announce([key])  # its holder, or its session's owner, drains it
         return None
 
     async def due(self, limit: int, *, now: float, skip: Collection[str]) -> list[OutboxRow]:
-        return await self._repo.claim_due(limit, now=now, owned=self._owner.owned(), skip=skip)
+        found = await self._repo.claim_due(limit, now=now, owned=self._owner.owned(), skip=skip)
+        self._resumed.update((row.id, True) for row, resumed in found if resumed)
+        return [row for row, _ in found]
 
     async def finish(self, row: OutboxRow, *, now: float) -> OutboxRow | None:
         after = await self._repo.finish(row, now=now)
@@ -192,6 +206,9 @@ class DatabaseClaims:
 
     def may_run(self, row: OutboxRow) -> bool:
         return row.session_key is None or self._owner.owns(row.session_key)
+
+    def resumed(self, row: OutboxRow) -> bool:
+        return self._resumed.pop(row.id, False)
 
     def announce(self, keys: Iterable[str] | None) -> None:
         self._pending.update([EVERY_KEY] if keys is None else keys)

@@ -46,6 +46,15 @@ _CLAIM = (
     "RETURNING ordering_key"
 )
 
+# Whether the claim just taken resumes a key another instance may have been delivering
+# (docs/cluster.md, "A key that moved"): its claim was another's (live or expired), or
+# there was none and the row has been tried before (a failed attempt, then released).
+# The main query of a WITH reads the claim as it was before the statement.
+_RESUMED = (
+    "COALESCE((SELECT old.holder <> $2 FROM outbox_claims old "
+    "WHERE old.ordering_key = {key}), {row}.attempts > 0)"
+)
+
 # $1 key, $2 holder, $3 seconds, $4 now (the worker's clock, as next_attempt_at), $5 owned.
 TAKE_HEAD = (
     "WITH head AS ("
@@ -58,7 +67,8 @@ TAKE_HEAD = (
     "), dropped AS ("  # a claim of ours left on a key with nothing to run here
     "  DELETE FROM outbox_claims WHERE ordering_key = $1 AND holder = $2 "
     "  AND NOT EXISTS (SELECT 1 FROM runnable) RETURNING 1"
-    ") SELECT head.*, EXISTS (SELECT 1 FROM claimed) AS claimed FROM head"
+    ") SELECT head.*, EXISTS (SELECT 1 FROM claimed) AS claimed, "
+    f"{_RESUMED.format(row='head', key='$1')} AS resumed FROM head"
 )
 
 # $1 id, $2 now, $3 key, $4 holder, $5 seconds. The SELECT sees the table as it was
@@ -97,17 +107,19 @@ CLAIM_DUE = (
     "  AND o.ordering_key <> ALL($5::text[]) "
     "  ORDER BY o.id LIMIT $6 FOR UPDATE OF o SKIP LOCKED"
     f"), claimed AS ({_CLAIM.format(now=_NOW, source='due')}"
-    ") SELECT due.* FROM due JOIN claimed ON claimed.ordering_key = due.ordering_key "
-    "ORDER BY due.id"
+    f") SELECT due.*, {_RESUMED.format(row='due', key='due.ordering_key')} AS resumed "
+    "FROM due JOIN claimed ON claimed.ordering_key = due.ordering_key ORDER BY due.id"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """A key's oldest pending row (due or not), and whether we now hold the key."""
+    """A key's oldest pending row (due or not), whether we now hold the key, and
+    whether that claim resumes another instance's (see ``_RESUMED``)."""
 
     row: OutboxRow | None
     claimed: bool
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +143,8 @@ class OutboxClaimRepository:
         row = await self._db.fetchrow(TAKE_HEAD, key, self.holder, self.seconds, now, list(owned))
         if row is None:
             return Head(None, claimed=False)
-        return Head(outbox_row(row), claimed=bool(row["claimed"]))
+        claimed = bool(row["claimed"])
+        return Head(outbox_row(row), claimed=claimed, resumed=claimed and bool(row["resumed"]))
 
     async def finish(self, row: OutboxRow, *, now: float) -> Next:
         """Mark ``row`` done; the next row of its key (see :class:`Next`)."""
@@ -144,13 +157,14 @@ class OutboxClaimRepository:
 
     async def claim_due(
         self, limit: int, *, now: float, owned: Collection[str], skip: Collection[str]
-    ) -> list[OutboxRow]:
+    ) -> list[tuple[OutboxRow, bool]]:
         """Claim the keys of due heads (sessions in ``owned``, keys not in ``skip``,
-        heads not locked by another statement), oldest first; return those heads."""
+        heads not locked by another statement), oldest first; return those heads, each
+        with whether its claim resumes another instance's (see ``_RESUMED``)."""
         rows = await self._db.fetch(
             CLAIM_DUE, now, self.holder, self.seconds, list(owned), list(skip), limit
         )
-        return [outbox_row(row) for row in rows]
+        return [(outbox_row(row), bool(row["resumed"])) for row in rows]
 
     async def release(self, key: str) -> None:
         await self._db.execute(
@@ -158,8 +172,12 @@ class OutboxClaimRepository:
         )
 
     async def release_all(self) -> int:
-        """Every claim of ours (a clean stop); return how many."""
-        return await self._db.execute("DELETE FROM outbox_claims WHERE holder = $1", self.holder)
+        """Every claim of ours (a clean stop, which cancels the drains): expired at once
+        but kept under our name, so that the next holder knows the key moved (a
+        cancelled delivery may have reached its platform); return how many."""
+        return await self._db.execute(
+            "UPDATE outbox_claims SET claimed_until = 0 WHERE holder = $1", self.holder
+        )
 
     async def extend(self, keys: Collection[str]) -> int:
         """Push back the expiry of our claims on ``keys``; return how many we hold."""

@@ -227,6 +227,9 @@ class SlackFrontend(Frontend):
         self._ledger.trust(room, root)  # a new thread: nothing of ours in it yet
         return root
 
+    def forget_trust(self, place: ChatAddress) -> None:
+        self._ledger.forget(place.room, place.thread_root)
+
     async def update_card(self, place: ChatAddress, card: TicketCard) -> None:
         if place.thread_root is None:
             raise PermanentDeliveryError("a ticket card needs its thread root")

@@ -102,6 +102,14 @@ class PostLedger:
         """A thread this process created: nothing of ours was in it before."""
         self._trusted.add((channel, root))
 
+    def forget(self, channel: str, root: str | None) -> None:
+        """Read the thread (``root``), else the channel, again before the next post there:
+        another instance may have posted into it (docs/cluster.md, "A key that moved")."""
+        if root:
+            self._trusted.discard((channel, root))
+        else:
+            self._trusted_channels.discard(channel)
+
     async def once(
         self,
         txn_id: str,
