@@ -37,8 +37,10 @@ async def test_a_clean_stop_wakes_the_survivor_without_waiting_for_a_pass(
 ) -> None:
     a, b = await _pair(tmp_path, schema_dbs)
     try:
+        moment = b.clock.now()
         await a.bridge.stop()
         await until(lambda: b.owned() == KEYS, what="b owns every session, the clock still")
+        assert b.clock.now() == moment  # no pass came due: the NOTIFY did it
     finally:
         await b.bridge.stop()
         await a.bridge.stop()

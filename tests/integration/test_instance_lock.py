@@ -129,7 +129,10 @@ async def test_two_schemas_of_one_database_do_not_meet(tmp_path: Path) -> None:
         open_test_database("postgres", tmp_path) as other,
     ):
         first = await take_instance_lock(one, exclusive=True)
-        second = await take_instance_lock(other, exclusive=True)
+        second = await take_instance_lock(other, exclusive=True)  # not refused
+        assert isinstance(first, PostgresInstanceLock)
+        assert isinstance(second, PostgresInstanceLock)
+        assert await first.check() and await second.check()  # both still held
         await first.release()
         await second.release()
 

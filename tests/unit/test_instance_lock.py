@@ -157,7 +157,8 @@ async def test_an_in_memory_database_needs_no_lock() -> None:
     db = await Database.connect("sqlite::memory:")
     try:
         first = await take_instance_lock(db, exclusive=True)
-        second = await take_instance_lock(db, exclusive=True)
+        second = await take_instance_lock(db, exclusive=True)  # not refused
+        assert not isinstance(first, SQLiteInstanceLock)  # nothing held: no file to lock
         await first.release()
         await second.release()
     finally:
