@@ -82,6 +82,7 @@ from bench.common import (
 )
 from bench.drive import ATTENDANT_TEXT, paced_lanes
 from bench.sinks import SETUPS, Sink
+from bench.statements import StatementCounter
 from bridge.app import Bridge
 from bridge.clock import SystemClock
 from bridge.config import parse_config
@@ -273,12 +274,18 @@ async def _run_null(args: argparse.Namespace, engine: str) -> list[dict[str, Any
                 await run.open_tickets()
                 per_ticket = max(1, args.messages // args.tickets)
                 profiler = cProfile.Profile() if args.profile else None
+                counter = StatementCounter()
                 if profiler is not None:
+                    counter.attach(db)
                     profiler.enable()
                 figures = await run.phase(offset=0, per_ticket=per_ticket, rate=0)
                 if profiler is not None:
                     profiler.disable()
                     _save_profile(profiler, Path(f"{args.profile}.{engine}"))
+                    report = counter.report(figures["count"])
+                    await asyncio.to_thread(
+                        Path(f"{args.profile}.{engine}.statements.txt").write_text, report
+                    )
                 direct = await run.direct(figures["count"])
                 records.append(
                     _record(sink="null", engine=engine, phase="max", direct_rate=direct, **figures)
@@ -383,7 +390,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tickets", type=int, default=50, help="concurrent tickets")
     parser.add_argument("--messages", type=int, default=2000, help="per direction, per phase")
     parser.add_argument("--rate", type=float, default=500, help="paced phase: messages/s in all")
-    parser.add_argument("--profile", help="cProfile the null sink's max phase into FILE.<db>")
+    parser.add_argument(
+        "--profile",
+        help="cProfile the null sink's max phase into FILE.<db>(.txt), statements per "
+        "message into FILE.<db>.statements.txt",
+    )
     parser.add_argument("--smoke", action="store_true", help="a few seconds in all")
     parser.add_argument(
         "--instances", help="comma list of instance counts: a cluster per count (slack, postgres)"
