@@ -53,6 +53,7 @@ from bridge.db.opening import (
     redact_url,
     sqlite_path,
 )
+from bridge.db.pg_pool import PgPool
 from bridge.errors import DatabaseError
 
 log = logging.getLogger("bridge.db")
@@ -425,7 +426,7 @@ class PostgresDatabase(Database):
     )
 
     def __init__(
-        self, pool: asyncpg.Pool, display_url: str, *, url: str = "", schema: str | None = None
+        self, pool: PgPool, display_url: str, *, url: str = "", schema: str | None = None
     ) -> None:
         super().__init__(display_url)
         self._pool = pool
@@ -453,23 +454,41 @@ class PostgresDatabase(Database):
         the caller closes it (LISTEN: bridge/db/notify.py)."""
         return await open_pg_connection(self._url, schema=self._schema)
 
+    async def _run(self, op: _Operation[T], sql: str, args: tuple[Any, ...]) -> T:
+        """As :meth:`Database._run`, with the pool's checkout inlined: outside a
+        transaction this is the path of most statements (bridge/db/pg_pool.py)."""
+        tx = self._active()
+        try:
+            if tx is not None:
+                return await op(tx.conn, sql, args)
+            conn = await self._pool.get()
+            try:
+                return await op(conn, sql, args)
+            finally:
+                self._pool.put(conn)
+        except self._driver_errors as exc:
+            raise self._wrap_error(exc) from exc
+
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool.acquire() as conn:
+        conn = await self._pool.get()
+        try:
             yield conn
+        finally:
+            self._pool.put(conn)
 
     @contextlib.asynccontextmanager
     async def reserved_connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection of the pool kept by the caller until the block ends, for
         session state such as the instance lock's (bridge/db/instance_lock.py); the
         caller undoes that state before the block ends (the pool resets nothing)."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
     async def _begin(self) -> AsyncIterator[asyncpg.Connection]:
         with self._translate_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, conn.transaction():
                 yield conn
 
     async def _execute(self, conn: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> int:

@@ -17,12 +17,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from bridge import files
+from bridge.db.pg_pool import PgPool
 from bridge.errors import DatabaseError
 
 SQLITE_MIN_VERSION = (3, 35, 0)  # RETURNING, and upserts on partial indexes
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_SECONDS = 10.0
 PG_POOL_MAX_SIZE = 10
+# Prepared statements kept per connection: the bridge has a few hundred distinct
+# statements; asyncpg's default of 100 would re-prepare some of them in turn.
+PG_STATEMENT_CACHE_SIZE = 1000
 
 
 # --- URLs ----------------------------------------------------------------------------
@@ -160,44 +164,37 @@ def _pg_connect_reason(exc: BaseException, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """A pooled connection's reset: nothing to undo. The bridge leaves no session
-    state behind (no LISTEN, advisory locks, cursors or SET; the schema comes from
-    the connection's start-up settings) and asyncpg rolls back an open transaction
-    itself. asyncpg's default reset is one more round trip per statement."""
-
-
 def _pg_settings(schema: str | None) -> dict[str, str]:
     if schema is not None and not _IDENTIFIER.fullmatch(schema):
         raise DatabaseError(f"invalid PostgreSQL schema name {schema!r}")
     return {"search_path": f'"{schema}"'} if schema else {}
 
 
-async def open_pg_connection(url: str, *, schema: str | None) -> asyncpg.Connection:
-    """One connection outside the pool, with the pool's settings: for a session that
-    keeps state (LISTEN, bridge/db/notify.py)."""
-    settings = _pg_settings(schema)
+async def open_pg_connection(
+    url: str, *, schema: str | None, settings: dict[str, str] | None = None
+) -> asyncpg.Connection:
+    """One connection with the pool's settings: the pool's, or one of its own for a
+    session that keeps state (LISTEN, bridge/db/notify.py). ``settings``: the
+    schema's, already checked."""
+    if settings is None:
+        settings = _pg_settings(schema)
     try:
         return await asyncpg.connect(
-            url, timeout=PG_CONNECT_TIMEOUT_SECONDS, server_settings=settings
-        )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        reason = _pg_connect_reason(exc, url)
-        raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from exc
-
-
-async def open_pg_pool(url: str, *, schema: str | None) -> asyncpg.Pool:
-    """The pool (one connection checked at once), its search path ``schema`` if given."""
-    settings = _pg_settings(schema)
-    try:
-        return await asyncpg.create_pool(
             url,
-            min_size=1,
-            max_size=PG_POOL_MAX_SIZE,
             timeout=PG_CONNECT_TIMEOUT_SECONDS,
             server_settings=settings,
-            reset=_keep_session,
+            statement_cache_size=PG_STATEMENT_CACHE_SIZE,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         reason = _pg_connect_reason(exc, url)
         raise DatabaseError(f"cannot connect to {redact_url(url)}: {reason}") from exc
+
+
+async def open_pg_pool(url: str, *, schema: str | None) -> PgPool:
+    """The pool (one connection opened at once, so a wrong URL fails here), its
+    search path ``schema`` if given (bridge/db/pg_pool.py)."""
+    settings = _pg_settings(schema)
+    return await PgPool.open(
+        lambda: open_pg_connection(url, schema=schema, settings=settings),
+        max_size=PG_POOL_MAX_SIZE,
+    )
