@@ -51,6 +51,7 @@ from bridge.core.transcript import (
     transcript_zone,
 )
 from bridge.db import ContactRow, Repositories
+from bridge.db.delivery_records import DeliveryRecord, PostedRefs
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
 from bridge.errors import DeliveryError, EngineError, PermanentDeliveryError
@@ -71,6 +72,13 @@ from bridge.model import (
 log = logging.getLogger("bridge.core.deliveries")
 
 MediaDownloader = Callable[[str, Media], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageToDeliver:
+    message: MessageRow
+    ticket: TicketView
+    posted: bool  # on the frontend asked about already
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,15 @@ class DeliveryContext:
             raise PermanentDeliveryError(f"message {message_id} no longer exists")
         return row
 
+    async def message_to_deliver(self, message_id: int, *, frontend: str) -> MessageToDeliver:
+        """The message, its ticket, and whether it is on ``frontend`` already: one
+        query (bridge/db/delivery_reads.py)."""
+        found = await self.repos.delivery_reads.message_for(message_id, frontend=frontend)
+        if found is None:
+            raise PermanentDeliveryError(f"message {message_id} no longer exists")
+        ticket = await self.tickets.view_of(found.ticket, found.contact)
+        return MessageToDeliver(found.message, ticket, posted=found.posted)
+
     async def contact(self, ticket: TicketView) -> ContactRow:
         if ticket.contact is not None:
             return ticket.contact  # read with the ticket
@@ -185,7 +202,8 @@ class FrontendDeliveries:
     def name(self) -> str:
         return self._fe.name
 
-    async def __call__(self, row: OutboxRow) -> None:
+    async def __call__(self, row: OutboxRow) -> DeliveryRecord | None:
+        """Deliver ``row``; what it posted for a message, recorded with the done-mark."""
         match operation_of(row, self.name):
             case EnsureRooms():
                 await self._ensure_rooms()
@@ -196,9 +214,9 @@ class FrontendDeliveries:
             case ThreadNotice(ticket=ticket, text=text):
                 await self._thread_notice(ticket, text, txn_id=f"zb-notice-{row.id}")
             case PostMessage() as post:
-                await self._post(post)
+                return await self._post(post)
             case MirrorAction() as action:
-                await self._mirror_action(action)
+                return await self._mirror_action(action)
             case MarkReceipt() as receipt:
                 await self._mark_receipt(receipt)
             case OpsMessage() as ops:
@@ -209,6 +227,7 @@ class FrontendDeliveries:
                 await self._post_transcript(ticket, txn_id=f"zb-transcript-{row.id}")
             case _:
                 raise not_for(self.name, row)
+        return None
 
     async def resumed(self, row: OutboxRow) -> None:
         """Before ``row``, first of a key taken over from another instance: the place it
@@ -319,19 +338,18 @@ class FrontendDeliveries:
 
     # --- messages ------------------------------------------------------------------
 
-    async def _post(self, post: PostMessage) -> None:
-        message = await self._ctx.message(post.message)
-        if await self._ctx.repos.message_refs.get(message.id, self.name) is not None:
-            return
-        ticket = await self._ctx.tickets.get(message.ticket_id)
+    async def _post(self, post: PostMessage) -> DeliveryRecord | None:
+        found = await self._ctx.message_to_deliver(post.message, frontend=self.name)
+        if found.posted:
+            return None
+        message, ticket = found.message, found.ticket
         place = await self._thread(ticket.id)
         author = await self._author(ticket, message)
         content = await self._ctx.media_bytes(
             ticket.session_key, content_from_dict(message.content)
         )
         if isinstance(content, Reaction | Edit | Deletion):
-            await self._customer_action(place, author, ticket, message, content)
-            return
+            return await self._customer_action(place, author, ticket, message, content)
         if isinstance(content, Receipt):
             raise PermanentDeliveryError("a receipt is not something to post")
         reply_to = await self._ref_of_wa_id(ticket, message.quote_wa_id)
@@ -342,11 +360,8 @@ class FrontendDeliveries:
             reply_to=reply_to,
             txn_id=f"zb-msg-{message.id}",
         )
-        for part, event_id in enumerate(posted.event_ids):
-            await self._ctx.repos.message_refs.put(
-                message.id, frontend=self.name, room_id=place.room, event_id=event_id, part=part
-            )
         self._ctx.observe_latency(self.name, post.received_at)
+        return PostedRefs(message.id, self.name, place.room, tuple(posted.event_ids))
 
     async def _customer_action(
         self,
@@ -355,19 +370,19 @@ class FrontendDeliveries:
         ticket: TicketView,
         message: MessageRow,
         action: Reaction | Edit | Deletion,
-    ) -> None:
+    ) -> DeliveryRecord | None:
         target = await self._ref_of_wa_id(ticket, action.target)
         if target is None:
             log.info("%s: target %s of a %s is unknown here", self.name, action.target, action.kind)
-            return
+            return None
         event = await self._apply_action(place, author, action, target, f"zb-msg-{message.id}")
-        await self._mark_action_done(message, place, event)
+        return self._action_done(message, place, event)
 
-    async def _mirror_action(self, operation: MirrorAction) -> None:
+    async def _mirror_action(self, operation: MirrorAction) -> DeliveryRecord | None:
         """An attendant's reaction, edit or deletion mirrored from the other frontend."""
         message = await self._ctx.message(operation.message)
         if await self._ctx.repos.message_refs.get(message.id, self.name) is not None:
-            return
+            return None
         target = await self._ctx.repos.message_refs.get(operation.target, self.name)
         if target is None:
             raise DeliveryError(f"message {operation.target} is not on {self.name} yet")
@@ -379,18 +394,13 @@ class FrontendDeliveries:
         event = await self._apply_action(
             place, author, action, target.event_id, f"zb-msg-{message.id}"
         )
-        await self._mark_action_done(message, place, event)
+        return self._action_done(message, place, event)
 
-    async def _mark_action_done(
-        self, action: MessageRow, place: ChatAddress, event: str | None
-    ) -> None:
-        """Record that ``action`` reached this frontend (its own event id when it has one;
-        several reactions to one message each get their own ref)."""
-        await self._ctx.repos.message_refs.put(
-            action.id,
-            frontend=self.name,
-            room_id=place.room,
-            event_id=event or f"{action.kind}:{action.id}",
+    def _action_done(self, action: MessageRow, place: ChatAddress, event: str | None) -> PostedRefs:
+        """What records that ``action`` reached this frontend (its own event id when it
+        has one; several reactions to one message each get their own ref)."""
+        return PostedRefs(
+            action.id, self.name, place.room, (event or f"{action.kind}:{action.id}",)
         )
 
     async def _apply_action(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import random
@@ -23,13 +24,26 @@ from collections.abc import Awaitable, Callable, Iterable
 from bridge.backoff import Backoff
 from bridge.clock import Clock
 from bridge.core.outbox_claims import LocalClaims, OutboxClaims
+from bridge.db.delivery_records import DeliveryRecord
 from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.errors import BridgeError, DeliveryError, PermanentDeliveryError
 from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.core.outbox")
 
-Executor = Callable[[OutboxRow], Awaitable[None]]
+# An executor returns what its delivery achieved, written with the done-mark
+# (bridge/db/delivery_records.py), or None when there is nothing to record.
+Executor = Callable[[OutboxRow], Awaitable[DeliveryRecord | None]]
+ResumedHook = Callable[[OutboxRow], Awaitable[None]]
+
+
+class _Failed(enum.Enum):
+    """An attempt that did not deliver: its row waits for a retry or died."""
+
+    FAILED = "failed"
+
+
+_FAILED = _Failed.FAILED
 DeadLetterHook = Callable[[OutboxRow, str], Awaitable[None]]
 BacklogHook = Callable[[int], Awaitable[None]]
 PruneHook = Callable[[float], Awaitable[int]]  # now → rows forgotten
@@ -68,7 +82,7 @@ class OutboxWorker:
         self._metrics = metrics
         self._poll = poll_seconds
         self._executors: dict[str, Executor] = {}
-        self._resumed: dict[str, Executor] = {}
+        self._resumed: dict[str, ResumedHook] = {}
         self._dead_hooks: list[DeadLetterHook] = []
         self._backlog_hooks: list[BacklogHook] = []
         self._prune_hooks: list[tuple[str, PruneHook]] = [
@@ -85,7 +99,7 @@ class OutboxWorker:
         self._drained_during_pass: set[str] | None = None  # see _dispatch_due
 
     def register(
-        self, destination: str, executor: Executor, *, resumed: Executor | None = None
+        self, destination: str, executor: Executor, *, resumed: ResumedHook | None = None
     ) -> None:
         """``resumed``: called before ``executor`` on a row whose key this instance has
         just taken over from another (docs/cluster.md, "A key that moved")."""
@@ -245,11 +259,11 @@ class OutboxWorker:
                 self._claims.announce([key])
                 return
             async with self._slots:
-                delivered = await self._attempt(row)
-            if not delivered:
+                outcome = await self._attempt(row)
+            if outcome is _FAILED:
                 await self._claims.release(key)
                 return  # it waits for a retry (holding its key) or died (freeing it)
-            row = await self._finish(row)
+            row = await self._finish(row, outcome)
 
     async def _oldest_due(self, key: str, *, announce: bool) -> OutboxRow | None:
         try:
@@ -258,41 +272,39 @@ class OutboxWorker:
             log.error("cannot read the outbox: %s", exc.explanation)
             return None
 
-    async def _finish(self, row: OutboxRow) -> OutboxRow | None:
-        """Mark ``row`` done; the next row of its key when that one is due already."""
+    async def _finish(self, row: OutboxRow, record: DeliveryRecord | None) -> OutboxRow | None:
+        """Write ``record`` and mark ``row`` done; the next row of its key when that
+        one is due already."""
         try:
-            return await self._claims.finish(row, now=self._clock.now())
+            return await self._claims.finish(row, now=self._clock.now(), record=record)
         except BridgeError as exc:
-            # Delivered but not marked: the next pass delivers it again, and the
-            # executors' idempotency checks make that a no-op.
+            # Delivered but neither recorded nor marked: the next pass delivers it
+            # again, as after a crash at this point (docs/architecture.md).
             log.error("cannot mark outbox row %d done: %s", row.id, exc.explanation)
             return None
 
-    async def _attempt(self, row: OutboxRow) -> bool:
-        """One delivery attempt; True when it succeeded (the caller marks it done)."""
+    async def _attempt(self, row: OutboxRow) -> DeliveryRecord | _Failed | None:
+        """One delivery attempt: what it achieved (a record or None; the caller marks
+        the row done), or ``_FAILED``."""
         executor = self._executors.get(row.destination)
         if executor is None:
             await self._dead(row, f"no destination named {row.destination!r} is running")
-            return False
+            return _FAILED
         resumed = self._resumed.get(row.destination)
         try:
             if resumed is not None and self._claims.resumed(row):
                 await resumed(row)
-            await executor(row)
+            return await executor(row)
         except PermanentDeliveryError as exc:
             await self._dead(row, exc.explanation)
-            return False
         except DeliveryError as exc:
             await self._retry(row, exc.explanation, exc.retry_after)
-            return False
         except BridgeError as exc:
             await self._retry(row, exc.explanation, None)
-            return False
         except Exception as exc:  # the delivery boundary: log, then retry
             log.exception("outbox row %d to %s failed unexpectedly", row.id, row.destination)
             await self._retry(row, f"{type(exc).__name__}: {exc}", None)
-            return False
-        return True
+        return _FAILED
 
     async def _retry(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
         attempt = row.attempts + 1

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from bridge.cache import bounded
 from bridge.clock import Clock
+from bridge.db.delivery_records import DeliveryRecord
 from bridge.db.notify import MAX_PAYLOAD_BYTES, Notifier
 from bridge.db.outbox import OutboxRepository, OutboxRow
 from bridge.db.outbox_claims import OutboxClaimRepository
@@ -59,8 +60,11 @@ class OutboxClaims(Protocol):
     async def due(self, limit: int, *, now: float, skip: Collection[str]) -> list[OutboxRow]:
         """Due heads of keys not in ``skip``, at most one per key, ours to deliver."""
 
-    async def finish(self, row: OutboxRow, *, now: float) -> OutboxRow | None:
-        """Mark ``row`` done; the next row of its key when it is due and still ours."""
+    async def finish(
+        self, row: OutboxRow, *, now: float, record: DeliveryRecord | None = None
+    ) -> OutboxRow | None:
+        """Write ``record`` and mark ``row`` done; the next row of its key when it is
+        due and still ours."""
 
     async def release(self, key: str) -> None:
         """The drain of ``key`` ended early (a retry, a dead letter)."""
@@ -102,8 +106,11 @@ class LocalClaims:
     async def due(self, limit: int, *, now: float, skip: Collection[str]) -> list[OutboxRow]:
         return await self._repo.next_due(limit, now=now)
 
-    async def finish(self, row: OutboxRow, *, now: float) -> OutboxRow | None:
-        return _if_due(await self._repo.finish(row.id, row.ordering_key, now=now), now)
+    async def finish(
+        self, row: OutboxRow, *, now: float, record: DeliveryRecord | None = None
+    ) -> OutboxRow | None:
+        after = await self._repo.finish(row.id, row.ordering_key, now=now, record=record)
+        return _if_due(after, now)
 
     async def release(self, key: str) -> None:
         pass
@@ -189,8 +196,10 @@ class DatabaseClaims:
         self._resumed.update((row.id, True) for row, resumed in found if resumed)
         return [row for row, _ in found]
 
-    async def finish(self, row: OutboxRow, *, now: float) -> OutboxRow | None:
-        after = await self._repo.finish(row, now=now)
+    async def finish(
+        self, row: OutboxRow, *, now: float, record: DeliveryRecord | None = None
+    ) -> OutboxRow | None:
+        after = await self._repo.finish(row, now=now, record=record)
         if _if_due(after.row, now) is None:
             return None  # the claim went with the finish
         if not after.kept:

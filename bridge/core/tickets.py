@@ -426,7 +426,11 @@ class TicketService:
         found = await self._repos.tickets.get_with_contact(ticket_id)
         if found is None:
             raise InvalidInput(f"no ticket #{ticket_id}")
-        ticket, contact = found
+        return await self.view_of(*found)
+
+    async def view_of(self, ticket: TicketRow, contact: ContactRow) -> TicketView:
+        """The view of a ticket read with its contact by someone else's query (the
+        deliveries' one read: bridge/db/delivery_reads.py)."""
         return self._view_with(ticket, contact, await self._key_of(ticket.session_id))
 
     async def list(

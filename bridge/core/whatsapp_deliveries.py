@@ -16,8 +16,10 @@ from bridge.core.operations import (
     SendBotMessage,
     SendTemplate,
 )
+from bridge.core.outgoing import WHATSAPP
 from bridge.core.senders import BOT, PHONE
 from bridge.core.session_port import WhatsAppSessions
+from bridge.db.delivery_records import DeliveryRecord, WaIdSent
 from bridge.db.messages import MessageRow
 from bridge.db.outbox import OutboxRow
 from bridge.errors import DeliveryError, PermanentDeliveryError, WindowClosed
@@ -41,30 +43,31 @@ class WhatsAppDeliveries:
         self._ctx = ctx
         self._sessions = sessions
 
-    async def __call__(self, row: OutboxRow) -> None:
+    async def __call__(self, row: OutboxRow) -> DeliveryRecord | None:
+        """Send ``row``; the WhatsApp id it went with, recorded with the done-mark."""
         try:
-            await self._deliver(row)
+            return await self._deliver(row)
         except WindowClosed as exc:  # a dead letter, whose notice says what is left to do
             raise WindowClosed(cloud_texts.refused_outside_window(exc.explanation)) from exc
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def _deliver(self, row: OutboxRow) -> DeliveryRecord | None:
         match operation_of(row, "WhatsApp"):
             case SendAttendantMessage(message=message, quote=quote):
-                await self._send(message, quote=quote)
+                return await self._send(message, quote=quote)
             case SendBotMessage(message=message):
-                await self._send(message, quote=None)
+                return await self._send(message, quote=None)
             case SendTemplate() as template:
-                await self._send_template(template)
+                return await self._send_template(template)
             case MirrorAction() as action:
-                await self._action(action)
+                return await self._action(action)
             case _:
                 raise not_for("WhatsApp", row)
 
-    async def _send(self, message_id: int, *, quote: int | None) -> None:
-        message = _not_a_note(await self._ctx.message(message_id))
+    async def _send(self, message_id: int, *, quote: int | None) -> DeliveryRecord | None:
+        found = await self._ctx.message_to_deliver(message_id, frontend=WHATSAPP)
+        message, ticket = _not_a_note(found.message), found.ticket
         if message.wa_id:
-            return  # sent before a crash or a retry
-        ticket = await self._ctx.tickets.get(message.ticket_id)
+            return None  # sent before a crash or a retry
         to = (await self._ctx.customer(ticket)).address
         content = content_from_dict(message.content)
         if isinstance(content, Reaction | Edit | Deletion | Receipt):
@@ -86,13 +89,13 @@ class WhatsAppDeliveries:
             quote=await self._quote(quote, to),
             message_id=self.wa_id_for(ticket.session_key, message),
         )
-        await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
         self._ctx.observe_latency("whatsapp", message.created_at)
+        return WaIdSent(message.id, wa_id)
 
-    async def _send_template(self, operation: SendTemplate) -> None:
+    async def _send_template(self, operation: SendTemplate) -> DeliveryRecord | None:
         message = await self._ctx.message(operation.message)
         if message.wa_id:
-            return  # sent before a crash or a retry
+            return None  # sent before a crash or a retry
         ticket = await self._ctx.tickets.get(message.ticket_id)
         wa_id = await self._sessions.send_template(
             ticket.session_key,
@@ -102,8 +105,8 @@ class WhatsAppDeliveries:
             params=operation.params,
             message_id=self.wa_id_for(ticket.session_key, message),
         )
-        await self._ctx.repos.messages.set_wa_id(message.id, wa_id)
         self._ctx.observe_latency("whatsapp", message.created_at)
+        return WaIdSent(message.id, wa_id)
 
     def wa_id_for(self, session_key: str, message: MessageRow) -> str:
         """What ``message`` is sent with, the same on every attempt: the WhatsApp id to
@@ -123,10 +126,10 @@ class WhatsAppDeliveries:
         sender = None if quoted.direction == "out" else (quoted.sender or customer)
         return Quote(wa_id=quoted.wa_id, sender=sender, text=str(body))
 
-    async def _action(self, operation: MirrorAction) -> None:
+    async def _action(self, operation: MirrorAction) -> DeliveryRecord | None:
         action_row = _not_a_note(await self._ctx.message(operation.message))
         if action_row.wa_id:
-            return
+            return None
         target = _not_a_note(await self._ctx.message(operation.target))
         if not target.wa_id:
             raise DeliveryError(f"message {target.id} has not reached WhatsApp yet")
@@ -153,7 +156,7 @@ class WhatsAppDeliveries:
             wa_id = await self._sessions.revoke(key, to, target=target.wa_id, message_id=chosen)
         else:
             raise PermanentDeliveryError(f"cannot send a {action.kind} action to WhatsApp")
-        await self._ctx.repos.messages.set_wa_id(action_row.id, wa_id)
+        return WaIdSent(action_row.id, wa_id)
 
 
 def _not_a_note(message: MessageRow) -> MessageRow:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bridge.db.companies import CompanyRepository, CompanyRow
 from bridge.db.contacts import ContactMerge, ContactRepository, ContactRow
 from bridge.db.database import Database, Row, UniqueViolation
+from bridge.db.delivery_reads import DeliveryReadRepository
 from bridge.db.events import ProcessedEventRepository
 from bridge.db.messages import MessageRefRepository, MessageRefRow, MessageRepository, MessageRow
 from bridge.db.migrate import migrate
@@ -45,6 +46,7 @@ class Repositories:
     events: ProcessedEventRepository
     quarantine: QuarantineRepository
     ticket_queues: TicketQueueRepository
+    delivery_reads: DeliveryReadRepository
 
     @classmethod
     def over(cls, db: Database) -> Repositories:
@@ -62,6 +64,7 @@ class Repositories:
             events=ProcessedEventRepository(db),
             quarantine=QuarantineRepository(db),
             ticket_queues=TicketQueueRepository(db),
+            delivery_reads=DeliveryReadRepository(db),
         )
 
 

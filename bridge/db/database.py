@@ -280,6 +280,12 @@ def to_sqlite_placeholders(sql: str) -> str:
     return _SQL_TOKENS.sub(lambda m: f"?{m.group(1)}" if m.group(1) else m.group(0), sql)
 
 
+def shift_placeholders(sql: str, by: int) -> str:
+    """``$1`` → ``$(1 + by)`` outside literals and comments: a statement's parameters
+    renumbered to follow another's, to join them in one statement."""
+    return _SQL_TOKENS.sub(lambda m: f"${int(m.group(1)) + by}" if m.group(1) else m.group(0), sql)
+
+
 class SQLiteDatabase(Database):
     """One sqlite3 connection used from the event loop's thread; statements and
     transactions take turns on a lock.

@@ -27,6 +27,14 @@ _SET_ACK_BY_WA_ID = (
 )
 
 
+SET_WA_ID = "UPDATE messages SET wa_id = $2, ack = COALESCE(ack, 'sent') WHERE id = $1"
+UPSERT_REF = (
+    "INSERT INTO message_refs (message_id, frontend, part, room_id, event_id) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, frontend, part) DO UPDATE SET "
+    "room_id = excluded.room_id, event_id = excluded.event_id"
+)
+
+
 NOTE_KIND = "note"
 """The ``messages.kind`` of an internal note and of every action on one."""
 
@@ -222,12 +230,7 @@ class MessageRepository:
 
     async def set_wa_id(self, message_id: int, wa_id: str) -> bool:
         """Record the WhatsApp id of a sent message (its ack becomes ``sent``)."""
-        changed = await self._db.execute(
-            "UPDATE messages SET wa_id = $2, ack = COALESCE(ack, 'sent') WHERE id = $1",
-            message_id,
-            wa_id,
-        )
-        return changed > 0
+        return await self._db.execute(SET_WA_ID, message_id, wa_id) > 0
 
     async def set_ack(self, message_id: int, ack: str) -> bool:
         """Move the ack forward (sent → failed → delivered → read); False if it did not."""
@@ -299,9 +302,7 @@ class MessageRefRepository:
     ) -> MessageRefRow:
         """Record (or replace) the event id of a message part on a frontend."""
         row = await self._db.fetchrow_required(
-            "INSERT INTO message_refs (message_id, frontend, part, room_id, event_id) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, frontend, part) DO UPDATE SET "
-            f"room_id = excluded.room_id, event_id = excluded.event_id RETURNING {REF_COLUMNS}",
+            f"{UPSERT_REF} RETURNING {REF_COLUMNS}",
             message_id,
             frontend,
             part,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.db.database import Database, Row, column_list, from_json, to_json
+from bridge.db.delivery_records import DeliveryRecord, record_cte, write_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,14 @@ class OutboxRow:
 
 COLUMNS = column_list(OutboxRow)
 _O_COLUMNS = column_list(OutboxRow, prefix="o.")
+
+# $1 the row, $2 now, $3 its key; {recorded}: a delivery record's WITH item, or nothing.
+_FINISH = (
+    "WITH {recorded}done AS (UPDATE outbox SET status = 'done', updated_at = $2 "
+    "WHERE id = $1 AND status = 'pending' RETURNING id) "
+    f"SELECT {COLUMNS} FROM outbox WHERE ordering_key = $3 AND status = 'pending' "
+    "AND id <> $1 ORDER BY id LIMIT 1"
+)
 
 
 # Grouped over the pending rows' own index, so no planner can choose to walk the
@@ -130,23 +139,30 @@ class OutboxRepository:
         return changed > 0
 
     async def finish(
-        self, outbox_id: int, ordering_key: str, *, now: float | None = None
+        self,
+        outbox_id: int,
+        ordering_key: str,
+        *,
+        now: float | None = None,
+        record: DeliveryRecord | None = None,
     ) -> OutboxRow | None:
-        """Mark the row done and return the oldest pending row behind it on its key
-        (due or not): one round trip on PostgreSQL, where that is what costs."""
+        """Write what the delivery achieved (``record``), mark the row done, and return
+        the oldest pending row behind it on its key (due or not): one round trip on
+        PostgreSQL, where that is what costs (bridge/db/delivery_records.py)."""
         now = time.time() if now is None else now
         if self._db.dialect != "postgres":
+            if record is not None:
+                await write_record(self._db, record)
             await self.mark_done(outbox_id, now=now)
             return await self.next_for_key(ordering_key)
+        recorded, extra = ("", []) if record is None else record_cte(record, first=4)
         # The SELECT sees the table as it was before the UPDATE: skip the row itself.
         row = await self._db.fetchrow(
-            "WITH done AS (UPDATE outbox SET status = 'done', updated_at = $2 "
-            "WHERE id = $1 AND status = 'pending' RETURNING id) "
-            f"SELECT {COLUMNS} FROM outbox WHERE ordering_key = $3 AND status = 'pending' "
-            "AND id <> $1 ORDER BY id LIMIT 1",
+            _FINISH.format(recorded=f"{recorded}, " if recorded else ""),
             outbox_id,
             now,
             ordering_key,
+            *extra,
         )
         return _outbox(row) if row else None
 

@@ -31,6 +31,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bridge.db.database import Database, column_list
+from bridge.db.delivery_records import DeliveryRecord, record_cte
 from bridge.db.outbox import COLUMNS, OutboxRow, outbox_row
 
 _NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
@@ -78,7 +79,7 @@ TAKE_HEAD = (
 # would otherwise deadlock with this statement).
 _AFTER_DONE = "(SELECT COUNT(*) FROM done) >= 0"
 FINISH = (
-    "WITH done AS ("
+    "WITH {recorded}done AS ("
     "  UPDATE outbox SET status = 'done', updated_at = $2 "
     "  WHERE id = $1 AND status = 'pending' RETURNING id"
     "), next_row AS ("
@@ -146,10 +147,20 @@ class OutboxClaimRepository:
         claimed = bool(row["claimed"])
         return Head(outbox_row(row), claimed=claimed, resumed=claimed and bool(row["resumed"]))
 
-    async def finish(self, row: OutboxRow, *, now: float) -> Next:
-        """Mark ``row`` done; the next row of its key (see :class:`Next`)."""
+    async def finish(
+        self, row: OutboxRow, *, now: float, record: DeliveryRecord | None = None
+    ) -> Next:
+        """Write ``record`` and mark ``row`` done; the next row of its key (see
+        :class:`Next`). One statement (bridge/db/delivery_records.py)."""
+        recorded, extra = ("", []) if record is None else record_cte(record, first=6)
         found = await self._db.fetchrow(
-            FINISH, row.id, now, row.ordering_key, self.holder, self.seconds
+            FINISH.format(recorded=f"{recorded}, " if recorded else ""),
+            row.id,
+            now,
+            row.ordering_key,
+            self.holder,
+            self.seconds,
+            *extra,
         )
         if found is None:
             return Next(None, kept=False)

@@ -10,6 +10,7 @@ from bridge.clock import FakeClock
 from bridge.core.operations import LoginCode, encode
 from bridge.core.ordering_keys import LoginKey
 from bridge.core.outbox import OutboxWorker
+from bridge.db.delivery_records import DeliveryRecord
 from bridge.db.outbox import OutboxRow
 from bridge.metrics import Metrics
 
@@ -137,7 +138,12 @@ class RacingOutbox:
         return self.row if self.row.status == "pending" else None
 
     async def finish(
-        self, outbox_id: int, ordering_key: str, *, now: float | None = None
+        self,
+        outbox_id: int,
+        ordering_key: str,
+        *,
+        now: float | None = None,
+        record: DeliveryRecord | None = None,
     ) -> OutboxRow | None:
         self.row = dataclasses.replace(self.row, status="done")
         self.finished.set()
