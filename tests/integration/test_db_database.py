@@ -259,3 +259,20 @@ async def test_delete_where_removes_every_matching_row_in_batches(raw_db: Databa
     assert await db.delete_where("stamps", "n < $1", 8) == 8
     assert [row["n"] for row in await db.fetch("SELECT n FROM stamps ORDER BY n")] == [8, 9]
     assert await db.delete_where("stamps", "n < $1", 8) == 0
+
+
+@pytest.mark.postgres
+async def test_a_local_postgresql_is_reached_over_its_unix_socket(pg_raw_db: Database) -> None:
+    """docs/configuration.md#database: ``?host=<socket directory>`` in the URL."""
+    directories = await pg_raw_db.fetchval("SHOW unix_socket_directories")
+    assert directories, "this PostgreSQL listens on no Unix socket"
+    directory = directories.split(",")[0].strip()
+    user = await pg_raw_db.fetchval("SELECT current_user")
+    name = await pg_raw_db.fetchval("SELECT current_database()")
+    port = await pg_raw_db.fetchval("SELECT current_setting('port')")
+    db = await Database.connect(f"postgresql://{user}@/{name}?host={directory}&port={port}")
+    try:
+        assert await db.fetchval("SELECT inet_server_addr()") is None  # not over TCP
+        assert await db.fetchval("SELECT 41 + $1::int", 1) == 42
+    finally:
+        await db.close()
