@@ -23,9 +23,10 @@ from typing import Protocol
 
 from bridge.cache import bounded
 from bridge.clock import Clock
+from bridge.db.batcher import Batcher
 from bridge.db.delivery_records import DeliveryRecord
 from bridge.db.notify import MAX_PAYLOAD_BYTES, Notifier
-from bridge.db.outbox import OutboxRepository, OutboxRow
+from bridge.db.outbox import Finish, OutboxRepository, OutboxRow
 from bridge.db.outbox_claims import OutboxClaimRepository
 from bridge.errors import BridgeError
 
@@ -89,10 +90,12 @@ def _if_due(row: OutboxRow | None, now: float) -> OutboxRow | None:
 
 
 class LocalClaims:
-    """One instance: every key and every session is ours; today's statements only."""
+    """One instance: every key and every session is ours. On PostgreSQL, finishes
+    that arrive together share a statement (bridge/db/batcher.py)."""
 
     def __init__(self, repo: OutboxRepository) -> None:
         self._repo = repo
+        self._finish_many = Batcher(repo.finish_many) if repo.batches_finishes else None
 
     async def start(self, *, wake: Wake, in_flight: InFlight) -> None:
         pass
@@ -109,6 +112,9 @@ class LocalClaims:
     async def finish(
         self, row: OutboxRow, *, now: float, record: DeliveryRecord | None = None
     ) -> OutboxRow | None:
+        if self._finish_many is not None:
+            finish = Finish(row.id, row.ordering_key, now, record)
+            return _if_due(await self._finish_many(finish), now)
         after = await self._repo.finish(row.id, row.ordering_key, now=now, record=record)
         return _if_due(after, now)
 

@@ -10,12 +10,18 @@ with several instances, claims on ordering keys keep it from two instances at on
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bridge.db.database import Database, Row, column_list, from_json, to_json
-from bridge.db.delivery_records import DeliveryRecord, record_cte, write_record
+from bridge.db.delivery_records import (
+    DeliveryRecord,
+    PostedRefs,
+    WaIdSent,
+    record_cte,
+    write_record,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,40 @@ NEXT_DUE = (
 _FIELDS = tuple(COLUMNS.split(", "))
 
 
+# $1 row ids, $2 their keys, $3 now; WhatsApp ids: $4 message ids, $5 ids; refs: $6
+# message ids, $7 frontends, $8 parts, $9 rooms, $10 event ids. The reads see the
+# table before the writes: the rows being finished are skipped.
+_FINISH_MANY = (
+    "WITH wa AS ("
+    "  UPDATE messages m SET wa_id = w.wa_id, ack = COALESCE(m.ack, 'sent') "
+    "  FROM unnest($4::bigint[], $5::text[]) AS w(id, wa_id) WHERE m.id = w.id"
+    "), refs AS ("
+    "  INSERT INTO message_refs (message_id, frontend, part, room_id, event_id) "
+    "  SELECT * FROM unnest($6::bigint[], $7::text[], $8::int[], $9::text[], $10::text[]) "
+    "  ON CONFLICT (message_id, frontend, part) DO UPDATE SET "
+    "  room_id = excluded.room_id, event_id = excluded.event_id"
+    "), done AS ("
+    "  UPDATE outbox SET status = 'done', updated_at = $3 "
+    "  WHERE id = ANY($1::bigint[]) AND status = 'pending'"
+    ") "
+    "SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys "
+    "CROSS JOIN LATERAL ("
+    f"  SELECT {COLUMNS} FROM outbox WHERE ordering_key = keys.k AND status = 'pending' "
+    "  AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 1"
+    ") AS n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One delivered row: its id, its key, when, and what its delivery achieved."""
+
+    row_id: int
+    ordering_key: str
+    now: float
+    record: DeliveryRecord | None = None
+
+
 def outbox_row(row: Row) -> OutboxRow:
     """The row read with :data:`COLUMNS` beside other columns (those are ignored)."""
     values = {name: row[name] for name in _FIELDS}
@@ -74,6 +114,12 @@ def _outbox(row: Row) -> OutboxRow:
 class OutboxRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @property
+    def batches_finishes(self) -> bool:
+        """Whether :meth:`finish_many` is worth gathering finishes for: on PostgreSQL,
+        where each statement is a round trip (bridge/db/batcher.py)."""
+        return self._db.dialect == "postgres"
 
     async def enqueue(
         self,
@@ -165,6 +211,28 @@ class OutboxRepository:
             *extra,
         )
         return _outbox(row) if row else None
+
+    async def finish_many(self, finishes: Sequence[Finish]) -> list[OutboxRow | None]:
+        """For rows of different keys: write the records, mark the rows done, and return
+        each row's next pending row on its key (due or not), in one statement
+        (PostgreSQL; gathered by bridge/db/batcher.py)."""
+        sent = [f.record for f in finishes if isinstance(f.record, WaIdSent)]
+        refs = [
+            (record.message_id, record.frontend, part, record.room_id, event_id)
+            for record in (f.record for f in finishes if isinstance(f.record, PostedRefs))
+            for part, event_id in enumerate(record.event_ids)
+        ]
+        rows = await self._db.fetch(
+            _FINISH_MANY,
+            [finish.row_id for finish in finishes],
+            [finish.ordering_key for finish in finishes],
+            max(finish.now for finish in finishes),
+            [record.message_id for record in sent],
+            [record.wa_id for record in sent],
+            *([list(column) for column in zip(*refs, strict=True)] if refs else [[]] * 5),
+        )
+        after = {row["ordering_key"]: outbox_row(row) for row in rows}
+        return [after.get(finish.ordering_key) for finish in finishes]
 
     async def mark_retry(
         self, outbox_id: int, *, next_at: float, error: str, now: float | None = None

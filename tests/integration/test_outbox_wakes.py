@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from bridge.clock import FakeClock
 from bridge.core.outbox import OutboxWorker
 from bridge.db import Repositories
-from bridge.db.outbox import OutboxRepository, OutboxRow
+from bridge.db.delivery_records import DeliveryRecord
+from bridge.db.outbox import Finish, OutboxRepository, OutboxRow
 from tests.harness.core import until
 
 KEY, BUSY = "ticket:1:whatsapp", "ticket:2:whatsapp"
@@ -31,9 +32,21 @@ class LateCommits(OutboxRepository):
         self.passes = 0
 
     async def finish(
-        self, outbox_id: int, ordering_key: str, *, now: float | None = None
+        self,
+        outbox_id: int,
+        ordering_key: str,
+        *,
+        now: float | None = None,
+        record: DeliveryRecord | None = None,
     ) -> OutboxRow | None:
-        found = await super().finish(outbox_id, ordering_key, now=now)
+        found = await super().finish(outbox_id, ordering_key, now=now, record=record)
+        if self.after_finish:
+            await self.after_finish.pop(0)
+        return found
+
+    async def finish_many(self, finishes: Sequence[Finish]) -> list[OutboxRow | None]:
+        """PostgreSQL's finishes (bridge/db/batcher.py), with the same hook."""
+        found = await super().finish_many(finishes)
         if self.after_finish:
             await self.after_finish.pop(0)
         return found

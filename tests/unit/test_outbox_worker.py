@@ -18,6 +18,8 @@ from bridge.metrics import Metrics
 class MemoryOutbox:
     """Just enough of OutboxRepository for the worker's idle loop."""
 
+    batches_finishes = False
+
     def __init__(self) -> None:
         self.pruned_before: list[float] = []
 
@@ -108,6 +110,8 @@ async def test_only_the_leader_counts_the_backlog_and_prunes_delivered_rows() ->
 class RacingOutbox:
     """One pending row whose pass (``next_due``) is slow: the keyed drain started by
     ``wake(keys)`` delivers and finishes it while the pass is still reading."""
+
+    batches_finishes = False
 
     def __init__(self) -> None:
         self.row = OutboxRow(
