@@ -211,8 +211,6 @@ class TicketService:
             ticket, created, reopened = await self._ticket_for(
                 session_id, contact.id, from_me=message.from_me, now=now
             )
-            if not message.from_me:
-                await self._repos.tickets.mark_customer_wrote(ticket.id, now=now)
             step = await self._menu.on_message(  # with queues the menu answers instead
                 session, ticket, message, created=created, is_group=contact.is_group, now=now
             )
@@ -261,16 +259,21 @@ class TicketService:
     async def _ticket_for(
         self, session_id: int, contact_id: int, *, from_me: bool, now: float
     ) -> tuple[TicketRow, bool, bool]:
-        """The ticket a message goes to, whether it was created, whether reopened."""
-        active = await self._repos.tickets.find_active(session_id, contact_id)
+        """The ticket a message goes to, whether it was created, whether reopened; a
+        customer's message also restarts the count of their silence (idle tickets)."""
+        tickets = self._repos.tickets
+        wrote = None if from_me else now
+        active = await tickets.find_active(session_id, contact_id, customer_wrote_at=wrote)
         if active is not None:
             return active, False, False
+        reopened = None if from_me else await self._reopen_recent(session_id, contact_id, now)
+        if reopened is not None:
+            ticket, created = reopened, False
+        else:
+            ticket, created = await tickets.open_or_get(session_id, contact_id, now=now)
         if not from_me:
-            reopened = await self._reopen_recent(session_id, contact_id, now)
-            if reopened is not None:
-                return reopened, False, True
-        ticket, created = await self._repos.tickets.open_or_get(session_id, contact_id, now=now)
-        return ticket, created, False
+            await tickets.mark_customer_wrote(ticket.id, now=now)
+        return ticket, created, reopened is not None
 
     async def _reopen_recent(
         self, session_id: int, contact_id: int, now: float

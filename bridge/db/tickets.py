@@ -55,6 +55,11 @@ _SELECT_ACTIVE = (
     f"SELECT {COLUMNS} FROM tickets "
     "WHERE session_id = $1 AND contact_id = $2 AND status <> 'closed'"
 )
+_MARK_ACTIVE = (  # _SELECT_ACTIVE, and the customer's silence counts from $3
+    "UPDATE tickets SET last_customer_at = CASE WHEN last_customer_at IS NULL "
+    "OR last_customer_at < $3 THEN $3 ELSE last_customer_at END "
+    f"WHERE session_id = $1 AND contact_id = $2 AND status <> 'closed' RETURNING {COLUMNS}"
+)
 
 
 _SET_COLUMN = {
@@ -121,9 +126,15 @@ class TicketRepository:
             return None
         return _ticket({name: row[name] for name in _TICKET_FIELDS}), contact_of(row)
 
-    async def find_active(self, session_id: int, contact_id: int) -> TicketRow | None:
-        """The contact's non-closed ticket, if any."""
-        row = await self._db.fetchrow(_SELECT_ACTIVE, session_id, contact_id)
+    async def find_active(
+        self, session_id: int, contact_id: int, *, customer_wrote_at: float | None = None
+    ) -> TicketRow | None:
+        """The contact's non-closed ticket, if any. ``customer_wrote_at``: the customer
+        wrote then, recorded as by :meth:`mark_customer_wrote` in the same statement."""
+        if customer_wrote_at is None:
+            row = await self._db.fetchrow(_SELECT_ACTIVE, session_id, contact_id)
+        else:
+            row = await self._db.fetchrow(_MARK_ACTIVE, session_id, contact_id, customer_wrote_at)
         return _ticket(row) if row else None
 
     async def find_latest(self, session_id: int, contact_id: int) -> TicketRow | None:

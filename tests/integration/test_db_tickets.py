@@ -225,6 +225,23 @@ async def test_silent_tickets_are_listed_and_closed_once(repos: Repositories) ->
     assert await repos.tickets.list_silent(session.id, since=100.0, limit=10) == []
 
 
+async def test_the_active_ticket_read_for_a_customer_message_restarts_the_silence(
+    repos: Repositories,
+) -> None:
+    session, contact = await _seed(repos)
+    ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
+    found = await repos.tickets.find_active(session.id, contact.id, customer_wrote_at=50.0)
+    assert found is not None and (found.id, found.last_customer_at) == (ticket.id, 50.0)
+    older = await repos.tickets.find_active(session.id, contact.id, customer_wrote_at=40.0)
+    assert older is not None and older.last_customer_at == 50.0  # never backwards
+    plain = await repos.tickets.find_active(session.id, contact.id)
+    assert plain is not None and plain.last_customer_at == 50.0
+    assert await repos.tickets.transition(ticket.id, frm="pending", to="closed", now=60.0)
+    assert await repos.tickets.find_active(session.id, contact.id, customer_wrote_at=70.0) is None
+    closed = await repos.tickets.get(ticket.id)
+    assert closed is not None and closed.last_customer_at == 50.0  # a closed one is left
+
+
 async def test_reopening_restarts_the_silence(repos: Repositories) -> None:
     session, contact = await _seed(repos)
     ticket, _ = await repos.tickets.open_or_get(session.id, contact.id, now=10.0)
