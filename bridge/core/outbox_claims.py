@@ -143,6 +143,7 @@ class DatabaseClaims:
         clock: Clock,
     ) -> None:
         self._repo = repo
+        self._finish_many = Batcher(repo.finish_many)  # docs/architecture.md
         self._owner = owner
         self._notifier = notifier
         self._clock = clock
@@ -205,7 +206,7 @@ class DatabaseClaims:
     async def finish(
         self, row: OutboxRow, *, now: float, record: DeliveryRecord | None = None
     ) -> OutboxRow | None:
-        after = await self._repo.finish(row, now=now, record=record)
+        after = await self._finish_many(Finish(row.id, row.ordering_key, now, record))
         if _if_due(after.row, now) is None:
             return None  # the claim went with the finish
         if not after.kept:

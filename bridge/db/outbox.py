@@ -17,9 +17,8 @@ from typing import Any
 from bridge.db.database import Database, Row, column_list, from_json, to_json
 from bridge.db.delivery_records import (
     DeliveryRecord,
-    PostedRefs,
-    WaIdSent,
-    record_cte,
+    records_args,
+    records_cte,
     write_record,
 )
 
@@ -44,15 +43,6 @@ class OutboxRow:
 COLUMNS = column_list(OutboxRow)
 _O_COLUMNS = column_list(OutboxRow, prefix="o.")
 
-# $1 the row, $2 now, $3 its key; {recorded}: a delivery record's WITH item, or nothing.
-_FINISH = (
-    "WITH {recorded}done AS (UPDATE outbox SET status = 'done', updated_at = $2 "
-    "WHERE id = $1 AND status = 'pending' RETURNING id) "
-    f"SELECT {COLUMNS} FROM outbox WHERE ordering_key = $3 AND status = 'pending' "
-    "AND id <> $1 ORDER BY id LIMIT 1"
-)
-
-
 # Grouped over the pending rows' own index, so no planner can choose to walk the
 # delivered ones (SQLite did, after an ANALYZE taken with no row pending: 60 ms at a
 # million rows instead of 0.2 ms).
@@ -66,28 +56,24 @@ NEXT_DUE = (
 
 _FIELDS = tuple(COLUMNS.split(", "))
 
-
-# $1 row ids, $2 their keys, $3 now; WhatsApp ids: $4 message ids, $5 ids; refs: $6
-# message ids, $7 frontends, $8 parts, $9 rooms, $10 event ids. The reads see the
-# table before the writes: the rows being finished are skipped.
-_FINISH_MANY = (
-    "WITH wa AS ("
-    "  UPDATE messages m SET wa_id = w.wa_id, ack = COALESCE(m.ack, 'sent') "
-    "  FROM unnest($4::bigint[], $5::text[]) AS w(id, wa_id) WHERE m.id = w.id"
-    "), refs AS ("
-    "  INSERT INTO message_refs (message_id, frontend, part, room_id, event_id) "
-    "  SELECT * FROM unnest($6::bigint[], $7::text[], $8::int[], $9::text[], $10::text[]) "
-    "  ON CONFLICT (message_id, frontend, part) DO UPDATE SET "
-    "  room_id = excluded.room_id, event_id = excluded.event_id"
-    "), done AS ("
-    "  UPDATE outbox SET status = 'done', updated_at = $3 "
-    "  WHERE id = ANY($1::bigint[]) AND status = 'pending'"
-    ") "
-    "SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys "
+# Each key's oldest pending row, skipping the rows being finished ($1), after a FROM
+# that names the keys ``keys.k``.
+NEXT_OF_KEYS = (
     "CROSS JOIN LATERAL ("
     f"  SELECT {COLUMNS} FROM outbox WHERE ordering_key = keys.k AND status = 'pending' "
     "  AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 1"
     ") AS n"
+)
+
+
+# $1 row ids, $2 their keys, $3 now, $4..$10 the records (delivery_records.records_cte).
+# The reads see the table before the writes: the rows being finished are skipped.
+_FINISH_MANY = (
+    f"WITH {records_cte(first=4)}, done AS ("
+    "  UPDATE outbox SET status = 'done', updated_at = $3 "
+    "  WHERE id = ANY($1::bigint[]) AND status = 'pending'"
+    ") "
+    f"SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys {NEXT_OF_KEYS}"
 )
 
 
@@ -194,42 +180,26 @@ class OutboxRepository:
     ) -> OutboxRow | None:
         """Write what the delivery achieved (``record``), mark the row done, and return
         the oldest pending row behind it on its key (due or not): one round trip on
-        PostgreSQL, where that is what costs (bridge/db/delivery_records.py)."""
+        PostgreSQL, where that is what costs (:meth:`finish_many`)."""
         now = time.time() if now is None else now
         if self._db.dialect != "postgres":
             if record is not None:
                 await write_record(self._db, record)
             await self.mark_done(outbox_id, now=now)
             return await self.next_for_key(ordering_key)
-        recorded, extra = ("", []) if record is None else record_cte(record, first=4)
-        # The SELECT sees the table as it was before the UPDATE: skip the row itself.
-        row = await self._db.fetchrow(
-            _FINISH.format(recorded=f"{recorded}, " if recorded else ""),
-            outbox_id,
-            now,
-            ordering_key,
-            *extra,
-        )
-        return _outbox(row) if row else None
+        [after] = await self.finish_many([Finish(outbox_id, ordering_key, now, record)])
+        return after
 
     async def finish_many(self, finishes: Sequence[Finish]) -> list[OutboxRow | None]:
         """For rows of different keys: write the records, mark the rows done, and return
         each row's next pending row on its key (due or not), in one statement
         (PostgreSQL; gathered by bridge/db/batcher.py)."""
-        sent = [f.record for f in finishes if isinstance(f.record, WaIdSent)]
-        refs = [
-            (record.message_id, record.frontend, part, record.room_id, event_id)
-            for record in (f.record for f in finishes if isinstance(f.record, PostedRefs))
-            for part, event_id in enumerate(record.event_ids)
-        ]
         rows = await self._db.fetch(
             _FINISH_MANY,
             [finish.row_id for finish in finishes],
             [finish.ordering_key for finish in finishes],
             max(finish.now for finish in finishes),
-            [record.message_id for record in sent],
-            [record.wa_id for record in sent],
-            *([list(column) for column in zip(*refs, strict=True)] if refs else [[]] * 5),
+            *records_args(finish.record for finish in finishes),
         )
         after = {row["ordering_key"]: outbox_row(row) for row in rows}
         return [after.get(finish.ordering_key) for finish in finishes]

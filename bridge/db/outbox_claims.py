@@ -27,12 +27,12 @@ PostgreSQL without ``cluster.enabled``) never claims.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from bridge.db.database import Database, column_list
-from bridge.db.delivery_records import DeliveryRecord, record_cte
-from bridge.db.outbox import COLUMNS, OutboxRow, outbox_row
+from bridge.db.delivery_records import records_args, records_cte
+from bridge.db.outbox import COLUMNS, NEXT_OF_KEYS, Finish, OutboxRow, outbox_row
 
 _NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 _O_COLUMNS = column_list(OutboxRow, prefix="o.")
@@ -72,27 +72,32 @@ TAKE_HEAD = (
     f"{_RESUMED.format(row='head', key='$1')} AS resumed FROM head"
 )
 
-# $1 id, $2 now, $3 key, $4 holder, $5 seconds. The SELECT sees the table as it was
-# before the UPDATE: it skips the row itself. PostgreSQL runs the sub-statements of a
-# WITH in no set order: the claim's are made to read ``done`` first, so that the row
-# is locked before the claim (a pass holding the row while it waits for the claim
-# would otherwise deadlock with this statement).
+# Finishing rows, each of its own key, in one statement: $1 ids, $2 their keys, $3 now,
+# $4 holder, $5 seconds, $6..$12 the records (delivery_records.records_cte). The reads
+# see the table as it was before the UPDATE: they skip the rows themselves.
+# PostgreSQL runs the sub-statements of a WITH in no set order: the claims' are made
+# to read ``done`` first, so that the rows are locked before the claims (a pass
+# holding a row while it waits for its claim would otherwise deadlock with this
+# statement; passes lock rows with SKIP LOCKED and never wait for one).
 _AFTER_DONE = "(SELECT COUNT(*) FROM done) >= 0"
-FINISH = (
-    "WITH {recorded}done AS ("
-    "  UPDATE outbox SET status = 'done', updated_at = $2 "
-    "  WHERE id = $1 AND status = 'pending' RETURNING id"
+FINISH_MANY = (
+    f"WITH {records_cte(first=6)}, done AS ("
+    "  UPDATE outbox SET status = 'done', updated_at = $3 "
+    "  WHERE id = ANY($1::bigint[]) AND status = 'pending' RETURNING id"
     "), next_row AS ("
-    f"  SELECT {COLUMNS} FROM outbox WHERE ordering_key = $3 AND status = 'pending' "
-    "  AND id <> $1 ORDER BY id LIMIT 1"
+    f"  SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys {NEXT_OF_KEYS}"
+    "), due_next AS ("
+    "  SELECT ordering_key FROM next_row WHERE next_attempt_at <= $3"
     "), kept AS ("
     f"  UPDATE outbox_claims SET claimed_until = {_NOW} + $5 "
-    f"  WHERE ordering_key = $3 AND holder = $4 AND {_AFTER_DONE} "
-    "  AND EXISTS (SELECT 1 FROM next_row WHERE next_attempt_at <= $2) RETURNING 1"
+    f"  WHERE holder = $4 AND {_AFTER_DONE} "
+    "  AND ordering_key IN (SELECT ordering_key FROM due_next) RETURNING ordering_key"
     "), released AS ("
-    f"  DELETE FROM outbox_claims WHERE ordering_key = $3 AND holder = $4 AND {_AFTER_DONE} "
-    "  AND NOT EXISTS (SELECT 1 FROM next_row WHERE next_attempt_at <= $2) RETURNING 1"
-    ") SELECT next_row.*, EXISTS (SELECT 1 FROM kept) AS kept FROM next_row"
+    f"  DELETE FROM outbox_claims WHERE holder = $4 AND {_AFTER_DONE} "
+    "  AND ordering_key = ANY($2::text[]) "
+    "  AND ordering_key NOT IN (SELECT ordering_key FROM due_next) RETURNING 1"
+    ") SELECT next_row.*, next_row.ordering_key IN (SELECT ordering_key FROM kept) AS kept "
+    "FROM next_row"
 )
 
 # $1 now, $2 holder, $3 seconds, $4 owned, $5 keys to leave out, $6 limit.
@@ -147,24 +152,21 @@ class OutboxClaimRepository:
         claimed = bool(row["claimed"])
         return Head(outbox_row(row), claimed=claimed, resumed=claimed and bool(row["resumed"]))
 
-    async def finish(
-        self, row: OutboxRow, *, now: float, record: DeliveryRecord | None = None
-    ) -> Next:
-        """Write ``record`` and mark ``row`` done; the next row of its key (see
-        :class:`Next`). One statement (bridge/db/delivery_records.py)."""
-        recorded, extra = ("", []) if record is None else record_cte(record, first=6)
-        found = await self._db.fetchrow(
-            FINISH.format(recorded=f"{recorded}, " if recorded else ""),
-            row.id,
-            now,
-            row.ordering_key,
+    async def finish_many(self, finishes: Sequence[Finish]) -> list[Next]:
+        """Write each row's record and mark it done; the next row of its key (see
+        :class:`Next`). One statement for rows of different keys (gathered by
+        bridge/db/batcher.py)."""
+        rows = await self._db.fetch(
+            FINISH_MANY,
+            [finish.row_id for finish in finishes],
+            [finish.ordering_key for finish in finishes],
+            max(finish.now for finish in finishes),
             self.holder,
             self.seconds,
-            *extra,
+            *records_args(finish.record for finish in finishes),
         )
-        if found is None:
-            return Next(None, kept=False)
-        return Next(outbox_row(found), kept=bool(found["kept"]))
+        after = {row["ordering_key"]: Next(outbox_row(row), bool(row["kept"])) for row in rows}
+        return [after.get(finish.ordering_key, Next(None, kept=False)) for finish in finishes]
 
     async def claim_due(
         self, limit: int, *, now: float, owned: Collection[str], skip: Collection[str]

@@ -9,6 +9,7 @@ import pytest
 from bridge.db import Database, Repositories, migrate
 from bridge.db.delivery_records import PostedRefs, WaIdSent
 from bridge.db.messages import MessageRow, NewMessage
+from bridge.db.outbox import Finish
 from bridge.db.outbox_claims import OutboxClaimRepository
 
 PHONE = "+5511987654321"
@@ -108,7 +109,9 @@ async def test_the_claims_finish_writes_the_record_in_its_one_statement(
     claims = OutboxClaimRepository(pg_raw_db, holder="i1", seconds=10.0)
     head = await claims.take_head("t1:slack", now=1.0, owned=[])
     assert head.row is not None and head.row.id == first and head.claimed
-    after = await claims.finish(head.row, now=2.0, record=WaIdSent(message.id, "3EB0BB"))
+    [after] = await claims.finish_many(
+        [Finish(head.row.id, head.row.ordering_key, 2.0, WaIdSent(message.id, "3EB0BB"))]
+    )
     assert after.row is not None and after.row.id == second and after.kept
     sent = await repos.messages.get(message.id)
     assert sent is not None and sent.wa_id == "3EB0BB"

@@ -14,6 +14,7 @@ from bridge.db.batcher import Batcher
 from bridge.db.delivery_records import PostedRefs, WaIdSent
 from bridge.db.messages import MessageRow, NewMessage
 from bridge.db.outbox import Finish, OutboxRow
+from bridge.db.outbox_claims import OutboxClaimRepository
 from bridge.errors import DatabaseError
 
 pytestmark = pytest.mark.postgres
@@ -156,3 +157,23 @@ async def test_reads_of_many_deliveries_are_one_query_each_answer_in_its_place(
         *(pg_repos.delivery_reads.message_for(m.id, frontend="slack") for m in (m1, m2))
     )
     assert [(r.message.id, r.posted) for r in together if r] == [(m1.id, False), (m2.id, True)]
+
+
+async def test_with_claims_rows_of_several_keys_finish_in_one_statement(
+    pg_repos: Repositories, pg_raw_db: Database
+) -> None:
+    a1, a2 = await _rows(pg_repos, "a", 2)
+    (b1,) = await _rows(pg_repos, "b", 1)
+    (m1,) = await _messages(pg_repos, 1)
+    claims = OutboxClaimRepository(pg_raw_db, holder="i1", seconds=30.0)
+    for key in ("a", "b"):
+        assert (await claims.take_head(key, now=1.0, owned=[])).claimed
+    after = await claims.finish_many(
+        [Finish(a1.id, "a", 2.0, WaIdSent(m1.id, "3EB0C1")), Finish(b1.id, "b", 2.0)]
+    )
+    assert [(n.row.id if n.row else None, n.kept) for n in after] == [(a2.id, True), (None, False)]
+    holders = await pg_raw_db.fetch("SELECT ordering_key, holder FROM outbox_claims")
+    assert {(r["ordering_key"], r["holder"]) for r in holders} == {("a", "i1")}  # b's released
+    sent = await pg_repos.messages.get(m1.id)
+    assert sent is not None and sent.wa_id == "3EB0C1"
+    assert (await pg_repos.outbox.get(b1.id)).status == "done"  # type: ignore[union-attr]
