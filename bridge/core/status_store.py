@@ -4,10 +4,12 @@ change of a WhatsApp session is saved in its ``sessions`` row."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from bridge.cluster.view import OwnershipView
 from bridge.db.sessions import SessionRepository
 from bridge.whatsapp.status import StatusStore
+from bridge.whatsapp.status_announcer import StatusRecord
 
 log = logging.getLogger("bridge.cluster.fence")
 
@@ -16,6 +18,18 @@ class DatabaseStatusStore:
     def __init__(self, repo: SessionRepository, ids: dict[str, int]) -> None:
         self._repo = repo
         self._ids = ids
+
+    async def save_statuses(self, records: Sequence[StatusRecord]) -> None:
+        """Several at once, in one transaction (bridge/whatsapp/status_announcer.py)."""
+        async with self._repo.transaction():
+            for r in records:
+                await self.save_status(
+                    r.key,
+                    r.status.value,
+                    phone=r.phone,
+                    error=r.error,
+                    connected_at=r.connected_at,
+                )
 
     async def save_status(
         self,
