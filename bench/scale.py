@@ -2,14 +2,17 @@
 
     python -m bench.scale [--db sqlite|postgres|both] [--levels 1000,100000,1000000]
                           [--tickets 10000] [--sessions-count 1000] [--stagger-ms 0]
-                          [--idle-seconds 10] [--sessions-only] [--smoke]
+                          [--idle-seconds 10] [--sessions-only] [--statements FILE]
+                          [--smoke]
 
 History: contacts and ``--tickets`` tickets (one in ten open, each with its thread),
 then messages spread over them, each with its message ref and its ``done`` outbox
 row (a worst case: the bridge prunes done rows an hour after delivery), inserted
 with ``INSERT … SELECT`` over ``generate_series`` / a recursive CTE in one
 transaction, then ``ANALYZE``. At each level, new messages both ways on open
-tickets, paced, through the null frontend; p50/p95/p99 should stay flat.
+tickets, paced, through the null frontend; p50/p95/p99 should stay flat. With
+``--statements FILE``, each level's slowest statements and their plans go to FILE
+(bench/statement_times.py).
 
 Sessions: a child process per database starts a bridge with ``--sessions-count``
 auto-paired sim sessions and no frontend, staggered by ``--stagger-ms``; it reports
@@ -43,6 +46,7 @@ from bench.common import (
     temp_dir,
 )
 from bench.relay import NullRun
+from bench.statement_times import StatementTimer
 from bridge.app import Bridge
 from bridge.clock import SystemClock
 from bridge.config import parse_config
@@ -193,6 +197,9 @@ async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, A
                     args.probe,
                 )
                 open_ids = [int(row["id"]) for row in rows]
+                timer = StatementTimer()
+                if args.statements:
+                    timer.attach(db)
                 stored = 0
                 for level in args.levels:
                     t0 = time.monotonic()
@@ -206,14 +213,24 @@ async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, A
                     )
                     insert_s = time.monotonic() - t0
                     stored = level
+                    timer.reset()
                     records.append(
                         await _probe(args, engine, bridge, null, open_ids, level, insert_s)
                     )
                     emit(records[-1])
+                    if args.statements:
+                        title = f"{engine}, {level:,} stored messages"
+                        report = await timer.report(db, title=title)
+                        await asyncio.to_thread(_append, Path(args.statements), report)
             finally:
                 await bridge.stop()
                 await db.close()
     return records
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(text)
 
 
 async def _probe(
@@ -350,6 +367,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe", type=int, default=50, help="open tickets the probe writes on")
     parser.add_argument("--per-ticket", type=int, default=10, help="probe messages per side")
     parser.add_argument("--rate", type=float, default=200, help="probe messages/s")
+    parser.add_argument(
+        "--statements",
+        help="append each level's slowest statements (time, plan) to this file",
+    )
     parser.add_argument("--sessions-count", type=int, default=1000)
     parser.add_argument(
         "--stagger-ms", type=int, default=0, help="start_stagger_ms (the sim needs none)"
