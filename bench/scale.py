@@ -163,7 +163,11 @@ async def insert_history(
             post_before,
             post_after,
         )
-    await db.execute("ANALYZE")
+    if db.dialect == "postgres":  # the bench's tables only: a bare ANALYZE walks every
+        # schema of the database and its locks hold up whoever drops one meanwhile
+        await db.execute("ANALYZE contacts, tickets, thread_refs, messages, message_refs, outbox")
+    else:
+        await db.execute("ANALYZE")  # the run's own file
 
 
 async def all_connected(bridge: Bridge, *, timeout: float) -> None:  # noqa: ASYNC109
