@@ -1,18 +1,27 @@
 """Scale: relay latency over a large history, and many sim sessions in one process.
 
     python -m bench.scale [--db sqlite|postgres|both] [--levels 1000,100000,1000000]
-                          [--tickets 10000] [--sessions-count 1000] [--stagger-ms 2] [--smoke]
+                          [--tickets 10000] [--sessions-count 1000] [--stagger-ms 0]
+                          [--idle-seconds 10] [--sessions-only] [--statements FILE]
+                          [--smoke]
 
 History: contacts and ``--tickets`` tickets (one in ten open, each with its thread),
 then messages spread over them, each with its message ref and its ``done`` outbox
 row (a worst case: the bridge prunes done rows an hour after delivery), inserted
 with ``INSERT … SELECT`` over ``generate_series`` / a recursive CTE in one
-transaction, then ``ANALYZE``. At each level, new messages both ways on open
-tickets, paced, through the null frontend; p50/p95/p99 should stay flat.
+transaction, then ``ANALYZE`` (and a ``CHECKPOINT`` on PostgreSQL, so the probe does
+not share the disk with the writing of gigabytes of new pages). At each level, new
+messages both ways on open tickets, paced, through the null frontend; p50/p95/p99
+should stay flat. With
+``--statements FILE``, each level's slowest statements and their plans go to FILE
+(bench/statement_times.py).
 
-Sessions: a child process starts a bridge with ``--sessions-count`` auto-paired sim
-sessions and no frontend, staggered by ``--stagger-ms``; it reports the time until
-all are ``CONNECTED`` and resident memory (``VmRSS``) before and after.
+Sessions: a child process per database starts a bridge with ``--sessions-count``
+auto-paired sim sessions and no frontend, staggered by ``--stagger-ms``; it reports
+the time until all are ``CONNECTED`` and until every status is persisted and
+announced, resident memory (``VmRSS``) before and after, and then the process's CPU
+while idle for ``--idle-seconds`` (% of one core) and how many asyncio tasks live;
+then it stops and starts the same data again (already paired: a restart), timed.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from bench.common import (
     temp_dir,
 )
 from bench.relay import NullRun
+from bench.statement_times import StatementTimer
 from bridge.app import Bridge
 from bridge.clock import SystemClock
 from bridge.config import parse_config
@@ -155,14 +165,18 @@ async def insert_history(
             post_before,
             post_after,
         )
-    await db.execute("ANALYZE")
+    if db.dialect == "postgres":  # the bench's tables only: a bare ANALYZE walks every
+        # schema of the database and its locks hold up whoever drops one meanwhile
+        await db.execute("ANALYZE contacts, tickets, thread_refs, messages, message_refs, outbox")
+    else:
+        await db.execute("ANALYZE")  # the run's own file
 
 
 async def all_connected(bridge: Bridge, *, timeout: float) -> None:  # noqa: ASYNC109
     """Until every session of ``bridge`` is CONNECTED."""
     async with asyncio.timeout(timeout):
         while any(str(s) != "CONNECTED" for s in bridge.sessions.statuses().values()):  # noqa: ASYNC110 - polling
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
 
 
 async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, Any]]:
@@ -189,6 +203,9 @@ async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, A
                     args.probe,
                 )
                 open_ids = [int(row["id"]) for row in rows]
+                timer = StatementTimer()
+                if args.statements:
+                    timer.attach(db)
                 stored = 0
                 for level in args.levels:
                     t0 = time.monotonic()
@@ -202,14 +219,29 @@ async def run_history(args: argparse.Namespace, engine: str) -> list[dict[str, A
                     )
                     insert_s = time.monotonic() - t0
                     stored = level
+                    t0 = time.monotonic()
+                    if db.dialect == "postgres":  # the bulk insert's dirty pages written
+                        await db.execute("CHECKPOINT")  # now, not during the probe
+                    checkpoint_s = time.monotonic() - t0
+                    timer.reset()
                     records.append(
                         await _probe(args, engine, bridge, null, open_ids, level, insert_s)
+                        | {"checkpoint_seconds": round(checkpoint_s, 2)}
                     )
                     emit(records[-1])
+                    if args.statements:
+                        title = f"{engine}, {level:,} stored messages"
+                        report = await timer.report(db, title=title)
+                        await asyncio.to_thread(_append, Path(args.statements), report)
             finally:
                 await bridge.stop()
                 await db.close()
     return records
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(text)
 
 
 async def _probe(
@@ -248,38 +280,69 @@ async def _probe(
 # --- many sessions in one process ------------------------------------------------------
 
 
-async def sessions_child(count: int, stagger_ms: int) -> dict[str, Any]:
+async def _start(bridge: Bridge, *, within: float) -> tuple[float, float, float]:
+    """Start ``bridge``; seconds until ``start`` returned, every session was
+    CONNECTED, and every status change was persisted and announced."""
+    t0 = time.monotonic()
+    await bridge.start()
+    returned = time.monotonic() - t0
+    await all_connected(bridge, timeout=within)
+    connected = time.monotonic() - t0
+    await bridge.sessions.flush()
+    return returned, connected, time.monotonic() - t0
+
+
+async def sessions_child(args: argparse.Namespace) -> dict[str, Any]:
+    """A first start (the sim pairs every session: a device file each), idle, stop;
+    then a restart of the same data (what a real deployment does), timed only."""
+    count, stagger_ms, engine = args.sessions_child, args.stagger_ms, args.sessions_db
+    within = count * stagger_ms / 1000 + 120
     with temp_dir("zb-sessions-") as tmp:
-        rss_before = rss_mb()
-        text = bridge_config(
-            db_url="sqlite:bench.db", port=free_port(), sessions=count, stagger_ms=stagger_ms
-        )
-        config = parse_config(text, path=Path(tmp) / "config.yaml")
-        bridge = Bridge(config, clock=SystemClock(), frontends=[])
-        t0 = time.monotonic()
-        try:
-            await bridge.start()
-            await all_connected(bridge, timeout=count * stagger_ms / 1000 + 120)
-            started = time.monotonic() - t0
-            rss_started = rss_mb()
-            await asyncio.sleep(2.0)
-            rss_idle = rss_mb()
-        finally:
-            await bridge.stop()
+        async with bench_database(engine, Path(tmp)) as database:
+            rss_before = rss_mb()
+            text = bridge_config(
+                db_url=database.url, port=free_port(), sessions=count, stagger_ms=stagger_ms
+            )
+            config = parse_config(text, path=Path(tmp) / "config.yaml")
+            bridge = Bridge(config, clock=SystemClock(), frontends=[])
+            try:
+                first = await _start(bridge, within=within)
+                rss_connected = rss_mb()
+                tasks = len(asyncio.all_tasks())
+                cpu0, wall0 = time.process_time(), time.monotonic()
+                await asyncio.sleep(args.idle_seconds)
+                idle_cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+                rss_idle = rss_mb()
+            finally:
+                await bridge.stop()
+            again = Bridge(config, clock=SystemClock(), frontends=[])
+            try:
+                restart = await _start(again, within=within)
+            finally:
+                await again.stop()
     return {
         "bench": "scale",
         "what": "sessions",
+        "db": engine,
         "sessions": count,
         "stagger_ms": stagger_ms,
-        "startup_seconds": round(started, 2),
+        "start_returned_seconds": round(first[0], 2),
+        "startup_seconds": round(first[1], 2),
+        "settled_seconds": round(first[2], 2),
+        "restart_returned_seconds": round(restart[0], 2),
+        "restart_seconds": round(restart[1], 2),
+        "restart_settled_seconds": round(restart[2], 2),
         "rss_before_mb": round(rss_before, 1),
-        "rss_connected_mb": round(rss_started, 1),
+        "rss_connected_mb": round(rss_connected, 1),
         "rss_idle_mb": round(rss_idle, 1),
         "mb_per_session": round((rss_idle - rss_before) / count, 3),
+        "idle_seconds": args.idle_seconds,
+        "idle_cpu_percent": round(idle_cpu * 100, 2),
+        "tasks_idle": tasks,
     }
 
 
-def run_sessions(args: argparse.Namespace) -> dict[str, Any]:
+def run_sessions(args: argparse.Namespace, engine: str) -> dict[str, Any]:
     """In a fresh process, so the history run's heap does not count."""
     out = subprocess.run(
         [
@@ -288,12 +351,16 @@ def run_sessions(args: argparse.Namespace) -> dict[str, Any]:
             "bench.scale",
             "--sessions-child",
             str(args.sessions_count),
+            "--sessions-db",
+            engine,
             "--stagger-ms",
             str(args.stagger_ms),
+            "--idle-seconds",
+            str(args.idle_seconds),
         ],
         capture_output=True,
         text=True,
-        timeout=args.sessions_count * args.stagger_ms / 1000 + 300,
+        timeout=args.sessions_count * args.stagger_ms / 1000 + args.idle_seconds + 300,
         check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -311,14 +378,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe", type=int, default=50, help="open tickets the probe writes on")
     parser.add_argument("--per-ticket", type=int, default=10, help="probe messages per side")
     parser.add_argument("--rate", type=float, default=200, help="probe messages/s")
+    parser.add_argument(
+        "--statements",
+        help="append each level's slowest statements (time, plan) to this file",
+    )
     parser.add_argument("--sessions-count", type=int, default=1000)
-    parser.add_argument("--stagger-ms", type=int, default=2)
+    parser.add_argument(
+        "--stagger-ms", type=int, default=0, help="start_stagger_ms (the sim needs none)"
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=10, help="CPU is measured this long once settled"
+    )
+    parser.add_argument("--sessions-only", action="store_true", help="no history levels")
     parser.add_argument("--sessions-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sessions-db", choices=DB_CHOICES[:2], default="sqlite", help=argparse.SUPPRESS
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:
         args.levels, args.tickets, args.probe, args.per_ticket = "1000", 200, 10, 5
-        args.sessions_count = 50
+        args.sessions_count, args.idle_seconds = 50, 1
     args.levels = [int(v) for v in str(args.levels).split(",")]
     return args
 
@@ -333,40 +413,48 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.sessions_child:
-        emit(asyncio.run(sessions_child(args.sessions_child, args.stagger_ms)))
+        emit(asyncio.run(sessions_child(args)))
         return 0
-    history = asyncio.run(main_async(args))
-    sessions = run_sessions(args)
-    emit(sessions)
+    history = [] if args.sessions_only else asyncio.run(main_async(args))
+    sessions = []
+    for engine in engines(args.db):
+        sessions.append(run_sessions(args, engine))
+        emit(sessions[-1])
+    if history:
+        print()
+        print(
+            table(
+                history,
+                [
+                    "db",
+                    "stored_messages",
+                    "tickets",
+                    "insert_seconds",
+                    "probe_messages",
+                    "p50_ms",
+                    "p95_ms",
+                    "p99_ms",
+                    "cpu_ms_per_msg",
+                ],
+            )
+        )
     print()
     print(
         table(
-            history,
+            sessions,
             [
                 "db",
-                "stored_messages",
-                "tickets",
-                "insert_seconds",
-                "probe_messages",
-                "p50_ms",
-                "p95_ms",
-                "p99_ms",
-                "cpu_ms_per_msg",
-            ],
-        )
-    )
-    print()
-    print(
-        table(
-            [sessions],
-            [
                 "sessions",
                 "stagger_ms",
                 "startup_seconds",
+                "settled_seconds",
+                "restart_seconds",
+                "restart_settled_seconds",
                 "rss_before_mb",
-                "rss_connected_mb",
                 "rss_idle_mb",
                 "mb_per_session",
+                "idle_cpu_percent",
+                "tasks_idle",
             ],
         )
     )

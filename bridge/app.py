@@ -95,12 +95,13 @@ class Bridge(ClusterWiring):
     def session_specs(self) -> list[SessionSpec]:
         url = self.config.database.resolved_url
         pg_url = url if url.startswith(("postgres://", "postgresql://")) else None
+        devices = self.config.data_path / "devices"  # resolved once, not per session
         return [
             SessionSpec(
                 key=session_key(company.id, session.name),
                 company=company.id,
                 name=session.name,
-                device_dir=self.config.data_path / "devices" / company.id / session.name,
+                device_dir=devices / company.id / session.name,
                 database_url=pg_url,
             )
             for company in self.config.companies

@@ -40,6 +40,7 @@ class Metrics:
             ["session", "status"],
             registry=r,
         )
+        self._status_gauges: dict[str, dict[str, Gauge]] = {}  # session → status → child
         self.outbox_pending = Gauge(
             "zapbridge_outbox_pending", "Outbox deliveries not yet done", registry=r
         )
@@ -142,11 +143,18 @@ class Metrics:
         )
 
     def set_session_status(self, session: str, status: str) -> None:
-        for name in SESSION_STATUSES:
-            self.session_status.labels(session=session, status=name).set(1 if name == status else 0)
+        gauges = self._status_gauges.get(session)
+        if gauges is None:  # labels() is slow: once per session, not per change
+            gauges = {
+                n: self.session_status.labels(session=session, status=n) for n in SESSION_STATUSES
+            }
+            self._status_gauges[session] = gauges
+        for name, gauge in gauges.items():
+            gauge.set(1 if name == status else 0)
 
     def clear_session_status(self, session: str) -> None:
         """A session another instance runs now: its status is that one's to report."""
+        self._status_gauges.pop(session, None)
         for name in SESSION_STATUSES:
             self.session_status.remove(session, name)
 

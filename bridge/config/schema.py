@@ -402,13 +402,18 @@ class CompanyConfig:
     ops: CompanyOpsConfig = field(default_factory=CompanyOpsConfig, metadata=READ_BY_SECTION)
     sessions: tuple[SessionConfig, ...] = field(default=(), metadata=READ_BY_SECTION)
     quick_replies: tuple[QuickReply, ...] = field(default=(), metadata=READ_BY_SECTION)
+    _by_name: dict[str, SessionConfig] = field(init=False, repr=False, compare=False)
+    """``sessions`` by name (no key: not read), for lookups that stay O(1) with
+    thousands of sessions (bench/README.md, "Scale")."""
 
     def __post_init__(self) -> None:
         if not self.name:
             object.__setattr__(self, "name", self.id)
+        by_name = {s.name: s for s in reversed(self.sessions)}  # the first of a name wins
+        object.__setattr__(self, "_by_name", by_name)
 
     def find_session(self, name: str) -> SessionConfig | None:
-        return next((s for s in self.sessions if s.name == name), None)
+        return self._by_name.get(name)
 
     def quick_reply(self, shortcut: str) -> QuickReply | None:
         """The quick reply of ``shortcut``, in any case (shortcuts are unique so)."""

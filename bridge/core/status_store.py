@@ -4,18 +4,47 @@ change of a WhatsApp session is saved in its ``sessions`` row."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Protocol
 
 from bridge.cluster.view import OwnershipView
 from bridge.db.sessions import SessionRepository
-from bridge.whatsapp.status import StatusStore
+from bridge.whatsapp.status import SessionStatus, StatusStore
 
 log = logging.getLogger("bridge.cluster.fence")
+
+
+class StatusToSave(Protocol):
+    """One status of the announcer's batch (bridge/whatsapp/status_announcer.py)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def status(self) -> SessionStatus: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def connected_at(self) -> float | None: ...
 
 
 class DatabaseStatusStore:
     def __init__(self, repo: SessionRepository, ids: dict[str, int]) -> None:
         self._repo = repo
         self._ids = ids
+
+    async def save_statuses(self, records: Sequence[StatusToSave]) -> None:
+        """Several at once, in one transaction (bridge/whatsapp/status_announcer.py)."""
+        async with self._repo.transaction():
+            for r in records:
+                await self.save_status(
+                    r.key,
+                    r.status.value,
+                    phone=r.phone,
+                    error=r.error,
+                    connected_at=r.connected_at,
+                )
 
     async def save_status(
         self,

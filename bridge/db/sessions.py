@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ def _session(row: Row) -> SessionRow:
 class SessionRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Several writes of this repository in one transaction."""
+        return self._db.transaction()
 
     async def upsert(
         self, company_id: str, name: str, *, engine: str, now: float | None = None

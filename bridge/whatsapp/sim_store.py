@@ -47,8 +47,12 @@ class SimSessionStore:
             raise EngineError(f"sim device store {self.device_path} is corrupt: {exc}") from exc
 
     def save_device(self, device: SimDevice) -> None:
+        """Not fsynced: a simulated pairing need not outlive a power cut, and 10,000
+        auto-paired sessions spent most of their first start in fsync (bench/README.md,
+        "Scale")."""
         files.private_dir(self.directory)  # 0700 dirs, 0600 files (bridge/files.py)
-        files.write_private(self.device_path, json.dumps(dataclasses.asdict(device)))
+        data = json.dumps(dataclasses.asdict(device))
+        files.write_private(self.device_path, data, durable=False)
 
     def forget_device(self) -> None:
         self.device_path.unlink(missing_ok=True)

@@ -4,6 +4,13 @@ The session manager decides each status (:mod:`bridge.whatsapp.sessions`); one
 background worker here saves it through a :class:`StatusStore` and then tells every
 listener the :class:`StatusChange`, off the manager's task, so a listener may call
 back into the manager (e.g. ``login``) safely.
+
+What is queued when the worker looks is taken together (up to :data:`BATCH`): a
+store that can (:class:`BatchStatusStore`) saves them in one go, then each is
+announced in order; so a change is saved before it is announced, and so may be the
+ones queued right after it. 10,000 sessions starting at once queue 20,000 changes,
+and one transaction each was most of the start on PostgreSQL (bench/README.md,
+"Scale").
 """
 
 from __future__ import annotations
@@ -11,12 +18,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from bridge.whatsapp.session_state import session_logger
 from bridge.whatsapp.status import SessionStatus, StatusChange, StatusListener, StatusStore
 
 log = logging.getLogger("bridge.session")
+
+BATCH = 500  # status changes saved together at most
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,13 @@ class StatusRecord:
     error: str | None
     connected_at: float | None
     change: StatusChange | None
+
+
+@runtime_checkable
+class BatchStatusStore(Protocol):
+    """A :class:`StatusStore` that also saves several statuses at once, all or none."""
+
+    async def save_statuses(self, records: Sequence[StatusRecord]) -> None: ...
 
 
 class StatusAnnouncer:
@@ -81,14 +99,28 @@ class StatusAnnouncer:
 
     async def _run(self) -> None:
         while True:
-            record = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                await self._deliver(record)
+                await self._save(batch)
+                for record in batch:
+                    await self._announce(record)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
-    async def _deliver(self, record: StatusRecord) -> None:
-        slog = session_logger(record.key)
+    async def _save(self, batch: Sequence[StatusRecord]) -> None:
+        if len(batch) > 1 and isinstance(self._store, BatchStatusStore):
+            try:
+                await self._store.save_statuses(batch)
+                return
+            except Exception as exc:
+                log.warning("could not save %d statuses at once (%r); one by one", len(batch), exc)
+        for record in batch:
+            await self._save_one(record)
+
+    async def _save_one(self, record: StatusRecord) -> None:
         try:
             await self._store.save_status(
                 record.key,
@@ -98,7 +130,9 @@ class StatusAnnouncer:
                 connected_at=record.connected_at,
             )
         except Exception:
-            slog.exception("could not save status %s", record.status)
+            session_logger(record.key).exception("could not save status %s", record.status)
+
+    async def _announce(self, record: StatusRecord) -> None:
         if record.change is None:
             return
         for listener in list(self._listeners):
@@ -107,4 +141,6 @@ class StatusAnnouncer:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                slog.exception("status listener %r failed on %s", listener, record.change.new)
+                session_logger(record.key).exception(
+                    "status listener %r failed on %s", listener, record.change.new
+                )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from bridge.config import (
+    CompanyConfig,
     Config,
     ConfigReport,
+    SessionConfig,
     check_config,
     load_config,
     parse_config,
@@ -1114,3 +1117,18 @@ def test_slack_channel_pacing_is_configurable() -> None:
     assert (slack.per_channel_per_second, slack.per_channel_burst) == (20.0, 50)
     # the frontend paces by them: tests/integration/test_slack_frontend.py,
     # test_channel_pacing_follows_the_configuration
+
+
+def test_company_finds_sessions_by_name_after_replace_and_compares_by_fields() -> None:
+    """The lookup index (10,000 sessions, bench/README.md "Scale") follows the
+    sessions a company is built with, and stays out of equality and repr."""
+    first = SessionConfig(name="a", company_id="acme")
+    second = SessionConfig(name="b", company_id="acme")
+    company = CompanyConfig(id="acme", sessions=(first,))
+    assert company.find_session("a") is first and company.find_session("b") is None
+    grown = dataclasses.replace(company, sessions=(first, second))
+    assert grown.find_session("b") is second
+    assert grown == CompanyConfig(id="acme", sessions=(first, second))
+    assert "_by_name" not in repr(grown)
+    twice = CompanyConfig(id="acme", sessions=(first, SessionConfig(name="a", company_id="x")))
+    assert twice.find_session("a") is first  # the first of a name, as before

@@ -46,11 +46,14 @@ def test_private_dir_refuses_a_file_in_its_way(tmp_path: Path) -> None:
         files.private_dir(tmp_path / "data")
 
 
-def test_write_private_replaces_atomically_with_0600(tmp_path: Path, umask: int) -> None:
+@pytest.mark.parametrize("durable", [True, False])
+def test_write_private_replaces_atomically_with_0600(
+    tmp_path: Path, umask: int, durable: bool
+) -> None:
     target = tmp_path / "record.json"
     target.write_text("old")
     target.chmod(0o644)
-    files.write_private(target, '{"new": true}')
+    files.write_private(target, '{"new": true}', durable=durable)
     assert target.read_text() == '{"new": true}'
     assert mode(target) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
