@@ -44,12 +44,22 @@ p50/p95/p99 are over both directions; ``to_chat_p50_ms``/``_p99_ms`` (customer â
 frontend) and ``to_whatsapp_*`` (attendant â†’ WhatsApp) split them.
 
 Direct: the same number of messages posted straight to the sinks with a minimal
-client: ``NullFrontend.post`` and ``SimEngine.send`` calls; for Slack,
-``AsyncWebClient.chat_postMessage`` to the fake; for Synapse, ``PUT
-/rooms/{room}/send/m.room.message/{txn}`` with the appservice token puppeting each
-ticket's ghost (``?user_id=``) into its thread, as the bridge posts a customer
-message (both directions' worth, one lane per ticket). ``bridge/direct`` is bridge
-messages/s over direct messages/s.
+client: ``NullFrontend.post`` and ``SimEngine.send`` calls; for Slack, both
+directions' worth against a fake of its own (``bench.sinks.slack_direct``): half
+``chat.postMessage`` calls into the tickets' threads, half attendant messages over
+Socket Mode, each acknowledged by a raw websocket client, one lane per ticket and
+side; for Synapse, ``PUT /rooms/{room}/send/m.room.message/{txn}`` with the
+appservice token puppeting each ticket's ghost (``?user_id=``) into its thread, as
+the bridge posts a customer message (both directions' worth, one lane per ticket).
+``bridge/direct`` is bridge messages/s over direct messages/s.
+
+Slack's direct was until 2026-12 every message a ``chat.postMessage`` through
+slack_sdk's ``AsyncWebClient``: half the bridge's messages are attendants' (an
+envelope out and an ack back, no post), and slack_sdk's client spent the fake's
+process CPU, so that ratio compared unlike work. Neither side counts the WhatsApp
+half of an attendant's message (the sim runs inside the bridge, out of a direct
+client's reach), and the bridge's runs, unlike the direct, also carry the driver's
+``POST /sim/.../inbound`` per customer message in the fake's process.
 """
 
 from __future__ import annotations
