@@ -22,7 +22,9 @@ Sinks and how the bridge's CPU is measured:
 - ``slack``: the bridge as a subprocess (``python -m bridge run``), the Slack fake in
   this process; customers through ``POST /sim/.../inbound``, attendants through the
   fake's Socket Mode. CPU: the child's user + system time from ``/proc/<pid>/stat``,
-  so the fake's and the driver's work are not counted.
+  so the fake's and the driver's work are not counted; what the bridge spends
+  serving the driver's reads of the sim's outbound log is, so that log is read only
+  once every customer message reached the chat.
 - ``synapse``: the bridge as a subprocess with ``homeserver``/``appservice`` pointing
   at a real local Synapse (``bench.matrix``; started for the run, SQLite). Customers
   through ``POST /sim/.../inbound``; the attendant is a registered Matrix user
@@ -44,12 +46,22 @@ p50/p95/p99 are over both directions; ``to_chat_p50_ms``/``_p99_ms`` (customer â
 frontend) and ``to_whatsapp_*`` (attendant â†’ WhatsApp) split them.
 
 Direct: the same number of messages posted straight to the sinks with a minimal
-client: ``NullFrontend.post`` and ``SimEngine.send`` calls; for Slack,
-``AsyncWebClient.chat_postMessage`` to the fake; for Synapse, ``PUT
-/rooms/{room}/send/m.room.message/{txn}`` with the appservice token puppeting each
-ticket's ghost (``?user_id=``) into its thread, as the bridge posts a customer
-message (both directions' worth, one lane per ticket). ``bridge/direct`` is bridge
-messages/s over direct messages/s.
+client: ``NullFrontend.post`` and ``SimEngine.send`` calls; for Slack, both
+directions' worth against a fake of its own (``bench.sinks.slack_direct``): half
+``chat.postMessage`` calls into the tickets' threads, half attendant messages over
+Socket Mode, each acknowledged by a raw websocket client, one lane per ticket and
+side; for Synapse, ``PUT /rooms/{room}/send/m.room.message/{txn}`` with the
+appservice token puppeting each ticket's ghost (``?user_id=``) into its thread, as
+the bridge posts a customer message (both directions' worth, one lane per ticket).
+``bridge/direct`` is bridge messages/s over direct messages/s.
+
+Slack's direct was until 2026-12 every message a ``chat.postMessage`` through
+slack_sdk's ``AsyncWebClient``: half the bridge's messages are attendants' (an
+envelope out and an ack back, no post), and slack_sdk's client spent the fake's
+process CPU, so that ratio compared unlike work. Neither side counts the WhatsApp
+half of an attendant's message (the sim runs inside the bridge, out of a direct
+client's reach), and the bridge's runs, unlike the direct, also carry the driver's
+``POST /sim/.../inbound`` per customer message in the fake's process.
 """
 
 from __future__ import annotations
@@ -324,12 +336,17 @@ async def _subprocess_phase(
     driver, pid = sink.driver, sink.bridge.pid
     cpu0, t0 = cpu_seconds(pid), time.time()
     sent = await driver.run(per_ticket=per_ticket, rate=rate, offset=offset)
+    to_chat = [t for t in sent.wall if t.startswith("c")]
     async with asyncio.timeout(DELIVERY_TIMEOUT):
         while True:
+            # The sim's outbound log is read only once every customer text reached the
+            # chat: the bridge serves it (its whole log, as JSON, per session), and
+            # while its outbox drained a backlog these reads took 7-10 % of its CPU.
             chat = await driver.frontend_arrivals()
-            wa = await driver.whatsapp_arrivals()
-            if all(t in chat or t in wa for t in sent.wall):
-                break
+            if all(t in chat for t in to_chat):
+                wa = await driver.whatsapp_arrivals()
+                if all(t in chat or t in wa for t in sent.wall):
+                    break
             await asyncio.sleep(driver.poll_seconds)
     cpu = cpu_seconds(pid) - cpu0
     ends = {t: chat[t] if t.startswith("c") else wa[t] for t in sent.wall}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,9 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 import aiohttp
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bench.common import BenchDatabase
+from bench.common import ATTENDANT, BenchDatabase
 from bench.drive import Driver, SlackDriver, Ticket
 from bench.matrix import MatrixDriver, direct_sends, homeserver_for, new_endpoints
 from bench.proc import BridgeProcess
@@ -73,20 +73,90 @@ SETUPS = {"slack": slack_sink, "synapse": synapse_sink}
 
 
 async def slack_direct(driver: SlackDriver, count: int) -> float:
-    """``count`` ``chat.postMessage`` calls to the fake, one lane per ticket."""
-    fake = driver.fake
-    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
-    per_lane = max(1, count // len(driver.tickets))
+    """``count`` messages, both directions' worth, between minimal clients and a Slack
+    fake of their own: half ``chat.postMessage`` calls into the tickets' threads (what
+    the bridge makes of a customer's message), half attendant messages arriving over
+    Socket Mode and acknowledged (what the bridge takes in); one lane per ticket and
+    side, as the bridge is driven. Messages/s.
 
-    async def lane(ticket: Ticket) -> None:
-        for seq in range(per_lane):
-            await client.chat_postMessage(
-                channel=ticket.channel,
-                thread_ts=ticket.root,
-                text=f"direct d{ticket.number}n{seq}",
-                username=ticket.name,
-            )
+    Its own fake, because the bridge is connected to the bench's (it would be handed
+    the envelopes); it starts as the bench's did, one thread root per ticket, and
+    grows by as many messages, so both fakes do the same work per call. The clients
+    share the fake's process, as the driver does in the bridge's runs; both are raw
+    ``aiohttp`` (a JSON POST with the bot token; a websocket that sends back each
+    envelope's id), the least a client can do."""
+    tickets = driver.tickets
+    per_lane = max(1, count // (2 * len(tickets)))
+    async with SlackFake() as fake, aiohttp.ClientSession() as http:
+        for ticket in tickets:
+            fake.add_channel(ticket.channel, ticket.session)
+        fake.add_user(ATTENDANT, name="bob", display_name="Bob")
+        post = _poster(http, fake)
+        roots = {
+            t.number: await post(t.channel, None, f"card {t.phone}", "zapbridge") for t in tickets
+        }
 
-    t0 = time.monotonic()
-    await asyncio.gather(*(lane(t) for t in driver.tickets))
-    return per_lane * len(driver.tickets) / (time.monotonic() - t0)
+        async def customers(ticket: Ticket) -> None:
+            for seq in range(per_lane):
+                await post(
+                    ticket.channel, roots[ticket.number], f"d{ticket.number}n{seq}", ticket.name
+                )
+
+        async def attendant(ticket: Ticket) -> None:
+            for seq in range(per_lane):
+                text = f"da{ticket.number}n{seq}"
+                event = fake.user_message(
+                    ticket.channel, ATTENDANT, text, thread_ts=roots[ticket.number]
+                )
+                await fake.wait_ack(await fake.send_event(event), timeout=60)
+
+        async with _socket_acker(http, fake):
+            t0 = time.monotonic()
+            await asyncio.gather(*(customers(t) for t in tickets), *(attendant(t) for t in tickets))
+            elapsed = time.monotonic() - t0
+    return 2 * per_lane * len(tickets) / elapsed
+
+
+def _poster(
+    http: aiohttp.ClientSession, fake: SlackFake
+) -> Callable[[str, str | None, str, str], Awaitable[str]]:
+    url = f"{fake.api_url}chat.postMessage"
+    headers = {"Authorization": f"Bearer {fake.bot_token}"}
+
+    async def post(channel: str, root: str | None, text: str, username: str) -> str:
+        args = {"channel": channel, "text": text}
+        if username:
+            args["username"] = username
+        if root:
+            args["thread_ts"] = root
+        async with http.post(url, json=args, headers=headers) as resp:
+            found = await resp.json()
+        if not found.get("ok"):
+            raise RuntimeError(f"direct chat.postMessage refused: {found}")
+        return str(found["ts"])
+
+    return post
+
+
+@contextlib.asynccontextmanager
+async def _socket_acker(http: aiohttp.ClientSession, fake: SlackFake) -> AsyncIterator[None]:
+    """A Socket Mode connection to ``fake`` acknowledging every envelope at once."""
+    headers = {"Authorization": f"Bearer {fake.app_token}"}
+    async with http.post(f"{fake.api_url}apps.connections.open", headers=headers) as resp:
+        url = str((await resp.json())["url"])
+    async with http.ws_connect(url) as ws:
+
+        async def ack_all() -> None:
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    envelope_id = json.loads(message.data).get("envelope_id")
+                    if envelope_id:
+                        await ws.send_str(json.dumps({"envelope_id": envelope_id}))
+
+        task = asyncio.create_task(ack_all())
+        try:
+            await fake.wait_connected()
+            yield
+        finally:
+            await ws.close()
+            await task

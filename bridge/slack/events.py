@@ -174,9 +174,14 @@ class SlackEvents:
     # --- listeners ----------------------------------------------------------------
 
     async def on_message(self, body: dict[str, Any], ack: Any) -> None:
+        await self.message_envelope(body)
+        await ack()  # only now: the work is persisted (an exception leaves it unacked)
+
+    async def message_envelope(self, body: dict[str, Any]) -> None:
+        """A ``message`` event's work, persisted on return; Socket Mode calls this
+        without bolt (``bridge.slack.socket``), then acknowledges."""
         envelope = Fields(body, "")
         await self._message(envelope.obj("event"), event_id=envelope.ident("event_id"))
-        await ack()  # only now: the work is persisted (an exception leaves it unacked)
 
     async def on_reaction(self, body: dict[str, Any], ack: Any) -> None:
         envelope = Fields(body, "")

@@ -164,7 +164,9 @@ class SlackFrontend(Frontend):
         self._api.bot_name = identity.name
         self._inbox = inbox
         if self._config.mode == "socket":
-            self._socket = SocketHandler(self.app, self._config.app_token)
+            self._socket = SocketHandler(
+                self.app, self._config.app_token, messages=self.events.message_envelope
+            )
             await self._socket.connect_async()
         log.info("Slack frontend started (%s mode) as @%s", self._config.mode, identity.name)
 

@@ -6,14 +6,30 @@ bucket per channel (calls wait their turn, in arrival order) and, when Slack say
 429 anyway, holds the whole channel back for ``Retry-After`` seconds, retries the
 call a few times, then gives up with a ``DeliveryError`` that carries ``retry_after``
 so the outbox reschedules the delivery no sooner than Slack asked.
+
+:class:`PacedApi` makes the calls. The hot JSON methods (``chat.postMessage``,
+``chat.update``) skip slack_sdk's ``AsyncWebClient``, which spent about as much CPU
+around each call as aiohttp spent making it (a keyword copy per argument, its
+checks, its request arguments rebuilt, a proxy lookup in the environment, debug log
+lines formatted on every call because its guard reads the logger's own, unset,
+level; docs/architecture.md, "What a message costs"): :func:`post_json` sends the
+same request over the client's own ``aiohttp`` session, the JSON body slack_sdk
+sends for them (arguments that are ``None`` left out) with the bearer token in the
+header, and a reply that is not ``ok`` is mapped onto the bridge's errors exactly as
+a ``SlackApiError`` is. Every other method, and any call before the session exists,
+goes through slack_sdk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urljoin
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -93,6 +109,55 @@ class ChannelPacer:
 
 # --- the Web API, paced and with Slack's errors mapped onto the bridge's ------------
 
+# SDK method name → Web API method, for the methods slack_sdk itself sends as JSON.
+JSON_METHODS = {"chat_postMessage": "chat.postMessage", "chat_update": "chat.update"}
+
+
+@dataclass(frozen=True)
+class SlackReply:
+    """Slack's answer to a call that did not succeed (``ok`` false, or not HTTP 200)."""
+
+    status: int
+    headers: Mapping[str, Any]
+    data: dict[str, Any]
+
+
+async def post_json(
+    session: aiohttp.ClientSession, client: AsyncWebClient, method: str, args: Mapping[str, Any]
+) -> dict[str, Any] | SlackReply:
+    """POST ``args`` as JSON to the Web API ``method`` (``chat.postMessage``) over
+    ``session`` with the client's token and base URL. Raises what aiohttp raises (a
+    dropped connection, a timeout), as the SDK call would."""
+    body = json.dumps({key: value for key, value in args.items() if value is not None})
+    headers = {
+        "Authorization": f"Bearer {client.token}",
+        "Content-Type": "application/json;charset=utf-8",
+    }
+    async with session.post(_url(client.base_url, method), data=body, headers=headers) as res:
+        raw = await res.read()
+        status, response_headers = res.status, res.headers
+    data = _json_object(raw)
+    if status == 200 and data.get("ok", False):
+        return data
+    return SlackReply(status, response_headers, data)
+
+
+@functools.lru_cache(maxsize=64)
+def _url(base_url: str, method: str) -> str:
+    """The method's address, joined as slack_sdk joins it."""
+    return urljoin(base_url, method)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """The reply as a JSON object; anything else (an HTML error page) as ``{}``, as
+    slack_sdk reads a body that is not JSON."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 # Errors no retry can fix, with what a human must do about them.
 _PERMANENT = {
     "channel_not_found": "channel {channel} does not exist or the bot cannot see it: "
@@ -163,20 +228,28 @@ class PacedApi:
         return await self.pacer.call(pace, send)
 
     async def _send(self, method: str, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The hot JSON methods by :func:`~bridge.slack.webapi.post_json`, the rest
+        through slack_sdk; the same errors either way."""
         try:
+            web_method = JSON_METHODS.get(method)
+            session = self.client.session
+            if web_method is not None and session is not None and not session.closed:
+                found = await post_json(session, self.client, web_method, args)
+                if isinstance(found, SlackReply):
+                    raise self._mapped(method, channel, found) from None
+                return found
             response = await getattr(self.client, method)(**args)
         except SlackApiError as exc:
-            raise self._mapped(method, channel, exc) from None
+            raise self._mapped(method, channel, _reply_of(exc)) from None
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryError(f"Slack {method} failed: {type(exc).__name__}: {exc}") from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def _mapped(self, method: str, channel: str, exc: SlackApiError) -> Exception:
-        response = exc.response
-        data = response.data if isinstance(response.data, dict) else {}
+    def _mapped(self, method: str, channel: str, reply: SlackReply) -> Exception:
+        data = reply.data
         error = str(data.get("error") or "unknown_error")
-        if response.status_code == 429 or error == "ratelimited":
-            return RateLimited(_retry_after(response.headers))
+        if reply.status == 429 or error == "ratelimited":
+            return RateLimited(_retry_after(reply.headers))
         template = _PERMANENT.get(error)
         if template is not None:
             text = template.format(
@@ -187,6 +260,12 @@ class PacedApi:
             )
             return PermanentSlackCallError(text, error=error)
         return SlackCallError(f"Slack {method.replace('_', '.', 1)} failed: {error}", error=error)
+
+
+def _reply_of(exc: SlackApiError) -> SlackReply:
+    response = exc.response
+    data = response.data if isinstance(response.data, dict) else {}
+    return SlackReply(response.status_code, response.headers or {}, data)
 
 
 def _retry_after(headers: Any) -> float:
