@@ -8,7 +8,10 @@ task opens ONE transaction, runs the members' bodies one at a time in arrival
 order, and commits once; each caller is answered after that commit. When a body
 raises or the commit fails, the group is rolled back and every member runs again
 alone, in its own transaction, in the same order: one bad unit never fails
-another, and each error stays its caller's.
+another, and each error stays its caller's (a group of one already ran alone: its
+error goes to its caller at once). After a failed body no other group takes
+members until they ran again, so arrival order holds; after a failed COMMIT the
+next group may already be under way.
 
 When a group waits: a group starts as soon as a caller arrives and takes, without
 waiting, whoever arrives while its bodies run. Once nobody is queued it commits at
@@ -53,6 +56,12 @@ class _Member:
     work: Callable[[], Awaitable[Any]]
     future: asyncio.Future[Any]
     result: Any = None
+
+
+@dataclass(eq=False)
+class _Group:
+    members: list[_Member]
+    holding: bool = False  # a body failed: it keeps ``_filling`` until they ran again
 
 
 class GroupCommitter:
@@ -107,53 +116,65 @@ class GroupCommitter:
         if first is None:
             self._filling = False
             return
-        members = [first]
+        group = _Group([first])
         try:
-            if await self._commit_group(members):
-                for member in members:
+            failure = await self._commit_group(group)
+            if failure is None:
+                for member in group.members:
                     _resolve(member.future, member.result)
+            elif len(group.members) == 1:  # it ran alone already: its error is its own
+                _fail(first.future, failure)
             else:
-                await self._one_by_one(members)
+                await self._one_by_one(group.members)
         except BaseException:  # cancelled, or a body raised no Exception
-            for member in members:
+            for member in group.members:
                 member.future.cancel()
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # going away with the loop
                 for member in self._queue:
                     member.future.cancel()
                 self._queue.clear()
-            self._start_group()
             raise
+        finally:
+            if group.holding:  # the next group starts after the members ran again
+                self._filling = False
+                self._start_group()
 
-    async def _commit_group(self, members: list[_Member]) -> bool:
-        """Run ``members`` (and whoever joins) in one transaction: True once it
-        committed, False when it was rolled back (a body or the commit failed)."""
-        counted = False
+    async def _commit_group(self, group: _Group) -> Exception | None:
+        """Run the group's members (and whoever joins) in one transaction: None once
+        it committed, else why it was rolled back (BEGIN, a body or the commit
+        failed). A failed body keeps the group holding the right to take members,
+        so that no later arrival commits before the members ran again alone."""
+        committing = False
 
         def done_filling() -> None:
-            nonlocal counted
-            if not counted:
-                counted = True
+            nonlocal committing
+            if not committing and not group.holding:
+                committing = True
                 self._filling = False
                 self._committing += 1
                 self._start_group()  # the next group takes members while this one commits
 
+        members = group.members
         try:
             async with self._db.transaction():
                 try:
                     members[0].result = await members[0].work()
                     await self._fill(members)
-                finally:
-                    done_filling()
+                except Exception:
+                    group.holding = True
+                    raise
+                done_filling()
         except Exception as exc:
             if len(members) > 1:
                 log.info("a group of %d rolled back (%s): each runs alone", len(members), exc)
-            return False
+            return exc
         finally:
-            done_filling()  # when BEGIN failed
-            self._committing -= 1
-            self._changed.set()
-        return True
+            done_filling()  # BEGIN failed, or the task was cancelled
+            if committing:
+                self._committing -= 1
+                self._changed.set()
+        return None
 
     async def _fill(self, members: list[_Member]) -> None:
         deadline = asyncio.get_running_loop().time() + self._window
@@ -191,8 +212,7 @@ class GroupCommitter:
                 async with self._db.transaction():
                     result = await member.work()
             except Exception as exc:
-                if not member.future.done():
-                    member.future.set_exception(exc)
+                _fail(member.future, exc)
             else:
                 _resolve(member.future, result)
 
@@ -200,3 +220,8 @@ class GroupCommitter:
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:
     if not future.done():
         future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -213,3 +213,19 @@ async def test_while_a_group_commits_the_next_one_waits_for_more(pg_raw_db: Data
         assert await asyncio.gather(first, second, third) == [10, 20, 30]
     assert txs.begun == 2  # the second and third shared a transaction
     assert await names(db) == ["n1", "n2", "n3"]
+
+
+async def test_a_lone_failing_caller_runs_once(items: Database) -> None:
+    """A group of one ran alone already: its error goes to its caller, no run again."""
+    txs = Transactions(items)
+    committer = GroupCommitter(items, window_seconds=0.002)
+    runs: list[int] = []
+
+    async def failing() -> int:
+        runs.append(1)
+        raise ValueError("bad event")
+
+    async with asyncio.timeout(10):
+        with pytest.raises(ValueError, match="bad event"):
+            await committer.run(failing)
+    assert runs == [1] and txs.begun == 1
