@@ -3,24 +3,27 @@
 
 ``await committer.run(work)`` runs ``work`` (an async callable that may run more
 than once) in a transaction and returns its result once that transaction
-committed, or raises its own error. Concurrent callers join one group: the group's
-task opens ONE transaction, runs the members' bodies one at a time in arrival
+committed, or raises its own error. Concurrent callers join a group: the group's
+task opens ONE transaction, runs its members' bodies one at a time in arrival
 order, and commits once; each caller is answered after that commit. When a body
 raises or the commit fails, the group is rolled back and every member runs again
 alone, in its own transaction, in the same order: one bad unit never fails
 another, and each error stays its caller's (a group of one already ran alone: its
-error goes to its caller at once). After a failed body no other group takes
-members until they ran again, so arrival order holds; after a failed COMMIT the
-next group may already be under way.
+error goes to its caller at once).
 
-When a group waits: a group starts as soon as a caller arrives and takes, without
-waiting, whoever arrives while its bodies run. Once nobody is queued it commits at
-once, unless another group of this committer is still committing: then arrivals
-are coming faster than commits, and it waits for more members until that commit
-ended, or ``window_seconds`` after it began (its members' bound), or it holds
-``max_group`` members. A lone caller on an idle database thus waits for nobody.
-Only one group takes members at a time (two groups locking rows in opposite
-orders could deadlock); the next one starts while the previous one commits.
+Which group a caller joins: a group takes, after each body, the next caller
+queued. An arriving caller is queued; a new group starts for it only when no
+group is about to take it (none waits for callers, none is starting) and fewer
+than ``max_groups`` take members. Callers arriving together thus share a group;
+and since a group runs its bodies (round trips) one at a time, a caller arriving
+while every group is busy starts another one (on its own connection), so that
+the groups keep up when events come faster than one group can run them.
+
+When a group waits: once nobody is queued a group commits at once, unless another
+group of this committer is committing: then events are coming faster than
+commits, and it waits for one more caller until that commit ended, at most
+``window_seconds`` after it began (its members' bound), and never beyond
+``max_group`` members. A lone caller on an idle database waits for nobody.
 
 Bodies run in the group's task, in a context of their own (not their caller's):
 a body must undo the context variables it sets, and keep no state outside the
@@ -50,6 +53,9 @@ T = TypeVar("T")
 DEFAULT_MAX_GROUP = 32
 """Members in one group at most: bounds how long the first one waits for the commit."""
 
+DEFAULT_MAX_GROUPS = 4
+"""Groups taking members at once, each holding a connection (of PostgreSQL's 10)."""
+
 
 @dataclass(eq=False)
 class _Member:
@@ -58,23 +64,25 @@ class _Member:
     result: Any = None
 
 
-@dataclass(eq=False)
-class _Group:
-    members: list[_Member]
-    holding: bool = False  # a body failed: it keeps ``_filling`` until they ran again
-
-
 class GroupCommitter:
     """Runs units of work in shared transactions; see the module docstring."""
 
     def __init__(
-        self, db: Database, *, window_seconds: float, max_group: int = DEFAULT_MAX_GROUP
+        self,
+        db: Database,
+        *,
+        window_seconds: float,
+        max_group: int = DEFAULT_MAX_GROUP,
+        max_groups: int = DEFAULT_MAX_GROUPS,
     ) -> None:
         self._db = db
         self._window = window_seconds
-        self._max = max(1, max_group)
+        self._max_group = max(1, max_group)
+        self._max_groups = max(1, max_groups)
         self._queue: deque[_Member] = deque()
-        self._filling = False  # a group is taking members
+        self._filling = 0  # groups taking members
+        self._starting = 0  # of those, the ones that did not take their first yet
+        self._idle = 0  # of those, the ones waiting for a caller
         self._committing = 0  # groups done taking members, not yet committed
         self._changed = asyncio.Event()  # an arrival, or a commit ended
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,9 +103,14 @@ class GroupCommitter:
         return cast(T, await future)
 
     def _start_group(self) -> None:
-        if self._filling or not self._queue:
+        """A group for the queued callers, unless one is about to take them (it waits
+        for callers, or it is starting) or ``max_groups`` are taking members."""
+        if not self._queue or self._idle or self._starting:
             return
-        self._filling = True
+        if self._filling >= self._max_groups:
+            return
+        self._filling += 1
+        self._starting += 1
         # a context of its own: no caller's context variables leak into the bodies
         task = asyncio.create_task(self._group(), context=contextvars.Context())
         self._tasks.add(task)
@@ -113,21 +126,22 @@ class GroupCommitter:
 
     async def _group(self) -> None:
         first = self._take()
-        if first is None:
-            self._filling = False
+        self._starting -= 1
+        if first is None:  # another group took it meanwhile
+            self._filling -= 1
             return
-        group = _Group([first])
+        members = [first]
         try:
-            failure = await self._commit_group(group)
+            failure = await self._commit_group(members)
             if failure is None:
-                for member in group.members:
+                for member in members:
                     _resolve(member.future, member.result)
-            elif len(group.members) == 1:  # it ran alone already: its error is its own
+            elif len(members) == 1:  # it ran alone already: its error is its own
                 _fail(first.future, failure)
             else:
-                await self._one_by_one(group.members)
+                await self._one_by_one(members)
         except BaseException:  # cancelled, or a body raised no Exception
-            for member in group.members:
+            for member in members:
                 member.future.cancel()
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # going away with the loop
@@ -135,50 +149,40 @@ class GroupCommitter:
                     member.future.cancel()
                 self._queue.clear()
             raise
-        finally:
-            if group.holding:  # the next group starts after the members ran again
-                self._filling = False
-                self._start_group()
 
-    async def _commit_group(self, group: _Group) -> Exception | None:
-        """Run the group's members (and whoever joins) in one transaction: None once
-        it committed, else why it was rolled back (BEGIN, a body or the commit
-        failed). A failed body keeps the group holding the right to take members,
-        so that no later arrival commits before the members ran again alone."""
+    async def _commit_group(self, members: list[_Member]) -> Exception | None:
+        """Run ``members`` (and whoever joins) in one transaction: None once it
+        committed, else why it was rolled back (BEGIN, a body or the commit failed)."""
         committing = False
 
         def done_filling() -> None:
             nonlocal committing
-            if not committing and not group.holding:
+            if not committing:
                 committing = True
-                self._filling = False
+                self._filling -= 1
                 self._committing += 1
-                self._start_group()  # the next group takes members while this one commits
+                self._start_group()  # for callers queued since the last body
 
-        members = group.members
         try:
             async with self._db.transaction():
                 try:
                     members[0].result = await members[0].work()
                     await self._fill(members)
-                except Exception:
-                    group.holding = True
-                    raise
-                done_filling()
+                finally:
+                    done_filling()
         except Exception as exc:
             if len(members) > 1:
                 log.info("a group of %d rolled back (%s): each runs alone", len(members), exc)
             return exc
         finally:
-            done_filling()  # BEGIN failed, or the task was cancelled
-            if committing:
-                self._committing -= 1
-                self._changed.set()
+            done_filling()  # when BEGIN failed
+            self._committing -= 1
+            self._changed.set()
         return None
 
     async def _fill(self, members: list[_Member]) -> None:
         deadline = asyncio.get_running_loop().time() + self._window
-        while len(members) < self._max:
+        while len(members) < self._max_group:
             member = self._take()
             if member is None:
                 if await self._more_coming(deadline):
@@ -188,7 +192,7 @@ class GroupCommitter:
             member.result = await member.work()
 
     async def _more_coming(self, deadline: float) -> bool:
-        """Whether a member arrived, waiting for one while another group commits
+        """Whether a caller is queued, waiting for one while another group commits
         and the deadline has not passed."""
         loop = asyncio.get_running_loop()
         while not self._queue:
@@ -196,11 +200,14 @@ class GroupCommitter:
             if self._committing == 0 or remaining <= 0:
                 return False
             self._changed.clear()
+            self._idle += 1
             try:
                 async with asyncio.timeout(remaining):
                     await self._changed.wait()
             except TimeoutError:
                 return bool(self._queue)
+            finally:
+                self._idle -= 1
         return True
 
     async def _one_by_one(self, members: list[_Member]) -> None:
