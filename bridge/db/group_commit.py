@@ -14,10 +14,9 @@ error goes to its caller at once).
 Which group a caller joins: a group takes, after each body, the next caller
 queued. An arriving caller is queued; a new group starts for it only when no
 group is about to take it (none waits for callers, none is starting) and fewer
-than ``max_groups`` take members. Callers arriving together thus share a group;
-and since a group runs its bodies (round trips) one at a time, a caller arriving
-while every group is busy starts another one (on its own connection), so that
-the groups keep up when events come faster than one group can run them.
+than ``max_groups`` take members (one by default: see ``DEFAULT_MAX_GROUPS``).
+The next group starts as soon as the previous one stopped taking members, while
+it commits.
 
 When a group waits: once nobody is queued a group commits at once, unless another
 group of this committer is committing: then events are coming faster than
@@ -53,8 +52,11 @@ T = TypeVar("T")
 DEFAULT_MAX_GROUP = 32
 """Members in one group at most: bounds how long the first one waits for the commit."""
 
-DEFAULT_MAX_GROUPS = 4
-"""Groups taking members at once, each holding a connection (of PostgreSQL's 10)."""
+DEFAULT_MAX_GROUPS = 1
+"""Groups taking members at once. More would run more bodies side by side, but two
+groups holding several tickets' rows deadlock on PostgreSQL (measured: a second's
+stall each time, docs/architecture.md#group-commit); one group never waits for
+another that is taking members, only for one committing, which waits for nothing."""
 
 
 @dataclass(eq=False)
