@@ -6,7 +6,7 @@ stored what they deliver; once it commits, the outbox drains the keys it wrote t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -87,11 +87,12 @@ class Outgoing:
             _ENQUEUED.reset(token)
         self._outbox.wake(keys)
 
-    async def ingest(self, work: Callable[[], Awaitable[T]]) -> T:
+    async def ingest(self, work: Callable[[], Awaitable[T]], *, lane: Hashable) -> T:
         """``work()`` in a transaction that inbound events arriving together share
         (group commit, docs/architecture.md#group-commit); its result once that
         committed, and then the outbox looks at the keys it enqueued to. ``work`` runs
-        again alone when its group rolls back: it keeps no state outside the database."""
+        again alone when its group rolls back: it keeps no state outside the database.
+        ``lane``: the same for work updating the same rows (a customer's chat)."""
         keys: set[str] = set()
 
         async def body() -> T:
@@ -102,7 +103,7 @@ class Outgoing:
             finally:
                 _ENQUEUED.reset(token)
 
-        result = await self._group_commit.run(body)
+        result = await self._group_commit.run(body, lane=lane)
         self._outbox.wake(keys)
         return result
 

@@ -158,7 +158,8 @@ class Relay:
         stored = await self._out.ingest(
             lambda: self._ingest_whatsapp(
                 session_key, message, session_id=session_id, received=received
-            )
+            ),
+            lane=(session_key, message.chat.address),  # its ticket's row
         )
         if stored:
             self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
@@ -284,7 +285,10 @@ class Relay:
             if too_big is not None:
                 return too_big
             event = replace(event, content=await self._keep_bytes(content))
-        return await self._out.ingest(lambda: self._ingest_attendant(event, note=note))
+        return await self._out.ingest(
+            lambda: self._ingest_attendant(event, note=note),
+            lane=(event.frontend, event.place.room, event.place.thread_root),
+        )
 
     async def _ingest_attendant(
         self, event: AttendantPost, *, note: Text | Media | None

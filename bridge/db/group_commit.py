@@ -1,25 +1,26 @@
 """Group commit: units of work that arrive together share one transaction
 (docs/architecture.md#group-commit).
 
-``await committer.run(work)`` runs ``work`` (an async callable that may run more
-than once) in a transaction and returns its result once that transaction
-committed, or raises its own error. Concurrent callers join a group: the group's
-task opens ONE transaction, runs its members' bodies one at a time in arrival
-order, and commits once; each caller is answered after that commit. When a body
-raises or the commit fails, the group is rolled back and every member runs again
-alone, in its own transaction, in the same order: one bad unit never fails
+``await committer.run(work, lane=key)`` runs ``work`` (an async callable that may
+run more than once) in a transaction and returns its result once that
+transaction committed, or raises its own error. Concurrent callers join a group:
+the group's task opens ONE transaction, runs its members' bodies one at a time in
+arrival order, and commits once; each caller is answered after that commit. When
+a body raises or the commit fails, the group is rolled back and every member runs
+again alone, in its own transaction, in the same order: one bad unit never fails
 another, and each error stays its caller's (a group of one already ran alone: its
 error goes to its caller at once).
 
-Which group a caller joins: a group takes, after each body, the next caller
-queued. An arriving caller is queued; a new group starts for it only when no
-group is about to take it (none waits for callers, none is starting) and fewer
-than ``max_groups`` take members (one by default: see ``DEFAULT_MAX_GROUPS``).
-The next group starts as soon as the previous one stopped taking members, while
-it commits.
+Lanes: callers are spread over ``lanes`` lanes by their ``lane`` key (keyless
+ones share the first). In a lane one group takes members at a time; the next starts as
+soon as the previous one stopped taking members, while it commits. Lanes run side
+by side, each on its own connection, so that bodies (round trips, run one at a
+time in a group) do not cap the rate of events. Work that updates the same rows
+must share a key: two groups each holding rows the other wants deadlock, which
+PostgreSQL resolves only after ``deadlock_timeout`` (docs/architecture.md).
 
-When a group waits: once nobody is queued a group commits at once, unless another
-group of this committer is committing: then events are coming faster than
+When a group waits: once nobody is queued a group commits at once, unless the
+previous group of its lane is committing: then events are coming faster than
 commits, and it waits for one more caller until that commit ended, at most
 ``window_seconds`` after it began (its members' bound), and never beyond
 ``max_group`` members. A lone caller on an idle database waits for nobody.
@@ -39,7 +40,7 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -52,11 +53,8 @@ T = TypeVar("T")
 DEFAULT_MAX_GROUP = 32
 """Members in one group at most: bounds how long the first one waits for the commit."""
 
-DEFAULT_MAX_GROUPS = 1
-"""Groups taking members at once. More would run more bodies side by side, but two
-groups holding several tickets' rows deadlock on PostgreSQL (measured: a second's
-stall each time, docs/architecture.md#group-commit); one group never waits for
-another that is taking members, only for one committing, which waits for nothing."""
+DEFAULT_LANES = 4
+"""Groups taking members at once, each holding a connection (PostgreSQL's pool: 10)."""
 
 
 @dataclass(eq=False)
@@ -75,44 +73,50 @@ class GroupCommitter:
         *,
         window_seconds: float,
         max_group: int = DEFAULT_MAX_GROUP,
-        max_groups: int = DEFAULT_MAX_GROUPS,
+        lanes: int = DEFAULT_LANES,
     ) -> None:
         self._db = db
         self._window = window_seconds
-        self._max_group = max(1, max_group)
-        self._max_groups = max(1, max_groups)
-        self._queue: deque[_Member] = deque()
-        self._filling = 0  # groups taking members
-        self._starting = 0  # of those, the ones that did not take their first yet
-        self._idle = 0  # of those, the ones waiting for a caller
-        self._committing = 0  # groups done taking members, not yet committed
-        self._changed = asyncio.Event()  # an arrival, or a commit ended
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes = [_Lane(db, window_seconds, max(1, max_group)) for _ in range(max(1, lanes))]
 
     @property
     def enabled(self) -> bool:
         return self._window > 0
 
-    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
-        """``work()`` in a transaction, maybe shared; its result once committed."""
+    async def run(self, work: Callable[[], Awaitable[T]], *, lane: Hashable = None) -> T:
+        """``work()`` in a transaction, maybe shared; its result once committed.
+        Work updating the same rows passes the same ``lane`` key."""
         if not self.enabled or self._db.in_transaction():
             async with self._db.transaction():
                 return await work()
+        chosen = self._lanes[0 if lane is None else hash(lane) % len(self._lanes)]
+        return cast(T, await chosen.run(work))
+
+
+class _Lane:
+    """Groups one after another; see the module docstring."""
+
+    def __init__(self, db: Database, window: float, max_group: int) -> None:
+        self._db = db
+        self._window = window
+        self._max_group = max_group
+        self._queue: deque[_Member] = deque()
+        self._filling = False  # a group is taking members
+        self._committing = 0  # groups done taking members, not yet committed
+        self._changed = asyncio.Event()  # an arrival, or a commit ended
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, work: Callable[[], Awaitable[Any]]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(_Member(work, future))
         self._changed.set()
         self._start_group()
-        return cast(T, await future)
+        return await future
 
     def _start_group(self) -> None:
-        """A group for the queued callers, unless one is about to take them (it waits
-        for callers, or it is starting) or ``max_groups`` are taking members."""
-        if not self._queue or self._idle or self._starting:
+        if self._filling or not self._queue:
             return
-        if self._filling >= self._max_groups:
-            return
-        self._filling += 1
-        self._starting += 1
+        self._filling = True
         # a context of its own: no caller's context variables leak into the bodies
         task = asyncio.create_task(self._group(), context=contextvars.Context())
         self._tasks.add(task)
@@ -128,9 +132,8 @@ class GroupCommitter:
 
     async def _group(self) -> None:
         first = self._take()
-        self._starting -= 1
-        if first is None:  # another group took it meanwhile
-            self._filling -= 1
+        if first is None:
+            self._filling = False
             return
         members = [first]
         try:
@@ -161,9 +164,9 @@ class GroupCommitter:
             nonlocal committing
             if not committing:
                 committing = True
-                self._filling -= 1
+                self._filling = False
                 self._committing += 1
-                self._start_group()  # for callers queued since the last body
+                self._start_group()  # the next group takes members while this one commits
 
         try:
             async with self._db.transaction():
@@ -194,22 +197,19 @@ class GroupCommitter:
             member.result = await member.work()
 
     async def _more_coming(self, deadline: float) -> bool:
-        """Whether a caller is queued, waiting for one while another group commits
-        and the deadline has not passed."""
+        """Whether a caller is queued, waiting for one while the previous group
+        commits and the deadline has not passed."""
         loop = asyncio.get_running_loop()
         while not self._queue:
             remaining = deadline - loop.time()
             if self._committing == 0 or remaining <= 0:
                 return False
             self._changed.clear()
-            self._idle += 1
             try:
                 async with asyncio.timeout(remaining):
                     await self._changed.wait()
             except TimeoutError:
                 return bool(self._queue)
-            finally:
-                self._idle -= 1
         return True
 
     async def _one_by_one(self, members: list[_Member]) -> None:

@@ -90,7 +90,7 @@ async def test_each_caller_wakes_its_own_keys_after_the_shared_commit(repos: Rep
     outgoing = outgoing_over(repos, outbox, window_ms=2)
     works = [enqueue_to(outgoing, "a"), enqueue_to(outgoing, "b", "b2"), enqueue_to(outgoing, "c")]
     async with asyncio.timeout(10):
-        results = await asyncio.gather(*(outgoing.ingest(work) for work in works))
+        results = await asyncio.gather(*(outgoing.ingest(work, lane=None) for work in works))
     assert results == ["a", "b", "c"]
     assert outbox.commits == 1  # one shared transaction
     assert sorted(outbox.wakes, key=lambda wake: sorted(wake[0])) == [
@@ -121,7 +121,9 @@ async def test_work_that_did_not_commit_wakes_nothing(repos: Repositories) -> No
 
     async with asyncio.timeout(10):
         results = await asyncio.gather(
-            outgoing.ingest(varying), outgoing.ingest(failing), return_exceptions=True
+            outgoing.ingest(varying, lane=None),
+            outgoing.ingest(failing, lane=None),
+            return_exceptions=True,
         )
     assert results[0] == "second-run" and isinstance(results[1], ValueError)
     assert outbox.wakes == [({"second-run"}, 1)]  # after its own commit, the only one
@@ -134,7 +136,8 @@ async def test_turned_off_ingest_is_one_transaction_each(repos: Repositories) ->
     outgoing = outgoing_over(repos, outbox, window_ms=0)
     async with asyncio.timeout(10):
         results = await asyncio.gather(
-            outgoing.ingest(enqueue_to(outgoing, "a")), outgoing.ingest(enqueue_to(outgoing, "b"))
+            outgoing.ingest(enqueue_to(outgoing, "a"), lane="a"),
+            outgoing.ingest(enqueue_to(outgoing, "b"), lane="b"),
         )
     assert results == ["a", "b"]
     assert outbox.commits == 2
