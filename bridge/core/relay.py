@@ -32,6 +32,7 @@ from bridge.core.frontend import (
     ThreadTyping,
     UnhandledEvent,
 )
+from bridge.core.ingest_lanes import IngestLanes
 from bridge.core.operations import (
     CreateThread,
     MirrorAction,
@@ -106,6 +107,7 @@ class Relay:
         self._clock = clock
         self._metrics = metrics
         self._thread_tickets = ThreadTickets(repos, tickets)
+        self._lanes = IngestLanes(repos, session_ids)
         self._window = CustomerWindow(config, repos.messages, clock=clock)
         self._note_prefix = config.tickets.note_prefix
         self._news = DeliveryNews(
@@ -159,7 +161,7 @@ class Relay:
             lambda: self._ingest_whatsapp(
                 session_key, message, session_id=session_id, received=received
             ),
-            lane=(session_key, message.chat.address),  # its ticket's row
+            lane=session_key,  # bridge.core.ingest_lanes
         )
         if stored:
             self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
@@ -287,7 +289,7 @@ class Relay:
             event = replace(event, content=await self._keep_bytes(content))
         return await self._out.ingest(
             lambda: self._ingest_attendant(event, note=note),
-            lane=(event.frontend, event.place.room, event.place.thread_root),
+            lane=await self._lanes.of_attendant(event),
         )
 
     async def _ingest_attendant(
