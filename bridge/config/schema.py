@@ -54,6 +54,12 @@ GENERATE = "generate"
 class DatabaseConfig:
     url: str = field(default="sqlite:zapbridge.db", metadata=SECRET)
     """As written (or from ``ZAPBRIDGE_DATABASE_URL``)."""
+    group_commit_ms: float = field(default=2.0, metadata=scalar(NOT_NEGATIVE))
+    """Inbound events arriving together share a transaction, waiting at most this
+    long for more while another group commits; 0 turns it off
+    (docs/architecture.md#group-commit)."""
+    group_commit_max: int = field(default=32, metadata=scalar(COUNT))
+    """Inbound events in one shared transaction at most."""
     resolved_url: str = field(kw_only=True)
     """``sqlite:`` paths made absolute against the config file's directory."""
 

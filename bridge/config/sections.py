@@ -86,7 +86,12 @@ def read_database(m: MappingReader) -> DatabaseConfig:
         problem = authority_problem(url, several_hosts=True, need_host=False, quote=False)
         if problem:
             m.error("url", f"{problem}; expected postgres://user@host:port/db{origin}")
-    return DatabaseConfig(url=url, resolved_url=resolved)
+    return DatabaseConfig(
+        url=url,
+        group_commit_ms=fields.values["group_commit_ms"],
+        group_commit_max=fields.values["group_commit_max"],
+        resolved_url=resolved,
+    )
 
 
 def read_cluster(m: MappingReader, database: DatabaseConfig) -> ClusterConfig:

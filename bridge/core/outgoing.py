@@ -6,8 +6,9 @@ stored what they deliver; once it commits, the outbox drains the keys it wrote t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextvars import ContextVar
+from typing import TypeVar
 
 from bridge.clock import Clock
 from bridge.config import Config
@@ -30,6 +31,7 @@ from bridge.core.outbox import OutboxWorker
 from bridge.core.senders import BOT
 from bridge.core.tickets import TicketChange, TicketView
 from bridge.db import Repositories
+from bridge.db.group_commit import GroupCommitter
 from bridge.db.messages import MessageRow, NewMessage
 from bridge.errors import BridgeError
 from bridge.model import AnyContent, Text, content_to_dict
@@ -39,6 +41,8 @@ WHATSAPP = "whatsapp"
 
 _ENQUEUED: ContextVar[set[str] | None] = ContextVar("zapbridge_enqueued", default=None)
 """The ordering keys the current :meth:`Outgoing.transaction` enqueued to."""
+
+T = TypeVar("T")
 
 
 class Outgoing:
@@ -58,6 +62,11 @@ class Outgoing:
         self._frontends = frontends
         self._session_ids = session_ids
         self._clock = clock
+        self._group_commit = GroupCommitter(
+            repos.db,
+            window_seconds=config.database.group_commit_ms / 1000,
+            max_group=config.database.group_commit_max,
+        )
 
     def frontends_of(self, session_key: str) -> list[str]:
         """The frontends showing ``session_key``'s tickets."""
@@ -77,6 +86,26 @@ class Outgoing:
         finally:
             _ENQUEUED.reset(token)
         self._outbox.wake(keys)
+
+    async def ingest(self, work: Callable[[], Awaitable[T]], *, lane: Hashable) -> T:
+        """``work()`` in a transaction that inbound events arriving together share
+        (group commit, docs/architecture.md#group-commit); its result once that
+        committed, and then the outbox looks at the keys it enqueued to. ``work`` runs
+        again alone when its group rolls back: it keeps no state outside the database.
+        ``lane``: the same for work updating the same rows (a customer's chat)."""
+        keys: set[str] = set()
+
+        async def body() -> T:
+            keys.clear()  # a run again forgets the rolled-back run's keys
+            token = _ENQUEUED.set(keys)
+            try:
+                return await work()
+            finally:
+                _ENQUEUED.reset(token)
+
+        result = await self._group_commit.run(body, lane=lane)
+        self._outbox.wake(keys)
+        return result
 
     async def enqueue(
         self, destination: str, *, key: str, operation: Operation, session_key: str | None = None

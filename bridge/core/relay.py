@@ -32,6 +32,7 @@ from bridge.core.frontend import (
     ThreadTyping,
     UnhandledEvent,
 )
+from bridge.core.ingest_lanes import IngestLanes
 from bridge.core.operations import (
     CreateThread,
     MirrorAction,
@@ -106,6 +107,7 @@ class Relay:
         self._clock = clock
         self._metrics = metrics
         self._thread_tickets = ThreadTickets(repos, tickets)
+        self._lanes = IngestLanes(repos, session_ids)
         self._window = CustomerWindow(config, repos.messages, clock=clock)
         self._note_prefix = config.tickets.note_prefix
         self._news = DeliveryNews(
@@ -155,44 +157,56 @@ class Relay:
         received = self._clock.now()
         session_id = self._session_ids[session_key]
         message = replace(message, content=await self._keep_bytes(message.content))
-        async with self._out.transaction():
-            if message.wa_id and await self._repos.messages.find_by_wa_id(
-                session_id, message.wa_id
-            ):
-                log.debug("duplicate WhatsApp message %s ignored", message.wa_id)
-                return
-            auto_replies: tuple[str, ...] = ()
-            rating: int | None = None
-            queue_notice: str | None = None
-            if isinstance(message.content, Reaction | Edit | Deletion):
-                ticket = await self._ticket_of_target(session_id, message.content.target)
-                if ticket is None:
-                    log.info(
-                        "session %s: %s of an unknown message ignored",
-                        session_key,
-                        message.content.kind,
-                    )
-                    return
-            else:
-                route = await self._tickets.route_inbound(session_key, message)
-                if route is None:
-                    log.info("session %s: message in an unbridged chat ignored", session_key)
-                    return
-                ticket, auto_replies, rating = route.ticket, route.auto_replies, route.rating
-                queue_notice = route.queue_notice
-                await self._announce_route(route)
-            row = await self._store_whatsapp_message(session_id, ticket, message)
-            if row is None:
-                return
-            await self._out.to_frontends(ticket, PostMessage(row.id, received_at=received))
-            if rating is not None:
-                await self._out.to_frontends(ticket, ThreadNotice(ticket.id, rating_notice(rating)))
-            if queue_notice is not None:  # routed to a queue: docs/tickets.md#queues
-                await self._out.to_frontends(ticket, UpdateCard(ticket.id))
-                await self._out.to_frontends(ticket, ThreadNotice(ticket.id, queue_notice))
-            for text in auto_replies:
-                await self._out.send_bot_text(ticket, text)
-        self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
+        stored = await self._out.ingest(
+            lambda: self._ingest_whatsapp(
+                session_key, message, session_id=session_id, received=received
+            ),
+            lane=session_key,  # bridge.core.ingest_lanes
+        )
+        if stored:
+            self._metrics.messages.labels("inbound", message.kind_label, session_key).inc()
+
+    async def _ingest_whatsapp(
+        self, session_key: str, message: Message, *, session_id: int, received: float
+    ) -> bool:
+        """Store a WhatsApp message and what it asks for; False when it is not stored
+        (a duplicate, an action on an unknown message, an unbridged chat). Runs in a
+        transaction, maybe twice (bridge.core.outgoing: Outgoing.ingest)."""
+        if message.wa_id and await self._repos.messages.find_by_wa_id(session_id, message.wa_id):
+            log.debug("duplicate WhatsApp message %s ignored", message.wa_id)
+            return False
+        auto_replies: tuple[str, ...] = ()
+        rating: int | None = None
+        queue_notice: str | None = None
+        if isinstance(message.content, Reaction | Edit | Deletion):
+            ticket = await self._ticket_of_target(session_id, message.content.target)
+            if ticket is None:
+                log.info(
+                    "session %s: %s of an unknown message ignored",
+                    session_key,
+                    message.content.kind,
+                )
+                return False
+        else:
+            route = await self._tickets.route_inbound(session_key, message)
+            if route is None:
+                log.info("session %s: message in an unbridged chat ignored", session_key)
+                return False
+            ticket, auto_replies, rating = route.ticket, route.auto_replies, route.rating
+            queue_notice = route.queue_notice
+            await self._announce_route(route)
+        row = await self._store_whatsapp_message(session_id, ticket, message)
+        if row is None:
+            return False
+        await self._out.to_frontends(ticket, PostMessage(row.id, received_at=received))
+        if rating is not None:
+            await self._out.to_frontends(ticket, ThreadNotice(ticket.id, rating_notice(rating)))
+        if queue_notice is not None:  # routed to a queue: docs/tickets.md#queues
+            await self._out.to_frontends(ticket, UpdateCard(ticket.id))
+            await self._out.to_frontends(ticket, ThreadNotice(ticket.id, queue_notice))
+        for text in auto_replies:
+            await self._out.send_bot_text(ticket, text)
+        return True
 
     async def _ticket_of_target(self, session_id: int, wa_id: str) -> TicketView | None:
         """Actions belong to their target's ticket: they never open or reopen one."""
@@ -273,19 +287,27 @@ class Relay:
             if too_big is not None:
                 return too_big
             event = replace(event, content=await self._keep_bytes(content))
-        async with self._out.transaction():
-            if await self._seen(event):
-                return None
-            ticket = await self._thread_tickets.of(event)
-            if ticket is None:
-                return None  # chatter outside ticket threads stays on the frontend
-            refusal = self._refuse(event, ticket)
-            if refusal is not None:
-                return refusal
-            if note is not None:
-                return await self._record_note(event, ticket)
-            reply = await self._relay_attendant_content(event, ticket)
-        return reply
+        return await self._out.ingest(
+            lambda: self._ingest_attendant(event, note=note),
+            lane=await self._lanes.of_attendant(event),
+        )
+
+    async def _ingest_attendant(
+        self, event: AttendantPost, *, note: Text | Media | None
+    ) -> Reply | None:
+        """Store and relay an attendant's message, or refuse it; runs in a transaction,
+        maybe twice (bridge.core.outgoing: Outgoing.ingest)."""
+        if await self._seen(event):
+            return None
+        ticket = await self._thread_tickets.of(event)
+        if ticket is None:
+            return None  # chatter outside ticket threads stays on the frontend
+        refusal = self._refuse(event, ticket)
+        if refusal is not None:
+            return refusal
+        if note is not None:
+            return await self._record_note(event, ticket)
+        return await self._relay_attendant_content(event, ticket)
 
     async def _note_of(self, event: AttendantPost) -> Text | Media | None:
         """The note ``event`` posts in a ticket thread, if it is one (bridge.core.notes);
