@@ -189,11 +189,14 @@ def bridge_config(
     matrix: MatrixEndpoints | None = None,
     log_level: str = "WARNING",
     outbox: str = "{max_attempts: 40, base_delay_seconds: 0.2, max_delay_seconds: 2}",
+    group_commit_ms: float | None = None,
 ) -> str:
     """A config YAML: one company, ``sessions`` sim sessions (auto paired), no
-    greeting, sends unthrottled (``send_per_minute`` far above any bench rate)."""
+    greeting, sends unthrottled (``send_per_minute`` far above any bench rate);
+    ``group_commit_ms`` None keeps the default."""
+    grouping = "" if group_commit_ms is None else f", group_commit_ms: {group_commit_ms:g}"
     lines = [
-        f'database: {{url: "{db_url}"}}',
+        f'database: {{url: "{db_url}"{grouping}}}',
         "data_dir: data",
         f"http: {{host: 127.0.0.1, port: {port}}}",
         f"logging: {{level: {log_level}}}",

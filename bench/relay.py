@@ -273,7 +273,12 @@ async def _run_null(args: argparse.Namespace, engine: str) -> list[dict[str, Any
     with temp_dir("zb-relay-") as tmp:
         async with bench_database(engine, Path(tmp)) as database:
             db = await database.connect()
-            text = bridge_config(db_url="sqlite::memory:", port=free_port(), sessions=args.sessions)
+            text = bridge_config(
+                db_url="sqlite::memory:",
+                port=free_port(),
+                sessions=args.sessions,
+                group_commit_ms=args.group_commit_ms,
+            )
             config = parse_config(text, path=Path(tmp) / "config.yaml")
             null = NullFrontend()
             bridge = Bridge(config, clock=SystemClock(), frontends=[null], database=db)
@@ -411,6 +416,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile",
         help="cProfile the null sink's max phase into FILE.<db>(.txt), statements per "
         "message into FILE.<db>.statements.txt",
+    )
+    parser.add_argument(
+        "--group-commit-ms",
+        type=float,
+        help="database.group_commit_ms of the null sink's bridge (default: the config's)",
     )
     parser.add_argument("--smoke", action="store_true", help="a few seconds in all")
     parser.add_argument(

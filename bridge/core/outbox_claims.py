@@ -90,12 +90,15 @@ def _if_due(row: OutboxRow | None, now: float) -> OutboxRow | None:
 
 
 class LocalClaims:
-    """One instance: every key and every session is ours. On PostgreSQL, finishes
-    that arrive together share a statement (bridge/db/batcher.py)."""
+    """One instance: every key and every session is ours. On PostgreSQL, the heads
+    read and the finishes that arrive together share a statement each
+    (bridge/db/batcher.py)."""
 
     def __init__(self, repo: OutboxRepository) -> None:
         self._repo = repo
-        self._finish_many = Batcher(repo.finish_many) if repo.batches_finishes else None
+        batches = repo.batches_statements
+        self._finish_many = Batcher(repo.finish_many) if batches else None
+        self._next_for_keys = Batcher(repo.next_for_keys) if batches else None
 
     async def start(self, *, wake: Wake, in_flight: InFlight) -> None:
         pass
@@ -104,6 +107,8 @@ class LocalClaims:
         pass
 
     async def head(self, key: str, *, now: float, announce: bool) -> OutboxRow | None:
+        if self._next_for_keys is not None:
+            return _if_due(await self._next_for_keys(key), now)
         return _if_due(await self._repo.next_for_key(key), now)
 
     async def due(self, limit: int, *, now: float, skip: Collection[str]) -> list[OutboxRow]:

@@ -23,7 +23,9 @@ from bridge.errors import DatabaseError
 SQLITE_MIN_VERSION = (3, 35, 0)  # RETURNING, and upserts on partial indexes
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_SECONDS = 10.0
-PG_POOL_MAX_SIZE = 10
+# The group commit's lanes take up to 8 (bridge/db/group_commit.py), the deliveries'
+# batched reads and done-marks 2, and the instance lock 1; the rest is headroom.
+PG_POOL_MAX_SIZE = 16
 # Prepared statements kept per connection: the bridge has a few hundred distinct
 # statements; asyncpg's default of 100 would re-prepare some of them in turn.
 PG_STATEMENT_CACHE_SIZE = 1000

@@ -77,6 +77,11 @@ _FINISH_MANY = (
 )
 
 
+_NEXT_FOR_KEYS = (  # $2 the keys ($1: no row to skip)
+    f"SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys {NEXT_OF_KEYS}"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Finish:
     """One delivered row: its id, its key, when, and what its delivery achieved."""
@@ -102,9 +107,10 @@ class OutboxRepository:
         self._db = db
 
     @property
-    def batches_finishes(self) -> bool:
-        """Whether :meth:`finish_many` is worth gathering finishes for: on PostgreSQL,
-        where each statement is a round trip (bridge/db/batcher.py)."""
+    def batches_statements(self) -> bool:
+        """Whether :meth:`finish_many` and :meth:`next_for_keys` are worth gathering
+        requests for: on PostgreSQL, where each statement is a round trip
+        (bridge/db/batcher.py)."""
         return self._db.dialect == "postgres"
 
     async def enqueue(
@@ -149,6 +155,13 @@ class OutboxRepository:
             ordering_key,
         )
         return _outbox(row) if row else None
+
+    async def next_for_keys(self, keys: Sequence[str]) -> list[OutboxRow | None]:
+        """:meth:`next_for_key` of each key, in one query (PostgreSQL; gathered by
+        bridge/db/batcher.py)."""
+        rows = await self._db.fetch(_NEXT_FOR_KEYS, [], list(keys))
+        found = {row["ordering_key"]: outbox_row(row) for row in rows}
+        return [found.get(key) for key in keys]
 
     async def pending_for_key(self, ordering_key: str, *, limit: int = 50) -> list[OutboxRow]:
         """The pending rows of ``ordering_key`` (due or not), oldest first, at most

@@ -177,3 +177,11 @@ async def test_with_claims_rows_of_several_keys_finish_in_one_statement(
     sent = await pg_repos.messages.get(m1.id)
     assert sent is not None and sent.wa_id == "3EB0C1"
     assert (await pg_repos.outbox.get(b1.id)).status == "done"  # type: ignore[union-attr]
+
+
+async def test_the_heads_of_many_keys_are_read_in_one_query(pg_repos: Repositories) -> None:
+    a1, _ = await _rows(pg_repos, "a", 2)
+    (b1,) = await _rows(pg_repos, "b", 1)
+    await pg_repos.outbox.mark_done(b1.id, now=2.0)
+    heads = await pg_repos.outbox.next_for_keys(["a", "b", "nobody", "a"])
+    assert [row.id if row else None for row in heads] == [a1.id, None, None, a1.id]

@@ -18,7 +18,7 @@ from bridge.metrics import Metrics
 class MemoryOutbox:
     """Just enough of OutboxRepository for the worker's idle loop."""
 
-    batches_finishes = False
+    batches_statements = False
 
     def __init__(self) -> None:
         self.pruned_before: list[float] = []
@@ -111,7 +111,7 @@ class RacingOutbox:
     """One pending row whose pass (``next_due``) is slow: the keyed drain started by
     ``wake(keys)`` delivers and finishes it while the pass is still reading."""
 
-    batches_finishes = False
+    batches_statements = False
 
     def __init__(self) -> None:
         self.row = OutboxRow(
