@@ -470,6 +470,10 @@ class PostgresDatabase(Database):
             conn = await self._pool.get()
             try:
                 return await op(conn, sql, args)
+            except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
+                if not isinstance(exc, asyncpg.DataError):  # not an argument's fault
+                    conn.terminate()  # its state is unknown: never handed out again
+                raise
             finally:
                 self._pool.put(conn)
         except self._driver_errors as exc:

@@ -9,8 +9,10 @@ import asyncio
 import asyncpg
 import pytest
 
+from bridge.db.database import Database
 from bridge.db.opening import open_pg_connection
 from bridge.db.pg_pool import PgPool
+from bridge.errors import DatabaseError
 from tests.conftest import PG_TEST_URL
 
 pytestmark = pytest.mark.postgres
@@ -88,16 +90,22 @@ async def test_a_connection_the_server_ended_is_dropped_for_a_new_one() -> None:
         dead_pid = await _backend_pid(conn)
         pool.put(conn)
         await killer.execute("SELECT pg_terminate_backend($1)", dead_pid)
-        with pytest.raises((asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)):
-            conn = await pool.get()
-            try:
-                await conn.fetchval("SELECT 1")
-            finally:
-                pool.put(conn)
+        # Whether asyncpg has seen the socket close yet is a race: either the pool
+        # skips the dead connection, or the first query on it fails (and the pool
+        # drops it when it comes back).
+        conn = await pool.get()
+        try:
+            first_pid: int | None = await _backend_pid(conn)
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError):
+            first_pid = None
+        finally:
+            pool.put(conn)
+        assert first_pid != dead_pid
         fresh = await pool.get()
         assert await _backend_pid(fresh) != dead_pid
         assert await fresh.fetchval("SELECT 1") == 1
         pool.put(fresh)
+        assert pool.size == 1
     finally:
         await killer.close()
         await pool.close()
@@ -182,3 +190,24 @@ async def test_close_waits_for_a_connection_given_back_within_the_grace() -> Non
         await pool.close(grace_seconds=5)
     await giver
     assert out.is_closed() and pool.size == 0
+
+
+async def test_a_statement_that_failed_on_its_connection_leaves_it_out_of_the_pool(
+    pg_raw_db: Database,
+) -> None:
+    """bridge/db/database.py: a connection-level failure (not the server refusing a
+    statement) ends that connection, so the next statement gets a sound one."""
+    pid = await pg_raw_db.fetchval("SELECT pg_backend_pid()")
+    killer = await _connect()
+    try:
+        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await killer.close()
+    try:
+        await pg_raw_db.fetchval("SELECT 1")
+    except DatabaseError:
+        pass  # the dead connection answered this one; it must not answer the next
+    assert await pg_raw_db.fetchval("SELECT pg_backend_pid()") != pid
+    with pytest.raises(DatabaseError, match="syntax"):
+        await pg_raw_db.execute("SELEC 1")  # the server refusing: the connection stays
+    assert await pg_raw_db.fetchval("SELECT 2") == 2
