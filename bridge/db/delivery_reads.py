@@ -28,22 +28,20 @@ _T_FIELDS = _TICKET_FIELDS.split(", ")
 _M_ALIASED = ", ".join(f"m.{name} AS m_{name}" for name in _M_FIELDS)
 _T_ALIASED = ", ".join(f"t.{name} AS t_{name}" for name in _T_FIELDS)
 
-_SELECT = (
-    f"SELECT {_M_ALIASED}, {_T_ALIASED}, {_C_ALIASED}, "
+# The message, its ticket and contact, and whether it is on the frontend {frontend}.
+_READ = (
+    f"{_M_ALIASED}, {_T_ALIASED}, {_C_ALIASED}, "
     "EXISTS (SELECT 1 FROM message_refs r WHERE r.message_id = m.id "
-    "AND r.frontend = $2 AND r.part = 0) AS posted "
-    "FROM messages m JOIN tickets t ON t.id = m.ticket_id "
-    "JOIN contacts c ON c.id = t.contact_id WHERE m.id = $1"
+    "AND r.frontend = {frontend} AND r.part = 0) AS posted"
 )
+_JOINED = "JOIN tickets t ON t.id = m.ticket_id JOIN contacts c ON c.id = t.contact_id"
+_SELECT = f"SELECT {_READ.format(frontend='$2')} FROM messages m {_JOINED} WHERE m.id = $1"
 # The same for many (message, frontend) pairs at once (PostgreSQL): one row per pair
 # found, with its place in the arrays.
 _SELECT_MANY = (
-    f"SELECT q.n, {_M_ALIASED}, {_T_ALIASED}, {_C_ALIASED}, "
-    "EXISTS (SELECT 1 FROM message_refs r WHERE r.message_id = m.id "
-    "AND r.frontend = q.frontend AND r.part = 0) AS posted "
+    f"SELECT q.n, {_READ.format(frontend='q.frontend')} "
     "FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS q(id, frontend, n) "
-    "JOIN messages m ON m.id = q.id JOIN tickets t ON t.id = m.ticket_id "
-    "JOIN contacts c ON c.id = t.contact_id"
+    f"JOIN messages m ON m.id = q.id {_JOINED}"
 )
 
 

@@ -39,16 +39,6 @@ class PostedRefs:
 
 DeliveryRecord = WaIdSent | PostedRefs
 
-# UPSERT_REF for every part at once: parts numbered from 0 in the array's order.
-_UPSERT_REFS = (
-    "INSERT INTO message_refs (message_id, frontend, part, room_id, event_id) "
-    "SELECT $1, $2, (p.part - 1)::int, $3, p.event_id "
-    "FROM unnest($4::text[]) WITH ORDINALITY AS p(event_id, part) "
-    "ON CONFLICT (message_id, frontend, part) DO UPDATE SET "
-    "room_id = excluded.room_id, event_id = excluded.event_id"
-)
-
-
 # Many records at once (PostgreSQL): $1, $2 the WhatsApp ids' message ids and ids;
 # $3..$7 the refs' message ids, frontends, parts, rooms and event ids.
 _RECORDS = (

@@ -56,9 +56,9 @@ NEXT_DUE = (
 
 _FIELDS = tuple(COLUMNS.split(", "))
 
-# Each key's oldest pending row, skipping the rows being finished ($1), after a FROM
-# that names the keys ``keys.k``.
+# The oldest pending row of each key in $2, skipping the rows being finished ($1).
 NEXT_OF_KEYS = (
+    "SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys "
     "CROSS JOIN LATERAL ("
     f"  SELECT {COLUMNS} FROM outbox WHERE ordering_key = keys.k AND status = 'pending' "
     "  AND id <> ALL($1::bigint[]) ORDER BY id LIMIT 1"
@@ -72,13 +72,7 @@ _FINISH_MANY = (
     f"WITH {records_cte(first=4)}, done AS ("
     "  UPDATE outbox SET status = 'done', updated_at = $3 "
     "  WHERE id = ANY($1::bigint[]) AND status = 'pending'"
-    ") "
-    f"SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys {NEXT_OF_KEYS}"
-)
-
-
-_NEXT_FOR_KEYS = (  # $2 the keys ($1: no row to skip)
-    f"SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys {NEXT_OF_KEYS}"
+    f") {NEXT_OF_KEYS}"
 )
 
 
@@ -159,7 +153,7 @@ class OutboxRepository:
     async def next_for_keys(self, keys: Sequence[str]) -> list[OutboxRow | None]:
         """:meth:`next_for_key` of each key, in one query (PostgreSQL; gathered by
         bridge/db/batcher.py)."""
-        rows = await self._db.fetch(_NEXT_FOR_KEYS, [], list(keys))
+        rows = await self._db.fetch(NEXT_OF_KEYS, [], list(keys))  # no row to skip
         found = {row["ordering_key"]: outbox_row(row) for row in rows}
         return [found.get(key) for key in keys]
 

@@ -85,7 +85,7 @@ FINISH_MANY = (
     "  UPDATE outbox SET status = 'done', updated_at = $3 "
     "  WHERE id = ANY($1::bigint[]) AND status = 'pending' RETURNING id"
     "), next_row AS ("
-    f"  SELECT n.* FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k) AS keys {NEXT_OF_KEYS}"
+    f"  {NEXT_OF_KEYS}"
     "), due_next AS ("
     "  SELECT ordering_key FROM next_row WHERE next_attempt_at <= $3"
     "), kept AS ("

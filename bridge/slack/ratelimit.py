@@ -228,7 +228,7 @@ class PacedApi:
         return await self.pacer.call(pace, send)
 
     async def _send(self, method: str, channel: str, args: dict[str, Any]) -> dict[str, Any]:
-        """The hot JSON methods by :func:`~bridge.slack.webapi.post_json`, the rest
+        """The hot JSON methods by :func:`post_json`, the rest
         through slack_sdk; the same errors either way."""
         try:
             web_method = JSON_METHODS.get(method)
